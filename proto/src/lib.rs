@@ -1,0 +1,54 @@
+//! Slipway's contract: the generated gRPC code for the agent and control-plane
+//! APIs, plus what both sides must agree on (identity in certificates, name and
+//! path rules, how connections are made).
+#![forbid(unsafe_code)]
+
+pub mod identity;
+pub mod tls;
+pub mod validate;
+
+/// `slipway.agent.v1`: the API every host's agent serves to the control plane.
+pub mod agent {
+    /// Version 1.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("slipway.agent.v1");
+        include!(concat!(env!("OUT_DIR"), "/slipway.agent.v1.serde.rs"));
+    }
+}
+
+/// `slipway.control.v1`: the operator API of the control plane.
+pub mod control {
+    /// Version 1.
+    pub mod v1 {
+        #![allow(missing_docs, clippy::all, clippy::pedantic)]
+        tonic::include_proto!("slipway.control.v1");
+        include!(concat!(env!("OUT_DIR"), "/slipway.control.v1.serde.rs"));
+    }
+}
+
+/// Encoded `FileDescriptorSet` of every Slipway proto, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("slipway_descriptor");
+
+/// Largest gRPC message either side accepts. A manifest of 100,000 files is
+/// about 15 MB; file contents always travel in chunks of [`CHUNK_BYTES`].
+pub const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// Size of one content chunk on the wire.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Converts a `SystemTime` into a protobuf timestamp.
+pub fn timestamp(time: std::time::SystemTime) -> pbjson_types::Timestamp {
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    pbjson_types::Timestamp {
+        seconds: since.as_secs() as i64,
+        nanos: since.subsec_nanos() as i32,
+    }
+}
+
+/// The current time as a protobuf timestamp.
+pub fn now() -> pbjson_types::Timestamp {
+    timestamp(std::time::SystemTime::now())
+}

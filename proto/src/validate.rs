@@ -1,0 +1,216 @@
+//! Rules for names, ids and paths that arrive over the wire. The control plane
+//! checks them before it records anything and the agent checks them again
+//! before it touches the filesystem.
+
+use std::path::{Component, Path};
+
+/// A field that failed validation, named so the caller can fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field}: {reason}")]
+pub struct InvalidField {
+    /// The request field, e.g. `app.name`.
+    pub field: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl InvalidField {
+    /// A new violation for `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<InvalidField> for tonic::Status {
+    fn from(err: InvalidField) -> Self {
+        tonic::Status::invalid_argument(err.to_string())
+    }
+}
+
+/// Name of an app or environment: `[a-z][a-z0-9-]{0,62}`.
+pub fn name(field: &str, value: &str) -> Result<(), InvalidField> {
+    let ok = (1..=63).contains(&value.len())
+        && value.starts_with(|c: char| c.is_ascii_lowercase())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidField::new(
+            field,
+            format!(
+                "{value:?} must be 1-63 lowercase letters, digits or '-', starting with a letter"
+            ),
+        ))
+    }
+}
+
+/// Host name: a DNS name (labels of `[a-z0-9-]`, separated by dots), because
+/// the agent's certificate must carry it as a DNS SAN.
+pub fn host_name(field: &str, value: &str) -> Result<(), InvalidField> {
+    let label_ok = |label: &str| {
+        (1..=63).contains(&label.len())
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
+    if value.len() <= 253 && value.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(InvalidField::new(
+            field,
+            format!("{value:?} must be a lowercase DNS name such as web-1 or web-1.example.com"),
+        ))
+    }
+}
+
+/// Release id: `[A-Za-z0-9._-]`, 1-128 characters, not starting with '.'.
+pub fn release_id(field: &str, value: &str) -> Result<(), InvalidField> {
+    let ok = (1..=128).contains(&value.len())
+        && !value.starts_with('.')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidField::new(
+            field,
+            format!("{value:?} must be 1-128 letters, digits, '.', '_' or '-', not starting with '.'"),
+        ))
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256(field: &str, value: &str) -> Result<(), InvalidField> {
+    if value.len() == 64 && value.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
+        Ok(())
+    } else {
+        Err(InvalidField::new(
+            field,
+            format!("{value:?} is not a lowercase hex SHA-256"),
+        ))
+    }
+}
+
+/// A path inside a release: relative, '/'-separated, made only of normal
+/// components (no `..`, no `.`, no empty parts), no NUL, at most 4096 bytes.
+pub fn relative_path(field: &str, value: &str) -> Result<(), InvalidField> {
+    let fail = |reason: &str| Err(InvalidField::new(field, format!("{value:?} {reason}")));
+    if value.is_empty() || value.len() > 4096 {
+        return fail("must be 1-4096 bytes");
+    }
+    if value.contains('\0') || value.contains('\\') {
+        return fail("must not contain NUL or backslash");
+    }
+    if value.starts_with('/') {
+        return fail("must be relative, not absolute");
+    }
+    for part in value.split('/') {
+        match part {
+            "" => return fail("must not contain empty components"),
+            "." | ".." => return fail("must not contain '.' or '..' components"),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Whether a symlink at `link` (relative to the release root) with `target`
+/// resolves inside the release, by lexical resolution.
+pub fn symlink_stays_inside(link: &str, target: &str) -> bool {
+    if target.is_empty() || Path::new(target).is_absolute() {
+        return false;
+    }
+    // Depth of the directory holding the link, then walk the target.
+    let mut depth: i64 = link.split('/').count() as i64 - 1;
+    for component in Path::new(target).components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+/// An absolute path without `..` or `.` components.
+pub fn absolute_path(field: &str, value: &str) -> Result<(), InvalidField> {
+    // Split the text itself: `Path::components` silently drops inner `.`.
+    let clean = value.starts_with('/')
+        && !value.contains('\0')
+        && value.split('/').skip(1).all(|part| !matches!(part, "." | ".."));
+    if clean {
+        Ok(())
+    } else {
+        Err(InvalidField::new(
+            field,
+            format!("{value:?} must be an absolute path without '.' or '..' components"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(name("n", "web").is_ok());
+        assert!(name("n", "web-2").is_ok());
+        for bad in ["", "Web", "2web", "web_app", "a/b", &"a".repeat(64)] {
+            assert!(name("n", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_names() {
+        assert!(host_name("h", "web-1").is_ok());
+        assert!(host_name("h", "web-1.prod.example.com").is_ok());
+        for bad in ["", "-web", "web..1", "WEB", "web_1", "a/b"] {
+            assert!(host_name("h", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn relative_paths() {
+        for ok in ["a", "a/b.txt", "dir/.hidden", "a..b"] {
+            assert!(relative_path("p", ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/.", "a\0b"] {
+            assert!(relative_path("p", bad).is_err(), "{bad}");
+        }
+        let err = relative_path("files[3].path", "../x").unwrap_err();
+        assert!(err.to_string().contains("files[3].path"));
+    }
+
+    #[test]
+    fn symlinks() {
+        assert!(symlink_stays_inside("a/link", "../b"));
+        assert!(symlink_stays_inside("link", "b/c"));
+        assert!(!symlink_stays_inside("link", "../b"));
+        assert!(!symlink_stays_inside("a/link", "../../b"));
+        assert!(!symlink_stays_inside("a/link", "/etc/passwd"));
+        assert!(!symlink_stays_inside("a/link", "b/../../.."));
+    }
+
+    #[test]
+    fn absolute_paths() {
+        assert!(absolute_path("r", "/srv/web").is_ok());
+        for bad in ["srv/web", "/srv/../etc", "/srv/./web", ""] {
+            assert!(absolute_path("r", bad).is_err(), "{bad}");
+        }
+    }
+}
