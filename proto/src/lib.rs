@@ -3,6 +3,7 @@
 //! path rules, how connections are made).
 #![forbid(unsafe_code)]
 
+pub mod daemon;
 pub mod identity;
 pub mod tls;
 pub mod validate;
