@@ -1,1 +1,87 @@
-fn main() {}
+//! `slipway-control-plane`: parses its configuration and runs the server.
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use slipway_control_plane::config::{FileConfig, TlsFiles};
+use slipway_proto::daemon;
+
+/// The Slipway control plane: operator gRPC API, state in sled, rollouts to agents.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// TOML configuration file; flags and environment variables override it.
+    #[arg(long, env = "SLIPWAY_CP_CONFIG")]
+    config: Option<PathBuf>,
+    /// Operator API address.
+    #[arg(long, env = "SLIPWAY_CP_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// sled data directory.
+    #[arg(long, env = "SLIPWAY_CP_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Directory with ca.crt, control-plane.{crt,key} and control-plane-client.{crt,key}
+    /// as written by `slipctl pki init`; fills every TLS path not given otherwise.
+    #[arg(long, env = "SLIPWAY_CP_PKI_DIR")]
+    pki_dir: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long, env = "SLIPWAY_CP_LOG_JSON")]
+    log_json: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    daemon::install_crypto_provider();
+    let args = Args::parse();
+    let config = match load(&args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("error: {}", chain(&err));
+            return ExitCode::from(daemon::EXIT_CONFIG as u8);
+        }
+    };
+    daemon::init_tracing(config.log_json);
+    let shutdown = daemon::shutdown_signal();
+    match slipway_control_plane::run(config, shutdown).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!("{}", chain(&err));
+            eprintln!("error: {}", chain(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(
+    args: &Args,
+) -> Result<slipway_control_plane::Config, slipway_control_plane::config::ConfigError> {
+    let mut file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    file.listen = args.listen.or(file.listen);
+    file.data_dir = args.data_dir.clone().or(file.data_dir);
+    file.log_json = Some(args.log_json || file.log_json.unwrap_or(false));
+    if let Some(dir) = &args.pki_dir {
+        let files = |name: &str| TlsFiles {
+            ca: dir.join("ca.crt"),
+            cert: dir.join(format!("{name}.crt")),
+            key: dir.join(format!("{name}.key")),
+        };
+        file.tls = file.tls.or_else(|| Some(files("control-plane")));
+        file.agent_tls = file
+            .agent_tls
+            .or_else(|| Some(files("control-plane-client")));
+    }
+    file.finish()
+}
+
+fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -97,7 +97,9 @@ impl Identity {
     /// The URI SAN that carries this identity.
     pub fn uri(&self) -> String {
         match self {
-            Identity::ControlPlane { name } => format!("spiffe://{TRUST_DOMAIN}/control-plane/{name}"),
+            Identity::ControlPlane { name } => {
+                format!("spiffe://{TRUST_DOMAIN}/control-plane/{name}")
+            }
             Identity::Agent { host } => format!("spiffe://{TRUST_DOMAIN}/agent/{host}"),
             Identity::Operator { name, role } => {
                 format!("spiffe://{TRUST_DOMAIN}/operator/{role}/{name}")
@@ -183,9 +185,16 @@ mod tests {
     #[test]
     fn uris_round_trip() {
         for identity in [
-            Identity::ControlPlane { name: "main".into() },
-            Identity::Agent { host: "web-1.example.com".into() },
-            Identity::Operator { name: "alice".into(), role: Role::Deployer },
+            Identity::ControlPlane {
+                name: "main".into(),
+            },
+            Identity::Agent {
+                host: "web-1.example.com".into(),
+            },
+            Identity::Operator {
+                name: "alice".into(),
+                role: Role::Deployer,
+            },
         ] {
             assert_eq!(Identity::from_uri(&identity.uri()).unwrap(), identity);
         }

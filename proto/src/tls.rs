@@ -141,7 +141,11 @@ pub fn https_uri(address: &str) -> Result<String, ConnectError> {
     };
     let rest = match address.split_once("://") {
         Some(("https", rest)) => rest,
-        Some(_) => return Err(bad("only https:// is supported: every connection is mutual TLS")),
+        Some(_) => {
+            return Err(bad(
+                "only https:// is supported: every connection is mutual TLS",
+            ));
+        }
         None => address,
     };
     if rest.is_empty() || !rest.contains(':') || rest.contains('/') {
@@ -204,7 +208,10 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(https_uri("127.0.0.1:7443").unwrap(), "https://127.0.0.1:7443");
+        assert_eq!(
+            https_uri("127.0.0.1:7443").unwrap(),
+            "https://127.0.0.1:7443"
+        );
         assert_eq!(https_uri("https://cp:7443").unwrap(), "https://cp:7443");
         assert!(https_uri("http://cp:7443").is_err());
         assert!(https_uri("cp").is_err());

@@ -82,7 +82,9 @@ pub fn release_id(field: &str, value: &str) -> Result<(), InvalidField> {
     } else {
         Err(InvalidField::new(
             field,
-            format!("{value:?} must be 1-128 letters, digits, '.', '_' or '-', not starting with '.'"),
+            format!(
+                "{value:?} must be 1-128 letters, digits, '.', '_' or '-', not starting with '.'"
+            ),
         ))
     }
 }
@@ -151,7 +153,10 @@ pub fn absolute_path(field: &str, value: &str) -> Result<(), InvalidField> {
     // Split the text itself: `Path::components` silently drops inner `.`.
     let clean = value.starts_with('/')
         && !value.contains('\0')
-        && value.split('/').skip(1).all(|part| !matches!(part, "." | ".."));
+        && value
+            .split('/')
+            .skip(1)
+            .all(|part| !matches!(part, "." | ".."));
     if clean {
         Ok(())
     } else {
@@ -189,7 +194,16 @@ mod tests {
         for ok in ["a", "a/b.txt", "dir/.hidden", "a..b"] {
             assert!(relative_path("p", ok).is_ok(), "{ok}");
         }
-        for bad in ["", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/.", "a\0b"] {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a/.",
+            "a\0b",
+        ] {
             assert!(relative_path("p", bad).is_err(), "{bad}");
         }
         let err = relative_path("files[3].path", "../x").unwrap_err();

@@ -1,0 +1,151 @@
+//! The control plane's configuration: a TOML file, environment variables and
+//! flags, validated before any port is bound.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+use slipway_proto::tls::{TlsMaterial, TlsPaths};
+
+/// Everything the control plane needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address of the operator API.
+    pub listen: SocketAddr,
+    /// sled data directory (one process per directory).
+    pub data_dir: PathBuf,
+    /// Server identity for the operator API.
+    pub tls: TlsPaths,
+    /// Client identity used to dial agents.
+    pub agent_tls: TlsPaths,
+    /// sled page cache, bytes.
+    pub cache_capacity_bytes: u64,
+    /// Log as JSON lines.
+    pub log_json: bool,
+}
+
+/// The TOML file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Config::listen`].
+    pub listen: Option<SocketAddr>,
+    /// See [`Config::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Config::tls`].
+    pub tls: Option<TlsFiles>,
+    /// See [`Config::agent_tls`].
+    pub agent_tls: Option<TlsFiles>,
+    /// See [`Config::cache_capacity_bytes`].
+    pub cache_capacity_bytes: Option<u64>,
+    /// See [`Config::log_json`].
+    pub log_json: Option<bool>,
+}
+
+/// PEM file paths in the TOML file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// CA certificate.
+    pub ca: PathBuf,
+    /// Certificate.
+    pub cert: PathBuf,
+    /// Private key.
+    pub key: PathBuf,
+}
+
+impl From<TlsFiles> for TlsPaths {
+    fn from(f: TlsFiles) -> Self {
+        TlsPaths {
+            ca: f.ca,
+            cert: f.cert,
+            key: f.key,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: cannot read")]
+    Read {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: invalid configuration")]
+    Parse {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A required value is absent.
+    #[error("missing {0} (set it in the config file or with its flag)")]
+    Missing(&'static str),
+    /// A TLS file is unreadable.
+    #[error(transparent)]
+    Tls(#[from] slipway_proto::tls::TlsError),
+}
+
+impl FileConfig {
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.into(),
+            source,
+        })
+    }
+
+    /// Fills defaults and checks that the TLS files can be read.
+    pub fn finish(self) -> Result<Config, ConfigError> {
+        let config = Config {
+            listen: self
+                .listen
+                .unwrap_or_else(|| "0.0.0.0:7443".parse().expect("valid address")),
+            data_dir: self.data_dir.unwrap_or_else(|| "/var/lib/slipway".into()),
+            tls: self
+                .tls
+                .ok_or(ConfigError::Missing("tls (ca, cert, key)"))?
+                .into(),
+            agent_tls: self
+                .agent_tls
+                .ok_or(ConfigError::Missing("agent_tls (ca, cert, key)"))?
+                .into(),
+            cache_capacity_bytes: self.cache_capacity_bytes.unwrap_or(64 << 20),
+            log_json: self.log_json.unwrap_or(false),
+        };
+        TlsMaterial::load(&config.tls)?;
+        TlsMaterial::load(&config.agent_tls)?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("control-plane.example.toml");
+        let file = FileConfig::load(&path).unwrap();
+        assert_eq!(file.listen, Some("0.0.0.0:7443".parse().unwrap()));
+        assert!(file.tls.is_some() && file.agent_tls.is_some());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        assert!(toml::from_str::<FileConfig>("lisen = \"0.0.0.0:1\"").is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! Live fleet state: every selected host's agent asked in parallel, an
+//! unreachable one reported rather than fatal.
+
+use std::time::Duration;
+
+use slipway_proto::{
+    agent::v1::{AppTarget, GetStatusRequest},
+    control::v1::{Host, HostAppState, HostState},
+};
+use tokio::task::JoinSet;
+
+use crate::{Context, catalog, error::Error};
+
+/// How long one agent may take to answer.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks each host of `environment` (all when empty) for its state, reporting
+/// only `app` when it is not empty.
+pub async fn status(ctx: &Context, environment: &str, app: &str) -> Result<Vec<HostState>, Error> {
+    let hosts = catalog::hosts(&ctx.store, environment)?;
+    let apps = if app.is_empty() {
+        Vec::new()
+    } else {
+        let app = catalog::app(&ctx.store, app)?;
+        vec![AppTarget {
+            name: app.name,
+            deploy_root: app.deploy_root,
+        }]
+    };
+    let mut tasks = JoinSet::new();
+    for host in hosts {
+        let (ctx, apps) = (ctx.clone(), apps.clone());
+        tasks.spawn(async move {
+            match tokio::time::timeout(STATUS_TIMEOUT, ask(&ctx, &host, apps)).await {
+                Ok(Ok(state)) => state,
+                Ok(Err(error)) => unreachable(host, error),
+                Err(_) => unreachable(host, format!("no answer within {STATUS_TIMEOUT:?}")),
+            }
+        });
+    }
+    let mut states = tasks.join_all().await;
+    states.sort_by(|a, b| {
+        a.host
+            .as_ref()
+            .map(|h| &h.name)
+            .cmp(&b.host.as_ref().map(|h| &h.name))
+    });
+    Ok(states)
+}
+
+fn unreachable(host: Host, error: String) -> HostState {
+    HostState {
+        host: Some(host),
+        reachable: false,
+        error,
+        ..Default::default()
+    }
+}
+
+async fn ask(ctx: &Context, host: &Host, apps: Vec<AppTarget>) -> Result<HostState, String> {
+    let mut client = ctx.agents.connect(host).await.map_err(|e| {
+        let mut text = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            text = format!("{text}: {cause}");
+            source = cause.source();
+        }
+        text
+    })?;
+    let status = client
+        .get_status(GetStatusRequest { apps })
+        .await
+        .map_err(|s| format!("agent: {}", s.message()))?
+        .into_inner();
+    let info = status.host.unwrap_or_default();
+    Ok(HostState {
+        host: Some(host.clone()),
+        reachable: true,
+        error: String::new(),
+        agent_version: info.agent_version,
+        uptime_seconds: info.uptime_seconds,
+        load_average: info.load_average,
+        memory_available_bytes: info.memory_available_bytes,
+        disk_free_bytes: info.disk_free_bytes,
+        apps: status
+            .apps
+            .into_iter()
+            .map(|a| HostAppState {
+                app: a.name,
+                current_release: a.current_release,
+                releases: a.releases.into_iter().map(|r| r.id).collect(),
+            })
+            .collect(),
+    })
+}

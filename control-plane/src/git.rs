@@ -1,0 +1,277 @@
+//! Releases cut from git with git2: resolving a ref, building the manifest from
+//! the object database without a checkout, and the changes against the previous
+//! release. Everything here blocks; callers run it in `spawn_blocking`.
+
+use std::{collections::HashMap, path::PathBuf};
+
+use git2::{Delta, DiffFindOptions, ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use slipway_proto::control::v1::{ChangeKind, FileChange};
+
+/// Why git could not produce a release.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    /// The repository is not a local path or file:// URL.
+    #[error("repository {0:?} is not a local path or file:// URL")]
+    UnsupportedSource(String),
+    /// The repository cannot be opened.
+    #[error("cannot open git repository {path}")]
+    Open {
+        /// Path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: git2::Error,
+    },
+    /// The ref does not name a commit.
+    #[error("ref {git_ref:?} does not name a commit in {path}")]
+    UnknownRef {
+        /// Ref.
+        git_ref: String,
+        /// Repository path.
+        path: String,
+    },
+    /// The tree holds something a release cannot (a submodule, a bad path).
+    #[error("commit {commit} cannot be released: {reason}")]
+    Unreleasable {
+        /// Commit.
+        commit: String,
+        /// Why.
+        reason: String,
+    },
+    /// libgit2 failed while reading objects.
+    #[error("reading the git object database failed")]
+    Read(#[from] git2::Error),
+}
+
+/// One file of a release as the control plane keeps it: what the agent sees
+/// plus the git blob it comes from.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ManifestFile {
+    /// Path relative to the release root.
+    pub path: String,
+    /// 0o644, 0o755, or 0o777 for a symlink.
+    pub mode: u32,
+    /// True for a symlink (its content is the target).
+    pub symlink: bool,
+    /// Size in bytes.
+    pub size: u64,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    /// Hex git blob id, to read the content back for transfer.
+    pub blob: String,
+}
+
+/// Every file of a release, in path order.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The files.
+    pub files: Vec<ManifestFile>,
+}
+
+/// A resolved commit.
+#[derive(Clone, Debug)]
+pub struct CommitInfo {
+    /// Full sha.
+    pub sha: String,
+    /// First line of the message.
+    pub message: String,
+    /// "Name <email>".
+    pub author: String,
+}
+
+/// The repository path behind a local path or file:// URL.
+pub fn local_path(source: &str) -> Result<PathBuf, GitError> {
+    if let Some(path) = source.strip_prefix("file://") {
+        return Ok(PathBuf::from(path));
+    }
+    if source.contains("://") || source.is_empty() {
+        return Err(GitError::UnsupportedSource(source.to_owned()));
+    }
+    Ok(PathBuf::from(source))
+}
+
+/// Opens the repository of an app.
+pub fn open(source: &str) -> Result<Repository, GitError> {
+    let path = local_path(source)?;
+    Repository::open(&path).map_err(|source| GitError::Open {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Resolves `git_ref` (empty: HEAD) to a commit.
+pub fn resolve(repo: &Repository, git_ref: &str) -> Result<CommitInfo, GitError> {
+    let spec = if git_ref.is_empty() { "HEAD" } else { git_ref };
+    let unknown = || GitError::UnknownRef {
+        git_ref: spec.to_owned(),
+        path: repo.path().display().to_string(),
+    };
+    let commit = repo
+        .revparse_single(spec)
+        .and_then(|obj| obj.peel_to_commit())
+        .map_err(|_| unknown())?;
+    let author = commit.author();
+    let name = String::from_utf8_lossy(author.name_bytes()).into_owned();
+    let email = String::from_utf8_lossy(author.email_bytes()).into_owned();
+    let message = String::from_utf8_lossy(commit.message_bytes())
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    Ok(CommitInfo {
+        sha: commit.id().to_string(),
+        message,
+        author: format!("{name} <{email}>"),
+    })
+}
+
+/// Builds the manifest of `commit` from the object database. Hashes known
+/// from `previous` (by blob id) are reused, so an incremental release reads
+/// only the blobs that changed.
+pub fn manifest(
+    repo: &Repository,
+    commit: &str,
+    previous: Option<&Manifest>,
+) -> Result<Manifest, GitError> {
+    let known: HashMap<&str, &str> = previous
+        .map(|m| {
+            m.files
+                .iter()
+                .map(|f| (f.blob.as_str(), f.sha256.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let tree = repo.find_commit(Oid::from_str(commit)?)?.tree()?;
+    let unreleasable = |reason: String| GitError::Unreleasable {
+        commit: commit.to_owned(),
+        reason,
+    };
+    let mut entries = Vec::new();
+    let mut problem = None;
+    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        let name = String::from_utf8_lossy(entry.name_bytes());
+        let path = format!("{dir}{name}");
+        match entry.kind() {
+            Some(ObjectType::Tree) => return TreeWalkResult::Ok,
+            Some(ObjectType::Blob) => {}
+            _ => {
+                problem = Some(format!(
+                    "{path} is a submodule, which releases do not support"
+                ));
+                return TreeWalkResult::Abort;
+            }
+        }
+        if let Err(err) = slipway_proto::validate::relative_path("path", &path) {
+            problem = Some(err.to_string());
+            return TreeWalkResult::Abort;
+        }
+        entries.push((path, entry.id(), entry.filemode()));
+        TreeWalkResult::Ok
+    })?;
+    if let Some(reason) = problem {
+        return Err(unreleasable(reason));
+    }
+    let odb = repo.odb()?;
+    let mut files = Vec::with_capacity(entries.len());
+    for (path, oid, filemode) in entries {
+        let blob = oid.to_string();
+        let (sha256, size) = match known.get(blob.as_str()) {
+            Some(sha) => (sha.to_string(), odb.read_header(oid)?.0 as u64),
+            None => {
+                let object = odb.read(oid)?;
+                (
+                    hex::encode(Sha256::digest(object.data())),
+                    object.len() as u64,
+                )
+            }
+        };
+        let symlink = filemode == 0o120000;
+        let mode = match filemode {
+            0o120000 => 0o777,
+            0o100755 => 0o755,
+            _ => 0o644,
+        };
+        if symlink {
+            let target = String::from_utf8_lossy(odb.read(oid)?.data()).into_owned();
+            if !slipway_proto::validate::symlink_stays_inside(&path, &target) {
+                return Err(unreleasable(format!(
+                    "symlink {path} -> {target} points outside the release"
+                )));
+            }
+        }
+        files.push(ManifestFile {
+            path,
+            mode,
+            symlink,
+            size,
+            sha256,
+            blob,
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Manifest { files })
+}
+
+/// Files changed from `previous` to `commit`, with line counts as
+/// `git diff --numstat -M` reports them.
+pub fn changes(
+    repo: &Repository,
+    previous: Option<&str>,
+    commit: &str,
+) -> Result<Vec<FileChange>, GitError> {
+    let new_tree = repo.find_commit(Oid::from_str(commit)?)?.tree()?;
+    // A previous commit that is gone (history rewritten) counts as no previous.
+    let old_tree = previous
+        .and_then(|sha| Oid::from_str(sha).ok())
+        .and_then(|oid| repo.find_commit(oid).ok())
+        .map(|c| c.tree())
+        .transpose()?;
+    let mut diff = repo.diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)?;
+    diff.find_similar(Some(DiffFindOptions::new().renames(true)))?;
+    let mut changes = Vec::new();
+    for (index, delta) in diff.deltas().enumerate() {
+        let kind = match delta.status() {
+            Delta::Added | Delta::Copied => ChangeKind::Added,
+            Delta::Deleted => ChangeKind::Deleted,
+            Delta::Renamed => ChangeKind::Renamed,
+            _ => ChangeKind::Modified,
+        };
+        let path_of = |file: git2::DiffFile<'_>| {
+            file.path()
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        let new_path = path_of(delta.new_file());
+        let old_path = path_of(delta.old_file());
+        let (lines_added, lines_removed) = match git2::Patch::from_diff(&diff, index)? {
+            Some(patch) => {
+                let (_, added, removed) = patch.line_stats()?;
+                (added as u32, removed as u32)
+            }
+            None => (0, 0),
+        };
+        changes.push(FileChange {
+            path: if kind == ChangeKind::Deleted {
+                old_path.clone()
+            } else {
+                new_path.clone()
+            },
+            old_path: if kind == ChangeKind::Renamed {
+                old_path
+            } else {
+                String::new()
+            },
+            kind: kind as i32,
+            lines_added,
+            lines_removed,
+        });
+    }
+    Ok(changes)
+}
+
+/// Reads the content of a blob.
+pub fn read_blob(repo: &Repository, blob: &str) -> Result<Vec<u8>, GitError> {
+    Ok(repo.find_blob(Oid::from_str(blob)?)?.content().to_vec())
+}

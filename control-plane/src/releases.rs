@@ -1,0 +1,136 @@
+//! Releases: cut from git (or reused for a commit that has one), read back.
+
+use slipway_proto::{
+    control::v1::{ManifestEntry, Release},
+    validate,
+};
+
+use crate::{
+    catalog,
+    error::Error,
+    git::{self, Manifest},
+    store::{Op, Store, Tree, encode_json, encode_proto, key2},
+};
+
+/// Releases of an app, newest first.
+pub fn list(store: &Store, app: &str) -> Result<Vec<Release>, Error> {
+    catalog::app(store, app)?;
+    let mut releases: Vec<Release> = store.list(Tree::Releases, &key2(app, ""))?;
+    releases.reverse();
+    Ok(releases)
+}
+
+/// One release.
+pub fn get(store: &Store, app: &str, id: &str) -> Result<Release, Error> {
+    catalog::app(store, app)?;
+    validate::release_id("id", id)?;
+    store
+        .get(Tree::Releases, &key2(app, id))?
+        .ok_or_else(|| Error::not_found("release", format!("{app}/{id}")))
+}
+
+/// The manifest of a release.
+pub fn manifest(store: &Store, app: &str, id: &str) -> Result<Manifest, Error> {
+    store
+        .get_json(Tree::Manifests, &key2(app, id))?
+        .ok_or_else(|| Error::not_found("release manifest", format!("{app}/{id}")))
+}
+
+/// The manifest as the API shows it.
+pub fn manifest_entries(manifest: &Manifest) -> Vec<ManifestEntry> {
+    manifest
+        .files
+        .iter()
+        .map(|f| ManifestEntry {
+            path: f.path.clone(),
+            mode: if f.symlink { 0o120777 } else { f.mode },
+            size: f.size,
+            sha256: f.sha256.clone(),
+        })
+        .collect()
+}
+
+/// Cuts a release of `git_ref` (empty: the app's default branch), or returns
+/// the existing release of the same commit. The bool tells whether it is new.
+pub async fn create(
+    store: &Store,
+    app_name: &str,
+    git_ref: &str,
+) -> Result<(Release, bool), Error> {
+    let app = catalog::app(store, app_name)?;
+    let git_ref = if git_ref.is_empty() {
+        app.default_branch.clone()
+    } else {
+        git_ref.to_owned()
+    };
+    let existing = list(store, app_name)?;
+    let previous = existing.first().cloned();
+    let previous_commit = previous.as_ref().map(|p| p.commit.clone());
+    let previous_manifest = match &previous {
+        Some(p) => Some(manifest(store, app_name, &p.id)?),
+        None => None,
+    };
+    let source = app.repository.clone();
+    let ref_for_cut = git_ref.clone();
+    let cut = tokio::task::spawn_blocking(move || -> Result<Cut, Error> {
+        let repo = git::open(&source)?;
+        let commit = git::resolve(&repo, &ref_for_cut)?;
+        if let Some(release) = existing.into_iter().find(|r| r.commit == commit.sha) {
+            return Ok(Cut::Existing(release));
+        }
+        let manifest = git::manifest(&repo, &commit.sha, previous_manifest.as_ref())?;
+        let changes = git::changes(&repo, previous_commit.as_deref(), &commit.sha)?;
+        Ok(Cut::New {
+            commit,
+            manifest,
+            changes,
+        })
+    })
+    .await
+    .map_err(|_| Error::Precondition("cutting the release failed".into()))??;
+    let (commit, manifest, changes) = match cut {
+        Cut::Existing(release) => return Ok((release, false)),
+        Cut::New {
+            commit,
+            manifest,
+            changes,
+        } => (commit, manifest, changes),
+    };
+    let now = chrono::Utc::now();
+    let release = Release {
+        id: format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &commit.sha[..7]),
+        app: app.name.clone(),
+        commit: commit.sha,
+        git_ref: if git_ref.is_empty() {
+            "HEAD".into()
+        } else {
+            git_ref
+        },
+        message: commit.message,
+        author: commit.author,
+        created_at: Some(slipway_proto::now()),
+        file_count: manifest.files.len() as u64,
+        total_bytes: manifest.files.iter().map(|f| f.size).sum(),
+        previous_release: previous.map(|p| p.id).unwrap_or_default(),
+        changes,
+        manifest: Vec::new(),
+    };
+    let key = key2(&app.name, &release.id);
+    store
+        .commit(vec![
+            Op::Create(Tree::Releases, key.clone(), encode_proto(&release)),
+            Op::Put(Tree::Manifests, key, encode_json(&manifest)),
+        ])
+        .await?;
+    tracing::info!(app = %app.name, release = %release.id, files = release.file_count, "release cut");
+    Ok((release, true))
+}
+
+enum Cut {
+    Existing(Release),
+    New {
+        commit: git::CommitInfo,
+        manifest: Manifest,
+        changes: Vec<slipway_proto::control::v1::FileChange>,
+    },
+}
