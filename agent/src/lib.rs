@@ -1,1 +1,74 @@
-//! placeholder
+//! slipway-agent: the daemon on every target host. It keeps a content store
+//! per app, materialises `releases/<id>/` from it, switches `current`
+//! atomically and prunes old releases, answering only the control plane
+//! over mutual TLS.
+#![forbid(unsafe_code)]
+
+mod agent;
+pub mod config;
+mod deploy;
+pub mod error;
+mod host;
+mod layout;
+mod manifest;
+mod objects;
+mod operations;
+mod registry;
+mod release;
+mod server;
+mod service;
+mod upload;
+
+use std::future::Future;
+
+use slipway_proto::tls::TlsMaterial;
+use tokio::net::TcpListener;
+
+pub use crate::{
+    config::{Config, ConfigError, ConfigFile},
+    error::Error,
+};
+
+/// Validates `config`, binds `config.listen` and serves until `shutdown`
+/// resolves.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    config.validate()?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    serve(config, listener, shutdown).await
+}
+
+/// Serves on an already-bound listener until `shutdown` resolves, then lets
+/// in-flight calls and running operations finish. Bound the whole drain
+/// with a timeout if it must end (the binary uses `DRAIN_TIMEOUT`).
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    config.validate()?;
+    let tls = TlsMaterial::load(&config.tls)?;
+    let agent = agent::Agent::open(&config).await?;
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "?".to_owned(), |a| a.to_string());
+    tracing::info!(
+        %addr,
+        host = %config.host_name,
+        apps_dir = %config.apps_dir.display(),
+        version = env!("CARGO_PKG_VERSION"),
+        "slipway-agent listening"
+    );
+    server::serve(agent.clone(), &tls, listener, shutdown).await?;
+    // A deploy outlives its client's stream; do not cut it off mid-way.
+    agent.wait_idle().await;
+    tracing::info!("slipway-agent stopped");
+    Ok(())
+}

@@ -78,7 +78,7 @@ pub async fn start(
     };
     let manifest = Arc::new(releases::manifest(store, &app.name, &release.id)?);
 
-    let id = format!("dep-{:010}", store.next_id()?);
+    let id = format!("dep-{:010}", store.next_id()? + 1);
     let deployment = Deployment {
         id: id.clone(),
         kind: kind as i32,

@@ -66,6 +66,7 @@ pub async fn create(
     let existing = list(store, app_name)?;
     let previous = existing.first().cloned();
     let previous_commit = previous.as_ref().map(|p| p.commit.clone());
+    let previous_created = previous.as_ref().and_then(|p| p.created_at);
     let previous_manifest = match &previous {
         Some(p) => Some(manifest(store, app_name, &p.id)?),
         None => None,
@@ -96,9 +97,13 @@ pub async fn create(
             changes,
         } => (commit, manifest, changes),
     };
-    let now = chrono::Utc::now();
+    let created = release_time(previous_created);
     let release = Release {
-        id: format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &commit.sha[..7]),
+        id: format!(
+            "{}-{}",
+            created.format("%Y%m%dT%H%M%S%.3fZ"),
+            &commit.sha[..7]
+        ),
         app: app.name.clone(),
         commit: commit.sha,
         git_ref: if git_ref.is_empty() {
@@ -108,7 +113,7 @@ pub async fn create(
         },
         message: commit.message,
         author: commit.author,
-        created_at: Some(slipway_proto::now()),
+        created_at: Some(slipway_proto::timestamp(created.into())),
         file_count: manifest.files.len() as u64,
         total_bytes: manifest.files.iter().map(|f| f.size).sum(),
         previous_release: previous.map(|p| p.id).unwrap_or_default(),
@@ -124,6 +129,23 @@ pub async fn create(
         .await?;
     tracing::info!(app = %app.name, release = %release.id, files = release.file_count, "release cut");
     Ok((release, true))
+}
+
+/// The creation time of a new release: now, but always at least a
+/// millisecond after the previous release, so that ids (which start with it)
+/// sort in creation order even when the clock steps back or two releases are
+/// cut within the same millisecond.
+fn release_time(previous: Option<pbjson_types::Timestamp>) -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    let floor = previous
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| t + chrono::Duration::milliseconds(1));
+    let at = match floor {
+        Some(floor) if floor > now => floor,
+        _ => now,
+    };
+    // Ids carry milliseconds: drop the rest so created_at and the id agree.
+    chrono::DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
 }
 
 enum Cut {

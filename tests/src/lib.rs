@@ -1,1 +1,17 @@
-//! placeholder
+//! Fixtures for Slipway's end-to-end tests: a per-test PKI, real control-plane
+//! and agent servers on ephemeral loopback ports, and real git repositories.
+//!
+//! ```ignore
+//! let cluster = Cluster::builder().agents(3).start().await;
+//! let mut deployments = cluster.deployments(Role::Deployer).await;
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod cluster;
+pub mod pki;
+pub mod repo;
+pub mod server;
+
+pub use cluster::Cluster;
+pub use pki::TestPki;
+pub use repo::SampleRepo;

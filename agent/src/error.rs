@@ -1,0 +1,206 @@
+//! The crate's error type and the one place it becomes a gRPC status.
+
+use std::{error::Error as StdError, io, net::SocketAddr, path::PathBuf};
+
+use slipway_proto::{tls::TlsError, validate::InvalidField};
+use tonic::{Code, Status};
+
+use crate::{
+    config::ConfigError, objects::ObjectError, operations::OperationError, registry::RegistryError,
+    release::ReleaseError,
+};
+
+/// Everything that can go wrong in the agent, at startup or in a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The TLS files could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// A directory the agent needs could not be created.
+    #[error("cannot create {}", path.display())]
+    CreateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The app registry could not be read or written.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The reflection service rejected the descriptor set (a build bug).
+    #[error("cannot build the reflection service")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The gRPC server failed.
+    #[error("the gRPC server failed")]
+    Serve(#[source] tonic::transport::Error),
+    /// A request field is invalid.
+    #[error(transparent)]
+    Invalid(#[from] InvalidField),
+    /// The app is busy or the deployment id is reused.
+    #[error(transparent)]
+    Operation(#[from] OperationError),
+    /// A release could not be built, switched or found.
+    #[error(transparent)]
+    Release(#[from] ReleaseError),
+    /// The content store failed or an upload broke its rules.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
+    /// The client's request stream failed (it went away or sent garbage).
+    #[error("the request stream failed")]
+    Client(#[source] Status),
+    /// A blocking task panicked or was cancelled (a bug).
+    #[error("a background task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// `err` and its causes joined with ": ", the way a person reads them.
+pub fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The status code for a failed filesystem call: full disks and missing
+/// permissions need an operator; other I/O errors may pass on retry.
+fn io_code(err: &(dyn StdError + 'static)) -> Code {
+    let mut source = Some(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<io::Error>() {
+            return match io.kind() {
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                    Code::ResourceExhausted
+                }
+                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                    Code::FailedPrecondition
+                }
+                _ => Code::Unavailable,
+            };
+        }
+        source = cause.source();
+    }
+    Code::Internal
+}
+
+impl Error {
+    /// The gRPC code this error is reported with.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::Invalid(_) => Code::InvalidArgument,
+            Error::Object(ObjectError::HashMismatch { .. } | ObjectError::Protocol { .. }) => {
+                Code::InvalidArgument
+            }
+            Error::Release(ReleaseError::Invalid(_)) => Code::InvalidArgument,
+            Error::Operation(_) => Code::FailedPrecondition,
+            Error::Release(
+                ReleaseError::ObjectsMissing { .. }
+                | ReleaseError::NotOnHost { .. }
+                | ReleaseError::CurrentNotSymlink { .. },
+            ) => Code::FailedPrecondition,
+            Error::Release(ReleaseError::Object(ObjectError::Protocol { .. })) => {
+                Code::InvalidArgument
+            }
+            Error::Client(status) => status.code(),
+            Error::Object(ObjectError::Io { .. })
+            | Error::Release(ReleaseError::Io { .. } | ReleaseError::Object(_))
+            | Error::CreateDir { .. }
+            | Error::Registry(_)
+            | Error::Bind { .. } => io_code(self),
+            Error::Config(_) | Error::Tls(_) => Code::FailedPrecondition,
+            Error::Reflection(_) | Error::Serve(_) | Error::Task(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(err: Error) -> Self {
+        let err = match err {
+            // The client's own stream status goes back as it came.
+            Error::Client(status) => {
+                tracing::debug!(%status, "request stream failed");
+                return status;
+            }
+            other => other,
+        };
+        let code = err.code();
+        let full = chain(&err);
+        if code == Code::Internal {
+            tracing::error!(error = %full, "request failed");
+            return Status::internal("internal error in the agent; see its log");
+        }
+        tracing::warn!(error = %full, ?code, "request failed");
+        Status::new(code, full)
+    }
+}
+
+/// Runs blocking filesystem work off the async workers.
+pub async fn blocking<T, E>(
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, Error>
+where
+    T: Send + 'static,
+    E: Into<Error> + Send + 'static,
+{
+    tokio::task::spawn_blocking(work).await?.map_err(Into::into)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_can_cross_threads_and_wrap_in_anyhow() {
+        fn check<T: StdError + Send + Sync + 'static>() {}
+        check::<Error>();
+    }
+
+    #[test]
+    fn codes_are_chosen_deliberately() {
+        let status = Status::from(Error::from(ReleaseError::ObjectsMissing { count: 3 }));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(status.message(), "3 objects are missing; upload them first");
+
+        let status = Status::from(Error::from(InvalidField::new("files[3].path", "bad")));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "invalid files[3].path: bad");
+
+        let full = ReleaseError::Io {
+            action: "create",
+            path: "/srv/web/releases".into(),
+            source: io::Error::from(io::ErrorKind::StorageFull),
+        };
+        let status = Status::from(Error::from(full));
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(
+            status
+                .message()
+                .starts_with("cannot create /srv/web/releases: ")
+        );
+
+        let denied = ObjectError::Io {
+            action: "write",
+            path: "/srv/web/.slipway/tmp/x".into(),
+            source: io::Error::from(io::ErrorKind::PermissionDenied),
+        };
+        assert_eq!(Error::from(denied).code(), Code::FailedPrecondition);
+        let gone = Error::Client(Status::cancelled("client went away"));
+        assert_eq!(Status::from(gone).code(), Code::Cancelled);
+    }
+}

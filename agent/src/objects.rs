@@ -1,0 +1,299 @@
+//! The per-app content store `<root>/.slipway/objects/<2 hex>/<sha256>`:
+//! lookups, verified writes of new objects, and executable variants.
+
+use std::{
+    fs::{File, Permissions},
+    io::{self, Read, Write},
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+};
+
+use sha2::{Digest, Sha256};
+
+use crate::layout::{self, AppRoot};
+
+/// Mode of a stored object. Read-only because releases hard-link it: a
+/// write through any release would corrupt every release sharing it.
+const OBJECT_MODE: u32 = 0o444;
+/// Mode of the executable variant `<sha256>.x`.
+const EXECUTABLE_MODE: u32 = 0o555;
+
+/// A failure of the content store.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectError {
+    /// A filesystem call failed.
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        /// What the agent was doing, e.g. "write".
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The received bytes do not hash to the announced SHA-256.
+    #[error("object {sha256}: content does not match its hash")]
+    HashMismatch {
+        /// The announced hash.
+        sha256: String,
+    },
+    /// An object's bytes do not fit the upload protocol.
+    #[error("object {sha256}: {problem}")]
+    Protocol {
+        /// The object being received.
+        sha256: String,
+        /// What is wrong, for a person.
+        problem: String,
+    },
+}
+
+impl ObjectError {
+    /// Wraps an I/O error with what was being done to which path.
+    pub fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Self {
+        let path = path.to_owned();
+        move |source| ObjectError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// The content store of one app.
+#[derive(Clone, Debug)]
+pub struct ObjectStore {
+    objects: PathBuf,
+    tmp: PathBuf,
+}
+
+impl ObjectStore {
+    /// The store inside `app`'s root.
+    pub fn new(app: &AppRoot) -> Self {
+        Self {
+            objects: app.objects(),
+            tmp: app.tmp(),
+        }
+    }
+
+    /// Path of object `sha256` (validated by the caller), or of its
+    /// executable variant.
+    pub fn path(&self, sha256: &str, executable: bool) -> PathBuf {
+        let name = if executable {
+            format!("{sha256}.x")
+        } else {
+            sha256.to_owned()
+        };
+        self.objects.join(&sha256[..2]).join(name)
+    }
+
+    /// Whether the store holds `sha256`. Blocking.
+    pub fn contains(&self, sha256: &str) -> bool {
+        self.path(sha256, false).is_file()
+    }
+
+    /// The hashes of `wanted` the store lacks, in the given order. Blocking.
+    pub fn missing(&self, wanted: &[String]) -> Vec<String> {
+        wanted
+            .iter()
+            .filter(|sha| !self.contains(sha))
+            .cloned()
+            .collect()
+    }
+
+    /// Reads a small object (a symlink target), refusing more than `limit`
+    /// bytes. Blocking.
+    pub fn read_small(&self, sha256: &str, limit: u64) -> Result<Vec<u8>, ObjectError> {
+        let path = self.path(sha256, false);
+        let mut content = Vec::new();
+        File::open(&path)
+            .and_then(|file| file.take(limit + 1).read_to_end(&mut content))
+            .map_err(ObjectError::io("read", &path))?;
+        if content.len() as u64 > limit {
+            return Err(ObjectError::Protocol {
+                sha256: sha256.to_owned(),
+                problem: format!("is longer than {limit} bytes"),
+            });
+        }
+        Ok(content)
+    }
+
+    /// The executable variant of `sha256`, made on first use by copying the
+    /// object (a hard link would share the read-only mode). Blocking.
+    pub fn executable(&self, sha256: &str) -> Result<PathBuf, ObjectError> {
+        let target = self.path(sha256, true);
+        if target.is_file() {
+            return Ok(target);
+        }
+        let source = self.path(sha256, false);
+        let tmp = self.temp_path(&format!("{sha256}.x"));
+        let result = (|| {
+            std::fs::copy(&source, &tmp).map_err(ObjectError::io("copy", &source))?;
+            std::fs::set_permissions(&tmp, Permissions::from_mode(EXECUTABLE_MODE))
+                .map_err(ObjectError::io("set the mode of", &tmp))?;
+            File::open(&tmp)
+                .and_then(|file| file.sync_all())
+                .map_err(ObjectError::io("sync", &tmp))?;
+            self.commit(&tmp, &target)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map(|()| target)
+    }
+
+    /// Starts receiving object `sha256` of `size` bytes into a temp file.
+    /// Blocking.
+    pub fn begin(&self, sha256: &str, size: u64) -> Result<PendingObject, ObjectError> {
+        let tmp = self.temp_path(sha256);
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(ObjectError::io("create", &tmp))?;
+        Ok(PendingObject {
+            store: self.clone(),
+            sha256: sha256.to_owned(),
+            size,
+            received: 0,
+            hasher: Sha256::new(),
+            file: Some(file),
+            tmp,
+        })
+    }
+
+    fn temp_path(&self, name: &str) -> PathBuf {
+        self.tmp
+            .join(format!("{name}.{:016x}", rand::random::<u64>()))
+    }
+
+    /// Renames a finished temp file into the store and syncs the directory.
+    fn commit(&self, tmp: &Path, target: &Path) -> Result<(), ObjectError> {
+        let dir = target.parent().expect("object paths have a parent");
+        layout::create_dir_synced(dir).map_err(ObjectError::io("create", dir))?;
+        std::fs::rename(tmp, target).map_err(ObjectError::io("rename into", target))?;
+        layout::sync_dir(dir).map_err(ObjectError::io("sync", dir))
+    }
+}
+
+/// An object being received: written to a temp file and hashed as it
+/// arrives. Dropping it before [`PendingObject::finish`] deletes the temp
+/// file, so a broken upload never leaves anything behind.
+#[derive(Debug)]
+pub struct PendingObject {
+    store: ObjectStore,
+    sha256: String,
+    size: u64,
+    received: u64,
+    hasher: Sha256,
+    file: Option<File>,
+    tmp: PathBuf,
+}
+
+impl PendingObject {
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Appends `data`. Blocking.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), ObjectError> {
+        let file = self.file.as_mut().expect("file is open until finish");
+        file.write_all(data)
+            .map_err(ObjectError::io("write", &self.tmp))?;
+        self.hasher.update(data);
+        self.received += data.len() as u64;
+        Ok(())
+    }
+
+    /// Checks size and hash, then makes the object durable and read-only and
+    /// renames it into the store. A mismatch deletes the temp file. Blocking.
+    pub fn finish(mut self) -> Result<(), ObjectError> {
+        let digest = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        if self.received != self.size || digest != self.sha256 {
+            return Err(ObjectError::HashMismatch {
+                sha256: self.sha256.clone(),
+            });
+        }
+        let file = self.file.take().expect("file is open until finish");
+        file.sync_all()
+            .map_err(ObjectError::io("sync", &self.tmp))?;
+        drop(file);
+        std::fs::set_permissions(&self.tmp, Permissions::from_mode(OBJECT_MODE))
+            .map_err(ObjectError::io("set the mode of", &self.tmp))?;
+        let target = self.store.path(&self.sha256, false);
+        self.store.commit(&self.tmp, &target)?;
+        // Renamed away: nothing left for Drop to delete.
+        self.tmp = PathBuf::new();
+        Ok(())
+    }
+}
+
+impl Drop for PendingObject {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sha(data: &[u8]) -> String {
+        hex::encode(Sha256::digest(data))
+    }
+
+    fn store() -> (tempfile::TempDir, ObjectStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let app = AppRoot::new("web", dir.path().join("web"));
+        app.ensure().unwrap();
+        (dir, ObjectStore::new(&app))
+    }
+
+    fn tmp_is_empty(store: &ObjectStore) -> bool {
+        std::fs::read_dir(&store.tmp).unwrap().next().is_none()
+    }
+
+    #[test]
+    fn verified_objects_enter_the_store_read_only() {
+        let (_dir, store) = store();
+        let hash = sha(b"hello world");
+        let mut pending = store.begin(&hash, 11).unwrap();
+        pending.write(b"hello ").unwrap();
+        pending.write(b"world").unwrap();
+        pending.finish().unwrap();
+        assert!(store.contains(&hash));
+        let meta = std::fs::metadata(store.path(&hash, false)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o444);
+        assert!(tmp_is_empty(&store));
+        assert_eq!(store.missing(&[hash.clone(), sha(b"x")]), vec![sha(b"x")]);
+
+        let exec = store.executable(&hash).unwrap();
+        assert_eq!(std::fs::read(&exec).unwrap(), b"hello world");
+        let meta = std::fs::metadata(exec).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o555);
+    }
+
+    #[test]
+    fn corrupt_or_truncated_objects_never_enter_the_store() {
+        let (_dir, store) = store();
+        let hash = sha(b"hello world");
+        let mut corrupt = store.begin(&hash, 11).unwrap();
+        corrupt.write(b"hello w0rld").unwrap();
+        let err = corrupt.finish().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("object {hash}: content does not match its hash")
+        );
+        let mut truncated = store.begin(&hash, 11).unwrap();
+        truncated.write(b"hello").unwrap();
+        assert!(truncated.finish().is_err());
+        let mut abandoned = store.begin(&hash, 11).unwrap();
+        abandoned.write(b"hello").unwrap();
+        drop(abandoned);
+        assert!(!store.contains(&hash));
+        assert!(tmp_is_empty(&store));
+    }
+}

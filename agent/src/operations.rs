@@ -1,0 +1,435 @@
+//! One operation per app at a time: the running and recently finished
+//! operations, their event logs, and attaching to or replaying an operation
+//! by its deployment id.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    fmt,
+    path::PathBuf,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use futures_util::Stream;
+use slipway_proto::agent::v1::{LogLevel, OperationResult, ProgressEvent, Stage};
+use tokio::sync::watch;
+
+/// Finished operations remembered for replay. Only in memory for now: after
+/// a restart a repeated deployment id runs again, which is safe because
+/// every step is idempotent (a durable journal comes in a later issue).
+const REMEMBERED: usize = 256;
+
+/// What an operation does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Materialise and activate a release.
+    Deploy,
+    /// Activate a release already on disk.
+    Rollback,
+}
+
+/// Identifies an operation; a repeated deployment id must repeat all of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Spec {
+    /// Deployment id from the control plane.
+    pub deployment_id: String,
+    /// Deploy or rollback.
+    pub kind: Kind,
+    /// App name.
+    pub app: String,
+    /// App root; the lock is per root, the resource actually changed.
+    pub root: PathBuf,
+    /// Target release.
+    pub release_id: String,
+}
+
+impl fmt::Display for Spec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (what, prep) = match self.kind {
+            Kind::Deploy => ("a deploy", "of"),
+            Kind::Rollback => ("a rollback", "to"),
+        };
+        write!(
+            f,
+            "{what} {prep} release {} for app {}",
+            self.release_id, self.app
+        )
+    }
+}
+
+/// Why an operation cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationError {
+    /// Another deployment holds the app.
+    #[error("deployment {running} is already running for app {app}")]
+    Busy {
+        /// The deployment id running now.
+        running: String,
+        /// The app.
+        app: String,
+    },
+    /// The deployment id was used for a different operation.
+    #[error(
+        "deployment {deployment_id} already names {existing} on this host; use a new deployment id"
+    )]
+    Reused {
+        /// The repeated id.
+        deployment_id: String,
+        /// What it named.
+        existing: String,
+    },
+}
+
+/// The events of one operation: recorded in order, readable from the start
+/// by any number of subscribers while more arrive.
+#[derive(Debug)]
+pub struct EventLog {
+    events: Mutex<Vec<ProgressEvent>>,
+    // Carries the event count; subscribers wait on it for new events.
+    changed: watch::Sender<usize>,
+}
+
+impl EventLog {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            events: Mutex::new(Vec::new()),
+            changed: watch::Sender::new(0),
+        })
+    }
+
+    fn events(&self) -> MutexGuard<'_, Vec<ProgressEvent>> {
+        // A panic while pushing cannot leave the Vec inconsistent.
+        self.events.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Appends an event, numbering it and stamping the time. Events after
+    /// the final one (with a result) are dropped.
+    pub fn push(
+        &self,
+        stage: Stage,
+        percent: u32,
+        level: LogLevel,
+        message: impl Into<String>,
+        result: Option<OperationResult>,
+    ) {
+        let mut events = self.events();
+        if events.last().is_some_and(|e| e.result.is_some()) {
+            return;
+        }
+        let sequence = events.len() as u64 + 1;
+        events.push(ProgressEvent {
+            sequence,
+            time: Some(slipway_proto::now()),
+            stage: stage as i32,
+            percent,
+            message: message.into(),
+            level: level as i32,
+            result,
+        });
+        self.changed.send_replace(events.len());
+    }
+
+    /// Whether the final event has been recorded.
+    pub fn is_finished(&self) -> bool {
+        self.events().last().is_some_and(|e| e.result.is_some())
+    }
+
+    /// The latest event, if any.
+    pub fn last(&self) -> Option<ProgressEvent> {
+        self.events().last().cloned()
+    }
+
+    /// Every event from the first, then live ones, ending after the final
+    /// event. Dropping the stream (the client left) affects nothing else.
+    pub fn subscribe(self: &Arc<Self>) -> impl Stream<Item = ProgressEvent> + Send + 'static {
+        let rx = self.changed.subscribe();
+        futures_util::stream::unfold((self.clone(), 0, rx), |(log, next, mut rx)| async move {
+            loop {
+                // Mark the count seen before reading, so a push after the
+                // read wakes `changed()` below.
+                rx.borrow_and_update();
+                let (event, finished) = {
+                    let events = log.events();
+                    let finished = events.last().is_some_and(|e| e.result.is_some());
+                    (events.get(next).cloned(), finished)
+                };
+                if let Some(event) = event {
+                    return Some((event, (log, next + 1, rx)));
+                }
+                if finished || rx.changed().await.is_err() {
+                    return None;
+                }
+            }
+        })
+    }
+}
+
+/// The result of [`Operations::begin`].
+#[derive(Debug)]
+pub enum Begin {
+    /// The same deployment id is running or finished: follow its events.
+    Existing(Arc<EventLog>),
+    /// A new operation holding the app; run it with the guard.
+    New(OperationGuard),
+}
+
+#[derive(Debug)]
+struct Recorded {
+    spec: Spec,
+    log: Arc<EventLog>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    running: HashMap<PathBuf, Recorded>,
+    finished: HashMap<String, Recorded>,
+    order: VecDeque<String>,
+}
+
+impl State {
+    fn lookup(&self, spec: &Spec) -> Result<Option<Arc<EventLog>>, OperationError> {
+        let same_id = self.finished.get(&spec.deployment_id).or_else(|| {
+            self.running
+                .values()
+                .find(|r| r.spec.deployment_id == spec.deployment_id)
+        });
+        if let Some(recorded) = same_id {
+            if recorded.spec != *spec {
+                return Err(OperationError::Reused {
+                    deployment_id: spec.deployment_id.clone(),
+                    existing: recorded.spec.to_string(),
+                });
+            }
+            return Ok(Some(recorded.log.clone()));
+        }
+        match self.running.get(&spec.root) {
+            Some(other) => Err(OperationError::Busy {
+                running: other.spec.deployment_id.clone(),
+                app: spec.app.clone(),
+            }),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The operations of this agent.
+#[derive(Debug)]
+pub struct Operations {
+    state: Mutex<State>,
+    running: watch::Sender<usize>,
+}
+
+impl Operations {
+    /// No operations yet.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State::default()),
+            running: watch::Sender::new(0),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The log of the operation `spec` names if it is running or finished;
+    /// an error if the app is busy with another one.
+    pub fn find(&self, spec: &Spec) -> Result<Option<Arc<EventLog>>, OperationError> {
+        self.state().lookup(spec)
+    }
+
+    /// Like [`Operations::find`], but takes the app when it is free.
+    pub fn begin(self: &Arc<Self>, spec: Spec) -> Result<Begin, OperationError> {
+        let mut state = self.state();
+        if let Some(log) = state.lookup(&spec)? {
+            return Ok(Begin::Existing(log));
+        }
+        let log = EventLog::new();
+        let recorded = Recorded {
+            spec: spec.clone(),
+            log: log.clone(),
+        };
+        state.running.insert(spec.root.clone(), recorded);
+        self.running.send_replace(state.running.len());
+        Ok(Begin::New(OperationGuard {
+            operations: self.clone(),
+            spec,
+            log,
+        }))
+    }
+
+    /// Deployment id of the operation running on `root`, if any.
+    pub fn running_on(&self, root: &std::path::Path) -> Option<String> {
+        self.state()
+            .running
+            .get(root)
+            .map(|r| r.spec.deployment_id.clone())
+    }
+
+    /// Resolves once no operation is running.
+    pub async fn wait_idle(&self) {
+        let mut rx = self.running.subscribe();
+        let _ = rx.wait_for(|running| *running == 0).await;
+    }
+
+    fn release(&self, spec: &Spec) {
+        let mut state = self.state();
+        if let Some(recorded) = state.running.remove(&spec.root) {
+            state.finished.insert(spec.deployment_id.clone(), recorded);
+            state.order.push_back(spec.deployment_id.clone());
+            while state.order.len() > REMEMBERED {
+                if let Some(old) = state.order.pop_front() {
+                    state.finished.remove(&old);
+                }
+            }
+        }
+        self.running.send_replace(state.running.len());
+    }
+}
+
+/// Holds an app for one operation. [`OperationGuard::finish`] records the
+/// final event; dropping the guard without it (a panic) records a failure,
+/// so subscribers never wait forever.
+#[derive(Debug)]
+pub struct OperationGuard {
+    operations: Arc<Operations>,
+    spec: Spec,
+    log: Arc<EventLog>,
+}
+
+impl OperationGuard {
+    /// The operation.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// Its event log.
+    pub fn log(&self) -> &Arc<EventLog> {
+        &self.log
+    }
+
+    /// Frees the app and records the final event.
+    pub fn finish(
+        self,
+        stage: Stage,
+        percent: u32,
+        level: LogLevel,
+        message: String,
+        result: OperationResult,
+    ) {
+        // Free the app first: a client that reads the final event and at
+        // once starts the next deployment must not find the app busy.
+        self.operations.release(&self.spec);
+        self.log.push(stage, percent, level, message, Some(result));
+    }
+}
+
+impl Drop for OperationGuard {
+    fn drop(&mut self) {
+        if !self.log.is_finished() {
+            self.operations.release(&self.spec);
+            let last = self.log.last();
+            let error = "the operation stopped unexpectedly; see the agent log".to_owned();
+            self.log.push(
+                last.as_ref().map_or(Stage::Prepare, |e| e.stage()),
+                last.map_or(0, |e| e.percent),
+                LogLevel::Error,
+                error.clone(),
+                Some(OperationResult {
+                    success: false,
+                    error,
+                    ..OperationResult::default()
+                }),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+
+    use super::*;
+
+    fn spec(id: &str, root: &str) -> Spec {
+        Spec {
+            deployment_id: id.into(),
+            kind: Kind::Deploy,
+            app: "web".into(),
+            root: root.into(),
+            release_id: "r1".into(),
+        }
+    }
+
+    fn done(guard: OperationGuard) {
+        let result = OperationResult {
+            success: true,
+            ..Default::default()
+        };
+        guard.finish(Stage::Done, 100, LogLevel::Info, "done".into(), result);
+    }
+
+    #[tokio::test]
+    async fn one_operation_per_app_with_attach_and_replay() {
+        let ops = Operations::new();
+        let Begin::New(guard) = ops.begin(spec("d1", "/srv/web")).unwrap() else {
+            panic!("expected a new operation");
+        };
+        guard
+            .log()
+            .push(Stage::Prepare, 0, LogLevel::Info, "one", None);
+
+        let busy = ops.begin(spec("d2", "/srv/web")).unwrap_err();
+        assert_eq!(
+            busy.to_string(),
+            "deployment d1 is already running for app web"
+        );
+        assert!(matches!(
+            ops.begin(spec("d2", "/srv/api")).unwrap(),
+            Begin::New(_)
+        ));
+        let mut other = spec("d1", "/srv/web");
+        other.release_id = "r2".into();
+        assert!(matches!(
+            ops.begin(other),
+            Err(OperationError::Reused { .. })
+        ));
+        assert_eq!(ops.running_on("/srv/web".as_ref()).as_deref(), Some("d1"));
+
+        let Begin::Existing(attached) = ops.begin(spec("d1", "/srv/web")).unwrap() else {
+            panic!("expected to attach");
+        };
+        let follower = tokio::spawn(attached.subscribe().collect::<Vec<_>>());
+        done(guard);
+        let events = follower.await.unwrap();
+        assert_eq!(
+            events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            [1, 2]
+        );
+        assert!(events[1].result.as_ref().unwrap().success);
+
+        let Begin::Existing(replayed) = ops.begin(spec("d1", "/srv/web")).unwrap() else {
+            panic!("expected a replay");
+        };
+        assert_eq!(replayed.subscribe().collect::<Vec<_>>().await, events);
+        assert!(matches!(
+            ops.begin(spec("d3", "/srv/web")).unwrap(),
+            Begin::New(_)
+        ));
+        ops.wait_idle().await;
+    }
+
+    #[tokio::test]
+    async fn a_dropped_guard_records_a_failure() {
+        let ops = Operations::new();
+        let Begin::New(guard) = ops.begin(spec("d1", "/srv/web")).unwrap() else {
+            panic!("expected a new operation");
+        };
+        let log = guard.log().clone();
+        drop(guard);
+        let events = log.subscribe().collect::<Vec<_>>().await;
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].level(), LogLevel::Error);
+        assert!(!events[0].result.as_ref().unwrap().success);
+        assert_eq!(ops.running_on("/srv/web".as_ref()), None);
+    }
+}

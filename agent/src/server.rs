@@ -1,0 +1,136 @@
+//! The tonic server: mutual TLS, the control-plane-only interceptor in front
+//! of the AgentService, health and reflection.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use slipway_proto::{
+    FILE_DESCRIPTOR_SET, MAX_MESSAGE_BYTES,
+    agent::v1::agent_service_server::{AgentServiceServer, SERVICE_NAME},
+    identity::{Identity, IdentityError},
+    tls::TlsMaterial,
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Status, service::interceptor::InterceptedService, transport::Server};
+use tonic_health::ServingStatus;
+
+use crate::{agent::Agent, error::Error, service::AgentApi};
+
+/// How often an idle connection is pinged, and how long a ping may go
+/// unanswered, so a vanished control plane is noticed mid-stream.
+const KEEPALIVE: Duration = Duration::from_secs(10);
+
+/// Decides whether a caller may use the AgentService: only the control
+/// plane may. Answers PERMISSION_DENIED for another Slipway identity and
+/// UNAUTHENTICATED when the certificate carries none.
+pub fn authorize(identity: Result<Identity, IdentityError>) -> Result<Identity, Status> {
+    match identity {
+        Ok(identity @ Identity::ControlPlane { .. }) => Ok(identity),
+        Ok(other) => Err(Status::permission_denied(format!(
+            "only the control plane may call the agent; caller is {other}"
+        ))),
+        Err(err) => Err(Status::unauthenticated(format!(
+            "{err}; the agent accepts only the control plane's certificate"
+        ))),
+    }
+}
+
+/// The interceptor: checks the peer and leaves its identity in the
+/// request's extensions for the handlers' logs.
+fn control_plane_only(mut request: Request<()>) -> Result<Request<()>, Status> {
+    let identity = authorize(Identity::from_request(&request)).inspect_err(|status| {
+        tracing::warn!(message = status.message(), "refused a caller");
+    })?;
+    request.extensions_mut().insert(identity);
+    Ok(request)
+}
+
+/// Serves the agent on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    agent: Arc<Agent>,
+    tls: &TlsMaterial,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(SERVICE_NAME, ServingStatus::Serving)
+        .await;
+    // grpcurl 1.8.6 speaks only v1alpha reflection; newer clients use v1.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let api = AgentServiceServer::new(AgentApi::new(agent))
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let api = InterceptedService::new(api, control_plane_only as fn(_) -> _);
+    let shutdown = async move {
+        shutdown.await;
+        // Load balancers and probes see the drain before connections close.
+        health
+            .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+            .await;
+    };
+    Server::builder()
+        .tls_config(tls.server_config())
+        .map_err(Error::Serve)?
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(api)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+        .map_err(Error::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn only_the_control_plane_may_call() {
+        let cp = Identity::ControlPlane {
+            name: "main".into(),
+        };
+        assert_eq!(authorize(Ok(cp.clone())).unwrap(), cp);
+
+        let status = authorize(Ok(Identity::Agent {
+            host: "web-2".into(),
+        }))
+        .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert_eq!(
+            status.message(),
+            "only the control plane may call the agent; caller is agent/web-2"
+        );
+        let operator = Identity::Operator {
+            name: "alice".into(),
+            role: slipway_proto::identity::Role::Admin,
+        };
+        assert_eq!(
+            authorize(Ok(operator)).unwrap_err().code(),
+            Code::PermissionDenied
+        );
+
+        let status = authorize(Err(IdentityError::NoCertificate)).unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(
+            authorize(Err(IdentityError::Missing)).unwrap_err().code(),
+            Code::Unauthenticated
+        );
+    }
+
+    #[test]
+    fn a_request_without_a_certificate_is_unauthenticated() {
+        let status = control_plane_only(Request::new(())).unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+}

@@ -1,0 +1,185 @@
+//! The gRPC handlers: validate and convert each request, call the agent,
+//! turn its errors into statuses. No filesystem work happens here.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use slipway_proto::{
+    agent::v1::{
+        AppTarget, DeployRequest, DeployResponse, GetStatusRequest, GetStatusResponse,
+        MissingObjectsRequest, MissingObjectsResponse, RollbackRequest, RollbackResponse,
+        UploadObjectsRequest, UploadObjectsResponse, agent_service_server::AgentService,
+    },
+    identity::Identity,
+    validate::{self, InvalidField},
+};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::{
+    agent::Agent,
+    deploy::{DeployPlan, RollbackPlan},
+    error::Error,
+    layout::AppRoot,
+    manifest::Manifest,
+    release::DEFAULT_KEEP,
+    upload::Chunk,
+};
+
+/// A stream of responses as tonic wants it.
+pub type ResponseStream<T> =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, Status>> + Send>>;
+
+/// The AgentService implementation.
+#[derive(Debug)]
+pub struct AgentApi {
+    agent: Arc<Agent>,
+}
+
+impl AgentApi {
+    /// Serves `agent`.
+    pub fn new(agent: Arc<Agent>) -> Self {
+        Self { agent }
+    }
+
+    fn resolve(&self, field: &str, app: Option<&AppTarget>) -> Result<AppRoot, Error> {
+        let app = app.ok_or_else(|| InvalidField::new(field, "is required"))?;
+        Ok(self
+            .agent
+            .roots()
+            .resolve(field, &app.name, &app.deploy_root)?)
+    }
+
+    fn deploy_plan(&self, request: DeployRequest) -> Result<DeployPlan, Error> {
+        // Same rule as the control plane uses when it makes the id.
+        validate::release_id("deployment_id", &request.deployment_id)?;
+        let app = self.resolve("app", request.app.as_ref())?;
+        validate::release_id("release_id", &request.release_id)?;
+        let manifest = Manifest::from_wire(request.files)?;
+        let keep = match request.keep_releases {
+            0 => DEFAULT_KEEP,
+            n => n as usize,
+        };
+        Ok(DeployPlan {
+            app,
+            deployment_id: request.deployment_id,
+            release_id: request.release_id,
+            manifest,
+            keep,
+        })
+    }
+
+    fn rollback_plan(&self, request: RollbackRequest) -> Result<RollbackPlan, Error> {
+        validate::release_id("deployment_id", &request.deployment_id)?;
+        let app = self.resolve("app", request.app.as_ref())?;
+        validate::release_id("release_id", &request.release_id)?;
+        Ok(RollbackPlan {
+            app,
+            deployment_id: request.deployment_id,
+            release_id: request.release_id,
+        })
+    }
+
+    async fn upload(
+        &self,
+        mut stream: Streaming<UploadObjectsRequest>,
+    ) -> Result<UploadObjectsResponse, Error> {
+        let first = stream
+            .message()
+            .await
+            .map_err(Error::Client)?
+            .ok_or_else(|| InvalidField::new("app", "is required: the stream was empty"))?;
+        let app = self.resolve("app", first.app.as_ref())?;
+        let mut upload = self.agent.upload(app).await?;
+        let mut next = Some(first);
+        while let Some(message) = next {
+            upload.push(chunk(message)).await?;
+            next = stream.message().await.map_err(Error::Client)?;
+        }
+        let summary = upload.finish()?;
+        Ok(UploadObjectsResponse {
+            objects: summary.objects,
+            bytes: summary.bytes,
+        })
+    }
+}
+
+fn chunk(message: UploadObjectsRequest) -> Chunk {
+    Chunk {
+        sha256: message.sha256,
+        size: message.size,
+        offset: message.offset,
+        data: message.data,
+    }
+}
+
+/// Who called, for the log; the interceptor put it there.
+fn caller<T>(request: &Request<T>) -> String {
+    request
+        .extensions()
+        .get::<Identity>()
+        .map_or_else(|| "unknown".to_owned(), Identity::principal)
+}
+
+#[tonic::async_trait]
+impl AgentService for AgentApi {
+    type DeployStream = ResponseStream<DeployResponse>;
+    type RollbackStream = ResponseStream<RollbackResponse>;
+
+    async fn get_status(
+        &self,
+        request: Request<GetStatusRequest>,
+    ) -> Result<Response<GetStatusResponse>, Status> {
+        let apps = request
+            .into_inner()
+            .apps
+            .iter()
+            .enumerate()
+            .map(|(i, app)| self.resolve(&format!("apps[{i}]"), Some(app)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Response::new(self.agent.status(apps).await?))
+    }
+
+    async fn missing_objects(
+        &self,
+        request: Request<MissingObjectsRequest>,
+    ) -> Result<Response<MissingObjectsResponse>, Status> {
+        let request = request.into_inner();
+        let app = self.resolve("app", request.app.as_ref())?;
+        for (i, sha) in request.sha256.iter().enumerate() {
+            validate::sha256(&format!("sha256[{i}]"), sha).map_err(Error::from)?;
+        }
+        let sha256 = self.agent.missing_objects(app, request.sha256).await?;
+        Ok(Response::new(MissingObjectsResponse { sha256 }))
+    }
+
+    async fn upload_objects(
+        &self,
+        request: Request<Streaming<UploadObjectsRequest>>,
+    ) -> Result<Response<UploadObjectsResponse>, Status> {
+        Ok(Response::new(self.upload(request.into_inner()).await?))
+    }
+
+    async fn deploy(
+        &self,
+        request: Request<DeployRequest>,
+    ) -> Result<Response<Self::DeployStream>, Status> {
+        let caller = caller(&request);
+        let plan = self.deploy_plan(request.into_inner())?;
+        tracing::info!(%caller, deployment = %plan.deployment_id, app = plan.app.name(), release = %plan.release_id, files = plan.manifest.len(), "deploy requested");
+        let events = self.agent.deploy(plan).await?;
+        let stream = events.map(|event| Ok(DeployResponse { event: Some(event) }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn rollback(
+        &self,
+        request: Request<RollbackRequest>,
+    ) -> Result<Response<Self::RollbackStream>, Status> {
+        let caller = caller(&request);
+        let plan = self.rollback_plan(request.into_inner())?;
+        tracing::info!(%caller, deployment = %plan.deployment_id, app = plan.app.name(), release = %plan.release_id, "rollback requested");
+        let events = self.agent.rollback(plan).await?;
+        let stream = events.map(|event| Ok(RollbackResponse { event: Some(event) }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,123 @@
+//! `slipctl app`: register and inspect applications.
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+use slipway_proto::control::v1::{App, CreateAppRequest, GetAppRequest, ListAppsRequest};
+
+use crate::{
+    cli::Output,
+    connection::{Connection, rpc},
+    output,
+};
+
+/// Applications.
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Register an application and its git repository (admin).
+    Create(CreateArgs),
+    /// List the applications.
+    List,
+    /// Show one application.
+    Show {
+        /// App name
+        name: String,
+    },
+}
+
+/// Flags of `app create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// App name: lowercase letters, digits and '-', starting with a letter
+    pub name: String,
+    /// Git repository the control plane reads: a path on its machine or a
+    /// file:// URL (a relative path that exists here is made absolute)
+    #[arg(long, value_name = "PATH_OR_FILE_URL")]
+    pub repo: String,
+    /// Branch deployed when no ref is given (default: the repository's HEAD)
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Absolute directory on the hosts holding releases/ and current
+    /// (default: the agent's apps directory / NAME)
+    #[arg(long, value_name = "/ABS/PATH")]
+    pub deploy_root: Option<String>,
+    /// Releases to keep on each host (default 5)
+    #[arg(long, value_name = "N")]
+    pub keep: Option<u32>,
+}
+
+/// Runs an `app` subcommand.
+pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> anyhow::Result<()> {
+    let mut apps = conn.api().await?.apps();
+    match command {
+        AppCommand::Create(args) => {
+            let app = App {
+                name: args.name.clone(),
+                repository: repository(&args.repo),
+                default_branch: args.branch.clone().unwrap_or_default(),
+                deploy_root: args.deploy_root.clone().unwrap_or_default(),
+                keep_releases: args.keep.unwrap_or_default(),
+                created_at: None,
+            };
+            let response = rpc(apps.create_app(CreateAppRequest { app: Some(app) }).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => {
+                    let app = response.app.unwrap_or_default();
+                    Ok(output::emit(&format!(
+                        "created app {}\n{}",
+                        app.name,
+                        output::app(&app)
+                    ))?)
+                }
+            }
+        }
+        AppCommand::List => {
+            let response = rpc(apps.list_apps(ListAppsRequest {}).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => Ok(output::emit(&output::apps(&response.apps))?),
+            }
+        }
+        AppCommand::Show { name } => {
+            let response = rpc(apps.get_app(GetAppRequest { name: name.clone() }).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => Ok(output::emit(&output::app(
+                    &response.app.unwrap_or_default(),
+                ))?),
+            }
+        }
+    }
+}
+
+/// A relative path that exists here becomes absolute, since the control
+/// plane resolves it from its own working directory. Absolute paths, URLs
+/// and paths that do not exist here are passed on as given.
+fn repository(repo: &str) -> String {
+    let path = Path::new(repo);
+    if repo.contains("://") || path.is_absolute() || !path.exists() {
+        return repo.to_owned();
+    }
+    path.canonicalize()
+        .map(|abs| abs.display().to_string())
+        .unwrap_or_else(|_| repo.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn relative_repository_paths_become_absolute() {
+        assert_eq!(
+            super::repository("file:///srv/git/web"),
+            "file:///srv/git/web"
+        );
+        assert_eq!(super::repository("/srv/git/web"), "/srv/git/web");
+        assert_eq!(super::repository("no/such/dir"), "no/such/dir");
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            super::repository("."),
+            here.canonicalize().unwrap().display().to_string()
+        );
+    }
+}

@@ -1,0 +1,84 @@
+//! `slipctl env`: register and inspect environments.
+
+use clap::{Args, Subcommand};
+use slipway_proto::control::v1::{
+    CreateEnvironmentRequest, Environment, GetEnvironmentRequest, ListEnvironmentsRequest,
+};
+
+use crate::{
+    cli::Output,
+    connection::{Connection, rpc},
+    output,
+};
+
+/// Environments.
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Register an environment (admin).
+    Create(CreateArgs),
+    /// List the environments.
+    List,
+    /// Show one environment with its hosts.
+    Show {
+        /// Environment name
+        name: String,
+    },
+}
+
+/// Flags of `env create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Environment name: lowercase letters, digits and '-', starting with a letter
+    pub name: String,
+    /// Free text shown in listings
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+}
+
+/// Runs an `env` subcommand.
+pub async fn run(command: &EnvCommand, conn: &Connection, output: Output) -> anyhow::Result<()> {
+    let mut envs = conn.api().await?.environments();
+    match command {
+        EnvCommand::Create(args) => {
+            let environment = Environment {
+                name: args.name.clone(),
+                description: args.description.clone().unwrap_or_default(),
+                created_at: None,
+            };
+            let request = CreateEnvironmentRequest {
+                environment: Some(environment),
+            };
+            let response = rpc(envs.create_environment(request).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => {
+                    let env = response.environment.unwrap_or_default();
+                    let text = format!(
+                        "created environment {}\n{}",
+                        env.name,
+                        output::environment(&env, &[])
+                    );
+                    Ok(output::emit(&text)?)
+                }
+            }
+        }
+        EnvCommand::List => {
+            let response = rpc(envs.list_environments(ListEnvironmentsRequest {}).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => Ok(output::emit(&output::environments(&response.environments))?),
+            }
+        }
+        EnvCommand::Show { name } => {
+            let request = GetEnvironmentRequest { name: name.clone() };
+            let response = rpc(envs.get_environment(request).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => {
+                    let env = response.environment.clone().unwrap_or_default();
+                    Ok(output::emit(&output::environment(&env, &response.hosts))?)
+                }
+            }
+        }
+    }
+}

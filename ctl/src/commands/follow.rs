@@ -1,0 +1,226 @@
+//! Following a deployment's event stream, shared by `deploy`, `rollback` and
+//! `watch`: print each event as it arrives, then the deployment's summary.
+
+use std::{fmt, process::ExitCode};
+
+use futures_util::{Stream, StreamExt};
+use slipway_proto::control::v1::{
+    DeploymentEvent, DeploymentStatus, EventKind, GetDeploymentRequest,
+};
+use tonic::Status;
+
+use crate::{
+    cli::Output,
+    connection::{Api, RpcError},
+    output,
+};
+
+/// Exit code after Ctrl-C (128 + SIGINT).
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// The event stream ended before the deployment did; the deployment goes
+/// on in the control plane.
+#[derive(Debug)]
+pub struct StreamLost {
+    /// The deployment.
+    pub deployment_id: String,
+    /// Sequence number of the last event printed.
+    pub last_event: u64,
+    /// Why the stream ended, when it broke.
+    pub status: Option<Status>,
+}
+
+impl StreamLost {
+    /// The command that picks the deployment up where the stream ended.
+    pub fn resume_command(&self) -> String {
+        format!(
+            "slipctl watch {} --after {}",
+            self.deployment_id, self.last_event
+        )
+    }
+}
+
+impl fmt::Display for StreamLost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.status {
+            Some(status) => write!(
+                f,
+                "lost the event stream of deployment {}: {}",
+                self.deployment_id,
+                RpcError(status.clone())
+            ),
+            None => write!(
+                f,
+                "the event stream of deployment {} ended before the deployment finished",
+                self.deployment_id
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StreamLost {}
+
+/// A deployment that finished without succeeding.
+#[derive(Debug)]
+pub struct Unsuccessful {
+    /// The deployment.
+    pub deployment_id: String,
+    /// Its final status.
+    pub status: DeploymentStatus,
+    /// Why, as the control plane recorded it.
+    pub error: String,
+}
+
+impl fmt::Display for Unsuccessful {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "deployment {} {}",
+            self.deployment_id,
+            output::status_name(self.status)
+        )?;
+        if !self.error.is_empty() {
+            write!(f, ": {}", self.error)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Unsuccessful {}
+
+/// Prints every event of `events` live (a text line or one JSON object per
+/// line), then fetches the deployment and prints its summary. Exits 0 only
+/// when it succeeded. `known_id` and `after` are set when watching a known
+/// deployment.
+pub(crate) async fn follow<S>(
+    api: &Api,
+    output: Output,
+    events: S,
+    known_id: Option<String>,
+    after: u64,
+) -> anyhow::Result<ExitCode>
+where
+    S: Stream<Item = Result<Option<DeploymentEvent>, Status>>,
+{
+    let mut events = std::pin::pin!(events);
+    let mut deployment_id = known_id;
+    let mut last_event = after;
+    let mut final_status = None;
+    let interrupted = async {
+        // Without a SIGINT handler the default applies (the process ends),
+        // which is still fine: the deployment goes on either way.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let mut interrupted = std::pin::pin!(interrupted);
+    loop {
+        let next = tokio::select! {
+            next = events.next() => next,
+            _ = &mut interrupted => {
+                // Leaving the stream does not stop the deployment: say how to come back.
+                if let Some(deployment_id) = deployment_id {
+                    let lost = StreamLost { deployment_id, last_event, status: None };
+                    eprintln!(
+                        "interrupted; the deployment goes on; follow it with: {}",
+                        lost.resume_command()
+                    );
+                }
+                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+            }
+        };
+        match next {
+            Some(Ok(Some(event))) => {
+                if deployment_id.is_none() {
+                    deployment_id = Some(event.deployment_id.clone());
+                }
+                last_event = last_event.max(event.sequence);
+                if event.host.is_empty()
+                    && event.kind() == EventKind::Status
+                    && output::is_final(event.status())
+                {
+                    final_status = Some(event.status());
+                }
+                match output {
+                    Output::Json => output::json_line(&serde_json::json!({ "event": event }))?,
+                    Output::Text => output::emit(&output::event_line(&event))?,
+                }
+            }
+            Some(Ok(None)) => {}
+            Some(Err(status)) => {
+                return Err(match deployment_id {
+                    Some(deployment_id) => StreamLost {
+                        deployment_id,
+                        last_event,
+                        status: Some(status),
+                    }
+                    .into(),
+                    // Nothing started that we know of: an ordinary failed call.
+                    None => RpcError(status).into(),
+                });
+            }
+            None => break,
+        }
+    }
+    let Some(deployment_id) = deployment_id else {
+        anyhow::bail!("the control plane ended the stream without sending any event");
+    };
+    let request = GetDeploymentRequest {
+        deployment_id: deployment_id.clone(),
+    };
+    let response = match (
+        api.deployments().get_deployment(request).await,
+        final_status,
+    ) {
+        (Ok(response), _) => response.into_inner(),
+        // The stream's last event already told the outcome (the control
+        // plane may have drained and stopped right after it): go by that.
+        (Err(status), Some(final_status)) => {
+            eprintln!(
+                "warning: cannot fetch the summary of deployment {deployment_id}: {}",
+                RpcError(status)
+            );
+            return finish(deployment_id, final_status, String::new());
+        }
+        (Err(status), None) => {
+            return Err(StreamLost {
+                deployment_id,
+                last_event,
+                status: Some(status),
+            }
+            .into());
+        }
+    };
+    let deployment = response.deployment.clone().unwrap_or_default();
+    match output {
+        Output::Json => output::json_line(&response)?,
+        Output::Text => output::emit(&format!("\n{}", output::deployment(&deployment)))?,
+    }
+    if !output::is_final(deployment.status()) {
+        return Err(StreamLost {
+            deployment_id,
+            last_event,
+            status: None,
+        }
+        .into());
+    }
+    finish(deployment_id, deployment.status(), deployment.error)
+}
+
+/// Exit 0 for a deployment that succeeded, an [`Unsuccessful`] error otherwise.
+fn finish(
+    deployment_id: String,
+    status: DeploymentStatus,
+    error: String,
+) -> anyhow::Result<ExitCode> {
+    if status == DeploymentStatus::Succeeded {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(Unsuccessful {
+            deployment_id,
+            status,
+            error,
+        }
+        .into())
+    }
+}

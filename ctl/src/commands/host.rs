@@ -1,0 +1,103 @@
+//! `slipctl host`: add, remove and list target hosts.
+
+use std::collections::HashMap;
+
+use clap::{Args, Subcommand};
+use slipway_proto::control::v1::{AddHostRequest, Host, ListHostsRequest, RemoveHostRequest};
+
+use crate::{
+    cli::Output,
+    connection::{Connection, rpc},
+    output,
+};
+
+/// Target hosts.
+#[derive(Debug, Subcommand)]
+pub enum HostCommand {
+    /// Register a host running slipway-agent in an environment (admin).
+    Add(AddArgs),
+    /// Unregister a host (admin); its files stay where they are.
+    Remove {
+        /// Host name
+        name: String,
+    },
+    /// List the hosts.
+    List {
+        /// Only the hosts of this environment
+        #[arg(long, value_name = "ENV")]
+        env: Option<String>,
+    },
+}
+
+/// Flags of `host add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Host name: the DNS name its agent's certificate carries
+    /// (see `slipctl pki issue agent`)
+    pub name: String,
+    /// Address of its agent
+    #[arg(long, value_name = "HOST:PORT")]
+    pub address: String,
+    /// Environment it belongs to
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// A label (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+/// Runs a `host` subcommand.
+pub async fn run(command: &HostCommand, conn: &Connection, output: Output) -> anyhow::Result<()> {
+    let mut hosts = conn.api().await?.hosts();
+    match command {
+        HostCommand::Add(args) => {
+            let host = Host {
+                name: args.name.clone(),
+                address: args.address.clone(),
+                environment: args.env.clone(),
+                labels: args.labels.iter().cloned().collect::<HashMap<_, _>>(),
+                created_at: None,
+            };
+            let response = rpc(hosts.add_host(AddHostRequest { host: Some(host) }).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => {
+                    let host = response.host.unwrap_or_default();
+                    Ok(output::emit(&format!(
+                        "added host {}\n{}",
+                        host.name,
+                        output::host(&host)
+                    ))?)
+                }
+            }
+        }
+        HostCommand::Remove { name } => {
+            let response = rpc(hosts
+                .remove_host(RemoveHostRequest { name: name.clone() })
+                .await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => Ok(output::emit(&format!(
+                    "removed host {name}; its releases stay on disk and its agent keeps running\n"
+                ))?),
+            }
+        }
+        HostCommand::List { env } => {
+            let request = ListHostsRequest {
+                environment: env.clone().unwrap_or_default(),
+            };
+            let response = rpc(hosts.list_hosts(request).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => Ok(output::emit(&output::hosts(&response.hosts))?),
+            }
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! One module per subcommand; each owns its flags (clap derive, doc comments
+//! are the help) and a `run` that calls the API and hands the answer to
+//! [`crate::output`].
+
+pub mod app;
+pub mod deploy;
+pub mod deployment;
+pub mod env;
+mod follow;
+pub mod history;
+pub mod host;
+pub mod pki;
+pub mod release;
+pub mod rollback;
+pub mod status;
+pub mod watch;
+
+use std::process::ExitCode;
+
+pub use follow::StreamLost;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the command `cli` names. `Ok` carries the exit code of a command
+/// that decides it (a deployment that did not succeed exits 1).
+pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let conn = &cli.conn;
+    let output = cli.output;
+    match &cli.command {
+        Command::Pki(command) => pki::run(command, output).map(|()| ExitCode::SUCCESS),
+        Command::App(command) => app::run(command, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Env(command) => env::run(command, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Host(command) => host::run(command, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Release(command) => release::run(command, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Deploy(args) => deploy::run(args, conn, output).await,
+        Command::Rollback(args) => rollback::run(args, conn, output).await,
+        Command::Watch(args) => watch::run(args, conn, output).await,
+        Command::Status(args) => status::run(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::History(args) => history::run(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Deployment(command) => deployment::run(command, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Demo(args) => crate::demo::run(args.keep)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+    }
+}

@@ -1,0 +1,201 @@
+//! `slipctl pki`: the CA and every certificate, made locally with rcgen.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand, ValueEnum};
+use slipway_proto::identity::Role;
+
+use crate::{
+    cli::Output,
+    output,
+    pki::{self, InitOptions, IssueOptions, Issued},
+};
+
+/// Certificates: the CA, the control plane's, agents' and operators'.
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Create a CA, the control plane's server and client certificates and an
+    /// admin operator certificate (operator-admin.crt).
+    Init(InitArgs),
+    /// Issue a certificate signed by the CA in --dir.
+    #[command(subcommand)]
+    Issue(IssueCommand),
+    /// List the certificates in --dir: identity, role, expiry, fingerprint.
+    List(ListArgs),
+}
+
+/// Flags of `pki init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Directory to write the files to (created with mode 0700)
+    #[arg(long, env = "SLIPWAY_PKI_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Instance name of the control plane (in its identity and a DNS SAN)
+    #[arg(long, default_value = "main")]
+    pub name: String,
+    /// Extra DNS name or IP address the control plane is reached at (repeatable)
+    #[arg(long, value_name = "NAME_OR_IP")]
+    pub san: Vec<String>,
+    /// Validity of the certificates in days (the CA gets 3650)
+    #[arg(long, default_value_t = pki::DEFAULT_VALIDITY_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub days: u32,
+    /// Replace existing files, the CA included: certificates it signed stop working
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What to issue.
+#[derive(Debug, Subcommand)]
+pub enum IssueCommand {
+    /// A server certificate for the agent of HOST (agent-HOST.crt/.key).
+    Agent(AgentArgs),
+    /// A client certificate for an operator (operator-NAME.crt/.key).
+    Operator(OperatorArgs),
+}
+
+/// Flags of `pki issue agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Host name as registered with `slipctl host add` (a lowercase DNS name)
+    pub host: String,
+    /// Directory holding ca.crt and ca.key; the new files go there too
+    #[arg(long, env = "SLIPWAY_PKI_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Extra DNS name or IP address of the host (repeatable)
+    #[arg(long, value_name = "NAME_OR_IP")]
+    pub san: Vec<String>,
+    /// Validity in days
+    #[arg(long, default_value_t = pki::DEFAULT_VALIDITY_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub days: u32,
+    /// Replace an existing certificate and key for this host
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// An operator role on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum RoleArg {
+    /// Reads everything
+    Viewer,
+    /// Also deploys and rolls back
+    Deployer,
+    /// Also configures apps, environments and hosts
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(role: RoleArg) -> Self {
+        match role {
+            RoleArg::Viewer => Role::Viewer,
+            RoleArg::Deployer => Role::Deployer,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
+}
+
+/// Flags of `pki issue operator`.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Operator name (lowercase letters, digits, '-'), recorded as the author of deployments
+    pub name: String,
+    /// What the operator may do
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// Directory holding ca.crt and ca.key; the new files go there too
+    #[arg(long, env = "SLIPWAY_PKI_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Validity in days
+    #[arg(long, default_value_t = pki::DEFAULT_VALIDITY_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub days: u32,
+    /// Replace an existing certificate and key of this name
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Flags of `pki list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Directory to list
+    #[arg(long, env = "SLIPWAY_PKI_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+/// Runs a `pki` subcommand; it needs no control plane.
+pub fn run(command: &PkiCommand, output: Output) -> anyhow::Result<()> {
+    match command {
+        PkiCommand::Init(args) => {
+            let opts = InitOptions {
+                control_plane_name: args.name.clone(),
+                sans: args.san.clone(),
+                validity_days: args.days,
+                force: args.force,
+            };
+            let written = pki::init(&args.dir, &opts)?;
+            match output {
+                Output::Json => output::json(&serde_json::json!({ "files": written }))?,
+                Output::Text => {
+                    let mut text = format!("wrote to {}:\n", args.dir.display());
+                    for path in &written {
+                        let name = path.file_name().unwrap_or_default().to_string_lossy();
+                        text.push_str(&format!("  {name}\n"));
+                    }
+                    text.push_str(&format!(
+                        "next: issue a certificate per host with `slipctl pki issue agent HOST --dir {dir}`,\n\
+                         and point slipctl at the control plane with `export SLIPWAY_PKI_DIR={dir}`\n",
+                        dir = args.dir.display()
+                    ));
+                    output::emit(&text)?;
+                }
+            }
+        }
+        PkiCommand::Issue(IssueCommand::Agent(args)) => {
+            let opts = IssueOptions {
+                validity_days: args.days,
+                force: args.force,
+            };
+            let issued = pki::issue_agent_with(&args.dir, &args.host, &args.san, &opts)?;
+            report_issued(&issued, output)?;
+        }
+        PkiCommand::Issue(IssueCommand::Operator(args)) => {
+            let opts = IssueOptions {
+                validity_days: args.days,
+                force: args.force,
+            };
+            let issued = pki::issue_operator_with(&args.dir, &args.name, args.role.into(), &opts)?;
+            report_issued(&issued, output)?;
+        }
+        PkiCommand::List(args) => {
+            let certs = pki::list(&args.dir)?;
+            match output {
+                Output::Json => output::json(&certs)?,
+                Output::Text => output::emit(&output::certs(&certs))?,
+            }
+        }
+    }
+    Ok(())
+}
+
+fn report_issued(issued: &Issued, output: Output) -> anyhow::Result<()> {
+    let info = pki::describe(&issued.cert)?;
+    match output {
+        Output::Json => output::json(&serde_json::json!({
+            "cert": issued.cert,
+            "key": issued.key,
+            "certificate": info,
+        })),
+        Output::Text => {
+            let text = output::fields(&[
+                ("certificate", issued.cert.display().to_string()),
+                ("key", issued.key.display().to_string()),
+                ("identity", info.identity.unwrap_or_default()),
+                (
+                    "names",
+                    [info.dns_names, info.ip_addresses].concat().join(", "),
+                ),
+                ("expires", info.not_after),
+                ("sha256", info.sha256),
+            ]);
+            Ok(output::emit(&text)?)
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `slipctl release`: cut releases from git and inspect them.
+
+use clap::{Args, Subcommand};
+use slipway_proto::control::v1::{CreateReleaseRequest, GetReleaseRequest, ListReleasesRequest};
+
+use crate::{
+    cli::Output,
+    connection::{Connection, rpc},
+    output,
+};
+
+/// Releases.
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Cut a release of APP from a git ref; a commit that already has one
+    /// returns it (deployer).
+    Create(CreateArgs),
+    /// List an app's releases, newest first.
+    List(ListArgs),
+    /// Show one release and its file changes against the previous one.
+    Show(ShowArgs),
+}
+
+/// Flags of `release create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// App name
+    pub app: String,
+    /// Branch, tag or commit (default: the app's branch)
+    #[arg(long = "ref", value_name = "REF")]
+    pub git_ref: Option<String>,
+}
+
+/// Flags of `release list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// App name
+    pub app: String,
+    /// At most this many releases (default: all)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+}
+
+/// Flags of `release show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// App name
+    pub app: String,
+    /// Release id
+    pub id: String,
+    /// Also list every file: mode, size, content hash
+    #[arg(long)]
+    pub manifest: bool,
+}
+
+/// Runs a `release` subcommand.
+pub async fn run(
+    command: &ReleaseCommand,
+    conn: &Connection,
+    output: Output,
+) -> anyhow::Result<()> {
+    let mut releases = conn.api().await?.releases();
+    match command {
+        ReleaseCommand::Create(args) => {
+            let request = CreateReleaseRequest {
+                app: args.app.clone(),
+                git_ref: args.git_ref.clone().unwrap_or_default(),
+            };
+            let response = rpc(releases.create_release(request).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => {
+                    let release = response.release.unwrap_or_default();
+                    let verb = if response.created {
+                        "created release"
+                    } else {
+                        "this commit already has release"
+                    };
+                    let text = format!("{verb} {}\n{}", release.id, output::release(&release));
+                    Ok(output::emit(&text)?)
+                }
+            }
+        }
+        ReleaseCommand::List(args) => {
+            let request = ListReleasesRequest {
+                app: args.app.clone(),
+                limit: args.limit.unwrap_or_default(),
+            };
+            let response = rpc(releases.list_releases(request).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => Ok(output::emit(&output::releases(&response.releases))?),
+            }
+        }
+        ReleaseCommand::Show(args) => {
+            let request = GetReleaseRequest {
+                app: args.app.clone(),
+                id: args.id.clone(),
+                include_manifest: args.manifest,
+            };
+            let response = rpc(releases.get_release(request).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => Ok(output::emit(&output::release(
+                    &response.release.unwrap_or_default(),
+                ))?),
+            }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `slipctl rollback`: switch an environment back to an earlier release.
+
+use std::process::ExitCode;
+
+use clap::Args;
+use futures_util::StreamExt;
+use slipway_proto::control::v1::RollbackRequest;
+
+use super::follow::follow;
+use crate::{
+    cli::Output,
+    connection::{Connection, rpc},
+};
+
+/// Flags of `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// App to roll back
+    pub app: String,
+    /// Environment to roll back
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+    /// Release to go back to (default: the one current before the last
+    /// successful deployment)
+    #[arg(long, value_name = "RELEASE")]
+    pub to: Option<String>,
+    /// Why, recorded with the rollback
+    #[arg(short, long)]
+    pub message: Option<String>,
+}
+
+/// Starts the rollback and prints its events until it finishes; exits 1
+/// unless it succeeded.
+pub async fn run(
+    args: &RollbackArgs,
+    conn: &Connection,
+    output: Output,
+) -> anyhow::Result<ExitCode> {
+    let api = conn.api().await?;
+    let request = RollbackRequest {
+        app: args.app.clone(),
+        environment: args.env.clone(),
+        release_id: args.to.clone().unwrap_or_default(),
+        message: args.message.clone().unwrap_or_default(),
+    };
+    let stream = rpc(api.deployments().rollback(request).await)?;
+    let events = stream.map(|item| item.map(|response| response.event));
+    follow(&api, output, events, None, 0).await
+}

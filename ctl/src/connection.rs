@@ -1,0 +1,462 @@
+//! The connection flags shared by every command, the mutual-TLS channel they
+//! make, and the one place that turns errors into hints for the operator.
+
+use std::{fmt, path::PathBuf};
+
+use slipway_proto::{
+    MAX_MESSAGE_BYTES,
+    control::v1::{
+        app_service_client::AppServiceClient, deployment_service_client::DeploymentServiceClient,
+        environment_service_client::EnvironmentServiceClient,
+        host_service_client::HostServiceClient, release_service_client::ReleaseServiceClient,
+    },
+    tls::{self, ConnectError, TlsError, TlsMaterial, TlsPaths},
+};
+use tonic::{Code, Status, transport::Channel};
+
+/// Default control plane address.
+pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7443";
+
+/// How to reach the control plane and who you are to it.
+#[derive(Clone, Debug, clap::Args)]
+pub struct Connection {
+    /// Control plane address, host:port or https://host:port
+    #[arg(long, global = true, env = "SLIPWAY_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: String,
+
+    /// Directory holding ca.crt and your operator certificate; --ca/--cert/--key
+    /// default to <dir>/ca.crt, <dir>/operator-admin.crt, <dir>/operator-admin.key
+    #[arg(long, global = true, env = "SLIPWAY_PKI_DIR", value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+
+    /// CA certificate that signed the control plane's certificate
+    #[arg(long, global = true, env = "SLIPWAY_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+
+    /// Your operator certificate
+    #[arg(long, global = true, env = "SLIPWAY_CERT", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// Your operator private key (default: --cert with the extension .key)
+    #[arg(long, global = true, env = "SLIPWAY_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Name the control plane's certificate must carry (default: the endpoint's host)
+    #[arg(long, global = true, env = "SLIPWAY_SERVER_NAME", value_name = "NAME")]
+    pub server_name: Option<String>,
+}
+
+/// No CA, certificate or key could be found from the flags.
+#[derive(Debug)]
+pub struct MissingCredentials {
+    /// The flags that had no value.
+    pub missing: Vec<&'static str>,
+}
+
+impl fmt::Display for MissingCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "no {} given: pass --pki-dir DIR (or set SLIPWAY_PKI_DIR), or --ca, --cert and --key \
+             (SLIPWAY_CA, SLIPWAY_CERT, SLIPWAY_KEY)",
+            self.missing.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for MissingCredentials {}
+
+impl Default for Connection {
+    fn default() -> Self {
+        Self {
+            endpoint: DEFAULT_ENDPOINT.to_owned(),
+            pki_dir: None,
+            ca: None,
+            cert: None,
+            key: None,
+            server_name: None,
+        }
+    }
+}
+
+impl Connection {
+    /// A connection to `endpoint` with the certificates of `pki_dir`.
+    pub fn new(endpoint: impl Into<String>, pki_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            pki_dir: Some(pki_dir.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The CA, certificate and key to use, from the explicit flags or the PKI directory.
+    pub fn tls_paths(&self) -> Result<TlsPaths, MissingCredentials> {
+        let in_dir = |name: &str| self.pki_dir.as_ref().map(|dir| dir.join(name));
+        let ca = self.ca.clone().or_else(|| in_dir("ca.crt"));
+        let cert = self.cert.clone().or_else(|| in_dir("operator-admin.crt"));
+        let key = self.key.clone().or_else(|| match &self.cert {
+            // A certificate given on its own: its key sits next to it.
+            Some(cert) => Some(cert.with_extension("key")),
+            None => in_dir("operator-admin.key"),
+        });
+        match (ca, cert, key) {
+            (Some(ca), Some(cert), Some(key)) => Ok(TlsPaths { ca, cert, key }),
+            (ca, cert, key) => {
+                let missing = [
+                    (ca.is_none(), "CA certificate (--ca)"),
+                    (cert.is_none(), "operator certificate (--cert)"),
+                    (key.is_none(), "private key (--key)"),
+                ];
+                Err(MissingCredentials {
+                    missing: missing.iter().filter(|m| m.0).map(|m| m.1).collect(),
+                })
+            }
+        }
+    }
+
+    /// The name the control plane's certificate is checked against.
+    pub fn server_name(&self) -> &str {
+        self.server_name
+            .as_deref()
+            .unwrap_or_else(|| tls::host_of(&self.endpoint))
+    }
+
+    /// Dials the control plane with mutual TLS.
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        let paths = self.tls_paths()?;
+        let material = TlsMaterial::load(&paths)?;
+        let channel = tls::connect(&self.endpoint, self.server_name(), &material).await?;
+        Ok(channel)
+    }
+
+    /// Dials the control plane and returns its API clients.
+    pub async fn api(&self) -> anyhow::Result<Api> {
+        Ok(Api::new(self.channel().await?))
+    }
+}
+
+/// The operator API's clients over one channel, each accepting messages up
+/// to [`MAX_MESSAGE_BYTES`] (a release's manifest can be large).
+#[derive(Clone, Debug)]
+pub struct Api {
+    channel: Channel,
+}
+
+impl Api {
+    /// Clients over `channel`.
+    pub fn new(channel: Channel) -> Self {
+        Self { channel }
+    }
+
+    /// AppService.
+    pub fn apps(&self) -> AppServiceClient<Channel> {
+        AppServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// EnvironmentService.
+    pub fn environments(&self) -> EnvironmentServiceClient<Channel> {
+        EnvironmentServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// HostService.
+    pub fn hosts(&self) -> HostServiceClient<Channel> {
+        HostServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// ReleaseService.
+    pub fn releases(&self) -> ReleaseServiceClient<Channel> {
+        ReleaseServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// DeploymentService.
+    pub fn deployments(&self) -> DeploymentServiceClient<Channel> {
+        DeploymentServiceClient::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+/// A failed call, displayed as `<code>: <message>` rather than tonic's
+/// Debug-like `status: ..., metadata: ...`.
+#[derive(Debug)]
+pub struct RpcError(pub Status);
+
+impl fmt::Display for RpcError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = code_name(self.0.code());
+        match self.0.message() {
+            "" => f.write_str(code),
+            message => write!(f, "{code}: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for RpcError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // Transport failures carry the cause (refused, TLS alert, ...) here.
+        std::error::Error::source(&self.0)
+    }
+}
+
+impl From<Status> for RpcError {
+    fn from(status: Status) -> Self {
+        RpcError(status)
+    }
+}
+
+/// Unwraps a unary call's response, turning its status into an [`RpcError`].
+pub fn rpc<T>(result: Result<tonic::Response<T>, Status>) -> Result<T, RpcError> {
+    result.map(tonic::Response::into_inner).map_err(RpcError)
+}
+
+/// The gRPC code in words.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "ok",
+        Code::Cancelled => "cancelled",
+        Code::Unknown => "unknown error",
+        Code::InvalidArgument => "invalid argument",
+        Code::DeadlineExceeded => "deadline exceeded",
+        Code::NotFound => "not found",
+        Code::AlreadyExists => "already exists",
+        Code::PermissionDenied => "permission denied",
+        Code::ResourceExhausted => "resource exhausted",
+        Code::FailedPrecondition => "failed precondition",
+        Code::Aborted => "aborted",
+        Code::OutOfRange => "out of range",
+        Code::Unimplemented => "unimplemented",
+        Code::Internal => "internal error",
+        Code::Unavailable => "unavailable",
+        Code::DataLoss => "data loss",
+        Code::Unauthenticated => "unauthenticated",
+    }
+}
+
+/// What the operator can do about a failed call, when there is something to say.
+pub fn hint(status: &Status, endpoint: &str) -> Option<String> {
+    match status.code() {
+        Code::Unavailable => Some(unavailable_hint(endpoint)),
+        // A connection torn down mid-call (e.g. the server refused our
+        // certificate after the handshake) surfaces as Unknown with a cause.
+        Code::Unknown if looks_like_transport(status) => Some(unavailable_hint(endpoint)),
+        Code::PermissionDenied => Some(
+            "your certificate's role cannot do this; an admin can issue one with \
+             `slipctl pki issue operator NAME --role deployer`"
+                .to_owned(),
+        ),
+        Code::Unauthenticated => Some(
+            "the control plane did not accept your certificate as an operator's; \
+             use one made by `slipctl pki issue operator`"
+                .to_owned(),
+        ),
+        Code::NotFound => not_found_hint(status.message()),
+        Code::FailedPrecondition => {
+            let id = deployment_id_in(status.message())?;
+            Some(format!("wait for it or watch it with `slipctl watch {id}`"))
+        }
+        // The message names the field; nothing to add.
+        _ => None,
+    }
+}
+
+/// Points at the listing of the kind of thing the message names
+/// ("app \"web\" not found" -> `slipctl app list`).
+fn not_found_hint(message: &str) -> Option<String> {
+    let listing = match message.split_whitespace().next() {
+        Some("app") => "`slipctl app list`",
+        Some("environment") => "`slipctl env list`",
+        Some("host") => "`slipctl host list`",
+        Some("release") => "`slipctl release list APP`",
+        Some("deployment") => "`slipctl history`",
+        // A git ref or something else the message explains itself.
+        Some(_) => return None,
+        None => "`slipctl app list` / `env list` / `host list` / `release list APP` / `history`",
+    };
+    Some(format!("list what exists with {listing}"))
+}
+
+fn unavailable_hint(endpoint: &str) -> String {
+    format!("is the control plane running at {endpoint}? check --endpoint and your certificates")
+}
+
+fn looks_like_transport(status: &Status) -> bool {
+    std::error::Error::source(status).is_some()
+}
+
+/// The id in "deployment <id> is running ...", the control plane's message
+/// for a held lock.
+fn deployment_id_in(message: &str) -> Option<&str> {
+    let mut words = message.split_whitespace();
+    while let Some(word) = words.next() {
+        if word == "deployment" {
+            let id = words
+                .next()?
+                .trim_matches(|c: char| matches!(c, '"' | '\'' | ',' | ';' | ':' | '(' | ')'));
+            if slipway_proto::validate::release_id("id", id).is_ok() {
+                return Some(id);
+            }
+        }
+    }
+    None
+}
+
+/// The hint for any error a command returned, looking through its causes.
+pub fn error_hint(err: &anyhow::Error, conn: &Connection) -> Option<String> {
+    let chain = format!("{err:#}");
+    let certificate_problem = || {
+        if chain.contains("NotValidForName") || chain.contains("not valid for name") {
+            Some(format!(
+                "the control plane's certificate does not name {:?}; pass --server-name, \
+                 or remake it with `slipctl pki init --san NAME --force`",
+                conn.server_name()
+            ))
+        } else if chain.contains("UnknownIssuer") || chain.contains("BadSignature") {
+            Some(
+                "the control plane's certificate is not signed by your CA; check --ca / --pki-dir"
+                    .to_owned(),
+            )
+        } else if chain.contains("received fatal alert") {
+            Some(
+                "the control plane refused your certificate; use an operator certificate signed \
+                 by its CA (check with `slipctl pki list --dir DIR`)"
+                    .to_owned(),
+            )
+        } else if chain.contains("Expired") {
+            Some(
+                "a certificate has expired; list them with `slipctl pki list --dir DIR`".to_owned(),
+            )
+        } else {
+            None
+        }
+    };
+    for cause in err.chain() {
+        if let Some(lost) = cause.downcast_ref::<crate::commands::StreamLost>() {
+            return Some(format!(
+                "the deployment goes on; follow it with: {}",
+                lost.resume_command()
+            ));
+        }
+        if let Some(RpcError(status)) = cause.downcast_ref::<RpcError>() {
+            return certificate_problem().or_else(|| hint(status, &conn.endpoint));
+        }
+        if let Some(status) = cause.downcast_ref::<Status>() {
+            return certificate_problem().or_else(|| hint(status, &conn.endpoint));
+        }
+        if let Some(ConnectError::Transport { .. }) = cause.downcast_ref::<ConnectError>() {
+            return certificate_problem().or_else(|| Some(unavailable_hint(&conn.endpoint)));
+        }
+        if cause.is::<MissingCredentials>() || cause.is::<TlsError>() {
+            return Some(
+                "make certificates with `slipctl pki init --dir DIR`, then pass --pki-dir DIR \
+                 or set SLIPWAY_PKI_DIR"
+                    .to_owned(),
+            );
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENDPOINT: &str = "cp.example.com:7443";
+
+    #[test]
+    fn hints_per_code() {
+        let unavailable = hint(&Status::unavailable("connection refused"), ENDPOINT).unwrap();
+        assert!(unavailable.contains("is the control plane running at cp.example.com:7443"));
+        let denied = hint(&Status::permission_denied("viewer cannot deploy"), ENDPOINT).unwrap();
+        assert!(denied.contains("slipctl pki issue operator NAME --role deployer"));
+        let missing = hint(&Status::not_found("app \"web\" not found"), ENDPOINT).unwrap();
+        assert_eq!(missing, "list what exists with `slipctl app list`");
+        let missing = hint(&Status::not_found("release \"web/r1\" not found"), ENDPOINT).unwrap();
+        assert!(missing.contains("slipctl release list APP"));
+        let missing = hint(&Status::not_found(""), ENDPOINT).unwrap();
+        assert!(missing.contains("env list"), "{missing}");
+        assert_eq!(
+            hint(
+                &Status::not_found("ref \"x\" does not name a commit"),
+                ENDPOINT
+            ),
+            None
+        );
+        let locked = Status::failed_precondition(
+            "deployment dep-0000000012 is running for app web in environment prod",
+        );
+        assert_eq!(
+            hint(&locked, ENDPOINT).unwrap(),
+            "wait for it or watch it with `slipctl watch dep-0000000012`"
+        );
+        assert_eq!(
+            hint(
+                &Status::failed_precondition("repository is empty"),
+                ENDPOINT
+            ),
+            None
+        );
+        assert_eq!(
+            hint(&Status::invalid_argument("invalid app.name: ..."), ENDPOINT),
+            None
+        );
+    }
+
+    #[test]
+    fn rpc_errors_read_as_one_line() {
+        let err = RpcError(Status::not_found("app \"web\" not found"));
+        assert_eq!(err.to_string(), "not found: app \"web\" not found");
+        assert_eq!(RpcError(Status::internal("")).to_string(), "internal error");
+        let err = anyhow::Error::from(RpcError(Status::permission_denied("role viewer")));
+        let conn = Connection::new(ENDPOINT, "/pki");
+        assert!(error_hint(&err, &conn).unwrap().contains("--role deployer"));
+    }
+
+    #[test]
+    fn credentials_from_the_pki_dir_or_flags() {
+        let conn = Connection::new(ENDPOINT, "/pki");
+        let paths = conn.tls_paths().unwrap();
+        assert_eq!(paths.ca, PathBuf::from("/pki/ca.crt"));
+        assert_eq!(paths.cert, PathBuf::from("/pki/operator-admin.crt"));
+        assert_eq!(paths.key, PathBuf::from("/pki/operator-admin.key"));
+        assert_eq!(conn.server_name(), "cp.example.com");
+
+        let conn = Connection {
+            pki_dir: Some("/pki".into()),
+            cert: Some("/me/operator-alice.crt".into()),
+            server_name: Some("main".into()),
+            ..Connection::default()
+        };
+        let paths = conn.tls_paths().unwrap();
+        assert_eq!(paths.key, PathBuf::from("/me/operator-alice.key"));
+        assert_eq!(conn.server_name(), "main");
+
+        let err = Connection::default().tls_paths().unwrap_err();
+        assert!(err.to_string().contains("--pki-dir"), "{err}");
+        let err = anyhow::Error::from(err);
+        assert!(
+            error_hint(&err, &Connection::default())
+                .unwrap()
+                .contains("pki init")
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_control_plane_gets_the_running_hint() {
+        slipway_proto::daemon::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        crate::pki::init(dir.path(), &crate::pki::InitOptions::default()).unwrap();
+        // A port nobody listens on: bind, note it, drop the listener.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let conn = Connection::new(format!("127.0.0.1:{port}"), dir.path());
+        let err = conn.channel().await.unwrap_err();
+        let hint = error_hint(&err, &conn).unwrap();
+        assert!(
+            hint.contains(&format!("running at 127.0.0.1:{port}")),
+            "{hint}"
+        );
+    }
+}

@@ -1,0 +1,114 @@
+//! Deploy commit 1, deploy commit 2, roll back: every host's `current` and its
+//! files, and the history.
+
+use slipway_proto::{
+    control::v1::{DeploymentKind, DeploymentStatus, ListDeploymentsRequest},
+    identity::Role,
+};
+use slipway_tests::{
+    Cluster,
+    repo::{Change, assert_tree_matches},
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploy_deploy_rollback_across_three_hosts() {
+    let cluster = Cluster::builder().agents(3).start().await;
+    let c1 = cluster.repo.commit(
+        "first",
+        &[
+            Change::File("index.html", b"<h1>v1</h1>\n"),
+            Change::File("config/app.toml", b"port = 8080\n"),
+            Change::Exec("bin/start", b"#!/bin/sh\necho start\n"),
+            Change::Link("public", "config"),
+        ],
+    );
+    let (_, d1) = cluster.deploy("main").await;
+    assert_eq!(
+        d1.status,
+        DeploymentStatus::Succeeded as i32,
+        "{}",
+        d1.error
+    );
+    for host in &cluster.agents {
+        assert_eq!(
+            host.current().as_deref(),
+            Some(d1.release.as_str()),
+            "{}",
+            host.name
+        );
+        assert_tree_matches(&host.release_dir(&d1.release), &cluster.repo, &c1);
+        assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &c1);
+    }
+
+    let c2 = cluster.repo.commit(
+        "second",
+        &[
+            Change::File("index.html", b"<h1>v2</h1>\n"),
+            Change::Delete("config/app.toml"),
+            Change::File("new.txt", b"new\n"),
+        ],
+    );
+    let (_, d2) = cluster.deploy("main").await;
+    assert_eq!(
+        d2.status,
+        DeploymentStatus::Succeeded as i32,
+        "{}",
+        d2.error
+    );
+    assert_eq!(d2.previous_release, d1.release);
+    for host in &cluster.agents {
+        assert_eq!(host.current().as_deref(), Some(d2.release.as_str()));
+        assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &c2);
+        // The one unchanged file was not sent again.
+        let progress = d2
+            .hosts
+            .iter()
+            .find(|h| h.host == host.name)
+            .expect("host progress");
+        assert_eq!(
+            progress.objects_sent, 2,
+            "only index.html and new.txt are new"
+        );
+    }
+
+    let (_, d3) = cluster.rollback("").await;
+    assert_eq!(
+        d3.status,
+        DeploymentStatus::Succeeded as i32,
+        "{}",
+        d3.error
+    );
+    assert_eq!(d3.kind, DeploymentKind::Rollback as i32);
+    assert_eq!(d3.release, d1.release);
+    for host in &cluster.agents {
+        assert_eq!(host.current().as_deref(), Some(d1.release.as_str()));
+        assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &c1);
+    }
+
+    let history = cluster
+        .deployments(Role::Viewer)
+        .await
+        .list_deployments(ListDeploymentsRequest::default())
+        .await
+        .expect("history")
+        .into_inner()
+        .deployments;
+    let ids: Vec<&str> = history.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, [d3.id.as_str(), d2.id.as_str(), d1.id.as_str()]);
+    for d in &history {
+        assert_eq!(d.status, DeploymentStatus::Succeeded as i32);
+        assert_eq!(d.author, "admin/admin", "author comes from the certificate");
+        assert!(d.started_at.is_some() && d.finished_at.is_some());
+        let (start, end) = (d.started_at.unwrap(), d.finished_at.unwrap());
+        let ms =
+            (end.seconds - start.seconds) * 1000 + i64::from(end.nanos - start.nanos) / 1_000_000;
+        assert_eq!(d.duration_ms as i64, ms.max(0));
+        assert_eq!(d.hosts.len(), 3);
+        assert!(
+            d.hosts
+                .iter()
+                .all(|h| h.status == DeploymentStatus::Succeeded as i32)
+        );
+    }
+    cluster.shutdown().await;
+}

@@ -1,0 +1,319 @@
+//! A control plane, N agents and a sample repository, wired together and
+//! registered: app `web` (from the repository), environment `prod`, hosts
+//! `web-1` .. `web-N`.
+
+use std::path::PathBuf;
+
+use futures_util::StreamExt;
+use slipway_proto::{
+    control::v1::{
+        AddHostRequest, App, CreateAppRequest, CreateEnvironmentRequest, DeployRequest, Deployment,
+        DeploymentEvent, Environment, GetDeploymentRequest, Host, RollbackRequest,
+        app_service_client::AppServiceClient, deployment_service_client::DeploymentServiceClient,
+        environment_service_client::EnvironmentServiceClient,
+        host_service_client::HostServiceClient, release_service_client::ReleaseServiceClient,
+    },
+    identity::Role,
+    tls::{self, TlsPaths},
+};
+use tempfile::TempDir;
+use tonic::transport::Channel;
+
+use crate::{
+    pki::TestPki,
+    repo::SampleRepo,
+    server::{self, Running},
+};
+
+/// The app every cluster registers.
+pub const APP: &str = "web";
+/// The environment every cluster registers.
+pub const ENV: &str = "prod";
+
+/// One agent of the cluster.
+pub struct AgentHost {
+    /// Host name (`web-1`, ...).
+    pub name: String,
+    /// Apps directory of this agent.
+    pub apps_dir: PathBuf,
+    /// Agent state directory.
+    pub data_dir: PathBuf,
+    /// The running server, if started.
+    pub server: Option<Running>,
+}
+
+impl AgentHost {
+    /// Root of the app on this host.
+    pub fn app_root(&self) -> PathBuf {
+        self.apps_dir.join(APP)
+    }
+
+    /// The release `current` points to, if any.
+    pub fn current(&self) -> Option<String> {
+        let target = std::fs::read_link(self.app_root().join("current")).ok()?;
+        Some(target.file_name()?.to_string_lossy().into_owned())
+    }
+
+    /// Directory of a release on this host.
+    pub fn release_dir(&self, id: &str) -> PathBuf {
+        self.app_root().join("releases").join(id)
+    }
+}
+
+/// Builds a [`Cluster`].
+pub struct Builder {
+    agents: usize,
+    register: bool,
+}
+
+impl Builder {
+    /// How many agents (default 3).
+    pub fn agents(mut self, n: usize) -> Self {
+        self.agents = n;
+        self
+    }
+
+    /// Skip registering the app, environment and hosts.
+    pub fn bare(mut self) -> Self {
+        self.register = false;
+        self
+    }
+
+    /// Starts everything.
+    pub async fn start(self) -> Cluster {
+        slipway_proto::daemon::install_crypto_provider();
+        let pki = TestPki::new();
+        let work = tempfile::tempdir().expect("temp dir");
+        let mut agents = Vec::new();
+        for i in 1..=self.agents {
+            let name = format!("web-{i}");
+            let apps_dir = work.path().join(&name).join("srv");
+            let data_dir = work.path().join(&name).join("state");
+            std::fs::create_dir_all(&apps_dir).expect("mkdir");
+            std::fs::create_dir_all(&data_dir).expect("mkdir");
+            let running =
+                server::agent(&name, pki.agent(&name), apps_dir.clone(), data_dir.clone()).await;
+            agents.push(AgentHost {
+                name,
+                apps_dir,
+                data_dir,
+                server: Some(running),
+            });
+        }
+        let data_dir = work.path().join("control-plane");
+        let cp = server::control_plane(
+            pki.control_plane(),
+            pki.control_plane_client(),
+            data_dir.clone(),
+        )
+        .await;
+        let cluster = Cluster {
+            pki,
+            repo: SampleRepo::new(),
+            work,
+            data_dir,
+            cp: Some(cp),
+            agents,
+        };
+        if self.register {
+            cluster.register().await;
+        }
+        cluster
+    }
+}
+
+/// A running control plane with agents.
+pub struct Cluster {
+    /// The PKI of this test.
+    pub pki: TestPki,
+    /// The app's repository.
+    pub repo: SampleRepo,
+    /// The agents.
+    pub agents: Vec<AgentHost>,
+    /// The control plane's sled directory.
+    pub data_dir: PathBuf,
+    cp: Option<Running>,
+    #[allow(dead_code)]
+    work: TempDir,
+}
+
+impl Cluster {
+    /// A builder with 3 agents that registers `web`, `prod` and the hosts.
+    pub fn builder() -> Builder {
+        Builder {
+            agents: 3,
+            register: true,
+        }
+    }
+
+    /// The control plane's address.
+    pub fn addr(&self) -> String {
+        self.cp
+            .as_ref()
+            .expect("control plane running")
+            .addr
+            .to_string()
+    }
+
+    /// A channel to the control plane as an operator with `role`.
+    pub async fn channel(&self, role: Role) -> Channel {
+        self.channel_with(&self.pki.operator(role)).await
+    }
+
+    /// A channel to the control plane with any identity.
+    pub async fn channel_with(&self, paths: &TlsPaths) -> Channel {
+        tls::endpoint(&self.addr(), "127.0.0.1", &TestPki::material(paths))
+            .expect("endpoint")
+            .connect_lazy()
+    }
+
+    /// AppService client.
+    pub async fn apps(&self, role: Role) -> AppServiceClient<Channel> {
+        AppServiceClient::new(self.channel(role).await)
+    }
+
+    /// EnvironmentService client.
+    pub async fn environments(&self, role: Role) -> EnvironmentServiceClient<Channel> {
+        EnvironmentServiceClient::new(self.channel(role).await)
+    }
+
+    /// HostService client.
+    pub async fn hosts(&self, role: Role) -> HostServiceClient<Channel> {
+        HostServiceClient::new(self.channel(role).await)
+    }
+
+    /// ReleaseService client.
+    pub async fn releases(&self, role: Role) -> ReleaseServiceClient<Channel> {
+        ReleaseServiceClient::new(self.channel(role).await)
+    }
+
+    /// DeploymentService client.
+    pub async fn deployments(&self, role: Role) -> DeploymentServiceClient<Channel> {
+        DeploymentServiceClient::new(self.channel(role).await)
+    }
+
+    async fn register(&self) {
+        let mut apps = self.apps(Role::Admin).await;
+        apps.create_app(CreateAppRequest {
+            app: Some(App {
+                name: APP.into(),
+                repository: self.repo.path().display().to_string(),
+                default_branch: "main".into(),
+                keep_releases: 5,
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("create app");
+        self.environments(Role::Admin)
+            .await
+            .create_environment(CreateEnvironmentRequest {
+                environment: Some(Environment {
+                    name: ENV.into(),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .expect("create environment");
+        let mut hosts = self.hosts(Role::Admin).await;
+        for agent in &self.agents {
+            let addr = agent.server.as_ref().expect("agent running").addr;
+            hosts
+                .add_host(AddHostRequest {
+                    host: Some(Host {
+                        name: agent.name.clone(),
+                        address: addr.to_string(),
+                        environment: ENV.into(),
+                        ..Default::default()
+                    }),
+                })
+                .await
+                .expect("add host");
+        }
+    }
+
+    /// Deploys `git_ref` as admin and collects the whole event stream and the
+    /// final record.
+    pub async fn deploy(&self, git_ref: &str) -> (Vec<DeploymentEvent>, Deployment) {
+        let mut client = self.deployments(Role::Admin).await;
+        let stream = client
+            .deploy(DeployRequest {
+                app: APP.into(),
+                environment: ENV.into(),
+                git_ref: git_ref.into(),
+                message: format!("deploy {git_ref}"),
+                ..Default::default()
+            })
+            .await
+            .expect("deploy")
+            .into_inner();
+        let events: Vec<DeploymentEvent> = stream
+            .map(|r| r.expect("event").event.expect("event set"))
+            .collect()
+            .await;
+        let deployment = self.deployment(&events[0].deployment_id).await;
+        (events, deployment)
+    }
+
+    /// Rolls back (to `release`, or the previous one when empty) as admin.
+    pub async fn rollback(&self, release: &str) -> (Vec<DeploymentEvent>, Deployment) {
+        let mut client = self.deployments(Role::Admin).await;
+        let stream = client
+            .rollback(RollbackRequest {
+                app: APP.into(),
+                environment: ENV.into(),
+                release_id: release.into(),
+                message: "roll back".into(),
+            })
+            .await
+            .expect("rollback")
+            .into_inner();
+        let events: Vec<DeploymentEvent> = stream
+            .map(|r| r.expect("event").event.expect("event set"))
+            .collect()
+            .await;
+        let deployment = self.deployment(&events[0].deployment_id).await;
+        (events, deployment)
+    }
+
+    /// One deployment record.
+    pub async fn deployment(&self, id: &str) -> Deployment {
+        self.deployments(Role::Viewer)
+            .await
+            .get_deployment(GetDeploymentRequest {
+                deployment_id: id.into(),
+            })
+            .await
+            .expect("get deployment")
+            .into_inner()
+            .deployment
+            .expect("deployment set")
+    }
+
+    /// Stops the control plane (draining) and starts a new one on the same
+    /// sled directory.
+    pub async fn restart_control_plane(&mut self) {
+        if let Some(cp) = self.cp.take() {
+            cp.shutdown().await;
+        }
+        let cp = server::control_plane(
+            self.pki.control_plane(),
+            self.pki.control_plane_client(),
+            self.data_dir.clone(),
+        )
+        .await;
+        self.cp = Some(cp);
+    }
+
+    /// Stops every server, re-raising a server panic.
+    pub async fn shutdown(mut self) {
+        if let Some(cp) = self.cp.take() {
+            cp.shutdown().await;
+        }
+        for agent in &mut self.agents {
+            if let Some(server) = agent.server.take() {
+                server.shutdown().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Real servers on ephemeral loopback ports, stopped with a drain and with the
+//! server task's panic re-raised.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use slipway_proto::tls::TlsPaths;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+
+/// A running server.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl Running {
+    async fn spawn<F, Fut, E>(serve: F) -> Self
+    where
+        F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
+        E: std::fmt::Display,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let (stop, stopped) = oneshot::channel();
+        let fut = serve(listener, stopped);
+        let task = tokio::spawn(async move { fut.await.map_err(|e| e.to_string()) });
+        Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server, waits for the drain and re-raises its panic.
+    pub async fn shutdown(mut self) {
+        self.stop_and_join().await;
+    }
+
+    async fn stop_and_join(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => panic!("server failed: {err}"),
+                Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+                Err(join) => panic!("server task: {join}"),
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts a control plane on `127.0.0.1:0`.
+pub async fn control_plane(tls: TlsPaths, agent_tls: TlsPaths, data_dir: PathBuf) -> Running {
+    let config = slipway_control_plane::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir,
+        tls,
+        agent_tls,
+        cache_capacity_bytes: 8 << 20,
+        log_json: false,
+    };
+    Running::spawn(move |listener, stopped| {
+        slipway_control_plane::serve(config, listener, async move {
+            let _ = stopped.await;
+        })
+    })
+    .await
+}
+
+/// Starts an agent for `host` on `127.0.0.1:0`.
+pub async fn agent(host: &str, tls: TlsPaths, apps_dir: PathBuf, data_dir: PathBuf) -> Running {
+    let config = slipway_agent::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        host_name: host.to_owned(),
+        apps_dir,
+        allowed_roots: Vec::new(),
+        data_dir,
+        tls,
+        log_json: false,
+    };
+    Running::spawn(move |listener, stopped| {
+        slipway_agent::serve(config, listener, async move {
+            let _ = stopped.await;
+        })
+    })
+    .await
+}
