@@ -12,9 +12,9 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     Context,
-    auth::require,
+    auth::{Caller, require},
     catalog,
-    deployments::{self, Target},
+    deployments::{self, Start, Target},
     fleet, releases,
 };
 
@@ -186,6 +186,20 @@ impl release_service_server::ReleaseService for Releases {
     }
 }
 
+impl Deployments {
+    /// Starts a deployment and streams its events from the first.
+    async fn start<T: Send + 'static>(
+        &self,
+        caller: &Caller,
+        start: Start,
+        wrap: fn(DeploymentEvent) -> T,
+    ) -> Reply<EventStream<T>> {
+        let id = deployments::start(&self.0, caller, start).await?;
+        let stream = self.0.events.stream(self.0.store.clone(), id, 0, wrap);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
 #[tonic::async_trait]
 impl deployment_service_server::DeploymentService for Deployments {
     type DeployStream = EventStream<DeployResponse>;
@@ -200,24 +214,15 @@ impl deployment_service_server::DeploymentService for Deployments {
         } else {
             Target::Release(req.release_id)
         };
-        let kind = DeploymentKind::Deploy;
-        let id = deployments::start(
-            &self.0,
-            &caller,
-            kind,
-            &req.app,
-            &req.environment,
+        let start = Start {
+            kind: DeploymentKind::Deploy,
+            app: req.app,
+            environment: req.environment,
             target,
-            req.message,
-        )
-        .await?;
-        let stream = self
-            .0
-            .events
-            .stream(self.0.store.clone(), id, 0, |e| DeployResponse {
-                event: Some(e),
-            });
-        Ok(Response::new(Box::pin(stream)))
+            message: req.message,
+        };
+        self.start(&caller, start, |e| DeployResponse { event: Some(e) })
+            .await
     }
 
     async fn rollback(&self, request: Request<pb::RollbackRequest>) -> Reply<Self::RollbackStream> {
@@ -228,24 +233,15 @@ impl deployment_service_server::DeploymentService for Deployments {
         } else {
             Target::Release(req.release_id)
         };
-        let kind = DeploymentKind::Rollback;
-        let id = deployments::start(
-            &self.0,
-            &caller,
-            kind,
-            &req.app,
-            &req.environment,
+        let start = Start {
+            kind: DeploymentKind::Rollback,
+            app: req.app,
+            environment: req.environment,
             target,
-            req.message,
-        )
-        .await?;
-        let stream = self
-            .0
-            .events
-            .stream(self.0.store.clone(), id, 0, |e| RollbackResponse {
-                event: Some(e),
-            });
-        Ok(Response::new(Box::pin(stream)))
+            message: req.message,
+        };
+        self.start(&caller, start, |e| RollbackResponse { event: Some(e) })
+            .await
     }
 
     async fn watch_deployment(

@@ -31,19 +31,32 @@ pub enum Target {
     Previous,
 }
 
+/// What an operator asked to start.
+pub struct Start {
+    /// Deploy or rollback.
+    pub kind: DeploymentKind,
+    /// App name.
+    pub app: String,
+    /// Environment name.
+    pub environment: String,
+    /// Release to activate.
+    pub target: Target,
+    /// Operator's message.
+    pub message: String,
+}
+
 /// Starts a deployment and returns its id; the rollout runs on its own task.
-pub async fn start(
-    ctx: &Context,
-    caller: &Caller,
-    kind: DeploymentKind,
-    app: &str,
-    environment: &str,
-    target: Target,
-    message: String,
-) -> Result<String, Error> {
+pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<String, Error> {
+    let Start {
+        kind,
+        app,
+        environment,
+        target,
+        message,
+    } = start;
     let store = &ctx.store;
-    let app = catalog::app(store, app)?;
-    let env = catalog::environment(store, environment)?;
+    let app = catalog::app(store, &app)?;
+    let env = catalog::environment(store, &environment)?;
     let hosts = catalog::hosts(store, &env.name)?;
     if hosts.is_empty() {
         return Err(Error::Precondition(format!(
