@@ -203,7 +203,11 @@ impl Agent {
                     size
                 }
             };
-            releases.push(ReleaseOnDisk { id, size_bytes });
+            releases.push(ReleaseOnDisk {
+                id,
+                size_bytes,
+                ..Default::default()
+            });
         }
         Ok(AppStatus {
             name: app.name().to_owned(),
@@ -211,6 +215,7 @@ impl Agent {
             current_release: current.unwrap_or_default(),
             releases,
             running_deployment: self.operations.running_on(app.root()).unwrap_or_default(),
+            previous_release: String::new(),
         })
     }
 

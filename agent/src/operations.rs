@@ -124,6 +124,7 @@ impl EventLog {
             message: message.into(),
             level: level as i32,
             result,
+            ..Default::default()
         });
         self.changed.send_replace(events.len());
     }

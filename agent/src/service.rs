@@ -171,6 +171,14 @@ impl AgentService for AgentApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn pin_release(
+        &self,
+        _request: Request<slipway_proto::agent::v1::PinReleaseRequest>,
+    ) -> Result<Response<slipway_proto::agent::v1::PinReleaseResponse>, Status> {
+        // Replaced by the journal-backed implementation (issue 3).
+        Err(Status::unimplemented("pinning is not available yet"))
+    }
+
     async fn rollback(
         &self,
         request: Request<RollbackRequest>,

@@ -47,6 +47,13 @@ impl app_service_server::AppService for Apps {
         Ok(Response::new(CreateAppResponse { app: Some(app) }))
     }
 
+    async fn update_app(&self, request: Request<UpdateAppRequest>) -> Reply<UpdateAppResponse> {
+        require(&request, Role::Admin)?;
+        let app = request.into_inner().app.ok_or_else(|| missing("app"))?;
+        let app = catalog::update_app(&self.0.store, app).await?;
+        Ok(Response::new(UpdateAppResponse { app: Some(app) }))
+    }
+
     async fn get_app(&self, request: Request<GetAppRequest>) -> Reply<GetAppResponse> {
         require(&request, Role::Viewer)?;
         let app = catalog::app(&self.0.store, &request.get_ref().name)?;

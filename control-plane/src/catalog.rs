@@ -28,7 +28,38 @@ async fn create(store: &Store, op: Op, what: &'static str, name: &str) -> Result
 
 /// Registers an app after checking its repository opens.
 pub async fn create_app(store: &Store, mut app: App) -> Result<App, Error> {
+    check_app(&app).await?;
+    app.created_at = Some(slipway_proto::now());
+    create(
+        store,
+        create_op(Tree::Apps, &app.name, &app),
+        "app",
+        &app.name,
+    )
+    .await?;
+    Ok(app)
+}
+
+/// Replaces an app's settings, keeping its creation time.
+pub async fn update_app(store: &Store, mut app: App) -> Result<App, Error> {
+    let existing = self::app(store, &app.name)?;
+    check_app(&app).await?;
+    app.created_at = existing.created_at;
+    store
+        .commit(vec![Op::Put(
+            Tree::Apps,
+            app.name.clone().into_bytes(),
+            encode_proto(&app),
+        )])
+        .await?;
+    Ok(app)
+}
+
+async fn check_app(app: &App) -> Result<(), Error> {
     validate::name("app.name", &app.name)?;
+    if let Some(spec) = &app.activation {
+        validate::activation("app.activation", spec)?;
+    }
     if !app.deploy_root.is_empty() {
         validate::absolute_path("app.deploy_root", &app.deploy_root)?;
     }
@@ -39,15 +70,7 @@ pub async fn create_app(store: &Store, mut app: App) -> Result<App, Error> {
         .await
         .map_err(|_| Error::Precondition("checking the repository failed".into()))?
         .map_err(|e| InvalidField::new("app.repository", e.to_string()))?;
-    app.created_at = Some(slipway_proto::now());
-    create(
-        store,
-        create_op(Tree::Apps, &app.name, &app),
-        "app",
-        &app.name,
-    )
-    .await?;
-    Ok(app)
+    Ok(())
 }
 
 /// One app.

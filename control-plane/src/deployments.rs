@@ -161,6 +161,7 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
         deployment_id: id.clone(),
         kind,
         app,
+        environment: env.name.clone(),
         release,
         manifest,
     };

@@ -88,7 +88,9 @@ async fn ask(ctx: &Context, host: &Host, apps: Vec<AppTarget>) -> Result<HostSta
             .map(|a| HostAppState {
                 app: a.name,
                 current_release: a.current_release,
-                releases: a.releases.into_iter().map(|r| r.id).collect(),
+                releases: a.releases.iter().map(|r| r.id.clone()).collect(),
+                previous_release: a.previous_release,
+                release_details: a.releases,
             })
             .collect(),
     })

@@ -41,6 +41,8 @@ pub struct Plan {
     pub kind: DeploymentKind,
     /// The app.
     pub app: App,
+    /// The environment's name.
+    pub environment: String,
     /// The release.
     pub release: Release,
     /// Its files.
@@ -247,6 +249,8 @@ impl HostRun<'_> {
                 deployment_id: self.plan.deployment_id.clone(),
                 app: Some(self.target()),
                 release_id: self.plan.release.id.clone(),
+                spec: self.plan.app.activation.clone(),
+                environment: self.plan.environment.clone(),
             };
             match client.rollback(request).await {
                 Ok(stream) => {
@@ -279,6 +283,8 @@ impl HostRun<'_> {
             release_id: self.plan.release.id.clone(),
             files,
             keep_releases: self.plan.app.keep_releases,
+            spec: self.plan.app.activation.clone(),
+            environment: self.plan.environment.clone(),
         };
         let stream = client.deploy(request).await.map_err(|s| agent_error(&s))?;
         self.follow(stream.into_inner().map(|r| r.map(|m| m.event)))

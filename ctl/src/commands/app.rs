@@ -58,6 +58,7 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                 deploy_root: args.deploy_root.clone().unwrap_or_default(),
                 keep_releases: args.keep.unwrap_or_default(),
                 created_at: None,
+                activation: None,
             };
             let response = rpc(apps.create_app(CreateAppRequest { app: Some(app) }).await)?;
             match output {
