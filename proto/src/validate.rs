@@ -167,6 +167,64 @@ pub fn absolute_path(field: &str, value: &str) -> Result<(), InvalidField> {
     }
 }
 
+/// An app's activation spec: shared paths are release paths, hooks have a
+/// point and a command, a health check is an http:// URL or a command.
+/// `field` is the prefix for violations, e.g. `app.activation`.
+pub fn activation(
+    field: &str,
+    spec: &crate::agent::v1::ActivationSpec,
+) -> Result<(), InvalidField> {
+    use crate::agent::v1::{HookPoint, MaterialiseMode, SharedKind};
+    for (i, shared) in spec.shared_paths.iter().enumerate() {
+        let at = format!("{field}.shared_paths[{i}]");
+        relative_path(&format!("{at}.path"), &shared.path)?;
+        if SharedKind::try_from(shared.kind).is_err() {
+            return Err(InvalidField::new(format!("{at}.kind"), "unknown kind"));
+        }
+        if shared.path == ".slipway" || shared.path.starts_with(".slipway/") {
+            return Err(InvalidField::new(format!("{at}.path"), "is reserved"));
+        }
+    }
+    for (i, hook) in spec.hooks.iter().enumerate() {
+        let at = format!("{field}.hooks[{i}]");
+        match HookPoint::try_from(hook.point) {
+            Ok(HookPoint::BeforeActivate | HookPoint::AfterActivate) => {}
+            _ => {
+                return Err(InvalidField::new(
+                    format!("{at}.point"),
+                    "must be before-activate or after-activate",
+                ));
+            }
+        }
+        if hook.command.trim().is_empty() {
+            return Err(InvalidField::new(
+                format!("{at}.command"),
+                "must not be empty",
+            ));
+        }
+    }
+    if let Some(check) = &spec.health_check {
+        let at = format!("{field}.health_check");
+        match (check.http_url.is_empty(), check.command.trim().is_empty()) {
+            (true, true) => return Err(InvalidField::new(at, "needs http_url or command")),
+            (false, false) => {
+                return Err(InvalidField::new(at, "takes http_url or command, not both"));
+            }
+            _ => {}
+        }
+        if !check.http_url.is_empty() && !check.http_url.starts_with("http://") {
+            return Err(InvalidField::new(
+                format!("{at}.http_url"),
+                format!("{:?} must start with http://", check.http_url),
+            ));
+        }
+    }
+    if MaterialiseMode::try_from(spec.mode).is_err() {
+        return Err(InvalidField::new(format!("{field}.mode"), "unknown mode"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,62 +285,4 @@ mod tests {
             assert!(absolute_path("r", bad).is_err(), "{bad}");
         }
     }
-}
-
-/// An app's activation spec: shared paths are release paths, hooks have a
-/// point and a command, a health check is an http:// URL or a command.
-/// `field` is the prefix for violations, e.g. `app.activation`.
-pub fn activation(
-    field: &str,
-    spec: &crate::agent::v1::ActivationSpec,
-) -> Result<(), InvalidField> {
-    use crate::agent::v1::{HookPoint, MaterialiseMode, SharedKind};
-    for (i, shared) in spec.shared_paths.iter().enumerate() {
-        let at = format!("{field}.shared_paths[{i}]");
-        relative_path(&format!("{at}.path"), &shared.path)?;
-        if SharedKind::try_from(shared.kind).is_err() {
-            return Err(InvalidField::new(format!("{at}.kind"), "unknown kind"));
-        }
-        if shared.path == ".slipway" || shared.path.starts_with(".slipway/") {
-            return Err(InvalidField::new(format!("{at}.path"), "is reserved"));
-        }
-    }
-    for (i, hook) in spec.hooks.iter().enumerate() {
-        let at = format!("{field}.hooks[{i}]");
-        match HookPoint::try_from(hook.point) {
-            Ok(HookPoint::BeforeActivate | HookPoint::AfterActivate) => {}
-            _ => {
-                return Err(InvalidField::new(
-                    format!("{at}.point"),
-                    "must be before-activate or after-activate",
-                ));
-            }
-        }
-        if hook.command.trim().is_empty() {
-            return Err(InvalidField::new(
-                format!("{at}.command"),
-                "must not be empty",
-            ));
-        }
-    }
-    if let Some(check) = &spec.health_check {
-        let at = format!("{field}.health_check");
-        match (check.http_url.is_empty(), check.command.trim().is_empty()) {
-            (true, true) => return Err(InvalidField::new(at, "needs http_url or command")),
-            (false, false) => {
-                return Err(InvalidField::new(at, "takes http_url or command, not both"));
-            }
-            _ => {}
-        }
-        if !check.http_url.is_empty() && !check.http_url.starts_with("http://") {
-            return Err(InvalidField::new(
-                format!("{at}.http_url"),
-                format!("{:?} must start with http://", check.http_url),
-            ));
-        }
-    }
-    if MaterialiseMode::try_from(spec.mode).is_err() {
-        return Err(InvalidField::new(format!("{field}.mode"), "unknown mode"));
-    }
-    Ok(())
 }
