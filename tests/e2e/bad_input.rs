@@ -211,6 +211,7 @@ async fn invalid_fields_are_named_and_nothing_is_written() {
             sha256: "a".repeat(64),
         }],
         keep_releases: 0,
+        ..Default::default()
     };
     let status = AgentServiceClient::new(channel)
         .deploy(request)
