@@ -176,6 +176,16 @@ impl release_service_server::ReleaseService for Releases {
         }))
     }
 
+    async fn pin_release(
+        &self,
+        request: Request<pb::PinReleaseRequest>,
+    ) -> Reply<pb::PinReleaseResponse> {
+        require(&request, Role::Deployer)?;
+        let req = request.into_inner();
+        let hosts = fleet::pin(&self.0, &req.app, &req.environment, &req.id, req.pinned).await?;
+        Ok(Response::new(pb::PinReleaseResponse { hosts }))
+    }
+
     async fn list_releases(
         &self,
         request: Request<ListReleasesRequest>,

@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 use slipway_proto::{
-    agent::v1::{AppTarget, GetStatusRequest},
-    control::v1::{Host, HostAppState, HostState},
+    agent::v1::{self as agent, AppTarget, GetStatusRequest},
+    control::v1::{Host, HostAppState, HostPinResult, HostState},
+    validate,
 };
 use tokio::task::JoinSet;
 
@@ -46,6 +47,55 @@ pub async fn status(ctx: &Context, environment: &str, app: &str) -> Result<Vec<H
             .cmp(&b.host.as_ref().map(|h| &h.name))
     });
     Ok(states)
+}
+
+/// Pins (or unpins) a release on every host of an environment, in parallel.
+pub async fn pin(
+    ctx: &Context,
+    app: &str,
+    environment: &str,
+    release: &str,
+    pinned: bool,
+) -> Result<Vec<HostPinResult>, Error> {
+    let app = catalog::app(&ctx.store, app)?;
+    validate::name("environment", environment)?;
+    crate::releases::get(&ctx.store, &app.name, release)?;
+    let hosts = catalog::hosts(&ctx.store, environment)?;
+    let target = AppTarget {
+        name: app.name,
+        deploy_root: app.deploy_root,
+    };
+    let mut tasks = JoinSet::new();
+    for host in hosts {
+        let (ctx, target, release) = (ctx.clone(), target.clone(), release.to_owned());
+        tasks.spawn(async move {
+            let request = agent::PinReleaseRequest {
+                app: Some(target),
+                release_id: release,
+                pinned,
+            };
+            let answer = async {
+                let mut client = ctx.agents.connect(&host).await.map_err(|e| e.to_string())?;
+                client
+                    .pin_release(request)
+                    .await
+                    .map_err(|s| format!("agent: {}", s.message()))
+            };
+            let error = match tokio::time::timeout(STATUS_TIMEOUT, answer).await {
+                Ok(Ok(_)) => String::new(),
+                Ok(Err(error)) => error,
+                Err(_) => format!("no answer within {STATUS_TIMEOUT:?}"),
+            };
+            HostPinResult {
+                host: host.name,
+                ok: error.is_empty(),
+                error,
+            }
+        });
+    }
+    let mut results = tasks.join_all().await;
+    results.sort_by(|a, b| a.host.cmp(&b.host));
+    Ok(results)
 }
 
 fn unreachable(host: Host, error: String) -> HostState {

@@ -3,7 +3,11 @@
 use std::path::Path;
 
 use clap::{Args, Subcommand};
-use slipway_proto::control::v1::{App, CreateAppRequest, GetAppRequest, ListAppsRequest};
+use slipway_proto::control::v1::{
+    App, CreateAppRequest, GetAppRequest, ListAppsRequest, UpdateAppRequest,
+};
+
+use super::activation::ActivationArgs;
 
 use crate::{
     cli::Output,
@@ -16,6 +20,8 @@ use crate::{
 pub enum AppCommand {
     /// Register an application and its git repository (admin).
     Create(CreateArgs),
+    /// Change an application's settings (admin); flags not given stay as they are.
+    Update(UpdateArgs),
     /// List the applications.
     List,
     /// Show one application.
@@ -44,6 +50,31 @@ pub struct CreateArgs {
     /// Releases to keep on each host (default 5)
     #[arg(long, value_name = "N")]
     pub keep: Option<u32>,
+    /// Shared paths, hooks, health check, materialise mode.
+    #[command(flatten)]
+    pub activation: ActivationArgs,
+}
+
+/// Flags of `app update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// App name
+    pub name: String,
+    /// Git repository: a path on the control plane's machine or a file:// URL
+    #[arg(long, value_name = "PATH_OR_FILE_URL")]
+    pub repo: Option<String>,
+    /// Branch deployed when no ref is given
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Absolute directory on the hosts holding releases/ and current
+    #[arg(long, value_name = "/ABS/PATH")]
+    pub deploy_root: Option<String>,
+    /// Releases to keep on each host
+    #[arg(long, value_name = "N")]
+    pub keep: Option<u32>,
+    /// Shared paths, hooks, health check, materialise mode.
+    #[command(flatten)]
+    pub activation: ActivationArgs,
 }
 
 /// Runs an `app` subcommand.
@@ -58,7 +89,7 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                 deploy_root: args.deploy_root.clone().unwrap_or_default(),
                 keep_releases: args.keep.unwrap_or_default(),
                 created_at: None,
-                activation: None,
+                activation: args.activation.apply(None),
             };
             let response = rpc(apps.create_app(CreateAppRequest { app: Some(app) }).await)?;
             match output {
@@ -67,6 +98,39 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                     let app = response.app.unwrap_or_default();
                     Ok(output::emit(&format!(
                         "created app {}\n{}",
+                        app.name,
+                        output::app(&app)
+                    ))?)
+                }
+            }
+        }
+        AppCommand::Update(args) => {
+            let current = rpc(apps
+                .get_app(GetAppRequest {
+                    name: args.name.clone(),
+                })
+                .await)?
+            .app
+            .unwrap_or_default();
+            let app = App {
+                repository: args
+                    .repo
+                    .as_deref()
+                    .map(repository)
+                    .unwrap_or(current.repository),
+                default_branch: args.branch.clone().unwrap_or(current.default_branch),
+                deploy_root: args.deploy_root.clone().unwrap_or(current.deploy_root),
+                keep_releases: args.keep.unwrap_or(current.keep_releases),
+                activation: args.activation.apply(current.activation),
+                ..current
+            };
+            let response = rpc(apps.update_app(UpdateAppRequest { app: Some(app) }).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => {
+                    let app = response.app.unwrap_or_default();
+                    Ok(output::emit(&format!(
+                        "updated app {}\n{}",
                         app.name,
                         output::app(&app)
                     ))?)

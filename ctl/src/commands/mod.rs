@@ -2,6 +2,7 @@
 //! are the help) and a `run` that calls the API and hands the answer to
 //! [`crate::output`].
 
+pub mod activation;
 pub mod app;
 pub mod deploy;
 pub mod deployment;

@@ -1,7 +1,9 @@
 //! `slipctl release`: cut releases from git and inspect them.
 
 use clap::{Args, Subcommand};
-use slipway_proto::control::v1::{CreateReleaseRequest, GetReleaseRequest, ListReleasesRequest};
+use slipway_proto::control::v1::{
+    CreateReleaseRequest, GetReleaseRequest, ListReleasesRequest, PinReleaseRequest,
+};
 
 use crate::{
     cli::Output,
@@ -19,6 +21,24 @@ pub enum ReleaseCommand {
     List(ListArgs),
     /// Show one release and its file changes against the previous one.
     Show(ShowArgs),
+    /// Protect a release from retention on every host of an environment
+    /// (deployer); --unpin lifts that.
+    Pin(PinArgs),
+}
+
+/// Flags of `release pin`.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// App name
+    pub app: String,
+    /// Release id
+    pub id: String,
+    /// Environment whose hosts keep the release
+    #[arg(long = "env", value_name = "ENV")]
+    pub environment: String,
+    /// Lift the pin instead
+    #[arg(long)]
+    pub unpin: bool,
 }
 
 /// Flags of `release create`.
@@ -91,6 +111,49 @@ pub async fn run(
                 Output::Json => output::json(&response),
                 Output::Text => Ok(output::emit(&output::releases(&response.releases))?),
             }
+        }
+        ReleaseCommand::Pin(args) => {
+            let request = PinReleaseRequest {
+                app: args.app.clone(),
+                id: args.id.clone(),
+                environment: args.environment.clone(),
+                pinned: !args.unpin,
+            };
+            let response = rpc(releases.pin_release(request).await)?;
+            let failed: Vec<String> = response
+                .hosts
+                .iter()
+                .filter(|h| !h.ok)
+                .map(|h| format!("{}: {}", h.host, h.error))
+                .collect();
+            match output {
+                Output::Json => output::json(&response)?,
+                Output::Text => {
+                    let mut table = output::Table::new(&["HOST", "PINNED", "ERROR"]);
+                    for host in &response.hosts {
+                        let state = if !host.ok {
+                            "no"
+                        } else if args.unpin {
+                            "unpinned"
+                        } else {
+                            "yes"
+                        };
+                        table.row(vec![
+                            host.host.clone(),
+                            state.to_owned(),
+                            host.error.clone(),
+                        ]);
+                    }
+                    output::emit(&table.render())?;
+                }
+            }
+            anyhow::ensure!(
+                failed.is_empty(),
+                "{} hosts did not record it: {}",
+                failed.len(),
+                failed.join("; ")
+            );
+            Ok(())
         }
         ReleaseCommand::Show(args) => {
             let request = GetReleaseRequest {

@@ -36,14 +36,18 @@ fn keep(app: &App) -> String {
 
 /// One app.
 pub fn app(app: &App) -> String {
-    fields(&[
+    let mut rows = vec![
         ("app", app.name.clone()),
         ("repository", app.repository.clone()),
         ("branch", branch(app)),
         ("deploy root", deploy_root(app)),
         ("keep", keep(app)),
         ("created", time(app.created_at.as_ref())),
-    ])
+    ];
+    rows.extend(crate::commands::activation::describe(
+        app.activation.as_ref(),
+    ));
+    fields(&rows)
 }
 
 /// Apps as a table.

@@ -1,0 +1,210 @@
+//! Flags for what an app asks of each host around a switch: shared paths,
+//! hooks, health check and materialise mode (`app create` and `app update`).
+
+use clap::Args;
+use slipway_proto::agent::v1::{
+    ActivationSpec, HealthCheck, Hook, HookPoint, MaterialiseMode, SharedKind, SharedPath,
+};
+
+/// Activation flags. On `app update`, a list flag given at all replaces that
+/// list; flags not given keep the app's current settings.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Activation")]
+pub struct ActivationArgs {
+    /// Directory kept across releases under <root>/shared/ and linked into
+    /// every release, e.g. log (repeatable)
+    #[arg(long = "shared-dir", value_name = "PATH")]
+    pub shared_dirs: Vec<String>,
+    /// File kept across releases under <root>/shared/; the deploy fails
+    /// before any switch when it is missing, e.g. .env (repeatable)
+    #[arg(long = "shared-file", value_name = "PATH")]
+    pub shared_files: Vec<String>,
+    /// Command run in the new release before `current` switches; a failure
+    /// leaves `current` alone (repeatable)
+    #[arg(long = "before-activate", value_name = "COMMAND")]
+    pub before_activate: Vec<String>,
+    /// Command run after the switch, e.g. restarting the service; a failure
+    /// switches back (repeatable)
+    #[arg(long = "after-activate", value_name = "COMMAND")]
+    pub after_activate: Vec<String>,
+    /// Seconds before a hook is killed with its process group (default 300)
+    #[arg(long, value_name = "SECONDS")]
+    pub hook_timeout: Option<u32>,
+    /// Health check after the switch: http:// URL that must answer 2xx
+    #[arg(long, value_name = "URL", conflicts_with = "health_command")]
+    pub health_url: Option<String>,
+    /// Health check after the switch: command that must exit 0
+    #[arg(long, value_name = "COMMAND")]
+    pub health_command: Option<String>,
+    /// Health check attempts (default 5)
+    #[arg(long, value_name = "N")]
+    pub health_attempts: Option<u32>,
+    /// Pause between health check attempts in milliseconds (default 1000)
+    #[arg(long, value_name = "MS")]
+    pub health_interval_ms: Option<u32>,
+    /// Deadline for all health check attempts in seconds (default 60)
+    #[arg(long, value_name = "SECONDS")]
+    pub health_timeout: Option<u32>,
+    /// Remove the health check
+    #[arg(long, conflicts_with_all = ["health_url", "health_command"])]
+    pub no_health_check: bool,
+    /// Materialise releases as private writable copies instead of hard links
+    /// (for software that edits its files in place)
+    #[arg(long, conflicts_with = "hardlink")]
+    pub copy: bool,
+    /// Materialise releases as hard links into the object store (default)
+    #[arg(long)]
+    pub hardlink: bool,
+}
+
+impl ActivationArgs {
+    /// The spec these flags make from `current` (the app's present settings).
+    pub fn apply(&self, current: Option<ActivationSpec>) -> Option<ActivationSpec> {
+        let mut spec = current.unwrap_or_default();
+        if !self.shared_dirs.is_empty() || !self.shared_files.is_empty() {
+            let dirs = self.shared_dirs.iter().map(|p| SharedPath {
+                path: trim(p),
+                kind: SharedKind::Directory as i32,
+                required: false,
+            });
+            let files = self.shared_files.iter().map(|p| SharedPath {
+                path: trim(p),
+                kind: SharedKind::File as i32,
+                required: true,
+            });
+            spec.shared_paths = dirs.chain(files).collect();
+        }
+        if !self.before_activate.is_empty() || !self.after_activate.is_empty() {
+            let timeout = self.hook_timeout.unwrap_or_default();
+            let hooks = |commands: &[String], point: HookPoint, name: &str| -> Vec<Hook> {
+                commands
+                    .iter()
+                    .enumerate()
+                    .map(|(i, command)| Hook {
+                        point: point as i32,
+                        name: if i == 0 {
+                            name.to_owned()
+                        } else {
+                            format!("{name}-{}", i + 1)
+                        },
+                        command: command.clone(),
+                        timeout_seconds: timeout,
+                    })
+                    .collect()
+            };
+            let before = hooks(
+                &self.before_activate,
+                HookPoint::BeforeActivate,
+                "before-activate",
+            );
+            let after = hooks(
+                &self.after_activate,
+                HookPoint::AfterActivate,
+                "after-activate",
+            );
+            spec.hooks = before.into_iter().chain(after).collect();
+        } else if let Some(timeout) = self.hook_timeout {
+            spec.hooks
+                .iter_mut()
+                .for_each(|h| h.timeout_seconds = timeout);
+        }
+        if self.no_health_check {
+            spec.health_check = None;
+        } else if self.health_url.is_some() || self.health_command.is_some() {
+            spec.health_check = Some(HealthCheck {
+                http_url: self.health_url.clone().unwrap_or_default(),
+                command: self.health_command.clone().unwrap_or_default(),
+                ..spec.health_check.unwrap_or_default()
+            });
+        }
+        if let Some(check) = spec.health_check.as_mut() {
+            check.attempts = self.health_attempts.unwrap_or(check.attempts);
+            check.interval_ms = self.health_interval_ms.unwrap_or(check.interval_ms);
+            check.timeout_seconds = self.health_timeout.unwrap_or(check.timeout_seconds);
+        }
+        if self.copy {
+            spec.mode = MaterialiseMode::Copy as i32;
+        } else if self.hardlink {
+            spec.mode = MaterialiseMode::Hardlink as i32;
+        }
+        (spec != ActivationSpec::default()).then_some(spec)
+    }
+}
+
+/// `log/` and `log` name the same shared path.
+fn trim(path: &str) -> String {
+    path.trim_end_matches('/').to_owned()
+}
+
+/// One line per setting, for `app show`.
+pub fn describe(spec: Option<&ActivationSpec>) -> Vec<(&'static str, String)> {
+    let Some(spec) = spec else { return Vec::new() };
+    let mut lines = Vec::new();
+    for shared in &spec.shared_paths {
+        let kind = if shared.kind == SharedKind::File as i32 {
+            "file"
+        } else {
+            "dir"
+        };
+        let required = if shared.required { ", required" } else { "" };
+        lines.push(("shared", format!("{} ({kind}{required})", shared.path)));
+    }
+    for hook in &spec.hooks {
+        let timeout = match hook.timeout_seconds {
+            0 => String::new(),
+            s => format!(" (timeout {s}s)"),
+        };
+        lines.push(("hook", format!("{}: {}{timeout}", hook.name, hook.command)));
+    }
+    if let Some(check) = &spec.health_check {
+        let what = if check.http_url.is_empty() {
+            &check.command
+        } else {
+            &check.http_url
+        };
+        lines.push(("health check", what.clone()));
+    }
+    let mode = if spec.mode == MaterialiseMode::Copy as i32 {
+        "copy"
+    } else {
+        "hardlink"
+    };
+    lines.push(("materialise", mode.to_owned()));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_build_a_spec_and_update_keeps_what_is_not_given() {
+        let args = ActivationArgs {
+            shared_dirs: vec!["log/".into()],
+            shared_files: vec![".env".into()],
+            before_activate: vec!["make assets".into()],
+            after_activate: vec!["systemctl restart web".into()],
+            hook_timeout: Some(30),
+            health_url: Some("http://127.0.0.1:8080/health".into()),
+            copy: true,
+            ..Default::default()
+        };
+        let spec = args.apply(None).expect("spec");
+        assert_eq!(spec.shared_paths.len(), 2);
+        assert_eq!(spec.shared_paths[0].path, "log");
+        assert!(spec.shared_paths[1].required);
+        assert_eq!(spec.hooks[0].point, HookPoint::BeforeActivate as i32);
+        assert_eq!(spec.hooks[1].timeout_seconds, 30);
+        assert_eq!(spec.mode, MaterialiseMode::Copy as i32);
+        slipway_proto::validate::activation("spec", &spec).expect("valid");
+
+        let update = ActivationArgs {
+            health_attempts: Some(9),
+            ..Default::default()
+        };
+        let updated = update.apply(Some(spec.clone())).expect("spec");
+        assert_eq!(updated.hooks, spec.hooks);
+        assert_eq!(updated.health_check.expect("check").attempts, 9);
+        assert_eq!(ActivationArgs::default().apply(None), None);
+    }
+}
