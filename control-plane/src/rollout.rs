@@ -382,8 +382,16 @@ impl HostRun<'_> {
                     })
                 };
             }
+            // A line of hook output is a log line; everything else is progress.
+            let kind = if event.output.is_empty() {
+                EventKind::Progress
+            } else {
+                EventKind::Log
+            };
             self.emit(DeploymentEvent {
-                kind: EventKind::Progress as i32,
+                kind: kind as i32,
+                step: event.step,
+                output: event.output,
                 host: host.clone(),
                 status: DeploymentStatus::Running as i32,
                 stage,

@@ -29,6 +29,11 @@ pub fn event_line(event: &DeploymentEvent) -> String {
         LogLevel::Error => format!("{} {}", paint("error:", Paint::Red), event.message),
         _ => event.message.clone(),
     };
+    if !event.step.is_empty() {
+        // Hook output: `before-activate| line`, stderr marked.
+        let stream = if event.output == "stderr" { "!" } else { "|" };
+        message = format!("{}{stream} {message}", event.step);
+    }
     if kind == EventKind::Status {
         let tag = format!("[{}]", status_name(event.status()));
         message = if message.is_empty() {
