@@ -154,7 +154,7 @@ pub fn fleet(states: &[HostState]) -> String {
         "DISK FREE",
         "ERROR",
     ]);
-    let mut apps = Table::new(&["HOST", "APP", "CURRENT", "RELEASES ON DISK"]);
+    let mut apps = Table::new(&["HOST", "APP", "CURRENT", "PREVIOUS", "RELEASES ON DISK"]);
     for state in states {
         let (name, env) = state
             .host
@@ -180,15 +180,33 @@ pub fn fleet(states: &[HostState]) -> String {
         };
         hosts.row(row);
         for app in &state.apps {
-            let on_disk = if app.releases.is_empty() {
+            // With details: `id (state, pinned)`; the active one is CURRENT.
+            let listed: Vec<String> = if app.release_details.is_empty() {
+                app.releases.clone()
+            } else {
+                app.release_details
+                    .iter()
+                    .map(|r| {
+                        let state = r
+                            .state()
+                            .as_str_name()
+                            .trim_start_matches("RELEASE_STATE_")
+                            .to_lowercase();
+                        let pin = if r.pinned { ", pinned" } else { "" };
+                        format!("{} ({state}{pin})", r.id)
+                    })
+                    .collect()
+            };
+            let on_disk = if listed.is_empty() {
                 "-".to_owned()
             } else {
-                format!("{}: {}", app.releases.len(), app.releases.join(", "))
+                format!("{}: {}", listed.len(), listed.join(", "))
             };
             apps.row(vec![
                 name.to_owned(),
                 app.app.clone(),
                 or_dash(&app.current_release),
+                or_dash(&app.previous_release),
                 on_disk,
             ]);
         }
