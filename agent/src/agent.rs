@@ -1,5 +1,6 @@
 //! What the agent does, one method per RPC: the domain behind the thin gRPC
-//! handlers. Owns the app roots, the operations, and the app registry.
+//! handlers. Owns the app roots, the operations, the journals and the app
+//! registry, and recovers every app when it opens.
 
 use std::{
     collections::HashMap,
@@ -10,16 +11,17 @@ use std::{
 };
 
 use futures_util::Stream;
-use slipway_proto::agent::v1::{AppStatus, GetStatusResponse, ProgressEvent, ReleaseOnDisk};
+use slipway_proto::agent::v1::ProgressEvent;
 
 use crate::{
     config::Config,
     deploy::{self, DeployPlan, RollbackPlan},
     error::{Error, blocking},
-    host,
+    journal::{Journal, Journals, Status},
     layout::{self, AppRoot, Roots},
     objects::ObjectStore,
-    operations::{Begin, Kind, Operations, Spec},
+    operations::{Begin, EventLog, Kind, OperationError, Operations, Spec},
+    recovery,
     registry::Registry,
     release::{self, ReleaseError},
     upload::Upload,
@@ -35,6 +37,7 @@ pub struct Agent {
     roots: Roots,
     registry: Arc<Registry>,
     operations: Arc<Operations>,
+    journals: Journals,
     // Releases never change once renamed into place, so their sizes are
     // computed once: a status poll must not walk every file every time.
     sizes: Mutex<HashMap<PathBuf, u64>>,
@@ -42,7 +45,8 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Prepares the data directory and loads the app registry.
+    /// Prepares the data directory, loads the app registry and recovers
+    /// every registered app (see [`recovery`]).
     pub async fn open(config: &Config) -> Result<Arc<Self>, Error> {
         let data_dir = config.data_dir.clone();
         let registry = blocking(move || {
@@ -53,14 +57,81 @@ impl Agent {
             Ok::<_, Error>(Registry::open(&data_dir)?)
         })
         .await?;
-        Ok(Arc::new(Self {
+        let agent = Arc::new(Self {
             host_name: config.host_name.clone(),
             roots: Roots::new(config.apps_dir.clone(), config.allowed_roots.clone()),
             registry: Arc::new(registry),
             operations: Operations::new(),
+            journals: Journals::default(),
             sizes: Mutex::new(HashMap::new()),
             started: Instant::now(),
-        }))
+        });
+        let recovering = agent.clone();
+        blocking(move || {
+            recovering.recover_all();
+            Ok::<_, Error>(())
+        })
+        .await?;
+        Ok(agent)
+    }
+
+    /// Blocking. One app that cannot be recovered must not keep the others
+    /// from being served: it is logged, and its requests report the problem.
+    fn recover_all(&self) {
+        for (name, root) in self.registry.apps() {
+            let app = AppRoot::new(name, root);
+            let recovered = self
+                .journals
+                .get(&app)
+                .map_err(Error::from)
+                .and_then(|journal| recovery::recover(&app, &journal));
+            match recovered {
+                Ok(found) if found != recovery::Recovered::default() => tracing::warn!(
+                    app = app.name(),
+                    leftovers = found.leftovers,
+                    interrupted = ?found.interrupted,
+                    killed_hook_groups = ?found.killed,
+                    dropped = ?found.dropped,
+                    "recovered after an unclean stop"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::error!(
+                    app = app.name(),
+                    error = %crate::error::chain(&err),
+                    "cannot recover the app"
+                ),
+            }
+        }
+    }
+
+    /// The journal of `app`.
+    async fn journal(self: &Arc<Self>, app: &AppRoot) -> Result<Arc<Journal>, Error> {
+        let (agent, app) = (self.clone(), app.clone());
+        blocking(move || agent.journals.get(&app)).await
+    }
+
+    /// The recorded events of a finished operation with this spec's id, to
+    /// replay. An interrupted one runs again.
+    fn recorded(journal: &Journal, spec: &Spec) -> Result<Option<Arc<EventLog>>, Error> {
+        let Some(op) = journal.read(|data| data.operation(&spec.deployment_id).cloned()) else {
+            return Ok(None);
+        };
+        if op.kind != spec.kind || op.release_id != spec.release_id {
+            let existing = Spec {
+                kind: op.kind,
+                release_id: op.release_id,
+                ..spec.clone()
+            };
+            return Err(OperationError::Reused {
+                deployment_id: spec.deployment_id.clone(),
+                existing: existing.to_string(),
+            }
+            .into());
+        }
+        match op.status {
+            Status::Finished if !op.events.is_empty() => Ok(Some(EventLog::replay(op.events))),
+            _ => Ok(None),
+        }
     }
 
     /// Where apps may live, for resolving requests.
@@ -93,7 +164,7 @@ impl Agent {
 
     /// Starts a deploy, or follows the one with the same deployment id.
     /// Everything that can be refused is refused before this returns.
-    pub async fn deploy(&self, plan: DeployPlan) -> Result<EventStream, Error> {
+    pub async fn deploy(self: &Arc<Self>, plan: DeployPlan) -> Result<EventStream, Error> {
         let spec = spec(
             Kind::Deploy,
             &plan.app,
@@ -101,6 +172,10 @@ impl Agent {
             &plan.release_id,
         );
         if let Some(log) = self.operations.find(&spec)? {
+            return Ok(Box::pin(log.subscribe()));
+        }
+        let journal = self.journal(&plan.app).await?;
+        if let Some(log) = Self::recorded(&journal, &spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
         // Outside the app's lock: objects are never removed, so what this
@@ -114,7 +189,7 @@ impl Agent {
             Begin::Existing(log) => Ok(Box::pin(log.subscribe())),
             Begin::New(guard) => {
                 let events = guard.log().subscribe();
-                tokio::spawn(deploy::deploy(guard, self.registry.clone(), plan));
+                tokio::spawn(deploy::deploy(guard, self.registry.clone(), journal, plan));
                 Ok(Box::pin(events))
             }
         }
@@ -122,7 +197,7 @@ impl Agent {
 
     /// Starts a rollback to a release on disk, or follows the one with the
     /// same deployment id.
-    pub async fn rollback(&self, plan: RollbackPlan) -> Result<EventStream, Error> {
+    pub async fn rollback(self: &Arc<Self>, plan: RollbackPlan) -> Result<EventStream, Error> {
         let spec = spec(
             Kind::Rollback,
             &plan.app,
@@ -130,6 +205,10 @@ impl Agent {
             &plan.release_id,
         );
         if let Some(log) = self.operations.find(&spec)? {
+            return Ok(Box::pin(log.subscribe()));
+        }
+        let journal = self.journal(&plan.app).await?;
+        if let Some(log) = Self::recorded(&journal, &spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
         let release = plan.app.release(&plan.release_id);
@@ -143,80 +222,15 @@ impl Agent {
             Begin::Existing(log) => Ok(Box::pin(log.subscribe())),
             Begin::New(guard) => {
                 let events = guard.log().subscribe();
-                tokio::spawn(deploy::rollback(guard, self.registry.clone(), plan));
+                tokio::spawn(deploy::rollback(
+                    guard,
+                    self.registry.clone(),
+                    journal,
+                    plan,
+                ));
                 Ok(Box::pin(events))
             }
         }
-    }
-
-    /// The host and the given apps; every registered app when none is given.
-    pub async fn status(self: &Arc<Self>, apps: Vec<AppRoot>) -> Result<GetStatusResponse, Error> {
-        let apps = if apps.is_empty() {
-            let registered = self.registry.apps();
-            registered
-                .into_iter()
-                .map(|(name, root)| AppRoot::new(name, root))
-                .collect()
-        } else {
-            apps
-        };
-        let agent = self.clone();
-        blocking(move || {
-            let host = host::host_info(&agent.host_name, agent.roots.apps_dir(), agent.started);
-            let apps = apps
-                .iter()
-                .map(|app| agent.app_status(app))
-                .collect::<Result<_, _>>()?;
-            Ok::<_, Error>(GetStatusResponse {
-                host: Some(host),
-                apps,
-            })
-        })
-        .await
-    }
-
-    /// Blocking.
-    fn app_status(&self, app: &AppRoot) -> Result<AppStatus, Error> {
-        // A hand-made `current` must not hide the rest of the status.
-        let current = release::current_release(app).unwrap_or_else(|err| {
-            tracing::warn!(app = app.name(), error = %crate::error::chain(&err), "cannot read current");
-            None
-        });
-        let ids = release::list(app)?;
-        let mut sizes = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
-        let releases_dir = app.releases();
-        sizes.retain(|path, _| {
-            path.parent() != Some(&releases_dir) || ids.iter().any(|id| path.ends_with(id))
-        });
-        let mut releases = Vec::with_capacity(ids.len());
-        for id in ids {
-            let path = app.release(&id);
-            let size_bytes = match sizes.get(&path) {
-                Some(size) => *size,
-                None => {
-                    let size = release::size(&path).map_err(|source| ReleaseError::Io {
-                        action: "measure",
-                        path: path.clone(),
-                        source,
-                    })?;
-                    sizes.insert(path, size);
-                    size
-                }
-            };
-            releases.push(ReleaseOnDisk {
-                id,
-                size_bytes,
-                ..Default::default()
-            });
-        }
-        Ok(AppStatus {
-            name: app.name().to_owned(),
-            deploy_root: app.root().display().to_string(),
-            current_release: current.unwrap_or_default(),
-            releases,
-            running_deployment: self.operations.running_on(app.root()).unwrap_or_default(),
-            previous_release: String::new(),
-        })
     }
 
     /// Resolves once no operation is running (used when shutting down).
@@ -235,5 +249,10 @@ fn spec(kind: Kind, app: &AppRoot, deployment_id: &str, release_id: &str) -> Spe
     }
 }
 
+#[cfg(test)]
+mod durability_tests;
+#[cfg(test)]
+mod lifecycle_tests;
+mod status;
 #[cfg(test)]
 mod tests;

@@ -1,26 +1,35 @@
 //! The steps of a deploy and of a rollback, run as their own task so they
-//! finish even when the client goes away, each reported as progress events.
+//! finish even when the client goes away, each reported as progress events
+//! and journaled so a repeat after a restart replays the outcome.
 
 use std::sync::Arc;
 
 use slipway_proto::agent::v1::{LogLevel, OperationResult, Stage};
 
 use crate::{
+    activation::{Activation, Point},
     error::{Error, blocking, chain},
+    journal::{Journal, OperationRecord, State, Status, now_unix},
     layout::AppRoot,
     manifest::Manifest,
     objects::ObjectStore,
-    operations::{EventLog, OperationGuard},
+    operations::{Event, Kind, OperationGuard},
     registry::Registry,
-    release,
+    release::{self, Build},
+    retention, shared,
+    steps::Ctx,
 };
 
 /// Where each stage of a deploy starts on the 0-100 scale; materialising is
 /// the long part.
+const LINK_SHARED_AT: u32 = 2;
 const MATERIALISE_START: u32 = 5;
 const MATERIALISE_SPAN: u32 = 80;
+const BEFORE_ACTIVATE_AT: u32 = 86;
 const ACTIVATE_AT: u32 = 90;
-const PRUNE_AT: u32 = 95;
+const PRUNE_AT: u32 = 97;
+/// Where a rollback switches.
+const ROLLBACK_ACTIVATE_AT: u32 = 50;
 
 /// A validated Deploy request.
 #[derive(Clone, Debug)]
@@ -35,6 +44,10 @@ pub struct DeployPlan {
     pub manifest: Manifest,
     /// Releases to keep (already defaulted).
     pub keep: usize,
+    /// Shared paths, hooks, health check, mode.
+    pub activation: Activation,
+    /// Environment name, for hooks.
+    pub environment: String,
 }
 
 /// A validated Rollback request.
@@ -46,48 +59,58 @@ pub struct RollbackPlan {
     pub deployment_id: String,
     /// The release to activate.
     pub release_id: String,
+    /// After-activate hooks and health check.
+    pub activation: Activation,
+    /// Environment name, for hooks.
+    pub environment: String,
 }
 
-/// Records events and remembers the stage and percent, so a failure is
-/// reported where it happened.
-struct Reporter {
-    log: Arc<EventLog>,
-    stage: Stage,
-    percent: u32,
-}
-
-impl Reporter {
-    fn enter(&mut self, stage: Stage, percent: u32) {
-        self.stage = stage;
-        self.percent = percent;
-    }
-
-    fn say(&self, level: LogLevel, message: impl Into<String>) {
-        self.log
-            .push(self.stage, self.percent, level, message, None);
+fn context(
+    guard: &OperationGuard,
+    journal: Arc<Journal>,
+    app: &AppRoot,
+    activation: &Activation,
+    environment: &str,
+) -> Ctx {
+    Ctx {
+        log: guard.log().clone(),
+        stage: Stage::Prepare,
+        percent: 0,
+        app: app.clone(),
+        journal,
+        deployment_id: guard.spec().deployment_id.clone(),
+        environment: environment.to_owned(),
+        activation: activation.clone(),
     }
 }
 
 /// Runs a deploy to the end and records its final event.
-pub async fn deploy(guard: OperationGuard, registry: Arc<Registry>, plan: DeployPlan) {
-    let mut reporter = Reporter {
-        log: guard.log().clone(),
-        stage: Stage::Prepare,
-        percent: 0,
-    };
+pub async fn deploy(
+    guard: OperationGuard,
+    registry: Arc<Registry>,
+    journal: Arc<Journal>,
+    plan: DeployPlan,
+) {
+    let mut ctx = context(
+        &guard,
+        journal,
+        &plan.app,
+        &plan.activation,
+        &plan.environment,
+    );
     let mut previous = None;
-    let outcome = deploy_steps(&mut reporter, &registry, &plan, &mut previous).await;
-    finish(guard, reporter, &plan.app, previous, outcome).await;
+    let outcome = deploy_steps(&mut ctx, &registry, &plan, &mut previous).await;
+    finish(guard, ctx, previous, outcome).await;
 }
 
 async fn deploy_steps(
-    r: &mut Reporter,
+    ctx: &mut Ctx,
     registry: &Arc<Registry>,
     plan: &DeployPlan,
     previous: &mut Option<String>,
 ) -> Result<(), Error> {
     let (app, id) = (&plan.app, plan.release_id.as_str());
-    r.say(
+    ctx.say(
         LogLevel::Info,
         format!(
             "deploying release {id} of app {} to {} ({} files)",
@@ -104,13 +127,33 @@ async fn deploy_steps(
         })
     })
     .await?;
-    record_app(r, registry, app).await;
-    *previous = current(app).await?;
+    record_app(ctx, registry, app).await;
+    let is_current;
+    (is_current, *previous) = begin(ctx, Kind::Deploy, id).await?;
+    let shared_paths = plan.activation.shared.clone();
+    if !shared_paths.is_empty() {
+        ctx.enter(Stage::LinkShared, LINK_SHARED_AT);
+        let (root, paths) = (app.clone(), shared_paths.clone());
+        for line in blocking(move || shared::prepare(&root, &paths)).await? {
+            ctx.say(LogLevel::Info, line);
+        }
+    }
+    if !is_current {
+        ctx.set_state(id, State::Unfinished).await?;
+    }
 
-    r.enter(Stage::Materialise, MATERIALISE_START);
-    r.say(LogLevel::Info, format!("materialising release {id}"));
+    ctx.enter(Stage::Materialise, MATERIALISE_START);
+    let how = if plan.activation.copy {
+        "copies"
+    } else {
+        "hard links"
+    };
+    ctx.say(
+        LogLevel::Info,
+        format!("materialising release {id} ({how})"),
+    );
     let built = {
-        let (app, plan, log) = (app.clone(), plan.clone(), r.log.clone());
+        let (app, plan, log) = (app.clone(), plan.clone(), ctx.log.clone());
         blocking(move || {
             let store = ObjectStore::new(&app);
             let mut reported = 0;
@@ -120,24 +163,35 @@ async fn deploy_steps(
                 if twentieths > reported {
                     reported = twentieths;
                     let percent = MATERIALISE_START + MATERIALISE_SPAN * done as u32 / total as u32;
-                    let message = format!("linked {done} of {total} files");
+                    let message = format!("placed {done} of {total} files");
                     log.push(Stage::Materialise, percent, LogLevel::Info, message, None);
                 }
             };
+            let at = MATERIALISE_START + MATERIALISE_SPAN;
+            let mut link = |dir: &std::path::Path| {
+                for line in shared::link(dir, &plan.activation.shared)? {
+                    log.push(Stage::LinkShared, at, LogLevel::Info, line, None);
+                }
+                Ok(())
+            };
+            let build = Build {
+                copy: plan.activation.copy,
+                progress: &mut progress,
+                finish: &mut link,
+            };
             let (release, deployment) = (&plan.release_id, &plan.deployment_id);
-            release::materialise(
-                &app,
-                &store,
-                release,
-                deployment,
-                &plan.manifest,
-                &mut progress,
-            )
+            let built =
+                release::materialise(&app, &store, release, deployment, &plan.manifest, build)?;
+            if !built {
+                // Reused: links a spec added since it was built.
+                link(&app.release(release))?;
+            }
+            Ok::<_, release::ReleaseError>(built)
         })
         .await?
     };
-    r.enter(Stage::Materialise, MATERIALISE_START + MATERIALISE_SPAN);
-    r.say(
+    ctx.enter(Stage::Materialise, MATERIALISE_START + MATERIALISE_SPAN);
+    ctx.say(
         LogLevel::Info,
         if built {
             format!("release {id} is complete")
@@ -146,27 +200,52 @@ async fn deploy_steps(
         },
     );
 
-    r.enter(Stage::Activate, ACTIVATE_AT);
-    activate(r, app, id, previous.as_deref()).await?;
+    if is_current {
+        ctx.say(
+            LogLevel::Info,
+            format!("release {id} is already current; before-activate hooks do not run again"),
+        );
+    } else {
+        ctx.enter(Stage::Hook, BEFORE_ACTIVATE_AT);
+        if let Err(err) = ctx
+            .run_hooks(Point::BeforeActivate, id, previous.as_deref())
+            .await
+        {
+            if let Err(journal) = ctx.set_state(id, State::Failed).await {
+                tracing::warn!(error = %chain(&journal), "cannot record the failed release");
+            }
+            return Err(err);
+        }
+        ctx.set_state(id, State::Ready).await?;
+    }
 
-    r.enter(Stage::Prune, PRUNE_AT);
-    let (root, keep) = (app.clone(), plan.keep);
+    ctx.activate(id, previous.as_deref(), ACTIVATE_AT).await?;
+
+    ctx.enter(Stage::Prune, PRUNE_AT);
+    let (root, keep, journal) = (app.clone(), plan.keep, ctx.journal.clone());
     let protect: Vec<String> = [Some(id.to_owned()), previous.clone()]
         .into_iter()
         .flatten()
         .collect();
     let pruned = blocking(move || {
         let protect: Vec<&str> = protect.iter().map(String::as_str).collect();
-        release::prune(&root, keep, &protect)
+        retention::prune(&root, &journal, keep, &protect)
     })
     .await;
     match pruned {
-        Ok(removed) if removed.is_empty() => {
-            r.say(LogLevel::Info, format!("nothing to prune (keeping {keep})"))
+        Ok(pruned) => {
+            if pruned.old.is_empty() {
+                ctx.say(LogLevel::Info, format!("nothing to prune (keeping {keep})"));
+            } else {
+                ctx.say(LogLevel::Info, format!("pruned {}", pruned.old.join(", ")));
+            }
+            if !pruned.broken.is_empty() {
+                let message = format!("removed failed or unfinished {}", pruned.broken.join(", "));
+                ctx.say(LogLevel::Info, message);
+            }
         }
-        Ok(removed) => r.say(LogLevel::Info, format!("pruned {}", removed.join(", "))),
         // `current` already points to the new release: the deploy stands.
-        Err(err) => r.say(
+        Err(err) => ctx.say(
             LogLevel::Warn,
             format!("could not prune old releases: {}", chain(&err)),
         ),
@@ -175,26 +254,67 @@ async fn deploy_steps(
 }
 
 /// Runs a rollback to the end and records its final event.
-pub async fn rollback(guard: OperationGuard, registry: Arc<Registry>, plan: RollbackPlan) {
-    let mut reporter = Reporter {
-        log: guard.log().clone(),
-        stage: Stage::Prepare,
-        percent: 0,
-    };
+pub async fn rollback(
+    guard: OperationGuard,
+    registry: Arc<Registry>,
+    journal: Arc<Journal>,
+    plan: RollbackPlan,
+) {
+    let mut ctx = context(
+        &guard,
+        journal,
+        &plan.app,
+        &plan.activation,
+        &plan.environment,
+    );
     let mut previous = None;
     let outcome = async {
         let (app, id) = (&plan.app, plan.release_id.as_str());
-        reporter.say(
+        ctx.say(
             LogLevel::Info,
             format!("rolling back app {} to release {id}", app.name()),
         );
-        record_app(&reporter, &registry, app).await;
-        previous = current(app).await?;
-        reporter.enter(Stage::Activate, 50);
-        activate(&reporter, app, id, previous.as_deref()).await
+        record_app(&ctx, &registry, app).await;
+        (_, previous) = begin(&ctx, Kind::Rollback, id).await?;
+        ctx.activate(id, previous.as_deref(), ROLLBACK_ACTIVATE_AT)
+            .await
     }
     .await;
-    finish(guard, reporter, &plan.app, previous, outcome).await;
+    finish(guard, ctx, previous, outcome).await;
+}
+
+/// Reads `current` and journals the operation as running. Returns whether
+/// `current` already points to `id`, and the release to switch back to on
+/// failure: what `current` points to, or, when an interrupted run of this
+/// deployment already switched, what it pointed to before that run.
+async fn begin(ctx: &Ctx, kind: Kind, id: &str) -> Result<(bool, Option<String>), Error> {
+    let current = current(&ctx.app).await?;
+    let is_current = current.as_deref() == Some(id);
+    let (id, deployment) = (id.to_owned(), ctx.deployment_id.clone());
+    let previous = ctx
+        .journal
+        .change(move |data| {
+            let carried = data
+                .operation(&deployment)
+                .filter(|o| o.status != Status::Finished && o.kind == kind && o.release_id == id)
+                .and_then(|o| o.previous_release.clone())
+                .filter(|_| is_current);
+            let previous = carried.or(current);
+            data.begin_operation(OperationRecord {
+                deployment_id: deployment,
+                kind,
+                release_id: id,
+                previous_release: previous.clone(),
+                status: Status::Running,
+                started_unix: now_unix(),
+                finished_unix: None,
+                hook: None,
+                events: Vec::new(),
+            });
+            previous
+        })
+        .await?;
+    Ok((is_current, previous))
 }
 
 async fn current(app: &AppRoot) -> Result<Option<String>, Error> {
@@ -202,33 +322,12 @@ async fn current(app: &AppRoot) -> Result<Option<String>, Error> {
     blocking(move || release::current_release(&app)).await
 }
 
-/// Switches `current` unless it already points to `id`.
-async fn activate(
-    r: &Reporter,
-    app: &AppRoot,
-    id: &str,
-    previous: Option<&str>,
-) -> Result<(), Error> {
-    if previous == Some(id) {
-        r.say(LogLevel::Info, format!("current already points to {id}"));
-        return Ok(());
-    }
-    let (root, target) = (app.clone(), id.to_owned());
-    blocking(move || release::switch(&root, &target)).await?;
-    let was = previous.map_or_else(|| "nothing".to_owned(), str::to_owned);
-    r.say(
-        LogLevel::Info,
-        format!("current now points to {id} (was {was})"),
-    );
-    Ok(())
-}
-
-/// Remembers the app for GetStatus. A failure only costs the listing, so it
-/// is a warning, not a failed deploy.
-async fn record_app(r: &Reporter, registry: &Arc<Registry>, app: &AppRoot) {
+/// Remembers the app for GetStatus and recovery. A failure only costs the
+/// listing, so it is a warning, not a failed deploy.
+async fn record_app(ctx: &Ctx, registry: &Arc<Registry>, app: &AppRoot) {
     let (registry, root) = (registry.clone(), app.clone());
     if let Err(err) = blocking(move || registry.record(root.name(), root.root())).await {
-        r.say(
+        ctx.say(
             LogLevel::Warn,
             format!("could not record the app: {}", chain(&err)),
         );
@@ -237,14 +336,13 @@ async fn record_app(r: &Reporter, registry: &Arc<Registry>, app: &AppRoot) {
 
 async fn finish(
     guard: OperationGuard,
-    r: Reporter,
-    app: &AppRoot,
+    ctx: Ctx,
     previous: Option<String>,
     outcome: Result<(), Error>,
 ) {
     let spec = guard.spec().clone();
     let previous_release = previous.clone().unwrap_or_default();
-    match outcome {
+    let (last, result) = match outcome {
         Ok(()) => {
             tracing::info!(deployment = %spec.deployment_id, app = %spec.app, release = %spec.release_id, "operation succeeded");
             let result = OperationResult {
@@ -253,15 +351,25 @@ async fn finish(
                 current_release: spec.release_id.clone(),
                 error: String::new(),
             };
-            let message = format!("release {} is live", spec.release_id);
-            guard.finish(Stage::Done, 100, LogLevel::Info, message, result);
+            let last = Event {
+                stage: Stage::Done,
+                percent: 100,
+                level: LogLevel::Info,
+                message: format!("release {} is live", spec.release_id),
+                ..Event::default()
+            };
+            (last, result)
         }
         Err(err) => {
-            let error = format!("{spec} failed: {}", chain(&err));
+            let mut error = format!("{spec} failed: {}", chain(&err));
+            if let Some(output) = err.output() {
+                error.push_str("\nlast output:\n");
+                error.push_str(output);
+            }
             tracing::warn!(deployment = %spec.deployment_id, %error, "operation failed");
             // Report what `current` really is now; if even that cannot be
             // read, it was not switched, so it is still the previous one.
-            let now = current(app).await.unwrap_or(previous);
+            let now = current(&ctx.app).await.unwrap_or(previous);
             let result = OperationResult {
                 success: false,
                 previous_release,
@@ -269,8 +377,31 @@ async fn finish(
                 error: error.clone(),
             };
             // Progress inside a step may have gone past where it started.
-            let percent = r.log.last().map_or(r.percent, |e| e.percent.max(r.percent));
-            guard.finish(r.stage, percent, LogLevel::Error, error, result);
+            let percent = ctx
+                .log
+                .last()
+                .map_or(ctx.percent, |e| e.percent.max(ctx.percent));
+            let last = Event {
+                stage: ctx.stage,
+                percent,
+                level: LogLevel::Error,
+                message: error,
+                ..Event::default()
+            };
+            (last, result)
         }
-    }
+    };
+    let (journal, id) = (ctx.journal.clone(), spec.deployment_id.clone());
+    guard
+        .finish(last, result, |events| async move {
+            let written = journal
+                .change(move |data| data.finish_operation(&id, events))
+                .await;
+            if let Err(err) = written {
+                // The outcome still streams; a repeat after a restart runs
+                // the operation again, which skips finished steps.
+                tracing::warn!(error = %chain(&err), "cannot journal the outcome");
+            }
+        })
+        .await;
 }

@@ -6,8 +6,9 @@ use slipway_proto::{tls::TlsError, validate::InvalidField};
 use tonic::{Code, Status};
 
 use crate::{
-    config::ConfigError, objects::ObjectError, operations::OperationError, registry::RegistryError,
-    release::ReleaseError,
+    config::ConfigError, health::HealthError, hooks::HookError, journal::JournalError,
+    objects::ObjectError, operations::OperationError, registry::RegistryError,
+    release::ReleaseError, shared::SharedError,
 };
 
 /// Everything that can go wrong in the agent, at startup or in a request.
@@ -58,6 +59,29 @@ pub enum Error {
     /// The content store failed or an upload broke its rules.
     #[error(transparent)]
     Object(#[from] ObjectError),
+    /// An app's journal could not be read or written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A shared path is missing or cannot be created.
+    #[error(transparent)]
+    Shared(#[from] SharedError),
+    /// A hook failed or timed out.
+    #[error(transparent)]
+    Hook(#[from] HookError),
+    /// The health check did not pass.
+    #[error(transparent)]
+    Health(#[from] HealthError),
+    /// A hook or the health check failed after the switch, and `current`
+    /// was switched back (or that was attempted).
+    #[error("{failure}; {outcome}")]
+    Reverted {
+        /// What failed, with its causes.
+        failure: String,
+        /// What became of `current`.
+        outcome: String,
+        /// The last lines of output of what failed.
+        output: Option<String>,
+    },
     /// The client's request stream failed (it went away or sent garbage).
     #[error("the request stream failed")]
     Client(#[source] Status),
@@ -100,6 +124,17 @@ fn io_code(err: &(dyn StdError + 'static)) -> Code {
 }
 
 impl Error {
+    /// The last lines of output of a failed hook or check, kept apart from
+    /// the message so an operation's error can end with them.
+    pub fn output(&self) -> Option<&str> {
+        match self {
+            Error::Hook(err) => err.output(),
+            Error::Health(err) => Some(err.output.as_str()).filter(|o| !o.is_empty()),
+            Error::Reverted { output, .. } => output.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The gRPC code this error is reported with.
     pub fn code(&self) -> Code {
         match self {
@@ -112,14 +147,34 @@ impl Error {
             Error::Release(
                 ReleaseError::ObjectsMissing { .. }
                 | ReleaseError::NotOnHost { .. }
-                | ReleaseError::CurrentNotSymlink { .. },
+                | ReleaseError::CurrentNotSymlink { .. }
+                | ReleaseError::Shared(
+                    SharedError::RequiredMissing { .. }
+                    | SharedError::WrongKind { .. }
+                    | SharedError::ThroughSymlink { .. },
+                ),
             ) => Code::FailedPrecondition,
+            Error::Shared(
+                SharedError::RequiredMissing { .. }
+                | SharedError::WrongKind { .. }
+                | SharedError::ThroughSymlink { .. },
+            ) => Code::FailedPrecondition,
+            // Reported in an operation's final event, not as a status; an
+            // operator fixes the app, then deploys again.
+            Error::Hook(_) | Error::Health(_) | Error::Reverted { .. } => Code::FailedPrecondition,
+            Error::Journal(JournalError::Corrupt { .. } | JournalError::Version { .. }) => {
+                Code::FailedPrecondition
+            }
             Error::Release(ReleaseError::Object(ObjectError::Protocol { .. })) => {
                 Code::InvalidArgument
             }
             Error::Client(status) => status.code(),
             Error::Object(ObjectError::Io { .. })
-            | Error::Release(ReleaseError::Io { .. } | ReleaseError::Object(_))
+            | Error::Release(
+                ReleaseError::Io { .. } | ReleaseError::Object(_) | ReleaseError::Shared(_),
+            )
+            | Error::Shared(SharedError::Io { .. })
+            | Error::Journal(JournalError::Io { .. })
             | Error::CreateDir { .. }
             | Error::Registry(_)
             | Error::Bind { .. } => io_code(self),
@@ -200,6 +255,24 @@ mod tests {
             source: io::Error::from(io::ErrorKind::PermissionDenied),
         };
         assert_eq!(Error::from(denied).code(), Code::FailedPrecondition);
+        let missing = SharedError::RequiredMissing {
+            path: ".env".into(),
+            expected: "/srv/web/shared/.env".into(),
+        };
+        let status = Status::from(Error::from(missing));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().contains("create /srv/web/shared/.env"));
+        let corrupt = JournalError::Corrupt {
+            path: "/srv/web/.slipway/journal.json".into(),
+            source: serde_json::from_slice::<u8>(b"{").unwrap_err(),
+        };
+        let status = Status::from(Error::from(corrupt));
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(
+            status.message().contains("move it away"),
+            "{}",
+            status.message()
+        );
         let gone = Error::Client(Status::cancelled("client went away"));
         assert_eq!(Status::from(gone).code(), Code::Cancelled);
     }

@@ -141,6 +141,16 @@ impl AppRoot {
         self.private().join("trash")
     }
 
+    /// `<root>/.slipway/journal.json`, release states and recent operations.
+    pub fn journal(&self) -> PathBuf {
+        self.private().join("journal.json")
+    }
+
+    /// `<root>/shared`, paths that persist across releases.
+    pub fn shared(&self) -> PathBuf {
+        self.root.join("shared")
+    }
+
     /// Creates the root and every directory the agent uses inside it
     /// (mode 0755), syncing each parent whose entries changed. Blocking.
     pub fn ensure(&self) -> io::Result<()> {

@@ -1,22 +1,32 @@
 //! slipway-agent: the daemon on every target host. It keeps a content store
-//! per app, materialises `releases/<id>/` from it, switches `current`
-//! atomically and prunes old releases, answering only the control plane
-//! over mutual TLS.
+//! per app, materialises `releases/<id>/` from it, links shared paths, runs
+//! hooks, switches `current` atomically, checks health (switching back on
+//! failure), journals release states and prunes old releases, answering
+//! only the control plane over mutual TLS.
 #![forbid(unsafe_code)]
 
+mod activation;
 mod agent;
 pub mod config;
 mod deploy;
 pub mod error;
+mod event_log;
+mod health;
+mod hooks;
 mod host;
+mod journal;
 mod layout;
 mod manifest;
 mod objects;
 mod operations;
+mod recovery;
 mod registry;
 mod release;
+mod retention;
 mod server;
 mod service;
+mod shared;
+mod steps;
 mod upload;
 
 use std::future::Future;

@@ -9,17 +9,18 @@ use std::{
     sync::{Arc, Mutex, MutexGuard},
 };
 
-use futures_util::Stream;
 use slipway_proto::agent::v1::{LogLevel, OperationResult, ProgressEvent, Stage};
 use tokio::sync::watch;
 
-/// Finished operations remembered for replay. Only in memory for now: after
-/// a restart a repeated deployment id runs again, which is safe because
-/// every step is idempotent (a durable journal comes in a later issue).
+pub use crate::event_log::{Event, EventLog};
+
+/// Finished operations remembered in memory for replay; the app's journal
+/// remembers the last ones across restarts.
 const REMEMBERED: usize = 256;
 
 /// What an operation does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Materialise and activate a release.
     Deploy,
@@ -77,91 +78,6 @@ pub enum OperationError {
         /// What it named.
         existing: String,
     },
-}
-
-/// The events of one operation: recorded in order, readable from the start
-/// by any number of subscribers while more arrive.
-#[derive(Debug)]
-pub struct EventLog {
-    events: Mutex<Vec<ProgressEvent>>,
-    // Carries the event count; subscribers wait on it for new events.
-    changed: watch::Sender<usize>,
-}
-
-impl EventLog {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            events: Mutex::new(Vec::new()),
-            changed: watch::Sender::new(0),
-        })
-    }
-
-    fn events(&self) -> MutexGuard<'_, Vec<ProgressEvent>> {
-        // A panic while pushing cannot leave the Vec inconsistent.
-        self.events.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Appends an event, numbering it and stamping the time. Events after
-    /// the final one (with a result) are dropped.
-    pub fn push(
-        &self,
-        stage: Stage,
-        percent: u32,
-        level: LogLevel,
-        message: impl Into<String>,
-        result: Option<OperationResult>,
-    ) {
-        let mut events = self.events();
-        if events.last().is_some_and(|e| e.result.is_some()) {
-            return;
-        }
-        let sequence = events.len() as u64 + 1;
-        events.push(ProgressEvent {
-            sequence,
-            time: Some(slipway_proto::now()),
-            stage: stage as i32,
-            percent,
-            message: message.into(),
-            level: level as i32,
-            result,
-            ..Default::default()
-        });
-        self.changed.send_replace(events.len());
-    }
-
-    /// Whether the final event has been recorded.
-    pub fn is_finished(&self) -> bool {
-        self.events().last().is_some_and(|e| e.result.is_some())
-    }
-
-    /// The latest event, if any.
-    pub fn last(&self) -> Option<ProgressEvent> {
-        self.events().last().cloned()
-    }
-
-    /// Every event from the first, then live ones, ending after the final
-    /// event. Dropping the stream (the client left) affects nothing else.
-    pub fn subscribe(self: &Arc<Self>) -> impl Stream<Item = ProgressEvent> + Send + 'static {
-        let rx = self.changed.subscribe();
-        futures_util::stream::unfold((self.clone(), 0, rx), |(log, next, mut rx)| async move {
-            loop {
-                // Mark the count seen before reading, so a push after the
-                // read wakes `changed()` below.
-                rx.borrow_and_update();
-                let (event, finished) = {
-                    let events = log.events();
-                    let finished = events.last().is_some_and(|e| e.result.is_some());
-                    (events.get(next).cloned(), finished)
-                };
-                if let Some(event) = event {
-                    return Some((event, (log, next + 1, rx)));
-                }
-                if finished || rx.changed().await.is_err() {
-                    return None;
-                }
-            }
-        })
-    }
 }
 
 /// The result of [`Operations::begin`].
@@ -308,19 +224,22 @@ impl OperationGuard {
         &self.log
     }
 
-    /// Frees the app and records the final event.
-    pub fn finish(
-        self,
-        stage: Stage,
-        percent: u32,
-        level: LogLevel,
-        message: String,
-        result: OperationResult,
-    ) {
-        // Free the app first: a client that reads the final event and at
-        // once starts the next deployment must not find the app busy.
+    /// Records the final event: first hands every event, the final one
+    /// last, to `record` (which makes them durable), then frees the app,
+    /// then publishes the final event to subscribers.
+    pub async fn finish<F, Fut>(self, last: Event, result: OperationResult, record: F)
+    where
+        F: FnOnce(Vec<ProgressEvent>) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let events = self.log.seal(last, result);
+        let final_event = events.last().cloned().expect("seal adds the final event");
+        record(events).await;
+        // Free the app before publishing: a client that reads the final
+        // event and at once starts the next deployment must not find the
+        // app busy.
         self.operations.release(&self.spec);
-        self.log.push(stage, percent, level, message, Some(result));
+        self.log.publish_final(final_event);
     }
 }
 
@@ -330,17 +249,19 @@ impl Drop for OperationGuard {
             self.operations.release(&self.spec);
             let last = self.log.last();
             let error = "the operation stopped unexpectedly; see the agent log".to_owned();
-            self.log.push(
-                last.as_ref().map_or(Stage::Prepare, |e| e.stage()),
-                last.map_or(0, |e| e.percent),
-                LogLevel::Error,
-                error.clone(),
-                Some(OperationResult {
-                    success: false,
-                    error,
-                    ..OperationResult::default()
-                }),
-            );
+            let event = Event {
+                stage: last.as_ref().map_or(Stage::Prepare, |e| e.stage()),
+                percent: last.map_or(0, |e| e.percent),
+                level: LogLevel::Error,
+                message: error.clone(),
+                ..Event::default()
+            };
+            let result = OperationResult {
+                success: false,
+                error,
+                ..OperationResult::default()
+            };
+            self.log.append(event, Some(result), true);
         }
     }
 }
@@ -361,12 +282,26 @@ mod tests {
         }
     }
 
-    fn done(guard: OperationGuard) {
+    async fn done(guard: OperationGuard) -> Vec<ProgressEvent> {
         let result = OperationResult {
             success: true,
             ..Default::default()
         };
-        guard.finish(Stage::Done, 100, LogLevel::Info, "done".into(), result);
+        let last = Event {
+            stage: Stage::Done,
+            percent: 100,
+            level: LogLevel::Info,
+            message: "done".into(),
+            ..Event::default()
+        };
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let sink = recorded.clone();
+        guard
+            .finish(last, result, |events| async move {
+                *sink.lock().unwrap() = events;
+            })
+            .await;
+        recorded.lock().unwrap().clone()
     }
 
     #[tokio::test]
@@ -400,8 +335,12 @@ mod tests {
             panic!("expected to attach");
         };
         let follower = tokio::spawn(attached.subscribe().collect::<Vec<_>>());
-        done(guard);
+        let recorded = done(guard).await;
         let events = follower.await.unwrap();
+        assert_eq!(
+            recorded, events,
+            "the journal gets exactly what is streamed"
+        );
         assert_eq!(
             events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
             [1, 2]

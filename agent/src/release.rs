@@ -1,9 +1,9 @@
 //! Releases on disk: materialising `releases/<id>/` from the content store
-//! through a staging directory, switching `current` atomically, pruning, and
-//! reading what is there. Every function here is blocking.
+//! through a staging directory (hard links, or private copies), switching
+//! `current` atomically, and reading what is there. Every function here is
+//! blocking.
 
 use std::{
-    collections::HashSet,
     fs,
     io::{self, Write},
     os::unix::fs::{PermissionsExt, symlink},
@@ -17,10 +17,14 @@ use crate::{
     layout::{self, AppRoot},
     manifest::{self, EntryKind, Manifest},
     objects::{ObjectError, ObjectStore},
+    shared::SharedError,
 };
 
 /// Releases kept when a request says 0.
 pub const DEFAULT_KEEP: usize = 5;
+/// Modes of files in copy mode: private and writable.
+const COPY_MODE: u32 = 0o644;
+const COPY_EXECUTABLE_MODE: u32 = 0o755;
 
 /// A failure while building, switching or pruning releases.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +58,9 @@ pub enum ReleaseError {
         /// The requested release.
         release_id: String,
     },
+    /// A shared path could not be linked into the release.
+    #[error(transparent)]
+    Shared(#[from] SharedError),
     /// `current` exists but is not a symlink, so it cannot be switched
     /// atomically; someone created it by hand.
     #[error("{} is not a symlink; move it away so the agent can manage it", path.display())]
@@ -63,7 +70,7 @@ pub enum ReleaseError {
     },
 }
 
-fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ReleaseError {
+pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ReleaseError {
     let path = path.to_owned();
     move |source| ReleaseError::Io {
         action,
@@ -90,8 +97,19 @@ pub fn preflight(store: &ObjectStore, manifest: &Manifest) -> Result<(), Release
     Ok(())
 }
 
+/// How a release is built.
+pub struct Build<'a> {
+    /// Private writable copies instead of hard links into the store.
+    pub copy: bool,
+    /// Called after each entry with (done, total).
+    pub progress: &'a mut dyn FnMut(usize, usize),
+    /// Runs on the complete staging tree before it is published (links the
+    /// shared paths).
+    pub finish: &'a mut dyn FnMut(&Path) -> Result<(), ReleaseError>,
+}
+
 /// Builds `releases/<id>/` unless it exists. Returns false when it was
-/// already there. `progress(done, total)` is called after each entry.
+/// already there.
 ///
 /// The release is assembled in `.slipway/staging/<id>.<deployment_id>`,
 /// synced, and only then renamed into `releases/`: a crash at any point
@@ -102,7 +120,7 @@ pub fn materialise(
     release_id: &str,
     deployment_id: &str,
     manifest: &Manifest,
-    progress: &mut dyn FnMut(usize, usize),
+    build: Build<'_>,
 ) -> Result<bool, ReleaseError> {
     let release = app.release(release_id);
     if release.is_dir() {
@@ -112,8 +130,10 @@ pub fn materialise(
     if fs::symlink_metadata(&staging).is_ok() {
         remove_tree(&staging).map_err(io_err("remove the stale", &staging))?;
     }
-    if let Err(err) = build(store, &staging, manifest, progress) {
-        // Best effort: prune clears what is left if this fails too.
+    let built = build_tree(store, &staging, manifest, build.copy, build.progress)
+        .and_then(|()| (build.finish)(&staging));
+    if let Err(err) = built {
+        // Best effort: the next start or prune clears what is left.
         let _ = remove_tree(&staging);
         return Err(err);
     }
@@ -134,12 +154,14 @@ fn staging_name(release_id: &str, deployment_id: &str) -> String {
     format!("{release_id}.{}", &digest[..16])
 }
 
-/// Creates the staging tree: directories, hard links and symlinks, then
-/// syncs every directory so the rename publishes durable content.
-fn build(
+/// Creates the staging tree: directories, hard links (or copies) and
+/// symlinks, then syncs every directory so the rename publishes durable
+/// content.
+fn build_tree(
     store: &ObjectStore,
     staging: &Path,
     manifest: &Manifest,
+    copy: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(), ReleaseError> {
     let mut dirs = vec![staging.to_owned()];
@@ -153,6 +175,14 @@ fn build(
     for (done, entry) in manifest.entries().iter().enumerate() {
         let dest = staging.join(&entry.path);
         match entry.kind {
+            EntryKind::File { executable } if copy => {
+                let mode = if executable {
+                    COPY_EXECUTABLE_MODE
+                } else {
+                    COPY_MODE
+                };
+                copy_object(&store.path(&entry.sha256, false), &dest, mode)?;
+            }
             EntryKind::File { executable } => {
                 let source = if executable {
                     store.executable(&entry.sha256)?
@@ -196,6 +226,18 @@ fn link_object(source: &Path, dest: &Path) -> Result<(), ReleaseError> {
     }
 }
 
+/// Copies a store object into a release with `mode`, its data synced so
+/// the release is complete on disk before it is published.
+fn copy_object(source: &Path, dest: &Path, mode: u32) -> Result<(), ReleaseError> {
+    let copy = || -> io::Result<()> {
+        let mut out = fs::File::create_new(dest)?;
+        io::copy(&mut fs::File::open(source)?, &mut out)?;
+        out.set_permissions(fs::Permissions::from_mode(mode))?;
+        out.sync_all()
+    };
+    copy().map_err(io_err("copy an object to", dest))
+}
+
 /// The release `current` points to; None when there is no `current`.
 pub fn current_release(app: &AppRoot) -> Result<Option<String>, ReleaseError> {
     let current = app.current();
@@ -237,6 +279,57 @@ pub fn switch(app: &AppRoot, release_id: &str) -> Result<(), ReleaseError> {
     layout::sync_dir(app.root()).map_err(io_err("sync", app.root()))
 }
 
+/// Removes `current` (unlink(2) is atomic) and syncs the root: used when a
+/// first release fails its checks and there is nothing to switch back to.
+pub fn remove_current(app: &AppRoot) -> Result<(), ReleaseError> {
+    let current = app.current();
+    match fs::symlink_metadata(&current) {
+        Ok(meta) if !meta.file_type().is_symlink() => {
+            return Err(ReleaseError::CurrentNotSymlink { path: current });
+        }
+        Ok(_) => fs::remove_file(&current).map_err(io_err("remove", &current))?,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(io_err("read", &current)(err)),
+    }
+    layout::sync_dir(app.root()).map_err(io_err("sync", app.root()))
+}
+
+/// Empties `dir` (staging, tmp, trash) if it exists.
+pub fn clear_dir(dir: &Path) -> Result<usize, ReleaseError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(io_err("list", dir)(err)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry.map_err(io_err("list", dir))?.path();
+        remove_tree(&path).map_err(io_err("remove", &path))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+/// Removes temporary `current` symlinks (`.current.*`) a crash left in the
+/// root.
+pub fn clear_current_temps(app: &AppRoot) -> Result<usize, ReleaseError> {
+    let entries = match fs::read_dir(app.root()) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(err) => return Err(io_err("list", app.root())(err)),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry.map_err(io_err("list", app.root()))?;
+        if entry.file_name().to_string_lossy().starts_with(".current.") {
+            let path = entry.path();
+            fs::remove_file(&path).map_err(io_err("remove", &path))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Release ids under `releases/`, oldest first (ids sort by time).
 pub fn list(app: &AppRoot) -> Result<Vec<String>, ReleaseError> {
     let releases = app.releases();
@@ -260,43 +353,6 @@ pub fn list(app: &AppRoot) -> Result<Vec<String>, ReleaseError> {
     Ok(ids)
 }
 
-/// Removes releases beyond the newest `keep`, never one in `protect`
-/// (current and previous). Each is first renamed into the trash, so
-/// `releases/` never holds a half-deleted release. Also clears leftovers of
-/// interrupted operations; the caller holds the app's operation lock.
-/// Returns the removed ids.
-pub fn prune(app: &AppRoot, keep: usize, protect: &[&str]) -> Result<Vec<String>, ReleaseError> {
-    let ids = list(app)?;
-    let newest: HashSet<&str> = ids.iter().rev().take(keep).map(String::as_str).collect();
-    let doomed: Vec<String> = ids
-        .iter()
-        .filter(|id| !newest.contains(id.as_str()) && !protect.contains(&id.as_str()))
-        .cloned()
-        .collect();
-    let trash = app.trash();
-    for id in &doomed {
-        let to = trash.join(format!("{id}.{:016x}", rand::random::<u64>()));
-        fs::rename(app.release(id), &to).map_err(io_err("move to the trash", &app.release(id)))?;
-    }
-    if !doomed.is_empty() {
-        let releases = app.releases();
-        layout::sync_dir(&releases).map_err(io_err("sync", &releases))?;
-    }
-    for dir in [trash, app.staging()] {
-        for entry in fs::read_dir(&dir).map_err(io_err("list", &dir))? {
-            let path = entry.map_err(io_err("list", &dir))?.path();
-            remove_tree(&path).map_err(io_err("remove", &path))?;
-        }
-    }
-    for entry in fs::read_dir(app.root()).map_err(io_err("list", app.root()))? {
-        let entry = entry.map_err(io_err("list", app.root()))?;
-        if entry.file_name().to_string_lossy().starts_with(".current.") {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-    Ok(doomed)
-}
-
 /// Total size in bytes of the regular files under `dir`.
 pub fn size(dir: &Path) -> io::Result<u64> {
     let mut total = 0;
@@ -317,7 +373,7 @@ pub fn size(dir: &Path) -> io::Result<u64> {
 
 /// Removes a file or a directory tree, first making directories writable
 /// when the app made one read-only.
-fn remove_tree(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     if !meta.is_dir() {
         return fs::remove_file(path);

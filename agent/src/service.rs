@@ -7,8 +7,9 @@ use futures_util::StreamExt;
 use slipway_proto::{
     agent::v1::{
         AppTarget, DeployRequest, DeployResponse, GetStatusRequest, GetStatusResponse,
-        MissingObjectsRequest, MissingObjectsResponse, RollbackRequest, RollbackResponse,
-        UploadObjectsRequest, UploadObjectsResponse, agent_service_server::AgentService,
+        MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest, PinReleaseResponse,
+        RollbackRequest, RollbackResponse, UploadObjectsRequest, UploadObjectsResponse,
+        agent_service_server::AgentService,
     },
     identity::Identity,
     validate::{self, InvalidField},
@@ -16,6 +17,7 @@ use slipway_proto::{
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
+    activation::Activation,
     agent::Agent,
     deploy::{DeployPlan, RollbackPlan},
     error::Error,
@@ -59,12 +61,16 @@ impl AgentApi {
             0 => DEFAULT_KEEP,
             n => n as usize,
         };
+        let activation = Activation::from_wire("spec", request.spec)?;
+        environment(&request.environment)?;
         Ok(DeployPlan {
             app,
             deployment_id: request.deployment_id,
             release_id: request.release_id,
             manifest,
             keep,
+            activation,
+            environment: request.environment,
         })
     }
 
@@ -72,10 +78,14 @@ impl AgentApi {
         validate::release_id("deployment_id", &request.deployment_id)?;
         let app = self.resolve("app", request.app.as_ref())?;
         validate::release_id("release_id", &request.release_id)?;
+        let activation = Activation::from_wire("spec", request.spec)?;
+        environment(&request.environment)?;
         Ok(RollbackPlan {
             app,
             deployment_id: request.deployment_id,
             release_id: request.release_id,
+            activation,
+            environment: request.environment,
         })
     }
 
@@ -100,6 +110,15 @@ impl AgentApi {
             objects: summary.objects,
             bytes: summary.bytes,
         })
+    }
+}
+
+/// The environment name hooks see; empty when the caller has none.
+fn environment(name: &str) -> Result<(), InvalidField> {
+    if name.is_empty() {
+        Ok(())
+    } else {
+        validate::name("environment", name)
     }
 }
 
@@ -173,10 +192,20 @@ impl AgentService for AgentApi {
 
     async fn pin_release(
         &self,
-        _request: Request<slipway_proto::agent::v1::PinReleaseRequest>,
-    ) -> Result<Response<slipway_proto::agent::v1::PinReleaseResponse>, Status> {
-        // Replaced by the journal-backed implementation (issue 3).
-        Err(Status::unimplemented("pinning is not available yet"))
+        request: Request<PinReleaseRequest>,
+    ) -> Result<Response<PinReleaseResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let app = self.resolve("app", request.app.as_ref())?;
+        validate::release_id("release_id", &request.release_id).map_err(Error::from)?;
+        tracing::info!(%caller, app = app.name(), release = %request.release_id, pinned = request.pinned, "pin requested");
+        let release = self
+            .agent
+            .pin(app, request.release_id, request.pinned)
+            .await?;
+        Ok(Response::new(PinReleaseResponse {
+            release: Some(release),
+        }))
     }
 
     async fn rollback(

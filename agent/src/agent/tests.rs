@@ -10,14 +10,15 @@ use slipway_proto::{
 use tonic::{Code, Status};
 
 use super::*;
-use crate::{manifest::Manifest, upload::Chunk};
+use crate::{activation::Activation, manifest::Manifest, upload::Chunk};
 
-struct Fixture {
-    dir: tempfile::TempDir,
-    agent: Arc<Agent>,
+pub(super) struct Fixture {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) agent: Arc<Agent>,
+    config: Config,
 }
 
-async fn fixture() -> Fixture {
+pub(super) async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(
         "web-1",
@@ -31,7 +32,7 @@ async fn fixture() -> Fixture {
     config.data_dir = dir.path().join("data");
     config.allowed_roots = vec![dir.path().join("opt")];
     let agent = Agent::open(&config).await.unwrap();
-    Fixture { dir, agent }
+    Fixture { dir, agent, config }
 }
 
 fn sha(data: &[u8]) -> String {
@@ -49,7 +50,12 @@ fn entry(path: &str, kind: FileKind, content: &[u8]) -> FileEntry {
 }
 
 impl Fixture {
-    fn app(&self) -> AppRoot {
+    /// A new agent on the same directories, as after a restart.
+    pub(super) async fn restart(&mut self) {
+        self.agent = Agent::open(&self.config).await.unwrap();
+    }
+
+    pub(super) fn app(&self) -> AppRoot {
         self.agent.roots().resolve("app", "web", "").unwrap()
     }
 
@@ -75,25 +81,44 @@ impl Fixture {
         upload.finish().unwrap();
     }
 
-    fn plan(&self, deployment: &str, id: &str) -> DeployPlan {
+    pub(super) fn plan(&self, deployment: &str, id: &str) -> DeployPlan {
         DeployPlan {
             app: self.app(),
             deployment_id: deployment.into(),
             release_id: id.into(),
             manifest: Manifest::from_wire(self.files(id)).unwrap(),
             keep: 5,
+            activation: Activation::default(),
+            environment: "test".into(),
         }
     }
 
-    async fn deploy(&self, deployment: &str, id: &str) -> Vec<ProgressEvent> {
+    pub(super) async fn deploy(&self, deployment: &str, id: &str) -> Vec<ProgressEvent> {
+        self.deploy_with(deployment, id, Activation::default(), 5)
+            .await
+    }
+
+    /// Uploads release `id` and deploys it with `activation`, keeping `keep`.
+    pub(super) async fn deploy_with(
+        &self,
+        deployment: &str,
+        id: &str,
+        activation: Activation,
+        keep: usize,
+    ) -> Vec<ProgressEvent> {
         let contents: [&[u8]; 3] = [id.as_bytes(), b"<h1>hi</h1>", b"public/index.html"];
         self.upload(&self.files(id), &contents).await;
-        let events = self.agent.deploy(self.plan(deployment, id)).await.unwrap();
+        let plan = DeployPlan {
+            activation,
+            keep,
+            ..self.plan(deployment, id)
+        };
+        let events = self.agent.deploy(plan).await.unwrap();
         events.collect().await
     }
 }
 
-fn result(events: &[ProgressEvent]) -> &slipway_proto::agent::v1::OperationResult {
+pub(super) fn result(events: &[ProgressEvent]) -> &slipway_proto::agent::v1::OperationResult {
     events.last().unwrap().result.as_ref().unwrap()
 }
 
@@ -222,6 +247,8 @@ async fn rollback_switches_to_a_release_on_disk_or_says_it_is_not_there() {
         app: f.app(),
         deployment_id: deployment.into(),
         release_id: id.into(),
+        activation: Activation::default(),
+        environment: "test".into(),
     };
     let events: Vec<_> = f
         .agent

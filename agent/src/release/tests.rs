@@ -71,14 +71,28 @@ impl Fixture {
     }
 
     fn materialise(&self, id: &str, manifest: &Manifest) -> Result<bool, ReleaseError> {
+        self.materialise_with(id, manifest, false)
+    }
+
+    fn materialise_with(
+        &self,
+        id: &str,
+        manifest: &Manifest,
+        copy: bool,
+    ) -> Result<bool, ReleaseError> {
         preflight(&self.store, manifest)?;
+        let build = Build {
+            copy,
+            progress: &mut |_, _| {},
+            finish: &mut |_| Ok(()),
+        };
         materialise(
             &self.app,
             &self.store,
             id,
             &format!("d-{id}"),
             manifest,
-            &mut |_, _| {},
+            build,
         )
     }
 
@@ -162,7 +176,12 @@ fn a_failed_materialise_leaves_no_release_and_current_untouched() {
     let lost = f.store.path(&manifest.entries()[2].sha256, false);
     preflight(&f.store, &manifest).unwrap();
     fs::remove_file(&lost).unwrap();
-    let err = materialise(&f.app, &f.store, "r2", "d-r2", &manifest, &mut |_, _| {}).unwrap_err();
+    let build = Build {
+        copy: false,
+        progress: &mut |_, _| {},
+        finish: &mut |_| Ok(()),
+    };
+    let err = materialise(&f.app, &f.store, "r2", "d-r2", &manifest, build).unwrap_err();
     assert!(matches!(err, ReleaseError::Io { .. }), "{err}");
     assert!(!f.app.release("r2").exists());
     assert!(fs::read_dir(f.app.staging()).unwrap().next().is_none());
@@ -209,23 +228,67 @@ fn a_current_that_is_not_a_symlink_is_left_alone() {
 }
 
 #[test]
-fn prune_keeps_the_newest_and_never_current_or_previous() {
+fn copy_mode_makes_private_writable_copies() {
     let f = fixture();
-    for id in ["r1", "r2", "r3", "r4", "r5"] {
-        f.deploy(id);
-    }
-    // Roll back to r2; r5 was current before, so both are protected.
-    switch(&f.app, "r2").unwrap();
-    let removed = prune(&f.app, 2, &["r2", "r5"]).unwrap();
-    assert_eq!(removed, ["r1", "r3"]);
-    assert_eq!(list(&f.app).unwrap(), ["r2", "r4", "r5"]);
-    f.assert_current("r2");
-    assert!(fs::read_dir(f.app.trash()).unwrap().next().is_none());
+    let manifest = f.manifest("r1");
+    assert!(f.materialise_with("r1", &manifest, true).unwrap());
+    let release = f.app.release("r1");
+    let version = fs::metadata(release.join("VERSION")).unwrap();
+    assert_eq!(version.nlink(), 1, "not linked to the store");
+    assert_eq!(version.mode() & 0o777, 0o644);
+    let run = fs::metadata(release.join("bin/run")).unwrap();
+    assert_eq!((run.nlink(), run.mode() & 0o777), (1, 0o755));
+    // The app may edit its files; the store and other releases do not see it.
+    fs::write(release.join("VERSION"), b"edited").unwrap();
+    let stored = f.store.path(&manifest.entries()[0].sha256, false);
+    assert_eq!(fs::read(stored).unwrap(), b"r1");
+    assert_eq!(
+        fs::read_link(release.join("lib/VERSION")).unwrap(),
+        Path::new("../VERSION"),
+        "symlinks are kept"
+    );
+}
 
-    // Leftovers of an interrupted operation are cleared too.
-    fs::create_dir(f.app.staging().join("r9.d9")).unwrap();
-    assert!(prune(&f.app, 5, &["r2"]).unwrap().is_empty());
+#[test]
+fn identical_files_are_stored_once_across_releases() {
+    let f = fixture();
+    f.deploy("r1");
+    f.deploy("r2");
+    let one = fs::metadata(f.app.release("r1").join("bin/run")).unwrap();
+    let two = fs::metadata(f.app.release("r2").join("bin/run")).unwrap();
+    assert_eq!(one.ino(), two.ino(), "one stored object behind both");
+}
+
+#[test]
+fn the_staging_step_runs_before_publishing_and_its_failure_publishes_nothing() {
+    let f = fixture();
+    let manifest = f.manifest("r1");
+    let build = Build {
+        copy: false,
+        progress: &mut |_, _| {},
+        finish: &mut |staging| {
+            assert!(staging.starts_with(f.app.staging()));
+            Err(ReleaseError::NotOnHost {
+                release_id: "x".into(),
+            })
+        },
+    };
+    assert!(materialise(&f.app, &f.store, "r1", "d1", &manifest, build).is_err());
+    assert!(!f.app.release("r1").exists());
     assert!(fs::read_dir(f.app.staging()).unwrap().next().is_none());
+}
+
+#[test]
+fn leftovers_are_cleared_and_current_can_be_removed() {
+    let f = fixture();
+    f.deploy("r1");
+    fs::create_dir(f.app.staging().join("r9.d9")).unwrap();
+    symlink("releases/r1", f.app.root().join(".current.0000")).unwrap();
+    assert_eq!(clear_dir(&f.app.staging()).unwrap(), 1);
+    assert_eq!(clear_current_temps(&f.app).unwrap(), 1);
+    remove_current(&f.app).unwrap();
+    assert_eq!(current_release(&f.app).unwrap(), None);
+    remove_current(&f.app).unwrap();
 }
 
 #[test]

@@ -1,0 +1,159 @@
+//! GetStatus and PinRelease: the releases of each app on disk with their
+//! journaled state, size and pin, `current` and the previous good release.
+
+use std::sync::Arc;
+
+use slipway_proto::agent::v1::{AppStatus, GetStatusResponse, ReleaseOnDisk};
+
+use super::Agent;
+use crate::{
+    error::{Error, blocking, chain},
+    host,
+    journal::{JournalData, State},
+    layout::AppRoot,
+    release::{self, ReleaseError},
+};
+
+impl Agent {
+    /// The host and the given apps; every registered app when none is given.
+    pub async fn status(self: &Arc<Self>, apps: Vec<AppRoot>) -> Result<GetStatusResponse, Error> {
+        let apps = if apps.is_empty() {
+            let registered = self.registry.apps();
+            registered
+                .into_iter()
+                .map(|(name, root)| AppRoot::new(name, root))
+                .collect()
+        } else {
+            apps
+        };
+        let agent = self.clone();
+        blocking(move || {
+            let host = host::host_info(&agent.host_name, agent.roots.apps_dir(), agent.started);
+            let apps = apps
+                .iter()
+                .map(|app| agent.app_status(app))
+                .collect::<Result<_, _>>()?;
+            Ok::<_, Error>(GetStatusResponse {
+                host: Some(host),
+                apps,
+            })
+        })
+        .await
+    }
+
+    /// Blocking.
+    fn app_status(&self, app: &AppRoot) -> Result<AppStatus, Error> {
+        // A hand-made `current` or a broken journal must not hide the rest
+        // of the status.
+        let current = release::current_release(app).unwrap_or_else(|err| {
+            tracing::warn!(app = app.name(), error = %chain(&err), "cannot read current");
+            None
+        });
+        let journal = match self.journals.get(app) {
+            Ok(journal) => journal.read(JournalData::clone),
+            Err(err) => {
+                tracing::warn!(app = app.name(), error = %chain(&err), "cannot read the journal");
+                JournalData::default()
+            }
+        };
+        let ids = release::list(app)?;
+        let mut releases = Vec::with_capacity(ids.len());
+        for id in &ids {
+            releases.push(self.on_disk(app, id, current.as_deref(), &journal)?);
+        }
+        let previous_release = journal
+            .previous_good
+            .filter(|id| ids.contains(id))
+            .unwrap_or_default();
+        Ok(AppStatus {
+            name: app.name().to_owned(),
+            deploy_root: app.root().display().to_string(),
+            current_release: current.unwrap_or_default(),
+            releases,
+            running_deployment: self.operations.running_on(app.root()).unwrap_or_default(),
+            previous_release,
+        })
+    }
+
+    /// One release on disk as reported. A release the journal does not know
+    /// (from before it) is ready, or active when current. Blocking.
+    fn on_disk(
+        &self,
+        app: &AppRoot,
+        id: &str,
+        current: Option<&str>,
+        journal: &JournalData,
+    ) -> Result<ReleaseOnDisk, Error> {
+        let record = journal.releases.get(id);
+        let state = match record.map(|r| r.state) {
+            _ if current == Some(id) => State::Active,
+            Some(State::Active) | None => State::Ready,
+            Some(state) => state,
+        };
+        Ok(ReleaseOnDisk {
+            id: id.to_owned(),
+            size_bytes: self.size(app, id)?,
+            state: state.to_wire() as i32,
+            pinned: record.is_some_and(|r| r.pinned),
+        })
+    }
+
+    /// Size of a release, measured once: releases do not change once
+    /// renamed into place, and a status poll must not walk every file
+    /// every time. Blocking.
+    fn size(&self, app: &AppRoot, id: &str) -> Result<u64, Error> {
+        let path = app.release(id);
+        let mut sizes = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(size) = sizes.get(&path) {
+            return Ok(*size);
+        }
+        let size = release::size(&path).map_err(|source| ReleaseError::Io {
+            action: "measure",
+            path: path.clone(),
+            source,
+        })?;
+        // Forget pruned releases of this app.
+        let releases = app.releases();
+        sizes.retain(|p, _| p.parent() != Some(&releases) || p.is_dir());
+        sizes.insert(path, size);
+        Ok(size)
+    }
+
+    /// Pins or unpins a release on disk, protecting it from retention.
+    pub async fn pin(
+        self: &Arc<Self>,
+        app: AppRoot,
+        release_id: String,
+        pinned: bool,
+    ) -> Result<ReleaseOnDisk, Error> {
+        let agent = self.clone();
+        blocking(move || {
+            let journal = agent.journals.get(&app)?;
+            let current = release::current_release(&app)?;
+            let data = journal.update(|data| {
+                // Under the journal's lock: a prune cannot remove it meanwhile.
+                if !app.release(&release_id).is_dir() {
+                    return Err(Error::from(ReleaseError::NotOnHost {
+                        release_id: release_id.clone(),
+                    }));
+                }
+                if !data.releases.contains_key(&release_id) {
+                    let state = if current.as_deref() == Some(release_id.as_str()) {
+                        State::Active
+                    } else {
+                        State::Ready
+                    };
+                    data.set_state(&release_id, state, "");
+                }
+                if let Some(record) = data.releases.get_mut(&release_id) {
+                    record.pinned = pinned;
+                }
+                Ok(data.clone())
+            })?;
+            let action = if pinned { "pinned" } else { "unpinned" };
+            tracing::info!(app = app.name(), release = %release_id, "{action}");
+            agent.on_disk(&app, &release_id, current.as_deref(), &data)
+        })
+        .await
+    }
+}

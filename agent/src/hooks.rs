@@ -1,0 +1,398 @@
+//! Running a hook (or a health check command): `sh -c` in its own process
+//! group, stdout and stderr streamed line by line as events, and past its
+//! timeout the whole group is terminated, then killed.
+
+use std::{
+    collections::VecDeque,
+    path::PathBuf,
+    process::{ExitStatus, Stdio},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
+use slipway_proto::agent::v1::{LogLevel, Stage};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+
+use crate::{
+    error::chain,
+    journal::{HookProcess, Journal},
+    operations::{Event, EventLog},
+};
+
+/// Time between SIGTERM and SIGKILL for a hook past its timeout.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
+/// How long output still in the pipes is read after the hook exits. A
+/// background process it started may keep them open; it is not waited for.
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+/// Longer lines are split into events of this many bytes.
+const MAX_LINE: u64 = 64 * 1024;
+/// Lines of output kept for the error of a failed hook.
+const TAIL_LINES: usize = 20;
+
+/// A command to run.
+#[derive(Clone, Debug)]
+pub struct Command {
+    /// For messages, e.g. `before-activate hook "migrate"`.
+    pub what: String,
+    /// Passed to `sh -c`.
+    pub command: String,
+    /// Working directory.
+    pub dir: PathBuf,
+    /// Added to the agent's environment.
+    pub env: Vec<(&'static str, String)>,
+    /// Terminated with its process group after this long.
+    pub timeout: Duration,
+}
+
+/// Where the events of a command go.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// The operation's events.
+    pub log: Arc<EventLog>,
+    /// Stage of every event.
+    pub stage: Stage,
+    /// Percent of every event.
+    pub percent: u32,
+    /// Step of every event: the hook's name.
+    pub step: String,
+}
+
+impl Output {
+    fn say(&self, level: LogLevel, message: String, output: &str) {
+        self.log.push_event(Event {
+            stage: self.stage,
+            percent: self.percent,
+            level,
+            message,
+            step: self.step.clone(),
+            output: output.to_owned(),
+        });
+    }
+}
+
+/// A command that did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    /// `sh` could not be started.
+    #[error("cannot start {what}")]
+    Spawn {
+        /// The command.
+        what: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// It exited unsuccessfully.
+    #[error("{what} failed ({status})")]
+    Failed {
+        /// The command.
+        what: String,
+        /// e.g. "exit status: 3".
+        status: String,
+        /// Its last lines of output.
+        output: String,
+    },
+    /// It ran past its timeout.
+    #[error(
+        "{what} timed out after {} s and was killed with its process group",
+        timeout.as_secs_f32()
+    )]
+    TimedOut {
+        /// The command.
+        what: String,
+        /// The timeout.
+        timeout: Duration,
+        /// Its last lines of output.
+        output: String,
+    },
+}
+
+impl HookError {
+    /// The last lines of output, for the operation's error.
+    pub fn output(&self) -> Option<&str> {
+        match self {
+            HookError::Failed { output, .. } | HookError::TimedOut { output, .. } => {
+                Some(output).filter(|o| !o.is_empty()).map(String::as_str)
+            }
+            HookError::Spawn { .. } => None,
+        }
+    }
+}
+
+/// Records the running hook's process group in the operation's journal
+/// entry, so an agent restarted after a crash can kill what is left of it.
+#[derive(Clone, Debug)]
+pub struct Tracker {
+    /// The app's journal.
+    pub journal: Arc<Journal>,
+    /// The operation.
+    pub deployment_id: String,
+}
+
+impl Tracker {
+    async fn set(&self, hook: Option<HookProcess>) {
+        let id = self.deployment_id.clone();
+        let written = self
+            .journal
+            .change(move |data| {
+                if let Some(op) = data.operation_mut(&id) {
+                    op.hook = hook;
+                }
+            })
+            .await;
+        if let Err(err) = written {
+            tracing::warn!(error = %chain(&err), "cannot record the hook's process group");
+        }
+    }
+}
+
+/// This boot's id; process group ids mean nothing across reboots.
+pub fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Runs `cmd` to the end, streaming its output to `out`. Returns how long
+/// it ran.
+pub async fn run(
+    cmd: &Command,
+    out: &Output,
+    tracker: Option<&Tracker>,
+) -> Result<Duration, HookError> {
+    out.say(
+        LogLevel::Info,
+        format!("running {}: {}", cmd.what, cmd.command),
+        "",
+    );
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(&cmd.command)
+        .current_dir(&cmd.dir)
+        .envs(cmd.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own group: a timeout kills everything it started.
+        .process_group(0)
+        .spawn()
+        .map_err(|source| HookError::Spawn {
+            what: cmd.what.clone(),
+            source,
+        })?;
+    let pgid = child.id().and_then(|id| Pid::from_raw(id as i32));
+    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let detached = Arc::new(AtomicBool::new(false));
+    let mut readers = Vec::new();
+    if let Some(pipe) = child.stdout.take() {
+        let reader = Reader::new(out, "stdout", LogLevel::Info, &tail, &detached);
+        readers.push(tokio::spawn(reader.read(pipe)));
+    }
+    if let Some(pipe) = child.stderr.take() {
+        let reader = Reader::new(out, "stderr", LogLevel::Warn, &tail, &detached);
+        readers.push(tokio::spawn(reader.read(pipe)));
+    }
+    if let (Some(tracker), Some(pgid)) = (tracker, pgid) {
+        let hook = HookProcess {
+            step: out.step.clone(),
+            pgid: pgid.as_raw_nonzero().get(),
+            boot_id: boot_id(),
+        };
+        tracker.set(Some(hook)).await;
+    }
+    let remaining = cmd.timeout.saturating_sub(started.elapsed());
+    let status = tokio::select! {
+        status = child.wait() => Some(status),
+        () = tokio::time::sleep(remaining) => None,
+    };
+    let timed_out = status.is_none();
+    let status = match status {
+        Some(status) => status,
+        None => terminate(pgid, &mut child).await,
+    };
+    // Output still in the pipes comes before the verdict.
+    let drained = futures_util::future::join_all(readers);
+    if tokio::time::timeout(OUTPUT_GRACE, drained).await.is_err() {
+        // The readers go on draining, silently, so a process the hook left
+        // running does not die of SIGPIPE.
+        detached.store(true, Ordering::SeqCst);
+    }
+    if let Some(tracker) = tracker {
+        tracker.set(None).await;
+    }
+    let elapsed = started.elapsed();
+    let output = || {
+        let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
+        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+    };
+    let err = match status {
+        _ if timed_out => HookError::TimedOut {
+            what: cmd.what.clone(),
+            timeout: cmd.timeout,
+            output: output(),
+        },
+        Ok(status) if status.success() => {
+            let message = format!("{} succeeded in {:.1} s", cmd.what, elapsed.as_secs_f32());
+            out.say(LogLevel::Info, message, "");
+            return Ok(elapsed);
+        }
+        Ok(status) => HookError::Failed {
+            what: cmd.what.clone(),
+            status: status.to_string(),
+            output: output(),
+        },
+        Err(err) => HookError::Failed {
+            what: cmd.what.clone(),
+            status: format!("cannot wait for it: {err}"),
+            output: output(),
+        },
+    };
+    out.say(LogLevel::Error, err.to_string(), "");
+    Err(err)
+}
+
+/// SIGTERM to the group, SIGKILL after [`KILL_GRACE`] to whatever is left
+/// of it, then reaps the hook's `sh`.
+async fn terminate(
+    pgid: Option<Pid>,
+    child: &mut tokio::process::Child,
+) -> std::io::Result<ExitStatus> {
+    // Pid 1 as a group would mean every process the agent may signal.
+    let group = pgid.filter(|p| p.as_raw_nonzero().get() > 1);
+    let alive = || group.is_some_and(running);
+    if let Some(group) = group {
+        let _ = kill_process_group(group, Signal::TERM);
+    }
+    let until = Instant::now() + KILL_GRACE;
+    let reaped = tokio::time::timeout(KILL_GRACE, child.wait()).await;
+    while alive() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    if let Some(group) = group.filter(|_| alive()) {
+        let _ = kill_process_group(group, Signal::KILL);
+        // kill(2) only queues the signal: return once the group is gone, so
+        // nothing of the hook runs after it is reported dead.
+        let until = Instant::now() + Duration::from_secs(1);
+        while alive() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    match reaped {
+        Ok(status) => status,
+        Err(_) => {
+            let _ = child.start_kill();
+            child.wait().await
+        }
+    }
+}
+
+/// Whether any process of the group still runs. Zombies do not count: a
+/// grandchild reparented to init stays one until init reaps it, which may
+/// take a while and does not concern the hook.
+fn running(group: Pid) -> bool {
+    members(group.as_raw_nonzero().get())
+        .map_or_else(|| test_kill_process_group(group).is_ok(), |m| !m.is_empty())
+}
+
+/// The live (not zombie) processes of group `pgid`; None when /proc cannot
+/// be read.
+fn members(pgid: i32) -> Option<Vec<u32>> {
+    let entries = std::fs::read_dir("/proc").ok()?;
+    let found = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            // After the command name in parentheses: state, ppid, pgrp.
+            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+            let mut fields = rest.split_whitespace();
+            let state = fields.next().unwrap_or("Z");
+            let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
+            pgrp == Some(pgid) && !matches!(state, "Z" | "X")
+        })
+        .collect();
+    Some(found)
+}
+
+/// Whether group `pgid` is what is left of a hook of `deployment_id`: one
+/// of its processes carries that id in its environment. Guards against a
+/// group id reused by someone else after the hook ended. When /proc cannot
+/// tell, the journal's word is taken.
+pub fn is_hook_group(pgid: i32, deployment_id: &str) -> bool {
+    let Some(members) = members(pgid) else {
+        return true;
+    };
+    let marker = format!("SLIPWAY_DEPLOYMENT_ID={deployment_id}");
+    members.iter().any(|pid| {
+        std::fs::read(format!("/proc/{pid}/environ"))
+            .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+    })
+}
+
+/// Reads one pipe line by line into events and the tail.
+struct Reader {
+    out: Output,
+    stream: &'static str,
+    level: LogLevel,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    detached: Arc<AtomicBool>,
+}
+
+impl Reader {
+    fn new(
+        out: &Output,
+        stream: &'static str,
+        level: LogLevel,
+        tail: &Arc<Mutex<VecDeque<String>>>,
+        detached: &Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            out: out.clone(),
+            stream,
+            level,
+            tail: tail.clone(),
+            detached: detached.clone(),
+        }
+    }
+
+    async fn read(self, pipe: impl AsyncRead + Unpin) {
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match (&mut reader)
+                .take(MAX_LINE)
+                .read_until(b'\n', &mut line)
+                .await
+            {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if self.detached.load(Ordering::SeqCst) {
+                continue;
+            }
+            while line.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+                line.pop();
+            }
+            let text = String::from_utf8_lossy(&line).into_owned();
+            {
+                let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+                if tail.len() == TAIL_LINES {
+                    tail.pop_front();
+                }
+                tail.push_back(text.clone());
+            }
+            self.out.say(self.level, text, self.stream);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+//! The journal on real files: round trip, bounded operations, refusals.
+
+use slipway_proto::agent::v1::{LogLevel, OperationResult, Stage};
+
+use super::*;
+
+fn app() -> (tempfile::TempDir, AppRoot) {
+    let dir = tempfile::tempdir().unwrap();
+    let app = AppRoot::new("web", dir.path().join("web"));
+    app.ensure().unwrap();
+    (dir, app)
+}
+
+fn op(id: &str, status: Status) -> OperationRecord {
+    OperationRecord {
+        deployment_id: id.into(),
+        kind: Kind::Deploy,
+        release_id: "r1".into(),
+        previous_release: None,
+        status,
+        started_unix: 1,
+        finished_unix: None,
+        hook: None,
+        events: Vec::new(),
+    }
+}
+
+fn final_event() -> ProgressEvent {
+    ProgressEvent {
+        sequence: 1,
+        time: Some(slipway_proto::now()),
+        stage: Stage::Done as i32,
+        percent: 100,
+        message: "release r1 is live".into(),
+        level: LogLevel::Info as i32,
+        result: Some(OperationResult {
+            success: true,
+            current_release: "r1".into(),
+            ..OperationResult::default()
+        }),
+        step: "after-activate".into(),
+        output: "stdout".into(),
+    }
+}
+
+#[test]
+fn changes_survive_a_reopen_and_leave_no_temp_files() {
+    let (_dir, app) = app();
+    let journal = Journal::open(&app).unwrap();
+    assert_eq!(journal.read(JournalData::clone), JournalData::default());
+    let last = final_event();
+    journal
+        .update(|data| {
+            data.set_state("r1", State::Active, "d1");
+            data.set_state("r2", State::Failed, "d2");
+            data.previous_good = Some("r0".into());
+            data.begin_operation(op("d1", Status::Running));
+            data.operation_mut("d1").unwrap().hook = Some(HookProcess {
+                step: "migrate".into(),
+                pgid: 4242,
+                boot_id: "b".into(),
+            });
+            data.finish_operation("d1", vec![last.clone()]);
+            Ok::<_, JournalError>(())
+        })
+        .unwrap();
+    let written = journal.read(JournalData::clone);
+    let reopened = Journal::open(&app).unwrap().read(JournalData::clone);
+    assert_eq!(reopened, written);
+    let op = reopened.operation("d1").unwrap();
+    assert_eq!(op.status, Status::Finished);
+    assert_eq!(op.hook, None, "a finished operation runs no hook");
+    assert_eq!(op.events, vec![last]);
+    assert_eq!(reopened.state("r2"), Some(State::Failed));
+
+    let text = std::fs::read_to_string(app.journal()).unwrap();
+    assert!(text.contains("\"version\": 1"), "{text}");
+    assert!(text.contains("\"state\": \"failed\""), "{text}");
+    let names: Vec<String> = std::fs::read_dir(app.private())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("journal"))
+        .collect();
+    assert_eq!(names, ["journal.json"]);
+}
+
+#[test]
+fn a_failed_change_leaves_the_journal_as_it_was() {
+    let (_dir, app) = app();
+    let journal = Journal::open(&app).unwrap();
+    let failed: Result<(), Error> = journal.update(|data| {
+        data.set_state("r1", State::Ready, "d1");
+        Err(Error::Invalid(slipway_proto::validate::InvalidField::new(
+            "x", "no",
+        )))
+    });
+    assert!(failed.is_err());
+    assert!(journal.read(|data| data.releases.is_empty()));
+    assert!(!app.journal().exists(), "nothing written");
+}
+
+#[test]
+fn operations_are_bounded_but_a_running_one_is_kept() {
+    let mut data = JournalData::default();
+    data.begin_operation(op("running", Status::Running));
+    for i in 0..100 {
+        data.begin_operation(op(&format!("d{i}"), Status::Finished));
+    }
+    assert_eq!(data.operations.len(), OPERATIONS_KEPT);
+    assert!(data.operation("running").is_some());
+    assert!(data.operation("d99").is_some());
+    assert!(data.operation("d36").is_none());
+    // A new run of the same id replaces its record.
+    data.begin_operation(op("d99", Status::Running));
+    let count = data
+        .operations
+        .iter()
+        .filter(|o| o.deployment_id == "d99")
+        .count();
+    assert_eq!(count, 1);
+}
+
+#[test]
+fn corrupt_and_newer_journals_are_refused_with_what_to_do() {
+    let (_dir, app) = app();
+    std::fs::write(app.journal(), b"{not json").unwrap();
+    let err = Journal::open(&app).unwrap_err();
+    assert!(err.to_string().contains("move it away"), "{err}");
+    let journals = Journals::default();
+    assert!(journals.get(&app).is_err());
+    std::fs::write(app.journal(), br#"{"version": 9}"#).unwrap();
+    let err = Journal::open(&app).unwrap_err();
+    assert!(err.to_string().contains("has version 9"), "{err}");
+    std::fs::remove_file(app.journal()).unwrap();
+    assert!(journals.get(&app).is_ok(), "not cached while broken");
+}

@@ -1,0 +1,149 @@
+//! Recovery after a simulated crash: leftovers, a half-built release, an
+//! interrupted operation with a live hook process group.
+
+use std::{
+    fs,
+    os::unix::{fs::symlink, process::CommandExt},
+};
+
+use super::*;
+use crate::{
+    journal::{HookProcess, JournalError, OperationRecord},
+    operations::Kind,
+};
+
+#[test]
+fn a_crash_is_cleaned_up_and_the_journal_tells_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = AppRoot::new("web", dir.path().join("web"));
+    app.ensure().unwrap();
+    for id in ["r1", "r2", "r4"] {
+        fs::create_dir(app.release(id)).unwrap();
+    }
+    release::switch(&app, "r2").unwrap();
+    // What a SIGKILL mid-operation leaves behind.
+    fs::create_dir_all(app.staging().join("r3.d3/lib")).unwrap();
+    fs::write(app.tmp().join("abc.0001"), b"half an object").unwrap();
+    fs::create_dir(app.trash().join("r0.0001")).unwrap();
+    symlink("releases/r4", app.root().join(".current.00ff")).unwrap();
+    // A hook that outlived the agent, in its own process group.
+    let mut hook = std::process::Command::new("sleep")
+        .arg("300")
+        .env("SLIPWAY_DEPLOYMENT_ID", "d4")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = hook.id() as i32;
+
+    let journal = Journal::open(&app).unwrap();
+    journal
+        .update(|data| {
+            data.set_state("r1", State::Active, "d1");
+            data.set_state("r2", State::Ready, "d2");
+            data.set_state("r3", State::Unfinished, "d3");
+            data.set_state("r4", State::Unfinished, "d4");
+            data.set_state("r9", State::Ready, "d0");
+            data.previous_good = Some("r9".into());
+            data.begin_operation(OperationRecord {
+                deployment_id: "d4".into(),
+                kind: Kind::Deploy,
+                release_id: "r4".into(),
+                previous_release: Some("r2".into()),
+                status: Status::Running,
+                started_unix: 1,
+                finished_unix: None,
+                hook: Some(HookProcess {
+                    step: "migrate".into(),
+                    pgid,
+                    boot_id: hooks::boot_id(),
+                }),
+                events: Vec::new(),
+            });
+            Ok::<_, JournalError>(())
+        })
+        .unwrap();
+
+    let found = recover(&app, &journal).unwrap();
+    assert_eq!(found.leftovers, 4);
+    assert_eq!(found.interrupted, ["d4"]);
+    assert_eq!(found.killed, [pgid]);
+    assert_eq!(found.dropped, ["r3", "r9"]);
+    let status = hook.wait().unwrap();
+    assert!(!status.success(), "the leftover hook was killed: {status}");
+
+    for dir in [app.staging(), app.tmp(), app.trash()] {
+        assert!(
+            fs::read_dir(&dir).unwrap().next().is_none(),
+            "{}",
+            dir.display()
+        );
+    }
+    assert!(!app.root().join(".current.00ff").exists());
+    assert_eq!(
+        release::current_release(&app).unwrap().as_deref(),
+        Some("r2")
+    );
+
+    let data = Journal::open(&app).unwrap().read(|d| d.clone());
+    assert_eq!(data.state("r1"), Some(State::Ready));
+    assert_eq!(data.state("r2"), Some(State::Active));
+    assert_eq!(
+        data.state("r4"),
+        Some(State::Failed),
+        "complete dir, its hooks interrupted"
+    );
+    assert_eq!(data.previous_good, None, "r9 is gone");
+    let op = data.operation("d4").unwrap();
+    assert_eq!(op.status, Status::Interrupted);
+    assert_eq!(op.hook, None);
+    let result = op.events.last().unwrap().result.clone().unwrap();
+    assert_eq!(result.error, INTERRUPTED);
+
+    // Nothing left to do the second time.
+    let again = recover(&app, &journal).unwrap();
+    assert_eq!(again, Recovered::default());
+}
+
+#[test]
+fn a_group_that_is_not_the_hooks_is_not_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = AppRoot::new("web", dir.path().join("web"));
+    app.ensure().unwrap();
+    // A group that reused a journaled id: no hook marker in its environment.
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("300")
+        .env("SLIPWAY_DEPLOYMENT_ID", "someone-else")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let pgid = bystander.id() as i32;
+    let running = |id: &str, boot_id: String| OperationRecord {
+        deployment_id: id.into(),
+        kind: Kind::Rollback,
+        release_id: "r1".into(),
+        previous_release: None,
+        status: Status::Running,
+        started_unix: 1,
+        finished_unix: None,
+        hook: Some(HookProcess {
+            step: "restart".into(),
+            pgid,
+            boot_id,
+        }),
+        events: Vec::new(),
+    };
+    let journal = Journal::open(&app).unwrap();
+    journal
+        .update(|data| {
+            data.begin_operation(running("d1", hooks::boot_id()));
+            data.begin_operation(running("someone-else", "another-boot".into()));
+            Ok::<_, JournalError>(())
+        })
+        .unwrap();
+    let found = recover(&app, &journal).unwrap();
+    assert!(found.killed.is_empty());
+    assert_eq!(found.interrupted, ["d1", "someone-else"]);
+    assert!(bystander.try_wait().unwrap().is_none(), "still running");
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}

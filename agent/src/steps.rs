@@ -1,0 +1,266 @@
+//! The context of a running deploy or rollback and the steps both share:
+//! hooks with their environment, switching `current` (and back), the health
+//! check, and the journal's release states along the way.
+
+use std::sync::Arc;
+
+use slipway_proto::agent::v1::{LogLevel, Stage};
+
+use crate::{
+    activation::{Activation, Point},
+    error::{Error, blocking, chain},
+    health,
+    hooks::{self, Command, Output, Tracker},
+    journal::{Journal, State},
+    layout::AppRoot,
+    operations::EventLog,
+    release,
+};
+
+/// Step name of health check events.
+pub const HEALTH_STEP: &str = "health-check";
+
+/// A running operation: where its events go, where it is, what it works on.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The operation's events.
+    pub log: Arc<EventLog>,
+    /// Stage now, for events and a failure.
+    pub stage: Stage,
+    /// Percent now.
+    pub percent: u32,
+    /// The app.
+    pub app: AppRoot,
+    /// The app's journal.
+    pub journal: Arc<Journal>,
+    /// The operation's deployment id.
+    pub deployment_id: String,
+    /// Environment name, for hooks.
+    pub environment: String,
+    /// Hooks, shared paths, health check, mode.
+    pub activation: Activation,
+}
+
+impl Ctx {
+    /// Moves to a stage.
+    pub fn enter(&mut self, stage: Stage, percent: u32) {
+        self.stage = stage;
+        self.percent = percent;
+    }
+
+    /// Records an event at the current stage.
+    pub fn say(&self, level: LogLevel, message: impl Into<String>) {
+        self.log
+            .push(self.stage, self.percent, level, message, None);
+    }
+
+    /// Records a release's state.
+    pub async fn set_state(&self, id: &str, state: State) -> Result<(), Error> {
+        let (id, deployment) = (id.to_owned(), self.deployment_id.clone());
+        self.journal
+            .change(move |data| data.set_state(&id, state, &deployment))
+            .await
+    }
+
+    fn tracker(&self) -> Tracker {
+        Tracker {
+            journal: self.journal.clone(),
+            deployment_id: self.deployment_id.clone(),
+        }
+    }
+
+    /// A command in `releases/<release>` with the documented environment.
+    fn command(
+        &self,
+        what: String,
+        command: &str,
+        release: &str,
+        previous: Option<&str>,
+    ) -> Command {
+        let dir = self.app.release(release);
+        Command {
+            what,
+            command: command.to_owned(),
+            env: vec![
+                ("SLIPWAY_APP", self.app.name().to_owned()),
+                ("SLIPWAY_ENVIRONMENT", self.environment.clone()),
+                ("SLIPWAY_RELEASE_ID", release.to_owned()),
+                ("SLIPWAY_RELEASE_DIR", dir.display().to_string()),
+                (
+                    "SLIPWAY_PREVIOUS_RELEASE",
+                    previous.unwrap_or_default().to_owned(),
+                ),
+                ("SLIPWAY_DEPLOYMENT_ID", self.deployment_id.clone()),
+            ],
+            dir,
+            timeout: crate::activation::DEFAULT_HOOK_TIMEOUT,
+        }
+    }
+
+    /// Runs the hooks at `point` for `release` in order; the first failure
+    /// stops them.
+    pub async fn run_hooks(
+        &mut self,
+        point: Point,
+        release: &str,
+        previous: Option<&str>,
+    ) -> Result<(), Error> {
+        let hooks: Vec<_> = self.activation.hooks_at(point).cloned().collect();
+        if hooks.is_empty() {
+            return Ok(());
+        }
+        self.stage = Stage::Hook;
+        let tracker = self.tracker();
+        for hook in hooks {
+            let what = if hook.name == point.name() {
+                format!("{} hook", point.name())
+            } else {
+                format!("{} hook {:?}", point.name(), hook.name)
+            };
+            let cmd = Command {
+                timeout: hook.timeout,
+                ..self.command(what, &hook.command, release, previous)
+            };
+            let out = Output {
+                log: self.log.clone(),
+                stage: Stage::Hook,
+                percent: self.percent,
+                step: hook.name.clone(),
+            };
+            hooks::run(&cmd, &out, Some(&tracker)).await?;
+        }
+        Ok(())
+    }
+
+    async fn health_check(&mut self, release: &str, previous: Option<&str>) -> Result<(), Error> {
+        let Some(check) = self.activation.health.clone() else {
+            return Ok(());
+        };
+        self.stage = Stage::HealthCheck;
+        let cmd = self.command(String::new(), "", release, previous);
+        let out = Output {
+            log: self.log.clone(),
+            stage: Stage::HealthCheck,
+            percent: self.percent,
+            step: HEALTH_STEP.to_owned(),
+        };
+        health::check(&check, &cmd, &out, Some(&self.tracker())).await?;
+        Ok(())
+    }
+
+    /// Switches `current` to `id`.
+    async fn switch(&self, id: &str) -> Result<(), Error> {
+        let (app, id) = (self.app.clone(), id.to_owned());
+        blocking(move || release::switch(&app, &id)).await
+    }
+
+    /// Makes `target` current: switch (unless it already is), after-activate
+    /// hooks, health check. When a hook or the check fails, `current` goes
+    /// back to `previous` (or is removed when there was none), whose
+    /// after-activate hooks run again, and `target` is marked failed.
+    pub async fn activate(
+        &mut self,
+        target: &str,
+        previous: Option<&str>,
+        percent: u32,
+    ) -> Result<(), Error> {
+        self.enter(Stage::Activate, percent);
+        let switched = previous != Some(target);
+        if switched {
+            self.switch(target).await?;
+            self.set_state(target, State::Active).await?;
+            if let Some(previous) = previous {
+                self.set_state(previous, State::Ready).await?;
+            }
+            let was = previous.unwrap_or("nothing");
+            self.say(
+                LogLevel::Info,
+                format!("current now points to {target} (was {was})"),
+            );
+        } else {
+            self.say(
+                LogLevel::Info,
+                format!("current already points to {target}"),
+            );
+        }
+        self.percent = percent + 2;
+        let checked = match self.run_hooks(Point::AfterActivate, target, previous).await {
+            Ok(()) => {
+                self.percent = percent + 4;
+                self.health_check(target, previous).await
+            }
+            Err(err) => Err(err),
+        };
+        if let Err(cause) = checked {
+            return Err(self.revert(target, previous, cause).await);
+        }
+        if let Some(previous) = previous.filter(|_| switched) {
+            let previous = previous.to_owned();
+            self.journal
+                .change(move |data| data.previous_good = Some(previous))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn revert(&mut self, target: &str, previous: Option<&str>, cause: Error) -> Error {
+        let (stage, percent) = (self.stage, self.percent);
+        let failure = chain(&cause);
+        let output = cause.output().map(str::to_owned);
+        self.enter(Stage::Revert, percent);
+        let outcome = match previous {
+            Some(previous) if previous == target => {
+                format!(
+                    "current still points to {target}: there is no other release to switch back to"
+                )
+            }
+            Some(previous) => self.switch_back(target, previous).await,
+            None => {
+                let _ = self.set_state(target, State::Failed).await;
+                let app = self.app.clone();
+                match blocking(move || release::remove_current(&app)).await {
+                    Ok(()) => "current was removed: no release was current before".to_owned(),
+                    Err(err) => format!("removing current failed too: {}", chain(&err)),
+                }
+            }
+        };
+        self.say(LogLevel::Warn, outcome.clone());
+        self.enter(stage, percent);
+        Error::Reverted {
+            failure,
+            outcome,
+            output,
+        }
+    }
+
+    async fn switch_back(&mut self, target: &str, previous: &str) -> String {
+        // Failed first: a crash after the switch back must not leave it ready.
+        let _ = self.set_state(target, State::Failed).await;
+        if let Err(err) = self.switch(previous).await {
+            let _ = self.set_state(target, State::Active).await;
+            return format!(
+                "switching current back to {previous} failed too: {}",
+                chain(&err)
+            );
+        }
+        if let Err(err) = self.set_state(previous, State::Active).await {
+            tracing::warn!(error = %chain(&err), "cannot record the switch back");
+        }
+        self.say(
+            LogLevel::Warn,
+            format!("switched current back to {previous}"),
+        );
+        if let Err(err) = self
+            .run_hooks(Point::AfterActivate, previous, Some(target))
+            .await
+        {
+            self.stage = Stage::Revert;
+            return format!(
+                "current was switched back to {previous}, but its after-activate hooks failed: {}",
+                chain(&err)
+            );
+        }
+        self.stage = Stage::Revert;
+        format!("current was switched back to {previous}")
+    }
+}
