@@ -1,14 +1,17 @@
 //! A control plane, N agents and a sample repository, wired together and
 //! registered: app `web` (from the repository), environment `prod`, hosts
-//! `web-1` .. `web-N`.
+//! `web-1` .. `web-N`. Agents run in-process by default, or as real
+//! `slipway-agent` processes that a test can SIGKILL and restart.
 
-use std::path::PathBuf;
+use std::{net::SocketAddr, path::PathBuf};
 
 use futures_util::StreamExt;
 use slipway_proto::{
+    agent::v1::ActivationSpec,
     control::v1::{
-        AddHostRequest, App, CreateAppRequest, CreateEnvironmentRequest, DeployRequest, Deployment,
-        DeploymentEvent, Environment, GetDeploymentRequest, Host, RollbackRequest,
+        AddHostRequest, App, CreateAppRequest, CreateEnvironmentRequest, DeployRequest,
+        DeployResponse, Deployment, DeploymentEvent, Environment, GetAppRequest,
+        GetDeploymentRequest, Host, RollbackRequest, UpdateAppRequest,
         app_service_client::AppServiceClient, deployment_service_client::DeploymentServiceClient,
         environment_service_client::EnvironmentServiceClient,
         host_service_client::HostServiceClient, release_service_client::ReleaseServiceClient,
@@ -17,10 +20,11 @@ use slipway_proto::{
     tls::{self, TlsPaths},
 };
 use tempfile::TempDir;
-use tonic::transport::Channel;
+use tonic::{Streaming, transport::Channel};
 
 use crate::{
     pki::TestPki,
+    process::AgentProcess,
     repo::SampleRepo,
     server::{self, Running},
 };
@@ -38,8 +42,10 @@ pub struct AgentHost {
     pub apps_dir: PathBuf,
     /// Agent state directory.
     pub data_dir: PathBuf,
-    /// The running server, if started.
+    /// The running in-process server, if started that way.
     pub server: Option<Running>,
+    /// The `slipway-agent` process, if started that way.
+    pub process: Option<AgentProcess>,
 }
 
 impl AgentHost {
@@ -58,12 +64,31 @@ impl AgentHost {
     pub fn release_dir(&self, id: &str) -> PathBuf {
         self.app_root().join("releases").join(id)
     }
+
+    /// Where the agent listens.
+    pub fn addr(&self) -> SocketAddr {
+        match (&self.server, &self.process) {
+            (Some(server), _) => server.addr,
+            (None, Some(process)) => process.addr,
+            (None, None) => panic!("agent {} is not running", self.name),
+        }
+    }
+
+    /// The agent's process; panics for an in-process agent.
+    pub fn process(&mut self) -> &mut AgentProcess {
+        self.process
+            .as_mut()
+            .expect("started with Builder::process_agents")
+    }
 }
 
 /// Builds a [`Cluster`].
 pub struct Builder {
     agents: usize,
     register: bool,
+    activation: Option<ActivationSpec>,
+    keep: u32,
+    process: bool,
 }
 
 impl Builder {
@@ -79,6 +104,25 @@ impl Builder {
         self
     }
 
+    /// The app's activation spec (shared paths, hooks, health check, mode).
+    pub fn activation(mut self, spec: ActivationSpec) -> Self {
+        self.activation = Some(spec);
+        self
+    }
+
+    /// Releases the app keeps on each host (default 5).
+    pub fn keep(mut self, n: u32) -> Self {
+        self.keep = n;
+        self
+    }
+
+    /// Runs every agent as a real `slipway-agent` process instead of in this
+    /// test's process, so it can be killed and restarted.
+    pub fn process_agents(mut self) -> Self {
+        self.process = true;
+        self
+    }
+
     /// Starts everything.
     pub async fn start(self) -> Cluster {
         slipway_proto::daemon::install_crypto_provider();
@@ -91,13 +135,27 @@ impl Builder {
             let data_dir = work.path().join(&name).join("state");
             std::fs::create_dir_all(&apps_dir).expect("mkdir");
             std::fs::create_dir_all(&data_dir).expect("mkdir");
-            let running =
-                server::agent(&name, pki.agent(&name), apps_dir.clone(), data_dir.clone()).await;
+            let (server, process) = if self.process {
+                let process = AgentProcess::start(
+                    &name,
+                    pki.agent(&name),
+                    apps_dir.clone(),
+                    data_dir.clone(),
+                )
+                .await;
+                (None, Some(process))
+            } else {
+                let running =
+                    server::agent(&name, pki.agent(&name), apps_dir.clone(), data_dir.clone())
+                        .await;
+                (Some(running), None)
+            };
             agents.push(AgentHost {
                 name,
                 apps_dir,
                 data_dir,
-                server: Some(running),
+                server,
+                process,
             });
         }
         let data_dir = work.path().join("control-plane");
@@ -116,7 +174,7 @@ impl Builder {
             agents,
         };
         if self.register {
-            cluster.register().await;
+            cluster.register(self.activation, self.keep).await;
         }
         cluster
     }
@@ -143,6 +201,9 @@ impl Cluster {
         Builder {
             agents: 3,
             register: true,
+            activation: None,
+            keep: 5,
+            process: false,
         }
     }
 
@@ -192,14 +253,15 @@ impl Cluster {
         DeploymentServiceClient::new(self.channel(role).await)
     }
 
-    async fn register(&self) {
+    async fn register(&self, activation: Option<ActivationSpec>, keep: u32) {
         let mut apps = self.apps(Role::Admin).await;
         apps.create_app(CreateAppRequest {
             app: Some(App {
                 name: APP.into(),
                 repository: self.repo.path().display().to_string(),
                 default_branch: "main".into(),
-                keep_releases: 5,
+                keep_releases: keep,
+                activation,
                 ..Default::default()
             }),
         })
@@ -217,7 +279,7 @@ impl Cluster {
             .expect("create environment");
         let mut hosts = self.hosts(Role::Admin).await;
         for agent in &self.agents {
-            let addr = agent.server.as_ref().expect("agent running").addr;
+            let addr = agent.addr();
             hosts
                 .add_host(AddHostRequest {
                     host: Some(Host {
@@ -235,8 +297,15 @@ impl Cluster {
     /// Deploys `git_ref` as admin and collects the whole event stream and the
     /// final record.
     pub async fn deploy(&self, git_ref: &str) -> (Vec<DeploymentEvent>, Deployment) {
-        let mut client = self.deployments(Role::Admin).await;
-        let stream = client
+        let stream = self.deploy_stream(git_ref).await;
+        self.finish(Vec::new(), stream).await
+    }
+
+    /// Starts deploying `git_ref` as admin and returns the live event stream,
+    /// for tests that act while the deployment runs.
+    pub async fn deploy_stream(&self, git_ref: &str) -> Streaming<DeployResponse> {
+        self.deployments(Role::Admin)
+            .await
             .deploy(DeployRequest {
                 app: APP.into(),
                 environment: ENV.into(),
@@ -246,13 +315,42 @@ impl Cluster {
             })
             .await
             .expect("deploy")
-            .into_inner();
-        let events: Vec<DeploymentEvent> = stream
+            .into_inner()
+    }
+
+    /// Reads `stream` to its end after the events already `seen`; returns
+    /// all events and the final record.
+    pub async fn finish(
+        &self,
+        mut seen: Vec<DeploymentEvent>,
+        stream: Streaming<DeployResponse>,
+    ) -> (Vec<DeploymentEvent>, Deployment) {
+        let rest: Vec<DeploymentEvent> = stream
             .map(|r| r.expect("event").event.expect("event set"))
             .collect()
             .await;
-        let deployment = self.deployment(&events[0].deployment_id).await;
-        (events, deployment)
+        seen.extend(rest);
+        let deployment = self.deployment(&seen[0].deployment_id).await;
+        (seen, deployment)
+    }
+
+    /// Replaces the app's settings with `change` applied to the stored ones.
+    pub async fn update_app(&self, change: impl FnOnce(&mut App)) -> App {
+        let mut apps = self.apps(Role::Admin).await;
+        let mut app = apps
+            .get_app(GetAppRequest { name: APP.into() })
+            .await
+            .expect("get app")
+            .into_inner()
+            .app
+            .expect("app set");
+        change(&mut app);
+        apps.update_app(UpdateAppRequest { app: Some(app) })
+            .await
+            .expect("update app")
+            .into_inner()
+            .app
+            .expect("app set")
     }
 
     /// Rolls back (to `release`, or the previous one when empty) as admin.
@@ -313,6 +411,9 @@ impl Cluster {
         for agent in &mut self.agents {
             if let Some(server) = agent.server.take() {
                 server.shutdown().await;
+            }
+            if let Some(mut process) = agent.process.take() {
+                process.assert_running();
             }
         }
     }

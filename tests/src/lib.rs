@@ -1,5 +1,6 @@
 //! Fixtures for Slipway's end-to-end tests: a per-test PKI, real control-plane
-//! and agent servers on ephemeral loopback ports, and real git repositories.
+//! and agent servers on ephemeral loopback ports (or real agent processes),
+//! and real git repositories.
 //!
 //! ```ignore
 //! let cluster = Cluster::builder().agents(3).start().await;
@@ -8,9 +9,14 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod direct;
+pub mod disk;
+pub mod events;
 pub mod pki;
+pub mod process;
 pub mod repo;
 pub mod server;
+pub mod spec;
 
 pub use cluster::Cluster;
 pub use pki::TestPki;

@@ -1,0 +1,370 @@
+//! The real `slipway-agent` binary as a child process, so a test can SIGKILL
+//! it at any point and start it again on the same address and directories;
+//! and a probe for processes the agent starts (hooks) that outlive it.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, OnceLock, mpsc},
+    time::{Duration, Instant},
+};
+
+use slipway_proto::tls::TlsPaths;
+
+/// How long an agent may take from spawn to its "listening" line.
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// The `slipway-agent` executable of this build, built on first use.
+///
+/// `cargo test`/`cargo nextest run --workspace` build the agent's binary only
+/// as a unit-test harness, never `<target>/<profile>/slipway-agent`, so the
+/// fixture asks cargo for it (a no-op when it is fresh). That also keeps it
+/// from being stale while the agent's code changes under the tests.
+/// `SLIPWAY_AGENT_BIN` names a prebuilt binary instead.
+pub fn agent_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("SLIPWAY_AGENT_BIN") {
+            return PathBuf::from(bin);
+        }
+        // The test executable is `<target>/<profile>/deps/<name>-<hash>`.
+        let exe = std::env::current_exe().expect("current exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .expect("the test runs from <target>/<profile>/deps");
+        let target_dir = profile_dir.parent().expect("target dir");
+        let profile = profile_dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("profile dir name");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("workspace root");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut build = Command::new(&cargo);
+        build
+            .current_dir(workspace)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "slipway-agent",
+                "--bin",
+                "slipway-agent",
+            ])
+            .arg("--target-dir")
+            .arg(target_dir);
+        match profile {
+            "debug" => {}
+            "release" => {
+                build.arg("--release");
+            }
+            other => {
+                build.args(["--profile", other]);
+            }
+        }
+        let started = Instant::now();
+        let status = build
+            .status()
+            .unwrap_or_else(|err| panic!("cannot run {cargo:?} to build slipway-agent: {err}"));
+        assert!(
+            status.success(),
+            "building slipway-agent failed ({status}); its code must compile, see cargo's errors above"
+        );
+        eprintln!(
+            "slipway-agent binary ready in {:.1?} (cargo build)",
+            started.elapsed()
+        );
+        let bin = profile_dir.join("slipway-agent");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// Removes ANSI escape sequences (colours, styles) from a log line.
+pub fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                // Parameters and intermediates, then one final byte in @..~.
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The address in an agent's "slipway-agent listening ... addr=<ip:port>" line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    if !line.contains("slipway-agent listening") {
+        return None;
+    }
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix("addr="))
+        .and_then(|addr| addr.trim_matches('"').parse().ok())
+}
+
+/// A `slipway-agent` child process with its directories, restartable on the
+/// same address. Killed (SIGKILL) when dropped.
+pub struct AgentProcess {
+    /// Where it listens; the same across restarts.
+    pub addr: SocketAddr,
+    host_name: String,
+    tls: TlsPaths,
+    apps_dir: PathBuf,
+    data_dir: PathBuf,
+    child: Option<Child>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl AgentProcess {
+    /// Starts the agent on an ephemeral loopback port and waits until it
+    /// listens.
+    pub async fn start(
+        host_name: &str,
+        tls: TlsPaths,
+        apps_dir: PathBuf,
+        data_dir: PathBuf,
+    ) -> Self {
+        let mut agent = Self {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            host_name: host_name.to_owned(),
+            tls,
+            apps_dir,
+            data_dir,
+            child: None,
+            log: Arc::new(Mutex::new(Vec::new())),
+        };
+        agent.spawn().await;
+        agent
+    }
+
+    /// Process id of the running agent.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("agent running").id()
+    }
+
+    /// Everything the agent wrote to stderr so far (across restarts), without
+    /// colours: for assertion messages.
+    pub fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+
+    /// Kills the agent with SIGKILL (no drain, no cleanup) and reaps it.
+    pub fn kill_9(&mut self) {
+        let mut child = self.child.take().expect("agent running");
+        child.kill().expect("SIGKILL the agent");
+        child.wait().expect("reap the agent");
+        self.note("--- killed with SIGKILL ---");
+    }
+
+    /// Starts the agent again on the same address with the same directories
+    /// and certificate; waits until it listens.
+    pub async fn restart(&mut self) {
+        assert!(self.child.is_none(), "kill the agent before restarting it");
+        self.note("--- restarted ---");
+        self.spawn().await;
+    }
+
+    /// Panics (with the agent's log) if the process has exited by itself.
+    pub fn assert_running(&mut self) {
+        let child = self.child.as_mut().expect("agent running");
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!(
+                "slipway-agent {} exited unexpectedly ({status}); its log:\n{}",
+                self.host_name,
+                self.log()
+            );
+        }
+    }
+
+    fn note(&self, line: &str) {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line.to_owned());
+    }
+
+    async fn spawn(&mut self) {
+        let mut child = Command::new(agent_binary())
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .args(["--host-name", &self.host_name])
+            .arg("--apps-dir")
+            .arg(&self.apps_dir)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--ca")
+            .arg(&self.tls.ca)
+            .arg("--cert")
+            .arg(&self.tls.cert)
+            .arg("--key")
+            .arg(&self.tls.key)
+            // The test's own environment must not configure the agent.
+            .env_remove("SLIPWAY_AGENT_CONFIG")
+            .env_remove("SLIPWAY_AGENT_ALLOWED_ROOT")
+            .env_remove("SLIPWAY_AGENT_LOG_JSON")
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", agent_binary().display()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (found, listening) = mpsc::channel();
+        let log = self.log.clone();
+        // Drains stderr for the agent's whole life so the pipe never fills.
+        // Not joined: a leftover hook may hold the pipe open after the agent
+        // died.
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let line = strip_ansi(&line);
+                if let Some(addr) = listening_addr(&line)
+                    && let Some(tx) = found.take()
+                {
+                    let _ = tx.send(addr);
+                }
+                log.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || listening.recv_timeout(STARTUP))
+            .await
+            .expect("join");
+        match addr {
+            Ok(addr) => {
+                self.addr = addr;
+                self.child = Some(child);
+            }
+            Err(err) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "slipway-agent {} did not report listening ({err}; {status:?}); its log:\n{}",
+                    self.host_name,
+                    self.log()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A process the test did not start (a hook, its child), identified by pid
+/// and start time so a reused pid is not mistaken for it. Killed with
+/// SIGKILL on drop if it is still alive, so a failing test leaves nothing.
+#[derive(Debug)]
+pub struct Probe {
+    /// Its process id.
+    pub pid: u32,
+    start_time: String,
+}
+
+impl Probe {
+    /// The process whose pid a hook wrote to `pidfile`; None if that process
+    /// is already gone.
+    pub fn from_pidfile(pidfile: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(pidfile)
+            .unwrap_or_else(|err| panic!("read {}: {err}", pidfile.display()));
+        let pid = text
+            .trim()
+            .parse()
+            .unwrap_or_else(|err| panic!("pid {text:?} in {}: {err}", pidfile.display()));
+        Self::of(pid)
+    }
+
+    /// The live process `pid`, if there is one.
+    pub fn of(pid: u32) -> Option<Self> {
+        let (state, start_time) = stat(pid)?;
+        (state != 'Z').then_some(Self { pid, start_time })
+    }
+
+    /// Whether it still runs. A zombie is dead: only its parent's `wait` is
+    /// missing, and the orphan's new parent reaps when it pleases.
+    pub fn is_alive(&self) -> bool {
+        match stat(self.pid) {
+            Some((state, start)) => state != 'Z' && start == self.start_time,
+            None => false,
+        }
+    }
+
+    /// Waits (bounded) for the process to die. The kernel delivers a kill
+    /// asynchronously, so this polls `/proc` in short steps: there is no
+    /// event to wait on for a process that is not our child.
+    pub fn wait_gone(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if !self.is_alive() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        if self.is_alive() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.pid.to_string()])
+                .status();
+        }
+    }
+}
+
+/// State letter and start time (field 22) from `/proc/<pid>/stat`.
+fn stat(pid: u32) -> Option<(char, String)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = &text[text.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first()?.chars().next()?;
+    // `rest` starts at field 3 (state); start time is field 22.
+    let start = fields.get(22 - 3)?.to_string();
+    Some((state, start))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_in_a_coloured_line() {
+        let line = "\u{1b}[2m2026-11-23T14:00:00Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m \
+                    \u{1b}[2mslipway_agent\u{1b}[0m\u{1b}[2m:\u{1b}[0m slipway-agent listening \
+                    \u{1b}[3maddr\u{1b}[0m\u{1b}[2m=\u{1b}[0m127.0.0.1:40123 \u{1b}[3mhost\u{1b}[0m\u{1b}[2m=\u{1b}[0mweb-1";
+        assert_eq!(
+            listening_addr(&strip_ansi(line)),
+            Some("127.0.0.1:40123".parse().unwrap())
+        );
+        assert_eq!(listening_addr("INFO something else addr=1.2.3.4:5"), None);
+    }
+}
