@@ -71,6 +71,12 @@ pub enum Error {
     /// The health check did not pass.
     #[error(transparent)]
     Health(#[from] HealthError),
+    /// A deploy named a base release whose manifest this host does not keep.
+    #[error("base release {release_id} is not known on this host; send the whole manifest")]
+    UnknownBase {
+        /// The base release named.
+        release_id: String,
+    },
     /// A hook or the health check failed after the switch, and `current`
     /// was switched back (or that was attempted).
     #[error("{failure}; {outcome}")]
@@ -143,7 +149,7 @@ impl Error {
                 Code::InvalidArgument
             }
             Error::Release(ReleaseError::Invalid(_)) => Code::InvalidArgument,
-            Error::Operation(_) => Code::FailedPrecondition,
+            Error::Operation(_) | Error::UnknownBase { .. } => Code::FailedPrecondition,
             Error::Release(
                 ReleaseError::ObjectsMissing { .. }
                 | ReleaseError::NotOnHost { .. }

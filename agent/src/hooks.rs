@@ -186,6 +186,16 @@ pub async fn run(
             source,
         })?;
     let pgid = child.id().and_then(|id| Pid::from_raw(id as i32));
+    // The group is journaled before any output is read, so whoever sees the
+    // hook's first line can rely on a restarted agent finding the group.
+    if let (Some(tracker), Some(pgid)) = (tracker, pgid) {
+        let hook = HookProcess {
+            step: out.step.clone(),
+            pgid: pgid.as_raw_nonzero().get(),
+            boot_id: boot_id(),
+        };
+        tracker.set(Some(hook)).await;
+    }
     let tail = Arc::new(Mutex::new(VecDeque::new()));
     let detached = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
@@ -196,14 +206,6 @@ pub async fn run(
     if let Some(pipe) = child.stderr.take() {
         let reader = Reader::new(out, "stderr", LogLevel::Warn, &tail, &detached);
         readers.push(tokio::spawn(reader.read(pipe)));
-    }
-    if let (Some(tracker), Some(pgid)) = (tracker, pgid) {
-        let hook = HookProcess {
-            step: out.step.clone(),
-            pgid: pgid.as_raw_nonzero().get(),
-            boot_id: boot_id(),
-        };
-        tracker.set(Some(hook)).await;
     }
     let remaining = cmd.timeout.saturating_sub(started.elapsed());
     let status = tokio::select! {
@@ -319,6 +321,43 @@ fn members(pgid: i32) -> Option<Vec<u32>> {
         })
         .collect();
     Some(found)
+}
+
+/// When this host booted (`btime` in /proc/stat), in Unix seconds.
+pub fn boot_time_unix() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    stat.lines()
+        .find_map(|line| line.strip_prefix("btime "))
+        .and_then(|t| t.trim().parse().ok())
+}
+
+/// Process groups with a live member whose environment marks it as started
+/// by a hook of `deployment_id`: what an agent killed between spawning a hook
+/// and journaling its group leaves behind.
+pub fn groups_of(deployment_id: &str) -> Vec<i32> {
+    let marker = format!("SLIPWAY_DEPLOYMENT_ID={deployment_id}");
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut groups: Vec<i32> = entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+        })
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let rest = stat.rsplit_once(')').map(|(_, r)| r.to_owned())?;
+            let mut fields = rest.split_whitespace();
+            let state = fields.next()?;
+            let pgrp = fields.nth(1)?.parse::<i32>().ok()?;
+            (!matches!(state, "Z" | "X") && pgrp > 1).then_some(pgrp)
+        })
+        .collect();
+    groups.sort_unstable();
+    groups.dedup();
+    groups
 }
 
 /// Whether group `pgid` is what is left of a hook of `deployment_id`: one

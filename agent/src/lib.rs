@@ -17,6 +17,7 @@ mod host;
 mod journal;
 mod layout;
 mod manifest;
+mod manifests;
 mod objects;
 mod operations;
 mod recovery;

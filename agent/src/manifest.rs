@@ -41,14 +41,18 @@ pub struct Entry {
 }
 
 /// A validated release manifest.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Manifest {
     entries: Vec<Entry>,
+    /// The entries as they came, kept beside the release as the base of
+    /// later deploys.
+    wire: Vec<FileEntry>,
 }
 
 impl Manifest {
     /// Validates the request's `files`, naming the first bad field.
     pub fn from_wire(files: Vec<FileEntry>) -> Result<Self, InvalidField> {
+        let wire = files.clone();
         let mut entries = Vec::with_capacity(files.len());
         let mut by_path: HashMap<String, usize> = HashMap::with_capacity(files.len());
         for (index, file) in files.into_iter().enumerate() {
@@ -103,7 +107,12 @@ impl Manifest {
                 }
             }
         }
-        Ok(Self { entries })
+        Ok(Self { entries, wire })
+    }
+
+    /// The entries as they came over the wire.
+    pub fn wire(&self) -> &[FileEntry] {
+        &self.wire
     }
 
     /// The entries in request order.

@@ -59,6 +59,24 @@ pub fn recover(app: &AppRoot, journal: &Journal) -> Result<Recovered, Error> {
                     found.killed.push(hook.pgid);
                 }
             }
+            // The journal may not have caught the group (a kill right after
+            // the spawn): the processes' environment still names the
+            // operation. Only an operation of this boot can have processes.
+            let this_boot = hooks::boot_time_unix().is_some_and(|boot| op.started_unix >= boot);
+            let strays = if this_boot {
+                hooks::groups_of(&op.deployment_id)
+            } else {
+                Vec::new()
+            };
+            for pgid in strays {
+                let group = Pid::from_raw(pgid).filter(|p| p.as_raw_nonzero().get() > 1);
+                if let Some(group) = group
+                    && !found.killed.contains(&pgid)
+                    && kill_process_group(group, Signal::KILL).is_ok()
+                {
+                    found.killed.push(pgid);
+                }
+            }
             op.status = Status::Interrupted;
             op.finished_unix = Some(now_unix());
             op.events = vec![interrupted_event(&op.release_id)];

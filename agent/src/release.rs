@@ -124,6 +124,9 @@ pub fn materialise(
 ) -> Result<bool, ReleaseError> {
     let release = app.release(release_id);
     if release.is_dir() {
+        if !crate::manifests::exists(app, release_id) {
+            crate::manifests::save(app, release_id, manifest.wire())?;
+        }
         return Ok(false);
     }
     let staging = app.staging().join(staging_name(release_id, deployment_id));
@@ -137,6 +140,7 @@ pub fn materialise(
         let _ = remove_tree(&staging);
         return Err(err);
     }
+    crate::manifests::save(app, release_id, manifest.wire())?;
     fs::rename(&staging, &release).map_err(io_err("rename the staged release to", &release))?;
     let releases = app.releases();
     layout::sync_dir(&releases).map_err(io_err("sync", &releases))?;

@@ -70,6 +70,7 @@ pub fn prune(
             let from = app.release(id);
             let to = trash.join(format!("{id}.{:016x}", rand::random::<u64>()));
             fs::rename(&from, &to).map_err(io_err("move to the trash", &from))?;
+            crate::manifests::remove(app, id);
             data.releases.remove(id);
         }
         if !pruned.old.is_empty() || !pruned.broken.is_empty() {

@@ -56,7 +56,20 @@ impl AgentApi {
         validate::release_id("deployment_id", &request.deployment_id)?;
         let app = self.resolve("app", request.app.as_ref())?;
         validate::release_id("release_id", &request.release_id)?;
-        let manifest = Manifest::from_wire(request.files)?;
+        let files = if request.base_release.is_empty() {
+            request.files
+        } else {
+            crate::manifests::merge_with_base(
+                &app,
+                &request.base_release,
+                request.files,
+                &request.removed_paths,
+            )?
+            .ok_or_else(|| Error::UnknownBase {
+                release_id: request.base_release.clone(),
+            })?
+        };
+        let manifest = Manifest::from_wire(files)?;
         let keep = match request.keep_releases {
             0 => DEFAULT_KEEP,
             n => n as usize,
@@ -105,7 +118,7 @@ impl AgentApi {
             upload.push(chunk(message)).await?;
             next = stream.message().await.map_err(Error::Client)?;
         }
-        let summary = upload.finish()?;
+        let summary = crate::error::blocking(move || upload.finish()).await?;
         Ok(UploadObjectsResponse {
             objects: summary.objects,
             bytes: summary.bytes,

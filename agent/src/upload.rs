@@ -62,6 +62,8 @@ pub struct Upload {
     store: ObjectStore,
     current: Option<Current>,
     summary: Summary,
+    /// Objects received and verified, committed together at the end.
+    verified: Vec<crate::objects::Verified>,
 }
 
 fn protocol(sha256: &str, problem: String) -> Error {
@@ -79,6 +81,7 @@ impl Upload {
             store,
             current: None,
             summary: Summary::default(),
+            verified: Vec::new(),
         }
     }
 
@@ -150,7 +153,8 @@ impl Upload {
             return Ok(());
         }
         if let Incoming::Store(pending) = current.incoming {
-            blocking(move || pending.finish()).await?;
+            let verified = blocking(move || pending.verify()).await?;
+            self.verified.push(verified);
         }
         self.summary.objects += 1;
         Ok(())
@@ -185,10 +189,17 @@ impl Upload {
         })
     }
 
-    /// Ends the upload; an object still incomplete fails it (and its temp
-    /// file is deleted).
+    /// Ends the upload: every verified object enters the store durably
+    /// (blocking: two filesystem syncs). An object still incomplete fails it
+    /// and nothing of this upload is kept.
     pub fn finish(self) -> Result<Summary, Error> {
-        match self.current {
+        let Upload {
+            store,
+            current,
+            summary,
+            verified,
+        } = self;
+        match current {
             Some(current) => Err(protocol(
                 &current.sha256,
                 format!(
@@ -197,7 +208,10 @@ impl Upload {
                     current.size
                 ),
             )),
-            None => Ok(self.summary),
+            None => {
+                store.commit_batch(verified)?;
+                Ok(summary)
+            }
         }
     }
 }

@@ -90,6 +90,14 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
         }
     };
     let manifest = Arc::new(releases::manifest(store, &app.name, &release.id)?);
+    // Hosts that took the last good release get only the difference.
+    let base = if current.is_empty() || current == release.id {
+        None
+    } else {
+        releases::manifest(store, &app.name, &current)
+            .ok()
+            .map(|m| (current.clone(), Arc::new(m)))
+    };
 
     let id = format!("dep-{:010}", store.next_id()? + 1);
     let deployment = Deployment {
@@ -164,6 +172,7 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
         environment: env.name.clone(),
         release,
         manifest,
+        base,
     };
     tokio::spawn(rollout::run(ctx.clone(), plan, hosts, recorder));
     Ok(id)
@@ -371,11 +380,12 @@ fn apply(d: &mut Deployment, e: &DeploymentEvent) {
     }
 }
 
-/// Records per-host transfer counters.
+/// Adds to a host's transfer counters.
 pub fn set_host_transfer(d: &mut Deployment, host: &str, objects: u64, bytes: u64) {
     if let Some(h) = d.hosts.iter_mut().find(|h| h.host == host) {
-        h.objects_sent = objects;
-        h.bytes_sent = bytes;
+        // Adds up: a host may be sent contents twice (a delta, then everything).
+        h.objects_sent += objects;
+        h.bytes_sent += bytes;
     }
 }
 

@@ -47,6 +47,42 @@ pub struct Plan {
     pub release: Release,
     /// Its files.
     pub manifest: Arc<Manifest>,
+    /// The release the hosts should have (the last good one) and its files,
+    /// to send only the difference against it.
+    pub base: Option<(String, Arc<Manifest>)>,
+}
+
+/// What differs between a base manifest and a new one.
+struct Delta<'a> {
+    /// Entries of the new manifest that are new or differ from the base.
+    changed: Vec<&'a git::ManifestFile>,
+    /// Paths of the base that the new manifest does not have.
+    removed: Vec<String>,
+}
+
+impl<'a> Delta<'a> {
+    fn between(base: &Manifest, new: &'a Manifest) -> Self {
+        let old: HashMap<&str, &git::ManifestFile> =
+            base.files.iter().map(|f| (f.path.as_str(), f)).collect();
+        let now: std::collections::HashSet<&str> =
+            new.files.iter().map(|f| f.path.as_str()).collect();
+        let changed = new
+            .files
+            .iter()
+            .filter(|f| {
+                old.get(f.path.as_str()).is_none_or(|o| {
+                    (o.sha256.as_str(), o.mode, o.symlink) != (f.sha256.as_str(), f.mode, f.symlink)
+                })
+            })
+            .collect();
+        let removed = base
+            .files
+            .iter()
+            .filter(|f| !now.contains(f.path.as_str()))
+            .map(|f| f.path.clone())
+            .collect();
+        Self { changed, removed }
+    }
 }
 
 /// Messages from host tasks to the owner.
@@ -275,27 +311,70 @@ impl HostRun<'_> {
                 Err(status) => return Err(agent_error(&status)),
             }
         }
-        self.transfer(&mut client).await?;
-        let files: Vec<FileEntry> = self.plan.manifest.files.iter().map(file_entry).collect();
-        let request = DeployRequest {
-            deployment_id: self.plan.deployment_id.clone(),
-            app: Some(self.target()),
-            release_id: self.plan.release.id.clone(),
-            files,
-            keep_releases: self.plan.app.keep_releases,
-            spec: self.plan.app.activation.clone(),
-            environment: self.plan.environment.clone(),
-        };
-        let stream = client.deploy(request).await.map_err(|s| agent_error(&s))?;
+        let base = self.plan.base.as_ref();
+        let stream = match self.ship(&mut client, base).await {
+            Err(status) if base.is_some() && status.code() == Code::FailedPrecondition => {
+                // The host does not have the base release (pruned, or a new
+                // host): send everything it lacks against nothing.
+                self.emit(host_log(
+                    host,
+                    "transfer",
+                    LogLevel::Info,
+                    format!("{}; shipping the whole release", status.message()),
+                ))
+                .await;
+                self.ship(&mut client, None).await
+            }
+            other => other,
+        }
+        .map_err(|s| agent_error(&s))?;
         self.follow(stream.into_inner().map(|r| r.map(|m| m.event)))
             .await
     }
 
-    /// Asks what the host lacks and sends exactly that.
-    async fn transfer(&self, client: &mut AgentClient) -> Result<(), String> {
+    /// Sends what the host lacks, then asks it to deploy. With a base, only
+    /// the entries that differ from the base travel, and only their hashes
+    /// are asked about.
+    async fn ship(
+        &self,
+        client: &mut AgentClient,
+        base: Option<&(String, Arc<Manifest>)>,
+    ) -> Result<tonic::Response<tonic::Streaming<agent::DeployResponse>>, tonic::Status> {
+        let delta =
+            base.map(|(id, manifest)| (id.clone(), Delta::between(manifest, &self.plan.manifest)));
+        let files: Vec<&git::ManifestFile> = match &delta {
+            Some((_, delta)) => delta.changed.clone(),
+            None => self.plan.manifest.files.iter().collect(),
+        };
+        self.transfer(client, &files)
+            .await
+            .map_err(tonic::Status::unavailable)?;
+        let (base_release, removed_paths) = match delta {
+            Some((id, delta)) => (id, delta.removed),
+            None => (String::new(), Vec::new()),
+        };
+        let request = DeployRequest {
+            deployment_id: self.plan.deployment_id.clone(),
+            app: Some(self.target()),
+            release_id: self.plan.release.id.clone(),
+            files: files.into_iter().map(file_entry).collect(),
+            keep_releases: self.plan.app.keep_releases,
+            spec: self.plan.app.activation.clone(),
+            environment: self.plan.environment.clone(),
+            base_release,
+            removed_paths,
+        };
+        client.deploy(request).await
+    }
+
+    async fn transfer(
+        &self,
+        client: &mut AgentClient,
+        files: &[&git::ManifestFile],
+    ) -> Result<(), String> {
         let host = &self.host.name;
         let mut by_hash: HashMap<&str, (&str, u64)> = HashMap::new();
-        for f in &self.plan.manifest.files {
+        for f in files {
             by_hash.entry(&f.sha256).or_insert((&f.blob, f.size));
         }
         let mut hashes: Vec<String> = by_hash.keys().map(|h| h.to_string()).collect();

@@ -324,25 +324,25 @@ fn print_report(
     );
 }
 
-/// What the one-file deploy's bytes on the wire (control plane -> agent) are.
+/// What the one-file deploy's bytes on the wire (control plane -> agent) are,
+/// next to what sending the whole manifest would cost.
 fn print_one_file_wire(s: &slipway::StepResult, cost: &slipway::ManifestCost) {
     let wire = max_traffic(&s.wire).to_upstream;
     let content = s.content_per_host();
-    let rest = wire.saturating_sub(cost.missing_objects + cost.deploy + content);
-    println!("The one-file deploy on the wire, control plane → agent, per host (max): {wire} B\n");
+    println!("The one-file deploy on the wire, control plane → agent, per host (max):\n");
     println!("| part | bytes |");
     println!("|---|---:|");
+    println!("| UploadObjects content (HostProgress.bytes_sent) | {content} |");
     println!(
-        "| MissingObjects request: all {} content hashes (hex) | {} |",
-        cost.files, cost.missing_objects
+        "| everything else: MissingObjects, Deploy (manifest or delta), TLS handshake and \
+         certificates, HTTP/2 and gRPC framing | {} |",
+        wire.saturating_sub(content)
     );
+    println!("| **total** | **{wire}** |");
     println!(
-        "| Deploy request: the manifest, {} entries | {} |",
-        cost.files, cost.deploy
-    );
-    println!("| UploadObjects: the changed file's content | {content} |");
-    println!(
-        "| the rest: TLS handshake and certificates, HTTP/2 and gRPC headers, framing | {rest} |\n"
+        "| for reference, a full manifest: MissingObjects with all {} hashes + Deploy with all \
+         {} entries | {} + {} |\n",
+        cost.files, cost.files, cost.missing_objects, cost.deploy
     );
 }
 

@@ -112,3 +112,66 @@ async fn deploy_deploy_rollback_across_three_hosts() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_get_only_the_difference_and_a_host_without_the_base_gets_everything() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    cluster.repo.commit(
+        "one",
+        &[
+            Change::File("a.txt", b"a\n"),
+            Change::File("b.txt", b"b\n"),
+            Change::File("c.txt", b"c\n"),
+        ],
+    );
+    let (_, d1) = cluster.deploy("main").await;
+    assert_eq!(
+        d1.status,
+        DeploymentStatus::Succeeded as i32,
+        "{}",
+        d1.error
+    );
+
+    // web-2 loses the manifest it kept for d1, as if it were a new host.
+    let kept = cluster.agents[1]
+        .app_root()
+        .join(".slipway/manifests")
+        .join(format!("{}.pb", d1.release));
+    std::fs::remove_file(&kept).expect("web-2 kept the manifest of the release it runs");
+
+    let c2 = cluster.repo.commit(
+        "two",
+        &[Change::File("b.txt", b"B\n"), Change::Delete("c.txt")],
+    );
+    let (events, d2) = cluster.deploy("main").await;
+    assert_eq!(
+        d2.status,
+        DeploymentStatus::Succeeded as i32,
+        "{}",
+        d2.error
+    );
+    let fell_back = |host: &str| {
+        events
+            .iter()
+            .any(|e| e.host == host && e.message.contains("is not known on this host"))
+    };
+    assert!(
+        !fell_back("web-1"),
+        "web-1 had the base and got the difference"
+    );
+    assert!(
+        fell_back("web-2"),
+        "web-2 lacked the base and got the whole manifest"
+    );
+    for host in &cluster.agents {
+        assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &c2);
+        let sent = d2.hosts.iter().find(|h| h.host == host.name).expect("host");
+        assert_eq!(
+            (sent.objects_sent, sent.bytes_sent),
+            (1, 2),
+            "only the new b.txt travels to {}",
+            host.name
+        );
+    }
+    cluster.shutdown().await;
+}

@@ -105,6 +105,7 @@ impl Cluster {
             keep_releases: app.keep_releases,
             spec: app.activation,
             environment: ENV.into(),
+            ..Default::default()
         }
     }
 }
