@@ -18,6 +18,9 @@ const OBJECT_MODE: u32 = 0o444;
 /// Mode of the executable variant `<sha256>.x`.
 const EXECUTABLE_MODE: u32 = 0o555;
 
+/// Uploads of at most this many objects are synced object by object.
+const FSYNC_EACH_UP_TO: usize = 32;
+
 /// A failure of the content store.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -252,12 +255,26 @@ impl Drop for Verified {
 }
 
 impl ObjectStore {
-    /// Moves verified objects into the store durably: one `syncfs` so their
-    /// contents are on disk before any of them gets its final name, the
-    /// renames, then a second `syncfs` for the renames. A crash at any point
-    /// leaves each object either absent or complete under its hash. Blocking.
+    /// Moves verified objects into the store durably. A crash at any point
+    /// leaves each object either absent or complete under its hash. A few
+    /// objects are synced one by one (file, rename, directory); a large
+    /// upload gets one `syncfs` so that every content is on disk before any
+    /// object gets its final name, then the renames and a second `syncfs`:
+    /// two syncs instead of two per object, while a `syncfs` costs whatever
+    /// else is dirty on the filesystem, too much for a one-file change.
+    /// Blocking.
     pub fn commit_batch(&self, mut objects: Vec<Verified>) -> Result<(), ObjectError> {
         if objects.is_empty() {
+            return Ok(());
+        }
+        if objects.len() <= FSYNC_EACH_UP_TO {
+            for object in &mut objects {
+                File::open(&object.tmp)
+                    .and_then(|file| file.sync_all())
+                    .map_err(ObjectError::io("sync", &object.tmp))?;
+                let tmp = std::mem::take(&mut object.tmp);
+                self.commit(&tmp, &object.target)?;
+            }
             return Ok(());
         }
         let sync = |path: &Path| -> Result<(), ObjectError> {
