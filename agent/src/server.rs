@@ -79,6 +79,9 @@ pub async fn serve(
         .tls_config(tls.server_config())
         .map_err(Error::Serve)?
         .http2_keepalive_interval(Some(KEEPALIVE))
+        // Release contents arrive as bulk streams.
+        .initial_stream_window_size(slipway_proto::tls::STREAM_WINDOW)
+        .initial_connection_window_size(slipway_proto::tls::CONNECTION_WINDOW)
         .http2_keepalive_timeout(Some(KEEPALIVE))
         .add_service(health_service)
         .add_service(reflection_v1)

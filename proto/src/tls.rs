@@ -10,6 +10,12 @@ use tonic::transport::{
     Certificate, Channel, ClientTlsConfig, Endpoint, Identity as TlsIdentity, ServerTlsConfig,
 };
 
+/// HTTP/2 flow-control window of one stream, for both clients and servers.
+pub const STREAM_WINDOW: u32 = 4 << 20;
+
+/// HTTP/2 flow-control window of one connection.
+pub const CONNECTION_WINDOW: u32 = 8 << 20;
+
 /// How long a TCP connect plus TLS handshake may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -173,6 +179,9 @@ pub fn endpoint(
         .map_err(transport)?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
+        // Release contents are bulk streams: 64 KiB windows would throttle them.
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
         // Detects a peer that vanished mid-stream within about 20 s.
         .http2_keep_alive_interval(Duration::from_secs(10))
         .keep_alive_timeout(Duration::from_secs(10))
