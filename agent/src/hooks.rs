@@ -304,23 +304,39 @@ fn running(group: Pid) -> bool {
 /// The live (not zombie) processes of group `pgid`; None when /proc cannot
 /// be read.
 fn members(pgid: i32) -> Option<Vec<u32>> {
+    Some(
+        live_processes()?
+            .filter(|&(_, group)| group == pgid)
+            .map(|(pid, _)| pid)
+            .collect(),
+    )
+}
+
+/// Every live (not zombie) process with its process group, from /proc.
+fn live_processes() -> Option<impl Iterator<Item = (u32, i32)>> {
     let entries = std::fs::read_dir("/proc").ok()?;
-    let found = entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                return false;
-            };
-            // After the command name in parentheses: state, ppid, pgrp.
-            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-            let mut fields = rest.split_whitespace();
-            let state = fields.next().unwrap_or("Z");
-            let pgrp = fields.nth(1).and_then(|f| f.parse::<i32>().ok());
-            pgrp == Some(pgid) && !matches!(state, "Z" | "X")
-        })
-        .collect();
-    Some(found)
+    Some(
+        entries
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter_map(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                // After the command name in parentheses: state, ppid, pgrp.
+                let rest = stat.rsplit_once(')')?.1.to_owned();
+                let mut fields = rest.split_whitespace();
+                let state = fields.next()?;
+                let pgrp = fields.nth(1)?.parse::<i32>().ok()?;
+                (!matches!(state, "Z" | "X")).then_some((pid, pgrp))
+            }),
+    )
+}
+
+/// Whether process `pid` was started by a hook of `deployment_id`: its
+/// environment carries that id.
+fn started_by(pid: u32, deployment_id: &str) -> bool {
+    let marker = format!("SLIPWAY_DEPLOYMENT_ID={deployment_id}");
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
 }
 
 /// When this host booted (`btime` in /proc/stat), in Unix seconds.
@@ -335,25 +351,12 @@ pub fn boot_time_unix() -> Option<u64> {
 /// by a hook of `deployment_id`: what an agent killed between spawning a hook
 /// and journaling its group leaves behind.
 pub fn groups_of(deployment_id: &str) -> Vec<i32> {
-    let marker = format!("SLIPWAY_DEPLOYMENT_ID={deployment_id}");
-    let Ok(entries) = std::fs::read_dir("/proc") else {
+    let Some(processes) = live_processes() else {
         return Vec::new();
     };
-    let mut groups: Vec<i32> = entries
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
-        })
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let rest = stat.rsplit_once(')').map(|(_, r)| r.to_owned())?;
-            let mut fields = rest.split_whitespace();
-            let state = fields.next()?;
-            let pgrp = fields.nth(1)?.parse::<i32>().ok()?;
-            (!matches!(state, "Z" | "X") && pgrp > 1).then_some(pgrp)
-        })
+    let mut groups: Vec<i32> = processes
+        .filter(|&(pid, group)| group > 1 && started_by(pid, deployment_id))
+        .map(|(_, group)| group)
         .collect();
     groups.sort_unstable();
     groups.dedup();
@@ -368,11 +371,7 @@ pub fn is_hook_group(pgid: i32, deployment_id: &str) -> bool {
     let Some(members) = members(pgid) else {
         return true;
     };
-    let marker = format!("SLIPWAY_DEPLOYMENT_ID={deployment_id}");
-    members.iter().any(|pid| {
-        std::fs::read(format!("/proc/{pid}/environ"))
-            .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
-    })
+    members.iter().any(|&pid| started_by(pid, deployment_id))
 }
 
 /// Reads one pipe line by line into events and the tail.
