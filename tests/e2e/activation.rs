@@ -2,6 +2,7 @@
 //! streamed output, copy or hard-link materialising, a failing health check
 //! that switches back, and a hook killed with its children at its timeout.
 
+use slipway_tests::assert_succeeded;
 use std::path::Path;
 
 use slipway_proto::{
@@ -35,12 +36,7 @@ async fn shared_log_directory_persists_across_releases() {
         .repo
         .commit("one", &[Change::File("index.html", b"v1\n")]);
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
     for host in &cluster.agents {
         // What the running app writes goes to shared/ ...
         std::fs::write(
@@ -54,12 +50,7 @@ async fn shared_log_directory_persists_across_releases() {
         .repo
         .commit("two", &[Change::File("index.html", b"v2\n")]);
     let (_, d2) = cluster.deploy("main").await;
-    assert_eq!(
-        d2.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d2.error
-    );
+    assert_succeeded(&d2);
     for host in &cluster.agents {
         let shared = host.app_root().join("shared/log");
         assert!(shared.is_dir(), "{}: shared/log is a directory", host.name);
@@ -108,12 +99,7 @@ async fn missing_required_shared_file_fails_before_the_switch() {
         .repo
         .commit("one", &[Change::File("index.html", b"v1\n")]);
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
     for host in &cluster.agents {
         assert_eq!(
             std::fs::read(host.app_root().join("current/.env")).expect("current/.env"),
@@ -182,20 +168,10 @@ echo "stderr-of-$SLIPWAY_APP" >&2"#;
         .await;
     cluster.repo.commit("one", &[Change::File("a.txt", b"1\n")]);
     let (events1, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
     cluster.repo.commit("two", &[Change::File("a.txt", b"2\n")]);
     let (events2, d2) = cluster.deploy("main").await;
-    assert_eq!(
-        d2.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d2.error
-    );
+    assert_succeeded(&d2);
 
     for host in &cluster.agents {
         let first = messages(&events1, &host.name, "hook");
@@ -252,12 +228,7 @@ async fn copy_mode_gives_private_writable_files_and_default_gives_hard_links() {
         ],
     );
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
     let r1 = host.release_dir(&d1.release);
     assert_tree_matches(&r1, &cluster.repo, &c1);
     for file in disk::regular_files(&r1) {
@@ -281,12 +252,7 @@ async fn copy_mode_gives_private_writable_files_and_default_gives_hard_links() {
         .repo
         .commit("two", &[Change::File("index.html", b"v2\n")]);
     let (_, d2) = cluster.deploy("main").await;
-    assert_eq!(
-        d2.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d2.error
-    );
+    assert_succeeded(&d2);
     let r2 = host.release_dir(&d2.release);
     assert_tree_matches(&r2, &cluster.repo, &c2);
     let files = disk::regular_files(&r2);
@@ -338,12 +304,7 @@ async fn failing_health_check_switches_back_on_every_host() {
         ],
     );
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
 
     cluster.repo.commit(
         "sick",

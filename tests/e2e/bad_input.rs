@@ -14,6 +14,7 @@ use slipway_proto::{
     identity::Role,
     tls,
 };
+use slipway_tests::assert_succeeded;
 use slipway_tests::{
     Cluster, TestPki,
     cluster::{APP, ENV},
@@ -293,12 +294,7 @@ async fn a_second_concurrent_deploy_is_refused() {
 
     // Other environments are not locked.
     let (_, other) = cluster.deploy("main").await;
-    assert_eq!(
-        other.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        other.error
-    );
+    assert_succeeded(&other);
 
     let rest: Vec<_> = first
         .map(|r| r.expect("event").event.expect("set"))

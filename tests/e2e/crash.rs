@@ -4,6 +4,7 @@
 //! nothing in flight, GetStatus tells the truth, no hook process survives,
 //! and the same release deploys cleanly.
 
+use slipway_tests::assert_succeeded;
 use std::time::Duration;
 
 use slipway_proto::{agent::v1::ReleaseState, control::v1::DeploymentStatus};
@@ -75,12 +76,7 @@ async fn sigkill_while_materialising_leaves_a_complete_current() {
         .repo
         .commit("small", &[Change::File("index.html", b"small\n")]);
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
 
     let contents: Vec<(String, Vec<u8>)> = (0..BIG)
         .map(|i| {
@@ -130,12 +126,7 @@ async fn sigkill_while_materialising_leaves_a_complete_current() {
 
     // The restarted agent finishes the job on a new deployment.
     let (_, d3) = cluster.deploy("main").await;
-    assert_eq!(
-        d3.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d3.error
-    );
+    assert_succeeded(&d3);
     assert_eq!(d3.release, release);
     assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &big);
     cluster.shutdown().await;
@@ -160,12 +151,7 @@ async fn sigkill_during_a_hook_then_restart_ends_the_hook_and_keeps_current() {
     std::fs::write(&go, b"").expect("open the gate");
     let c1 = cluster.repo.commit("one", &[Change::File("a.txt", b"1\n")]);
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
 
     std::fs::remove_file(&go).expect("close the gate");
     std::fs::remove_file(&pidfile).expect("forget the first run's pid");
@@ -195,12 +181,7 @@ async fn sigkill_during_a_hook_then_restart_ends_the_hook_and_keeps_current() {
 
     std::fs::write(&go, b"").expect("open the gate");
     let (_, d3) = cluster.deploy("main").await;
-    assert_eq!(
-        d3.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d3.error
-    );
+    assert_succeeded(&d3);
     assert_eq!(d3.release, d2.release);
     assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &c2);
     cluster.shutdown().await;

@@ -5,6 +5,7 @@ use slipway_proto::{
     control::v1::{DeploymentKind, DeploymentStatus, ListDeploymentsRequest},
     identity::Role,
 };
+use slipway_tests::assert_succeeded;
 use slipway_tests::{
     Cluster,
     repo::{Change, assert_tree_matches},
@@ -23,12 +24,7 @@ async fn deploy_deploy_rollback_across_three_hosts() {
         ],
     );
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
     for host in &cluster.agents {
         assert_eq!(
             host.current().as_deref(),
@@ -49,12 +45,7 @@ async fn deploy_deploy_rollback_across_three_hosts() {
         ],
     );
     let (_, d2) = cluster.deploy("main").await;
-    assert_eq!(
-        d2.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d2.error
-    );
+    assert_succeeded(&d2);
     assert_eq!(d2.previous_release, d1.release);
     for host in &cluster.agents {
         assert_eq!(host.current().as_deref(), Some(d2.release.as_str()));
@@ -72,12 +63,7 @@ async fn deploy_deploy_rollback_across_three_hosts() {
     }
 
     let (_, d3) = cluster.rollback("").await;
-    assert_eq!(
-        d3.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d3.error
-    );
+    assert_succeeded(&d3);
     assert_eq!(d3.kind, DeploymentKind::Rollback as i32);
     assert_eq!(d3.release, d1.release);
     for host in &cluster.agents {
@@ -125,12 +111,7 @@ async fn hosts_get_only_the_difference_and_a_host_without_the_base_gets_everythi
         ],
     );
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
 
     // web-2 loses the manifest it kept for d1, as if it were a new host.
     let kept = cluster.agents[1]
@@ -144,12 +125,7 @@ async fn hosts_get_only_the_difference_and_a_host_without_the_base_gets_everythi
         &[Change::File("b.txt", b"B\n"), Change::Delete("c.txt")],
     );
     let (events, d2) = cluster.deploy("main").await;
-    assert_eq!(
-        d2.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d2.error
-    );
+    assert_succeeded(&d2);
     let fell_back = |host: &str| {
         events
             .iter()

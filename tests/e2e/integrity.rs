@@ -9,9 +9,10 @@ use slipway_proto::{
         DeployRequest as AgentDeploy, FileEntry, FileKind, MissingObjectsRequest,
         UploadObjectsRequest, agent_service_client::AgentServiceClient,
     },
-    control::v1::{CreateReleaseRequest, DeployRequest, DeploymentStatus, ListDeploymentsRequest},
+    control::v1::{CreateReleaseRequest, DeployRequest, ListDeploymentsRequest},
     identity::Role,
 };
+use slipway_tests::assert_succeeded;
 use slipway_tests::{
     Cluster,
     cluster::{APP, ENV},
@@ -109,12 +110,7 @@ async fn symlink_escaping_the_release_is_refused() {
         .repo
         .commit("good", &[Change::File("index.html", b"v1\n")]);
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
 
     // From git: the control plane refuses to cut or deploy it.
     cluster

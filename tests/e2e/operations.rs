@@ -3,12 +3,10 @@
 //! killed and restarted; another deployment id is refused while one runs.
 
 use futures_util::StreamExt;
-use slipway_proto::{
-    agent::v1::{
-        OperationResult, ProgressEvent, RollbackRequest, agent_service_client::AgentServiceClient,
-    },
-    control::v1::DeploymentStatus,
+use slipway_proto::agent::v1::{
+    OperationResult, ProgressEvent, RollbackRequest, agent_service_client::AgentServiceClient,
 };
+use slipway_tests::assert_succeeded;
 use slipway_tests::{
     Cluster, cluster::ENV, direct::app_target, disk, events::wait_for_event, repo::Change, spec,
 };
@@ -48,12 +46,7 @@ async fn repeated_deployment_id_replays_without_redoing_work() {
     let counter = cluster.agents[0].app_root().join("count.log");
     cluster.repo.commit("one", &[Change::File("a.txt", b"1\n")]);
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
     assert_eq!(disk::lines(&counter), [d1.id.as_str()]);
 
     // The control plane's deployment id again, straight to the agent.
@@ -100,12 +93,7 @@ async fn another_operation_on_a_busy_app_is_refused_naming_the_running_one() {
         .repo
         .commit("zero", &[Change::File("a.txt", b"0\n")]);
     let (_, d0) = cluster.deploy("main").await;
-    assert_eq!(
-        d0.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d0.error
-    );
+    assert_succeeded(&d0);
 
     std::fs::remove_file(&go).expect("close the gate");
     cluster.repo.commit("one", &[Change::File("a.txt", b"1\n")]);
@@ -156,12 +144,7 @@ async fn another_operation_on_a_busy_app_is_refused_naming_the_running_one() {
 
     std::fs::write(&go, b"").expect("open the gate");
     let (_, d1) = cluster.finish(seen, stream).await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
     assert_eq!(
         cluster.agents[0].current().as_deref(),
         Some(d1.release.as_str())

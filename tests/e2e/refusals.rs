@@ -11,6 +11,7 @@ use slipway_proto::{
     identity::Role,
     tls::{self, TlsMaterial},
 };
+use slipway_tests::assert_succeeded;
 use slipway_tests::{
     Cluster, TestPki,
     cluster::{APP, ENV},
@@ -180,12 +181,7 @@ async fn roles_limit_what_operators_may_do() {
 
     // A deployer may deploy.
     let (_, deployment) = cluster.deploy("main").await;
-    assert_eq!(
-        deployment.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        deployment.error
-    );
+    assert_succeeded(&deployment);
     cluster.shutdown().await;
 }
 

@@ -3,11 +3,11 @@
 use futures_util::StreamExt;
 use slipway_proto::{
     control::v1::{
-        DeploymentStatus, GetAppRequest, ListDeploymentsRequest, ListReleasesRequest,
-        WatchDeploymentRequest,
+        GetAppRequest, ListDeploymentsRequest, ListReleasesRequest, WatchDeploymentRequest,
     },
     identity::Role,
 };
+use slipway_tests::assert_succeeded;
 use slipway_tests::{Cluster, cluster::APP, repo::Change};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,12 +72,7 @@ async fn restart_keeps_apps_releases_deployments_and_events() {
 
     // The restarted control plane still knows what to roll back to.
     let (_, d3) = cluster.rollback("").await;
-    assert_eq!(
-        d3.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d3.error
-    );
+    assert_succeeded(&d3);
     assert_eq!(d3.release, d1.release);
     for host in &cluster.agents {
         assert_eq!(host.current().as_deref(), Some(d1.release.as_str()));

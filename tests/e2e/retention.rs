@@ -7,6 +7,7 @@ use slipway_proto::{
     control::v1::{DeploymentStatus, GetFleetStatusRequest},
     identity::Role,
 };
+use slipway_tests::assert_succeeded;
 use slipway_tests::{
     Cluster,
     cluster::{APP, ENV},
@@ -40,12 +41,7 @@ async fn failed_deploys_never_push_out_the_last_good_release() {
         .repo
         .commit("good", &[Change::File("index.html", b"good\n")]);
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
 
     let mut failed = Vec::new();
     for n in 2..=4 {
@@ -92,12 +88,7 @@ async fn failed_deploys_never_push_out_the_last_good_release() {
         ],
     );
     let (_, d5) = cluster.deploy("main").await;
-    assert_eq!(
-        d5.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d5.error
-    );
+    assert_succeeded(&d5);
     for (i, host) in cluster.agents.iter().enumerate() {
         assert_eq!(host.current().as_deref(), Some(d5.release.as_str()));
         assert_eq!(
@@ -120,7 +111,7 @@ async fn pinned_release_survives_retention_until_unpinned() {
     let mut releases = Vec::new();
     cluster.repo.commit("r1", &[Change::File("v", b"1\n")]);
     let (_, d) = cluster.deploy("main").await;
-    assert_eq!(d.status, DeploymentStatus::Succeeded as i32, "{}", d.error);
+    assert_succeeded(&d);
     releases.push(d.release);
 
     let mut agent = cluster.agent_client(0);
@@ -157,7 +148,7 @@ async fn pinned_release_survives_retention_until_unpinned() {
             .repo
             .commit(&format!("r{n}"), &[Change::File("v", content.as_bytes())]);
         let (_, d) = cluster.deploy("main").await;
-        assert_eq!(d.status, DeploymentStatus::Succeeded as i32, "{}", d.error);
+        assert_succeeded(&d);
         releases.push(d.release);
     }
     // Keep 2 would leave r3 and r4; the pin keeps r1 as well.
@@ -192,7 +183,7 @@ async fn pinned_release_survives_retention_until_unpinned() {
     assert!(!unpinned.pinned);
     cluster.repo.commit("r5", &[Change::File("v", b"5\n")]);
     let (_, d) = cluster.deploy("main").await;
-    assert_eq!(d.status, DeploymentStatus::Succeeded as i32, "{}", d.error);
+    assert_succeeded(&d);
     assert_eq!(
         disk::releases(&host.app_root()),
         [releases[3].clone(), d.release.clone()],
@@ -216,20 +207,10 @@ async fn status_reports_release_states_and_the_previous_good_release() {
         &[Change::File("healthy", b"1\n"), Change::File("v", b"1\n")],
     );
     let (_, d1) = cluster.deploy("main").await;
-    assert_eq!(
-        d1.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d1.error
-    );
+    assert_succeeded(&d1);
     cluster.repo.commit("two", &[Change::File("v", b"2\n")]);
     let (_, d2) = cluster.deploy("main").await;
-    assert_eq!(
-        d2.status,
-        DeploymentStatus::Succeeded as i32,
-        "{}",
-        d2.error
-    );
+    assert_succeeded(&d2);
 
     for i in 0..cluster.agents.len() {
         let status = cluster.agent_status(i).await;

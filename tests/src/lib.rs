@@ -21,3 +21,15 @@ pub mod spec;
 pub use cluster::Cluster;
 pub use pki::TestPki;
 pub use repo::SampleRepo;
+
+/// Asserts that a deployment succeeded, showing its error when it did not.
+#[track_caller]
+pub fn assert_succeeded(deployment: &slipway_proto::control::v1::Deployment) {
+    assert_eq!(
+        deployment.status,
+        slipway_proto::control::v1::DeploymentStatus::Succeeded as i32,
+        "{} failed: {}",
+        deployment.id,
+        deployment.error
+    );
+}
