@@ -27,6 +27,9 @@ use crate::{
     upload::Chunk,
 };
 
+/// Chunks of an upload waiting for its writer thread.
+const UPLOAD_QUEUE: usize = 16;
+
 /// A stream of responses as tonic wants it.
 pub type ResponseStream<T> =
     std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T, Status>> + Send>>;
@@ -113,12 +116,32 @@ impl AgentApi {
             .ok_or_else(|| InvalidField::new("app", "is required: the stream was empty"))?;
         let app = self.resolve("app", first.app.as_ref())?;
         let mut upload = self.agent.upload(app).await?;
+        // Every file operation of the upload runs on one blocking thread;
+        // the bounded channel is the backpressure on the stream.
+        let (chunks, mut received) = tokio::sync::mpsc::channel::<Chunk>(UPLOAD_QUEUE);
+        let writer = tokio::task::spawn_blocking(move || {
+            while let Some(next) = received.blocking_recv() {
+                upload.push(next)?;
+            }
+            upload.finish()
+        });
         let mut next = Some(first);
         while let Some(message) = next {
-            upload.push(chunk(message)).await?;
-            next = stream.message().await.map_err(Error::Client)?;
+            if chunks.send(chunk(message)).await.is_err() {
+                break; // The writer failed; its error is the answer.
+            }
+            next = match stream.message().await {
+                Ok(next) => next,
+                Err(status) => {
+                    // Dropping the writer's queue abandons the upload.
+                    drop(chunks);
+                    let _ = writer.await;
+                    return Err(Error::Client(status));
+                }
+            };
         }
-        let summary = crate::error::blocking(move || upload.finish()).await?;
+        drop(chunks);
+        let summary = writer.await??;
         Ok(UploadObjectsResponse {
             objects: summary.objects,
             bytes: summary.bytes,

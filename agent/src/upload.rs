@@ -1,11 +1,12 @@
 //! Receiving an UploadObjects stream: objects one after another, each a
-//! first chunk with hash and size followed by contiguous chunks, every byte
-//! written and hashed off the async workers.
+//! first chunk with hash and size followed by contiguous chunks. An upload
+//! is plain blocking code: the service runs it on one blocking thread fed
+//! by a bounded channel, one thread hop per message.
 
 use slipway_proto::{CHUNK_BYTES, validate};
 
 use crate::{
-    error::{Error, blocking},
+    error::Error,
     objects::{ObjectError, ObjectStore, PendingObject},
 };
 
@@ -87,7 +88,8 @@ impl Upload {
 
     /// Takes the next chunk. A chunk with neither hash nor data between
     /// objects is ignored (the first message may only name the app).
-    pub async fn push(&mut self, chunk: Chunk) -> Result<(), Error> {
+    /// Blocking.
+    pub fn push(&mut self, chunk: Chunk) -> Result<(), Error> {
         if chunk.data.len() > CHUNK_BYTES {
             return Err(protocol(
                 &chunk.sha256,
@@ -113,7 +115,7 @@ impl Upload {
                 current
             }
             None if chunk.sha256.is_empty() && chunk.data.is_empty() => return Ok(()),
-            None => self.start(&chunk).await?,
+            None => self.start(&chunk)?,
         };
         if chunk.offset != current.received() {
             return Err(protocol(
@@ -141,11 +143,8 @@ impl Upload {
                 received: received + len,
             },
             Incoming::Store(mut pending) => {
-                blocking(move || {
-                    pending.write(&chunk.data)?;
-                    Ok::<_, ObjectError>(Incoming::Store(pending))
-                })
-                .await?
+                pending.write(&chunk.data)?;
+                Incoming::Store(pending)
             }
         };
         if current.received() < current.size {
@@ -153,14 +152,13 @@ impl Upload {
             return Ok(());
         }
         if let Incoming::Store(pending) = current.incoming {
-            let verified = blocking(move || pending.verify()).await?;
-            self.verified.push(verified);
+            self.verified.push(pending.verify()?);
         }
         self.summary.objects += 1;
         Ok(())
     }
 
-    async fn start(&self, chunk: &Chunk) -> Result<Current, Error> {
+    fn start(&self, chunk: &Chunk) -> Result<Current, Error> {
         validate::sha256("sha256", &chunk.sha256)?;
         if chunk.offset != 0 {
             return Err(protocol(
@@ -171,17 +169,11 @@ impl Upload {
                 ),
             ));
         }
-        let (store, sha256, size) = (self.store.clone(), chunk.sha256.clone(), chunk.size);
-        let incoming = blocking(move || {
-            if store.contains(&sha256) {
-                Ok(Incoming::Discard { received: 0 })
-            } else {
-                store
-                    .begin(&sha256, size)
-                    .map(|p| Incoming::Store(Box::new(p)))
-            }
-        })
-        .await?;
+        let incoming = if self.store.contains(&chunk.sha256) {
+            Incoming::Discard { received: 0 }
+        } else {
+            Incoming::Store(Box::new(self.store.begin(&chunk.sha256, chunk.size)?))
+        };
         Ok(Current {
             sha256: chunk.sha256.clone(),
             size: chunk.size,
@@ -249,15 +241,15 @@ mod tests {
         std::fs::read_dir(app.tmp()).unwrap().count()
     }
 
-    #[tokio::test]
-    async fn objects_arrive_in_chunks_and_known_ones_are_discarded() {
+    #[test]
+    fn objects_arrive_in_chunks_and_known_ones_are_discarded() {
         let (_dir, app, store) = setup();
         let (a, b) = (sha(b"hello world"), sha(b""));
         let mut upload = Upload::new(store.clone());
-        upload.push(Chunk::default()).await.unwrap();
-        upload.push(chunk(&a, 11, 0, b"hello ")).await.unwrap();
-        upload.push(chunk("", 0, 6, b"world")).await.unwrap();
-        upload.push(chunk(&b, 0, 0, b"")).await.unwrap();
+        upload.push(Chunk::default()).unwrap();
+        upload.push(chunk(&a, 11, 0, b"hello ")).unwrap();
+        upload.push(chunk("", 0, 6, b"world")).unwrap();
+        upload.push(chunk(&b, 0, 0, b"")).unwrap();
         assert_eq!(
             upload.finish().unwrap(),
             Summary {
@@ -268,20 +260,17 @@ mod tests {
         assert!(store.contains(&a) && store.contains(&b));
 
         let mut again = Upload::new(store.clone());
-        again.push(chunk(&a, 11, 0, b"hello world")).await.unwrap();
+        again.push(chunk(&a, 11, 0, b"hello world")).unwrap();
         assert_eq!(again.finish().unwrap().objects, 1);
         assert_eq!(tmp_entries(&app), 0);
     }
 
-    #[tokio::test]
-    async fn a_corrupt_upload_never_enters_the_store() {
+    #[test]
+    fn a_corrupt_upload_never_enters_the_store() {
         let (_dir, app, store) = setup();
         let a = sha(b"hello world");
         let mut upload = Upload::new(store.clone());
-        let err = upload
-            .push(chunk(&a, 11, 0, b"hello w0rld"))
-            .await
-            .unwrap_err();
+        let err = upload.push(chunk(&a, 11, 0, b"hello w0rld")).unwrap_err();
         assert_eq!(
             err.to_string(),
             format!("object {a}: content does not match its hash")
@@ -291,8 +280,8 @@ mod tests {
         assert_eq!(tmp_entries(&app), 0);
     }
 
-    #[tokio::test]
-    async fn protocol_violations_are_refused_and_leave_nothing() {
+    #[test]
+    fn protocol_violations_are_refused_and_leave_nothing() {
         let (_dir, app, store) = setup();
         let a = sha(b"hello world");
         let cases: Vec<Vec<Chunk>> = vec![
@@ -307,7 +296,7 @@ mod tests {
             let mut upload = Upload::new(store.clone());
             let mut failed = false;
             for c in chunks {
-                if let Err(err) = upload.push(c).await {
+                if let Err(err) = upload.push(c) {
                     assert_eq!(tonic::Status::from(err).code(), Code::InvalidArgument);
                     failed = true;
                     break;
@@ -318,7 +307,7 @@ mod tests {
             assert_eq!(tmp_entries(&app), 0);
         }
         let mut truncated = Upload::new(store.clone());
-        truncated.push(chunk(&a, 11, 0, b"hello")).await.unwrap();
+        truncated.push(chunk(&a, 11, 0, b"hello")).unwrap();
         let err = truncated.finish().unwrap_err();
         assert!(
             err.to_string().contains("ended after 5 of 11 bytes"),

@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod api;
 pub mod auth;
+pub mod blobs;
 pub mod catalog;
 pub mod config;
 pub mod deployments;

@@ -23,6 +23,7 @@ use tonic::Code;
 use crate::{
     Context,
     agents::AgentClient,
+    blobs::{self, BlobCache},
     deployments::{Recorder, deployment_event},
     git::{self, Manifest},
 };
@@ -124,9 +125,11 @@ async fn drive(
 
     let (tx, mut rx) = mpsc::channel::<Update>(256);
     let limit = Arc::new(Semaphore::new(PARALLEL_HOSTS));
+    let blobs = Arc::new(BlobCache::new(blobs::DEFAULT_BUDGET));
     let mut tasks = JoinSet::new();
     for host in hosts {
         let (ctx, plan, tx, limit) = (ctx.clone(), plan.clone(), tx.clone(), limit.clone());
+        let blobs = blobs.clone();
         tasks.spawn(async move {
             let _permit = limit.acquire_owned().await;
             let name = host.name.clone();
@@ -135,6 +138,7 @@ async fn drive(
                 plan: &plan,
                 host: &host,
                 tx: &tx,
+                blobs: &blobs,
             }
             .run()
             .await;
@@ -249,6 +253,7 @@ struct HostRun<'a> {
     plan: &'a Plan,
     host: &'a Host,
     tx: &'a mpsc::Sender<Update>,
+    blobs: &'a Arc<BlobCache>,
 }
 
 impl HostRun<'_> {
@@ -413,11 +418,11 @@ impl HostRun<'_> {
         if objects > 0 {
             let (chunks_tx, chunks_rx) = mpsc::channel(8);
             let source = self.plan.app.repository.clone();
-            let target = self.target();
+            let (target, blobs) = (self.target(), self.blobs.clone());
             // git2 blocks: read blobs on a blocking thread; the bounded channel
             // is the backpressure.
             let producer = tokio::task::spawn_blocking(move || {
-                produce_chunks(&source, target, wanted, chunks_tx)
+                produce_chunks(&source, &blobs, target, wanted, chunks_tx)
             });
             let upload = client.upload_objects(ReceiverStream::new(chunks_rx)).await;
             let produced = producer.await.map_err(|e| e.to_string())?;
@@ -487,6 +492,7 @@ impl HostRun<'_> {
 
 fn produce_chunks(
     source: &str,
+    blobs: &BlobCache,
     target: AppTarget,
     wanted: Vec<(String, String, u64)>,
     tx: mpsc::Sender<UploadObjectsRequest>,
@@ -494,7 +500,7 @@ fn produce_chunks(
     let repo = git::open(source)?;
     let mut app = Some(target);
     for (sha, blob, size) in wanted {
-        let content = git::read_blob(&repo, &blob)?;
+        let content = blobs.read(&repo, &blob, size)?;
         let mut offset = 0usize;
         loop {
             let end = (offset + slipway_proto::CHUNK_BYTES).min(content.len());

@@ -76,7 +76,7 @@ impl Fixture {
                 offset: 0,
                 data: content.to_vec(),
             };
-            upload.push(chunk).await.unwrap();
+            upload.push(chunk).unwrap();
         }
         upload.finish().unwrap();
     }
