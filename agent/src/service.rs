@@ -180,6 +180,13 @@ impl AgentService for AgentApi {
     type DeployStream = ResponseStream<DeployResponse>;
     type RollbackStream = ResponseStream<RollbackResponse>;
 
+    async fn cancel_operation(
+        &self,
+        _request: Request<slipway_proto::agent::v1::CancelOperationRequest>,
+    ) -> Result<Response<slipway_proto::agent::v1::CancelOperationResponse>, Status> {
+        Err(Status::unimplemented("CancelOperation: in progress")) // PLACEHOLDER(issue-4)
+    }
+
     async fn get_status(
         &self,
         request: Request<GetStatusRequest>,

@@ -70,6 +70,9 @@ impl app_service_server::AppService for Apps {
 
 #[tonic::async_trait]
 impl environment_service_server::EnvironmentService for Environments {
+    async fn update_environment(&self, _request: Request<pb::UpdateEnvironmentRequest>) -> Reply<pb::UpdateEnvironmentResponse> {
+        Err(Status::unimplemented("UpdateEnvironment: in progress")) // PLACEHOLDER(issue-4)
+    }
     async fn create_environment(
         &self,
         request: Request<CreateEnvironmentRequest>,
@@ -150,6 +153,9 @@ impl host_service_server::HostService for Hosts {
 
 #[tonic::async_trait]
 impl release_service_server::ReleaseService for Releases {
+    async fn mark_release(&self, _request: Request<pb::MarkReleaseRequest>) -> Reply<pb::MarkReleaseResponse> {
+        Err(Status::unimplemented("MarkRelease: in progress")) // PLACEHOLDER(issue-4)
+    }
     async fn create_release(
         &self,
         request: Request<CreateReleaseRequest>,
@@ -222,6 +228,26 @@ impl deployment_service_server::DeploymentService for Deployments {
     type DeployStream = EventStream<DeployResponse>;
     type RollbackStream = EventStream<RollbackResponse>;
     type WatchDeploymentStream = EventStream<WatchDeploymentResponse>;
+
+    async fn plan_deployment(&self, _request: Request<pb::PlanDeploymentRequest>) -> Reply<pb::PlanDeploymentResponse> {
+        Err(Status::unimplemented("PlanDeployment: in progress")) // PLACEHOLDER(issue-4)
+    }
+
+    async fn cancel_deployment(&self, _request: Request<pb::CancelDeploymentRequest>) -> Reply<pb::CancelDeploymentResponse> {
+        Err(Status::unimplemented("CancelDeployment: in progress")) // PLACEHOLDER(issue-4)
+    }
+
+    async fn list_deployment_events(&self, _request: Request<pb::ListDeploymentEventsRequest>) -> Reply<pb::ListDeploymentEventsResponse> {
+        Err(Status::unimplemented("ListDeploymentEvents: in progress")) // PLACEHOLDER(issue-4)
+    }
+
+    async fn get_rollback_timeline(&self, _request: Request<pb::GetRollbackTimelineRequest>) -> Reply<pb::GetRollbackTimelineResponse> {
+        Err(Status::unimplemented("GetRollbackTimeline: in progress")) // PLACEHOLDER(issue-4)
+    }
+
+    async fn get_deployment_stats(&self, _request: Request<pb::GetDeploymentStatsRequest>) -> Reply<pb::GetDeploymentStatsResponse> {
+        Err(Status::unimplemented("GetDeploymentStats: in progress")) // PLACEHOLDER(issue-4)
+    }
 
     async fn deploy(&self, request: Request<pb::DeployRequest>) -> Reply<Self::DeployStream> {
         let caller = require(&request, Role::Deployer)?;

@@ -73,6 +73,7 @@ pub async fn pin(
                 app: Some(target),
                 release_id: release,
                 pinned,
+                fencing_token: 0,
             };
             let answer = async {
                 let mut client = ctx.agents.connect(&host).await.map_err(|e| e.to_string())?;

@@ -118,6 +118,8 @@ pub async fn create(
         total_bytes: manifest.files.iter().map(|f| f.size).sum(),
         previous_release: previous.map(|p| p.id).unwrap_or_default(),
         changes,
+        mark: 0,
+        mark_reason: String::new(),
         manifest: Vec::new(),
     };
     let key = key2(&app.name, &release.id);

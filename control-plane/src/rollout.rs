@@ -292,6 +292,7 @@ impl HostRun<'_> {
                 release_id: self.plan.release.id.clone(),
                 spec: self.plan.app.activation.clone(),
                 environment: self.plan.environment.clone(),
+                fencing_token: 0,
             };
             match client.rollback(request).await {
                 Ok(stream) => {
@@ -368,6 +369,8 @@ impl HostRun<'_> {
             environment: self.plan.environment.clone(),
             base_release,
             removed_paths,
+            prepare_only: false,
+            fencing_token: 0,
         };
         client.deploy(request).await
     }
@@ -510,6 +513,7 @@ fn produce_chunks(
                 size,
                 offset: offset as u64,
                 data: content[offset..end].to_vec(),
+                fencing_token: 0,
             };
             if tx.blocking_send(chunk).is_err() {
                 return Ok(()); // The upload call ended; it reports why.

@@ -72,6 +72,7 @@ impl Agent {
             releases,
             running_deployment: self.operations.running_on(app.root()).unwrap_or_default(),
             previous_release,
+            fencing_token: 0, // PLACEHOLDER(issue-4): the journal's highest token
         })
     }
 

@@ -41,6 +41,7 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
         git_ref: args.git_ref.clone().unwrap_or_default(),
         release_id: args.release.clone().unwrap_or_default(),
         message: args.message.clone().unwrap_or_default(),
+        policy: None,
     };
     let stream = rpc(api.deployments().deploy(request).await)?;
     let events = stream.map(|item| item.map(|response| response.event));

@@ -44,6 +44,7 @@ pub async fn run(command: &EnvCommand, conn: &Connection, output: Output) -> any
                 name: args.name.clone(),
                 description: args.description.clone().unwrap_or_default(),
                 created_at: None,
+                rollout_policy: None,
             };
             let request = CreateEnvironmentRequest {
                 environment: Some(environment),

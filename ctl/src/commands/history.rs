@@ -69,6 +69,7 @@ pub async fn run(args: &HistoryArgs, conn: &Connection, output: Output) -> anyho
             .map_or(DeploymentStatus::Unspecified, Into::into) as i32,
         page_size: args.limit.unwrap_or_default(),
         page_token: args.page_token.clone().unwrap_or_default(),
+        ..Default::default()
     };
     let response = rpc(conn
         .api()

@@ -42,6 +42,7 @@ pub async fn run(
         environment: args.env.clone(),
         release_id: args.to.clone().unwrap_or_default(),
         message: args.message.clone().unwrap_or_default(),
+        policy: None,
     };
     let stream = rpc(api.deployments().rollback(request).await)?;
     let events = stream.map(|item| item.map(|response| response.event));
