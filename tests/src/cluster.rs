@@ -362,6 +362,7 @@ impl Cluster {
                 environment: ENV.into(),
                 release_id: release.into(),
                 message: "roll back".into(),
+                policy: None,
             })
             .await
             .expect("rollback")
