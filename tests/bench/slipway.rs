@@ -180,6 +180,7 @@ impl Slipway {
             environment: ENV.into(),
             release_id: String::new(),
             message: "bench: roll back".into(),
+            policy: None,
         };
         let mut client = self.client.clone();
         self.measure(async move {
