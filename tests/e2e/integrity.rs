@@ -38,6 +38,7 @@ async fn upload(
         size: data.len() as u64,
         offset: 0,
         data: data.to_vec(),
+        fencing_token: 0,
     };
     let response = agent
         .upload_objects(tokio_stream::iter(vec![chunk]))

@@ -128,6 +128,7 @@ async fn another_operation_on_a_busy_app_is_refused_naming_the_running_one() {
             release_id: d0.release.clone(),
             spec: None,
             environment: ENV.into(),
+            fencing_token: 0,
         })
         .await
         .expect_err("a rollback while a deploy runs");

@@ -120,6 +120,7 @@ async fn pinned_release_survives_retention_until_unpinned() {
             app: Some(app_target()),
             release_id: releases[0].clone(),
             pinned: true,
+            fencing_token: 0,
         })
         .await
         .expect("pin")
@@ -134,6 +135,7 @@ async fn pinned_release_survives_retention_until_unpinned() {
             app: Some(app_target()),
             release_id: "20200101T000000Z-0000000".into(),
             pinned: true,
+            fencing_token: 0,
         })
         .await
         .expect_err("a release that is not on the host");
@@ -174,6 +176,7 @@ async fn pinned_release_survives_retention_until_unpinned() {
             app: Some(app_target()),
             release_id: releases[0].clone(),
             pinned: false,
+            fencing_token: 0,
         })
         .await
         .expect("unpin")
