@@ -1,13 +1,14 @@
 //! What the agent does, one method per RPC: the domain behind the thin gRPC
 //! handlers. Owns the app roots, the operations, the journals and the app
-//! registry, and recovers every app when it opens.
+//! registry, recovers every app when it opens, and fences every mutating
+//! request with its token before it changes anything.
 
 use std::{
     collections::HashMap,
     path::PathBuf,
     pin::Pin,
     sync::{Arc, Mutex},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use futures_util::Stream;
@@ -17,10 +18,11 @@ use crate::{
     config::Config,
     deploy::{self, DeployPlan, RollbackPlan},
     error::{Error, blocking},
+    fencing,
     journal::{Journal, Journals, Status},
     layout::{self, AppRoot, Roots},
     objects::ObjectStore,
-    operations::{Begin, EventLog, Kind, OperationError, Operations, Spec},
+    operations::{Begin, EventLog, Kind, OperationError, OperationGuard, Operations, Spec},
     recovery,
     registry::Registry,
     release::{self, ReleaseError},
@@ -110,28 +112,68 @@ impl Agent {
         blocking(move || agent.journals.get(&app)).await
     }
 
-    /// The recorded events of a finished operation with this spec's id, to
-    /// replay. An interrupted one runs again.
+    /// The recorded events of a finished operation with this spec's id and
+    /// kind, to replay. An interrupted one runs again. Another operation
+    /// under the same id is refused, unless it pairs with this one (a
+    /// prepare and the rollback that activates it).
     fn recorded(journal: &Journal, spec: &Spec) -> Result<Option<Arc<EventLog>>, Error> {
-        let Some(op) = journal.read(|data| data.operation(&spec.deployment_id).cloned()) else {
-            return Ok(None);
-        };
-        if op.kind != spec.kind || op.release_id != spec.release_id {
+        let ops: Vec<_> = journal.read(|data| {
+            data.operations_of(&spec.deployment_id)
+                .cloned()
+                .collect::<Vec<_>>()
+        });
+        let mut replay = None;
+        for op in ops {
             let existing = Spec {
                 kind: op.kind,
-                release_id: op.release_id,
+                release_id: op.release_id.clone(),
                 ..spec.clone()
             };
-            return Err(OperationError::Reused {
-                deployment_id: spec.deployment_id.clone(),
-                existing: existing.to_string(),
+            if existing == *spec {
+                if op.status == Status::Finished && !op.events.is_empty() {
+                    replay = Some(EventLog::replay(op.events));
+                }
+            } else if !existing.pairs_with(spec) {
+                return Err(OperationError::Reused {
+                    deployment_id: spec.deployment_id.clone(),
+                    existing: existing.to_string(),
+                }
+                .into());
             }
-            .into());
         }
-        match op.status {
-            Status::Finished if !op.events.is_empty() => Ok(Some(EventLog::replay(op.events))),
-            _ => Ok(None),
+        Ok(replay)
+    }
+
+    /// Checks a request's fencing token against the app's journal and
+    /// records it when it is the highest yet.
+    async fn fence(journal: &Arc<Journal>, app: &AppRoot, token: u64) -> Result<(), Error> {
+        if token == 0 {
+            return Ok(());
         }
+        let (journal, name) = (journal.clone(), app.name().to_owned());
+        blocking(move || fencing::fence(&journal, &name, token)).await
+    }
+
+    /// Starts the operation `guard` holds the app for, unless a higher
+    /// fencing token arrived since the request was first checked: then the
+    /// app is given back untouched and the request refused.
+    async fn start<F>(
+        guard: OperationGuard,
+        journal: &Arc<Journal>,
+        app: &AppRoot,
+        token: u64,
+        run: impl FnOnce(OperationGuard) -> F,
+    ) -> Result<EventStream, Error>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if let Err(err) = Self::fence(journal, app, token).await {
+            guard.abandon(crate::error::chain(&err));
+            return Err(err);
+        }
+        let events = guard.log().subscribe();
+        tokio::spawn(run(guard));
+        Ok(Box::pin(events))
     }
 
     /// Where apps may live, for resolving requests.
@@ -150,7 +192,11 @@ impl Agent {
 
     /// Starts receiving objects into the app's store, creating its
     /// directories on first use.
-    pub async fn upload(&self, app: AppRoot) -> Result<Upload, Error> {
+    pub async fn upload(self: &Arc<Self>, app: AppRoot, token: u64) -> Result<Upload, Error> {
+        if token != 0 {
+            let journal = self.journal(&app).await?;
+            Self::fence(&journal, &app, token).await?;
+        }
         let store = ObjectStore::new(&app);
         blocking(move || {
             app.ensure().map_err(|source| Error::CreateDir {
@@ -166,15 +212,19 @@ impl Agent {
     /// Everything that can be refused is refused before this returns.
     pub async fn deploy(self: &Arc<Self>, plan: DeployPlan) -> Result<EventStream, Error> {
         let spec = spec(
-            Kind::Deploy,
+            plan.kind(),
             &plan.app,
             &plan.deployment_id,
             &plan.release_id,
         );
+        let journal = self.journal(&plan.app).await?;
+        Self::fence(&journal, &plan.app, plan.fencing_token).await?;
+        if let Some(log) = self.two_phase(&journal, &spec)? {
+            return Ok(Box::pin(log.subscribe()));
+        }
         if let Some(log) = self.operations.find(&spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
-        let journal = self.journal(&plan.app).await?;
         if let Some(log) = Self::recorded(&journal, &spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
@@ -188,29 +238,73 @@ impl Agent {
         match self.operations.begin(spec)? {
             Begin::Existing(log) => Ok(Box::pin(log.subscribe())),
             Begin::New(guard) => {
-                let events = guard.log().subscribe();
-                tokio::spawn(deploy::deploy(guard, self.registry.clone(), journal, plan));
-                Ok(Box::pin(events))
+                let (app, token, registry) =
+                    (plan.app.clone(), plan.fencing_token, self.registry.clone());
+                let task_journal = journal.clone();
+                Self::start(guard, &journal, &app, token, move |guard| {
+                    deploy::deploy(guard, registry, task_journal, plan)
+                })
+                .await
             }
         }
     }
 
+    /// A whole Deploy repeated under the deployment id of a two-phase deploy
+    /// of the same release (a prepare, then the rollback that activates it)
+    /// follows or replays the activation: that deployment's outcome. Refused
+    /// while the release is prepared but not activated. None when the id
+    /// names no prepare of this release.
+    fn two_phase(&self, journal: &Journal, spec: &Spec) -> Result<Option<Arc<EventLog>>, Error> {
+        if spec.kind != Kind::Deploy {
+            return Ok(None);
+        }
+        let Some(prepare) = journal.read(|data| {
+            data.operation(&spec.deployment_id, Kind::Prepare)
+                .filter(|op| op.release_id == spec.release_id)
+                .map(|op| Spec {
+                    kind: op.kind,
+                    ..spec.clone()
+                })
+        }) else {
+            return Ok(None);
+        };
+        let activation = Spec {
+            kind: Kind::Rollback,
+            ..spec.clone()
+        };
+        if let Some(log) = self.operations.find(&activation)? {
+            return Ok(Some(log));
+        }
+        if let Some(log) = Self::recorded(journal, &activation)? {
+            return Ok(Some(log));
+        }
+        Err(OperationError::Reused {
+            deployment_id: spec.deployment_id.clone(),
+            existing: format!("{prepare}, not activated yet,"),
+        }
+        .into())
+    }
+
     /// Starts a rollback to a release on disk, or follows the one with the
-    /// same deployment id.
-    pub async fn rollback(self: &Arc<Self>, plan: RollbackPlan) -> Result<EventStream, Error> {
+    /// same deployment id. With the deployment id of a prepare-only deploy
+    /// of that release, it activates the prepared release: it switches,
+    /// checks and prunes as the deploy would have.
+    pub async fn rollback(self: &Arc<Self>, mut plan: RollbackPlan) -> Result<EventStream, Error> {
         let spec = spec(
             Kind::Rollback,
             &plan.app,
             &plan.deployment_id,
             &plan.release_id,
         );
+        let journal = self.journal(&plan.app).await?;
+        Self::fence(&journal, &plan.app, plan.fencing_token).await?;
         if let Some(log) = self.operations.find(&spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
-        let journal = self.journal(&plan.app).await?;
         if let Some(log) = Self::recorded(&journal, &spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
+        plan.prepared_keep = Self::prepared(&journal, &plan)?;
         let release = plan.app.release(&plan.release_id);
         if !blocking(move || Ok::<_, Error>(release.is_dir())).await? {
             return Err(ReleaseError::NotOnHost {
@@ -221,16 +315,72 @@ impl Agent {
         match self.operations.begin(spec)? {
             Begin::Existing(log) => Ok(Box::pin(log.subscribe())),
             Begin::New(guard) => {
-                let events = guard.log().subscribe();
-                tokio::spawn(deploy::rollback(
-                    guard,
-                    self.registry.clone(),
-                    journal,
-                    plan,
-                ));
-                Ok(Box::pin(events))
+                let (app, token, registry) =
+                    (plan.app.clone(), plan.fencing_token, self.registry.clone());
+                let task_journal = journal.clone();
+                Self::start(guard, &journal, &app, token, move |guard| {
+                    deploy::rollback(guard, registry, task_journal, plan)
+                })
+                .await
             }
         }
+    }
+
+    /// For a rollback under the deployment id of a prepare of the same
+    /// release: the releases that prepare keeps, once it is known to have
+    /// left the release ready. None for a plain rollback.
+    fn prepared(journal: &Journal, plan: &RollbackPlan) -> Result<Option<usize>, Error> {
+        let Some(prepare) =
+            journal.read(|data| data.operation(&plan.deployment_id, Kind::Prepare).cloned())
+        else {
+            return Ok(None);
+        };
+        let not_prepared = |why: &str| OperationError::NotPrepared {
+            deployment_id: plan.deployment_id.clone(),
+            release_id: plan.release_id.clone(),
+            why: why.to_owned(),
+        };
+        let result = prepare.events.last().and_then(|e| e.result.as_ref());
+        match (prepare.status, result) {
+            (Status::Finished, Some(result)) if result.success => {}
+            (Status::Finished, Some(_)) => return Err(not_prepared("its prepare failed").into()),
+            (Status::Interrupted, _) => {
+                return Err(not_prepared("the agent restarted during its prepare").into());
+            }
+            _ => return Err(not_prepared("its prepare has not finished").into()),
+        }
+        Ok(Some(
+            prepare
+                .keep_releases
+                .unwrap_or(crate::release::DEFAULT_KEEP),
+        ))
+    }
+
+    /// Cancels the operation of `deployment_id` running on the app and
+    /// waits until nothing of it runs any more (its hook or check stopped,
+    /// `current` switched back if it had been switched, the outcome
+    /// journaled). Returns whether it ended because of the cancel (false
+    /// when none was running, or when it had already passed its health
+    /// check and finished), and the app's `current` release after it.
+    pub async fn cancel(
+        self: &Arc<Self>,
+        app: AppRoot,
+        deployment_id: String,
+        grace: Duration,
+        token: u64,
+    ) -> Result<(bool, Option<String>), Error> {
+        let journal = self.journal(&app).await?;
+        Self::fence(&journal, &app, token).await?;
+        let cancelled = match self.operations.cancel(app.root(), &deployment_id, grace) {
+            Some(log) => {
+                tracing::info!(app = app.name(), deployment = %deployment_id, ?grace, "cancelling");
+                let last = log.finished().await;
+                last.result.is_some_and(|r| !r.success)
+            }
+            None => false,
+        };
+        let current = blocking(move || release::current_release(&app)).await?;
+        Ok((cancelled, current))
     }
 
     /// Resolves once no operation is running (used when shutting down).
@@ -250,9 +400,15 @@ fn spec(kind: Kind, app: &AppRoot, deployment_id: &str, release_id: &str) -> Spe
 }
 
 #[cfg(test)]
+mod cancel_tests;
+#[cfg(test)]
 mod durability_tests;
 #[cfg(test)]
+mod fencing_tests;
+#[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod prepare_tests;
 mod status;
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
-//! The steps of a deploy and of a rollback, run as their own task so they
-//! finish even when the client goes away, each reported as progress events
-//! and journaled so a repeat after a restart replays the outcome.
+//! The steps of a deploy (or of a prepare-only one) and of a rollback, run
+//! as their own task so they finish even when the client goes away, each
+//! reported as progress events and journaled so a repeat after a restart
+//! replays the outcome.
 
 use std::sync::Arc;
 
@@ -48,6 +49,21 @@ pub struct DeployPlan {
     pub activation: Activation,
     /// Environment name, for hooks.
     pub environment: String,
+    /// Stop once the release is ready, without switching.
+    pub prepare_only: bool,
+    /// The lock's fencing token (0: unfenced).
+    pub fencing_token: u64,
+}
+
+impl DeployPlan {
+    /// The kind of operation it runs.
+    pub fn kind(&self) -> Kind {
+        if self.prepare_only {
+            Kind::Prepare
+        } else {
+            Kind::Deploy
+        }
+    }
 }
 
 /// A validated Rollback request.
@@ -63,6 +79,21 @@ pub struct RollbackPlan {
     pub activation: Activation,
     /// Environment name, for hooks.
     pub environment: String,
+    /// The lock's fencing token (0: unfenced).
+    pub fencing_token: u64,
+    /// Set when it activates a release prepared under the same deployment
+    /// id: the releases that prepare asked to keep, pruned to after the
+    /// switch as a deploy would.
+    pub prepared_keep: Option<usize>,
+}
+
+/// How an operation that did not fail ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Done {
+    /// `current` points to the release.
+    Live,
+    /// The release is ready; `current` was not switched.
+    Prepared,
 }
 
 fn context(
@@ -79,8 +110,10 @@ fn context(
         app: app.clone(),
         journal,
         deployment_id: guard.spec().deployment_id.clone(),
+        kind: guard.spec().kind,
         environment: environment.to_owned(),
         activation: activation.clone(),
+        cancel: guard.cancel().clone(),
     }
 }
 
@@ -108,12 +141,17 @@ async fn deploy_steps(
     registry: &Arc<Registry>,
     plan: &DeployPlan,
     previous: &mut Option<String>,
-) -> Result<(), Error> {
+) -> Result<Done, Error> {
     let (app, id) = (&plan.app, plan.release_id.as_str());
+    let what = if plan.prepare_only {
+        "preparing (without switching)"
+    } else {
+        "deploying"
+    };
     ctx.say(
         LogLevel::Info,
         format!(
-            "deploying release {id} of app {} to {} ({} files)",
+            "{what} release {id} of app {} to {} ({} files)",
             app.name(),
             app.root().display(),
             plan.manifest.len()
@@ -129,15 +167,56 @@ async fn deploy_steps(
     .await?;
     record_app(ctx, registry, app).await;
     let is_current;
-    (is_current, *previous) = begin(ctx, Kind::Deploy, id).await?;
+    (is_current, *previous) = begin(ctx, plan.kind(), id, Some(plan.keep)).await?;
+    let outcome = async {
+        ctx.checkpoint("building the release")?;
+        build(ctx, plan, is_current, previous.as_deref()).await?;
+        if plan.prepare_only {
+            return Ok(Done::Prepared);
+        }
+        ctx.activate(id, previous.as_deref(), ACTIVATE_AT).await?;
+        Ok(Done::Live)
+    }
+    .await;
+    if let Err(Error::Cancelled { .. }) = &outcome
+        && !is_current
+    {
+        // Cancelled before any switch (after one, the switch back marks
+        // it): whatever it got to, it must not look ready to be switched to
+        // (retention keeps those) or linger as unfinished.
+        let state = ctx.journal.read(|data| data.state(id));
+        if matches!(state, Some(State::Unfinished | State::Ready))
+            && let Err(err) = ctx.set_state(id, State::Failed).await
+        {
+            tracing::warn!(error = %chain(&err), "cannot record the cancelled release");
+        }
+    }
+    if outcome? == Done::Prepared {
+        return Ok(Done::Prepared);
+    }
+    prune(ctx, app, plan.keep, id, previous.as_deref()).await;
+    Ok(Done::Live)
+}
+
+/// Links shared paths, materialises the release and runs its
+/// before-activate hooks (unless it is current already), leaving it ready.
+async fn build(
+    ctx: &mut Ctx,
+    plan: &DeployPlan,
+    is_current: bool,
+    previous: Option<&str>,
+) -> Result<(), Error> {
+    let (app, id) = (&plan.app, plan.release_id.as_str());
     let shared_paths = plan.activation.shared.clone();
     if !shared_paths.is_empty() {
+        ctx.checkpoint("linking shared paths")?;
         ctx.enter(Stage::LinkShared, LINK_SHARED_AT);
         let (root, paths) = (app.clone(), shared_paths.clone());
         for line in blocking(move || shared::prepare(&root, &paths)).await? {
             ctx.say(LogLevel::Info, line);
         }
     }
+    ctx.checkpoint("materialising")?;
     if !is_current {
         ctx.set_state(id, State::Unfinished).await?;
     }
@@ -207,10 +286,7 @@ async fn deploy_steps(
         );
     } else {
         ctx.enter(Stage::Hook, BEFORE_ACTIVATE_AT);
-        if let Err(err) = ctx
-            .run_hooks(Point::BeforeActivate, id, previous.as_deref())
-            .await
-        {
+        if let Err(err) = ctx.run_hooks(Point::BeforeActivate, id, previous).await {
             if let Err(journal) = ctx.set_state(id, State::Failed).await {
                 tracing::warn!(error = %chain(&journal), "cannot record the failed release");
             }
@@ -218,14 +294,18 @@ async fn deploy_steps(
         }
         ctx.set_state(id, State::Ready).await?;
     }
+    Ok(())
+}
 
-    ctx.activate(id, previous.as_deref(), ACTIVATE_AT).await?;
-
+/// Removes releases beyond retention after a switch. A failure is a
+/// warning: `current` already points to the new release, the deploy stands.
+async fn prune(ctx: &mut Ctx, app: &AppRoot, keep: usize, id: &str, previous: Option<&str>) {
     ctx.enter(Stage::Prune, PRUNE_AT);
-    let (root, keep, journal) = (app.clone(), plan.keep, ctx.journal.clone());
-    let protect: Vec<String> = [Some(id.to_owned()), previous.clone()]
+    let (root, journal) = (app.clone(), ctx.journal.clone());
+    let protect: Vec<String> = [Some(id), previous]
         .into_iter()
         .flatten()
+        .map(str::to_owned)
         .collect();
     let pruned = blocking(move || {
         let protect: Vec<&str> = protect.iter().map(String::as_str).collect();
@@ -244,13 +324,11 @@ async fn deploy_steps(
                 ctx.say(LogLevel::Info, message);
             }
         }
-        // `current` already points to the new release: the deploy stands.
         Err(err) => ctx.say(
             LogLevel::Warn,
             format!("could not prune old releases: {}", chain(&err)),
         ),
     }
-    Ok(())
 }
 
 /// Runs a rollback to the end and records its final event.
@@ -270,14 +348,22 @@ pub async fn rollback(
     let mut previous = None;
     let outcome = async {
         let (app, id) = (&plan.app, plan.release_id.as_str());
-        ctx.say(
-            LogLevel::Info,
-            format!("rolling back app {} to release {id}", app.name()),
-        );
+        let message = if plan.prepared_keep.is_some() {
+            format!("activating prepared release {id} of app {}", app.name())
+        } else {
+            format!("rolling back app {} to release {id}", app.name())
+        };
+        ctx.say(LogLevel::Info, message);
         record_app(&ctx, &registry, app).await;
-        (_, previous) = begin(&ctx, Kind::Rollback, id).await?;
+        (_, previous) = begin(&ctx, Kind::Rollback, id, None).await?;
         ctx.activate(id, previous.as_deref(), ROLLBACK_ACTIVATE_AT)
-            .await
+            .await?;
+        // The second phase of a two-phase deploy finishes it as a deploy
+        // would; a plain rollback leaves retention to the next deploy.
+        if let Some(keep) = plan.prepared_keep {
+            prune(&mut ctx, app, keep, id, previous.as_deref()).await;
+        }
+        Ok(Done::Live)
     }
     .await;
     finish(guard, ctx, previous, outcome).await;
@@ -287,7 +373,12 @@ pub async fn rollback(
 /// `current` already points to `id`, and the release to switch back to on
 /// failure: what `current` points to, or, when an interrupted run of this
 /// deployment already switched, what it pointed to before that run.
-async fn begin(ctx: &Ctx, kind: Kind, id: &str) -> Result<(bool, Option<String>), Error> {
+async fn begin(
+    ctx: &Ctx,
+    kind: Kind,
+    id: &str,
+    keep_releases: Option<usize>,
+) -> Result<(bool, Option<String>), Error> {
     let current = current(&ctx.app).await?;
     let is_current = current.as_deref() == Some(id);
     let (id, deployment) = (id.to_owned(), ctx.deployment_id.clone());
@@ -295,8 +386,8 @@ async fn begin(ctx: &Ctx, kind: Kind, id: &str) -> Result<(bool, Option<String>)
         .journal
         .change(move |data| {
             let carried = data
-                .operation(&deployment)
-                .filter(|o| o.status != Status::Finished && o.kind == kind && o.release_id == id)
+                .operation(&deployment, kind)
+                .filter(|o| o.status != Status::Finished && o.release_id == id)
                 .and_then(|o| o.previous_release.clone())
                 .filter(|_| is_current);
             let previous = carried.or(current);
@@ -309,6 +400,7 @@ async fn begin(ctx: &Ctx, kind: Kind, id: &str) -> Result<(bool, Option<String>)
                 started_unix: now_unix(),
                 finished_unix: None,
                 hook: None,
+                keep_releases: keep_releases.filter(|_| kind == Kind::Prepare),
                 events: Vec::new(),
             });
             previous
@@ -338,12 +430,12 @@ async fn finish(
     guard: OperationGuard,
     ctx: Ctx,
     previous: Option<String>,
-    outcome: Result<(), Error>,
+    outcome: Result<Done, Error>,
 ) {
     let spec = guard.spec().clone();
     let previous_release = previous.clone().unwrap_or_default();
     let (last, result) = match outcome {
-        Ok(()) => {
+        Ok(Done::Live) => {
             tracing::info!(deployment = %spec.deployment_id, app = %spec.app, release = %spec.release_id, "operation succeeded");
             let result = OperationResult {
                 success: true,
@@ -356,6 +448,25 @@ async fn finish(
                 percent: 100,
                 level: LogLevel::Info,
                 message: format!("release {} is live", spec.release_id),
+                ..Event::default()
+            };
+            (last, result)
+        }
+        Ok(Done::Prepared) => {
+            tracing::info!(deployment = %spec.deployment_id, app = %spec.app, release = %spec.release_id, "release prepared");
+            // `current` was not switched: it is what it was when this began.
+            let now = current(&ctx.app).await.unwrap_or(previous);
+            let result = OperationResult {
+                success: true,
+                previous_release,
+                current_release: now.unwrap_or_default(),
+                error: String::new(),
+            };
+            let last = Event {
+                stage: Stage::Done,
+                percent: 100,
+                level: LogLevel::Info,
+                message: format!("release {} is ready; not switched", spec.release_id),
                 ..Event::default()
             };
             (last, result)
@@ -391,11 +502,11 @@ async fn finish(
             (last, result)
         }
     };
-    let (journal, id) = (ctx.journal.clone(), spec.deployment_id.clone());
+    let (journal, id, kind) = (ctx.journal.clone(), spec.deployment_id.clone(), spec.kind);
     guard
         .finish(last, result, |events| async move {
             let written = journal
-                .change(move |data| data.finish_operation(&id, events))
+                .change(move |data| data.finish_operation(&id, kind, events))
                 .await;
             if let Err(err) = written {
                 // The outcome still streams; a repeat after a restart runs

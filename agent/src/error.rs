@@ -6,9 +6,9 @@ use slipway_proto::{tls::TlsError, validate::InvalidField};
 use tonic::{Code, Status};
 
 use crate::{
-    config::ConfigError, health::HealthError, hooks::HookError, journal::JournalError,
-    objects::ObjectError, operations::OperationError, registry::RegistryError,
-    release::ReleaseError, shared::SharedError,
+    config::ConfigError, fencing::StaleToken, health::HealthError, hooks::HookError,
+    journal::JournalError, objects::ObjectError, operations::OperationError,
+    registry::RegistryError, release::ReleaseError, shared::SharedError,
 };
 
 /// Everything that can go wrong in the agent, at startup or in a request.
@@ -88,6 +88,15 @@ pub enum Error {
         /// The last lines of output of what failed.
         output: Option<String>,
     },
+    /// The request's fencing token is lower than one the app has seen.
+    #[error(transparent)]
+    Stale(#[from] StaleToken),
+    /// CancelOperation stopped the operation.
+    #[error("cancelled {during}")]
+    Cancelled {
+        /// Where it stopped, e.g. `during before-activate hook "migrate"`.
+        during: String,
+    },
     /// The client's request stream failed (it went away or sent garbage).
     #[error("the request stream failed")]
     Client(#[source] Status),
@@ -149,7 +158,11 @@ impl Error {
                 Code::InvalidArgument
             }
             Error::Release(ReleaseError::Invalid(_)) => Code::InvalidArgument,
-            Error::Operation(_) | Error::UnknownBase { .. } => Code::FailedPrecondition,
+            Error::Operation(_) | Error::UnknownBase { .. } | Error::Stale(_) => {
+                Code::FailedPrecondition
+            }
+            // Reported in an operation's final event, not as a status.
+            Error::Cancelled { .. } => Code::Cancelled,
             Error::Release(
                 ReleaseError::ObjectsMissing { .. }
                 | ReleaseError::NotOnHost { .. }

@@ -152,6 +152,20 @@ impl EventLog {
             .is_some_and(|e| e.result.is_some())
     }
 
+    /// Resolves with the final event once it is published: the operation's
+    /// app is free by then and nothing of it runs any more.
+    pub async fn finished(&self) -> ProgressEvent {
+        let mut rx = self.changed.subscribe();
+        loop {
+            rx.borrow_and_update();
+            if let Some(last) = self.last().filter(|e| e.result.is_some()) {
+                return last;
+            }
+            // The sender lives in `self`: this cannot fail while it waits.
+            let _ = rx.changed().await;
+        }
+    }
+
     /// The latest event, if any.
     pub fn last(&self) -> Option<ProgressEvent> {
         self.events().list.last().cloned()

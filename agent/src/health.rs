@@ -1,6 +1,6 @@
 //! The health check after a switch: an HTTP GET expecting 2xx, or a command
-//! expecting exit 0, retried until it passes, the attempts run out or the
-//! deadline passes.
+//! expecting exit 0, retried until it passes, the attempts run out, the
+//! deadline passes or the operation is cancelled.
 
 use std::time::Instant;
 
@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{
     activation::{HealthCheck, Probe},
+    cancel::Cancel,
     hooks::{self, Command, Output, Tracker},
     operations::Event,
 };
@@ -30,15 +31,19 @@ pub struct HealthError {
     pub last: String,
     /// The last attempt's output (a command's last lines).
     pub output: String,
+    /// It stopped because the operation was cancelled.
+    pub cancelled: bool,
 }
 
 /// Probes until one attempt passes. `cmd` carries the directory and the
-/// environment a command probe runs with.
+/// environment a command probe runs with. A cancel stops the attempt in
+/// flight (a command's process group is terminated) and makes no more.
 pub async fn check(
     check: &HealthCheck,
     cmd: &Command,
     out: &Output,
     tracker: Option<&Tracker>,
+    cancel: &Cancel,
 ) -> Result<(), HealthError> {
     let what = match &check.probe {
         Probe::Http(url) => format!("GET {url}"),
@@ -56,7 +61,17 @@ pub async fn check(
     };
     let deadline = Instant::now() + check.deadline;
     let (mut made, mut last, mut output) = (0, String::from("no attempt was made"), String::new());
+    let cancelled = |what: String, attempts, output| HealthError {
+        what,
+        attempts,
+        last: "cancelled".to_owned(),
+        output,
+        cancelled: true,
+    };
     for attempt in 1..=check.attempts {
+        if cancel.is_cancelled() {
+            return Err(cancelled(what, made, output));
+        }
         let remaining = deadline.saturating_duration_since(Instant::now());
         if remaining.is_zero() {
             last = format!(
@@ -67,9 +82,11 @@ pub async fn check(
         }
         made = attempt;
         let result = match &check.probe {
-            Probe::Http(url) => tokio::time::timeout(remaining, get(url))
-                .await
-                .unwrap_or_else(|_| Err("no answer before the deadline".to_owned())),
+            Probe::Http(url) => tokio::select! {
+                answer = tokio::time::timeout(remaining, get(url)) => answer
+                    .unwrap_or_else(|_| Err("no answer before the deadline".to_owned())),
+                () = cancel.cancelled() => return Err(cancelled(what, made, output)),
+            },
             Probe::Command(command) => {
                 let cmd = Command {
                     what: "health check command".to_owned(),
@@ -77,10 +94,13 @@ pub async fn check(
                     timeout: remaining,
                     ..cmd.clone()
                 };
-                match hooks::run(&cmd, out, tracker).await {
+                match hooks::run(&cmd, out, tracker, cancel).await {
                     Ok(_) => Ok("exit 0".to_owned()),
                     Err(err) => {
                         output = err.output().unwrap_or_default().to_owned();
+                        if matches!(err, hooks::HookError::Cancelled { .. }) {
+                            return Err(cancelled(what, made, output));
+                        }
                         Err(err.to_string())
                     }
                 }
@@ -107,7 +127,10 @@ pub async fn check(
             let pause = check
                 .interval
                 .min(deadline.saturating_duration_since(Instant::now()));
-            tokio::time::sleep(pause).await;
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = cancel.cancelled() => return Err(cancelled(what, made, output)),
+            }
         }
     }
     Err(HealthError {
@@ -115,6 +138,7 @@ pub async fn check(
         attempts: made,
         last,
         output,
+        cancelled: false,
     })
 }
 

@@ -1,6 +1,6 @@
 //! Running a hook (or a health check command): `sh -c` in its own process
 //! group, stdout and stderr streamed line by line as events, and past its
-//! timeout the whole group is terminated, then killed.
+//! timeout or on a cancel the whole group is terminated, then killed.
 
 use std::{
     collections::VecDeque,
@@ -18,9 +18,10 @@ use slipway_proto::agent::v1::{LogLevel, Stage};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 use crate::{
+    cancel::Cancel,
     error::chain,
     journal::{HookProcess, Journal},
-    operations::{Event, EventLog},
+    operations::{Event, EventLog, Kind},
 };
 
 /// Time between SIGTERM and SIGKILL for a hook past its timeout.
@@ -109,13 +110,23 @@ pub enum HookError {
         /// Its last lines of output.
         output: String,
     },
+    /// The operation was cancelled while it ran (or before it started).
+    #[error("{what} was cancelled and stopped with its process group")]
+    Cancelled {
+        /// The command.
+        what: String,
+        /// Its last lines of output.
+        output: String,
+    },
 }
 
 impl HookError {
     /// The last lines of output, for the operation's error.
     pub fn output(&self) -> Option<&str> {
         match self {
-            HookError::Failed { output, .. } | HookError::TimedOut { output, .. } => {
+            HookError::Failed { output, .. }
+            | HookError::TimedOut { output, .. }
+            | HookError::Cancelled { output, .. } => {
                 Some(output).filter(|o| !o.is_empty()).map(String::as_str)
             }
             HookError::Spawn { .. } => None,
@@ -131,15 +142,17 @@ pub struct Tracker {
     pub journal: Arc<Journal>,
     /// The operation.
     pub deployment_id: String,
+    /// Its kind (a prepare and its activation share the deployment id).
+    pub kind: Kind,
 }
 
 impl Tracker {
     async fn set(&self, hook: Option<HookProcess>) {
-        let id = self.deployment_id.clone();
+        let (id, kind) = (self.deployment_id.clone(), self.kind);
         let written = self
             .journal
             .change(move |data| {
-                if let Some(op) = data.operation_mut(&id) {
+                if let Some(op) = data.operation_mut(&id, kind) {
                     op.hook = hook;
                 }
             })
@@ -158,12 +171,20 @@ pub fn boot_id() -> String {
 }
 
 /// Runs `cmd` to the end, streaming its output to `out`. Returns how long
-/// it ran.
+/// it ran. When `cancel` fires, the command's process group gets SIGTERM,
+/// then SIGKILL after the cancel's grace; a cancelled command is not started.
 pub async fn run(
     cmd: &Command,
     out: &Output,
     tracker: Option<&Tracker>,
+    cancel: &Cancel,
 ) -> Result<Duration, HookError> {
+    if cancel.is_cancelled() {
+        return Err(HookError::Cancelled {
+            what: cmd.what.clone(),
+            output: String::new(),
+        });
+    }
     out.say(
         LogLevel::Info,
         format!("running {}: {}", cmd.what, cmd.command),
@@ -178,7 +199,7 @@ pub async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        // Its own group: a timeout kills everything it started.
+        // Its own group: a timeout or a cancel stops everything it started.
         .process_group(0)
         .spawn()
         .map_err(|source| HookError::Spawn {
@@ -208,15 +229,27 @@ pub async fn run(
         readers.push(tokio::spawn(reader.read(pipe)));
     }
     let remaining = cmd.timeout.saturating_sub(started.elapsed());
-    let status = tokio::select! {
-        status = child.wait() => Some(status),
-        () = tokio::time::sleep(remaining) => None,
+    let ended = tokio::select! {
+        status = child.wait() => Ended::Exited(status),
+        () = tokio::time::sleep(remaining) => Ended::TimedOut,
+        () = cancel.cancelled() => Ended::Cancelled,
     };
-    let timed_out = status.is_none();
-    let status = match status {
-        Some(status) => status,
-        None => terminate(pgid, &mut child).await,
-    };
+    match &ended {
+        Ended::Exited(_) => {}
+        Ended::TimedOut => {
+            let _ = terminate(pgid, &mut child, KILL_GRACE).await;
+        }
+        Ended::Cancelled => {
+            let grace = cancel.grace();
+            let message = format!(
+                "cancelled: stopping {} (SIGTERM to its process group, SIGKILL after {} s)",
+                cmd.what,
+                grace.as_secs_f32()
+            );
+            out.say(LogLevel::Warn, message, "");
+            let _ = terminate(pgid, &mut child, grace).await;
+        }
+    }
     // Output still in the pipes comes before the verdict.
     let drained = futures_util::future::join_all(readers);
     if tokio::time::timeout(OUTPUT_GRACE, drained).await.is_err() {
@@ -232,25 +265,29 @@ pub async fn run(
         let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
         tail.iter().cloned().collect::<Vec<_>>().join("\n")
     };
-    let err = match status {
-        _ if timed_out => HookError::TimedOut {
-            what: cmd.what.clone(),
-            timeout: cmd.timeout,
-            output: output(),
-        },
-        Ok(status) if status.success() => {
+    let err = match ended {
+        Ended::Exited(Ok(status)) if status.success() => {
             let message = format!("{} succeeded in {:.1} s", cmd.what, elapsed.as_secs_f32());
             out.say(LogLevel::Info, message, "");
             return Ok(elapsed);
         }
-        Ok(status) => HookError::Failed {
+        Ended::Exited(Ok(status)) => HookError::Failed {
             what: cmd.what.clone(),
             status: status.to_string(),
             output: output(),
         },
-        Err(err) => HookError::Failed {
+        Ended::Exited(Err(err)) => HookError::Failed {
             what: cmd.what.clone(),
             status: format!("cannot wait for it: {err}"),
+            output: output(),
+        },
+        Ended::TimedOut => HookError::TimedOut {
+            what: cmd.what.clone(),
+            timeout: cmd.timeout,
+            output: output(),
+        },
+        Ended::Cancelled => HookError::Cancelled {
+            what: cmd.what.clone(),
             output: output(),
         },
     };
@@ -258,11 +295,19 @@ pub async fn run(
     Err(err)
 }
 
-/// SIGTERM to the group, SIGKILL after [`KILL_GRACE`] to whatever is left
-/// of it, then reaps the hook's `sh`.
+/// How a command's wait ended.
+enum Ended {
+    Exited(std::io::Result<ExitStatus>),
+    TimedOut,
+    Cancelled,
+}
+
+/// SIGTERM to the group, SIGKILL after `grace` to whatever is left of it,
+/// then reaps the hook's `sh`.
 async fn terminate(
     pgid: Option<Pid>,
     child: &mut tokio::process::Child,
+    grace: Duration,
 ) -> std::io::Result<ExitStatus> {
     // Pid 1 as a group would mean every process the agent may signal.
     let group = pgid.filter(|p| p.as_raw_nonzero().get() > 1);
@@ -270,8 +315,8 @@ async fn terminate(
     if let Some(group) = group {
         let _ = kill_process_group(group, Signal::TERM);
     }
-    let until = Instant::now() + KILL_GRACE;
-    let reaped = tokio::time::timeout(KILL_GRACE, child.wait()).await;
+    let until = Instant::now() + grace;
+    let reaped = tokio::time::timeout(grace, child.wait()).await;
     while alive() && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

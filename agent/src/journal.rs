@@ -1,6 +1,6 @@
 //! The per-app journal `<root>/.slipway/journal.json`: release states and
-//! pins, the previous good release, and the recent operations with their
-//! events. The only code that reads or writes that file; every change is
+//! pins, the previous good release, the highest fencing token seen, and the
+//! recent operations with their events. The only code that reads or writes that file; every change is
 //! written temp + fsync + rename + fsync of the directory, so a crash leaves
 //! either the old or the new journal.
 
@@ -128,7 +128,9 @@ pub struct HookProcess {
     pub boot_id: String,
 }
 
-/// One deploy or rollback.
+/// One deploy, prepare-only deploy or rollback. A deployment id names one
+/// operation, or a prepare and the rollback that activates the prepared
+/// release: records are keyed by deployment id and kind.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OperationRecord {
     /// Deployment id.
@@ -150,6 +152,10 @@ pub struct OperationRecord {
     /// The hook running now, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hook: Option<HookProcess>,
+    /// For a prepare-only deploy: the releases to keep, applied when the
+    /// release is activated (the activating Rollback does not carry it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_releases: Option<usize>,
     /// Every event, the final one last (empty while running).
     #[serde(default)]
     pub events: Vec<ProgressEvent>,
@@ -163,6 +169,10 @@ pub struct JournalData {
     /// The release that was active and healthy before the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_good: Option<String>,
+    /// The highest fencing token a request for this app carried (0: none
+    /// yet). Journals from before fencing have none and load as 0.
+    #[serde(default)]
+    pub fencing_token: u64,
     /// By release id.
     #[serde(default)]
     pub releases: BTreeMap<String, ReleaseRecord>,
@@ -176,6 +186,7 @@ impl Default for JournalData {
         Self {
             version: VERSION,
             previous_good: None,
+            fencing_token: 0,
             releases: BTreeMap::new(),
             operations: Vec::new(),
         }
@@ -215,25 +226,41 @@ impl JournalData {
         }
     }
 
-    /// The operation with this deployment id.
-    pub fn operation(&self, deployment_id: &str) -> Option<&OperationRecord> {
+    /// The operation of this kind with this deployment id.
+    pub fn operation(&self, deployment_id: &str, kind: Kind) -> Option<&OperationRecord> {
         self.operations
             .iter()
-            .find(|o| o.deployment_id == deployment_id)
+            .find(|o| o.deployment_id == deployment_id && o.kind == kind)
     }
 
-    /// The operation with this deployment id, to change it.
-    pub fn operation_mut(&mut self, deployment_id: &str) -> Option<&mut OperationRecord> {
+    /// The operation of this kind with this deployment id, to change it.
+    pub fn operation_mut(
+        &mut self,
+        deployment_id: &str,
+        kind: Kind,
+    ) -> Option<&mut OperationRecord> {
         self.operations
             .iter_mut()
-            .find(|o| o.deployment_id == deployment_id)
+            .find(|o| o.deployment_id == deployment_id && o.kind == kind)
+    }
+
+    /// Every operation with this deployment id (at most a prepare and its
+    /// activating rollback, or one other).
+    pub fn operations_of<'a>(
+        &'a self,
+        deployment_id: &'a str,
+    ) -> impl Iterator<Item = &'a OperationRecord> + 'a {
+        self.operations
+            .iter()
+            .filter(move |o| o.deployment_id == deployment_id)
     }
 
     /// Records a new run of an operation, replacing an earlier record of the
-    /// same id, and forgets the oldest finished ones beyond the bound.
+    /// same id and kind, and forgets the oldest finished ones beyond the
+    /// bound.
     pub fn begin_operation(&mut self, record: OperationRecord) {
         self.operations
-            .retain(|o| o.deployment_id != record.deployment_id);
+            .retain(|o| !(o.deployment_id == record.deployment_id && o.kind == record.kind));
         self.operations.push(record);
         let mut excess = self.operations.len().saturating_sub(OPERATIONS_KEPT);
         self.operations.retain(|o| {
@@ -244,8 +271,13 @@ impl JournalData {
     }
 
     /// Records the outcome of an operation with all its events.
-    pub fn finish_operation(&mut self, deployment_id: &str, events: Vec<ProgressEvent>) {
-        if let Some(op) = self.operation_mut(deployment_id) {
+    pub fn finish_operation(
+        &mut self,
+        deployment_id: &str,
+        kind: Kind,
+        events: Vec<ProgressEvent>,
+    ) {
+        if let Some(op) = self.operation_mut(deployment_id, kind) {
             op.status = Status::Finished;
             op.finished_unix = Some(now_unix());
             op.hook = None;

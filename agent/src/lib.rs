@@ -7,10 +7,12 @@
 
 mod activation;
 mod agent;
+mod cancel;
 pub mod config;
 mod deploy;
 pub mod error;
 mod event_log;
+pub mod fencing;
 mod health;
 mod hooks;
 mod host;

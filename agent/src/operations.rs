@@ -1,6 +1,6 @@
 //! One operation per app at a time: the running and recently finished
-//! operations, their event logs, and attaching to or replaying an operation
-//! by its deployment id.
+//! operations, their event logs and cancel switches, and attaching to or
+//! replaying an operation by its deployment id.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -12,6 +12,7 @@ use std::{
 use slipway_proto::agent::v1::{LogLevel, OperationResult, ProgressEvent, Stage};
 use tokio::sync::watch;
 
+use crate::cancel::Cancel;
 pub use crate::event_log::{Event, EventLog};
 
 /// Finished operations remembered in memory for replay; the app's journal
@@ -19,13 +20,21 @@ pub use crate::event_log::{Event, EventLog};
 const REMEMBERED: usize = 256;
 
 /// What an operation does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// Materialise and activate a release.
     Deploy,
-    /// Activate a release already on disk.
+    /// Activate a release already on disk; with the deployment id of a
+    /// prepare, the second phase of a two-phase deploy.
     Rollback,
+    /// Materialise a release and run its before-activate hooks, without
+    /// switching (a Deploy with `prepare_only`).
+    Prepare,
+}
+
+impl Kind {
+    const ALL: [Kind; 3] = [Kind::Deploy, Kind::Rollback, Kind::Prepare];
 }
 
 /// Identifies an operation; a repeated deployment id must repeat all of it.
@@ -43,11 +52,25 @@ pub struct Spec {
     pub release_id: String,
 }
 
+impl Spec {
+    /// Whether `self` and `other` may share a deployment id: a prepare and
+    /// the rollback that activates the release it prepared.
+    pub fn pairs_with(&self, other: &Spec) -> bool {
+        let kinds = (self.kind, other.kind);
+        matches!(
+            kinds,
+            (Kind::Prepare, Kind::Rollback) | (Kind::Rollback, Kind::Prepare)
+        ) && self.release_id == other.release_id
+            && self.root == other.root
+    }
+}
+
 impl fmt::Display for Spec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (what, prep) = match self.kind {
             Kind::Deploy => ("a deploy", "of"),
             Kind::Rollback => ("a rollback", "to"),
+            Kind::Prepare => ("a prepare-only deploy", "of"),
         };
         write!(
             f,
@@ -78,6 +101,20 @@ pub enum OperationError {
         /// What it named.
         existing: String,
     },
+    /// A rollback with the deployment id of a prepare that did not leave
+    /// its release ready.
+    #[error(
+        "deployment {deployment_id} did not prepare release {release_id} on this host \
+         ({why}); it cannot be activated: deploy it under a new deployment id"
+    )]
+    NotPrepared {
+        /// The deployment id.
+        deployment_id: String,
+        /// The release.
+        release_id: String,
+        /// What became of the prepare.
+        why: String,
+    },
 }
 
 /// The result of [`Operations::begin`].
@@ -93,30 +130,42 @@ pub enum Begin {
 struct Recorded {
     spec: Spec,
     log: Arc<EventLog>,
+    cancel: Cancel,
 }
+
+/// Finished operations are keyed by deployment id and kind: a prepare and
+/// its activating rollback share the id.
+type Key = (String, Kind);
 
 #[derive(Debug, Default)]
 struct State {
     running: HashMap<PathBuf, Recorded>,
-    finished: HashMap<String, Recorded>,
-    order: VecDeque<String>,
+    finished: HashMap<Key, Recorded>,
+    order: VecDeque<Key>,
 }
 
 impl State {
     fn lookup(&self, spec: &Spec) -> Result<Option<Arc<EventLog>>, OperationError> {
-        let same_id = self.finished.get(&spec.deployment_id).or_else(|| {
-            self.running
-                .values()
-                .find(|r| r.spec.deployment_id == spec.deployment_id)
-        });
-        if let Some(recorded) = same_id {
-            if recorded.spec != *spec {
+        let finished = Kind::ALL
+            .iter()
+            .filter_map(|kind| self.finished.get(&(spec.deployment_id.clone(), *kind)));
+        let running = self
+            .running
+            .values()
+            .filter(|r| r.spec.deployment_id == spec.deployment_id);
+        let mut same = None;
+        for recorded in finished.chain(running) {
+            if recorded.spec == *spec {
+                same.get_or_insert_with(|| recorded.log.clone());
+            } else if !recorded.spec.pairs_with(spec) {
                 return Err(OperationError::Reused {
                     deployment_id: spec.deployment_id.clone(),
                     existing: recorded.spec.to_string(),
                 });
             }
-            return Ok(Some(recorded.log.clone()));
+        }
+        if same.is_some() {
+            return Ok(same);
         }
         match self.running.get(&spec.root) {
             Some(other) => Err(OperationError::Busy {
@@ -161,9 +210,11 @@ impl Operations {
             return Ok(Begin::Existing(log));
         }
         let log = EventLog::new();
+        let cancel = Cancel::default();
         let recorded = Recorded {
             spec: spec.clone(),
             log: log.clone(),
+            cancel: cancel.clone(),
         };
         state.running.insert(spec.root.clone(), recorded);
         self.running.send_replace(state.running.len());
@@ -171,7 +222,25 @@ impl Operations {
             operations: self.clone(),
             spec,
             log,
+            cancel,
         }))
+    }
+
+    /// Cancels the operation of `deployment_id` running on `root` and
+    /// returns its log (to wait for its end); None when none runs.
+    pub fn cancel(
+        &self,
+        root: &std::path::Path,
+        deployment_id: &str,
+        grace: std::time::Duration,
+    ) -> Option<Arc<EventLog>> {
+        let state = self.state();
+        let recorded = state
+            .running
+            .get(root)
+            .filter(|r| r.spec.deployment_id == deployment_id)?;
+        recorded.cancel.cancel(grace);
+        Some(recorded.log.clone())
     }
 
     /// Deployment id of the operation running on `root`, if any.
@@ -188,11 +257,14 @@ impl Operations {
         let _ = rx.wait_for(|running| *running == 0).await;
     }
 
-    fn release(&self, spec: &Spec) {
+    fn release(&self, spec: &Spec, remember: bool) {
         let mut state = self.state();
-        if let Some(recorded) = state.running.remove(&spec.root) {
-            state.finished.insert(spec.deployment_id.clone(), recorded);
-            state.order.push_back(spec.deployment_id.clone());
+        if let Some(recorded) = state.running.remove(&spec.root)
+            && remember
+        {
+            let key = (spec.deployment_id.clone(), spec.kind);
+            state.finished.insert(key.clone(), recorded);
+            state.order.push_back(key);
             while state.order.len() > REMEMBERED {
                 if let Some(old) = state.order.pop_front() {
                     state.finished.remove(&old);
@@ -211,6 +283,7 @@ pub struct OperationGuard {
     operations: Arc<Operations>,
     spec: Spec,
     log: Arc<EventLog>,
+    cancel: Cancel,
 }
 
 impl OperationGuard {
@@ -222,6 +295,31 @@ impl OperationGuard {
     /// Its event log.
     pub fn log(&self) -> &Arc<EventLog> {
         &self.log
+    }
+
+    /// Its cancel switch.
+    pub fn cancel(&self) -> &Cancel {
+        &self.cancel
+    }
+
+    /// Gives the app back without the operation having run: it is not
+    /// remembered, so the same deployment id may start it later. Whoever
+    /// attached meanwhile sees it end with `error`.
+    pub fn abandon(self, error: String) {
+        self.operations.release(&self.spec, false);
+        let event = Event {
+            stage: Stage::Prepare,
+            percent: 0,
+            level: LogLevel::Error,
+            message: error.clone(),
+            ..Event::default()
+        };
+        let result = OperationResult {
+            success: false,
+            error,
+            ..OperationResult::default()
+        };
+        self.log.append(event, Some(result), true);
     }
 
     /// Records the final event: first hands every event, the final one
@@ -238,7 +336,7 @@ impl OperationGuard {
         // Free the app before publishing: a client that reads the final
         // event and at once starts the next deployment must not find the
         // app busy.
-        self.operations.release(&self.spec);
+        self.operations.release(&self.spec, true);
         self.log.publish_final(final_event);
     }
 }
@@ -246,7 +344,7 @@ impl OperationGuard {
 impl Drop for OperationGuard {
     fn drop(&mut self) {
         if !self.log.is_finished() {
-            self.operations.release(&self.spec);
+            self.operations.release(&self.spec, true);
             let last = self.log.last();
             let error = "the operation stopped unexpectedly; see the agent log".to_owned();
             let event = Event {

@@ -1,6 +1,7 @@
 //! Retention after a successful deploy: keep the newest N good releases,
-//! never the current, the previous good or a pinned one, and remove failed
-//! and unfinished ones. Blocking.
+//! never the current, the previous good, a pinned one or a prepared one
+//! waiting to be switched to, and remove failed and unfinished ones.
+//! Blocking.
 
 use std::{collections::HashSet, fs};
 
@@ -22,8 +23,10 @@ pub struct Pruned {
 
 /// Removes releases beyond `keep` READY/ACTIVE ones (newest by id) and
 /// every FAILED or UNFINISHED one, except `current`, the previous good
-/// release, pinned ones and those in `protect` (the release being worked
-/// on and the one current before it). Each is renamed into the trash under
+/// release, pinned ones, READY ones newer than `current` (prepared by a
+/// prepare-only deploy and waiting for their switch; they do not count
+/// towards `keep`) and those in `protect` (the release being worked on and
+/// the one current before it). Each is renamed into the trash under
 /// the journal's lock (so a concurrent pin cannot be lost), then the trash
 /// is emptied. The caller holds the app's operation lock.
 pub fn prune(
@@ -47,12 +50,18 @@ pub fn prune(
                 .filter(|(_, r)| r.pinned)
                 .map(|(id, _)| id.as_str()),
         );
+        // Ids sort by creation time: a ready release newer than `current`
+        // was prepared and not switched to yet.
+        let waiting = |id: &str| {
+            data.state(id) == Some(State::Ready) && current.as_deref().is_none_or(|c| id > c)
+        };
+        kept.extend(ids.iter().map(String::as_str).filter(|id| waiting(id)));
         // A release the journal does not know is one from before it: good.
         let broken = |id: &str| matches!(data.state(id), Some(State::Failed | State::Unfinished));
         let newest: HashSet<&str> = ids
             .iter()
             .rev()
-            .filter(|id| !broken(id))
+            .filter(|id| !broken(id) && !waiting(id))
             .take(keep)
             .map(String::as_str)
             .collect();
@@ -140,6 +149,32 @@ mod tests {
             ["r3", "r5", "r7"]
         );
         assert!(fs::read_dir(app.trash()).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn a_prepared_release_newer_than_current_waits_and_does_not_count() {
+        let (_dir, app) = app_with(&["r1", "r2", "r3", "r4", "r5"]);
+        release::switch(&app, "r3").unwrap();
+        let journal = Journal::open(&app).unwrap();
+        states(
+            &journal,
+            &[
+                ("r1", State::Ready),
+                ("r2", State::Ready),
+                ("r3", State::Active),
+                ("r4", State::Ready),
+                ("r5", State::Ready),
+            ],
+        );
+        // keep 2 counts r3 and r2; r4 and r5 wait for their switch.
+        let pruned = prune(&app, &journal, 2, &["r3"]).unwrap();
+        assert_eq!(pruned.old, ["r1"]);
+        assert_eq!(release::list(&app).unwrap(), ["r2", "r3", "r4", "r5"]);
+        // Once a newer one is current, an older prepared one is just old.
+        release::switch(&app, "r5").unwrap();
+        states(&journal, &[("r3", State::Ready), ("r5", State::Active)]);
+        let pruned = prune(&app, &journal, 1, &["r5"]).unwrap();
+        assert_eq!(pruned.old, ["r2", "r3", "r4"]);
     }
 
     #[test]

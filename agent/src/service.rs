@@ -6,10 +6,10 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use slipway_proto::{
     agent::v1::{
-        AppTarget, DeployRequest, DeployResponse, GetStatusRequest, GetStatusResponse,
-        MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest, PinReleaseResponse,
-        RollbackRequest, RollbackResponse, UploadObjectsRequest, UploadObjectsResponse,
-        agent_service_server::AgentService,
+        AppTarget, CancelOperationRequest, CancelOperationResponse, DeployRequest, DeployResponse,
+        GetStatusRequest, GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse,
+        PinReleaseRequest, PinReleaseResponse, RollbackRequest, RollbackResponse,
+        UploadObjectsRequest, UploadObjectsResponse, agent_service_server::AgentService,
     },
     identity::Identity,
     validate::{self, InvalidField},
@@ -19,8 +19,10 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::{
     activation::Activation,
     agent::Agent,
+    cancel::DEFAULT_GRACE,
     deploy::{DeployPlan, RollbackPlan},
     error::Error,
+    fencing,
     layout::AppRoot,
     manifest::Manifest,
     release::DEFAULT_KEEP,
@@ -57,6 +59,7 @@ impl AgentApi {
     fn deploy_plan(&self, request: DeployRequest) -> Result<DeployPlan, Error> {
         // Same rule as the control plane uses when it makes the id.
         validate::release_id("deployment_id", &request.deployment_id)?;
+        let fencing_token = fencing::required("fencing_token", request.fencing_token)?;
         let app = self.resolve("app", request.app.as_ref())?;
         validate::release_id("release_id", &request.release_id)?;
         let files = if request.base_release.is_empty() {
@@ -87,11 +90,14 @@ impl AgentApi {
             keep,
             activation,
             environment: request.environment,
+            prepare_only: request.prepare_only,
+            fencing_token,
         })
     }
 
     fn rollback_plan(&self, request: RollbackRequest) -> Result<RollbackPlan, Error> {
         validate::release_id("deployment_id", &request.deployment_id)?;
+        let fencing_token = fencing::required("fencing_token", request.fencing_token)?;
         let app = self.resolve("app", request.app.as_ref())?;
         validate::release_id("release_id", &request.release_id)?;
         let activation = Activation::from_wire("spec", request.spec)?;
@@ -102,6 +108,8 @@ impl AgentApi {
             release_id: request.release_id,
             activation,
             environment: request.environment,
+            fencing_token,
+            prepared_keep: None,
         })
     }
 
@@ -115,7 +123,8 @@ impl AgentApi {
             .map_err(Error::Client)?
             .ok_or_else(|| InvalidField::new("app", "is required: the stream was empty"))?;
         let app = self.resolve("app", first.app.as_ref())?;
-        let mut upload = self.agent.upload(app).await?;
+        let token = fencing::required("fencing_token", first.fencing_token)?;
+        let mut upload = self.agent.upload(app, token).await?;
         // Every file operation of the upload runs on one blocking thread;
         // the bounded channel is the backpressure on the stream.
         let (chunks, mut received) = tokio::sync::mpsc::channel::<Chunk>(UPLOAD_QUEUE);
@@ -182,9 +191,27 @@ impl AgentService for AgentApi {
 
     async fn cancel_operation(
         &self,
-        _request: Request<slipway_proto::agent::v1::CancelOperationRequest>,
-    ) -> Result<Response<slipway_proto::agent::v1::CancelOperationResponse>, Status> {
-        Err(Status::unimplemented("CancelOperation: in progress")) // PLACEHOLDER(issue-4)
+        request: Request<CancelOperationRequest>,
+    ) -> Result<Response<CancelOperationResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        validate::release_id("deployment_id", &request.deployment_id).map_err(Error::from)?;
+        let token =
+            fencing::required("fencing_token", request.fencing_token).map_err(Error::from)?;
+        let app = self.resolve("app", request.app.as_ref())?;
+        let grace = match request.grace_seconds {
+            0 => DEFAULT_GRACE,
+            s => std::time::Duration::from_secs(s.into()),
+        };
+        tracing::info!(%caller, deployment = %request.deployment_id, app = app.name(), "cancel requested");
+        let (cancelled, current) = self
+            .agent
+            .cancel(app, request.deployment_id, grace, token)
+            .await?;
+        Ok(Response::new(CancelOperationResponse {
+            cancelled,
+            current_release: current.unwrap_or_default(),
+        }))
     }
 
     async fn get_status(
@@ -244,7 +271,12 @@ impl AgentService for AgentApi {
         tracing::info!(%caller, app = app.name(), release = %request.release_id, pinned = request.pinned, "pin requested");
         let release = self
             .agent
-            .pin(app, request.release_id, request.pinned)
+            .pin(
+                app,
+                request.release_id,
+                request.pinned,
+                request.fencing_token,
+            )
             .await?;
         Ok(Response::new(PinReleaseResponse {
             release: Some(release),

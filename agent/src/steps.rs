@@ -1,6 +1,7 @@
 //! The context of a running deploy or rollback and the steps both share:
 //! hooks with their environment, switching `current` (and back), the health
-//! check, and the journal's release states along the way.
+//! check, the journal's release states along the way, and the points where
+//! a cancel stops the operation.
 
 use std::sync::Arc;
 
@@ -8,12 +9,13 @@ use slipway_proto::agent::v1::{LogLevel, Stage};
 
 use crate::{
     activation::{Activation, Point},
+    cancel::Cancel,
     error::{Error, blocking, chain},
     health,
-    hooks::{self, Command, Output, Tracker},
+    hooks::{self, Command, HookError, Output, Tracker},
     journal::{Journal, State},
     layout::AppRoot,
-    operations::EventLog,
+    operations::{EventLog, Kind},
     release,
 };
 
@@ -35,10 +37,14 @@ pub struct Ctx {
     pub journal: Arc<Journal>,
     /// The operation's deployment id.
     pub deployment_id: String,
+    /// The operation's kind.
+    pub kind: Kind,
     /// Environment name, for hooks.
     pub environment: String,
     /// Hooks, shared paths, health check, mode.
     pub activation: Activation,
+    /// Set by CancelOperation.
+    pub cancel: Cancel,
 }
 
 impl Ctx {
@@ -54,6 +60,18 @@ impl Ctx {
             .push(self.stage, self.percent, level, message, None);
     }
 
+    /// Fails with [`Error::Cancelled`] when the operation was cancelled:
+    /// called before each step, so no new step starts after a cancel.
+    pub fn checkpoint(&self, before: &str) -> Result<(), Error> {
+        if self.cancel.is_cancelled() {
+            self.say(LogLevel::Warn, format!("cancelled before {before}"));
+            return Err(Error::Cancelled {
+                during: format!("before {before}"),
+            });
+        }
+        Ok(())
+    }
+
     /// Records a release's state.
     pub async fn set_state(&self, id: &str, state: State) -> Result<(), Error> {
         let (id, deployment) = (id.to_owned(), self.deployment_id.clone());
@@ -66,6 +84,7 @@ impl Ctx {
         Tracker {
             journal: self.journal.clone(),
             deployment_id: self.deployment_id.clone(),
+            kind: self.kind,
         }
     }
 
@@ -98,12 +117,23 @@ impl Ctx {
     }
 
     /// Runs the hooks at `point` for `release` in order; the first failure
-    /// stops them.
+    /// or a cancel stops them.
     pub async fn run_hooks(
         &mut self,
         point: Point,
         release: &str,
         previous: Option<&str>,
+    ) -> Result<(), Error> {
+        let cancel = self.cancel.clone();
+        self.run_hooks_with(point, release, previous, &cancel).await
+    }
+
+    async fn run_hooks_with(
+        &mut self,
+        point: Point,
+        release: &str,
+        previous: Option<&str>,
+        cancel: &Cancel,
     ) -> Result<(), Error> {
         let hooks: Vec<_> = self.activation.hooks_at(point).cloned().collect();
         if hooks.is_empty() {
@@ -117,6 +147,12 @@ impl Ctx {
             } else {
                 format!("{} hook {:?}", point.name(), hook.name)
             };
+            if cancel.is_cancelled() {
+                self.say(LogLevel::Warn, format!("cancelled before {what}"));
+                return Err(Error::Cancelled {
+                    during: format!("before {what}"),
+                });
+            }
             let cmd = Command {
                 timeout: hook.timeout,
                 ..self.command(what, &hook.command, release, previous)
@@ -127,7 +163,15 @@ impl Ctx {
                 percent: self.percent,
                 step: hook.name.clone(),
             };
-            hooks::run(&cmd, &out, Some(&tracker)).await?;
+            match hooks::run(&cmd, &out, Some(&tracker), cancel).await {
+                Ok(_) => {}
+                Err(HookError::Cancelled { what, .. }) => {
+                    return Err(Error::Cancelled {
+                        during: format!("during {what}"),
+                    });
+                }
+                Err(err) => return Err(err.into()),
+            }
         }
         Ok(())
     }
@@ -144,8 +188,13 @@ impl Ctx {
             percent: self.percent,
             step: HEALTH_STEP.to_owned(),
         };
-        health::check(&check, &cmd, &out, Some(&self.tracker())).await?;
-        Ok(())
+        match health::check(&check, &cmd, &out, Some(&self.tracker()), &self.cancel).await {
+            Ok(()) => Ok(()),
+            Err(err) if err.cancelled => Err(Error::Cancelled {
+                during: "during the health check".to_owned(),
+            }),
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Switches `current` to `id`.
@@ -155,9 +204,10 @@ impl Ctx {
     }
 
     /// Makes `target` current: switch (unless it already is), after-activate
-    /// hooks, health check. When a hook or the check fails, `current` goes
-    /// back to `previous` (or is removed when there was none), whose
-    /// after-activate hooks run again, and `target` is marked failed.
+    /// hooks, health check. When a hook or the check fails or the operation
+    /// is cancelled, `current` goes back to `previous` (or is removed when
+    /// there was none), whose after-activate hooks run again, and `target`
+    /// is marked failed. Once the check passed, a cancel changes nothing.
     pub async fn activate(
         &mut self,
         target: &str,
@@ -165,6 +215,7 @@ impl Ctx {
         percent: u32,
     ) -> Result<(), Error> {
         self.enter(Stage::Activate, percent);
+        self.checkpoint("switching current")?;
         let switched = previous != Some(target);
         if switched {
             self.switch(target).await?;
@@ -187,7 +238,10 @@ impl Ctx {
         let checked = match self.run_hooks(Point::AfterActivate, target, previous).await {
             Ok(()) => {
                 self.percent = percent + 4;
-                self.health_check(target, previous).await
+                match self.checkpoint("the health check") {
+                    Ok(()) => self.health_check(target, previous).await,
+                    Err(err) => Err(err),
+                }
             }
             Err(err) => Err(err),
         };
@@ -250,8 +304,14 @@ impl Ctx {
             LogLevel::Warn,
             format!("switched current back to {previous}"),
         );
+        // Not cancellable: after a cancel this restores what ran before.
         if let Err(err) = self
-            .run_hooks(Point::AfterActivate, previous, Some(target))
+            .run_hooks_with(
+                Point::AfterActivate,
+                previous,
+                Some(target),
+                &Cancel::never(),
+            )
             .await
         {
             self.stage = Stage::Revert;

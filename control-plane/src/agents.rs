@@ -2,15 +2,12 @@
 //! agent's certificate checked against the host's name, transient failures
 //! retried with capped, jittered exponential backoff.
 
-use std::time::Duration;
-
-use rand::Rng;
 use slipway_proto::{
     agent::v1::agent_service_client::AgentServiceClient,
     control::v1::Host,
     tls::{self, ConnectError, TlsMaterial},
 };
-use tonic::{Code, transport::Channel};
+use tonic::transport::Channel;
 
 /// Attempts per call before a transient failure is final.
 pub const ATTEMPTS: u32 = 3;
@@ -33,6 +30,15 @@ impl Agents {
     /// Connects to the host's agent. The agent's certificate must carry the
     /// host's name as a DNS SAN, so a certificate of another host is refused.
     pub async fn connect(&self, host: &Host) -> Result<AgentClient, ConnectError> {
+        self.connect_with(host, ATTEMPTS).await
+    }
+
+    /// Dials `host` once: the rollout retries whole steps itself.
+    pub async fn connect_once(&self, host: &Host) -> Result<AgentClient, ConnectError> {
+        self.connect_with(host, 1).await
+    }
+
+    async fn connect_with(&self, host: &Host, attempts: u32) -> Result<AgentClient, ConnectError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -42,31 +48,12 @@ impl Agents {
                         .max_decoding_message_size(slipway_proto::MAX_MESSAGE_BYTES)
                         .max_encoding_message_size(slipway_proto::MAX_MESSAGE_BYTES));
                 }
-                Err(err) if attempt < ATTEMPTS => {
+                Err(err) if attempt < attempts => {
                     tracing::debug!(host = %host.name, error = ?err, attempt, "agent connect failed; retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
+                    tokio::time::sleep(crate::policy::backoff(attempt + 1)).await;
                 }
                 Err(err) => return Err(err),
             }
         }
     }
-}
-
-/// Whether a failed agent call may succeed when repeated.
-pub fn is_transient(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Aborted
-            | Code::ResourceExhausted
-            | Code::Unknown
-    )
-}
-
-/// Delay before retry `attempt` (1-based): 200 ms doubling, capped at 5 s,
-/// with full jitter so that a fleet does not retry in lockstep.
-pub fn backoff(attempt: u32) -> Duration {
-    let cap = Duration::from_millis(200 * 2u64.pow(attempt.min(5))).min(Duration::from_secs(5));
-    cap.mul_f64(rand::rng().random_range(0.5..=1.0))
 }

@@ -89,6 +89,9 @@ pub fn apps(store: &Store) -> Result<Vec<App>, Error> {
 /// Registers an environment.
 pub async fn create_environment(store: &Store, mut env: Environment) -> Result<Environment, Error> {
     validate::name("environment.name", &env.name)?;
+    if let Some(policy) = &env.rollout_policy {
+        crate::policy::validate("environment.rollout_policy", policy)?;
+    }
     env.created_at = Some(slipway_proto::now());
     create(
         store,
@@ -98,6 +101,28 @@ pub async fn create_environment(store: &Store, mut env: Environment) -> Result<E
     )
     .await?;
     Ok(env)
+}
+
+/// Replaces an environment's description and rollout policy.
+pub async fn update_environment(store: &Store, env: Environment) -> Result<Environment, Error> {
+    validate::name("environment.name", &env.name)?;
+    if let Some(policy) = &env.rollout_policy {
+        crate::policy::validate("environment.rollout_policy", policy)?;
+    }
+    let current = environment(store, &env.name)?;
+    let updated = Environment {
+        description: env.description,
+        rollout_policy: env.rollout_policy,
+        ..current
+    };
+    store
+        .commit(vec![crate::store::Op::Put(
+            Tree::Environments,
+            updated.name.clone().into_bytes(),
+            crate::store::encode_proto(&updated),
+        )])
+        .await?;
+    Ok(updated)
 }
 
 /// One environment.

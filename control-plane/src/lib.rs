@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod catalog;
@@ -13,8 +14,13 @@ pub mod error;
 pub mod events;
 pub mod fleet;
 pub mod git;
+pub mod history;
+pub mod locks;
+pub mod planning;
+pub mod policy;
 pub mod releases;
 pub mod rollout;
+pub mod running;
 pub mod store;
 
 use std::{future::Future, sync::Arc};
@@ -22,9 +28,11 @@ use std::{future::Future, sync::Arc};
 pub use config::Config;
 use slipway_proto::{
     control::v1::{
-        app_service_server::AppServiceServer, deployment_service_server::DeploymentServiceServer,
+        app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
+        deployment_service_server::DeploymentServiceServer,
         environment_service_server::EnvironmentServiceServer,
-        host_service_server::HostServiceServer, release_service_server::ReleaseServiceServer,
+        host_service_server::HostServiceServer, lock_service_server::LockServiceServer,
+        release_service_server::ReleaseServiceServer,
     },
     tls::TlsMaterial,
 };
@@ -41,6 +49,8 @@ pub struct Context {
     pub events: events::EventHub,
     /// Agent dialer.
     pub agents: agents::Agents,
+    /// Deployments running in this process, for cancel and lock release.
+    pub running: running::Running,
 }
 
 /// Why the control plane stopped.
@@ -96,8 +106,9 @@ pub async fn serve(
         store: store::Store::new(Arc::new(backend)),
         events: events::EventHub::default(),
         agents: agents::Agents::new(agent_tls),
+        running: running::Running::default(),
     };
-    let interrupted = deployments::reconcile(&ctx.store, &ctx.events)
+    let interrupted = deployments::reconcile(&ctx)
         .await
         .map_err(Error::Reconcile)?;
     if interrupted > 0 {
@@ -119,6 +130,10 @@ pub async fn serve(
     health
         .set_serving::<DeploymentServiceServer<api::Deployments>>()
         .await;
+    health
+        .set_serving::<AuditServiceServer<api::AuditTrail>>()
+        .await;
+    health.set_serving::<LockServiceServer<api::Locks>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -163,6 +178,14 @@ pub async fn serve(
         .add_service(operator_service!(
             ReleaseServiceServer,
             api::Releases(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            AuditServiceServer,
+            api::AuditTrail(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            LockServiceServer,
+            api::Locks(ctx.clone())
         ))
         .add_service(operator_service!(
             DeploymentServiceServer,

@@ -1,7 +1,7 @@
 //! Releases: cut from git (or reused for a commit that has one), read back.
 
 use slipway_proto::{
-    control::v1::{ManifestEntry, Release},
+    control::v1::{ManifestEntry, Release, ReleaseMark},
     validate,
 };
 
@@ -157,4 +157,33 @@ enum Cut {
         manifest: Manifest,
         changes: Vec<slipway_proto::control::v1::FileChange>,
     },
+}
+
+/// Marks a release good or bad, or clears the mark (`Unspecified`), with why
+/// and by whom in `reason` (e.g. "by deployer/alice: broke checkout"); a
+/// clear drops the reason. Returns the release as stored. A bad release is
+/// never what a rollback resolves "previous" to.
+pub async fn mark(
+    store: &Store,
+    app: &str,
+    id: &str,
+    mark: ReleaseMark,
+    reason: &str,
+) -> Result<Release, Error> {
+    let mut release = get(store, app, id)?;
+    release.mark = mark as i32;
+    release.mark_reason = if mark == ReleaseMark::Unspecified {
+        String::new()
+    } else {
+        reason.to_owned()
+    };
+    store
+        .commit(vec![Op::Put(
+            Tree::Releases,
+            key2(app, id),
+            encode_proto(&release),
+        )])
+        .await?;
+    tracing::info!(%app, release = %id, mark = mark.as_str_name(), %reason, "release marked");
+    Ok(release)
 }

@@ -26,10 +26,12 @@ pub enum Tree {
     Events,
     /// app \0 environment -> deployment id holding the lock
     Locks,
+    /// be64(u64::MAX - sequence) -> `AuditEvent`: key order is newest first
+    Audit,
 }
 
 impl Tree {
-    const ALL: [Tree; 8] = [
+    const ALL: [Tree; 9] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -38,6 +40,7 @@ impl Tree {
         Tree::Deployments,
         Tree::Events,
         Tree::Locks,
+        Tree::Audit,
     ];
 
     fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Tree {
             Tree::Deployments => "deployments",
             Tree::Events => "events",
             Tree::Locks => "locks",
+            Tree::Audit => "audit",
         }
     }
 
@@ -381,6 +385,11 @@ impl Store {
             .collect()
     }
 
+    /// Raw key-value pairs under `prefix`, in key order.
+    pub fn scan_raw(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, StoreError> {
+        self.backend.scan(tree, prefix)
+    }
+
     /// Raw value, for lock holders.
     pub fn get_raw(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.backend.get(tree, key)
@@ -400,7 +409,11 @@ impl Store {
     }
 }
 
-fn decode_proto<M: Message + Default>(tree: Tree, key: &[u8], raw: &[u8]) -> Result<M, StoreError> {
+pub(crate) fn decode_proto<M: Message + Default>(
+    tree: Tree,
+    key: &[u8],
+    raw: &[u8],
+) -> Result<M, StoreError> {
     match raw.split_first() {
         Some((&FORMAT_V1, body)) => M::decode(body).map_err(|_| corrupt(tree, key)),
         _ => Err(corrupt(tree, key)),

@@ -5,7 +5,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
     commands::{
-        app, deploy, deployment, env, history, host, pki, release, rollback, status, watch,
+        app, audit, cancel, deploy, deployment, env, history, host, lock, pki, release, rollback,
+        rollbacks, stats, status, watch,
     },
     connection::Connection,
 };
@@ -85,6 +86,20 @@ pub enum Command {
     /// Inspect one deployment.
     #[command(subcommand)]
     Deployment(deployment::DeploymentCommand),
+    /// List the rollbacks of an app in an environment: why, what they
+    /// undid, and the time to recovery.
+    Rollbacks(rollbacks::RollbacksArgs),
+    /// Success rate and mean duration of finished deployments per app and
+    /// environment.
+    Stats(stats::StatsArgs),
+    /// Read the audit trail of every mutating call, newest first (admin).
+    Audit(audit::AuditArgs),
+    /// Stop a running deployment: no new step starts, running hooks are
+    /// terminated, and it ends cancelled once nothing runs any more.
+    Cancel(cancel::CancelArgs),
+    /// Show deployment locks, or free one whose holder is gone.
+    #[command(subcommand)]
+    Lock(lock::LockCommand),
     /// Run the whole product on this machine: a temporary PKI, a control
     /// plane and three agents on loopback, a generated git repository; deploy
     /// commit 1, deploy commit 2, roll back, and show every host's state.

@@ -174,6 +174,21 @@ impl Api {
         DeploymentServiceClient::new(self.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
+
+    /// AuditService.
+    pub fn audit(
+        &self,
+    ) -> slipway_proto::control::v1::audit_service_client::AuditServiceClient<Channel> {
+        slipway_proto::control::v1::audit_service_client::AuditServiceClient::new(
+            self.channel.clone(),
+        )
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// LockService.
+    pub fn locks(&self) -> slipway_proto::control::v1::lock_service_client::LockServiceClient<Channel> {
+        slipway_proto::control::v1::lock_service_client::LockServiceClient::new(self.channel.clone())
+    }
 }
 
 /// A failed call, displayed as `<code>: <message>` rather than tonic's

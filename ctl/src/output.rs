@@ -4,6 +4,8 @@
 
 mod catalog;
 mod deployments;
+mod history;
+mod rollout;
 
 use std::{
     io::{self, IsTerminal, Write},
@@ -15,6 +17,8 @@ use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus};
 
 pub use catalog::{app, apps, certs, environment, environments, host, hosts, release, releases};
 pub use deployments::{deployment, deployments, event_line, fleet};
+pub use history::{audit_events, event_lines, mark, rollbacks, stats};
+pub use rollout::{locks, plan};
 
 /// Writes `text` to stdout, adding a final newline when it lacks one.
 pub fn emit(text: &str) -> io::Result<()> {

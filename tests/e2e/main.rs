@@ -2,13 +2,21 @@
 //! per-test certificates, real git repositories and real symlinks.
 
 mod activation;
+mod agent_cancel;
+mod agent_fencing;
+mod agent_prepare;
+mod audit;
 mod bad_input;
 mod crash;
 mod deploy;
+mod fixtures_faults;
 mod grpcurl;
+mod history;
 mod integrity;
 mod operations;
 mod refusals;
 mod restart;
 mod retention;
+mod rollout;
+mod rollout_faults;
 mod streams;

@@ -49,8 +49,10 @@ async fn repeated_deployment_id_replays_without_redoing_work() {
     assert_succeeded(&d1);
     assert_eq!(disk::lines(&counter), [d1.id.as_str()]);
 
-    // The control plane's deployment id again, straight to the agent.
-    let request = cluster.agent_deploy_request(&d1.id, &d1.release).await;
+    // The control plane's deployment id again, straight to the agent, with
+    // the token it ran under.
+    let mut request = cluster.agent_deploy_request(&d1.id, &d1.release).await;
+    request.fencing_token = cluster.holder_token(0).await;
     let (_, replayed) = run_deploy(&mut cluster.agent_client(0), request.clone()).await;
     assert!(replayed.success, "{replayed:?}");
     assert_eq!(replayed.current_release, d1.release);
@@ -108,9 +110,13 @@ async fn another_operation_on_a_busy_app_is_refused_naming_the_running_one() {
     assert_eq!(status.running_deployment, running);
 
     let mut agent = cluster.agent_client(0);
-    let request = cluster
+    // The lock holder's own token: refused for the running operation, not
+    // as stale, and without fencing out the running deployment's calls.
+    let token = cluster.holder_token(0).await;
+    let mut request = cluster
         .agent_deploy_request("dep-intruder", &d0.release)
         .await;
+    request.fencing_token = token;
     let refused = agent
         .deploy(request)
         .await
@@ -128,7 +134,7 @@ async fn another_operation_on_a_busy_app_is_refused_naming_the_running_one() {
             release_id: d0.release.clone(),
             spec: None,
             environment: ENV.into(),
-            fencing_token: 0,
+            fencing_token: token,
         })
         .await
         .expect_err("a rollback while a deploy runs");

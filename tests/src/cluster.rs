@@ -23,6 +23,8 @@ use tempfile::TempDir;
 use tonic::{Streaming, transport::Channel};
 
 use crate::{
+    control_process::ControlPlaneProcess,
+    faults::FaultProxy,
     pki::TestPki,
     process::AgentProcess,
     repo::SampleRepo,
@@ -46,6 +48,9 @@ pub struct AgentHost {
     pub server: Option<Running>,
     /// The `slipway-agent` process, if started that way.
     pub process: Option<AgentProcess>,
+    /// The fault proxy in front of it, if the cluster has one for it
+    /// ([`Builder::fault_proxies`]); the host is registered at its address.
+    pub proxy: Option<FaultProxy>,
 }
 
 impl AgentHost {
@@ -74,6 +79,12 @@ impl AgentHost {
         }
     }
 
+    /// The address the control plane dials: the fault proxy's if there is
+    /// one, else the agent's.
+    pub fn registered_addr(&self) -> SocketAddr {
+        self.proxy.as_ref().map_or_else(|| self.addr(), |p| p.addr)
+    }
+
     /// The agent's process; panics for an in-process agent.
     pub fn process(&mut self) -> &mut AgentProcess {
         self.process
@@ -89,6 +100,9 @@ pub struct Builder {
     activation: Option<ActivationSpec>,
     keep: u32,
     process: bool,
+    proxy_all: bool,
+    proxied: Vec<usize>,
+    process_control_plane: bool,
 }
 
 impl Builder {
@@ -123,6 +137,27 @@ impl Builder {
         self
     }
 
+    /// Puts a [`FaultProxy`] in front of every agent and registers each host
+    /// at its proxy's address; see [`Cluster::proxy`].
+    pub fn fault_proxies(mut self) -> Self {
+        self.proxy_all = true;
+        self
+    }
+
+    /// Puts a [`FaultProxy`] in front of agent `index` (0-based, as in
+    /// [`Cluster::agents`]) only; may be repeated.
+    pub fn fault_proxy(mut self, index: usize) -> Self {
+        self.proxied.push(index);
+        self
+    }
+
+    /// Runs the control plane as a real `slipway-control-plane` process, so
+    /// that [`Cluster::kill_control_plane`] can SIGKILL it.
+    pub fn process_control_plane(mut self) -> Self {
+        self.process_control_plane = true;
+        self
+    }
+
     /// Starts everything.
     pub async fn start(self) -> Cluster {
         slipway_proto::daemon::install_crypto_provider();
@@ -150,27 +185,45 @@ impl Builder {
                         .await;
                 (Some(running), None)
             };
+            let upstream = match (&server, &process) {
+                (Some(server), _) => server.addr,
+                (None, Some(process)) => process.addr,
+                (None, None) => unreachable!("one of them was started"),
+            };
+            let proxy = if self.proxy_all || self.proxied.contains(&(i - 1)) {
+                Some(FaultProxy::start(upstream).await)
+            } else {
+                None
+            };
             agents.push(AgentHost {
                 name,
                 apps_dir,
                 data_dir,
                 server,
                 process,
+                proxy,
             });
         }
         let data_dir = work.path().join("control-plane");
-        let cp = server::control_plane(
-            pki.control_plane(),
-            pki.control_plane_client(),
-            data_dir.clone(),
-        )
-        .await;
+        let (cp, cp_process) = if self.process_control_plane {
+            let process = ControlPlaneProcess::start(&pki, data_dir.clone()).await;
+            (None, Some(process))
+        } else {
+            let cp = server::control_plane(
+                pki.control_plane(),
+                pki.control_plane_client(),
+                data_dir.clone(),
+            )
+            .await;
+            (Some(cp), None)
+        };
         let cluster = Cluster {
             pki,
             repo: SampleRepo::new(),
             work,
             data_dir,
-            cp: Some(cp),
+            cp,
+            cp_process,
             agents,
         };
         if self.register {
@@ -191,6 +244,7 @@ pub struct Cluster {
     /// The control plane's sled directory.
     pub data_dir: PathBuf,
     cp: Option<Running>,
+    cp_process: Option<ControlPlaneProcess>,
     #[allow(dead_code)]
     work: TempDir,
 }
@@ -204,11 +258,17 @@ impl Cluster {
             activation: None,
             keep: 5,
             process: false,
+            proxy_all: false,
+            proxied: Vec::new(),
+            process_control_plane: false,
         }
     }
 
     /// The control plane's address.
     pub fn addr(&self) -> String {
+        if let Some(process) = &self.cp_process {
+            return process.addr.to_string();
+        }
         self.cp
             .as_ref()
             .expect("control plane running")
@@ -253,6 +313,24 @@ impl Cluster {
         DeploymentServiceClient::new(self.channel(role).await)
     }
 
+    /// LockService as admin.
+    pub async fn locks(
+        &self,
+    ) -> slipway_proto::control::v1::lock_service_client::LockServiceClient<Channel> {
+        slipway_proto::control::v1::lock_service_client::LockServiceClient::new(
+            self.channel(Role::Admin).await,
+        )
+    }
+
+    /// AuditService as admin.
+    pub async fn audit(
+        &self,
+    ) -> slipway_proto::control::v1::audit_service_client::AuditServiceClient<Channel> {
+        slipway_proto::control::v1::audit_service_client::AuditServiceClient::new(
+            self.channel(Role::Admin).await,
+        )
+    }
+
     async fn register(&self, activation: Option<ActivationSpec>, keep: u32) {
         let mut apps = self.apps(Role::Admin).await;
         apps.create_app(CreateAppRequest {
@@ -279,7 +357,7 @@ impl Cluster {
             .expect("create environment");
         let mut hosts = self.hosts(Role::Admin).await;
         for agent in &self.agents {
-            let addr = agent.addr();
+            let addr = agent.registered_addr();
             hosts
                 .add_host(AddHostRequest {
                     host: Some(Host {
@@ -389,9 +467,31 @@ impl Cluster {
             .expect("deployment set")
     }
 
-    /// Stops the control plane (draining) and starts a new one on the same
-    /// sled directory.
+    /// SIGKILLs the control plane process ([`Builder::process_control_plane`]):
+    /// no drain, no flush. [`Cluster::restart_control_plane`] starts it again.
+    pub fn kill_control_plane(&mut self) {
+        self.control_plane_process().kill_9();
+    }
+
+    /// The control plane process; panics for an in-process control plane.
+    pub fn control_plane_process(&mut self) -> &mut ControlPlaneProcess {
+        self.cp_process
+            .as_mut()
+            .expect("started with Builder::process_control_plane")
+    }
+
+    /// Stops the control plane (draining; a killed process is already
+    /// stopped) and starts a new one on the same sled directory. A process
+    /// comes back on the same address and answers health checks before this
+    /// returns, so clients made before keep working.
     pub async fn restart_control_plane(&mut self) {
+        if let Some(process) = self.cp_process.as_mut() {
+            if process.is_running() {
+                process.terminate().await;
+            }
+            process.restart().await;
+            return;
+        }
         if let Some(cp) = self.cp.take() {
             cp.shutdown().await;
         }
@@ -408,6 +508,9 @@ impl Cluster {
     pub async fn shutdown(mut self) {
         if let Some(cp) = self.cp.take() {
             cp.shutdown().await;
+        }
+        if let Some(mut process) = self.cp_process.take() {
+            process.assert_running();
         }
         for agent in &mut self.agents {
             if let Some(server) = agent.server.take() {

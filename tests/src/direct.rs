@@ -1,16 +1,25 @@
 //! Calls straight to an agent, as the control plane makes them: for tests
 //! that check what the agent itself accepts, refuses, replays and reports.
+//!
+//! Mutating calls carry a fencing token. A test that deploys through the
+//! control plane afterwards calls as the lock's holder
+//! ([`Cluster::holder_token`]); one that does not may act as a newer holder
+//! with a higher token.
 
+use std::collections::HashSet;
+
+use futures_util::StreamExt;
 use slipway_proto::{
+    CHUNK_BYTES,
     agent::v1::{
-        self as agent, AppStatus, AppTarget, FileEntry, FileKind, GetStatusRequest,
-        agent_service_client::AgentServiceClient,
+        self as agent, AppStatus, AppTarget, FileEntry, FileKind, GetStatusRequest, ProgressEvent,
+        UploadObjectsRequest, agent_service_client::AgentServiceClient,
     },
-    control::v1::{GetAppRequest, GetReleaseRequest},
+    control::v1::{CreateReleaseRequest, GetAppRequest, GetReleaseRequest, Release},
     identity::Role,
     tls,
 };
-use tonic::transport::Channel;
+use tonic::{Status, transport::Channel};
 
 use crate::{
     Cluster, TestPki,
@@ -44,6 +53,115 @@ impl Cluster {
             .into_iter()
             .find(|a| a.name == APP)
             .expect("the app in the agent's status")
+    }
+
+    /// The highest fencing token agent `index` has seen for the app: the
+    /// token of the control plane's last call (0 before any).
+    pub async fn agent_token(&self, index: usize) -> u64 {
+        self.agent_status(index).await.fencing_token
+    }
+
+    /// A token to call agent `index` with as the holder of the app's lock:
+    /// the highest it has seen, at least 1. Deployments through the control
+    /// plane afterwards carry a token at least as high, so they still pass.
+    pub async fn holder_token(&self, index: usize) -> u64 {
+        self.agent_token(index).await.max(1)
+    }
+
+    /// Cuts the release of `git_ref` through the control plane without
+    /// deploying it.
+    pub async fn create_release(&self, git_ref: &str) -> Release {
+        self.releases(Role::Deployer)
+            .await
+            .create_release(CreateReleaseRequest {
+                app: APP.into(),
+                git_ref: git_ref.into(),
+            })
+            .await
+            .expect("create release")
+            .into_inner()
+            .release
+            .expect("release set")
+    }
+
+    /// Uploads the contents of `release` (from the sample repository) to
+    /// agent `index` with `token`, as the control plane does before a
+    /// Deploy; returns the objects the agent took.
+    pub async fn agent_upload(
+        &self,
+        index: usize,
+        release: &Release,
+        token: u64,
+    ) -> Result<u64, Status> {
+        let blobs = self.repo.files(&release.commit);
+        let mut sent = HashSet::new();
+        let mut chunks = Vec::new();
+        for entry in self.agent_files(&release.id).await {
+            if !sent.insert(entry.sha256.clone()) {
+                continue;
+            }
+            let content = &blobs
+                .get(&entry.path)
+                .unwrap_or_else(|| panic!("{} in commit {}", entry.path, release.commit))
+                .1;
+            let mut offset = 0;
+            loop {
+                let end = (offset + CHUNK_BYTES).min(content.len());
+                chunks.push(UploadObjectsRequest {
+                    sha256: entry.sha256.clone(),
+                    size: content.len() as u64,
+                    offset: offset as u64,
+                    data: content[offset..end].to_vec(),
+                    ..Default::default()
+                });
+                offset = end;
+                if offset >= content.len() {
+                    break;
+                }
+            }
+        }
+        // The first message names the app and carries the token.
+        chunks.insert(
+            0,
+            UploadObjectsRequest {
+                app: Some(app_target()),
+                fencing_token: token,
+                ..Default::default()
+            },
+        );
+        let response = self
+            .agent_client(index)
+            .upload_objects(tokio_stream::iter(chunks))
+            .await?;
+        Ok(response.into_inner().objects)
+    }
+
+    /// The agent Rollback request the control plane makes to switch to
+    /// `release` with the app's current settings, under `deployment_id`
+    /// (that of a prepare-only Deploy activates the prepared release).
+    pub async fn agent_rollback_request(
+        &self,
+        deployment_id: &str,
+        release: &str,
+        token: u64,
+    ) -> agent::RollbackRequest {
+        let app = self
+            .apps(Role::Viewer)
+            .await
+            .get_app(GetAppRequest { name: APP.into() })
+            .await
+            .expect("get app")
+            .into_inner()
+            .app
+            .expect("app set");
+        agent::RollbackRequest {
+            deployment_id: deployment_id.into(),
+            app: Some(app_target()),
+            release_id: release.into(),
+            spec: app.activation,
+            environment: ENV.into(),
+            fencing_token: token,
+        }
     }
 
     /// The files of `release` as the control plane sends them to agents.
@@ -82,7 +200,8 @@ impl Cluster {
     }
 
     /// The agent Deploy request the control plane makes for `release` with
-    /// the app's current settings, under `deployment_id`.
+    /// the app's current settings, under `deployment_id`; set its
+    /// `fencing_token` (and `prepare_only`) before sending it.
     pub async fn agent_deploy_request(
         &self,
         deployment_id: &str,
@@ -108,6 +227,44 @@ impl Cluster {
             ..Default::default()
         }
     }
+}
+
+/// Runs an agent Deploy to its end: the call's status, or every event (the
+/// last one carries the result).
+pub async fn agent_deploy(
+    agent: &mut AgentServiceClient<Channel>,
+    request: agent::DeployRequest,
+) -> Result<Vec<ProgressEvent>, Status> {
+    let stream = agent.deploy(request).await?.into_inner();
+    stream
+        .map(|item| item.map(|r| r.event.expect("event set")))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Runs an agent Rollback to its end, like [`agent_deploy`].
+pub async fn agent_rollback(
+    agent: &mut AgentServiceClient<Channel>,
+    request: agent::RollbackRequest,
+) -> Result<Vec<ProgressEvent>, Status> {
+    let stream = agent.rollback(request).await?.into_inner();
+    stream
+        .map(|item| item.map(|r| r.event.expect("event set")))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// The result of the last event of an agent operation.
+#[track_caller]
+pub fn outcome(events: &[ProgressEvent]) -> agent::OperationResult {
+    events
+        .last()
+        .and_then(|e| e.result.clone())
+        .unwrap_or_else(|| panic!("the last event has the result: {events:#?}"))
 }
 
 /// The app as agents know it (default deploy root).

@@ -9,9 +9,11 @@
 #![forbid(unsafe_code)]
 
 pub mod cluster;
+pub mod control_process;
 pub mod direct;
 pub mod disk;
 pub mod events;
+pub mod faults;
 pub mod pki;
 pub mod process;
 pub mod repo;

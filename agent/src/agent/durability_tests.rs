@@ -68,6 +68,7 @@ async fn an_operation_interrupted_by_a_crash_runs_again_and_leftovers_go() {
                 started_unix: 0,
                 finished_unix: None,
                 hook: None,
+                keep_releases: None,
                 events: Vec::new(),
             });
             Ok::<_, Error>(())
@@ -92,7 +93,7 @@ async fn an_operation_interrupted_by_a_crash_runs_again_and_leftovers_go() {
 async fn pinned_and_previous_good_releases_survive_retention() {
     let f = fixture().await;
     f.deploy("d1", "r1").await;
-    let pinned = f.agent.pin(f.app(), "r1".into(), true).await.unwrap();
+    let pinned = f.agent.pin(f.app(), "r1".into(), true, 0).await.unwrap();
     assert!(pinned.pinned);
     assert_eq!(pinned.state(), ReleaseState::Active);
     for (d, r) in [("d2", "r2"), ("d3", "r3"), ("d4", "r4")] {
@@ -114,11 +115,15 @@ async fn pinned_and_previous_good_releases_survive_retention() {
     assert_eq!(app.releases[0].state(), ReleaseState::Ready);
     assert!(app.releases[0].size_bytes > 0);
 
-    let err = f.agent.pin(f.app(), "r2".into(), true).await.unwrap_err();
+    let err = f
+        .agent
+        .pin(f.app(), "r2".into(), true, 0)
+        .await
+        .unwrap_err();
     let status = Status::from(err);
     assert_eq!(status.code(), Code::FailedPrecondition);
     assert_eq!(status.message(), "release r2 is not on this host");
-    let unpinned = f.agent.pin(f.app(), "r1".into(), false).await.unwrap();
+    let unpinned = f.agent.pin(f.app(), "r1".into(), false, 0).await.unwrap();
     assert!(!unpinned.pinned);
 }
 
@@ -142,7 +147,7 @@ async fn a_retry_after_a_crash_past_the_switch_still_knows_where_to_go_back() {
     let journal = f.agent.journals.get(&f.app()).unwrap();
     journal
         .update(|data| {
-            let op = data.operation_mut("d2").unwrap();
+            let op = data.operation_mut("d2", Kind::Deploy).unwrap();
             op.status = OpStatus::Running;
             op.events.clear();
             Ok::<_, Error>(())

@@ -346,6 +346,8 @@ async fn a_rollback_runs_its_checks_and_switches_back_when_they_fail() {
             ..Activation::default()
         },
         environment: "test".into(),
+        fencing_token: 1,
+        prepared_keep: None,
     };
     let events: Vec<_> = f
         .agent

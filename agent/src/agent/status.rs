@@ -72,7 +72,7 @@ impl Agent {
             releases,
             running_deployment: self.operations.running_on(app.root()).unwrap_or_default(),
             previous_release,
-            fencing_token: 0, // PLACEHOLDER(issue-4): the journal's highest token
+            fencing_token: journal.fencing_token,
         })
     }
 
@@ -120,16 +120,19 @@ impl Agent {
         Ok(size)
     }
 
-    /// Pins or unpins a release on disk, protecting it from retention.
+    /// Pins or unpins a release on disk, protecting it from retention. A
+    /// fencing token of 0 (outside a deployment) is not checked.
     pub async fn pin(
         self: &Arc<Self>,
         app: AppRoot,
         release_id: String,
         pinned: bool,
+        token: u64,
     ) -> Result<ReleaseOnDisk, Error> {
         let agent = self.clone();
         blocking(move || {
             let journal = agent.journals.get(&app)?;
+            crate::fencing::fence(&journal, app.name(), token)?;
             let current = release::current_release(&app)?;
             let data = journal.update(|data| {
                 // Under the journal's lock: a prune cannot remove it meanwhile.

@@ -68,7 +68,8 @@ impl Fixture {
     }
 
     async fn upload(&self, files: &[FileEntry], contents: &[&[u8]]) {
-        let mut upload = self.agent.upload(self.app()).await.unwrap();
+        // Unfenced (0): staging objects changes no app state worth fencing.
+        let mut upload = self.agent.upload(self.app(), 0).await.unwrap();
         for (file, content) in files.iter().zip(contents) {
             let chunk = Chunk {
                 sha256: file.sha256.clone(),
@@ -90,12 +91,20 @@ impl Fixture {
             keep: 5,
             activation: Activation::default(),
             environment: "test".into(),
+            prepare_only: false,
+            fencing_token: 1,
         }
     }
 
     pub(super) async fn deploy(&self, deployment: &str, id: &str) -> Vec<ProgressEvent> {
         self.deploy_with(deployment, id, Activation::default(), 5)
             .await
+    }
+
+    /// Uploads the objects of release `id`.
+    pub(super) async fn stage(&self, id: &str) {
+        let contents: [&[u8]; 3] = [id.as_bytes(), b"<h1>hi</h1>", b"public/index.html"];
+        self.upload(&self.files(id), &contents).await;
     }
 
     /// Uploads release `id` and deploys it with `activation`, keeping `keep`.
@@ -106,8 +115,7 @@ impl Fixture {
         activation: Activation,
         keep: usize,
     ) -> Vec<ProgressEvent> {
-        let contents: [&[u8]; 3] = [id.as_bytes(), b"<h1>hi</h1>", b"public/index.html"];
-        self.upload(&self.files(id), &contents).await;
+        self.stage(id).await;
         let plan = DeployPlan {
             activation,
             keep,
@@ -249,6 +257,8 @@ async fn rollback_switches_to_a_release_on_disk_or_says_it_is_not_there() {
         release_id: id.into(),
         activation: Activation::default(),
         environment: "test".into(),
+        fencing_token: 1,
+        prepared_keep: None,
     };
     let events: Vec<_> = f
         .agent

@@ -93,7 +93,7 @@ async fn run(check_spec: &HealthCheck) -> (Result<(), HealthError>, Vec<Progress
         percent: 94,
         step: "health-check".into(),
     };
-    let result = super::check(check_spec, &cmd, &out, None).await;
+    let result = super::check(check_spec, &cmd, &out, None, &Cancel::never()).await;
     let log = guard.log().clone();
     drop(guard);
     (result, log.subscribe().collect().await)
@@ -184,4 +184,48 @@ async fn a_command_passes_on_exit_0_and_fails_with_its_output() {
         err.to_string().starts_with("health check command \"echo"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_cancel_ends_the_check_between_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_ops, guard) = operation();
+    let cmd = Command {
+        what: String::new(),
+        command: String::new(),
+        dir: dir.path().to_owned(),
+        env: Vec::new(),
+        timeout: Duration::from_secs(60),
+    };
+    let out = Output {
+        log: guard.log().clone(),
+        stage: Stage::HealthCheck,
+        percent: 94,
+        step: "health-check".into(),
+    };
+    // Fails, then pauses a minute before the next attempt.
+    let spec = HealthCheck {
+        probe: Probe::Command("exit 1".into()),
+        attempts: 5,
+        interval: Duration::from_secs(60),
+        deadline: Duration::from_secs(600),
+    };
+    let cancel = Cancel::default();
+    let (log, trigger) = (guard.log().clone(), cancel.clone());
+    tokio::spawn(async move {
+        let mut events = Box::pin(log.subscribe());
+        while let Some(event) = events.next().await {
+            if event.message.starts_with("health check attempt 1/5 failed") {
+                trigger.cancel(Duration::from_secs(1));
+                return;
+            }
+        }
+    });
+    let started = std::time::Instant::now();
+    let err = super::check(&spec, &cmd, &out, None, &cancel)
+        .await
+        .unwrap_err();
+    assert!(err.cancelled, "{err}");
+    assert_eq!(err.attempts, 1);
+    assert!(started.elapsed() < Duration::from_secs(30));
 }

@@ -6,6 +6,7 @@ use slipway_proto::agent::v1::ProgressEvent;
 
 use super::*;
 use crate::{
+    cancel::Cancel,
     journal::{JournalError, OperationRecord, Status},
     layout::AppRoot,
     operations::{Begin, Kind, Operations, Spec},
@@ -68,7 +69,9 @@ async fn output_streams_line_by_line_with_step_and_stream() {
     let (_ops, guard) = log();
     let script = "echo one; echo two >&2; printf 'id=%s\\n' \"$SLIPWAY_RELEASE_ID\"; pwd; printf 'no newline'";
     let cmd = command(dir.path(), script, Duration::from_secs(30));
-    run(&cmd, &output(guard.log()), None).await.unwrap();
+    run(&cmd, &output(guard.log()), None, &Cancel::never())
+        .await
+        .unwrap();
     let events = events(guard).await;
     let lines: Vec<(&str, &str, LogLevel)> = events
         .iter()
@@ -109,7 +112,9 @@ async fn a_failing_hook_reports_its_status_and_last_lines() {
         "echo migrating; echo 'table locked' >&2; exit 3",
         Duration::from_secs(30),
     );
-    let err = run(&cmd, &output(guard.log()), None).await.unwrap_err();
+    let err = run(&cmd, &output(guard.log()), None, &Cancel::never())
+        .await
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "before-activate hook \"migrate\" failed (exit status: 3)"
@@ -131,7 +136,9 @@ async fn a_hook_past_its_timeout_is_killed_with_its_process_group() {
         "sleep 300 & echo $!; wait",
         Duration::from_millis(300),
     );
-    let err = run(&cmd, &output(guard.log()), None).await.unwrap_err();
+    let err = run(&cmd, &output(guard.log()), None, &Cancel::never())
+        .await
+        .unwrap_err();
     assert!(matches!(err, HookError::TimedOut { .. }), "{err}");
     assert_eq!(
         err.to_string(),
@@ -153,7 +160,9 @@ async fn a_group_that_ignores_sigterm_gets_sigkill_after_the_grace() {
     let script = "trap '' TERM; sleep 300 & echo $!; wait; wait";
     let cmd = command(dir.path(), script, Duration::from_millis(200));
     let started = Instant::now();
-    let err = run(&cmd, &output(guard.log()), None).await.unwrap_err();
+    let err = run(&cmd, &output(guard.log()), None, &Cancel::never())
+        .await
+        .unwrap_err();
     assert!(matches!(err, HookError::TimedOut { .. }), "{err}");
     assert!(started.elapsed() >= KILL_GRACE);
     let events = events(guard).await;
@@ -171,7 +180,9 @@ async fn a_background_process_holding_the_pipes_is_not_waited_for() {
     let (_ops, guard) = log();
     let cmd = command(dir.path(), "sleep 300 & echo $!", Duration::from_secs(60));
     let started = Instant::now();
-    run(&cmd, &output(guard.log()), None).await.unwrap();
+    run(&cmd, &output(guard.log()), None, &Cancel::never())
+        .await
+        .unwrap();
     assert!(started.elapsed() < Duration::from_secs(30));
     let events = events(guard).await;
     let pid = &events
@@ -202,6 +213,7 @@ async fn the_running_group_is_journaled_until_the_hook_ends() {
                 started_unix: 0,
                 finished_unix: None,
                 hook: None,
+                keep_releases: None,
                 events: Vec::new(),
             });
             Ok::<_, JournalError>(())
@@ -210,6 +222,7 @@ async fn the_running_group_is_journaled_until_the_hook_ends() {
     let tracker = Tracker {
         journal: journal.clone(),
         deployment_id: "d1".into(),
+        kind: Kind::Deploy,
     };
     let (_ops, guard) = log();
     // The group is journaled right after the spawn: the hook waits for it.
@@ -218,7 +231,7 @@ async fn the_running_group_is_journaled_until_the_hook_ends() {
         app.journal().display()
     );
     let cmd = command(dir.path(), &script, Duration::from_secs(30));
-    run(&cmd, &output(guard.log()), Some(&tracker))
+    run(&cmd, &output(guard.log()), Some(&tracker), &Cancel::never())
         .await
         .unwrap();
     let events = events(guard).await;
@@ -228,7 +241,59 @@ async fn the_running_group_is_journaled_until_the_hook_ends() {
         "the hook saw its own group in the journal"
     );
     assert_eq!(
-        journal.read(|d| d.operation("d1").unwrap().hook.clone()),
+        journal.read(|d| d.operation("d1", Kind::Deploy).unwrap().hook.clone()),
         None
     );
+}
+
+#[tokio::test]
+async fn a_cancel_stops_the_whole_group_and_a_cancelled_hook_never_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_ops, guard) = log();
+    let cancel = Cancel::default();
+    let cmd = command(
+        dir.path(),
+        "sleep 300 & echo $!; wait",
+        Duration::from_secs(300),
+    );
+    let log = guard.log().clone();
+    let trigger = cancel.clone();
+    // Cancel once the grandchild's pid is out: the hook is running.
+    let watcher = tokio::spawn(async move {
+        let mut events = Box::pin(log.subscribe());
+        while let Some(event) = events.next().await {
+            if event.output == "stdout" {
+                trigger.cancel(Duration::from_secs(5));
+                return event.message;
+            }
+        }
+        panic!("no output");
+    });
+    let started = Instant::now();
+    let err = run(&cmd, &output(guard.log()), None, &cancel)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HookError::Cancelled { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "before-activate hook \"migrate\" was cancelled and stopped with its process group"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "SIGTERM sufficed"
+    );
+    let pid = watcher.await.unwrap();
+    assert!(gone(&pid), "grandchild {pid} still runs");
+
+    let marker = dir.path().join("ran");
+    let cmd = command(
+        dir.path(),
+        &format!("touch {}", marker.display()),
+        Duration::from_secs(30),
+    );
+    let err = run(&cmd, &output(guard.log()), None, &cancel)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, HookError::Cancelled { .. }), "{err}");
+    assert!(!marker.exists(), "a cancelled operation starts no hook");
 }

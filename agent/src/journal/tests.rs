@@ -21,6 +21,7 @@ fn op(id: &str, status: Status) -> OperationRecord {
         started_unix: 1,
         finished_unix: None,
         hook: None,
+        keep_releases: None,
         events: Vec::new(),
     }
 }
@@ -55,19 +56,19 @@ fn changes_survive_a_reopen_and_leave_no_temp_files() {
             data.set_state("r2", State::Failed, "d2");
             data.previous_good = Some("r0".into());
             data.begin_operation(op("d1", Status::Running));
-            data.operation_mut("d1").unwrap().hook = Some(HookProcess {
+            data.operation_mut("d1", Kind::Deploy).unwrap().hook = Some(HookProcess {
                 step: "migrate".into(),
                 pgid: 4242,
                 boot_id: "b".into(),
             });
-            data.finish_operation("d1", vec![last.clone()]);
+            data.finish_operation("d1", Kind::Deploy, vec![last.clone()]);
             Ok::<_, JournalError>(())
         })
         .unwrap();
     let written = journal.read(JournalData::clone);
     let reopened = Journal::open(&app).unwrap().read(JournalData::clone);
     assert_eq!(reopened, written);
-    let op = reopened.operation("d1").unwrap();
+    let op = reopened.operation("d1", Kind::Deploy).unwrap();
     assert_eq!(op.status, Status::Finished);
     assert_eq!(op.hook, None, "a finished operation runs no hook");
     assert_eq!(op.events, vec![last]);
@@ -107,9 +108,9 @@ fn operations_are_bounded_but_a_running_one_is_kept() {
         data.begin_operation(op(&format!("d{i}"), Status::Finished));
     }
     assert_eq!(data.operations.len(), OPERATIONS_KEPT);
-    assert!(data.operation("running").is_some());
-    assert!(data.operation("d99").is_some());
-    assert!(data.operation("d36").is_none());
+    assert!(data.operation("running", Kind::Deploy).is_some());
+    assert!(data.operation("d99", Kind::Deploy).is_some());
+    assert!(data.operation("d36", Kind::Deploy).is_none());
     // A new run of the same id replaces its record.
     data.begin_operation(op("d99", Status::Running));
     let count = data

@@ -57,6 +57,7 @@ fn a_crash_is_cleaned_up_and_the_journal_tells_the_truth() {
                     pgid,
                     boot_id: hooks::boot_id(),
                 }),
+                keep_releases: None,
                 events: Vec::new(),
             });
             Ok::<_, JournalError>(())
@@ -93,7 +94,7 @@ fn a_crash_is_cleaned_up_and_the_journal_tells_the_truth() {
         "complete dir, its hooks interrupted"
     );
     assert_eq!(data.previous_good, None, "r9 is gone");
-    let op = data.operation("d4").unwrap();
+    let op = data.operation("d4", Kind::Deploy).unwrap();
     assert_eq!(op.status, Status::Interrupted);
     assert_eq!(op.hook, None);
     let result = op.events.last().unwrap().result.clone().unwrap();
@@ -130,6 +131,7 @@ fn a_group_that_is_not_the_hooks_is_not_killed() {
             pgid,
             boot_id,
         }),
+        keep_releases: None,
         events: Vec::new(),
     };
     let journal = Journal::open(&app).unwrap();

@@ -1,15 +1,17 @@
-//! `slipctl deploy`: ship a release to an environment and follow it live.
+//! `slipctl deploy`: ship a release to an environment and follow it live, or
+//! (`--plan`) print what it would do.
 
 use std::process::ExitCode;
 
 use clap::Args;
 use futures_util::StreamExt;
-use slipway_proto::control::v1::DeployRequest;
+use slipway_proto::control::v1::{DeployRequest, GetEnvironmentRequest, PlanDeploymentRequest};
 
-use super::follow::follow;
+use super::{follow::follow, policy::PolicyArgs};
 use crate::{
     cli::Output,
-    connection::{Connection, rpc},
+    connection::{Api, Connection, rpc},
+    output,
 };
 
 /// Flags of `deploy`.
@@ -29,6 +31,33 @@ pub struct DeployArgs {
     /// Why, recorded with the deployment
     #[arg(short, long)]
     pub message: Option<String>,
+    /// Print the batches, hosts, release and what each host lacks; deploy nothing
+    #[arg(long)]
+    pub plan: bool,
+    /// Policy for this deployment (default: the environment's)
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// The environment's policy with the flags applied, or None to use the
+/// environment's as it is.
+pub async fn policy_override(
+    api: &Api,
+    env: &str,
+    flags: &PolicyArgs,
+) -> anyhow::Result<Option<slipway_proto::control::v1::RolloutPolicy>> {
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    let environment = rpc(api
+        .environments()
+        .get_environment(GetEnvironmentRequest { name: env.into() })
+        .await)?
+    .environment
+    .unwrap_or_default();
+    Ok(Some(
+        flags.apply(environment.rollout_policy.unwrap_or_default()),
+    ))
 }
 
 /// Starts the deployment and prints its events until it finishes; exits 1
@@ -41,8 +70,21 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
         git_ref: args.git_ref.clone().unwrap_or_default(),
         release_id: args.release.clone().unwrap_or_default(),
         message: args.message.clone().unwrap_or_default(),
-        policy: None,
+        policy: policy_override(&api, &args.env, &args.policy).await?,
     };
+    if args.plan {
+        let plan = rpc(api
+            .deployments()
+            .plan_deployment(PlanDeploymentRequest {
+                deploy: Some(request),
+            })
+            .await)?;
+        match output {
+            Output::Json => output::json(&plan)?,
+            Output::Text => output::emit(&output::plan(&plan))?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let stream = rpc(api.deployments().deploy(request).await)?;
     let events = stream.map(|item| item.map(|response| response.event));
     follow(&api, output, events, None, 0).await

@@ -3,6 +3,7 @@
 use clap::{Args, Subcommand};
 use slipway_proto::control::v1::{
     CreateEnvironmentRequest, Environment, GetEnvironmentRequest, ListEnvironmentsRequest,
+    UpdateEnvironmentRequest,
 };
 
 use crate::{
@@ -16,6 +17,8 @@ use crate::{
 pub enum EnvCommand {
     /// Register an environment (admin).
     Create(CreateArgs),
+    /// Change an environment's description or rollout policy (admin).
+    Update(CreateArgs),
     /// List the environments.
     List,
     /// Show one environment with its hosts.
@@ -33,6 +36,9 @@ pub struct CreateArgs {
     /// Free text shown in listings
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
+    /// How deployments to it roll out
+    #[command(flatten)]
+    pub policy: super::policy::PolicyArgs,
 }
 
 /// Runs an `env` subcommand.
@@ -44,7 +50,7 @@ pub async fn run(command: &EnvCommand, conn: &Connection, output: Output) -> any
                 name: args.name.clone(),
                 description: args.description.clone().unwrap_or_default(),
                 created_at: None,
-                rollout_policy: None,
+                rollout_policy: Some(args.policy.apply(Default::default())),
             };
             let request = CreateEnvironmentRequest {
                 environment: Some(environment),
@@ -56,6 +62,39 @@ pub async fn run(command: &EnvCommand, conn: &Connection, output: Output) -> any
                     let env = response.environment.unwrap_or_default();
                     let text = format!(
                         "created environment {}\n{}",
+                        env.name,
+                        output::environment(&env, &[])
+                    );
+                    Ok(output::emit(&text)?)
+                }
+            }
+        }
+        EnvCommand::Update(args) => {
+            let current = rpc(envs
+                .get_environment(GetEnvironmentRequest {
+                    name: args.name.clone(),
+                })
+                .await)?
+            .environment
+            .unwrap_or_default();
+            let environment = Environment {
+                description: args.description.clone().unwrap_or(current.description),
+                rollout_policy: Some(
+                    args.policy
+                        .apply(current.rollout_policy.unwrap_or_default()),
+                ),
+                ..current
+            };
+            let request = UpdateEnvironmentRequest {
+                environment: Some(environment),
+            };
+            let response = rpc(envs.update_environment(request).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => {
+                    let env = response.environment.unwrap_or_default();
+                    let text = format!(
+                        "updated environment {}\n{}",
                         env.name,
                         output::environment(&env, &[])
                     );

@@ -1,8 +1,10 @@
 //! `slipctl history`: past and running deployments, newest first.
 
 use clap::{Args, ValueEnum};
-use slipway_proto::control::v1::{DeploymentStatus, ListDeploymentsRequest};
+use pbjson_types::Timestamp;
+use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus, ListDeploymentsRequest};
 
+use super::times;
 use crate::{
     cli::Output,
     connection::{Connection, rpc},
@@ -21,6 +23,23 @@ pub struct HistoryArgs {
     /// Only deployments with this status
     #[arg(long, value_enum)]
     pub status: Option<StatusArg>,
+    /// Only deploys or only rollbacks
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
+    /// Only deployments by this operator (`alice` or `deployer/alice`)
+    #[arg(long, value_name = "NAME")]
+    pub author: Option<String>,
+    /// Only deployments whose commit, ref, release id or message contains
+    /// this (ignoring case)
+    #[arg(long, visible_alias = "text", value_name = "TEXT")]
+    pub grep: Option<String>,
+    /// Only deployments started at or after this time: RFC 3339, a date, or
+    /// an age such as 2h or 3d
+    #[arg(long, value_name = "TIME", value_parser = times::parse)]
+    pub since: Option<Timestamp>,
+    /// Only deployments started before this time (same forms as --since)
+    #[arg(long, value_name = "TIME", value_parser = times::parse)]
+    pub until: Option<Timestamp>,
     /// At most this many (default 50)
     #[arg(long, value_name = "N")]
     pub limit: Option<u32>,
@@ -46,6 +65,24 @@ pub enum StatusArg {
     Interrupted,
 }
 
+/// A deployment kind on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum KindArg {
+    /// A new release shipped and activated
+    Deploy,
+    /// An earlier release activated again
+    Rollback,
+}
+
+impl From<KindArg> for DeploymentKind {
+    fn from(kind: KindArg) -> Self {
+        match kind {
+            KindArg::Deploy => DeploymentKind::Deploy,
+            KindArg::Rollback => DeploymentKind::Rollback,
+        }
+    }
+}
+
 impl From<StatusArg> for DeploymentStatus {
     fn from(status: StatusArg) -> Self {
         match status {
@@ -69,7 +106,11 @@ pub async fn run(args: &HistoryArgs, conn: &Connection, output: Output) -> anyho
             .map_or(DeploymentStatus::Unspecified, Into::into) as i32,
         page_size: args.limit.unwrap_or_default(),
         page_token: args.page_token.clone().unwrap_or_default(),
-        ..Default::default()
+        author: args.author.clone().unwrap_or_default(),
+        text: args.grep.clone().unwrap_or_default(),
+        since: args.since,
+        until: args.until,
+        kind: args.kind.map_or(DeploymentKind::Unspecified, Into::into) as i32,
     };
     let response = rpc(conn
         .api()
@@ -95,23 +136,56 @@ pub async fn run(args: &HistoryArgs, conn: &Connection, output: Output) -> anyho
 
 fn next_page_command(args: &HistoryArgs, token: &str) -> String {
     let mut command = "slipctl history".to_owned();
-    for (flag, value) in [("--app", &args.app), ("--env", &args.env)] {
+    for (flag, value) in [
+        ("--app", &args.app),
+        ("--env", &args.env),
+        ("--author", &args.author),
+    ] {
         if let Some(value) = value {
-            command.push_str(&format!(" {flag} {value}"));
+            command.push_str(&format!(" {flag} {}", shell_word(value)));
         }
     }
     if let Some(status) = args.status {
-        let name = status
-            .to_possible_value()
-            .map(|v| v.get_name().to_owned())
-            .unwrap_or_default();
-        command.push_str(&format!(" --status {name}"));
+        command.push_str(&format!(" --status {}", value_name(status)));
+    }
+    if let Some(kind) = args.kind {
+        command.push_str(&format!(" --kind {}", value_name(kind)));
+    }
+    if let Some(text) = &args.grep {
+        command.push_str(&format!(" --grep {}", shell_word(text)));
+    }
+    // Absolute, so that an age such as 2h means the same on every page.
+    for (flag, value) in [("--since", &args.since), ("--until", &args.until)] {
+        if let Some(at) = value {
+            command.push_str(&format!(" {flag} {}", times::format(at)));
+        }
     }
     if let Some(limit) = args.limit {
         command.push_str(&format!(" --limit {limit}"));
     }
     command.push_str(&format!(" --page-token {token}"));
     command
+}
+
+/// A flag value as clap spells it.
+pub(crate) fn value_name(value: impl ValueEnum) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
+}
+
+/// `value` quoted for a POSIX shell when it needs it.
+pub(crate) fn shell_word(value: &str) -> String {
+    let plain = !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c));
+    if plain {
+        value.to_owned()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
 }
 
 #[cfg(test)]
@@ -124,12 +198,34 @@ mod tests {
             app: Some("web".into()),
             env: None,
             status: Some(StatusArg::Failed),
+            kind: None,
+            author: None,
+            grep: None,
+            since: None,
+            until: None,
             limit: Some(10),
             page_token: Some("old".into()),
         };
         assert_eq!(
             next_page_command(&args, "dep-0000000040"),
             "slipctl history --app web --status failed --limit 10 --page-token dep-0000000040"
+        );
+        let args = HistoryArgs {
+            kind: Some(KindArg::Rollback),
+            author: Some("alice".into()),
+            grep: Some("fix it's".into()),
+            since: Some(Timestamp {
+                seconds: 1_795_443_840,
+                nanos: 0,
+            }),
+            status: None,
+            limit: None,
+            ..args
+        };
+        assert_eq!(
+            next_page_command(&args, "dep-0000000040"),
+            "slipctl history --app web --author alice --kind rollback --grep 'fix it'\\''s' \
+             --since 2026-11-23T14:24:00Z --page-token dep-0000000040"
         );
     }
 }

@@ -4,16 +4,23 @@
 
 pub mod activation;
 pub mod app;
+pub mod audit;
+pub mod cancel;
 pub mod deploy;
 pub mod deployment;
 pub mod env;
 mod follow;
 pub mod history;
 pub mod host;
+pub mod lock;
 pub mod pki;
+pub mod policy;
 pub mod release;
 pub mod rollback;
+pub mod rollbacks;
+pub mod stats;
 pub mod status;
+mod times;
 pub mod watch;
 
 use std::process::ExitCode;
@@ -51,6 +58,19 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Deployment(command) => deployment::run(command, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Rollbacks(args) => rollbacks::run(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Stats(args) => stats::run(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Audit(args) => audit::run(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Cancel(args) => cancel::run(args, conn, output).await,
+        Command::Lock(command) => lock::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Demo(args) => crate::demo::run(args.keep)

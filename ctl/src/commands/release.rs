@@ -2,7 +2,8 @@
 
 use clap::{Args, Subcommand};
 use slipway_proto::control::v1::{
-    CreateReleaseRequest, GetReleaseRequest, ListReleasesRequest, PinReleaseRequest,
+    CreateReleaseRequest, GetReleaseRequest, ListReleasesRequest, MarkReleaseRequest,
+    PinReleaseRequest, ReleaseMark,
 };
 
 use crate::{
@@ -24,6 +25,44 @@ pub enum ReleaseCommand {
     /// Protect a release from retention on every host of an environment
     /// (deployer); --unpin lifts that.
     Pin(PinArgs),
+    /// Mark a release bad (a rollback never goes back to it), good, or clear
+    /// the mark (deployer).
+    Mark(MarkArgs),
+}
+
+/// Flags of `release mark`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("verdict").required(true).args(["bad", "good", "clear"]))]
+pub struct MarkArgs {
+    /// App name
+    pub app: String,
+    /// Release id
+    pub id: String,
+    /// Known bad: skipped when a rollback resolves the previous release
+    #[arg(long)]
+    pub bad: bool,
+    /// Known good
+    #[arg(long)]
+    pub good: bool,
+    /// Remove the mark
+    #[arg(long)]
+    pub clear: bool,
+    /// Why, recorded with the mark and your name
+    #[arg(long, short = 'm', value_name = "TEXT")]
+    pub reason: Option<String>,
+}
+
+impl MarkArgs {
+    /// The mark the flags ask for.
+    pub fn mark(&self) -> ReleaseMark {
+        if self.bad {
+            ReleaseMark::Bad
+        } else if self.good {
+            ReleaseMark::Good
+        } else {
+            ReleaseMark::Unspecified
+        }
+    }
 }
 
 /// Flags of `release pin`.
@@ -154,6 +193,26 @@ pub async fn run(
                 failed.join("; ")
             );
             Ok(())
+        }
+        ReleaseCommand::Mark(args) => {
+            let request = MarkReleaseRequest {
+                app: args.app.clone(),
+                release_id: args.id.clone(),
+                mark: args.mark() as i32,
+                reason: args.reason.clone().unwrap_or_default(),
+            };
+            let response = rpc(releases.mark_release(request).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => {
+                    let release = response.release.unwrap_or_default();
+                    let text = match output::mark(release.mark(), &release.mark_reason) {
+                        mark if mark.is_empty() => format!("cleared the mark of {}", release.id),
+                        mark => format!("marked {} {mark}", release.id),
+                    };
+                    Ok(output::emit(&text)?)
+                }
+            }
         }
         ReleaseCommand::Show(args) => {
             let request = GetReleaseRequest {

@@ -27,6 +27,9 @@ pub struct RollbackArgs {
     /// Why, recorded with the rollback
     #[arg(short, long)]
     pub message: Option<String>,
+    /// Policy for this rollback (default: the environment's)
+    #[command(flatten)]
+    pub policy: super::policy::PolicyArgs,
 }
 
 /// Starts the rollback and prints its events until it finishes; exits 1
@@ -42,7 +45,7 @@ pub async fn run(
         environment: args.env.clone(),
         release_id: args.to.clone().unwrap_or_default(),
         message: args.message.clone().unwrap_or_default(),
-        policy: None,
+        policy: super::deploy::policy_override(&api, &args.env, &args.policy).await?,
     };
     let stream = rpc(api.deployments().rollback(request).await)?;
     let events = stream.map(|item| item.map(|response| response.event));

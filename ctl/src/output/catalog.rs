@@ -82,6 +82,10 @@ pub fn environment(env: &Environment, env_hosts: &[Host]) -> String {
         ("environment", env.name.clone()),
         ("description", env.description.clone()),
         ("created", time(env.created_at.as_ref())),
+        (
+            "rollout",
+            crate::commands::policy::describe(&env.rollout_policy.unwrap_or_default()),
+        ),
         ("hosts", env_hosts.len().to_string()),
     ]);
     if !env_hosts.is_empty() {
@@ -167,6 +171,7 @@ pub fn release(release: &Release) -> String {
             format!("{} ({})", release.file_count, bytes(release.total_bytes)),
         ),
         ("previous", or_dash(&release.previous_release)),
+        ("mark", super::mark(release.mark(), &release.mark_reason)),
     ]);
     out.push('\n');
     if release.previous_release.is_empty() {

@@ -1,0 +1,502 @@
+//! Reading the past: deployments filtered and paged newest first, one
+//! deployment's events filtered and paged in order, the rollbacks of an app
+//! in an environment with their time to recovery, and success statistics.
+//! Everything here only reads the store.
+
+use std::collections::{BTreeMap, HashMap};
+
+use slipway_proto::{
+    control::v1::{
+        Deployment, DeploymentEvent, DeploymentKind, DeploymentStats, DeploymentStatus,
+        GetDeploymentStatsRequest, ListDeploymentEventsRequest, ListDeploymentsRequest, LogLevel,
+        Release, RollbackEntry,
+    },
+    validate::{self, InvalidField},
+};
+
+use crate::{
+    audit::{check_range, instant, page_size, principal_matches, sequence_token, within},
+    catalog,
+    error::Error,
+    events::is_final_status,
+    store::{Store, Tree, event_key, key2},
+};
+
+/// Events a listing reads from the store at once.
+const SCAN: usize = 512;
+
+/// Every deployment, newest first (ids sort in creation order).
+fn newest_first(store: &Store) -> Result<Vec<Deployment>, Error> {
+    let mut all: Vec<Deployment> = store.list(Tree::Deployments, b"")?;
+    all.reverse();
+    Ok(all)
+}
+
+/// Fills a deployment's commit and git ref from its release when the record
+/// lacks them (deployments recorded before those fields existed).
+struct ReleaseInfo<'a> {
+    store: &'a Store,
+    cache: HashMap<(String, String), Option<Release>>,
+}
+
+impl<'a> ReleaseInfo<'a> {
+    fn new(store: &'a Store) -> Self {
+        Self {
+            store,
+            cache: HashMap::new(),
+        }
+    }
+
+    fn fill(&mut self, d: &mut Deployment) -> Result<(), Error> {
+        if !d.commit.is_empty() && !d.git_ref.is_empty() {
+            return Ok(());
+        }
+        let store = self.store;
+        let release = match self.cache.entry((d.app.clone(), d.release.clone())) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(store.get::<Release>(Tree::Releases, &key2(&d.app, &d.release))?)
+            }
+        };
+        if let Some(release) = release {
+            if d.commit.is_empty() {
+                d.commit = release.commit.clone();
+            }
+            if d.git_ref.is_empty() {
+                d.git_ref = release.git_ref.clone();
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Fills one deployment's commit and git ref from its release when the
+/// record lacks them, so that GetDeployment and ListDeployments agree.
+pub fn fill_release(store: &Store, deployment: &mut Deployment) -> Result<(), Error> {
+    ReleaseInfo::new(store).fill(deployment)
+}
+
+fn contains_folded(haystack: &str, needle_lower: &str) -> bool {
+    haystack.to_lowercase().contains(needle_lower)
+}
+
+fn check_name(field: &str, value: &str) -> Result<(), InvalidField> {
+    if value.is_empty() {
+        Ok(())
+    } else {
+        validate::name(field, value)
+    }
+}
+
+fn check_enum<E: TryFrom<i32>>(field: &str, value: i32) -> Result<(), InvalidField> {
+    E::try_from(value)
+        .map(drop)
+        .map_err(|_| InvalidField::new(field, format!("{value} is not a known value")))
+}
+
+/// Deployments newest first, filtered, one page at a time. The page token is
+/// the id of the last deployment of the previous page, so a walk sees every
+/// deployment once even while new ones start.
+pub fn list(
+    store: &Store,
+    req: &ListDeploymentsRequest,
+) -> Result<(Vec<Deployment>, String), Error> {
+    check_name("app", &req.app)?;
+    check_name("environment", &req.environment)?;
+    check_enum::<DeploymentStatus>("status", req.status)?;
+    check_enum::<DeploymentKind>("kind", req.kind)?;
+    check_range(req.since.as_ref(), req.until.as_ref())?;
+    if !req.page_token.is_empty() {
+        validate::release_id("page_token", &req.page_token)?;
+    }
+    let size = page_size(req.page_size, 50);
+    let text = req.text.to_lowercase();
+    let mut releases = ReleaseInfo::new(store);
+    let mut page = Vec::new();
+    for mut d in newest_first(store)? {
+        let matches = (req.page_token.is_empty() || d.id.as_str() < req.page_token.as_str())
+            && (req.app.is_empty() || d.app == req.app)
+            && (req.environment.is_empty() || d.environment == req.environment)
+            && (req.status == 0 || d.status == req.status)
+            && (req.kind == 0 || d.kind == req.kind)
+            && principal_matches(&d.author, &req.author)
+            && within(
+                d.started_at.as_ref(),
+                req.since.as_ref(),
+                req.until.as_ref(),
+            );
+        if !matches {
+            continue;
+        }
+        releases.fill(&mut d)?;
+        if !text.is_empty()
+            && ![&d.commit, &d.git_ref, &d.release, &d.message]
+                .iter()
+                .any(|field| contains_folded(field, &text))
+        {
+            continue;
+        }
+        page.push(d);
+        if page.len() > size {
+            break;
+        }
+    }
+    let next = if page.len() > size {
+        page.truncate(size);
+        page.last().map(|d| d.id.clone()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok((page, next))
+}
+
+/// One deployment's events in order, filtered, one page at a time. The page
+/// token is the sequence of the last event of the previous page.
+pub fn events(
+    store: &Store,
+    req: &ListDeploymentEventsRequest,
+) -> Result<(Vec<DeploymentEvent>, String), Error> {
+    validate::release_id("deployment_id", &req.deployment_id)?;
+    check_enum::<LogLevel>("min_level", req.min_level)?;
+    let id = &req.deployment_id;
+    store
+        .get::<Deployment>(Tree::Deployments, id.as_bytes())?
+        .ok_or_else(|| Error::not_found("deployment", id))?;
+    let size = page_size(req.page_size, 200);
+    let text = req.text.to_lowercase();
+    let wanted = |e: &DeploymentEvent| {
+        (req.host.is_empty() || e.host == req.host)
+            && e.level >= req.min_level
+            && (req.step.is_empty() || e.step == req.step)
+            && (text.is_empty()
+                || contains_folded(&e.message, &text)
+                || contains_folded(&e.output, &text))
+    };
+    let prefix = key2(id, "");
+    let mut cursor = sequence_token(&req.page_token)?.unwrap_or(0);
+    let mut page = Vec::new();
+    loop {
+        let chunk: Vec<DeploymentEvent> =
+            store.list_after(Tree::Events, &prefix, &event_key(id, cursor), SCAN)?;
+        let done = chunk.len() < SCAN;
+        if let Some(last) = chunk.last() {
+            cursor = last.sequence;
+        }
+        page.extend(chunk.into_iter().filter(|e| wanted(e)));
+        if page.len() > size || done {
+            break;
+        }
+    }
+    let next = if page.len() > size {
+        page.truncate(size);
+        page.last()
+            .map(|e| e.sequence.to_string())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok((page, next))
+}
+
+fn succeeded(d: &Deployment) -> bool {
+    d.status == DeploymentStatus::Succeeded as i32
+}
+
+/// Milliseconds from `from` to `to`, if both are set and in order.
+fn millis_between(
+    from: Option<&pbjson_types::Timestamp>,
+    to: Option<&pbjson_types::Timestamp>,
+) -> Option<u64> {
+    let (from, to) = (instant(from?), instant(to?));
+    let ms = (to.0 - from.0) * 1000 + i64::from(to.1 - from.1) / 1_000_000;
+    u64::try_from(ms).ok()
+}
+
+/// The rollbacks of an app in an environment, newest first, each with why it
+/// happened, what it undid and how long the environment ran the release it
+/// went back from.
+pub fn rollback_timeline(
+    store: &Store,
+    app: &str,
+    environment: &str,
+) -> Result<Vec<RollbackEntry>, Error> {
+    catalog::app(store, app)?;
+    catalog::environment(store, environment)?;
+    let here: Vec<Deployment> = newest_first(store)?
+        .into_iter()
+        .filter(|d| d.app == app && d.environment == environment)
+        .collect();
+    let by_id: HashMap<&str, &Deployment> = here.iter().map(|d| (d.id.as_str(), d)).collect();
+    let mut timeline = Vec::new();
+    for (i, rollback) in here.iter().enumerate() {
+        if rollback.kind != DeploymentKind::Rollback as i32 {
+            continue;
+        }
+        let automatic = !rollback.rollback_of.is_empty();
+        // The deployment that brought the release this one went back from:
+        // for an automatic rollback the one it undid; otherwise the last
+        // earlier deployment that activated that release.
+        let undone = if automatic {
+            by_id.get(rollback.rollback_of.as_str()).copied()
+        } else if rollback.previous_release.is_empty() {
+            None
+        } else {
+            here[i + 1..]
+                .iter()
+                .find(|d| succeeded(d) && d.release == rollback.previous_release)
+        };
+        let from_release = match undone {
+            Some(d) if automatic => d.release.clone(),
+            _ => rollback.previous_release.clone(),
+        };
+        let reason = if automatic {
+            undone
+                .map(|d| d.error.clone())
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| rollback.reason.clone())
+        } else if rollback.message.is_empty() {
+            rollback.reason.clone()
+        } else {
+            rollback.message.clone()
+        };
+        let time_to_recovery_ms = match undone {
+            Some(d) if succeeded(rollback) => {
+                millis_between(d.finished_at.as_ref(), rollback.finished_at.as_ref()).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        timeline.push(RollbackEntry {
+            rollback: Some(rollback.clone()),
+            reason,
+            automatic,
+            from_release,
+            to_release: rollback.release.clone(),
+            undone_deployment: if automatic {
+                rollback.rollback_of.clone()
+            } else {
+                undone.map(|d| d.id.clone()).unwrap_or_default()
+            },
+            time_to_recovery_ms,
+        });
+    }
+    Ok(timeline)
+}
+
+/// Success rate and mean duration of the finished deployments per app and
+/// environment, by app then environment.
+pub fn stats(
+    store: &Store,
+    req: &GetDeploymentStatsRequest,
+) -> Result<Vec<DeploymentStats>, Error> {
+    if !req.app.is_empty() {
+        catalog::app(store, &req.app)?;
+    }
+    if !req.environment.is_empty() {
+        catalog::environment(store, &req.environment)?;
+    }
+    let mut groups: BTreeMap<(String, String), (DeploymentStats, u64)> = BTreeMap::new();
+    for d in store.list::<Deployment>(Tree::Deployments, b"")? {
+        let counted = is_final_status(d.status)
+            && (req.app.is_empty() || d.app == req.app)
+            && (req.environment.is_empty() || d.environment == req.environment)
+            && within(d.started_at.as_ref(), req.since.as_ref(), None);
+        if !counted {
+            continue;
+        }
+        let (s, total_ms) = groups
+            .entry((d.app.clone(), d.environment.clone()))
+            .or_insert_with(|| {
+                (
+                    DeploymentStats {
+                        app: d.app.clone(),
+                        environment: d.environment.clone(),
+                        ..Default::default()
+                    },
+                    0,
+                )
+            });
+        s.total += 1;
+        match d.status() {
+            DeploymentStatus::Succeeded => s.succeeded += 1,
+            DeploymentStatus::Cancelled => s.cancelled += 1,
+            _ => s.failed += 1,
+        }
+        if d.kind == DeploymentKind::Rollback as i32 {
+            s.rollbacks += 1;
+        }
+        *total_ms += d.duration_ms;
+    }
+    Ok(groups
+        .into_values()
+        .map(|(mut s, total_ms)| {
+            s.success_rate = s.succeeded as f64 / s.total as f64;
+            s.mean_duration_ms = total_ms / s.total;
+            s
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pbjson_types::Timestamp;
+    use slipway_proto::control::v1::{App, Environment};
+
+    use super::*;
+    use crate::store::{Op, SledBackend, encode_proto};
+
+    fn at(seconds: i64) -> Option<Timestamp> {
+        Some(Timestamp { seconds, nanos: 0 })
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+    }
+
+    async fn fixture(deployments: Vec<Deployment>) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(Arc::new(SledBackend::open(dir.path(), 8 << 20).unwrap()));
+        let mut ops = vec![
+            Op::Put(
+                Tree::Apps,
+                b"web".to_vec(),
+                encode_proto(&App {
+                    name: "web".into(),
+                    ..Default::default()
+                }),
+            ),
+            Op::Put(
+                Tree::Environments,
+                b"prod".to_vec(),
+                encode_proto(&Environment {
+                    name: "prod".into(),
+                    ..Default::default()
+                }),
+            ),
+            Op::Put(
+                Tree::Releases,
+                key2("web", "r1"),
+                encode_proto(&Release {
+                    id: "r1".into(),
+                    commit: "abc123".into(),
+                    git_ref: "main".into(),
+                    ..Default::default()
+                }),
+            ),
+        ];
+        for d in deployments {
+            ops.push(Op::Put(
+                Tree::Deployments,
+                d.id.clone().into_bytes(),
+                encode_proto(&d),
+            ));
+        }
+        store.commit(ops).await.unwrap();
+        Fixture { _dir: dir, store }
+    }
+
+    fn dep(n: u32, kind: DeploymentKind, status: DeploymentStatus, release: &str) -> Deployment {
+        Deployment {
+            id: format!("dep-{n:010}"),
+            kind: kind as i32,
+            app: "web".into(),
+            environment: "prod".into(),
+            release: release.into(),
+            author: "admin/alice".into(),
+            status: status as i32,
+            started_at: at(i64::from(n) * 100),
+            finished_at: at(i64::from(n) * 100 + 10),
+            duration_ms: 10_000,
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn text_matches_the_commit_of_the_release() {
+        let f = fixture(vec![
+            dep(1, DeploymentKind::Deploy, DeploymentStatus::Succeeded, "r1"),
+            dep(2, DeploymentKind::Deploy, DeploymentStatus::Succeeded, "r2"),
+        ])
+        .await;
+        let req = ListDeploymentsRequest {
+            text: "ABC1".into(),
+            ..Default::default()
+        };
+        let (page, next) = list(&f.store, &req).unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(
+            (page[0].commit.as_str(), page[0].git_ref.as_str()),
+            ("abc123", "main")
+        );
+        assert!(next.is_empty());
+    }
+
+    #[tokio::test]
+    async fn timeline_and_stats() {
+        let mut d3 = dep(3, DeploymentKind::Deploy, DeploymentStatus::Failed, "r3");
+        d3.error = "health check failed".into();
+        d3.rolled_back_by = "dep-0000000004".into();
+        let mut auto = dep(
+            4,
+            DeploymentKind::Rollback,
+            DeploymentStatus::Succeeded,
+            "r2",
+        );
+        auto.rollback_of = d3.id.clone();
+        auto.previous_release = "r3".into();
+        let mut manual = dep(
+            5,
+            DeploymentKind::Rollback,
+            DeploymentStatus::Succeeded,
+            "r1",
+        );
+        manual.previous_release = "r2".into();
+        manual.message = "slow pages".into();
+        let f = fixture(vec![
+            dep(1, DeploymentKind::Deploy, DeploymentStatus::Succeeded, "r1"),
+            dep(2, DeploymentKind::Deploy, DeploymentStatus::Succeeded, "r2"),
+            d3,
+            auto,
+            manual,
+            dep(6, DeploymentKind::Deploy, DeploymentStatus::Cancelled, "r4"),
+        ])
+        .await;
+        let timeline = rollback_timeline(&f.store, "web", "prod").unwrap();
+        assert_eq!(timeline.len(), 2);
+        let (m, a) = (&timeline[0], &timeline[1]);
+        assert!(!m.automatic);
+        assert_eq!(
+            (m.reason.as_str(), m.from_release.as_str()),
+            ("slow pages", "r2")
+        );
+        // r2 came back with the automatic rollback at 410s; recovered at 510s.
+        assert_eq!(m.undone_deployment, "dep-0000000004");
+        assert_eq!(m.time_to_recovery_ms, 100_000);
+        assert!(a.automatic);
+        assert_eq!(a.reason, "health check failed");
+        assert_eq!(
+            (a.from_release.as_str(), a.to_release.as_str()),
+            ("r3", "r2")
+        );
+        assert_eq!(a.undone_deployment, "dep-0000000003");
+        assert_eq!(a.time_to_recovery_ms, 100_000);
+
+        let stats = stats(&f.store, &GetDeploymentStatsRequest::default()).unwrap();
+        assert_eq!(stats.len(), 1);
+        let s = &stats[0];
+        assert_eq!(
+            (s.total, s.succeeded, s.failed, s.cancelled, s.rollbacks),
+            (6, 4, 1, 1, 2)
+        );
+        assert!((s.success_rate - 4.0 / 6.0).abs() < 1e-9);
+        assert_eq!(s.mean_duration_ms, 10_000);
+        let since = GetDeploymentStatsRequest {
+            since: at(450),
+            ..Default::default()
+        };
+        let s = &super::stats(&f.store, &since).unwrap()[0];
+        assert_eq!((s.total, s.succeeded, s.cancelled), (2, 1, 1));
+    }
+}

@@ -1,0 +1,156 @@
+//! The deployment lock of each (app, environment): who holds it, since when,
+//! until when the holder's lease runs, and the fencing token agents see.
+//!
+//! The lock is taken in the same store transaction as the deployment's first
+//! event and released with its final event, only if it is still that
+//! deployment's. The running control plane renews the lease; an expired
+//! lease means the holder is gone, and `slipctl lock release --force` frees
+//! it. Every deployment's fencing token is its number, so the next holder's
+//! token is always higher and agents refuse the old holder.
+
+use std::time::{Duration, SystemTime};
+
+use slipway_proto::{control::v1::Lock, validate};
+
+use crate::{
+    Context,
+    error::Error,
+    running::StopRequest,
+    store::{Op, Store, Tree, decode_proto, encode_proto, key2},
+};
+
+/// How long a lease runs without renewal.
+pub const LEASE: Duration = Duration::from_secs(30);
+/// How often a running deployment renews its lease.
+pub const RENEW_EVERY: Duration = Duration::from_secs(10);
+
+/// The fencing token of deployment `dep-0000000042`: 42.
+pub fn fencing_token(deployment_id: &str) -> u64 {
+    deployment_id
+        .rsplit('-')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A lock for `deployment_id`, its lease starting now.
+pub fn new_lock(app: &str, environment: &str, deployment_id: &str, holder: &str) -> Lock {
+    let now = SystemTime::now();
+    Lock {
+        app: app.to_owned(),
+        environment: environment.to_owned(),
+        deployment_id: deployment_id.to_owned(),
+        holder: holder.to_owned(),
+        acquired_at: Some(slipway_proto::timestamp(now)),
+        lease_expires_at: Some(slipway_proto::timestamp(now + LEASE)),
+        fencing_token: fencing_token(deployment_id),
+    }
+}
+
+/// The same lock with its lease renewed from now.
+pub fn renewed(lock: &Lock) -> Lock {
+    Lock {
+        lease_expires_at: Some(slipway_proto::timestamp(SystemTime::now() + LEASE)),
+        ..lock.clone()
+    }
+}
+
+/// The stored form of a lock.
+pub fn encode(lock: &Lock) -> Vec<u8> {
+    encode_proto(lock)
+}
+
+/// Reads a stored lock; a lock written before leases existed is the bare
+/// deployment id.
+fn decode(key: &[u8], raw: &[u8]) -> Lock {
+    decode_proto::<Lock>(Tree::Locks, key, raw).unwrap_or_else(|_| {
+        let id = String::from_utf8_lossy(raw).into_owned();
+        Lock {
+            fencing_token: fencing_token(&id),
+            deployment_id: id,
+            ..Default::default()
+        }
+    })
+}
+
+/// The lock of an app in an environment and its stored bytes, if held.
+pub fn get_raw(
+    store: &Store,
+    app: &str,
+    environment: &str,
+) -> Result<Option<(Lock, Vec<u8>)>, Error> {
+    let key = key2(app, environment);
+    Ok(store.get_raw(Tree::Locks, &key)?.map(|raw| {
+        let mut lock = decode(&key, &raw);
+        lock.app = app.to_owned();
+        lock.environment = environment.to_owned();
+        (lock, raw)
+    }))
+}
+
+/// The lock of an app in an environment, if held.
+pub fn get(store: &Store, app: &str, environment: &str) -> Result<Option<Lock>, Error> {
+    validate::name("app", app)?;
+    validate::name("environment", environment)?;
+    Ok(get_raw(store, app, environment)?.map(|(lock, _)| lock))
+}
+
+/// Every held lock.
+pub fn list(store: &Store) -> Result<Vec<Lock>, Error> {
+    Ok(store
+        .scan_raw(Tree::Locks, b"")?
+        .into_iter()
+        .map(|(key, raw)| {
+            let mut lock = decode(&key, &raw);
+            let mut parts = key.split(|b| *b == 0);
+            lock.app = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            lock.environment =
+                String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
+            lock
+        })
+        .collect())
+}
+
+/// Frees a lock by force. The deployment that held it, if it runs here, is
+/// asked to stop; its record says who freed the lock and why.
+pub async fn force_release(
+    ctx: &Context,
+    by: &str,
+    app: &str,
+    environment: &str,
+    reason: &str,
+) -> Result<Lock, Error> {
+    validate::name("app", app)?;
+    validate::name("environment", environment)?;
+    let Some((lock, raw)) = get_raw(&ctx.store, app, environment)? else {
+        return Err(Error::not_found("lock", format!("{app}/{environment}")));
+    };
+    ctx.store
+        .commit(vec![Op::DeleteIf(Tree::Locks, key2(app, environment), raw)])
+        .await?;
+    let request = StopRequest {
+        by: by.to_owned(),
+        reason: format!("lock released by force by {by}: {reason}"),
+        grace_seconds: 0,
+    };
+    // Not awaited: a holder stuck on a dead agent must not hold up the call.
+    let (running, id) = (ctx.running.clone(), lock.deployment_id.clone());
+    tokio::spawn(async move { running.stop(&id, request).await });
+    Ok(lock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_from_deployment_numbers() {
+        assert_eq!(fencing_token("dep-0000000042"), 42);
+        assert_eq!(fencing_token("nonsense"), 0);
+        let lock = new_lock("web", "prod", "dep-0000000007", "alice");
+        assert_eq!(lock.fencing_token, 7);
+        let raw = encode(&lock);
+        assert_eq!(decode(b"k", &raw), lock);
+        assert_eq!(decode(b"k", b"dep-0000000009").fencing_token, 9);
+    }
+}

@@ -1,0 +1,239 @@
+//! Rollouts under faults, with a TCP killer between the control plane and
+//! the agents and a control plane that is SIGKILLed: retries that repeat no
+//! step, an agent that vanishes failing within its deadline, and crash
+//! recovery that leaves every host consistent with the record and no lock.
+
+use std::time::{Duration, Instant};
+
+use slipway_proto::{
+    control::v1::{
+        DeployRequest, Deployment, DeploymentEvent, DeploymentStatus, EventKind, GetLockRequest,
+        RolloutPolicy, RolloutStrategy,
+    },
+    identity::Role,
+};
+use slipway_tests::{
+    Cluster, assert_succeeded,
+    cluster::{APP, ENV},
+    disk,
+    events::wait_for_event,
+    repo::Change,
+    spec,
+};
+
+fn new_commit(cluster: &Cluster, text: &str) {
+    cluster
+        .repo
+        .commit(text, &[Change::File("index.html", text.as_bytes())]);
+}
+
+async fn start_deploy(
+    cluster: &Cluster,
+    policy: RolloutPolicy,
+) -> tonic::Streaming<slipway_proto::control::v1::DeployResponse> {
+    cluster
+        .deployments(Role::Admin)
+        .await
+        .deploy(DeployRequest {
+            app: APP.into(),
+            environment: ENV.into(),
+            git_ref: "main".into(),
+            policy: Some(policy),
+            ..Default::default()
+        })
+        .await
+        .expect("deploy")
+        .into_inner()
+}
+
+fn hook_lines<'a>(events: &'a [DeploymentEvent], text: &str) -> Vec<&'a DeploymentEvent> {
+    events
+        .iter()
+        .filter(|e| e.kind == EventKind::Log as i32 && e.message == text)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_cut_after_the_agent_took_deploy_is_retried_without_repeating_a_step() {
+    let cluster = Cluster::builder().agents(1).fault_proxies().start().await;
+    let host = &cluster.agents[0];
+    let gate = host.apps_dir.join("gate");
+    let runs = host.apps_dir.join("runs");
+    cluster
+        .update_app(|app| {
+            app.activation = Some(spec::hooks(vec![spec::before_activate(
+                "migrate",
+                &format!(
+                    "echo run >> '{}'; echo step-one; {}; echo step-two",
+                    runs.display(),
+                    spec::wait_for_file(&gate, 120)
+                ),
+            )]));
+        })
+        .await;
+    new_commit(&cluster, "v1");
+    let mut stream = start_deploy(&cluster, RolloutPolicy::default()).await;
+    let mut seen = Vec::new();
+    // The agent took the Deploy and runs its hook; its reply stream is open.
+    wait_for_event(&mut stream, &mut seen, "the hook's first line", |e| {
+        e.message == "step-one"
+    })
+    .await;
+    let cut = cluster.proxy(0).cut().await;
+    assert!(cut >= 1, "a live connection was cut");
+    std::fs::write(&gate, b"go").unwrap();
+    let (events, deployment) = cluster.finish(seen, stream).await;
+    assert_succeeded(&deployment);
+
+    assert_eq!(disk::lines(&runs), ["run"], "the hook ran once");
+    assert_eq!(hook_lines(&events, "step-one").len(), 1, "no duplicate");
+    assert_eq!(hook_lines(&events, "step-two").len(), 1, "no gap");
+    let retried = events.iter().any(|e| {
+        e.level == slipway_proto::control::v1::LogLevel::Warn as i32
+            && e.message.contains("attempt 2 of")
+    });
+    assert!(retried, "the control plane retried the step");
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    let expected: Vec<u64> = (1..=events.len() as u64).collect();
+    assert_eq!(
+        sequences, expected,
+        "the event log has no gap and no duplicate"
+    );
+    assert_eq!(host.current().as_deref(), Some(deployment.release.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_stops_answering_fails_its_step_within_its_deadline() {
+    let cluster = Cluster::builder().agents(2).fault_proxy(1).start().await;
+    new_commit(&cluster, "v1");
+    let (_, good) = cluster.deploy("main").await;
+    assert_succeeded(&good);
+    new_commit(&cluster, "v2");
+    cluster.proxy(1).blackhole(true);
+    let policy = RolloutPolicy {
+        step_timeout_seconds: 2,
+        retry_attempts: 2,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let stream = start_deploy(&cluster, policy).await;
+    let (_, deployment) = cluster.finish(Vec::new(), stream).await;
+    let elapsed = started.elapsed();
+    assert_eq!(
+        deployment.status,
+        DeploymentStatus::Failed as i32,
+        "{deployment:?}"
+    );
+    let silent = deployment.hosts.iter().find(|h| h.host == "web-2").unwrap();
+    assert_eq!(silent.status, DeploymentStatus::Failed as i32);
+    assert!(
+        silent.error.contains("longer than 2 s") || silent.error.contains("within 2 s"),
+        "{}",
+        silent.error
+    );
+    // Two attempts of a 2 s step plus one backoff (at most 10 s): bounded.
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    // The host that answered was prepared but, the budget spent, not switched.
+    assert_eq!(
+        cluster.agents[0].current().as_deref(),
+        Some(good.release.as_str())
+    );
+    cluster.proxy(1).blackhole(false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_control_plane_mid_rollout_leaves_every_host_consistent_and_no_lock() {
+    let mut cluster = Cluster::builder()
+        .agents(4)
+        .process_control_plane()
+        .start()
+        .await;
+    new_commit(&cluster, "v1");
+    let (_, good) = cluster.deploy("main").await;
+    assert_succeeded(&good);
+    let gate = cluster.agents[2].apps_dir.join("gate");
+    cluster
+        .update_app(|app| {
+            app.activation = Some(spec::hooks(vec![spec::before_activate(
+                "hold",
+                &format!(
+                    r#"case "$SLIPWAY_RELEASE_DIR" in */web-3/*) echo holding; {};; esac"#,
+                    spec::wait_for_file(&gate, 600)
+                ),
+            )]));
+        })
+        .await;
+    new_commit(&cluster, "v2");
+    let policy = RolloutPolicy {
+        strategy: RolloutStrategy::Rolling as i32,
+        batch_size: 1,
+        ..Default::default()
+    };
+    let mut stream = start_deploy(&cluster, policy).await;
+    let mut seen = Vec::new();
+    // Batches 1 and 2 are done; batch 3 (web-3) holds in its hook.
+    wait_for_event(&mut stream, &mut seen, "web-3's hook", |e| {
+        e.host == "web-3" && e.message == "holding"
+    })
+    .await;
+    let id = seen[0].deployment_id.clone();
+    cluster.kill_control_plane();
+    drop(stream);
+    cluster.restart_control_plane().await;
+
+    let deployment: Deployment = cluster.deployment(&id).await;
+    assert_eq!(
+        deployment.status,
+        DeploymentStatus::Interrupted as i32,
+        "{deployment:?}"
+    );
+    for host in &cluster.agents {
+        let record = deployment
+            .hosts
+            .iter()
+            .find(|h| h.host == host.name)
+            .unwrap();
+        let current = host.current().expect("a current release");
+        let on_new = current == deployment.release;
+        assert_eq!(
+            record.status == DeploymentStatus::Succeeded as i32,
+            on_new,
+            "{}: the record says {:?}, current is {current}",
+            host.name,
+            record
+        );
+        assert!(
+            current == deployment.release || current == good.release,
+            "{}: {current}",
+            host.name
+        );
+        assert!(disk::staging_leftovers(&host.app_root()).is_empty());
+    }
+    for name in ["web-1", "web-2"] {
+        let record = deployment.hosts.iter().find(|h| h.host == name).unwrap();
+        assert_eq!(record.status, DeploymentStatus::Succeeded as i32, "{name}");
+    }
+    // web-3's hook was stopped; the lock is free and the next deploy runs.
+    assert_eq!(
+        cluster.agents[2].current().as_deref(),
+        Some(good.release.as_str())
+    );
+    let lock = cluster
+        .locks()
+        .await
+        .get_lock(GetLockRequest {
+            app: APP.into(),
+            environment: ENV.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .lock;
+    assert!(lock.is_none(), "{lock:?}");
+    cluster.update_app(|app| app.activation = None).await;
+    let (_, next) = cluster.deploy("main").await;
+    assert_succeeded(&next);
+    for host in &cluster.agents {
+        assert_eq!(host.current().as_deref(), Some(next.release.as_str()));
+    }
+}

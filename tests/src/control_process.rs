@@ -1,0 +1,467 @@
+//! The real `slipway-control-plane` binary as a child process, so a test can
+//! SIGKILL it at any point and start it again on the same address, sled
+//! directory and PKI, waiting until it answers the gRPC health check.
+//!
+//! ```ignore
+//! let mut cluster = Cluster::builder().process_control_plane().start().await;
+//! cluster.kill_control_plane();
+//! cluster.restart_control_plane().await; // same address: clients reconnect
+//! ```
+
+use std::{
+    io::{BufRead, BufReader},
+    marker::PhantomData,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, OnceLock, mpsc},
+    time::{Duration, Instant},
+};
+
+use prost::Message;
+use slipway_proto::{
+    identity::Role,
+    tls::{self, TlsMaterial},
+};
+use tonic::{
+    Status,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    codegen::http::uri::PathAndQuery,
+    transport::Channel,
+};
+
+use crate::{TestPki, process::strip_ansi};
+
+/// How long the control plane may take from spawn to answering health checks.
+const STARTUP: Duration = Duration::from_secs(60);
+
+/// How long a SIGTERM'd control plane may take to drain and exit.
+const DRAIN: Duration = Duration::from_secs(40);
+
+/// The service whose health is checked: the one rollout tests use most.
+const HEALTH_SERVICE: &str = "slipway.control.v1.DeploymentService";
+
+/// The `slipway-control-plane` executable of this build, built on first use
+/// (`SLIPWAY_CONTROL_PLANE_BIN` names a prebuilt one instead). See
+/// [`crate::process::agent_binary`] for why the fixture runs cargo.
+pub fn control_plane_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        std::env::var_os("SLIPWAY_CONTROL_PLANE_BIN").map_or_else(
+            || cargo_build("slipway-control-plane", "slipway-control-plane"),
+            PathBuf::from,
+        )
+    })
+}
+
+/// Builds binary `bin` of `package` with cargo, into the target directory and
+/// profile this test executable was built with; returns its path.
+pub fn cargo_build(package: &str, bin: &str) -> PathBuf {
+    // The test executable is `<target>/<profile>/deps/<name>-<hash>`.
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("target dir");
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("profile dir name");
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(&cargo);
+    build
+        .current_dir(workspace)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .arg("--target-dir")
+        .arg(target_dir);
+    match profile {
+        "debug" => {}
+        "release" => {
+            build.arg("--release");
+        }
+        other => {
+            build.args(["--profile", other]);
+        }
+    }
+    let started = Instant::now();
+    let status = build
+        .status()
+        .unwrap_or_else(|err| panic!("cannot run {cargo:?} to build {bin}: {err}"));
+    assert!(
+        status.success(),
+        "building {bin} failed ({status}); its code must compile, see cargo's errors above"
+    );
+    eprintln!(
+        "{bin} binary ready in {:.1?} (cargo build)",
+        started.elapsed()
+    );
+    let path = profile_dir.join(bin);
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+/// The address in the control plane's "control plane serving addr=<ip:port>"
+/// line.
+fn serving_addr(line: &str) -> Option<SocketAddr> {
+    if !line.contains("control plane serving") {
+        return None;
+    }
+    line.split_whitespace()
+        .find_map(|word| word.strip_prefix("addr="))
+        .and_then(|addr| addr.trim_matches('"').parse().ok())
+}
+
+/// A `slipway-control-plane` child process, restartable on the same address
+/// with the same sled directory and certificates. Killed (SIGKILL) when
+/// dropped.
+pub struct ControlPlaneProcess {
+    /// Where it listens; the same across restarts.
+    pub addr: SocketAddr,
+    /// Its sled directory.
+    pub data_dir: PathBuf,
+    pki_dir: PathBuf,
+    /// An operator identity for health checks.
+    probe: TlsMaterial,
+    child: Option<Child>,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ControlPlaneProcess {
+    /// Starts the control plane on an ephemeral loopback port with the
+    /// certificates of `pki` and waits until it answers health checks.
+    pub async fn start(pki: &TestPki, data_dir: PathBuf) -> Self {
+        let mut cp = Self {
+            addr: "127.0.0.1:0".parse().expect("addr"),
+            data_dir,
+            pki_dir: pki.dir().to_owned(),
+            probe: TestPki::material(&pki.operator(Role::Viewer)),
+            child: None,
+            log: Arc::new(Mutex::new(Vec::new())),
+        };
+        cp.spawn().await;
+        cp
+    }
+
+    /// Process id of the running control plane.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("control plane running").id()
+    }
+
+    /// Whether a process is running (false after a kill until the restart).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Everything it wrote to stderr so far (across restarts), without
+    /// colours: for assertion messages.
+    pub fn log(&self) -> String {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .join("\n")
+    }
+
+    /// Kills it with SIGKILL (no drain, no flush) and reaps it.
+    pub fn kill_9(&mut self) {
+        let mut child = self.child.take().expect("control plane running");
+        child.kill().expect("SIGKILL the control plane");
+        child.wait().expect("reap the control plane");
+        self.note("--- killed with SIGKILL ---");
+    }
+
+    /// Stops it with SIGTERM and waits (bounded) for the drain and exit;
+    /// panics if it does not exit or exits with a failure.
+    pub async fn terminate(&mut self) {
+        let mut child = self.child.take().expect("control plane running");
+        let pid = child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        let (child, status) = tokio::task::spawn_blocking(move || {
+            let deadline = Instant::now() + DRAIN;
+            loop {
+                match child.try_wait() {
+                    Ok(Some(status)) => return (child, Some(status)),
+                    Ok(None) if Instant::now() < deadline => {
+                        // No event to wait on with a deadline for a child in
+                        // std; short steps bound the wait.
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    _ => return (child, None),
+                }
+            }
+        })
+        .await
+        .expect("join");
+        match status {
+            Some(status) if status.success() => self.note("--- stopped with SIGTERM ---"),
+            Some(status) => panic!(
+                "slipway-control-plane exited with {status} after SIGTERM; its log:\n{}",
+                self.log()
+            ),
+            None => {
+                self.child = Some(child);
+                panic!(
+                    "slipway-control-plane did not exit within {DRAIN:?} of SIGTERM; its log:\n{}",
+                    self.log()
+                );
+            }
+        }
+    }
+
+    /// Starts it again on the same address with the same directory and
+    /// certificates; waits until it answers health checks.
+    pub async fn restart(&mut self) {
+        assert!(
+            self.child.is_none(),
+            "kill or terminate the control plane before restarting it"
+        );
+        self.note("--- restarted ---");
+        self.spawn().await;
+    }
+
+    /// Panics (with its log) if the process has exited by itself. A process
+    /// the test killed and did not restart passes.
+    pub fn assert_running(&mut self) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!(
+                "slipway-control-plane exited unexpectedly ({status}); its log:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// One health check of the control plane's deployment service.
+    pub async fn check_health(&self) -> Result<(), Status> {
+        let channel = tls::endpoint(&self.addr.to_string(), "127.0.0.1", &self.probe)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?
+            .timeout(Duration::from_secs(5))
+            .connect_lazy();
+        match health_check(channel, HEALTH_SERVICE).await? {
+            SERVING => Ok(()),
+            other => Err(Status::unavailable(format!(
+                "{HEALTH_SERVICE} reports health status {other}"
+            ))),
+        }
+    }
+
+    fn note(&self, line: &str) {
+        self.log
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line.to_owned());
+    }
+
+    async fn spawn(&mut self) {
+        let mut child = Command::new(control_plane_binary())
+            .arg("--listen")
+            .arg(self.addr.to_string())
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--pki-dir")
+            .arg(&self.pki_dir)
+            // The test's own environment must not configure the control plane.
+            .env_remove("SLIPWAY_CP_CONFIG")
+            .env_remove("SLIPWAY_CP_LISTEN")
+            .env_remove("SLIPWAY_CP_DATA_DIR")
+            .env_remove("SLIPWAY_CP_PKI_DIR")
+            .env_remove("SLIPWAY_CP_LOG_JSON")
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|err| {
+                panic!("cannot start {}: {err}", control_plane_binary().display())
+            });
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (found, serving) = mpsc::channel();
+        let log = self.log.clone();
+        // Drains stderr for the process's whole life so the pipe never fills.
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let line = strip_ansi(&line);
+                if let Some(addr) = serving_addr(&line)
+                    && let Some(tx) = found.take()
+                {
+                    let _ = tx.send(addr);
+                }
+                log.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        let started = Instant::now();
+        let addr = tokio::task::spawn_blocking(move || serving.recv_timeout(STARTUP))
+            .await
+            .expect("join");
+        let addr = match addr {
+            Ok(addr) => addr,
+            Err(err) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "slipway-control-plane did not report serving ({err}; {status:?}); its log:\n{}",
+                    self.log()
+                );
+            }
+        };
+        self.addr = addr;
+        self.child = Some(child);
+        self.wait_healthy(started + STARTUP).await;
+    }
+
+    /// Checks health until it answers SERVING. The "serving" line comes
+    /// after the listener is bound, so the first check normally succeeds;
+    /// the retry covers the moment between that line and the server loop.
+    async fn wait_healthy(&mut self, deadline: Instant) {
+        loop {
+            let error = match self.check_health().await {
+                Ok(()) => return,
+                Err(status) => status,
+            };
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "slipway-control-plane exited ({status}) before answering health checks; its log:\n{}",
+                    self.log()
+                );
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "slipway-control-plane at {} is not healthy: {error}; its log:\n{}",
+                    self.addr,
+                    self.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for ControlPlaneProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING`.
+const SERVING: i32 = 1;
+
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, Message)]
+struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse`.
+#[derive(Clone, PartialEq, Message)]
+struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    status: i32,
+}
+
+/// `grpc.health.v1.Health/Check`; returns the serving status. The messages
+/// and codec are written out here because this crate does not depend on
+/// tonic-health or tonic-prost.
+async fn health_check(channel: Channel, service: &str) -> Result<i32, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready()
+        .await
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    let response = grpc
+        .unary(
+            tonic::Request::new(HealthCheckRequest {
+                service: service.to_owned(),
+            }),
+            PathAndQuery::from_static("/grpc.health.v1.Health/Check"),
+            ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default(),
+        )
+        .await?;
+    Ok(response.into_inner().status)
+}
+
+/// A prost codec for one request and one response type.
+struct ProstCodec<E, D>(PhantomData<fn() -> (E, D)>);
+
+impl<E, D> Default for ProstCodec<E, D> {
+    fn default() -> Self {
+        Self(PhantomData)
+    }
+}
+
+struct ProstEncoder<E>(PhantomData<fn() -> E>);
+struct ProstDecoder<D>(PhantomData<fn() -> D>);
+
+impl<E, D> Codec for ProstCodec<E, D>
+where
+    E: Message + Send + 'static,
+    D: Message + Default + Send + 'static,
+{
+    type Encode = E;
+    type Decode = D;
+    type Encoder = ProstEncoder<E>;
+    type Decoder = ProstDecoder<D>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        ProstEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder(PhantomData)
+    }
+}
+
+impl<E: Message> Encoder for ProstEncoder<E> {
+    type Item = E;
+    type Error = Status;
+
+    fn encode(&mut self, item: E, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding {}: {e}", std::any::type_name::<E>())))
+    }
+}
+
+impl<D: Message + Default> Decoder for ProstDecoder<D> {
+    type Item = D;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<D>, Status> {
+        D::decode(src)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("decoding {}: {e}", std::any::type_name::<D>())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_in_the_serving_line() {
+        let line = "2026-11-23T14:00:00.000000Z  INFO slipway_control_plane: control plane serving \
+                    addr=127.0.0.1:40123 data_dir=/tmp/x/control-plane";
+        assert_eq!(serving_addr(line), Some("127.0.0.1:40123".parse().unwrap()));
+        assert_eq!(
+            serving_addr("INFO slipway-agent listening addr=1.2.3.4:5"),
+            None
+        );
+    }
+}
