@@ -7,17 +7,6 @@ use slipway_proto::validate::InvalidField;
 
 use crate::{error::Error, journal::Journal};
 
-/// Whether Deploy, Rollback, UploadObjects and CancelOperation refuse
-/// fencing token 0 ("no lock") with INVALID_ARGUMENT naming
-/// `fencing_token`.
-///
-/// TRANSITIONAL: `false` only until the control plane sends its lock's token
-/// with every agent call. Meanwhile such a request with token 0 is served
-/// unfenced: it is not checked against the highest token and not recorded
-/// (PinRelease always works that way). Set it to `true` once the control
-/// plane sends tokens; nothing else needs to change.
-pub const REFUSE_UNFENCED_REQUESTS: bool = false;
-
 /// A request's token was lower than the highest the app has seen.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -33,13 +22,9 @@ pub struct StaleToken {
 }
 
 /// Validates the token of a request that needs one (all mutating requests
-/// but PinRelease): 0 is refused when [`REFUSE_UNFENCED_REQUESTS`] says so.
+/// but PinRelease): 0, "no lock", is refused.
 pub(crate) fn required(field: &str, token: u64) -> Result<u64, InvalidField> {
-    check_required(field, token, REFUSE_UNFENCED_REQUESTS)
-}
-
-fn check_required(field: &str, token: u64, refuse_zero: bool) -> Result<u64, InvalidField> {
-    if token == 0 && refuse_zero {
+    if token == 0 {
         return Err(InvalidField::new(
             field,
             "is required: send the token of the control plane's lock on the app \
@@ -104,7 +89,7 @@ mod tests {
 
     #[test]
     fn token_zero_is_refused_where_a_lock_is_required() {
-        let err = check_required("fencing_token", 0, true).unwrap_err();
+        let err = required("fencing_token", 0).unwrap_err();
         assert_eq!(err.field, "fencing_token");
         let status = Status::from(Error::from(err));
         assert_eq!(status.code(), Code::InvalidArgument);
@@ -115,8 +100,7 @@ mod tests {
             "{}",
             status.message()
         );
-        assert_eq!(check_required("fencing_token", 0, false).unwrap(), 0);
-        assert_eq!(check_required("fencing_token", 4, true).unwrap(), 4);
+        assert_eq!(required("fencing_token", 4).unwrap(), 4);
     }
 
     #[test]

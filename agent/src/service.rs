@@ -59,7 +59,6 @@ impl AgentApi {
     fn deploy_plan(&self, request: DeployRequest) -> Result<DeployPlan, Error> {
         // Same rule as the control plane uses when it makes the id.
         validate::release_id("deployment_id", &request.deployment_id)?;
-        let fencing_token = fencing::required("fencing_token", request.fencing_token)?;
         let app = self.resolve("app", request.app.as_ref())?;
         validate::release_id("release_id", &request.release_id)?;
         let files = if request.base_release.is_empty() {
@@ -82,6 +81,8 @@ impl AgentApi {
         };
         let activation = Activation::from_wire("spec", request.spec)?;
         environment(&request.environment)?;
+        // Last: a request that is wrong anyway is told about its fields.
+        let fencing_token = fencing::required("fencing_token", request.fencing_token)?;
         Ok(DeployPlan {
             app,
             deployment_id: request.deployment_id,
@@ -97,11 +98,11 @@ impl AgentApi {
 
     fn rollback_plan(&self, request: RollbackRequest) -> Result<RollbackPlan, Error> {
         validate::release_id("deployment_id", &request.deployment_id)?;
-        let fencing_token = fencing::required("fencing_token", request.fencing_token)?;
         let app = self.resolve("app", request.app.as_ref())?;
         validate::release_id("release_id", &request.release_id)?;
         let activation = Activation::from_wire("spec", request.spec)?;
         environment(&request.environment)?;
+        let fencing_token = fencing::required("fencing_token", request.fencing_token)?;
         Ok(RollbackPlan {
             app,
             deployment_id: request.deployment_id,

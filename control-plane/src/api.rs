@@ -401,13 +401,37 @@ impl deployment_service_server::DeploymentService for Deployments {
         &self,
         request: Request<pb::PlanDeploymentRequest>,
     ) -> Reply<pb::PlanDeploymentResponse> {
-        // Planning may cut a release, like CreateRelease: deployer.
-        require(&request, Role::Deployer)?;
-        let deploy = request
-            .into_inner()
+        let target = request
+            .get_ref()
             .deploy
-            .ok_or_else(|| missing("deploy"))?;
-        Ok(Response::new(planning::plan(&self.0, deploy).await?))
+            .as_ref()
+            .map_or_else(String::new, |d| audit::app_env(&d.app, &d.environment));
+        // Audited: planning cuts the release when the ref has none yet.
+        let audit = Audit::begin(
+            &self.0,
+            &request,
+            "DeploymentService/PlanDeployment",
+            target,
+        );
+        let result = async {
+            require(&request, Role::Deployer)?;
+            let deploy = request
+                .get_ref()
+                .deploy
+                .clone()
+                .ok_or_else(|| missing("deploy"))?;
+            Ok(Response::new(planning::plan(&self.0, deploy).await?))
+        }
+        .await;
+        audit
+            .finish(result, |r| {
+                format!(
+                    "planned {} in {} batches",
+                    r.get_ref().release.as_ref().map_or("", |r| &r.id),
+                    r.get_ref().batches.len()
+                )
+            })
+            .await
     }
 
     async fn cancel_deployment(

@@ -6,8 +6,7 @@ use std::{collections::HashMap, sync::Arc};
 use slipway_proto::{
     control::v1::{
         App, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, EventKind, Host,
-        HostProgress, ListDeploymentsRequest, Lock, LogLevel, Release, ReleaseMark, RolloutPolicy,
-        RolloutStrategy,
+        HostProgress, Lock, LogLevel, Release, ReleaseMark, RolloutPolicy, RolloutStrategy,
     },
     validate,
 };
@@ -441,36 +440,6 @@ pub fn get(store: &Store, id: &str) -> Result<Deployment, Error> {
     store
         .get(Tree::Deployments, id.as_bytes())?
         .ok_or_else(|| Error::not_found("deployment", id))
-}
-
-/// Deployments newest first, filtered, one page at a time. The page token
-/// is the id of the last deployment of the previous page.
-pub fn list(
-    store: &Store,
-    req: &ListDeploymentsRequest,
-) -> Result<(Vec<Deployment>, String), Error> {
-    let size = match req.page_size {
-        0 => 50,
-        n => n.min(1000) as usize,
-    };
-    let mut all: Vec<Deployment> = store.list(Tree::Deployments, b"")?;
-    all.reverse();
-    let page: Vec<Deployment> = all
-        .into_iter()
-        .filter(|d| req.page_token.is_empty() || d.id.as_str() < req.page_token.as_str())
-        .filter(|d| req.app.is_empty() || d.app == req.app)
-        .filter(|d| req.environment.is_empty() || d.environment == req.environment)
-        .filter(|d| req.status == 0 || d.status == req.status)
-        .take(size + 1)
-        .collect();
-    let mut page = page;
-    let next = if page.len() > size {
-        page.truncate(size);
-        page.last().map(|d| d.id.clone()).unwrap_or_default()
-    } else {
-        String::new()
-    };
-    Ok((page, next))
 }
 
 /// After a restart: every deployment that was pending or running is

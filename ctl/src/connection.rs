@@ -186,8 +186,12 @@ impl Api {
     }
 
     /// LockService.
-    pub fn locks(&self) -> slipway_proto::control::v1::lock_service_client::LockServiceClient<Channel> {
-        slipway_proto::control::v1::lock_service_client::LockServiceClient::new(self.channel.clone())
+    pub fn locks(
+        &self,
+    ) -> slipway_proto::control::v1::lock_service_client::LockServiceClient<Channel> {
+        slipway_proto::control::v1::lock_service_client::LockServiceClient::new(
+            self.channel.clone(),
+        )
     }
 }
 

@@ -114,7 +114,8 @@ async fn agent_cancel_kills_a_running_hook_group_and_keeps_current() {
     let done = outcome(&seen);
     assert!(!done.success);
     assert!(
-        done.error.contains("cancelled during before-activate hook \"hold\""),
+        done.error
+            .contains("cancelled during before-activate hook \"hold\""),
         "{}",
         done.error
     );

@@ -60,7 +60,10 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
     // token. The old holder's token is lower.
     let newer = cluster.holder_token(0).await + 10;
     let stale = newer - 3;
-    assert_eq!(cluster.agent_upload(0, &r2, newer).await.expect("upload"), 1);
+    assert_eq!(
+        cluster.agent_upload(0, &r2, newer).await.expect("upload"),
+        1
+    );
     assert_eq!(cluster.agent_token(0).await, newer);
     let journal = std::fs::read(root.join(".slipway/journal.json")).expect("journal");
     let before = tree(&root);
@@ -151,8 +154,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
     assert_eq!(host.current().as_deref(), Some(r2.id.as_str()));
     assert_eq!(cluster.agent_token(0).await, newer);
 
-    // Token 0 means "no lock": refused where a lock is required, once the
-    // agent enforces it (see slipway_agent::fencing).
+    // Token 0 means "no lock": refused where a lock is required.
     let answer = agent
         .cancel_operation(CancelOperationRequest {
             app: Some(app_target()),
@@ -161,12 +163,8 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
             fencing_token: 0,
         })
         .await;
-    if slipway_agent::fencing::REFUSE_UNFENCED_REQUESTS {
-        let status = answer.expect_err("token 0");
-        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-        assert!(status.message().contains("fencing_token"), "{status:?}");
-    } else {
-        assert!(!answer.expect("unfenced cancel").into_inner().cancelled);
-    }
+    let status = answer.expect_err("token 0");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("fencing_token"), "{status:?}");
     cluster.shutdown().await;
 }

@@ -93,7 +93,10 @@ async fn agent_prepare_only_leaves_current_and_the_rollback_of_its_deployment_ac
     let done = outcome(&activated);
     assert!(done.success, "{activated:#?}");
     assert_eq!(
-        (done.previous_release.as_str(), done.current_release.as_str()),
+        (
+            done.previous_release.as_str(),
+            done.current_release.as_str()
+        ),
         (d1.release.as_str(), r2.id.as_str())
     );
     assert_eq!(host.current().as_deref(), Some(r2.id.as_str()));
@@ -105,7 +108,10 @@ async fn agent_prepare_only_leaves_current_and_the_rollback_of_its_deployment_ac
     assert_eq!(health, 1, "{activated:#?}");
     let status = cluster.agent_status(0).await;
     assert_eq!(
-        (status.current_release.as_str(), status.previous_release.as_str()),
+        (
+            status.current_release.as_str(),
+            status.previous_release.as_str()
+        ),
         (r2.id.as_str(), d1.release.as_str())
     );
     assert_eq!(state(&status, &r2.id), ReleaseState::Active);

@@ -188,7 +188,7 @@ async fn successful_and_refused_calls_are_recorded_with_the_certificate() {
         },
     )
     .await;
-    assert_eq!(by_viewer, [denied.clone()]);
+    assert_eq!(by_viewer, std::slice::from_ref(denied));
     let (hosts, pages) = all_entries(
         &mut client,
         ListAuditEventsRequest {

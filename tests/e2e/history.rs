@@ -6,10 +6,12 @@ use std::collections::HashSet;
 
 use futures_util::StreamExt;
 use slipway_proto::{
+    agent::v1::ActivationSpec,
     control::v1::{
         DeployRequest, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus,
         GetDeploymentStatsRequest, GetRollbackTimelineRequest, ListDeploymentEventsRequest,
-        ListDeploymentsRequest, LogLevel, deployment_service_client::DeploymentServiceClient,
+        ListDeploymentsRequest, LogLevel, RolloutPolicy,
+        deployment_service_client::DeploymentServiceClient,
     },
     identity::Role,
 };
@@ -510,5 +512,77 @@ async fn rollback_timeline_after_deploys_and_rollbacks() {
             .expect_err("refused");
         assert_eq!(status.code(), code, "{app} {environment}: {status:?}");
     }
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_rollback_in_the_timeline_carries_the_failure() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    cluster
+        .repo
+        .commit("good", &[Change::File("a.txt", b"1\n")]);
+    let (_, good) = cluster.deploy("main").await;
+    assert_succeeded(&good);
+    // web-2 fails its health check on any other release, and switches
+    // itself back; web-1 took the release and is rolled back automatically.
+    cluster
+        .update_app(|app| {
+            app.activation = Some(ActivationSpec {
+                health_check: Some(spec::health_command(
+                    &format!(
+                        r#"case "$SLIPWAY_RELEASE_DIR" in */web-2/*) [ "$SLIPWAY_RELEASE_ID" = "{}" ] || {{ echo "web-2 is sick"; exit 1; }};; esac"#,
+                        good.release
+                    ),
+                    1,
+                    10,
+                )),
+                ..Default::default()
+            });
+        })
+        .await;
+    cluster
+        .repo
+        .commit("sick", &[Change::File("a.txt", b"2\n")]);
+    let (_, failed) = cluster
+        .deploy_with(
+            "main",
+            RolloutPolicy {
+                auto_rollback: true,
+                ..Default::default()
+            },
+        )
+        .await;
+    assert_eq!(failed.status, DeploymentStatus::Failed as i32, "{failed:?}");
+    assert!(!failed.rolled_back_by.is_empty(), "{failed:?}");
+    let rollback = cluster.deployment(&failed.rolled_back_by).await;
+    assert_succeeded(&rollback);
+
+    let timeline = cluster
+        .deployments(Role::Viewer)
+        .await
+        .get_rollback_timeline(GetRollbackTimelineRequest {
+            app: APP.into(),
+            environment: ENV.into(),
+        })
+        .await
+        .expect("timeline")
+        .into_inner()
+        .rollbacks;
+    assert_eq!(timeline.len(), 1, "{timeline:#?}");
+    let entry = &timeline[0];
+    assert_eq!(
+        entry.rollback.as_ref().map(|r| r.id.as_str()),
+        Some(rollback.id.as_str())
+    );
+    assert!(entry.automatic);
+    assert_eq!(entry.reason, failed.error, "the failure that triggered it");
+    assert!(entry.reason.contains("web-2"), "{}", entry.reason);
+    assert_eq!(entry.from_release, failed.release);
+    assert_eq!(entry.to_release, good.release);
+    assert_eq!(entry.undone_deployment, failed.id);
+    assert_eq!(
+        entry.time_to_recovery_ms,
+        millis_between(&failed, &rollback)
+    );
     cluster.shutdown().await;
 }

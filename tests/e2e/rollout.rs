@@ -9,10 +9,10 @@ use futures_util::StreamExt;
 use slipway_proto::{
     agent::v1::ActivationSpec,
     control::v1::{
-        CancelDeploymentRequest, DeployRequest, Deployment, DeploymentEvent, DeploymentKind,
-        DeploymentStatus, EventKind, GetLockRequest, ListAuditEventsRequest,
-        ListDeploymentsRequest, PlanDeploymentRequest, ReleaseLockRequest, RolloutPolicy,
-        RolloutStrategy, lock_service_client::LockServiceClient,
+        CancelDeploymentRequest, DeployRequest, DeploymentEvent, DeploymentKind, DeploymentStatus,
+        EventKind, GetLockRequest, ListAuditEventsRequest, ListDeploymentsRequest,
+        PlanDeploymentRequest, ReleaseLockRequest, RolloutPolicy, RolloutStrategy,
+        lock_service_client::LockServiceClient,
     },
     identity::Role,
 };
@@ -31,28 +31,6 @@ fn rolling(batch_size: u32) -> RolloutPolicy {
         batch_size,
         ..Default::default()
     }
-}
-
-/// Deploys `main` with `policy` and reads the whole event stream.
-async fn deploy_with(
-    cluster: &Cluster,
-    policy: RolloutPolicy,
-) -> (Vec<DeploymentEvent>, Deployment) {
-    let stream = cluster
-        .deployments(Role::Admin)
-        .await
-        .deploy(DeployRequest {
-            app: APP.into(),
-            environment: ENV.into(),
-            git_ref: "main".into(),
-            message: "rollout test".into(),
-            policy: Some(policy),
-            ..Default::default()
-        })
-        .await
-        .expect("deploy")
-        .into_inner();
-    cluster.finish(Vec::new(), stream).await
 }
 
 /// Index of the first host status event of `host` at `stage`.
@@ -80,7 +58,7 @@ fn new_commit(cluster: &Cluster, text: &str) {
 async fn rolling_batches_prepare_every_host_before_any_of_them_switches() {
     let cluster = Cluster::builder().agents(4).start().await;
     new_commit(&cluster, "v1");
-    let (events, deployment) = deploy_with(&cluster, rolling(2)).await;
+    let (events, deployment) = cluster.deploy_with("main", rolling(2)).await;
     assert_succeeded(&deployment);
     assert_eq!(deployment.batches, 2);
     let names = ["web-1", "web-2", "web-3", "web-4"];
@@ -136,7 +114,7 @@ async fn a_failed_canary_stops_the_rollout_before_other_hosts_get_anything() {
         canary: true,
         ..rolling(1)
     };
-    let (_, deployment) = deploy_with(&cluster, policy).await;
+    let (_, deployment) = cluster.deploy_with("main", policy).await;
     assert_eq!(
         deployment.status,
         DeploymentStatus::Failed as i32,
@@ -197,7 +175,7 @@ async fn failed_hosts_never_exceed_the_policy_at_any_moment() {
         max_failed_hosts: max_failed,
         ..rolling(batch_size)
     };
-    let (events, deployment) = deploy_with(&cluster, policy).await;
+    let (events, deployment) = cluster.deploy_with("main", policy).await;
     assert_eq!(deployment.status, DeploymentStatus::Failed as i32);
 
     // Replay the log: hosts failed plus hosts switching (out of service)
@@ -278,7 +256,7 @@ async fn auto_rollback_switches_back_the_hosts_that_took_the_release() {
         auto_rollback: true,
         ..rolling(2)
     };
-    let (_, failed) = deploy_with(&cluster, policy).await;
+    let (_, failed) = cluster.deploy_with("main", policy).await;
     assert_eq!(failed.status, DeploymentStatus::Failed as i32, "{failed:?}");
     assert!(!failed.rolled_back_by.is_empty(), "linked to its rollback");
     let rollback = cluster.deployment(&failed.rolled_back_by).await;
@@ -301,21 +279,7 @@ async fn auto_rollback_switches_back_the_hosts_that_took_the_release() {
             host.name
         );
     }
-    assert!(
-        cluster
-            .locks()
-            .await
-            .get_lock(GetLockRequest {
-                app: APP.into(),
-                environment: ENV.into(),
-            })
-            .await
-            .expect("get lock")
-            .into_inner()
-            .lock
-            .is_none(),
-        "the lock is free"
-    );
+    assert!(cluster.lock().await.is_none(), "the lock is free");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,45 +5,15 @@
 
 use std::time::{Duration, Instant};
 
-use slipway_proto::{
-    control::v1::{
-        DeployRequest, Deployment, DeploymentEvent, DeploymentStatus, EventKind, GetLockRequest,
-        RolloutPolicy, RolloutStrategy,
-    },
-    identity::Role,
+use slipway_proto::control::v1::{
+    Deployment, DeploymentEvent, DeploymentStatus, EventKind, RolloutPolicy, RolloutStrategy,
 };
-use slipway_tests::{
-    Cluster, assert_succeeded,
-    cluster::{APP, ENV},
-    disk,
-    events::wait_for_event,
-    repo::Change,
-    spec,
-};
+use slipway_tests::{Cluster, assert_succeeded, disk, events::wait_for_event, repo::Change, spec};
 
 fn new_commit(cluster: &Cluster, text: &str) {
     cluster
         .repo
         .commit(text, &[Change::File("index.html", text.as_bytes())]);
-}
-
-async fn start_deploy(
-    cluster: &Cluster,
-    policy: RolloutPolicy,
-) -> tonic::Streaming<slipway_proto::control::v1::DeployResponse> {
-    cluster
-        .deployments(Role::Admin)
-        .await
-        .deploy(DeployRequest {
-            app: APP.into(),
-            environment: ENV.into(),
-            git_ref: "main".into(),
-            policy: Some(policy),
-            ..Default::default()
-        })
-        .await
-        .expect("deploy")
-        .into_inner()
 }
 
 fn hook_lines<'a>(events: &'a [DeploymentEvent], text: &str) -> Vec<&'a DeploymentEvent> {
@@ -72,7 +42,7 @@ async fn a_connection_cut_after_the_agent_took_deploy_is_retried_without_repeati
         })
         .await;
     new_commit(&cluster, "v1");
-    let mut stream = start_deploy(&cluster, RolloutPolicy::default()).await;
+    let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();
     // The agent took the Deploy and runs its hook; its reply stream is open.
     wait_for_event(&mut stream, &mut seen, "the hook's first line", |e| {
@@ -116,8 +86,7 @@ async fn an_agent_that_stops_answering_fails_its_step_within_its_deadline() {
         ..Default::default()
     };
     let started = Instant::now();
-    let stream = start_deploy(&cluster, policy).await;
-    let (_, deployment) = cluster.finish(Vec::new(), stream).await;
+    let (_, deployment) = cluster.deploy_with("main", policy).await;
     let elapsed = started.elapsed();
     assert_eq!(
         deployment.status,
@@ -169,7 +138,10 @@ async fn kill_9_of_the_control_plane_mid_rollout_leaves_every_host_consistent_an
         batch_size: 1,
         ..Default::default()
     };
-    let mut stream = start_deploy(&cluster, policy).await;
+    let mut stream = cluster
+        .try_deploy_stream("main", Some(policy))
+        .await
+        .expect("deploy");
     let mut seen = Vec::new();
     // Batches 1 and 2 are done; batch 3 (web-3) holds in its hook.
     wait_for_event(&mut stream, &mut seen, "web-3's hook", |e| {
@@ -218,17 +190,7 @@ async fn kill_9_of_the_control_plane_mid_rollout_leaves_every_host_consistent_an
         cluster.agents[2].current().as_deref(),
         Some(good.release.as_str())
     );
-    let lock = cluster
-        .locks()
-        .await
-        .get_lock(GetLockRequest {
-            app: APP.into(),
-            environment: ENV.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .lock;
+    let lock = cluster.lock().await;
     assert!(lock.is_none(), "{lock:?}");
     cluster.update_app(|app| app.activation = None).await;
     let (_, next) = cluster.deploy("main").await;

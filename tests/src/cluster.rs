@@ -11,7 +11,7 @@ use slipway_proto::{
     control::v1::{
         AddHostRequest, App, CreateAppRequest, CreateEnvironmentRequest, DeployRequest,
         DeployResponse, Deployment, DeploymentEvent, Environment, GetAppRequest,
-        GetDeploymentRequest, Host, RollbackRequest, UpdateAppRequest,
+        GetDeploymentRequest, Host, RollbackRequest, RolloutPolicy, UpdateAppRequest,
         app_service_client::AppServiceClient, deployment_service_client::DeploymentServiceClient,
         environment_service_client::EnvironmentServiceClient,
         host_service_client::HostServiceClient, release_service_client::ReleaseServiceClient,
@@ -382,6 +382,16 @@ impl Cluster {
     /// Starts deploying `git_ref` as admin and returns the live event stream,
     /// for tests that act while the deployment runs.
     pub async fn deploy_stream(&self, git_ref: &str) -> Streaming<DeployResponse> {
+        self.try_deploy_stream(git_ref, None).await.expect("deploy")
+    }
+
+    /// Starts deploying `git_ref` as admin with `policy` replacing the
+    /// environment's; the refusal when it does not start.
+    pub async fn try_deploy_stream(
+        &self,
+        git_ref: &str,
+        policy: Option<RolloutPolicy>,
+    ) -> Result<Streaming<DeployResponse>, tonic::Status> {
         self.deployments(Role::Admin)
             .await
             .deploy(DeployRequest {
@@ -389,11 +399,39 @@ impl Cluster {
                 environment: ENV.into(),
                 git_ref: git_ref.into(),
                 message: format!("deploy {git_ref}"),
+                policy,
                 ..Default::default()
             })
             .await
-            .expect("deploy")
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Deploys `git_ref` with `policy` replacing the environment's; returns
+    /// the whole event stream and the final record.
+    pub async fn deploy_with(
+        &self,
+        git_ref: &str,
+        policy: RolloutPolicy,
+    ) -> (Vec<DeploymentEvent>, Deployment) {
+        let stream = self
+            .try_deploy_stream(git_ref, Some(policy))
+            .await
+            .expect("deploy");
+        self.finish(Vec::new(), stream).await
+    }
+
+    /// The lock of the app in the environment, if held.
+    pub async fn lock(&self) -> Option<slipway_proto::control::v1::Lock> {
+        self.locks()
+            .await
+            .get_lock(slipway_proto::control::v1::GetLockRequest {
+                app: APP.into(),
+                environment: ENV.into(),
+            })
+            .await
+            .expect("get lock")
             .into_inner()
+            .lock
     }
 
     /// Reads `stream` to its end after the events already `seen`; returns

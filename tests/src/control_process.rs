@@ -55,14 +55,17 @@ pub fn control_plane_binary() -> &'static Path {
 }
 
 /// Builds binary `bin` of `package` with cargo, into the target directory and
-/// profile this test executable was built with; returns its path.
+/// profile the running executable was built with; returns its path.
 pub fn cargo_build(package: &str, bin: &str) -> PathBuf {
-    // The test executable is `<target>/<profile>/deps/<name>-<hash>`.
+    // A test executable is `<target>/<profile>/deps/<name>-<hash>`, a binary
+    // (the soak test) `<target>/<profile>/<name>`.
     let exe = std::env::current_exe().expect("current exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from <target>/<profile>/deps");
+    let dir = exe.parent().expect("exe dir");
+    let profile_dir = if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("profile dir")
+    } else {
+        dir
+    };
     let target_dir = profile_dir.parent().expect("target dir");
     let profile = profile_dir
         .file_name()

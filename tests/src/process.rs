@@ -29,58 +29,7 @@ pub fn agent_binary() -> &'static Path {
         if let Some(bin) = std::env::var_os("SLIPWAY_AGENT_BIN") {
             return PathBuf::from(bin);
         }
-        // The test executable is `<target>/<profile>/deps/<name>-<hash>`.
-        let exe = std::env::current_exe().expect("current exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test runs from <target>/<profile>/deps");
-        let target_dir = profile_dir.parent().expect("target dir");
-        let profile = profile_dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .expect("profile dir name");
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("workspace root");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let mut build = Command::new(&cargo);
-        build
-            .current_dir(workspace)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "slipway-agent",
-                "--bin",
-                "slipway-agent",
-            ])
-            .arg("--target-dir")
-            .arg(target_dir);
-        match profile {
-            "debug" => {}
-            "release" => {
-                build.arg("--release");
-            }
-            other => {
-                build.args(["--profile", other]);
-            }
-        }
-        let started = Instant::now();
-        let status = build
-            .status()
-            .unwrap_or_else(|err| panic!("cannot run {cargo:?} to build slipway-agent: {err}"));
-        assert!(
-            status.success(),
-            "building slipway-agent failed ({status}); its code must compile, see cargo's errors above"
-        );
-        eprintln!(
-            "slipway-agent binary ready in {:.1?} (cargo build)",
-            started.elapsed()
-        );
-        let bin = profile_dir.join("slipway-agent");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
+        crate::control_process::cargo_build("slipway-agent", "slipway-agent")
     })
 }
 
