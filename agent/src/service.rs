@@ -219,14 +219,15 @@ impl AgentService for AgentApi {
         &self,
         request: Request<GetStatusRequest>,
     ) -> Result<Response<GetStatusResponse>, Status> {
+        let request = request.into_inner();
         let apps = request
-            .into_inner()
             .apps
             .iter()
             .enumerate()
             .map(|(i, app)| self.resolve(&format!("apps[{i}]"), Some(app)))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Response::new(self.agent.status(apps).await?))
+        let sizes = !request.omit_sizes;
+        Ok(Response::new(self.agent.status(apps, sizes).await?))
     }
 
     async fn missing_objects(

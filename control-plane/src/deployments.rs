@@ -565,6 +565,7 @@ async fn reconcile_hosts(
                 let status = |mut client: crate::agents::AgentClient| {
                     let request = GetStatusRequest {
                         apps: vec![target.clone()],
+                        omit_sizes: true,
                     };
                     async move {
                         client

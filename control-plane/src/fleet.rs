@@ -119,7 +119,10 @@ async fn ask(ctx: &Context, host: &Host, apps: Vec<AppTarget>) -> Result<HostSta
         text
     })?;
     let status = client
-        .get_status(GetStatusRequest { apps })
+        .get_status(GetStatusRequest {
+            apps,
+            omit_sizes: false,
+        })
         .await
         .map_err(|s| format!("agent: {}", s.message()))?
         .into_inner();

@@ -86,6 +86,7 @@ async fn ask(ctx: &Context, host: &Host, target: AppTarget, manifest: &Manifest)
         let status = client
             .get_status(GetStatusRequest {
                 apps: vec![target.clone()],
+                omit_sizes: true,
             })
             .await
             .map_err(|s| s.message().to_owned())?

@@ -161,6 +161,7 @@ async fn drive(
         control: control.clone(),
         tx,
         blobs: Arc::new(BlobCache::new(blobs::DEFAULT_BUDGET)),
+        clients: Clients::default(),
     };
     let mut engine = tokio::spawn(engine.run(hosts));
     let mut renew = tokio::time::interval(locks::RENEW_EVERY);
@@ -309,7 +310,12 @@ struct Engine {
     control: Arc<Control>,
     tx: mpsc::Sender<Update>,
     blobs: Arc<BlobCache>,
+    clients: Clients,
 }
+
+/// Each host's connection, kept from one phase to the next; a retry dials
+/// afresh.
+type Clients = Arc<std::sync::Mutex<HashMap<String, AgentClient>>>;
 
 /// The two phases of a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -545,6 +551,8 @@ impl Engine {
                 host: host.clone(),
                 tx: self.tx.clone(),
                 blobs: self.blobs.clone(),
+                clients: self.clients.clone(),
+                redial: std::sync::atomic::AtomicBool::new(false),
                 batch,
             };
             let limit = limit.clone();
@@ -648,6 +656,9 @@ struct HostRun {
     host: Host,
     tx: mpsc::Sender<Update>,
     blobs: Arc<BlobCache>,
+    clients: Clients,
+    /// Set after a failed attempt: the next one dials a new connection.
+    redial: std::sync::atomic::AtomicBool,
     batch: u32,
 }
 
@@ -773,6 +784,7 @@ impl HostRun {
         match failure {
             Failure::Transient(message) if *attempt < attempts && !self.control.is_cancelled() => {
                 *attempt += 1;
+                self.redial.store(true, Ordering::Relaxed);
                 let wait = policy::backoff(*attempt);
                 self.emit(host_log(
                     &self.host.name,
@@ -798,9 +810,24 @@ impl HostRun {
     }
 
     async fn connect(&self) -> Result<AgentClient, Failure> {
+        let cached = self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&self.host.name)
+            .cloned();
+        if let (Some(client), false) = (cached, self.redial.load(Ordering::Relaxed)) {
+            return Ok(client);
+        }
         let deadline = self.step_timeout();
         match tokio::time::timeout(deadline, self.ctx.agents.connect_once(&self.host)).await {
-            Ok(Ok(client)) => Ok(client),
+            Ok(Ok(client)) => {
+                self.clients
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(self.host.name.clone(), client.clone());
+                Ok(client)
+            }
             Ok(Err(err)) => Err(Failure::Transient(chain(&err))),
             Err(_) => Err(Failure::Transient(format!(
                 "connecting to {} took longer than {} s",
@@ -836,6 +863,7 @@ impl HostRun {
                     "GetStatus",
                     client.get_status(GetStatusRequest {
                         apps: vec![self.target()],
+                        omit_sizes: true,
                     }),
                 )
                 .await?;

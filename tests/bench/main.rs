@@ -368,7 +368,8 @@ fn breakdown(s: &slipway::StepResult) -> Breakdown {
                 .find_map(|e| s.at(e))
         };
         let status = EventKind::Status as i32;
-        let connect = of_host(&|e| e.kind == status && e.stage == "connect");
+        // Preparing starts with the dial.
+        let connect = of_host(&|e| e.kind == status && e.stage == "prepare");
         let lacks = of_host(&|e| e.kind == status && e.stage == "transfer");
         let sent = of_host(&|e| e.kind == EventKind::Log as i32 && e.stage == "transfer");
         let done = of_host(&|e| e.kind == status && e.stage == "done");
@@ -378,7 +379,8 @@ fn breakdown(s: &slipway::StepResult) -> Breakdown {
         if let (Some(l), Some(t)) = (lacks, sent) {
             upload.push(t - l);
         }
-        // Deploy: after the upload; rollback: right after the dial.
+        // Deploy: after the upload (prepare, then switch); rollback: from
+        // the dial (check, then switch).
         if let (Some(from), Some(d)) = (sent.or(connect), done) {
             agent.push(d - from);
         }

@@ -2,7 +2,7 @@
 //! count, cut, blackhole and refuse; a control plane process killed with
 //! SIGKILL and restarted on the same address and sled directory.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use slipway_proto::{
     agent::v1::{GetStatusRequest, GetStatusResponse, agent_service_client::AgentServiceClient},
@@ -27,11 +27,38 @@ async fn status(
 ) -> Result<GetStatusResponse, Status> {
     let mut request = tonic::Request::new(GetStatusRequest {
         apps: vec![app_target()],
+        ..Default::default()
     });
     request.set_timeout(deadline);
     match tokio::time::timeout(deadline, client.get_status(request)).await {
         Ok(result) => result.map(tonic::Response::into_inner),
         Err(_) => Err(Status::deadline_exceeded("client-side bound")),
+    }
+}
+
+/// Repeats `call` until it succeeds (within [`LONG`]); each failure must be
+/// one that a broken connection gives. Returns the failures' codes.
+async fn until_ok(what: &str, mut call: impl AsyncFnMut() -> Result<(), Status>) -> Vec<Code> {
+    let deadline = Instant::now() + LONG;
+    let mut failed = Vec::new();
+    loop {
+        let Err(err) = call().await else {
+            return failed;
+        };
+        assert!(
+            matches!(
+                err.code(),
+                Code::Unavailable | Code::Cancelled | Code::Unknown
+            ),
+            "{what}: {err:?}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still failing after {LONG:?}: {err:?}"
+        );
+        failed.push(err.code());
+        // Lets the connection task run; no timed wait.
+        tokio::task::yield_now().await;
     }
 }
 
@@ -122,26 +149,15 @@ async fn cut_while_idle_then_the_client_and_deploys_recover() {
     assert!(cut >= 1, "{after_cut:?}");
     assert_eq!(after_cut.open, 0, "every connection closed: {after_cut:?}");
     assert_eq!(after_cut.cut, cut as u64);
-    // The reset may or may not have reached tonic's connection task before
-    // the next call: either that call fails (Unavailable, or Cancelled when
-    // hyper drops it with the closed connection), or the channel has already
-    // noticed and dials again. The call after must work.
-    match status(&mut client, LONG).await {
-        Ok(_) => eprintln!("tonic reconnected before the first call after the cut"),
-        Err(err) => {
-            assert!(
-                matches!(
-                    err.code(),
-                    Code::Unavailable | Code::Cancelled | Code::Unknown
-                ),
-                "the first call after the cut: {err:?}"
-            );
-            eprintln!("the first call after the cut failed: {err:?}");
-            status(&mut client, LONG)
-                .await
-                .expect("the channel reconnects after one failure");
-        }
-    }
+    // Until tonic's connection task has seen the reset, calls on the old
+    // connection fail (Unknown "connection reset", Cancelled "connection
+    // closed", Unavailable): seen here from none to two. Then the channel
+    // dials again by itself.
+    let failed = until_ok("GetStatus after the cut", async || {
+        status(&mut client, LONG).await.map(drop)
+    })
+    .await;
+    eprintln!("calls that failed after the cut before tonic reconnected: {failed:?}");
     let reconnected = proxy.wait_accepted(before.accepted + 1).await;
     assert!(reconnected.open >= 1, "{reconnected:?}");
 
@@ -265,25 +281,22 @@ async fn control_plane_killed_with_sigkill_restarts_with_its_history() {
     assert_eq!(cluster.addr(), addr, "same address");
     assert_ne!(cluster.control_plane_process().pid(), pid, "a new process");
     assert_eq!(history(&cluster).await, before, "history survived kill -9");
-    // A client made before the kill reconnects by itself; its first call may
-    // still meet the dead connection.
-    let list = || ListDeploymentsRequest::default();
-    let again = match held.list_deployments(list()).await {
-        Ok(response) => response,
-        Err(err) => {
-            assert!(
-                matches!(
-                    err.code(),
-                    Code::Unavailable | Code::Cancelled | Code::Unknown
-                ),
-                "{err:?}"
-            );
-            held.list_deployments(list())
-                .await
-                .expect("the held client reconnects")
-        }
-    };
-    assert_eq!(again.into_inner().deployments, before);
+    // A client made before the kill reconnects by itself, after failing
+    // while it still holds the dead connection.
+    let mut again = Vec::new();
+    until_ok(
+        "ListDeployments on a client made before the kill",
+        async || {
+            again = held
+                .list_deployments(ListDeploymentsRequest::default())
+                .await?
+                .into_inner()
+                .deployments;
+            Ok(())
+        },
+    )
+    .await;
+    assert_eq!(again, before);
     // And the restarted control plane deploys.
     cluster
         .repo

@@ -160,6 +160,9 @@ impl Builder {
 
     /// Starts everything.
     pub async fn start(self) -> Cluster {
+        if let Some(i) = self.proxied.iter().find(|&&i| i >= self.agents) {
+            panic!("fault_proxy({i}) but only {} agents", self.agents);
+        }
         slipway_proto::daemon::install_crypto_provider();
         let pki = TestPki::new();
         let work = tempfile::tempdir().expect("temp dir");

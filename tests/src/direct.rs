@@ -44,6 +44,7 @@ impl Cluster {
             .agent_client(index)
             .get_status(GetStatusRequest {
                 apps: vec![app_target()],
+                omit_sizes: false,
             })
             .await
             .expect("agent status")

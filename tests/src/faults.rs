@@ -52,7 +52,8 @@ pub struct ProxyStats {
     pub open: u64,
     /// Connections reset by [`FaultProxy::cut`].
     pub cut: u64,
-    /// Bytes forwarded client -> upstream (control plane -> agent).
+    /// Bytes forwarded client -> upstream (control plane -> agent), counted
+    /// as each chunk is handed on.
     pub to_upstream: u64,
     /// Bytes forwarded upstream -> client (agent -> control plane).
     pub to_client: u64,
@@ -221,12 +222,14 @@ async fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Sh
                     }
                 };
                 if shared.refuse.load(Ordering::SeqCst) {
-                    reset(&inbound);
-                    drop(inbound);
+                    // Counted before the reset, so that a client that saw it
+                    // refused also sees it counted.
                     shared.stats.send_modify(|s| {
                         s.accepted += 1;
                         s.refused += 1;
                     });
+                    reset(&inbound);
+                    drop(inbound);
                     continue;
                 }
                 let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
@@ -350,8 +353,10 @@ async fn copy(
         if n == 0 {
             return to.shutdown().await;
         }
-        to.write_all(&buf[..n]).await?;
+        // Counted before the write, so that a peer that received the bytes
+        // also sees them counted.
         shared.count(direction, n);
+        to.write_all(&buf[..n]).await?;
     }
 }
 

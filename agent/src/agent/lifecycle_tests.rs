@@ -36,7 +36,7 @@ pub(super) fn check(probe: Probe) -> Option<HealthCheck> {
 }
 
 pub(super) async fn status(f: &Fixture) -> AppStatus {
-    let mut status = f.agent.status(vec![f.app()]).await.unwrap();
+    let mut status = f.agent.status(vec![f.app()], true).await.unwrap();
     status.apps.remove(0)
 }
 

@@ -16,7 +16,11 @@ use crate::{
 
 impl Agent {
     /// The host and the given apps; every registered app when none is given.
-    pub async fn status(self: &Arc<Self>, apps: Vec<AppRoot>) -> Result<GetStatusResponse, Error> {
+    pub async fn status(
+        self: &Arc<Self>,
+        apps: Vec<AppRoot>,
+        sizes: bool,
+    ) -> Result<GetStatusResponse, Error> {
         let apps = if apps.is_empty() {
             let registered = self.registry.apps();
             registered
@@ -31,7 +35,7 @@ impl Agent {
             let host = host::host_info(&agent.host_name, agent.roots.apps_dir(), agent.started);
             let apps = apps
                 .iter()
-                .map(|app| agent.app_status(app))
+                .map(|app| agent.app_status(app, sizes))
                 .collect::<Result<_, _>>()?;
             Ok::<_, Error>(GetStatusResponse {
                 host: Some(host),
@@ -42,7 +46,7 @@ impl Agent {
     }
 
     /// Blocking.
-    fn app_status(&self, app: &AppRoot) -> Result<AppStatus, Error> {
+    fn app_status(&self, app: &AppRoot, sizes: bool) -> Result<AppStatus, Error> {
         // A hand-made `current` or a broken journal must not hide the rest
         // of the status.
         let current = release::current_release(app).unwrap_or_else(|err| {
@@ -59,7 +63,7 @@ impl Agent {
         let ids = release::list(app)?;
         let mut releases = Vec::with_capacity(ids.len());
         for id in &ids {
-            releases.push(self.on_disk(app, id, current.as_deref(), &journal)?);
+            releases.push(self.on_disk(app, id, current.as_deref(), &journal, sizes)?);
         }
         let previous_release = journal
             .previous_good
@@ -84,6 +88,7 @@ impl Agent {
         id: &str,
         current: Option<&str>,
         journal: &JournalData,
+        sizes: bool,
     ) -> Result<ReleaseOnDisk, Error> {
         let record = journal.releases.get(id);
         let state = match record.map(|r| r.state) {
@@ -93,7 +98,7 @@ impl Agent {
         };
         Ok(ReleaseOnDisk {
             id: id.to_owned(),
-            size_bytes: self.size(app, id)?,
+            size_bytes: if sizes { self.size(app, id)? } else { 0 },
             state: state.to_wire() as i32,
             pinned: record.is_some_and(|r| r.pinned),
         })
@@ -156,7 +161,7 @@ impl Agent {
             })?;
             let action = if pinned { "pinned" } else { "unpinned" };
             tracing::info!(app = app.name(), release = %release_id, "{action}");
-            agent.on_disk(&app, &release_id, current.as_deref(), &data)
+            agent.on_disk(&app, &release_id, current.as_deref(), &data, true)
         })
         .await
     }

@@ -186,7 +186,7 @@ async fn deploy_streams_every_stage_and_a_repeat_replays() {
         ("r1", "r2")
     );
 
-    let status = f.agent.status(Vec::new()).await.unwrap();
+    let status = f.agent.status(Vec::new(), true).await.unwrap();
     let host = status.host.unwrap();
     assert_eq!(host.host_name, "web-1");
     let [app] = status.apps.as_slice() else {
@@ -230,7 +230,7 @@ async fn a_second_deployment_waits_for_the_first() {
         status.message(),
         "deployment d0 is already running for app web"
     );
-    let status = f.agent.status(vec![f.app()]).await.unwrap();
+    let status = f.agent.status(vec![f.app()], true).await.unwrap();
     assert_eq!(status.apps[0].running_deployment, "d0");
     drop(guard);
     assert!(
