@@ -259,9 +259,17 @@ pub fn rollback_timeline(
         } else {
             rollback.message.clone()
         };
+        // From the end of the deployment that brought the bad release; an
+        // automatic rollback runs inside the deployment it undoes, which
+        // ends after it, so from that deployment's start.
         let time_to_recovery_ms = match undone {
             Some(d) if succeeded(rollback) => {
-                millis_between(d.finished_at.as_ref(), rollback.finished_at.as_ref()).unwrap_or(0)
+                let bad_since = if automatic {
+                    d.started_at.as_ref()
+                } else {
+                    d.finished_at.as_ref()
+                };
+                millis_between(bad_since, rollback.finished_at.as_ref()).unwrap_or(0)
             }
             _ => 0,
         };
@@ -481,7 +489,8 @@ mod tests {
             ("r3", "r2")
         );
         assert_eq!(a.undone_deployment, "dep-0000000003");
-        assert_eq!(a.time_to_recovery_ms, 100_000);
+        // From the start of the deployment it undid (300s) to its end (410s).
+        assert_eq!(a.time_to_recovery_ms, 110_000);
 
         let stats = stats(&f.store, &GetDeploymentStatsRequest::default()).unwrap();
         assert_eq!(stats.len(), 1);

@@ -10,7 +10,6 @@
 
 use std::{
     io::{BufRead, BufReader},
-    marker::PhantomData,
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -18,16 +17,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use prost::Message;
 use slipway_proto::{
     identity::Role,
     tls::{self, TlsMaterial},
 };
-use tonic::{
-    Status,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    codegen::http::uri::PathAndQuery,
-    transport::Channel,
+use tonic::{Status, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
 use crate::{TestPki, process::strip_ansi};
@@ -250,9 +246,9 @@ impl ControlPlaneProcess {
             .timeout(Duration::from_secs(5))
             .connect_lazy();
         match health_check(channel, HEALTH_SERVICE).await? {
-            SERVING => Ok(()),
+            ServingStatus::Serving => Ok(()),
             other => Err(Status::unavailable(format!(
-                "{HEALTH_SERVICE} reports health status {other}"
+                "{HEALTH_SERVICE} reports health status {other:?}"
             ))),
         }
     }
@@ -364,93 +360,14 @@ impl Drop for ControlPlaneProcess {
     }
 }
 
-/// `grpc.health.v1.HealthCheckResponse.ServingStatus.SERVING`.
-const SERVING: i32 = 1;
-
-/// `grpc.health.v1.HealthCheckRequest`.
-#[derive(Clone, PartialEq, Message)]
-struct HealthCheckRequest {
-    #[prost(string, tag = "1")]
-    service: String,
-}
-
-/// `grpc.health.v1.HealthCheckResponse`.
-#[derive(Clone, PartialEq, Message)]
-struct HealthCheckResponse {
-    #[prost(int32, tag = "1")]
-    status: i32,
-}
-
-/// `grpc.health.v1.Health/Check`; returns the serving status. The messages
-/// and codec are written out here because this crate does not depend on
-/// tonic-health or tonic-prost.
-async fn health_check(channel: Channel, service: &str) -> Result<i32, Status> {
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready()
-        .await
-        .map_err(|e| Status::unavailable(e.to_string()))?;
-    let response = grpc
-        .unary(
-            tonic::Request::new(HealthCheckRequest {
-                service: service.to_owned(),
-            }),
-            PathAndQuery::from_static("/grpc.health.v1.Health/Check"),
-            ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default(),
-        )
+/// `grpc.health.v1.Health/Check` for `service`; returns its serving status.
+async fn health_check(channel: Channel, service: &str) -> Result<ServingStatus, Status> {
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
         .await?;
-    Ok(response.into_inner().status)
-}
-
-/// A prost codec for one request and one response type.
-struct ProstCodec<E, D>(PhantomData<fn() -> (E, D)>);
-
-impl<E, D> Default for ProstCodec<E, D> {
-    fn default() -> Self {
-        Self(PhantomData)
-    }
-}
-
-struct ProstEncoder<E>(PhantomData<fn() -> E>);
-struct ProstDecoder<D>(PhantomData<fn() -> D>);
-
-impl<E, D> Codec for ProstCodec<E, D>
-where
-    E: Message + Send + 'static,
-    D: Message + Default + Send + 'static,
-{
-    type Encode = E;
-    type Decode = D;
-    type Encoder = ProstEncoder<E>;
-    type Decoder = ProstDecoder<D>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        ProstEncoder(PhantomData)
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder(PhantomData)
-    }
-}
-
-impl<E: Message> Encoder for ProstEncoder<E> {
-    type Item = E;
-    type Error = Status;
-
-    fn encode(&mut self, item: E, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding {}: {e}", std::any::type_name::<E>())))
-    }
-}
-
-impl<D: Message + Default> Decoder for ProstDecoder<D> {
-    type Item = D;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<D>, Status> {
-        D::decode(src)
-            .map(Some)
-            .map_err(|e| Status::internal(format!("decoding {}: {e}", std::any::type_name::<D>())))
-    }
+    Ok(response.into_inner().status())
 }
 
 #[cfg(test)]
