@@ -63,6 +63,9 @@ pub async fn create(
     } else {
         git_ref.to_owned()
     };
+    // One cut at a time: two concurrent deploys of the same ref must get the
+    // same release, not two, and not a clash of ids.
+    let _cutting = CUTTING.lock().await;
     let existing = list(store, app_name)?;
     let previous = existing.first().cloned();
     let previous_commit = previous.as_ref().map(|p| p.commit.clone());
@@ -132,6 +135,9 @@ pub async fn create(
     tracing::info!(app = %app.name, release = %release.id, files = release.file_count, "release cut");
     Ok((release, true))
 }
+
+/// Serialises cutting releases (rare, and quick next to a rollout).
+static CUTTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The creation time of a new release: now, but always at least a
 /// millisecond after the previous release, so that ids (which start with it)

@@ -11,8 +11,8 @@ use slipway_proto::{
     control::v1::{
         CancelDeploymentRequest, DeployRequest, DeploymentEvent, DeploymentKind, DeploymentStatus,
         EventKind, GetLockRequest, ListAuditEventsRequest, ListDeploymentsRequest,
-        PlanDeploymentRequest, ReleaseLockRequest, RolloutPolicy, RolloutStrategy,
-        lock_service_client::LockServiceClient,
+        ListReleasesRequest, PlanDeploymentRequest, ReleaseLockRequest, RolloutPolicy,
+        RolloutStrategy, lock_service_client::LockServiceClient,
     },
     identity::Role,
 };
@@ -327,6 +327,18 @@ async fn concurrent_deploys_have_exactly_one_winner() {
         .into_inner()
         .deployments;
     assert_eq!(history.len(), 1, "the losers recorded nothing");
+    let releases = cluster
+        .releases(Role::Viewer)
+        .await
+        .list_releases(ListReleasesRequest {
+            app: APP.into(),
+            limit: 0,
+        })
+        .await
+        .expect("list releases")
+        .into_inner()
+        .releases;
+    assert_eq!(releases.len(), 1, "one release for the ref, cut once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
