@@ -9,10 +9,10 @@ use futures_util::StreamExt;
 use slipway_proto::{
     agent::v1::ActivationSpec,
     control::v1::{
-        CancelDeploymentRequest, DeployRequest, DeploymentEvent, DeploymentKind, DeploymentStatus,
-        EventKind, GetLockRequest, ListAuditEventsRequest, ListDeploymentsRequest,
-        ListReleasesRequest, PlanDeploymentRequest, ReleaseLockRequest, RolloutPolicy,
-        RolloutStrategy, lock_service_client::LockServiceClient,
+        CancelDeploymentRequest, DeployRequest, Deployment, DeploymentEvent, DeploymentKind,
+        DeploymentStatus, EventKind, GetLockRequest, ListAuditEventsRequest,
+        ListDeploymentsRequest, ListReleasesRequest, PlanDeploymentRequest, ReleaseLockRequest,
+        RolloutPolicy, RolloutStrategy, lock_service_client::LockServiceClient,
     },
     identity::Role,
 };
@@ -45,6 +45,27 @@ fn first(events: &[DeploymentEvent], host: &str, stage: &str) -> usize {
 /// release, whose path names the host's directory.
 fn on_host(name: &str) -> String {
     format!(r#"case "$SLIPWAY_RELEASE_DIR" in */{name}/*) true;; *) false;; esac"#)
+}
+
+/// A cluster of `agents` hosts on which `main` was deployed successfully.
+async fn with_a_good_release(agents: usize) -> (Cluster, Deployment) {
+    let cluster = Cluster::builder().agents(agents).start().await;
+    new_commit(&cluster, "v1");
+    let (_, good) = cluster.deploy("main").await;
+    assert_succeeded(&good);
+    (cluster, good)
+}
+
+/// Every deployment recorded, newest first.
+async fn every_deployment(cluster: &Cluster) -> Vec<Deployment> {
+    cluster
+        .deployments(Role::Viewer)
+        .await
+        .list_deployments(ListDeploymentsRequest::default())
+        .await
+        .expect("list deployments")
+        .into_inner()
+        .deployments
 }
 
 /// Commits a change so `main` has a new release to deploy.
@@ -94,10 +115,7 @@ async fn rolling_batches_prepare_every_host_before_any_of_them_switches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_canary_stops_the_rollout_before_other_hosts_get_anything() {
-    let cluster = Cluster::builder().agents(4).start().await;
-    new_commit(&cluster, "v1");
-    let (_, good) = cluster.deploy("main").await;
-    assert_succeeded(&good);
+    let (cluster, good) = with_a_good_release(4).await;
     cluster
         .update_app(|app| {
             app.activation = Some(spec::hooks(vec![spec::before_activate(
@@ -155,10 +173,7 @@ async fn a_failed_canary_stops_the_rollout_before_other_hosts_get_anything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_hosts_never_exceed_the_policy_at_any_moment() {
-    let cluster = Cluster::builder().agents(6).start().await;
-    new_commit(&cluster, "v1");
-    let (_, good) = cluster.deploy("main").await;
-    assert_succeeded(&good);
+    let (cluster, good) = with_a_good_release(6).await;
     let broken = format!(
         "if {} || {}; then exit 1; fi",
         on_host("web-3"),
@@ -231,10 +246,7 @@ async fn failed_hosts_never_exceed_the_policy_at_any_moment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_rollback_switches_back_the_hosts_that_took_the_release() {
-    let cluster = Cluster::builder().agents(4).start().await;
-    new_commit(&cluster, "v1");
-    let (_, good) = cluster.deploy("main").await;
-    assert_succeeded(&good);
+    let (cluster, good) = with_a_good_release(4).await;
     cluster
         .update_app(|app| {
             app.activation = Some(ActivationSpec {
@@ -318,14 +330,7 @@ async fn concurrent_deploys_have_exactly_one_winner() {
             refused.message()
         );
     }
-    let history = cluster
-        .deployments(Role::Viewer)
-        .await
-        .list_deployments(ListDeploymentsRequest::default())
-        .await
-        .expect("list")
-        .into_inner()
-        .deployments;
+    let history = every_deployment(&cluster).await;
     assert_eq!(history.len(), 1, "the losers recorded nothing");
     let releases = cluster
         .releases(Role::Viewer)
@@ -343,10 +348,7 @@ async fn concurrent_deploys_have_exactly_one_winner() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_terminates_hooks_and_reports_cancelled_once_nothing_runs() {
-    let cluster = Cluster::builder().agents(2).start().await;
-    new_commit(&cluster, "v1");
-    let (_, good) = cluster.deploy("main").await;
-    assert_succeeded(&good);
+    let (cluster, good) = with_a_good_release(2).await;
     let marks = cluster.agents[0]
         .apps_dir
         .parent()
@@ -434,10 +436,7 @@ async fn cancel_terminates_hooks_and_reports_cancelled_once_nothing_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plan_shows_batches_and_what_each_host_lacks_and_changes_nothing() {
-    let cluster = Cluster::builder().agents(3).start().await;
-    new_commit(&cluster, "v1");
-    let (_, good) = cluster.deploy("main").await;
-    assert_succeeded(&good);
+    let (cluster, good) = with_a_good_release(3).await;
     cluster.repo.commit(
         "v2",
         &[
@@ -483,23 +482,13 @@ async fn the_plan_shows_batches_and_what_each_host_lacks_and_changes_nothing() {
         assert_eq!(host.current().as_deref(), Some(good.release.as_str()));
         assert!(!host.release_dir(&release.id).exists());
     }
-    let history = cluster
-        .deployments(Role::Viewer)
-        .await
-        .list_deployments(ListDeploymentsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .deployments;
+    let history = every_deployment(&cluster).await;
     assert_eq!(history.len(), 1, "planning records no deployment");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_lock_release_is_audited_stops_the_holder_and_raises_the_token() {
-    let cluster = Cluster::builder().agents(1).start().await;
-    new_commit(&cluster, "v1");
-    let (_, first) = cluster.deploy("main").await;
-    assert_succeeded(&first);
+    let (cluster, first) = with_a_good_release(1).await;
     let gate = cluster.agents[0].apps_dir.join("gate");
     cluster
         .update_app(|app| {
