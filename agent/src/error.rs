@@ -105,17 +105,7 @@ pub enum Error {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// `err` and its causes joined with ": ", the way a person reads them.
-pub fn chain(err: &(dyn StdError + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use slipway_proto::daemon::chain;
 
 /// The status code for a failed filesystem call: full disks and missing
 /// permissions need an operator; other I/O errors may pass on retry.

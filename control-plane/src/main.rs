@@ -35,7 +35,7 @@ async fn main() -> ExitCode {
     let config = match load(&args) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("error: {}", chain(&err));
+            eprintln!("error: {}", daemon::chain(&err));
             return ExitCode::from(daemon::EXIT_CONFIG as u8);
         }
     };
@@ -44,8 +44,8 @@ async fn main() -> ExitCode {
     match slipway_control_plane::run(config, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{}", chain(&err));
-            eprintln!("error: {}", chain(&err));
+            tracing::error!("{}", daemon::chain(&err));
+            eprintln!("error: {}", daemon::chain(&err));
             ExitCode::FAILURE
         }
     }
@@ -73,15 +73,4 @@ fn load(
             .or_else(|| Some(files("control-plane-client")));
     }
     file.finish()
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

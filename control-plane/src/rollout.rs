@@ -434,18 +434,9 @@ impl Engine {
             if self.cancelled() {
                 break;
             }
-            if policy.spec.canary && index == 0 && batch_failed > 0 {
-                stop = Some(format!(
-                    "the canary batch failed on {batch_failed} of {} hosts; no host switched",
-                    batch.len()
-                ));
-                break;
-            }
-            if failed.len() > max_failed {
-                stop = Some(format!(
-                    "{} hosts failed, more than the {max_failed} tolerated; batch {number} did not switch",
-                    failed.len()
-                ));
+            if let Some(why) = budget_spent(policy, index, batch_failed, batch.len(), failed.len())
+            {
+                stop = Some(format!("{why}; batch {number} did not switch"));
                 break;
             }
             for (host, result) in self.on_hosts(&prepared, Phase::Activate, number).await {
@@ -457,17 +448,7 @@ impl Engine {
                     }
                 }
             }
-            if policy.spec.canary && index == 0 && batch_failed > 0 {
-                stop = Some(format!(
-                    "the canary batch failed on {batch_failed} of {} hosts",
-                    batch.len()
-                ));
-            } else if failed.len() > max_failed {
-                stop = Some(format!(
-                    "{} hosts failed, more than the {max_failed} tolerated",
-                    failed.len()
-                ));
-            }
+            stop = budget_spent(policy, index, batch_failed, batch.len(), failed.len());
         }
 
         // Hosts of batches never started are recorded as skipped, so no host
@@ -574,6 +555,30 @@ impl Engine {
             .into_iter()
             .map(|(_, host, result)| (host, result))
             .collect()
+    }
+}
+
+/// Why the rollout stops after a phase of batch `index`, if it does: a
+/// failure in the canary batch, or more failed hosts than the policy
+/// tolerates.
+fn budget_spent(
+    policy: &Policy,
+    index: usize,
+    batch_failed: usize,
+    batch_len: usize,
+    failed: usize,
+) -> Option<String> {
+    let max_failed = policy.spec.max_failed_hosts as usize;
+    if policy.spec.canary && index == 0 && batch_failed > 0 {
+        Some(format!(
+            "the canary batch failed on {batch_failed} of {batch_len} hosts"
+        ))
+    } else if failed > max_failed {
+        Some(format!(
+            "{failed} hosts failed, more than the {max_failed} tolerated"
+        ))
+    } else {
+        None
     }
 }
 
@@ -828,7 +833,7 @@ impl HostRun {
                     .insert(self.host.name.clone(), client.clone());
                 Ok(client)
             }
-            Ok(Err(err)) => Err(Failure::Transient(chain(&err))),
+            Ok(Err(err)) => Err(Failure::Transient(slipway_proto::daemon::chain(&err))),
             Err(_) => Err(Failure::Transient(format!(
                 "connecting to {} took longer than {} s",
                 self.host.address,
@@ -1248,16 +1253,4 @@ fn level_from_agent(level: i32) -> LogLevel {
         Ok(agent::LogLevel::Error) => LogLevel::Error,
         _ => LogLevel::Info,
     }
-}
-
-/// Joins an error and its sources into one line.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -58,3 +58,15 @@ async fn wait_for_signal() {
         _ = term.recv() => {}
     }
 }
+
+/// `err` and its causes joined with ": ", the way a person reads them.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -106,12 +106,7 @@ pub fn cargo_build(package: &str, bin: &str) -> PathBuf {
 /// The address in the control plane's "control plane serving addr=<ip:port>"
 /// line.
 fn serving_addr(line: &str) -> Option<SocketAddr> {
-    if !line.contains("control plane serving") {
-        return None;
-    }
-    line.split_whitespace()
-        .find_map(|word| word.strip_prefix("addr="))
-        .and_then(|addr| addr.trim_matches('"').parse().ok())
+    crate::process::addr_in_line(line, "control plane serving")
 }
 
 /// A `slipway-control-plane` child process, restartable on the same address

@@ -55,14 +55,20 @@ pub fn strip_ansi(line: &str) -> String {
     out
 }
 
-/// The address in an agent's "slipway-agent listening ... addr=<ip:port>" line.
-fn listening_addr(line: &str) -> Option<SocketAddr> {
-    if !line.contains("slipway-agent listening") {
+/// The `addr=<ip:port>` of a daemon's log line that contains `marker`
+/// ("slipway-agent listening", "control plane serving").
+pub(crate) fn addr_in_line(line: &str, marker: &str) -> Option<SocketAddr> {
+    if !line.contains(marker) {
         return None;
     }
     line.split_whitespace()
         .find_map(|word| word.strip_prefix("addr="))
         .and_then(|addr| addr.trim_matches('"').parse().ok())
+}
+
+/// The address in an agent's "slipway-agent listening ... addr=<ip:port>" line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    addr_in_line(line, "slipway-agent listening")
 }
 
 /// A `slipway-agent` child process with its directories, restartable on the
