@@ -15,6 +15,7 @@ use crate::{
     manifest::Manifest,
     objects::ObjectStore,
     operations::{Event, Kind, OperationGuard},
+    pause::{self, PausePoint},
     registry::Registry,
     release::{self, Build},
     retention, shared,
@@ -236,6 +237,7 @@ async fn build(
         blocking(move || {
             let store = ObjectStore::new(&app);
             let mut reported = 0;
+            let pause = PausePoint::configured();
             let mut progress = |done: usize, total: usize| {
                 // About every 5%: enough to watch, not a flood of events.
                 let twentieths = done * 20 / total;
@@ -244,6 +246,12 @@ async fn build(
                     let percent = MATERIALISE_START + MATERIALISE_SPAN * done as u32 / total as u32;
                     let message = format!("placed {done} of {total} files");
                     log.push(Stage::Materialise, percent, LogLevel::Info, message, None);
+                }
+                if pause.is_some_and(|point| point.reached(done, total)) {
+                    let percent = MATERIALISE_START + MATERIALISE_SPAN * done as u32 / total as u32;
+                    let message = format!("paused at {done} of {total} files ({})", pause::VAR);
+                    log.push(Stage::Materialise, percent, LogLevel::Warn, message, None);
+                    pause::hold();
                 }
             };
             let at = MATERIALISE_START + MATERIALISE_SPAN;

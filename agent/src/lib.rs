@@ -22,6 +22,7 @@ mod manifest;
 mod manifests;
 mod objects;
 mod operations;
+mod pause;
 mod recovery;
 mod registry;
 mod release;
@@ -40,6 +41,7 @@ use tokio::net::TcpListener;
 pub use crate::{
     config::{Config, ConfigError, ConfigFile},
     error::Error,
+    pause::VAR as PAUSE_VAR,
 };
 
 /// Validates `config`, binds `config.listen` and serves until `shutdown`

@@ -18,9 +18,8 @@ use slipway_tests::{
     spec,
 };
 
-/// Files in the big release: enough that materialising takes a while
-/// (about 0.2 s here), so the kill lands in the middle of it.
-const BIG: usize = 6000;
+/// Files in the big release: the agent pauses after half of them.
+const BIG: usize = 600;
 /// Distinct contents among them: few objects keep the transfer short, while
 /// every file is still placed one by one.
 const DISTINCT: usize = 60;
@@ -91,38 +90,33 @@ async fn sigkill_while_materialising_leaves_a_complete_current() {
         .map(|(path, data)| Change::File(path, data))
         .collect();
     let big = cluster.repo.commit("big", &changes);
+    // The agent stops for good half-way through placing the files: the kill
+    // lands there, never before or after.
+    let agent = cluster.agents[0].process();
+    agent.kill_9();
+    agent.pause_at(Some("materialise:50"));
+    agent.restart().await;
     let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();
-    let first = wait_for_event(&mut stream, &mut seen, "materialising starts", |e| {
-        e.host == "web-1" && e.stage == "materialise"
-    })
-    .await;
-    wait_for_event(&mut stream, &mut seen, "materialise progress", |e| {
-        e.host == "web-1" && e.stage == "materialise" && e.percent > first.percent
+    wait_for_event(&mut stream, &mut seen, "the agent pauses", |e| {
+        e.host == "web-1" && e.stage == "materialise" && e.message.starts_with("paused at ")
     })
     .await;
     let release = cluster.deployment(&seen[0].deployment_id).await.release;
     let host_release = cluster.agents[0].release_dir(&release);
     cluster.agents[0].process().kill_9();
-    let mid_way = !host_release.exists();
+    assert!(!host_release.exists(), "the release is not published yet");
 
     let (_, d2) = cluster.finish(seen, stream).await;
     assert_eq!(d2.status, DeploymentStatus::Failed as i32, "the host died");
-    cluster.agents[0].process().restart().await;
+    let agent = cluster.agents[0].process();
+    agent.pause_at(None);
+    agent.restart().await;
     let current = assert_recovered(&cluster, 0).await;
+    assert_eq!(current.as_deref(), Some(d1.release.as_str()));
     let host = &cluster.agents[0];
-    if mid_way || current.as_deref() == Some(d1.release.as_str()) {
-        assert_eq!(current.as_deref(), Some(d1.release.as_str()));
-        assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &small);
-    } else {
-        // The kill landed after the switch: the new release is whole.
-        eprintln!("note: the kill landed after materialising had finished");
-        assert_eq!(current.as_deref(), Some(release.as_str()));
-        assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &big);
-    }
-    if host_release.exists() {
-        assert_tree_matches(&host_release, &cluster.repo, &big);
-    }
+    assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &small);
+    assert!(!host_release.exists(), "no partial release after recovery");
 
     // The restarted agent finishes the job on a new deployment.
     let (_, d3) = cluster.deploy("main").await;

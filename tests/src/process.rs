@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use slipway_agent::PAUSE_VAR;
 use slipway_proto::tls::TlsPaths;
 
 /// How long an agent may take from spawn to its "listening" line.
@@ -82,6 +83,7 @@ pub struct AgentProcess {
     data_dir: PathBuf,
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
+    pause_at: Option<String>,
 }
 
 impl AgentProcess {
@@ -101,6 +103,7 @@ impl AgentProcess {
             data_dir,
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
+            pause_at: None,
         };
         agent.spawn().await;
         agent
@@ -136,6 +139,12 @@ impl AgentProcess {
         self.spawn().await;
     }
 
+    /// From the next (re)start on, the agent stops for good at `point` (for
+    /// example `materialise:50`), so a test can kill it at a known step.
+    pub fn pause_at(&mut self, point: Option<&str>) {
+        self.pause_at = point.map(str::to_owned);
+    }
+
     /// Panics (with the agent's log) if the process has exited by itself.
     pub fn assert_running(&mut self) {
         let child = self.child.as_mut().expect("agent running");
@@ -156,7 +165,12 @@ impl AgentProcess {
     }
 
     async fn spawn(&mut self) {
-        let mut child = Command::new(agent_binary())
+        let mut command = Command::new(agent_binary());
+        match &self.pause_at {
+            Some(point) => command.env(PAUSE_VAR, point),
+            None => command.env_remove(PAUSE_VAR),
+        };
+        let mut child = command
             .arg("--listen")
             .arg(self.addr.to_string())
             .args(["--host-name", &self.host_name])
