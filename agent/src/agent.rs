@@ -12,15 +12,15 @@ use std::{
 };
 
 use futures_util::Stream;
-use slipway_proto::agent::v1::ProgressEvent;
+use slipway_proto::{agent::v1::ProgressEvent, daemon::chain};
 
 use crate::{
     config::Config,
     deploy::{self, DeployPlan, RollbackPlan},
     error::{Error, blocking},
-    fencing,
+    fencing, fsutil,
     journal::{Journal, Journals, Status},
-    layout::{self, AppRoot, Roots},
+    layout::{AppRoot, Roots},
     objects::ObjectStore,
     operations::{Begin, EventLog, Kind, OperationError, OperationGuard, Operations, Spec},
     recovery,
@@ -52,7 +52,7 @@ impl Agent {
     pub async fn open(config: &Config) -> Result<Arc<Self>, Error> {
         let data_dir = config.data_dir.clone();
         let registry = blocking(move || {
-            layout::create_dir_synced(&data_dir).map_err(|source| Error::CreateDir {
+            fsutil::create_dir_synced(&data_dir).map_err(|source| Error::CreateDir {
                 path: data_dir.clone(),
                 source,
             })?;
@@ -99,7 +99,7 @@ impl Agent {
                 Ok(_) => {}
                 Err(err) => tracing::error!(
                     app = app.name(),
-                    error = %crate::error::chain(&err),
+                    error = %chain(&err),
                     "cannot recover the app"
                 ),
             }
@@ -168,7 +168,7 @@ impl Agent {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         if let Err(err) = Self::fence(journal, app, token).await {
-            guard.abandon(crate::error::chain(&err));
+            guard.abandon(chain(&err));
             return Err(err);
         }
         let events = guard.log().subscribe();

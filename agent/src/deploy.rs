@@ -5,11 +5,14 @@
 
 use std::sync::Arc;
 
-use slipway_proto::agent::v1::{LogLevel, OperationResult, Stage};
+use slipway_proto::{
+    agent::v1::{LogLevel, OperationResult, Stage},
+    daemon::chain,
+};
 
 use crate::{
     activation::{Activation, Point},
-    error::{Error, blocking, chain},
+    error::{Error, blocking},
     journal::{Journal, OperationRecord, State, Status, now_unix},
     layout::AppRoot,
     manifest::Manifest,

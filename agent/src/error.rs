@@ -2,13 +2,20 @@
 
 use std::{error::Error as StdError, io, net::SocketAddr, path::PathBuf};
 
-use slipway_proto::{tls::TlsError, validate::InvalidField};
+use slipway_proto::{daemon::chain, tls::TlsError, validate::InvalidField};
 use tonic::{Code, Status};
 
 use crate::{
-    config::ConfigError, fencing::StaleToken, health::HealthError, hooks::HookError,
-    journal::JournalError, objects::ObjectError, operations::OperationError,
-    registry::RegistryError, release::ReleaseError, shared::SharedError,
+    config::ConfigError,
+    fencing::{FenceError, StaleToken},
+    health::HealthError,
+    hooks::HookError,
+    journal::JournalError,
+    objects::ObjectError,
+    operations::OperationError,
+    registry::RegistryError,
+    release::ReleaseError,
+    shared::SharedError,
 };
 
 /// Everything that can go wrong in the agent, at startup or in a request.
@@ -105,8 +112,6 @@ pub enum Error {
     Task(#[from] tokio::task::JoinError),
 }
 
-pub use slipway_proto::daemon::chain;
-
 /// The status code for a failed filesystem call: full disks and missing
 /// permissions need an operator; other I/O errors may pass on retry.
 fn io_code(err: &(dyn StdError + 'static)) -> Code {
@@ -188,7 +193,19 @@ impl Error {
             | Error::Registry(_)
             | Error::Bind { .. } => io_code(self),
             Error::Config(_) | Error::Tls(_) => Code::FailedPrecondition,
-            Error::Reflection(_) | Error::Serve(_) | Error::Task(_) => Code::Internal,
+            Error::Reflection(_)
+            | Error::Serve(_)
+            | Error::Task(_)
+            | Error::Journal(JournalError::Task(_)) => Code::Internal,
+        }
+    }
+}
+
+impl From<FenceError> for Error {
+    fn from(err: FenceError) -> Self {
+        match err {
+            FenceError::Stale(stale) => Error::Stale(stale),
+            FenceError::Journal(journal) => Error::Journal(journal),
         }
     }
 }

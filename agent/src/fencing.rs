@@ -5,7 +5,7 @@
 
 use slipway_proto::validate::InvalidField;
 
-use crate::{error::Error, journal::Journal};
+use crate::journal::{Journal, JournalError};
 
 /// A request's token was lower than the highest the app has seen.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,17 @@ pub struct StaleToken {
     pub app: String,
     /// The highest token the app has seen.
     pub seen: u64,
+}
+
+/// Why [`fence`] refused a request or could not record its token.
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    /// The token is lower than one the app has seen.
+    #[error(transparent)]
+    Stale(#[from] StaleToken),
+    /// The journal could not be written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 /// Validates the token of a request that needs one (all mutating requests
@@ -39,13 +50,13 @@ pub(crate) fn required(field: &str, token: u64) -> Result<u64, InvalidField> {
 /// lock holder's every call carries the same token); 0 is neither checked
 /// nor recorded. Runs under the journal's lock, so two requests cannot both
 /// pass with the lower token after the higher one was recorded. Blocking.
-pub(crate) fn fence(journal: &Journal, app: &str, token: u64) -> Result<(), Error> {
+pub(crate) fn fence(journal: &Journal, app: &str, token: u64) -> Result<(), FenceError> {
     if token == 0 {
         return Ok(());
     }
     journal.update(|data| {
         if token < data.fencing_token {
-            return Err(Error::from(StaleToken {
+            return Err(FenceError::from(StaleToken {
                 token,
                 app: app.to_owned(),
                 seen: data.fencing_token,
@@ -61,7 +72,7 @@ mod tests {
     use tonic::{Code, Status};
 
     use super::*;
-    use crate::layout::AppRoot;
+    use crate::{error::Error, layout::AppRoot};
 
     #[test]
     fn lower_tokens_are_refused_higher_ones_recorded_durably() {
@@ -74,7 +85,7 @@ mod tests {
         fence(&journal, "web", 5).unwrap();
         fence(&journal, "web", 5).unwrap();
         let before = std::fs::read(app.journal()).unwrap();
-        let status = Status::from(fence(&journal, "web", 3).unwrap_err());
+        let status = Status::from(Error::from(fence(&journal, "web", 3).unwrap_err()));
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert_eq!(
             status.message(),

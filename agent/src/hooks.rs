@@ -14,12 +14,14 @@ use std::{
 };
 
 use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
-use slipway_proto::agent::v1::{LogLevel, Stage};
+use slipway_proto::{
+    agent::v1::{LogLevel, Stage},
+    daemon::chain,
+};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 use crate::{
     cancel::Cancel,
-    error::chain,
     journal::{HookProcess, Journal},
     operations::{Event, EventLog, Kind},
 };

@@ -15,11 +15,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use slipway_proto::agent::v1::{ProgressEvent, ReleaseState};
 
-use crate::{
-    error::{Error, blocking},
-    layout::{self, AppRoot},
-    operations::Kind,
-};
+use crate::{fsutil, layout::AppRoot, operations::Kind};
 
 const VERSION: u32 = 1;
 /// Finished operations kept per app, for replays after a restart.
@@ -59,6 +55,10 @@ pub enum JournalError {
         /// Its version.
         version: u32,
     },
+    /// The blocking task of [`Journal::change`] panicked or was cancelled
+    /// (a bug).
+    #[error("a background task failed")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// State of a release on this host.
@@ -360,9 +360,9 @@ impl Journal {
     pub async fn change<R: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&mut JournalData) -> R + Send + 'static,
-    ) -> Result<R, Error> {
+    ) -> Result<R, JournalError> {
         let journal = self.clone();
-        blocking(move || journal.update(|data| Ok::<_, JournalError>(f(data)))).await
+        tokio::task::spawn_blocking(move || journal.update(|data| Ok(f(data)))).await?
     }
 }
 
@@ -371,12 +371,12 @@ fn write(path: &Path, data: &JournalData) -> Result<(), JournalError> {
     let dir = path.parent().expect("the journal lives in .slipway");
     let tmp = dir.join(format!(".journal.json.{:016x}", rand::random::<u64>()));
     let write = || -> io::Result<()> {
-        layout::create_dir_synced(dir)?;
+        fsutil::create_dir_synced(dir)?;
         let mut file = std::fs::File::create_new(&tmp)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        layout::sync_dir(dir)
+        fsutil::sync_dir(dir)
     };
     write().map_err(|source| {
         let _ = std::fs::remove_file(&tmp);

@@ -4,11 +4,12 @@
 
 use std::{
     io,
-    os::unix::fs::PermissionsExt,
     path::{Component, Path, PathBuf},
 };
 
 use slipway_proto::validate::{self, InvalidField};
+
+use crate::fsutil::create_dir_synced;
 
 /// Name of the symlink that selects the live release.
 pub const CURRENT: &str = "current";
@@ -167,34 +168,6 @@ impl AppRoot {
         }
         Ok(())
     }
-}
-
-/// Creates `dir` (and missing parents) with mode 0755 unless it exists, then
-/// syncs its parent so the new entry survives a crash. Blocking.
-pub fn create_dir_synced(dir: &Path) -> io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir_synced(parent)?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        // Another request created it meanwhile.
-        Err(err) if err.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
-        Err(err) => return Err(err),
-    }
-    // Explicit mode: the process umask must not decide who can read releases.
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    if let Some(parent) = dir.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
-}
-
-/// fsyncs a directory so renames and new entries in it are durable. Blocking.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// The last component of a path as a string (a release id from a symlink

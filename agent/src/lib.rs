@@ -13,6 +13,7 @@ mod deploy;
 pub mod error;
 mod event_log;
 pub mod fencing;
+mod fsutil;
 mod health;
 mod hooks;
 mod host;

@@ -4,8 +4,8 @@
 use std::{net::SocketAddr, path::PathBuf, pin::pin, process::ExitCode};
 
 use clap::Parser;
-use slipway_agent::{Config, ConfigError, ConfigFile, error::chain};
-use slipway_proto::daemon::{self, DRAIN_TIMEOUT, EXIT_CONFIG};
+use slipway_agent::{Config, ConfigError, ConfigFile};
+use slipway_proto::daemon::{self, DRAIN_TIMEOUT, EXIT_CONFIG, chain};
 
 /// Slipway agent: materialises releases and switches `current` on this host.
 /// Only the control plane may call it (mutual TLS).

@@ -14,7 +14,10 @@ use slipway_proto::{
     validate::{self, InvalidField},
 };
 
-use crate::{layout::AppRoot, release::ReleaseError};
+use crate::{
+    fsutil::{FsError, io_err},
+    layout::AppRoot,
+};
 
 fn path(app: &AppRoot, release_id: &str) -> PathBuf {
     app.root()
@@ -24,16 +27,8 @@ fn path(app: &AppRoot, release_id: &str) -> PathBuf {
 
 /// Writes the manifest of a release (temp file, fsync, rename). The
 /// caller syncs the directory with the release itself.
-pub fn save(app: &AppRoot, release_id: &str, files: &[FileEntry]) -> Result<(), ReleaseError> {
+pub fn save(app: &AppRoot, release_id: &str, files: &[FileEntry]) -> Result<(), FsError> {
     let target = path(app, release_id);
-    let io_err = |action, path: &PathBuf| {
-        let path = path.clone();
-        move |source| ReleaseError::Io {
-            action,
-            path,
-            source,
-        }
-    };
     let dir = target
         .parent()
         .expect("manifest path has a parent")

@@ -10,7 +10,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use crate::layout::{self, AppRoot};
+use crate::{fsutil, layout::AppRoot};
 
 /// Mode of a stored object. Read-only because releases hard-link it: a
 /// write through any release would corrupt every release sharing it.
@@ -173,9 +173,9 @@ impl ObjectStore {
     /// Renames a finished temp file into the store and syncs the directory.
     fn commit(&self, tmp: &Path, target: &Path) -> Result<(), ObjectError> {
         let dir = target.parent().expect("object paths have a parent");
-        layout::create_dir_synced(dir).map_err(ObjectError::io("create", dir))?;
+        fsutil::create_dir_synced(dir).map_err(ObjectError::io("create", dir))?;
         std::fs::rename(tmp, target).map_err(ObjectError::io("rename into", target))?;
-        layout::sync_dir(dir).map_err(ObjectError::io("sync", dir))
+        fsutil::sync_dir(dir).map_err(ObjectError::io("sync", dir))
     }
 }
 

@@ -11,7 +11,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::layout;
+use crate::fsutil;
 
 const FILE_NAME: &str = "apps.json";
 const VERSION: u32 = 1;
@@ -137,7 +137,7 @@ impl Registry {
             file.write_all(&bytes)?;
             file.sync_all()?;
             std::fs::rename(&tmp, &self.path)?;
-            layout::sync_dir(dir)
+            fsutil::sync_dir(dir)
         };
         write().map_err(|source| {
             let _ = std::fs::remove_file(&tmp);

@@ -14,6 +14,7 @@ use sha2::Digest;
 use slipway_proto::validate::{self, InvalidField};
 
 use crate::{
+    fsutil::{self, FsError, remove_tree},
     layout::{self, AppRoot},
     manifest::{self, EntryKind, Manifest},
     objects::{ObjectError, ObjectStore},
@@ -68,6 +69,16 @@ pub enum ReleaseError {
         /// Path of `current`.
         path: PathBuf,
     },
+}
+
+impl From<FsError> for ReleaseError {
+    fn from(err: FsError) -> Self {
+        ReleaseError::Io {
+            action: err.action,
+            path: err.path,
+            source: err.source,
+        }
+    }
 }
 
 pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> ReleaseError {
@@ -143,7 +154,7 @@ pub fn materialise(
     crate::manifests::save(app, release_id, manifest.wire())?;
     fs::rename(&staging, &release).map_err(io_err("rename the staged release to", &release))?;
     let releases = app.releases();
-    layout::sync_dir(&releases).map_err(io_err("sync", &releases))?;
+    fsutil::sync_dir(&releases).map_err(io_err("sync", &releases))?;
     Ok(true)
 }
 
@@ -206,7 +217,7 @@ fn build_tree(
         progress(done + 1, total);
     }
     for dir in dirs.iter().rev() {
-        layout::sync_dir(dir).map_err(io_err("sync", dir))?;
+        fsutil::sync_dir(dir).map_err(io_err("sync", dir))?;
     }
     Ok(())
 }
@@ -280,7 +291,7 @@ pub fn switch(app: &AppRoot, release_id: &str) -> Result<(), ReleaseError> {
         let _ = fs::remove_file(&tmp);
         return Err(io_err("replace", &current)(err));
     }
-    layout::sync_dir(app.root()).map_err(io_err("sync", app.root()))
+    fsutil::sync_dir(app.root()).map_err(io_err("sync", app.root()))
 }
 
 /// Removes `current` (unlink(2) is atomic) and syncs the root: used when a
@@ -295,7 +306,7 @@ pub fn remove_current(app: &AppRoot) -> Result<(), ReleaseError> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(err) => return Err(io_err("read", &current)(err)),
     }
-    layout::sync_dir(app.root()).map_err(io_err("sync", app.root()))
+    fsutil::sync_dir(app.root()).map_err(io_err("sync", app.root()))
 }
 
 /// Empties `dir` (staging, tmp, trash) if it exists.
@@ -373,31 +384,6 @@ pub fn size(dir: &Path) -> io::Result<u64> {
         }
     }
     Ok(total)
-}
-
-/// Removes a file or a directory tree, first making directories writable
-/// when the app made one read-only.
-pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
-    let meta = fs::symlink_metadata(path)?;
-    if !meta.is_dir() {
-        return fs::remove_file(path);
-    }
-    match fs::remove_dir_all(path) {
-        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
-            let mut stack = vec![path.to_owned()];
-            while let Some(dir) = stack.pop() {
-                fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
-                for entry in fs::read_dir(&dir)? {
-                    let entry = entry?;
-                    if entry.file_type()?.is_dir() {
-                        stack.push(entry.path());
-                    }
-                }
-            }
-            fs::remove_dir_all(path)
-        }
-        other => other,
-    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use std::{collections::HashSet, fs};
 
 use crate::{
     error::Error,
+    fsutil,
     journal::{Journal, State},
-    layout::{self, AppRoot},
+    layout::AppRoot,
     release::{self, io_err},
 };
 
@@ -74,7 +75,7 @@ pub fn prune(
             }
         }
         let trash = app.trash();
-        layout::create_dir_synced(&trash).map_err(io_err("create", &trash))?;
+        fsutil::create_dir_synced(&trash).map_err(io_err("create", &trash))?;
         for id in pruned.old.iter().chain(&pruned.broken) {
             let from = app.release(id);
             let to = trash.join(format!("{id}.{:016x}", rand::random::<u64>()));
@@ -84,7 +85,7 @@ pub fn prune(
         }
         if !pruned.old.is_empty() || !pruned.broken.is_empty() {
             let releases = app.releases();
-            layout::sync_dir(&releases).map_err(io_err("sync", &releases))?;
+            fsutil::sync_dir(&releases).map_err(io_err("sync", &releases))?;
         }
         Ok::<_, Error>(pruned)
     })?;

@@ -8,10 +8,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::{
-    activation::SharedPath,
-    layout::{self, AppRoot},
-};
+use crate::{activation::SharedPath, fsutil, layout::AppRoot};
 
 /// A shared path that cannot be prepared or linked.
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +87,7 @@ pub fn prepare(app: &AppRoot, paths: &[SharedPath]) -> Result<Vec<String>, Share
                 });
             }
             (false, Err(err)) if err.kind() == io::ErrorKind::NotFound => {
-                layout::create_dir_synced(&on_disk).map_err(io_err("create", &on_disk))?;
+                fsutil::create_dir_synced(&on_disk).map_err(io_err("create", &on_disk))?;
                 said.push(format!("created shared directory {}", on_disk.display()));
             }
             (true, Err(err)) if err.kind() == io::ErrorKind::NotFound => {
@@ -145,11 +142,11 @@ pub fn link(release: &Path, paths: &[SharedPath]) -> Result<Vec<String>, SharedE
                 }
                 Ok(meta) if meta.is_dir() => {}
                 Ok(_) => {
-                    crate::release::remove_tree(&at).map_err(io_err("remove", &at))?;
-                    layout::create_dir_synced(&at).map_err(io_err("create", &at))?;
+                    fsutil::remove_tree(&at).map_err(io_err("remove", &at))?;
+                    fsutil::create_dir_synced(&at).map_err(io_err("create", &at))?;
                 }
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                    layout::create_dir_synced(&at).map_err(io_err("create", &at))?;
+                    fsutil::create_dir_synced(&at).map_err(io_err("create", &at))?;
                 }
                 Err(err) => return Err(io_err("inspect", &at)(err)),
             }
@@ -159,13 +156,13 @@ pub fn link(release: &Path, paths: &[SharedPath]) -> Result<Vec<String>, SharedE
             _ => {}
         }
         match fs::symlink_metadata(&dest) {
-            Ok(_) => crate::release::remove_tree(&dest).map_err(io_err("replace", &dest))?,
+            Ok(_) => fsutil::remove_tree(&dest).map_err(io_err("replace", &dest))?,
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => return Err(io_err("inspect", &dest)(err)),
         }
         symlink(&want, &dest).map_err(io_err("create the symlink", &dest))?;
         let dir = dest.parent().expect("a path in the release has a parent");
-        layout::sync_dir(dir).map_err(io_err("sync", dir))?;
+        fsutil::sync_dir(dir).map_err(io_err("sync", dir))?;
         said.push(format!("linked {} -> {}", shared.path, want.display()));
     }
     Ok(said)

@@ -5,12 +5,15 @@
 
 use std::sync::Arc;
 
-use slipway_proto::agent::v1::{LogLevel, Stage};
+use slipway_proto::{
+    agent::v1::{LogLevel, Stage},
+    daemon::chain,
+};
 
 use crate::{
     activation::{Activation, Point},
     cancel::Cancel,
-    error::{Error, blocking, chain},
+    error::{Error, blocking},
     health,
     hooks::{self, Command, HookError, Output, Tracker},
     journal::{Journal, State},
@@ -77,7 +80,8 @@ impl Ctx {
         let (id, deployment) = (id.to_owned(), self.deployment_id.clone());
         self.journal
             .change(move |data| data.set_state(&id, state, &deployment))
-            .await
+            .await?;
+        Ok(())
     }
 
     fn tracker(&self) -> Tracker {

@@ -100,18 +100,6 @@ pub enum Command {
     /// Show deployment locks, or free one whose holder is gone.
     #[command(subcommand)]
     Lock(lock::LockCommand),
-    /// Run the whole product on this machine: a temporary PKI, a control
-    /// plane and three agents on loopback, a generated git repository; deploy
-    /// commit 1, deploy commit 2, roll back, and show every host's state.
-    Demo(DemoArgs),
-}
-
-/// Flags of `slipctl demo`.
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {
-    /// Keep the temporary directory (PKI, repository, hosts' files) afterwards.
-    #[arg(long)]
-    pub keep: bool,
 }
 
 #[cfg(test)]

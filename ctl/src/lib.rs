@@ -7,7 +7,6 @@
 pub mod cli;
 pub mod commands;
 pub mod connection;
-pub mod demo;
 pub mod output;
 pub mod pki;
 

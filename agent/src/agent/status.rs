@@ -3,11 +3,14 @@
 
 use std::sync::Arc;
 
-use slipway_proto::agent::v1::{AppStatus, GetStatusResponse, ReleaseOnDisk};
+use slipway_proto::{
+    agent::v1::{AppStatus, GetStatusResponse, ReleaseOnDisk},
+    daemon::chain,
+};
 
 use super::Agent;
 use crate::{
-    error::{Error, blocking, chain},
+    error::{Error, blocking},
     host,
     journal::{JournalData, State},
     layout::AppRoot,

@@ -3,6 +3,7 @@
 use slipway_proto::agent::v1::{LogLevel, OperationResult, Stage};
 
 use super::*;
+use crate::error::Error;
 
 fn app() -> (tempfile::TempDir, AppRoot) {
     let dir = tempfile::tempdir().unwrap();

@@ -73,8 +73,5 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Lock(command) => lock::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
-        Command::Demo(args) => crate::demo::run(args.keep)
-            .await
-            .map(|()| ExitCode::SUCCESS),
     }
 }

@@ -1,7 +1,20 @@
-//! `slipctl demo`: the whole product on one machine. Mints a PKI in a temp
+//! `slipway-demo`: the whole product on one machine. Mints a PKI in a temp
 //! dir, starts a control plane and three agents on loopback, generates a git
 //! repository, then drives them with slipctl's own commands: deploy commit 1,
 //! deploy commit 2, roll back, and show every host's final state.
+//!
+//! ```sh
+//! cargo run -p slipway-tests --bin slipway-demo
+//! cargo run -p slipway-tests --bin slipway-demo -- --keep   # keep the PKI, repository and hosts' files
+//! ```
+//!
+//! It lives in the tests crate, not in slipctl, so that the operator CLI
+//! depends on the contract alone and not on the servers it talks to.
+
+#![forbid(unsafe_code)]
+
+mod repo;
+mod shell;
 
 use std::{
     net::SocketAddr,
@@ -11,15 +24,40 @@ use std::{
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
+use slipctl::{Cli, pki};
 use slipway_proto::tls::TlsPaths;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
-use crate::{cli::Cli, pki};
+use crate::repo::DemoRepo;
+
+/// Run the whole product on this machine: a temporary PKI, a control plane
+/// and three agents on loopback, a generated git repository; deploy commit 1,
+/// deploy commit 2, roll back, and show every host's state.
+#[derive(Debug, Parser)]
+#[command(name = "slipway-demo")]
+struct Args {
+    /// Keep the temporary directory (PKI, repository, hosts' files) afterwards.
+    #[arg(long)]
+    keep: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    slipway_proto::daemon::install_crypto_provider();
+    match run(args.keep).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {}", slipctl::error_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
 
 const HOSTS: [&str; 3] = ["web-1", "web-2", "web-3"];
 
 /// Runs the demo; `keep` leaves the temporary directory in place.
-pub async fn run(keep: bool) -> Result<()> {
+async fn run(keep: bool) -> Result<()> {
     let tmp = tempfile::Builder::new().prefix("slipway-demo-").tempdir()?;
     let root = tmp.path().to_owned();
     println!("# Slipway demo in {}", root.display());
@@ -94,7 +132,7 @@ pub async fn run(keep: bool) -> Result<()> {
     );
 
     let repo_dir = root.join("repo");
-    let repo = SampleRepo::create(&repo_dir)?;
+    let repo = DemoRepo::create(&repo_dir)?;
     let first = repo.commit(
         "Initial release",
         &[
@@ -129,7 +167,7 @@ async fn script(
     cp: &SocketAddr,
     pki_dir: &Path,
     repo_dir: &Path,
-    repo: &SampleRepo,
+    repo: &DemoRepo,
     agents: &[(&str, SocketAddr, PathBuf)],
 ) -> Result<()> {
     let ctl = |args: &[&str]| {
@@ -234,13 +272,14 @@ async fn script(
 }
 
 async fn step(argv: Vec<String>) -> Result<()> {
-    let shown: Vec<&str> = argv.iter().skip(5).map(String::as_str).collect();
-    println!("\n$ slipctl {}", shown.join(" "));
+    // Not shown: the program name and the connection flags every step shares.
+    let shown = shell::command_line(argv.iter().skip(5).map(String::as_str));
+    println!("\n$ slipctl {shown}");
     let cli = Cli::try_parse_from(&argv).context("demo command line")?;
     // The CLI's own entry point, so the demo shows exactly what an operator sees.
-    let code = Box::pin(crate::run(cli)).await;
+    let code = slipctl::run(cli).await;
     if code != ExitCode::SUCCESS {
-        bail!("`slipctl {}` failed", shown.join(" "));
+        bail!("`slipctl {shown}` failed");
     }
     Ok(())
 }
@@ -255,44 +294,4 @@ fn paths(dir: &Path, name: &str) -> TlsPaths {
 
 async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
-}
-
-/// A git repository with a work tree, written with git2.
-struct SampleRepo {
-    repo: git2::Repository,
-    dir: PathBuf,
-}
-
-impl SampleRepo {
-    fn create(dir: &Path) -> Result<Self> {
-        let mut opts = git2::RepositoryInitOptions::new();
-        opts.initial_head("main");
-        let repo = git2::Repository::init_opts(dir, &opts)?;
-        Ok(Self {
-            repo,
-            dir: dir.to_owned(),
-        })
-    }
-
-    fn commit(&self, message: &str, files: &[(&str, &[u8], bool)]) -> Result<String> {
-        use std::os::unix::fs::PermissionsExt;
-        let mut index = self.repo.index()?;
-        for (path, content, exec) in files {
-            let full = self.dir.join(path);
-            std::fs::create_dir_all(full.parent().expect("file has a parent"))?;
-            std::fs::write(&full, content)?;
-            let mode = if *exec { 0o755 } else { 0o644 };
-            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode))?;
-            index.add_path(Path::new(path))?;
-        }
-        index.write()?;
-        let tree = self.repo.find_tree(index.write_tree()?)?;
-        let sig = git2::Signature::now("Demo Author", "demo@example.com")?;
-        let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-        let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
-        Ok(self
-            .repo
-            .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)?
-            .to_string())
-    }
 }

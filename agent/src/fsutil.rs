@@ -1,0 +1,87 @@
+//! Filesystem helpers for every module that writes under an app root or the
+//! data dir: durable directory creation and syncs, removing a tree the app
+//! made read-only, and a failed call with its action and path. Imports
+//! nothing of the crate, so any module can use it. Blocking.
+
+use std::{
+    fs, io,
+    os::unix::fs::PermissionsExt,
+    path::{Path, PathBuf},
+};
+
+/// A filesystem call that failed: what the agent was doing, and where.
+/// Modules with their own `Io` variant convert it (`ReleaseError::Io`).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {action} {}", path.display())]
+pub struct FsError {
+    /// What the agent was doing, e.g. "create".
+    pub action: &'static str,
+    /// The path involved.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: io::Error,
+}
+
+/// Adds `action` and `path` to an I/O error: `.map_err(io_err("create", dir))`.
+pub fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> FsError {
+    let path = path.to_owned();
+    move |source| FsError {
+        action,
+        path,
+        source,
+    }
+}
+
+/// Creates `dir` (and missing parents) with mode 0755 unless it exists, then
+/// syncs its parent so the new entry survives a crash.
+pub fn create_dir_synced(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_synced(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        // Another request created it meanwhile.
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(()),
+        Err(err) => return Err(err),
+    }
+    // Explicit mode: the process umask must not decide who can read releases.
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755))?;
+    if let Some(parent) = dir.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// fsyncs a directory so renames and new entries in it are durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Removes a file or a directory tree, first making directories writable
+/// when the app made one read-only.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(path)?;
+    if !meta.is_dir() {
+        return fs::remove_file(path);
+    }
+    match fs::remove_dir_all(path) {
+        Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+            let mut stack = vec![path.to_owned()];
+            while let Some(dir) = stack.pop() {
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+                for entry in fs::read_dir(&dir)? {
+                    let entry = entry?;
+                    if entry.file_type()?.is_dir() {
+                        stack.push(entry.path());
+                    }
+                }
+            }
+            fs::remove_dir_all(path)
+        }
+        other => other,
+    }
+}
