@@ -15,7 +15,7 @@ use crate::{
     audit::{self, Audit},
     auth::{Caller, require},
     catalog,
-    deployments::{self, Start, Target},
+    deployment::{self, Start, Target},
     fleet, history, locks, planning, releases,
 };
 
@@ -378,7 +378,7 @@ impl Deployments {
         wrap: fn(DeploymentEvent) -> T,
     ) -> Reply<EventStream<T>> {
         let started = match caller {
-            Ok(caller) => deployments::start(&self.0, &caller, start)
+            Ok(caller) => deployment::start(&self.0, &caller, start)
                 .await
                 .map_err(Status::from),
             Err(refused) => Err(refused),
@@ -448,7 +448,7 @@ impl deployment_service_server::DeploymentService for Deployments {
         let result = async {
             let caller = require(&request, Role::Deployer)?;
             let req = request.get_ref();
-            let deployment = deployments::cancel(
+            let deployment = deployment::cancel(
                 &self.0,
                 &caller,
                 &req.deployment_id,
@@ -554,7 +554,7 @@ impl deployment_service_server::DeploymentService for Deployments {
     ) -> Reply<Self::WatchDeploymentStream> {
         require(&request, Role::Viewer)?;
         let req = request.into_inner();
-        let deployment = deployments::get(&self.0.store, &req.deployment_id)?;
+        let deployment = deployment::get(&self.0.store, &req.deployment_id)?;
         let stream =
             self.0
                 .events
@@ -569,7 +569,7 @@ impl deployment_service_server::DeploymentService for Deployments {
         request: Request<GetDeploymentRequest>,
     ) -> Reply<GetDeploymentResponse> {
         require(&request, Role::Viewer)?;
-        let mut deployment = deployments::get(&self.0.store, &request.get_ref().deployment_id)?;
+        let mut deployment = deployment::get(&self.0.store, &request.get_ref().deployment_id)?;
         history::fill_release(&self.0.store, &mut deployment)?;
         Ok(Response::new(GetDeploymentResponse {
             deployment: Some(deployment),

@@ -7,32 +7,18 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use slipway_proto::control::v1::{DeploymentEvent, DeploymentStatus, EventKind};
+use slipway_proto::control::v1::DeploymentEvent;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::store::{Store, Tree, event_key, key2};
+use crate::{
+    domain::event::is_final,
+    store::{Store, Tree, event_key, key2},
+};
 
 /// Events a stream reads from the store at once.
 const PAGE: usize = 256;
-
-/// Whether an event ends its deployment.
-pub fn is_final(event: &DeploymentEvent) -> bool {
-    event.kind == EventKind::Status as i32 && event.host.is_empty() && is_final_status(event.status)
-}
-
-/// Whether a status is final.
-pub fn is_final_status(status: i32) -> bool {
-    [
-        DeploymentStatus::Succeeded,
-        DeploymentStatus::Failed,
-        DeploymentStatus::Cancelled,
-        DeploymentStatus::Interrupted,
-    ]
-    .iter()
-    .any(|s| *s as i32 == status)
-}
 
 /// The live deployments' watch channels, carrying the last persisted sequence.
 #[derive(Clone, Default)]

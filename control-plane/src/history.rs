@@ -17,20 +17,17 @@ use slipway_proto::{
 use crate::{
     audit::{check_range, instant, page_size, principal_matches, sequence_token, within},
     catalog,
+    domain::event::is_final_status,
     error::Error,
-    events::is_final_status,
-    store::{Store, Tree, event_key, key2},
+    store::{
+        Store, Tree,
+        deployments::{self, Scope},
+        event_key, key2,
+    },
 };
 
 /// Events a listing reads from the store at once.
 const SCAN: usize = 512;
-
-/// Every deployment, newest first (ids sort in creation order).
-fn newest_first(store: &Store) -> Result<Vec<Deployment>, Error> {
-    let mut all: Vec<Deployment> = store.list(Tree::Deployments, b"")?;
-    all.reverse();
-    Ok(all)
-}
 
 /// Fills a deployment's commit and git ref from its release when the record
 /// lacks them (deployments recorded before those fields existed).
@@ -113,9 +110,12 @@ pub fn list(
     let text = req.text.to_lowercase();
     let mut releases = ReleaseInfo::new(store);
     let mut page = Vec::new();
-    for mut d in newest_first(store)? {
-        let matches = (req.page_token.is_empty() || d.id.as_str() < req.page_token.as_str())
-            && (req.app.is_empty() || d.app == req.app)
+    // The narrowest index for the filters; the rest are checked per record.
+    let scope = Scope::of(&req.app, &req.environment, &req.author);
+    let before = Some(req.page_token.as_str()).filter(|t| !t.is_empty());
+    for d in deployments::newest_first(store, scope, before) {
+        let mut d = d?;
+        let matches = (req.app.is_empty() || d.app == req.app)
             && (req.environment.is_empty() || d.environment == req.environment)
             && (req.status == 0 || d.status == req.status)
             && (req.kind == 0 || d.kind == req.kind)
@@ -159,9 +159,7 @@ pub fn events(
     validate::release_id("deployment_id", &req.deployment_id)?;
     check_enum::<LogLevel>("min_level", req.min_level)?;
     let id = &req.deployment_id;
-    store
-        .get::<Deployment>(Tree::Deployments, id.as_bytes())?
-        .ok_or_else(|| Error::not_found("deployment", id))?;
+    deployments::get(store, id)?.ok_or_else(|| Error::not_found("deployment", id))?;
     let size = page_size(req.page_size, 200);
     let text = req.text.to_lowercase();
     let wanted = |e: &DeploymentEvent| {
@@ -222,10 +220,9 @@ pub fn rollback_timeline(
 ) -> Result<Vec<RollbackEntry>, Error> {
     catalog::app(store, app)?;
     catalog::environment(store, environment)?;
-    let here: Vec<Deployment> = newest_first(store)?
-        .into_iter()
-        .filter(|d| d.app == app && d.environment == environment)
-        .collect();
+    let here: Vec<Deployment> =
+        deployments::newest_first(store, Scope::Target(app, environment), None)
+            .collect::<Result<_, _>>()?;
     let by_id: HashMap<&str, &Deployment> = here.iter().map(|d| (d.id.as_str(), d)).collect();
     let mut timeline = Vec::new();
     for (i, rollback) in here.iter().enumerate() {
@@ -402,6 +399,7 @@ mod tests {
             ));
         }
         store.commit(ops).await.unwrap();
+        deployments::ensure_indexes(&store).await.unwrap();
         Fixture { _dir: dir, store }
     }
 

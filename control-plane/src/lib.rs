@@ -9,7 +9,8 @@ pub mod auth;
 pub mod blobs;
 pub mod catalog;
 pub mod config;
-pub mod deployments;
+pub mod deployment;
+pub mod domain;
 pub mod error;
 pub mod events;
 pub mod fleet;
@@ -108,7 +109,16 @@ pub async fn serve(
         agents: agents::Agents::new(agent_tls),
         running: running::Running::default(),
     };
-    let interrupted = deployments::reconcile(&ctx)
+    let indexed = store::deployments::ensure_indexes(&ctx.store)
+        .await
+        .map_err(|err| Error::Reconcile(err.into()))?;
+    if indexed > 0 {
+        tracing::info!(
+            indexed,
+            "indexed the deployments of a store from an earlier version"
+        );
+    }
+    let interrupted = deployment::reconcile(&ctx)
         .await
         .map_err(Error::Reconcile)?;
     if interrupted > 0 {

@@ -26,11 +26,7 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(10);
 
 /// The fencing token of deployment `dep-0000000042`: 42.
 pub fn fencing_token(deployment_id: &str) -> u64 {
-    deployment_id
-        .rsplit('-')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    crate::store::deployments::number(deployment_id)
 }
 
 /// A lock for `deployment_id`, its lease starting now.

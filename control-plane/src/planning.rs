@@ -12,7 +12,7 @@ use slipway_proto::{
 
 use crate::{
     Context,
-    deployments::{self, Start, Target},
+    deployment::{self, Start, Target},
     error::Error,
     git::Manifest,
     locks, releases,
@@ -36,7 +36,7 @@ pub async fn plan(ctx: &Context, request: DeployRequest) -> Result<PlanDeploymen
         message: request.message,
         policy: request.policy,
     };
-    let resolved = deployments::resolve_start(ctx, &start).await?;
+    let resolved = deployment::resolve_start(ctx, &start).await?;
     let target = AppTarget {
         name: resolved.app.name.clone(),
         deploy_root: resolved.app.deploy_root.clone(),

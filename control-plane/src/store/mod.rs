@@ -1,11 +1,16 @@
-//! The control plane's durable state: a small key-value backend trait, its sled
-//! implementation, and the typed records on top. Every state change is one
-//! atomic batch, flushed to disk before the call returns.
+//! The control plane's durable state: a small key-value backend trait (sled is
+//! the embedded implementation), and the typed records on top. Every state
+//! change is one atomic batch, flushed to disk before the call returns.
 
-use std::{path::Path, sync::Arc};
+pub mod deployments;
+mod sled_backend;
+
+use std::sync::Arc;
 
 use prost::Message;
 use serde::{Serialize, de::DeserializeOwned};
+
+pub use sled_backend::{OpenError, SledBackend};
 
 /// The trees (tables) of the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,10 +33,22 @@ pub enum Tree {
     Locks,
     /// be64(u64::MAX - sequence) -> `AuditEvent`: key order is newest first
     Audit,
+    /// name -> be64 counter (the last deployment number) or a format marker
+    Meta,
+    /// app \0 environment \0 be64(number) -> deployment id: every deployment
+    /// of an app in an environment, oldest first
+    DeploymentsByTarget,
+    /// app \0 environment \0 be64(number) -> release id: the deployments
+    /// that succeeded
+    DeploymentsSucceeded,
+    /// author \0 be64(number) -> deployment id
+    DeploymentsByAuthor,
+    /// deployment id -> empty: the deployments not finished
+    DeploymentsOpen,
 }
 
 impl Tree {
-    const ALL: [Tree; 9] = [
+    const ALL: [Tree; 14] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -41,9 +58,14 @@ impl Tree {
         Tree::Events,
         Tree::Locks,
         Tree::Audit,
+        Tree::Meta,
+        Tree::DeploymentsByTarget,
+        Tree::DeploymentsSucceeded,
+        Tree::DeploymentsByAuthor,
+        Tree::DeploymentsOpen,
     ];
 
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Tree::Apps => "apps",
             Tree::Environments => "environments",
@@ -54,10 +76,15 @@ impl Tree {
             Tree::Events => "events",
             Tree::Locks => "locks",
             Tree::Audit => "audit",
+            Tree::Meta => "meta",
+            Tree::DeploymentsByTarget => "deployments_by_target",
+            Tree::DeploymentsSucceeded => "deployments_succeeded",
+            Tree::DeploymentsByAuthor => "deployments_by_author",
+            Tree::DeploymentsOpen => "deployments_open",
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         Tree::ALL
             .iter()
             .position(|t| *t == self)
@@ -80,6 +107,10 @@ pub enum Op {
     DeleteIf(Tree, Vec<u8>, Vec<u8>),
     /// Remove the key.
     Delete(Tree, Vec<u8>),
+    /// Write nothing; the whole batch fails with [`StoreError::Conflict`]
+    /// unless the key holds exactly this value (None: is absent). A
+    /// compare-and-set is an `Expect` and a `Put` of the same key.
+    Expect(Tree, Vec<u8>, Option<Vec<u8>>),
 }
 
 /// Why a store operation failed.
@@ -88,6 +119,14 @@ pub enum StoreError {
     /// A `Create` found its key present; nothing of the batch was written.
     #[error("{tree:?} already holds key {key:?}")]
     Exists {
+        /// The tree.
+        tree: Tree,
+        /// The key, lossily as text.
+        key: String,
+    },
+    /// An `Expect` found another value; nothing of the batch was written.
+    #[error("{tree:?} changed at key {key:?}")]
+    Conflict {
         /// The tree.
         tree: Tree,
         /// The key, lossily as text.
@@ -106,9 +145,9 @@ pub enum StoreError {
     },
 }
 
-/// The storage the control plane needs: point reads, ordered prefix scans,
-/// atomic durable batches and an id sequence. Small on purpose, so another
-/// backend can replace sled.
+/// The storage the control plane needs: point reads, ordered prefix scans in
+/// both directions, and atomic durable batches with compare-and-set. Small on
+/// purpose, so another backend (an etcd store is planned) can replace sled.
 pub trait Backend: Send + Sync + 'static {
     /// The value at `key`.
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
@@ -123,171 +162,22 @@ pub trait Backend: Send + Sync + 'static {
         after: &[u8],
         limit: usize,
     ) -> Result<Entries, StoreError>;
-    /// Applies every op atomically and makes it durable before returning.
-    fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
-    /// A number never returned before, even across restarts.
-    fn next_id(&self) -> Result<u64, StoreError>;
-}
-
-/// sled 0.34, the embedded default.
-pub struct SledBackend {
-    db: sled::Db,
-    trees: Vec<sled::Tree>,
-}
-
-fn backend_err(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Backend(Box::new(err))
-}
-
-/// Opening the data directory failed.
-#[derive(Debug, thiserror::Error)]
-pub enum OpenError {
-    /// sled reported corruption.
-    #[error(
-        "the store in {path} is corrupt; restore the directory from a backup, or move it aside to start empty"
-    )]
-    Corrupt {
-        /// Data directory.
-        path: String,
-        /// The cause.
-        #[source]
-        source: sled::Error,
-    },
-    /// Anything else, most often another process holding the directory.
-    #[error("cannot open the store in {path} (is another control plane using it?)")]
-    Io {
-        /// Data directory.
-        path: String,
-        /// The cause.
-        #[source]
-        source: sled::Error,
-    },
-}
-
-impl SledBackend {
-    /// Opens (or creates) the store in `dir`.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Self, OpenError> {
-        let path = dir.display().to_string();
-        let classify = |source: sled::Error| match source {
-            sled::Error::Corruption { .. } => OpenError::Corrupt {
-                path: path.clone(),
-                source,
-            },
-            source => OpenError::Io {
-                path: path.clone(),
-                source,
-            },
-        };
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(classify)?;
-        let trees = Tree::ALL
-            .iter()
-            .map(|t| db.open_tree(t.name()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(classify)?;
-        Ok(Self { db, trees })
-    }
-
-    fn tree(&self, tree: Tree) -> &sled::Tree {
-        &self.trees[tree.index()]
-    }
-}
-
-fn pairs(
-    iter: impl Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
-) -> Result<Entries, StoreError> {
-    iter.map(|r| {
-        r.map(|(k, v)| (k.to_vec(), v.to_vec()))
-            .map_err(backend_err)
-    })
-    .collect()
-}
-
-impl Backend for SledBackend {
-    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .tree(tree)
-            .get(key)
-            .map_err(backend_err)?
-            .map(|v| v.to_vec()))
-    }
-
-    fn scan(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, StoreError> {
-        pairs(self.tree(tree).scan_prefix(prefix))
-    }
-
-    fn scan_after(
+    /// Entries with keys starting with `prefix` and less than `before`
+    /// (anywhere under the prefix when None), newest key first, at most
+    /// `limit`.
+    fn scan_rev(
         &self,
         tree: Tree,
         prefix: &[u8],
-        after: &[u8],
+        before: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Entries, StoreError> {
-        use std::ops::Bound;
-        let range = self
-            .tree(tree)
-            .range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded))
-            .take_while(|r| r.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
-            .take(limit);
-        pairs(range)
-    }
+    ) -> Result<Entries, StoreError>;
+    /// Applies every op atomically and makes it durable before returning.
+    fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
+}
 
-    fn commit(&self, ops: &[Op]) -> Result<(), StoreError> {
-        use sled::{
-            Transactional,
-            transaction::{ConflictableTransactionError, TransactionError},
-        };
-        // Only the transactional handles are used inside the closure: a plain
-        // tree or db call there deadlocks. The closure may re-run on conflict,
-        // so it has no side effects.
-        let result = self.trees.as_slice().transaction(|trees| {
-            for op in ops {
-                match op {
-                    Op::Put(tree, key, value) => {
-                        trees[tree.index()].insert(key.as_slice(), value.as_slice())?;
-                    }
-                    Op::Create(tree, key, value) => {
-                        let t = &trees[tree.index()];
-                        if t.get(key.as_slice())?.is_some() {
-                            return Err(ConflictableTransactionError::Abort((
-                                *tree,
-                                String::from_utf8_lossy(key).into_owned(),
-                            )));
-                        }
-                        t.insert(key.as_slice(), value.as_slice())?;
-                    }
-                    Op::DeleteIf(tree, key, expected) => {
-                        let t = &trees[tree.index()];
-                        if t.get(key.as_slice())?.as_deref() == Some(expected.as_slice()) {
-                            t.remove(key.as_slice())?;
-                        }
-                    }
-                    Op::Delete(tree, key) => {
-                        trees[tree.index()].remove(key.as_slice())?;
-                    }
-                }
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => {}
-            Err(TransactionError::Abort((tree, key))) => {
-                return Err(StoreError::Exists { tree, key });
-            }
-            Err(TransactionError::Storage(err)) => return Err(backend_err(err)),
-        }
-        // Durable before anyone is told.
-        self.db.flush().map_err(backend_err)?;
-        Ok(())
-    }
-
-    fn next_id(&self) -> Result<u64, StoreError> {
-        self.db.generate_id().map_err(backend_err)
-    }
+pub(crate) fn backend_err(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(err))
 }
 
 /// Stored values start with a format version so that a later layout can be
@@ -309,7 +199,7 @@ pub fn encode_json(value: &impl Serialize) -> Vec<u8> {
     buf
 }
 
-fn corrupt(tree: Tree, key: &[u8]) -> StoreError {
+pub(crate) fn corrupt(tree: Tree, key: &[u8]) -> StoreError {
     StoreError::Corrupt {
         tree,
         key: String::from_utf8_lossy(key).into_owned(),
@@ -403,9 +293,32 @@ impl Store {
             .map_err(backend_err)?
     }
 
-    /// A fresh number, unique across restarts.
-    pub fn next_id(&self) -> Result<u64, StoreError> {
-        self.backend.next_id()
+    /// Protobuf records under `prefix` with keys before `before`, newest key
+    /// first, at most `limit`.
+    pub fn list_rev<M: Message + Default>(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<M>, StoreError> {
+        self.backend
+            .scan_rev(tree, prefix, before, limit)?
+            .into_iter()
+            .map(|(k, v)| decode_proto(tree, &k, &v))
+            .collect()
+    }
+
+    /// Raw pairs under `prefix` with keys before `before`, newest key first,
+    /// at most `limit`.
+    pub fn scan_rev_raw(
+        &self,
+        tree: Tree,
+        prefix: &[u8],
+        before: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, StoreError> {
+        self.backend.scan_rev(tree, prefix, before, limit)
     }
 }
 
@@ -418,6 +331,19 @@ pub(crate) fn decode_proto<M: Message + Default>(
         Some((&FORMAT_V1, body)) => M::decode(body).map_err(|_| corrupt(tree, key)),
         _ => Err(corrupt(tree, key)),
     }
+}
+
+/// The least key greater than every key that starts with `prefix`; None
+/// when there is none (an empty prefix, or one of 0xFF bytes only).
+pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < u8::MAX {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// `a \0 b`: a composite key whose parts sort correctly (names never hold NUL).
@@ -438,6 +364,8 @@ pub fn event_key(deployment: &str, sequence: u64) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use slipway_proto::control::v1::App;
 
@@ -481,6 +409,61 @@ mod tests {
         let s = store(dir.path());
         let app: App = s.get(Tree::Apps, b"web").unwrap().unwrap();
         assert_eq!(app.name, "web");
+    }
+
+    #[test]
+    fn prefix_ends_bound_every_key_under_the_prefix() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
+        assert_eq!(prefix_end(b"\xff\xff"), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[tokio::test]
+    async fn reverse_scans_stay_inside_the_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let ops = ["a\x001", "a\x002", "a\x003", "b\x001", "\x00"]
+            .iter()
+            .map(|k| Op::Put(Tree::Meta, k.as_bytes().to_vec(), k.as_bytes().to_vec()))
+            .collect();
+        s.commit(ops).await.unwrap();
+        let keys = |before: Option<&[u8]>, limit| -> Vec<Vec<u8>> {
+            s.scan_rev_raw(Tree::Meta, b"a\x00", before, limit)
+                .unwrap()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect()
+        };
+        assert_eq!(
+            keys(None, 10),
+            vec![b"a\x003".to_vec(), b"a\x002".to_vec(), b"a\x001".to_vec()]
+        );
+        assert_eq!(keys(Some(b"a\x003"), 1), vec![b"a\x002".to_vec()]);
+        assert_eq!(keys(Some(b"z"), 1), vec![b"a\x003".to_vec()]);
+    }
+
+    #[tokio::test]
+    async fn an_expectation_that_fails_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let put = |v: &[u8]| Op::Put(Tree::Meta, b"n".to_vec(), v.to_vec());
+        let expect =
+            |v: Option<&[u8]>| Op::Expect(Tree::Meta, b"n".to_vec(), v.map(<[u8]>::to_vec));
+        s.commit(vec![expect(None), put(b"1")]).await.unwrap();
+        let err = s.commit(vec![expect(None), put(b"2")]).await.unwrap_err();
+        assert!(matches!(
+            err,
+            StoreError::Conflict {
+                tree: Tree::Meta,
+                ..
+            }
+        ));
+        s.commit(vec![expect(Some(b"1")), put(b"2")]).await.unwrap();
+        assert_eq!(
+            s.get_raw(Tree::Meta, b"n").unwrap().as_deref(),
+            Some(&b"2"[..])
+        );
     }
 
     #[test]

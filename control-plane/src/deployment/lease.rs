@@ -1,0 +1,76 @@
+//! The lock a deployment holds on its (app, environment) for its whole life,
+//! automatic rollback included: taken in the transaction of its first event,
+//! renewed while it runs, released (only if still its own) with its final
+//! event.
+
+use slipway_proto::control::v1::Lock;
+
+use crate::{
+    locks,
+    store::{Op, Store, StoreError, Tree, key2},
+};
+
+/// A held lock and the exact bytes stored for it.
+pub struct Lease {
+    store: Store,
+    key: Vec<u8>,
+    lock: Lock,
+    held: Vec<u8>,
+}
+
+impl Lease {
+    /// A lock about to be taken.
+    pub fn new(store: &Store, lock: Lock) -> Self {
+        let held = locks::encode(&lock);
+        Self::stored(store, lock, held)
+    }
+
+    /// A lock as read back from the store.
+    pub fn stored(store: &Store, lock: Lock, held: Vec<u8>) -> Self {
+        Self {
+            store: store.clone(),
+            key: key2(&lock.app, &lock.environment),
+            lock,
+            held,
+        }
+    }
+
+    /// The lock.
+    pub fn lock(&self) -> &Lock {
+        &self.lock
+    }
+
+    /// The write that takes the lock; it fails the batch when the lock is held.
+    pub fn take(&self) -> Op {
+        Op::Create(Tree::Locks, self.key.clone(), self.held.clone())
+    }
+
+    /// The write that frees the lock if it is still this one.
+    pub fn release(&self) -> Op {
+        Op::DeleteIf(Tree::Locks, self.key.clone(), self.held.clone())
+    }
+
+    /// Renews the lease, if the lock is still this one. A lock freed by force
+    /// is left alone: the next holder's fencing token fences this holder.
+    pub async fn renew(&mut self) -> Result<(), StoreError> {
+        if self.store.get_raw(Tree::Locks, &self.key)?.as_deref() != Some(self.held.as_slice()) {
+            return Ok(());
+        }
+        let renewed = locks::renewed(&self.lock);
+        let bytes = locks::encode(&renewed);
+        let swap = vec![
+            self.release(),
+            Op::Create(Tree::Locks, self.key.clone(), bytes.clone()),
+        ];
+        match self.store.commit(swap).await {
+            Ok(()) => {
+                self.lock = renewed;
+                self.held = bytes;
+                Ok(())
+            }
+            // Freed and taken by another deployment meanwhile.
+            Err(StoreError::Exists { .. }) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! Deployments: starting one under the (app, environment) lock, the record
+//! and its event fold, the supervisor that owns the lease for a
+//! deployment's whole life (automatic rollback included), cancel, reading
+//! deployments back, and reconciliation after a restart.
+
+mod auto_rollback;
+mod cancel;
+mod lease;
+mod queries;
+mod reconcile;
+mod record;
+mod start;
+mod supervisor;
+
+pub use cancel::cancel;
+pub use lease::Lease;
+pub use queries::{get, last_succeeded, previous_good};
+pub use reconcile::reconcile;
+pub use record::Recorder;
+pub use start::{Resolved, Start, Target, resolve_start, start};

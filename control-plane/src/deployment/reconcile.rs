@@ -1,0 +1,185 @@
+//! After a restart: every deployment that was pending or running is
+//! reconciled with what its hosts report. An operation of it still running on
+//! an agent is cancelled (its hooks stopped), each host's `current` is
+//! recorded as that host's outcome, and the deployment ends interrupted,
+//! which frees its lock.
+
+use std::time::Duration;
+
+use slipway_proto::{
+    agent::v1::{AppTarget, CancelOperationRequest, GetStatusRequest},
+    control::v1::{Deployment, DeploymentEvent, DeploymentStatus, LogLevel},
+};
+
+use super::{Lease, Recorder};
+use crate::{
+    Context,
+    agents::AgentClient,
+    catalog,
+    domain::event::{deployment_event, host_status, is_final_status},
+    error::Error,
+    locks,
+    store::deployments,
+};
+
+/// How long reconciling waits for one agent.
+const RECONCILE_DEADLINE: Duration = Duration::from_secs(15);
+
+/// Reconciles every unfinished deployment; returns how many there were.
+pub async fn reconcile(ctx: &Context) -> Result<usize, Error> {
+    let open = deployments::open(&ctx.store)?;
+    let count = open.len();
+    for deployment in open {
+        interrupt(ctx, deployment).await?;
+    }
+    Ok(count)
+}
+
+/// Records each host's state and ends the deployment interrupted.
+async fn interrupt(ctx: &Context, deployment: Deployment) -> Result<(), Error> {
+    // Only its own lock: the stored bytes, if the lock names it.
+    let lease = locks::get_raw(&ctx.store, &deployment.app, &deployment.environment)?
+        .filter(|(l, _)| l.deployment_id == deployment.id)
+        .map(|(lock, raw)| Lease::stored(&ctx.store, lock, raw));
+    let hosts = reconcile_hosts(ctx, &deployment).await;
+    let release = deployment.release.clone();
+    let mut recorder = Recorder::open(&ctx.store, &ctx.events, deployment);
+    let mut on_release = 0;
+    for (host, answer) in hosts {
+        if answer.as_ref().is_ok_and(|current| *current == release) {
+            on_release += 1;
+        }
+        recorder
+            .record(host_outcome(&host, &release, answer))
+            .await?;
+    }
+    let total = recorder.deployment().hosts.len();
+    recorder.note_reason("the control plane stopped while this deployment ran");
+    let event = deployment_event(
+        DeploymentStatus::Interrupted,
+        "interrupted",
+        LogLevel::Error,
+        format!(
+            "the control plane stopped while this deployment ran; {on_release} of {total} hosts are on {release}; check `slipctl status` and deploy again"
+        ),
+    );
+    let release_lock = lease.iter().map(Lease::release).collect();
+    recorder.record_with(event, release_lock).await?;
+    Ok(())
+}
+
+/// What a host's answer means for the deployment of `release`.
+fn host_outcome(host: &str, release: &str, answer: Result<String, String>) -> DeploymentEvent {
+    let (status, level, message) = match answer {
+        Ok(current) if current == release => (
+            DeploymentStatus::Succeeded,
+            LogLevel::Info,
+            format!("after the control plane's restart: {release} is current"),
+        ),
+        Ok(current) => (
+            DeploymentStatus::Failed,
+            LogLevel::Warn,
+            format!(
+                "after the control plane's restart: current is {}",
+                if current.is_empty() {
+                    "(none)"
+                } else {
+                    &current
+                }
+            ),
+        ),
+        Err(err) => (
+            DeploymentStatus::Failed,
+            LogLevel::Error,
+            format!("after the control plane's restart the agent did not answer: {err}"),
+        ),
+    };
+    host_status(host, status, "reconciled", 0, level, message)
+}
+
+/// Each unfinished host of `deployment` and its `current` release after any
+/// operation of the deployment still running there has been stopped.
+async fn reconcile_hosts(
+    ctx: &Context,
+    deployment: &Deployment,
+) -> Vec<(String, Result<String, String>)> {
+    let app = match catalog::app(&ctx.store, &deployment.app) {
+        Ok(app) => app,
+        Err(err) => {
+            return deployment
+                .hosts
+                .iter()
+                .map(|h| (h.host.clone(), Err(err.to_string())))
+                .collect();
+        }
+    };
+    let target = AppTarget {
+        name: app.name.clone(),
+        deploy_root: app.deploy_root.clone(),
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for progress in deployment
+        .hosts
+        .iter()
+        .filter(|h| !is_final_status(h.status))
+    {
+        let (ctx, target, name) = (ctx.clone(), target.clone(), progress.host.clone());
+        let (id, token) = (deployment.id.clone(), deployment.fencing_token);
+        tasks.spawn(async move {
+            let answer = stop_and_ask(&ctx, &name, target, &id, token);
+            let answer = tokio::time::timeout(RECONCILE_DEADLINE, answer)
+                .await
+                .unwrap_or_else(|_| Err("no answer in time".into()));
+            (name, answer)
+        });
+    }
+    let mut hosts = Vec::new();
+    while let Some(Ok(result)) = tasks.join_next().await {
+        hosts.push(result);
+    }
+    hosts.sort();
+    hosts
+}
+
+/// Stops the deployment's operation on the host if it still runs there,
+/// then returns the host's `current` release.
+async fn stop_and_ask(
+    ctx: &Context,
+    name: &str,
+    target: AppTarget,
+    id: &str,
+    token: u64,
+) -> Result<String, String> {
+    let host = catalog::host(&ctx.store, name).map_err(|e| e.to_string())?;
+    let mut client = ctx.agents.connect(&host).await.map_err(|e| e.to_string())?;
+    let app = status(client.clone(), &target).await?;
+    if app.running_deployment != id {
+        return Ok(app.current_release);
+    }
+    let cancel = CancelOperationRequest {
+        app: Some(target.clone()),
+        deployment_id: id.to_owned(),
+        grace_seconds: 10,
+        fencing_token: token,
+    };
+    client
+        .cancel_operation(cancel)
+        .await
+        .map_err(|s| s.message().to_owned())?;
+    Ok(status(client, &target).await?.current_release)
+}
+
+async fn status(
+    mut client: AgentClient,
+    target: &AppTarget,
+) -> Result<slipway_proto::agent::v1::AppStatus, String> {
+    let request = GetStatusRequest {
+        apps: vec![target.clone()],
+        omit_sizes: true,
+    };
+    client
+        .get_status(request)
+        .await
+        .map(|r| r.into_inner().apps.into_iter().next().unwrap_or_default())
+        .map_err(|s| s.message().to_owned())
+}

@@ -1,0 +1,163 @@
+//! The single writer of one deployment's record and event log: each event is
+//! folded into the record and both are committed together, durably, before
+//! any stream is woken.
+
+use slipway_proto::control::v1::{Deployment, DeploymentEvent, DeploymentStatus, EventKind};
+
+use crate::{
+    domain::event::is_final,
+    events::EventHub,
+    store::{Op, Store, StoreError, Tree, deployments, encode_proto, event_key},
+};
+
+/// The single writer of one deployment's record and event log.
+pub struct Recorder {
+    store: Store,
+    events: EventHub,
+    deployment: Deployment,
+}
+
+impl Recorder {
+    /// A writer for `deployment`; its streams can subscribe from now on.
+    pub fn open(store: &Store, events: &EventHub, deployment: Deployment) -> Self {
+        events.open(&deployment.id);
+        Self {
+            store: store.clone(),
+            events: events.clone(),
+            deployment,
+        }
+    }
+
+    /// Gives up on a deployment whose first event could not be recorded.
+    pub fn abandon(self) {
+        self.events.close(&self.deployment.id);
+    }
+
+    /// The deployment as recorded so far.
+    pub fn deployment(&self) -> &Deployment {
+        &self.deployment
+    }
+
+    /// Records, with the next event, who cancelled the deployment and why.
+    pub fn note_cancel(&mut self, by: &str, reason: &str) {
+        self.deployment.cancelled_by = by.to_owned();
+        self.deployment.reason = reason.to_owned();
+    }
+
+    /// Records, with the next event, the automatic rollback that undid it.
+    pub fn note_rolled_back_by(&mut self, id: &str) {
+        self.deployment.rolled_back_by = id.to_owned();
+    }
+
+    /// Records, with the next event, the reason it ended as it did.
+    pub fn note_reason(&mut self, reason: &str) {
+        self.deployment.reason = reason.to_owned();
+    }
+
+    /// Appends an event, updating the record, durably; then wakes the streams.
+    pub async fn record(&mut self, event: DeploymentEvent) -> Result<(), StoreError> {
+        self.record_with(event, Vec::new()).await
+    }
+
+    /// Records transfer counters for a host with the next event.
+    pub async fn record_transfer(
+        &mut self,
+        host: &str,
+        objects: u64,
+        bytes: u64,
+        event: DeploymentEvent,
+    ) -> Result<(), StoreError> {
+        if let Some(h) = self.deployment.hosts.iter_mut().find(|h| h.host == host) {
+            // Adds up: a host may be sent contents twice (a delta, then everything).
+            h.objects_sent += objects;
+            h.bytes_sent += bytes;
+        }
+        self.record(event).await
+    }
+
+    /// Appends an event together with `ops` (taking or freeing the lock) in
+    /// one transaction.
+    pub async fn record_with(
+        &mut self,
+        mut event: DeploymentEvent,
+        mut ops: Vec<Op>,
+    ) -> Result<(), StoreError> {
+        let mut next = self.deployment.clone();
+        next.last_event += 1;
+        event.sequence = next.last_event;
+        event.deployment_id = next.id.clone();
+        event.time = Some(slipway_proto::now());
+        apply(&mut next, &event);
+        let last = is_final(&event);
+        if event.sequence == 1 {
+            ops.extend(deployments::created(&next));
+        }
+        if last {
+            ops.extend(deployments::finished(&next));
+        }
+        ops.push(Op::Put(
+            Tree::Deployments,
+            next.id.clone().into_bytes(),
+            encode_proto(&next),
+        ));
+        ops.push(Op::Put(
+            Tree::Events,
+            event_key(&next.id, event.sequence),
+            encode_proto(&event),
+        ));
+        self.store.commit(ops).await?;
+        self.deployment = next;
+        self.events.published(&self.deployment.id, event.sequence);
+        if last {
+            self.events.close(&self.deployment.id);
+        }
+        Ok(())
+    }
+}
+
+/// Folds an event into the deployment record.
+fn apply(d: &mut Deployment, e: &DeploymentEvent) {
+    if e.host.is_empty() {
+        if e.kind == EventKind::Status as i32 {
+            d.status = e.status;
+            if e.status == DeploymentStatus::Failed as i32
+                || e.status == DeploymentStatus::Interrupted as i32
+            {
+                d.error = e.message.clone();
+            }
+        }
+        if !e.stage.is_empty() {
+            d.stage = e.stage.clone();
+        }
+        if e.percent > 0 {
+            d.percent = e.percent;
+        }
+    } else if let Some(h) = d.hosts.iter_mut().find(|h| h.host == e.host) {
+        if e.kind == EventKind::Status as i32 {
+            h.status = e.status;
+            if e.status == DeploymentStatus::Failed as i32 {
+                h.error = e.message.clone();
+            }
+            if e.status == DeploymentStatus::Succeeded as i32 {
+                h.switched = true;
+            }
+        }
+        if !e.stage.is_empty() {
+            h.stage = e.stage.clone();
+        }
+        h.percent = h.percent.max(e.percent);
+        let total: u32 = d.hosts.iter().map(|h| h.percent).sum();
+        d.percent = total / d.hosts.len().max(1) as u32;
+    }
+    if is_final(e) {
+        if e.status == DeploymentStatus::Succeeded as i32 {
+            d.percent = 100;
+        }
+        d.finished_at = e.time;
+        if let (Some(start), Some(end)) = (&d.started_at, &e.time) {
+            let ms = (end.seconds - start.seconds) * 1000
+                + i64::from(end.nanos - start.nanos) / 1_000_000;
+            d.duration_ms = ms.max(0) as u64;
+        }
+    }
+}

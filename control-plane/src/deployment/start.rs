@@ -1,0 +1,336 @@
+//! Starting a deployment: the request resolved into an app, an environment,
+//! its hosts and a release (cut from git when it names a ref), the record
+//! built, and the lock, the record and its first event committed together;
+//! then the supervisor runs it on its own task.
+
+use std::sync::Arc;
+
+use slipway_proto::{
+    control::v1::{
+        App, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Host, HostProgress,
+        LogLevel, Release, RolloutPolicy,
+    },
+    validate,
+};
+
+use super::{Lease, Recorder, queries, supervisor};
+use crate::{
+    Context,
+    auth::Caller,
+    catalog,
+    domain::event::deployment_event,
+    error::Error,
+    git::Manifest,
+    locks,
+    policy::{self, Policy},
+    releases,
+    rollout::Plan,
+    store::{Op, Store, StoreError, deployments},
+};
+
+/// What to activate.
+pub enum Target {
+    /// A release by id.
+    Release(String),
+    /// Cut or reuse a release from this ref.
+    Ref(String),
+    /// The release before the current one.
+    Previous,
+}
+
+/// What an operator asked to start.
+pub struct Start {
+    /// Deploy or rollback.
+    pub kind: DeploymentKind,
+    /// App name.
+    pub app: String,
+    /// Environment name.
+    pub environment: String,
+    /// Release to activate.
+    pub target: Target,
+    /// Operator's message.
+    pub message: String,
+    /// Replaces the environment's rollout policy.
+    pub policy: Option<RolloutPolicy>,
+}
+
+/// Everything a deployment needs, resolved and checked; nothing recorded.
+pub struct Resolved {
+    /// The app.
+    pub app: App,
+    /// The environment's name.
+    pub environment: String,
+    /// Its hosts.
+    pub hosts: Vec<Host>,
+    /// The release to activate.
+    pub release: Release,
+    /// Its files.
+    pub manifest: Arc<Manifest>,
+    /// The last good release and its files, for deltas.
+    pub base: Option<(String, Arc<Manifest>)>,
+    /// The last good release's id, or empty.
+    pub current: String,
+    /// The policy it runs with.
+    pub policy: Policy,
+}
+
+/// Resolves a start request, cutting the release from git if it names a
+/// ref (cutting is idempotent). Nothing else is recorded.
+pub async fn resolve_start(ctx: &Context, start: &Start) -> Result<Resolved, Error> {
+    let store = &ctx.store;
+    let release = match &start.target {
+        Target::Ref(git_ref) => {
+            // Checked first, so a bad name never cuts a release.
+            catalog::app(store, &start.app)?;
+            catalog::environment(store, &start.environment)?;
+            Some(releases::create(store, &start.app, git_ref).await?.0)
+        }
+        _ => None,
+    };
+    resolve(store, start, release)
+}
+
+fn resolve(store: &Store, start: &Start, release: Option<Release>) -> Result<Resolved, Error> {
+    let app = catalog::app(store, &start.app)?;
+    let env = catalog::environment(store, &start.environment)?;
+    let hosts = catalog::hosts(store, &env.name)?;
+    if hosts.is_empty() {
+        return Err(Error::Precondition(format!(
+            "environment {} has no hosts; add one with `slipctl host add`",
+            env.name
+        )));
+    }
+    let spec = match &start.policy {
+        Some(policy) => {
+            policy::validate("policy", policy)?;
+            *policy
+        }
+        None => env.rollout_policy.unwrap_or_default(),
+    };
+    let current = queries::last_succeeded(store, &app.name, &env.name)?.unwrap_or_default();
+    let release = match (release, &start.target) {
+        (Some(release), _) => release,
+        (None, Target::Release(id)) => {
+            validate::release_id("release_id", id)?;
+            releases::get(store, &app.name, id)?
+        }
+        (None, Target::Ref(_)) => unreachable!("refs are cut before resolving"),
+        (None, Target::Previous) => {
+            let previous = queries::previous_good(store, &app.name, &env.name, &current)?
+                .ok_or_else(|| {
+                    Error::Precondition(format!(
+                        "app {} has no earlier good release in {} to roll back to; name one with --to",
+                        app.name, env.name
+                    ))
+                })?;
+            releases::get(store, &app.name, &previous)?
+        }
+    };
+    let manifest = Arc::new(releases::manifest(store, &app.name, &release.id)?);
+    // Hosts that took the last good release get only the difference.
+    let base = if current.is_empty() || current == release.id {
+        None
+    } else {
+        releases::manifest(store, &app.name, &current)
+            .ok()
+            .map(|m| (current.clone(), Arc::new(m)))
+    };
+    Ok(Resolved {
+        app,
+        environment: env.name,
+        hosts,
+        release,
+        manifest,
+        base,
+        current,
+        policy: Policy::new(spec),
+    })
+}
+
+/// What a new deployment record says before its first event.
+pub(super) struct NewRecord<'a> {
+    pub kind: DeploymentKind,
+    pub app: &'a str,
+    pub environment: &'a str,
+    pub release: &'a Release,
+    pub previous_release: &'a str,
+    pub author: String,
+    pub message: String,
+    pub batches: &'a [Vec<Host>],
+    pub policy: RolloutPolicy,
+    pub fencing_token: u64,
+    pub rollback_of: &'a str,
+    pub reason: &'a str,
+}
+
+impl NewRecord<'_> {
+    /// The pending record of deployment `id`: every host pending in its batch.
+    pub fn build(self, id: &str) -> Deployment {
+        let hosts = self
+            .batches
+            .iter()
+            .enumerate()
+            .flat_map(|(i, batch)| {
+                batch.iter().map(move |h| HostProgress {
+                    host: h.name.clone(),
+                    status: DeploymentStatus::Pending as i32,
+                    stage: "pending".into(),
+                    batch: i as u32 + 1,
+                    ..Default::default()
+                })
+            })
+            .collect();
+        Deployment {
+            id: id.to_owned(),
+            kind: self.kind as i32,
+            app: self.app.to_owned(),
+            environment: self.environment.to_owned(),
+            release: self.release.id.clone(),
+            previous_release: self.previous_release.to_owned(),
+            author: self.author,
+            message: self.message,
+            status: DeploymentStatus::Pending as i32,
+            stage: "pending".into(),
+            hosts,
+            started_at: Some(slipway_proto::now()),
+            policy: Some(self.policy),
+            fencing_token: self.fencing_token,
+            rollback_of: self.rollback_of.to_owned(),
+            reason: self.reason.to_owned(),
+            commit: self.release.commit.clone(),
+            git_ref: self.release.git_ref.clone(),
+            batches: self.batches.len() as u32,
+            ..Default::default()
+        }
+    }
+}
+
+/// A new deployment as first recorded: the record, its first event, the
+/// writes that go with them (taking the lock) and what the caller keeps.
+pub(super) struct Draft<T> {
+    pub deployment: Deployment,
+    pub first: DeploymentEvent,
+    pub ops: Vec<Op>,
+    pub keep: T,
+}
+
+/// Records a new deployment with its first event under the next dense
+/// number, in one transaction with the counter; drafted again under the
+/// following number when a concurrent start took this one.
+pub(super) async fn create<T>(
+    ctx: &Context,
+    mut draft: impl FnMut(&str) -> Draft<T>,
+) -> Result<(Recorder, T), StoreError> {
+    loop {
+        let taken = deployments::allocate(&ctx.store)?;
+        let Draft {
+            deployment,
+            first,
+            ops,
+            keep,
+        } = draft(&taken.id);
+        let mut recorder = Recorder::open(&ctx.store, &ctx.events, deployment);
+        let mut batch = taken.ops;
+        batch.extend(ops);
+        match recorder.record_with(first, batch).await {
+            Ok(()) => return Ok((recorder, keep)),
+            Err(err) => {
+                recorder.abandon();
+                if !matches!(err, StoreError::Conflict { .. }) {
+                    return Err(err);
+                }
+            }
+        }
+    }
+}
+
+/// Starts a deployment and returns its id; the rollout runs on its own task.
+pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<String, Error> {
+    let r = resolve_start(ctx, &start).await?;
+    let batches = r.policy.batches(r.hosts.clone());
+    let created = create(ctx, |id| {
+        let lock = locks::new_lock(&r.app.name, &r.environment, id, &caller.principal());
+        let deployment = NewRecord {
+            kind: start.kind,
+            app: &r.app.name,
+            environment: &r.environment,
+            release: &r.release,
+            previous_release: &r.current,
+            author: caller.principal(),
+            message: start.message.clone(),
+            batches: &batches,
+            policy: r.policy.spec,
+            fencing_token: lock.fencing_token,
+            rollback_of: "",
+            reason: "",
+        }
+        .build(id);
+        let first = first_event(&deployment, r.hosts.len());
+        let lease = Lease::new(&ctx.store, lock);
+        Draft {
+            deployment,
+            first,
+            ops: vec![lease.take()],
+            keep: lease,
+        }
+    });
+    let (recorder, lease) = match created.await {
+        Ok(created) => created,
+        Err(StoreError::Exists { .. }) => {
+            return Err(locked(&ctx.store, &r.app.name, &r.environment)?);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let id = recorder.deployment().id.clone();
+    let control = ctx.running.register(&id);
+    let plan = Plan {
+        deployment_id: id.clone(),
+        kind: start.kind,
+        app: r.app,
+        environment: r.environment,
+        release: r.release,
+        manifest: r.manifest,
+        base: r.base,
+        policy: r.policy,
+        fencing_token: lease.lock().fencing_token,
+    };
+    let supervise = supervisor::supervise(ctx.clone(), plan, r.hosts, recorder, lease, control);
+    tokio::spawn(supervise);
+    Ok(id)
+}
+
+/// "deploy <release> of <app> to <environment> (<n> hosts) by <author>, fencing token <n>"
+fn first_event(d: &Deployment, hosts: usize) -> DeploymentEvent {
+    let kind = if d.kind == DeploymentKind::Rollback as i32 {
+        "rollback"
+    } else {
+        "deploy"
+    };
+    deployment_event(
+        DeploymentStatus::Pending,
+        "pending",
+        LogLevel::Info,
+        format!(
+            "{kind} {} of {} to {} ({hosts} hosts) by {}, fencing token {}",
+            d.release, d.app, d.environment, d.author, d.fencing_token
+        ),
+    )
+}
+
+/// The error for a start refused because another deployment holds the lock.
+fn locked(store: &Store, app: &str, environment: &str) -> Result<Error, Error> {
+    let holder = locks::get_raw(store, app, environment)?
+        .map(|(l, _)| {
+            if l.holder.is_empty() {
+                l.deployment_id
+            } else {
+                format!("{} (started by {})", l.deployment_id, l.holder)
+            }
+        })
+        .unwrap_or_else(|| "(just finished)".into());
+    Ok(Error::Locked {
+        app: app.to_owned(),
+        environment: environment.to_owned(),
+        holder,
+    })
+}

@@ -1,0 +1,233 @@
+//! The supervisor of one deployment: it owns the deployment's lease for the
+//! whole life of the deployment, automatic rollback included; it runs the
+//! rollout engine, records every update it reports, decides what the outcome
+//! means (an automatic rollback of the switched hosts, a release marked bad
+//! after a rollback), and records the final status, which frees the lock.
+
+use std::sync::Arc;
+
+use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus, Host, LogLevel, ReleaseMark};
+use tokio::sync::mpsc;
+
+use super::{Lease, Recorder, auto_rollback};
+use crate::{
+    Context,
+    domain::event::{deployment_event, host_log},
+    locks,
+    rollout::{self, Outcome, Plan, Update},
+    running::Control,
+    store::StoreError,
+};
+
+/// Runs a started deployment to its end.
+pub async fn supervise(
+    ctx: Context,
+    plan: Plan,
+    hosts: Vec<Host>,
+    mut recorder: Recorder,
+    mut lease: Lease,
+    control: Arc<Control>,
+) {
+    let id = plan.deployment_id.clone();
+    if let Err(err) = drive(&ctx, plan, hosts, &mut recorder, &mut lease, control).await {
+        // The store failed: nothing more can be recorded. A restart marks the
+        // deployment interrupted and frees its lock.
+        tracing::error!(deployment = %id, error = ?err, "recording the deployment failed");
+    }
+    ctx.running.finish(&id);
+}
+
+async fn drive(
+    ctx: &Context,
+    plan: Plan,
+    hosts: Vec<Host>,
+    recorder: &mut Recorder,
+    lease: &mut Lease,
+    control: Arc<Control>,
+) -> Result<(), StoreError> {
+    let plan = Arc::new(plan);
+    let outcome = execute(ctx, plan.clone(), hosts, recorder, lease, control.clone()).await?;
+    let mut message = outcome.message;
+    if outcome.status != DeploymentStatus::Succeeded
+        && plan.kind == DeploymentKind::Deploy
+        && plan.policy.spec.auto_rollback
+        && !outcome.switched.is_empty()
+    {
+        message = roll_back(ctx, recorder, lease, &plan, outcome.switched, message).await?;
+    }
+    let release = vec![lease.release()];
+    conclude(
+        ctx,
+        recorder,
+        &plan,
+        &control,
+        outcome.status,
+        message,
+        release,
+    )
+    .await
+}
+
+/// Runs the engine on `hosts` and records what it reports, renewing
+/// `lease` meanwhile, until the engine is done.
+async fn execute(
+    ctx: &Context,
+    plan: Arc<Plan>,
+    hosts: Vec<Host>,
+    recorder: &mut Recorder,
+    lease: &mut Lease,
+    control: Arc<Control>,
+) -> Result<Outcome, StoreError> {
+    let (tx, mut rx) = mpsc::channel::<Update>(256);
+    let engine = tokio::spawn(rollout::run(ctx.agents.clone(), plan, hosts, control, tx));
+    let mut renew = tokio::time::interval(locks::RENEW_EVERY);
+    renew.tick().await;
+    loop {
+        let update = tokio::select! {
+            update = rx.recv() => update,
+            _ = renew.tick() => {
+                lease.renew().await?;
+                continue;
+            }
+        };
+        match update {
+            None => break,
+            Some(Update::Event(event)) => recorder.record(event).await?,
+            Some(Update::Transfer {
+                host,
+                objects,
+                bytes,
+            }) => {
+                let message = format!("sent {objects} objects, {bytes} bytes");
+                let event = host_log(&host, "transfer", LogLevel::Info, message);
+                recorder
+                    .record_transfer(&host, objects, bytes, event)
+                    .await?;
+            }
+        }
+    }
+    Ok(engine.await.unwrap_or_else(|err| Outcome {
+        status: DeploymentStatus::Failed,
+        message: format!("the rollout task failed: {err}"),
+        switched: Vec::new(),
+    }))
+}
+
+/// Records the final status (with `ops`, which free the lock) after noting
+/// a cancel and marking the release a successful rollback went back from.
+async fn conclude(
+    ctx: &Context,
+    recorder: &mut Recorder,
+    plan: &Plan,
+    control: &Control,
+    status: DeploymentStatus,
+    message: String,
+    ops: Vec<crate::store::Op>,
+) -> Result<(), StoreError> {
+    if let Some(stop) = control.stop_request() {
+        recorder.note_cancel(&stop.by, &stop.reason);
+    }
+    if status == DeploymentStatus::Succeeded && plan.kind == DeploymentKind::Rollback {
+        // The release rolled back from is skipped when a later rollback
+        // resolves "previous"; `slipctl release mark --good` undoes it.
+        let from = recorder.deployment().previous_release.clone();
+        if !from.is_empty() && from != plan.release.id {
+            let reason = format!("rolled back from by {}", plan.deployment_id);
+            let marked =
+                crate::releases::mark(&ctx.store, &plan.app.name, &from, ReleaseMark::Bad, &reason);
+            if let Err(err) = marked.await {
+                tracing::warn!(release = %from, error = %err, "marking the release bad failed");
+            }
+        }
+    }
+    let (level, stage) = match status {
+        DeploymentStatus::Succeeded => (LogLevel::Info, "done"),
+        DeploymentStatus::Cancelled => (LogLevel::Error, "cancelled"),
+        _ => (LogLevel::Error, "failed"),
+    };
+    let event = deployment_event(status, stage, level, message);
+    recorder.record_with(event, ops).await
+}
+
+/// Switches the hosts that took the failed deployment's release back to the
+/// release before it, as a rollback deployment linked to this one, under
+/// this deployment's lease and fencing token. Returns the failed
+/// deployment's final message.
+async fn roll_back(
+    ctx: &Context,
+    recorder: &mut Recorder,
+    lease: &mut Lease,
+    plan: &Plan,
+    switched: Vec<Host>,
+    message: String,
+) -> Result<String, StoreError> {
+    let previous = recorder.deployment().previous_release.clone();
+    let count = switched.len();
+    let note = if previous.is_empty() {
+        format!(
+            "auto-rollback skipped: there is no earlier release; {count} hosts stay on {}",
+            plan.release.id
+        )
+    } else {
+        format!("auto-rollback: switching {count} hosts back to {previous}")
+    };
+    let event = deployment_event(
+        DeploymentStatus::Running,
+        "auto-rollback",
+        LogLevel::Warn,
+        note,
+    );
+    recorder.record(event).await?;
+    if previous.is_empty() {
+        return Ok(message);
+    }
+    let child = match auto_rollback::begin(ctx, recorder.deployment(), &message, switched).await {
+        Ok(child) => child,
+        Err(err) => {
+            return Ok(format!(
+                "{message}; the automatic rollback could not start: {err}"
+            ));
+        }
+    };
+    let auto_rollback::Child {
+        plan: child_plan,
+        hosts,
+        recorder: mut child_recorder,
+    } = child;
+    let id = child_plan.deployment_id.clone();
+    let control = ctx.running.register(&id);
+    let child_plan = Arc::new(child_plan);
+    let run = execute(
+        ctx,
+        child_plan.clone(),
+        hosts,
+        &mut child_recorder,
+        lease,
+        control.clone(),
+    );
+    let outcome = run.await;
+    let status = match outcome {
+        Ok(outcome) => {
+            let (status, summary) = (outcome.status, outcome.message);
+            let done = conclude(
+                ctx,
+                &mut child_recorder,
+                &child_plan,
+                &control,
+                status,
+                summary,
+                Vec::new(),
+            );
+            done.await.map(|()| status)
+        }
+        Err(err) => Err(err),
+    };
+    ctx.running.finish(&id);
+    let status = status?;
+    recorder.note_rolled_back_by(&id);
+    let outcome = status
+        .as_str_name()
+        .trim_start_matches("DEPLOYMENT_STATUS_")
+        .to_lowercase();
+    Ok(format!("{message}; rolled back by {id} ({outcome})"))
+}

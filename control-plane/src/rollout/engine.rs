@@ -1,0 +1,341 @@
+//! The batch engine: announces the rollout, checks a rollback's target on
+//! every host first, runs the batches in two phases with the canary gate and
+//! the failure budget between them, skips what it never reached, and sums up.
+
+use std::{collections::HashSet, sync::Arc};
+
+use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus, Host, LogLevel};
+use tokio::{
+    sync::{Semaphore, mpsc},
+    task::JoinSet,
+};
+
+use super::{
+    Outcome, Plan, Update,
+    host::{Clients, HostRun, Phase, Shared},
+};
+use crate::{
+    agents::Agents,
+    blobs::{self, BlobCache},
+    domain::event::{batch_event, deployment_event, host_status},
+    policy::Policy,
+    running::Control,
+};
+
+/// Hosts worked on at once within a batch.
+const PARALLEL_HOSTS: usize = 32;
+
+/// The rollout itself; it only talks to the owner through `shared.tx`.
+pub(super) struct Engine {
+    shared: Arc<Shared>,
+    plan: Arc<Plan>,
+    control: Arc<Control>,
+}
+
+/// What the batches have done so far.
+#[derive(Default)]
+struct Tally {
+    /// `host: why` of every host that failed.
+    failed: Vec<String>,
+    /// Hosts that took the release.
+    switched: Vec<Host>,
+    /// Why the rollout stopped early, if it did.
+    stop: Option<String>,
+    /// Hosts where a rollback's target cannot be activated.
+    unusable: HashSet<String>,
+}
+
+impl Engine {
+    pub(super) fn new(
+        agents: Agents,
+        plan: Arc<Plan>,
+        control: Arc<Control>,
+        tx: mpsc::Sender<Update>,
+    ) -> Self {
+        let shared = Shared {
+            agents,
+            plan: plan.clone(),
+            control: control.clone(),
+            tx,
+            blobs: Arc::new(BlobCache::new(blobs::DEFAULT_BUDGET)),
+            clients: Clients::default(),
+        };
+        Self {
+            shared: Arc::new(shared),
+            plan,
+            control,
+        }
+    }
+
+    async fn emit(&self, event: slipway_proto::control::v1::DeploymentEvent) {
+        let _ = self.shared.tx.send(Update::Event(event)).await;
+    }
+
+    fn cancelled(&self) -> bool {
+        self.control.is_cancelled()
+    }
+
+    fn policy(&self) -> &Policy {
+        &self.plan.policy
+    }
+
+    pub(super) async fn run(self, hosts: Vec<Host>) -> Outcome {
+        let total = hosts.len();
+        let batches = self.policy().batches(hosts);
+        let count = batches.len();
+        self.emit(deployment_event(
+            DeploymentStatus::Running,
+            "rollout",
+            LogLevel::Info,
+            format!(
+                "rolling out {} to {total} hosts in {count} batch{}: {}",
+                self.plan.release.id,
+                if count == 1 { "" } else { "es" },
+                self.policy().describe(total)
+            ),
+        ))
+        .await;
+        let mut tally = Tally::default();
+        if self.plan.kind == DeploymentKind::Rollback {
+            self.check_rollback_target(&batches, &mut tally).await;
+        }
+        let reached = self.run_batches(&batches, &mut tally).await;
+        self.skip_unreached(&batches[reached..], &tally).await;
+        self.summarise(total, tally)
+    }
+
+    /// A rollback's target is the same everywhere: it is checked (or shipped
+    /// again) on every host before any host switches.
+    async fn check_rollback_target(&self, batches: &[Vec<Host>], tally: &mut Tally) {
+        let all: Vec<Host> = batches.concat();
+        for (host, result) in self.on_hosts(&all, Phase::Prepare, 0).await {
+            if let Err(message) = result {
+                tally.failed.push(format!("{}: {message}", host.name));
+                tally.unusable.insert(host.name);
+            }
+        }
+        let max_failed = self.policy().spec.max_failed_hosts as usize;
+        if tally.failed.len() > max_failed {
+            tally.stop = Some(format!(
+                "{} is not usable on {} hosts, more than the {max_failed} tolerated; no host switched",
+                self.plan.release.id,
+                tally.failed.len()
+            ));
+        }
+    }
+
+    /// Runs batches until the end, a stop or a cancel; returns how many were
+    /// started.
+    async fn run_batches(&self, batches: &[Vec<Host>], tally: &mut Tally) -> usize {
+        let mut reached = 0;
+        for (index, batch) in batches.iter().enumerate() {
+            if tally.stop.is_some() || self.cancelled() {
+                break;
+            }
+            if index > 0 && !self.pause_before(index as u32 + 1).await {
+                break;
+            }
+            reached = index + 1;
+            self.run_batch(index, batches.len(), batch, tally).await;
+        }
+        reached
+    }
+
+    /// Waits the policy's pause before a batch; false when cancelled meanwhile.
+    async fn pause_before(&self, number: u32) -> bool {
+        let pause = self.policy().pause;
+        if pause.is_zero() {
+            return true;
+        }
+        self.emit(batch_event(
+            number,
+            format!("pausing {} s before batch {number}", pause.as_secs()),
+        ))
+        .await;
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => true,
+            _ = self.control.token().cancelled() => false,
+        }
+    }
+
+    /// One batch: every host prepared, then every prepared host switched,
+    /// with the failure budget checked after each phase.
+    async fn run_batch(&self, index: usize, count: usize, batch: &[Host], tally: &mut Tally) {
+        let number = index as u32 + 1;
+        let canary = self.policy().spec.canary && index == 0;
+        let names: Vec<&str> = batch.iter().map(|h| h.name.as_str()).collect();
+        self.emit(batch_event(
+            number,
+            format!(
+                "batch {number} of {count}{}: {}",
+                if canary { " (canary)" } else { "" },
+                names.join(", ")
+            ),
+        ))
+        .await;
+        let mut batch_failed = 0;
+        let prepared: Vec<Host> = if self.plan.kind == DeploymentKind::Deploy {
+            let mut ready = Vec::new();
+            for (host, result) in self.on_hosts(batch, Phase::Prepare, number).await {
+                match result {
+                    Ok(()) => ready.push(host),
+                    Err(message) => {
+                        tally.failed.push(format!("{}: {message}", host.name));
+                        batch_failed += 1;
+                    }
+                }
+            }
+            ready
+        } else {
+            let usable = |h: &&Host| !tally.unusable.contains(&h.name);
+            batch.iter().filter(usable).cloned().collect()
+        };
+        if self.cancelled() {
+            return;
+        }
+        let spent = budget_spent(
+            self.policy(),
+            index,
+            batch_failed,
+            batch.len(),
+            tally.failed.len(),
+        );
+        if let Some(why) = spent {
+            tally.stop = Some(format!("{why}; batch {number} did not switch"));
+            return;
+        }
+        for (host, result) in self.on_hosts(&prepared, Phase::Activate, number).await {
+            match result {
+                Ok(()) => tally.switched.push(host),
+                Err(message) => {
+                    tally.failed.push(format!("{}: {message}", host.name));
+                    batch_failed += 1;
+                }
+            }
+        }
+        tally.stop = budget_spent(
+            self.policy(),
+            index,
+            batch_failed,
+            batch.len(),
+            tally.failed.len(),
+        );
+    }
+
+    /// Hosts of batches never started are recorded as skipped, so no host is
+    /// left pending.
+    async fn skip_unreached(&self, rest: &[Vec<Host>], tally: &Tally) {
+        let why = match (&tally.stop, self.control.stop_request()) {
+            (_, Some(request)) => format!("cancelled: {}", request.reason),
+            (Some(stop), None) => stop.clone(),
+            (None, None) => String::new(),
+        };
+        for host in rest.iter().flatten() {
+            if !tally.unusable.contains(&host.name) {
+                self.emit(host_status(
+                    &host.name,
+                    DeploymentStatus::Cancelled,
+                    "skipped",
+                    0,
+                    LogLevel::Warn,
+                    format!("not deployed: {why}"),
+                ))
+                .await;
+            }
+        }
+    }
+
+    fn summarise(&self, total: usize, mut tally: Tally) -> Outcome {
+        tally.failed.sort();
+        let release = &self.plan.release.id;
+        let switched = tally.switched.len();
+        let failed = tally.failed.join("; ");
+        let max_failed = self.policy().spec.max_failed_hosts;
+        let (status, message) = if let Some(request) = self.control.stop_request() {
+            (
+                DeploymentStatus::Cancelled,
+                format!(
+                    "cancelled by {}: {}; {switched} of {total} hosts on {release}",
+                    request.by, request.reason,
+                ),
+            )
+        } else if let Some(stop) = tally.stop {
+            (DeploymentStatus::Failed, format!("{stop}: {failed}"))
+        } else if tally.failed.is_empty() {
+            (
+                DeploymentStatus::Succeeded,
+                format!("{release} is current on all {total} hosts"),
+            )
+        } else {
+            (
+                DeploymentStatus::Succeeded,
+                format!(
+                    "{release} is current on {switched} of {total} hosts; {} failed (at most {max_failed} tolerated): {failed}",
+                    tally.failed.len(),
+                ),
+            )
+        };
+        Outcome {
+            status,
+            message,
+            switched: tally.switched,
+        }
+    }
+
+    /// Runs one phase on `hosts` in parallel (bounded) and reports each
+    /// host's result, in host order.
+    async fn on_hosts(
+        &self,
+        hosts: &[Host],
+        phase: Phase,
+        batch: u32,
+    ) -> Vec<(Host, Result<(), String>)> {
+        let limit = Arc::new(Semaphore::new(PARALLEL_HOSTS));
+        let mut tasks = JoinSet::new();
+        for (index, host) in hosts.iter().enumerate() {
+            let run = HostRun::new(self.shared.clone(), host.clone(), batch);
+            let limit = limit.clone();
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                let result = run.phase(phase).await;
+                (index, run.into_host(), result)
+            });
+        }
+        let mut results = Vec::with_capacity(hosts.len());
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(result) => results.push(result),
+                Err(err) => tracing::error!(error = %err, "a host task panicked"),
+            }
+        }
+        results.sort_by_key(|(index, _, _)| *index);
+        results
+            .into_iter()
+            .map(|(_, host, result)| (host, result))
+            .collect()
+    }
+}
+
+/// Why the rollout stops after a phase of batch `index`, if it does: a
+/// failure in the canary batch, or more failed hosts than the policy
+/// tolerates.
+fn budget_spent(
+    policy: &Policy,
+    index: usize,
+    batch_failed: usize,
+    batch_len: usize,
+    failed: usize,
+) -> Option<String> {
+    let max_failed = policy.spec.max_failed_hosts as usize;
+    if policy.spec.canary && index == 0 && batch_failed > 0 {
+        Some(format!(
+            "the canary batch failed on {batch_failed} of {batch_len} hosts"
+        ))
+    } else if failed > max_failed {
+        Some(format!(
+            "{failed} hosts failed, more than the {max_failed} tolerated"
+        ))
+    } else {
+        None
+    }
+}

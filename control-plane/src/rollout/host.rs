@@ -1,0 +1,398 @@
+//! One host's part of one phase: its session with its agent (a connection
+//! kept from preparation to switch, redialled after a failure), the step
+//! deadline on every call, retries of transient failures with capped,
+//! jittered backoff, and the host's status events.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use slipway_proto::{
+    agent::v1::{
+        AppTarget, CancelOperationRequest, GetStatusRequest, ReleaseState, RollbackRequest,
+    },
+    control::v1::{DeploymentEvent, DeploymentKind, DeploymentStatus, Host, LogLevel},
+};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+
+use super::{Plan, Update};
+use crate::{
+    agents::{AgentClient, Agents},
+    blobs::BlobCache,
+    domain::event::{host_log, host_status},
+    policy,
+    running::Control,
+};
+
+/// Share of a host's progress bar given to preparation.
+pub(super) const PREPARE_SHARE: u32 = 50;
+
+/// How long an agent may take to confirm a cancel.
+const CANCEL_ANSWER: Duration = Duration::from_secs(30);
+
+/// Grace between SIGTERM and SIGKILL when a cancel names none.
+const DEFAULT_GRACE_SECONDS: u32 = 10;
+
+/// Each host's connection, kept from one phase to the next; a retry dials
+/// afresh.
+pub(super) type Clients = Arc<std::sync::Mutex<HashMap<String, AgentClient>>>;
+
+/// The two phases of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// Contents sent, release materialised, before-activate hooks run.
+    Prepare,
+    /// `current` switched, after-activate hooks and health check run.
+    Activate,
+}
+
+impl Phase {
+    /// The stage name of the phase's events.
+    pub(super) fn stage(self) -> &'static str {
+        match self {
+            Phase::Prepare => "prepare",
+            Phase::Activate => "switch",
+        }
+    }
+}
+
+/// What every host task of one rollout shares.
+pub(super) struct Shared {
+    pub(super) agents: Agents,
+    pub(super) plan: Arc<Plan>,
+    pub(super) control: Arc<Control>,
+    pub(super) tx: mpsc::Sender<Update>,
+    pub(super) blobs: Arc<BlobCache>,
+    pub(super) clients: Clients,
+}
+
+/// Why a step failed, and whether trying again may help.
+#[derive(Debug)]
+pub(super) enum Failure {
+    /// The agent or the network was unavailable, slow or broke the
+    /// connection.
+    Transient(String),
+    /// The agent refused or the operation failed.
+    Final(String),
+    /// The agent does not have the base release of a delta.
+    NoBase(String),
+}
+
+impl Failure {
+    pub(super) fn from_status(status: &tonic::Status) -> Self {
+        let message = format!("agent: {} ({:?})", status.message(), status.code());
+        if policy::is_transient(status) {
+            Failure::Transient(message)
+        } else if status.code() == tonic::Code::FailedPrecondition
+            && status.message().contains("base release")
+        {
+            Failure::NoBase(message)
+        } else {
+            Failure::Final(message)
+        }
+    }
+
+    fn message(self) -> String {
+        match self {
+            Failure::Transient(m) | Failure::Final(m) | Failure::NoBase(m) => m,
+        }
+    }
+}
+
+/// One host's part of one phase. Errors are messages for a person.
+pub(super) struct HostRun {
+    pub(super) shared: Arc<Shared>,
+    pub(super) host: Host,
+    /// Set after a failed attempt: the next one dials a new connection.
+    redial: AtomicBool,
+    batch: u32,
+}
+
+impl HostRun {
+    pub(super) fn new(shared: Arc<Shared>, host: Host, batch: u32) -> Self {
+        Self {
+            shared,
+            host,
+            redial: AtomicBool::new(false),
+            batch,
+        }
+    }
+
+    pub(super) fn into_host(self) -> Host {
+        self.host
+    }
+
+    pub(super) fn plan(&self) -> &Plan {
+        &self.shared.plan
+    }
+
+    pub(super) fn control(&self) -> &Control {
+        &self.shared.control
+    }
+
+    pub(super) async fn emit(&self, mut event: DeploymentEvent) {
+        event.batch = self.batch;
+        let _ = self.shared.tx.send(Update::Event(event)).await;
+    }
+
+    pub(super) fn target(&self) -> AppTarget {
+        AppTarget {
+            name: self.plan().app.name.clone(),
+            deploy_root: self.plan().app.deploy_root.clone(),
+        }
+    }
+
+    pub(super) fn step_timeout(&self) -> Duration {
+        self.plan().policy.step_timeout
+    }
+
+    /// Runs the phase with retries and reports the host's result as an event.
+    pub(super) async fn phase(&self, phase: Phase) -> Result<(), String> {
+        let release = &self.plan().release.id;
+        let (percent, message) = match phase {
+            Phase::Prepare => (1, format!("preparing {release} via {}", self.host.address)),
+            Phase::Activate => (PREPARE_SHARE + 1, format!("switching to {release}")),
+        };
+        self.emit(host_status(
+            &self.host.name,
+            DeploymentStatus::Running,
+            phase.stage(),
+            percent,
+            LogLevel::Info,
+            message,
+        ))
+        .await;
+        let mut last_sequence = 0;
+        let mut attempt = 1;
+        let result = loop {
+            let step = match phase {
+                Phase::Prepare => self.prepare(&mut last_sequence).await,
+                Phase::Activate => self.activate(&mut last_sequence).await,
+            };
+            match step {
+                Ok(()) => break Ok(()),
+                Err(failure) => {
+                    if let Err(message) = self.retry(failure, &mut attempt, phase).await {
+                        break Err(message);
+                    }
+                }
+            }
+        };
+        self.emit(self.result_event(phase, &result)).await;
+        result
+    }
+
+    fn result_event(&self, phase: Phase, result: &Result<(), String>) -> DeploymentEvent {
+        let (host, release) = (&self.host.name, &self.plan().release.id);
+        match (result, phase) {
+            (Ok(()), Phase::Prepare) => host_status(
+                host,
+                DeploymentStatus::Running,
+                "prepared",
+                PREPARE_SHARE,
+                LogLevel::Info,
+                format!("{release} is ready"),
+            ),
+            (Ok(()), Phase::Activate) => host_status(
+                host,
+                DeploymentStatus::Succeeded,
+                "done",
+                100,
+                LogLevel::Info,
+                format!("{release} is current"),
+            ),
+            (Err(message), _) if self.control().is_cancelled() => host_status(
+                host,
+                DeploymentStatus::Cancelled,
+                "cancelled",
+                0,
+                LogLevel::Warn,
+                message.clone(),
+            ),
+            (Err(message), _) => host_status(
+                host,
+                DeploymentStatus::Failed,
+                "failed",
+                0,
+                LogLevel::Error,
+                message.clone(),
+            ),
+        }
+    }
+
+    /// After a failed attempt: waits a capped, jittered backoff and
+    /// returns Ok when the failure is transient and attempts remain, or the
+    /// failure's message when it is final.
+    async fn retry(&self, failure: Failure, attempt: &mut u32, phase: Phase) -> Result<(), String> {
+        let attempts = self.plan().policy.attempts;
+        match failure {
+            Failure::Transient(message)
+                if *attempt < attempts && !self.control().is_cancelled() =>
+            {
+                *attempt += 1;
+                self.redial.store(true, Ordering::Relaxed);
+                let wait = policy::backoff(*attempt);
+                self.emit(host_log(
+                    &self.host.name,
+                    phase.stage(),
+                    LogLevel::Warn,
+                    format!(
+                        "{message}; attempt {attempt} of {attempts} in {} ms",
+                        wait.as_millis()
+                    ),
+                ))
+                .await;
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => Ok(()),
+                    () = self.control().token().cancelled() => Err("cancelled".into()),
+                }
+            }
+            failure => Err(failure.message()),
+        }
+    }
+
+    async fn connect(&self) -> Result<AgentClient, Failure> {
+        let cached = self
+            .shared
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&self.host.name)
+            .cloned();
+        if let (Some(client), false) = (cached, self.redial.load(Ordering::Relaxed)) {
+            return Ok(client);
+        }
+        let deadline = self.step_timeout();
+        let dial = self.shared.agents.connect_once(&self.host);
+        match tokio::time::timeout(deadline, dial).await {
+            Ok(Ok(client)) => {
+                self.shared
+                    .clients
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(self.host.name.clone(), client.clone());
+                Ok(client)
+            }
+            Ok(Err(err)) => Err(Failure::Transient(slipway_proto::daemon::chain(&err))),
+            Err(_) => Err(Failure::Transient(format!(
+                "connecting to {} took longer than {} s",
+                self.host.address,
+                deadline.as_secs()
+            ))),
+        }
+    }
+
+    /// A unary agent call under the step deadline.
+    pub(super) async fn call<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<T, Failure> {
+        let deadline = self.step_timeout();
+        match tokio::time::timeout(deadline, call).await {
+            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Err(status)) => Err(Failure::from_status(&status)),
+            Err(_) => Err(Failure::Transient(format!(
+                "the agent did not answer {what} within {} s",
+                deadline.as_secs()
+            ))),
+        }
+    }
+
+    /// Phase one: the release ready on the host, not switched.
+    async fn prepare(&self, last_sequence: &mut u64) -> Result<(), Failure> {
+        let mut client = self.connect().await?;
+        if self.plan().kind == DeploymentKind::Rollback {
+            if self.has_release(&mut client).await? {
+                return Ok(());
+            }
+            self.emit(host_log(
+                &self.host.name,
+                "transfer",
+                LogLevel::Info,
+                format!(
+                    "{} is not on this host (pruned); shipping it again",
+                    self.plan().release.id
+                ),
+            ))
+            .await;
+        }
+        let stream = self.ship_with_fallback(&mut client).await?;
+        self.follow(
+            &client,
+            stream.map(|r| r.map(|m| m.event)),
+            Phase::Prepare,
+            last_sequence,
+        )
+        .await
+    }
+
+    /// Whether the host has the release ready (or active) on disk.
+    async fn has_release(&self, client: &mut AgentClient) -> Result<bool, Failure> {
+        let request = GetStatusRequest {
+            apps: vec![self.target()],
+            omit_sizes: true,
+        };
+        let status = self.call("GetStatus", client.get_status(request)).await?;
+        let release = &self.plan().release.id;
+        let usable = [ReleaseState::Ready as i32, ReleaseState::Active as i32];
+        Ok(status
+            .apps
+            .iter()
+            .flat_map(|a| &a.releases)
+            .any(|r| &r.id == release && usable.contains(&r.state)))
+    }
+
+    /// Phase two: `current` switched to the prepared release.
+    async fn activate(&self, last_sequence: &mut u64) -> Result<(), Failure> {
+        let mut client = self.connect().await?;
+        let plan = self.plan();
+        let request = RollbackRequest {
+            deployment_id: plan.deployment_id.clone(),
+            app: Some(self.target()),
+            release_id: plan.release.id.clone(),
+            spec: plan.app.activation.clone(),
+            environment: plan.environment.clone(),
+            fencing_token: plan.fencing_token,
+        };
+        let stream = self.call("Rollback", client.rollback(request)).await?;
+        self.follow(
+            &client,
+            stream.map(|r| r.map(|m| m.event)),
+            Phase::Activate,
+            last_sequence,
+        )
+        .await
+    }
+
+    /// Asks the agent to stop this deployment's operation (hooks get
+    /// SIGTERM, then SIGKILL); the operation's stream then ends with its
+    /// result.
+    pub(super) fn cancel_on_agent(&self, mut client: AgentClient) {
+        let grace = self
+            .control()
+            .stop_request()
+            .map_or(DEFAULT_GRACE_SECONDS, |r| r.grace_seconds);
+        let request = CancelOperationRequest {
+            app: Some(self.target()),
+            deployment_id: self.plan().deployment_id.clone(),
+            grace_seconds: grace,
+            fencing_token: self.plan().fencing_token,
+        };
+        let host = self.host.name.clone();
+        tokio::spawn(async move {
+            let answer =
+                tokio::time::timeout(CANCEL_ANSWER, client.cancel_operation(request)).await;
+            if !matches!(answer, Ok(Ok(_))) {
+                tracing::warn!(%host, ?answer, "the agent did not confirm the cancel");
+            }
+        });
+    }
+}

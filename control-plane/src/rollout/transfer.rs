@@ -1,0 +1,257 @@
+//! Getting a release onto a host: ask which contents it lacks, stream only
+//! those in chunks read from git on a blocking thread (the bounded channel is
+//! the backpressure), then ask the agent to prepare the release. With a base
+//! release only the difference travels; a host without the base gets the
+//! whole release.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use slipway_proto::{
+    agent::v1::{
+        AppTarget, DeployRequest, DeployResponse, FileEntry, FileKind, MissingObjectsRequest,
+        UploadObjectsRequest,
+    },
+    control::v1::{DeploymentKind, DeploymentStatus, LogLevel},
+};
+use tokio::sync::mpsc;
+use tokio_stream::{StreamExt, wrappers::ReceiverStream};
+
+use super::{
+    Delta, Update,
+    host::{Failure, HostRun},
+};
+use crate::{
+    agents::AgentClient,
+    blobs::BlobCache,
+    domain::event::{host_log, host_status},
+    git::{self, Manifest, ManifestFile},
+};
+
+/// A content wanted by a host: its SHA-256, git blob id and size.
+type Wanted = (String, String, u64);
+
+impl HostRun {
+    /// Ships the release (against the base release, for a deploy) and asks
+    /// the agent to prepare it; falls back to the whole release when the
+    /// host lacks the base.
+    pub(super) async fn ship_with_fallback(
+        &self,
+        client: &mut AgentClient,
+    ) -> Result<tonic::Streaming<DeployResponse>, Failure> {
+        let base = match self.plan().kind {
+            DeploymentKind::Rollback => None,
+            _ => self.plan().base.as_ref(),
+        };
+        match self.ship(client, base).await {
+            Err(Failure::NoBase(message)) if base.is_some() => {
+                self.emit(host_log(
+                    &self.host.name,
+                    "transfer",
+                    LogLevel::Info,
+                    format!("{message}; shipping the whole release"),
+                ))
+                .await;
+                self.ship(client, None).await
+            }
+            other => other,
+        }
+    }
+
+    /// Sends what the host lacks, then asks it to prepare the release. With
+    /// a base, only the entries that differ from the base travel, and only
+    /// their hashes are asked about.
+    async fn ship(
+        &self,
+        client: &mut AgentClient,
+        base: Option<&(String, Arc<Manifest>)>,
+    ) -> Result<tonic::Streaming<DeployResponse>, Failure> {
+        let plan = self.plan();
+        let delta =
+            base.map(|(id, manifest)| (id.clone(), Delta::between(manifest, &plan.manifest)));
+        let files: Vec<&ManifestFile> = match &delta {
+            Some((_, delta)) => delta.changed.clone(),
+            None => plan.manifest.files.iter().collect(),
+        };
+        self.transfer(client, &files).await?;
+        let (base_release, removed_paths) = match delta {
+            Some((id, delta)) => (id, delta.removed),
+            None => (String::new(), Vec::new()),
+        };
+        let request = DeployRequest {
+            deployment_id: plan.deployment_id.clone(),
+            app: Some(self.target()),
+            release_id: plan.release.id.clone(),
+            files: files.into_iter().map(file_entry).collect(),
+            keep_releases: plan.app.keep_releases,
+            spec: plan.app.activation.clone(),
+            environment: plan.environment.clone(),
+            base_release,
+            removed_paths,
+            prepare_only: true,
+            fencing_token: plan.fencing_token,
+        };
+        self.call("Deploy", client.deploy(request)).await
+    }
+
+    async fn transfer(
+        &self,
+        client: &mut AgentClient,
+        files: &[&ManifestFile],
+    ) -> Result<(), Failure> {
+        let host = &self.host.name;
+        let mut by_hash: HashMap<&str, (&str, u64)> = HashMap::new();
+        for f in files {
+            by_hash.entry(&f.sha256).or_insert((&f.blob, f.size));
+        }
+        let mut hashes: Vec<String> = by_hash.keys().map(|h| h.to_string()).collect();
+        hashes.sort();
+        let request = MissingObjectsRequest {
+            app: Some(self.target()),
+            sha256: hashes,
+        };
+        let missing = self
+            .call("MissingObjects", client.missing_objects(request))
+            .await?
+            .sha256;
+        let wanted: Vec<Wanted> = missing
+            .into_iter()
+            .filter_map(|sha| {
+                by_hash
+                    .get(sha.as_str())
+                    .map(|(blob, size)| (sha.clone(), blob.to_string(), *size))
+            })
+            .collect();
+        let objects = wanted.len() as u64;
+        let bytes: u64 = wanted.iter().map(|w| w.2).sum();
+        self.emit(host_status(
+            host,
+            DeploymentStatus::Running,
+            "transfer",
+            5,
+            LogLevel::Info,
+            format!(
+                "host lacks {objects} of {} objects ({bytes} bytes)",
+                by_hash.len()
+            ),
+        ))
+        .await;
+        if objects > 0 {
+            self.upload(client, wanted).await?;
+        }
+        let transfer = Update::Transfer {
+            host: host.clone(),
+            objects,
+            bytes,
+        };
+        let _ = self.shared.tx.send(transfer).await;
+        Ok(())
+    }
+
+    /// Streams the wanted objects. The deadline is on silence: the upload
+    /// fails when no chunk left for a whole step timeout.
+    async fn upload(&self, client: &mut AgentClient, wanted: Vec<Wanted>) -> Result<(), Failure> {
+        let (chunks_tx, chunks_rx) = mpsc::channel(8);
+        let source = self.plan().app.repository.clone();
+        let (target, blobs, token) = (
+            self.target(),
+            self.shared.blobs.clone(),
+            self.plan().fencing_token,
+        );
+        let producer = tokio::task::spawn_blocking(move || {
+            produce_chunks(&source, &blobs, target, token, wanted, chunks_tx)
+        });
+        let started = Instant::now();
+        let last_sent = Arc::new(AtomicU64::new(0));
+        let progress = last_sent.clone();
+        let chunks = ReceiverStream::new(chunks_rx).map(move |chunk| {
+            progress.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            chunk
+        });
+        let silence = self.step_timeout();
+        let watchdog = async {
+            loop {
+                tokio::time::sleep(silence / 4).await;
+                let last = Duration::from_millis(last_sent.load(Ordering::Relaxed));
+                if started.elapsed().saturating_sub(last) > silence {
+                    return;
+                }
+            }
+        };
+        let upload = tokio::select! {
+            upload = client.upload_objects(chunks) => upload,
+            () = watchdog => {
+                producer.abort();
+                return Err(Failure::Transient(format!(
+                    "the upload made no progress for {} s",
+                    silence.as_secs()
+                )));
+            }
+            () = self.control().token().cancelled() => {
+                producer.abort();
+                return Err(Failure::Final("cancelled".into()));
+            }
+        };
+        let produced = producer.await.map_err(|e| Failure::Final(e.to_string()))?;
+        produced.map_err(|e| {
+            Failure::Final(format!("reading release contents from git failed: {e}"))
+        })?;
+        upload.map_err(|s| Failure::from_status(&s))?;
+        Ok(())
+    }
+}
+
+fn produce_chunks(
+    source: &str,
+    blobs: &BlobCache,
+    target: AppTarget,
+    fencing_token: u64,
+    wanted: Vec<Wanted>,
+    tx: mpsc::Sender<UploadObjectsRequest>,
+) -> Result<(), git::GitError> {
+    let repo = git::open(source)?;
+    let mut app = Some(target);
+    for (sha, blob, size) in wanted {
+        let content = blobs.read(&repo, &blob, size)?;
+        let mut offset = 0usize;
+        loop {
+            let end = (offset + slipway_proto::CHUNK_BYTES).min(content.len());
+            let chunk = UploadObjectsRequest {
+                app: app.take(),
+                sha256: sha.clone(),
+                size,
+                offset: offset as u64,
+                data: content[offset..end].to_vec(),
+                fencing_token,
+            };
+            if tx.blocking_send(chunk).is_err() {
+                return Ok(()); // The upload call ended; it reports why.
+            }
+            offset = end;
+            if offset >= content.len() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn file_entry(f: &ManifestFile) -> FileEntry {
+    FileEntry {
+        path: f.path.clone(),
+        kind: if f.symlink {
+            FileKind::Symlink
+        } else {
+            FileKind::Regular
+        } as i32,
+        mode: f.mode,
+        size: f.size,
+        sha256: f.sha256.clone(),
+    }
+}
