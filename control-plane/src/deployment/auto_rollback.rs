@@ -11,7 +11,7 @@ use slipway_proto::control::v1::{
 
 use super::{
     Recorder,
-    start::{Draft, NewRecord, create},
+    create::{Draft, NewRecord, create},
 };
 use crate::{
     Context, catalog, domain::event::deployment_event, error::Error, policy::Policy, releases,

@@ -5,6 +5,7 @@
 
 mod auto_rollback;
 mod cancel;
+mod create;
 mod lease;
 mod queries;
 mod reconcile;

@@ -1,0 +1,53 @@
+//! `slipway.control.v1.HostService`: hosts and the fleet's live status.
+
+use slipway_proto::{control::v1::*, identity::Role};
+use tonic::{Request, Response};
+
+use super::{Reply, audited, missing};
+use crate::{Context, auth::require, catalog, fleet};
+
+/// `slipway.control.v1.HostService`.
+pub struct Hosts(pub Context);
+
+#[tonic::async_trait]
+impl host_service_server::HostService for Hosts {
+    async fn add_host(&self, request: Request<AddHostRequest>) -> Reply<AddHostResponse> {
+        audited(&self.0, request, |ctx, _, req| async move {
+            let host = req.host.ok_or_else(|| missing("host"))?;
+            let host = catalog::add_host(&ctx.store, host).await?;
+            Ok((AddHostResponse { host: Some(host) }, "added".into()))
+        })
+        .await
+    }
+
+    async fn remove_host(&self, request: Request<RemoveHostRequest>) -> Reply<RemoveHostResponse> {
+        audited(&self.0, request, |ctx, _, req| async move {
+            let host = catalog::remove_host(&ctx.store, &req.name).await?;
+            let message = format!("removed from environment {}", host.environment);
+            Ok((RemoveHostResponse { host: Some(host) }, message))
+        })
+        .await
+    }
+
+    async fn get_host(&self, request: Request<GetHostRequest>) -> Reply<GetHostResponse> {
+        require(&request, Role::Viewer)?;
+        let host = catalog::host(&self.0.store, &request.get_ref().name)?;
+        Ok(Response::new(GetHostResponse { host: Some(host) }))
+    }
+
+    async fn list_hosts(&self, request: Request<ListHostsRequest>) -> Reply<ListHostsResponse> {
+        require(&request, Role::Viewer)?;
+        let hosts = catalog::hosts(&self.0.store, &request.get_ref().environment)?;
+        Ok(Response::new(ListHostsResponse { hosts }))
+    }
+
+    async fn get_fleet_status(
+        &self,
+        request: Request<GetFleetStatusRequest>,
+    ) -> Reply<GetFleetStatusResponse> {
+        require(&request, Role::Viewer)?;
+        let req = request.into_inner();
+        let hosts = fleet::status(&self.0, &req.environment, &req.app).await?;
+        Ok(Response::new(GetFleetStatusResponse { hosts }))
+    }
+}

@@ -1,0 +1,16 @@
+//! What the services, the deployments and their rollouts share.
+
+use crate::{agents::Agents, events::EventHub, running::Running, store::Store};
+
+/// What the services and rollouts share.
+#[derive(Clone)]
+pub struct Context {
+    /// Durable state.
+    pub store: Store,
+    /// Live event notifications.
+    pub events: EventHub,
+    /// Agent dialer.
+    pub agents: Agents,
+    /// Deployments running in this process, for cancel and lock release.
+    pub running: Running,
+}

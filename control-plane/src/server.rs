@@ -1,0 +1,173 @@
+//! Start-up and serving: the store opened and its indexes checked,
+//! interrupted deployments reconciled, then the operator services (with
+//! health and reflection) served over mutual TLS until shutdown.
+
+use std::{future::Future, sync::Arc};
+
+use slipway_proto::{
+    control::v1::{
+        app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
+        deployment_service_server::DeploymentServiceServer,
+        environment_service_server::EnvironmentServiceServer,
+        host_service_server::HostServiceServer, lock_service_server::LockServiceServer,
+        release_service_server::ReleaseServiceServer,
+    },
+    tls::TlsMaterial,
+};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{service::interceptor::InterceptedService, transport::Server};
+
+use crate::{Config, Context, agents, api, auth, deployment, error, events, running, store};
+
+/// Why the control plane stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Open(#[from] store::OpenError),
+    /// TLS files could not be read.
+    #[error(transparent)]
+    Tls(#[from] slipway_proto::tls::TlsError),
+    /// Reconciling interrupted deployments failed.
+    #[error("reconciling interrupted deployments failed")]
+    Reconcile(#[source] error::Error),
+    /// Binding or serving failed.
+    #[error("cannot listen on {addr}")]
+    Bind {
+        /// Address.
+        addr: std::net::SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("the gRPC server failed")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// Binds `config.listen` and serves until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    serve(config, listener, shutdown).await
+}
+
+/// Serves on a bound listener until `shutdown` resolves.
+pub async fn serve(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let server_tls = TlsMaterial::load(&config.tls)?;
+    let agent_tls = TlsMaterial::load(&config.agent_tls)?;
+    let backend = store::SledBackend::open(&config.data_dir, config.cache_capacity_bytes)?;
+    let ctx = Context {
+        store: store::Store::new(Arc::new(backend)),
+        events: events::EventHub::default(),
+        agents: agents::Agents::new(agent_tls),
+        running: running::Running::default(),
+    };
+    let indexed = store::deployments::ensure_indexes(&ctx.store)
+        .await
+        .map_err(|err| Error::Reconcile(err.into()))?;
+    if indexed > 0 {
+        tracing::info!(
+            indexed,
+            "indexed the deployments of a store from an earlier version"
+        );
+    }
+    let interrupted = deployment::reconcile(&ctx)
+        .await
+        .map_err(Error::Reconcile)?;
+    if interrupted > 0 {
+        tracing::warn!(
+            interrupted,
+            "marked deployments that were running at the last stop as interrupted"
+        );
+    }
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AppServiceServer<api::Apps>>().await;
+    health
+        .set_serving::<EnvironmentServiceServer<api::Environments>>()
+        .await;
+    health.set_serving::<HostServiceServer<api::Hosts>>().await;
+    health
+        .set_serving::<ReleaseServiceServer<api::Releases>>()
+        .await;
+    health
+        .set_serving::<DeploymentServiceServer<api::Deployments>>()
+        .await;
+    health
+        .set_serving::<AuditServiceServer<api::AuditTrail>>()
+        .await;
+    health.set_serving::<LockServiceServer<api::Locks>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("descriptor set is valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("descriptor set is valid");
+
+    let limit = slipway_proto::MAX_MESSAGE_BYTES;
+    macro_rules! operator_service {
+        ($server:ident, $svc:expr) => {
+            InterceptedService::new(
+                $server::new($svc)
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit),
+                auth::authenticate,
+            )
+        };
+    }
+    let addr = listener.local_addr().map_err(|source| Error::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "control plane serving");
+    Server::builder()
+        .tls_config(server_tls.server_config())?
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(operator_service!(AppServiceServer, api::Apps(ctx.clone())))
+        .add_service(operator_service!(
+            EnvironmentServiceServer,
+            api::Environments(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            HostServiceServer,
+            api::Hosts(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            ReleaseServiceServer,
+            api::Releases(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            AuditServiceServer,
+            api::AuditTrail(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            LockServiceServer,
+            api::Locks(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            DeploymentServiceServer,
+            api::Deployments(ctx)
+        ))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
