@@ -295,6 +295,13 @@ async fn a_second_concurrent_deploy_is_refused() {
     // Other environments are not locked.
     let (_, other) = cluster.deploy("main").await;
     assert_succeeded(&other);
+    // The refused deploy took no deployment number.
+    let number = |id: &str| {
+        id.trim_start_matches("dep-")
+            .parse::<u64>()
+            .expect("number")
+    };
+    assert_eq!(number(&other.id), number(&started.deployment_id) + 1);
 
     let rest: Vec<_> = first
         .map(|r| r.expect("event").event.expect("set"))

@@ -74,6 +74,13 @@ async fn restart_keeps_apps_releases_deployments_and_events() {
     let (_, d3) = cluster.rollback("").await;
     assert_succeeded(&d3);
     assert_eq!(d3.release, d1.release);
+    // Deployment numbers are dense across the restart (and they are the
+    // fencing tokens agents compare).
+    assert_eq!(
+        [&d1.id, &d2.id, &d3.id],
+        ["dep-0000000001", "dep-0000000002", "dep-0000000003"]
+    );
+    assert_eq!(d3.fencing_token, 3);
     for host in &cluster.agents {
         assert_eq!(host.current().as_deref(), Some(d1.release.as_str()));
     }
