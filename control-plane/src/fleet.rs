@@ -76,7 +76,7 @@ pub async fn pin(
                 fencing_token: 0,
             };
             let answer = async {
-                let mut client = ctx.agents.connect(&host).await.map_err(|e| e.to_string())?;
+                let client = ctx.agents.connect(&host).await.map_err(|e| e.to_string())?;
                 client
                     .pin_release(request)
                     .await
@@ -109,7 +109,7 @@ fn unreachable(host: Host, error: String) -> HostState {
 }
 
 async fn ask(ctx: &Context, host: &Host, apps: Vec<AppTarget>) -> Result<HostState, String> {
-    let mut client = ctx.agents.connect(host).await.map_err(|e| {
+    let client = ctx.agents.connect(host).await.map_err(|e| {
         let mut text = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(cause) = source {
@@ -124,8 +124,7 @@ async fn ask(ctx: &Context, host: &Host, apps: Vec<AppTarget>) -> Result<HostSta
             omit_sizes: false,
         })
         .await
-        .map_err(|s| format!("agent: {}", s.message()))?
-        .into_inner();
+        .map_err(|s| format!("agent: {}", s.message()))?;
     let info = status.host.unwrap_or_default();
     Ok(HostState {
         host: Some(host.clone()),

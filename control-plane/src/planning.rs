@@ -78,7 +78,7 @@ async fn ask(ctx: &Context, host: &Host, target: AppTarget, manifest: &Manifest)
         ..Default::default()
     };
     let answer = tokio::time::timeout(ASK_DEADLINE, async {
-        let mut client = ctx
+        let client = ctx
             .agents
             .connect_once(host)
             .await
@@ -89,8 +89,7 @@ async fn ask(ctx: &Context, host: &Host, target: AppTarget, manifest: &Manifest)
                 omit_sizes: true,
             })
             .await
-            .map_err(|s| s.message().to_owned())?
-            .into_inner();
+            .map_err(|s| s.message().to_owned())?;
         let current = status
             .apps
             .into_iter()
@@ -121,7 +120,6 @@ async fn ask(ctx: &Context, host: &Host, target: AppTarget, manifest: &Manifest)
             })
             .await
             .map_err(|s| s.message().to_owned())?
-            .into_inner()
             .sha256
             .into_iter()
             .collect();

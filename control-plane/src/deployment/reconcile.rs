@@ -151,7 +151,7 @@ async fn stop_and_ask(
     token: u64,
 ) -> Result<String, String> {
     let host = catalog::host(&ctx.store, name).map_err(|e| e.to_string())?;
-    let mut client = ctx.agents.connect(&host).await.map_err(|e| e.to_string())?;
+    let client = ctx.agents.connect(&host).await.map_err(|e| e.to_string())?;
     let app = status(client.clone(), &target).await?;
     if app.running_deployment != id {
         return Ok(app.current_release);
@@ -170,7 +170,7 @@ async fn stop_and_ask(
 }
 
 async fn status(
-    mut client: AgentClient,
+    client: AgentClient,
     target: &AppTarget,
 ) -> Result<slipway_proto::agent::v1::AppStatus, String> {
     let request = GetStatusRequest {
@@ -180,6 +180,6 @@ async fn status(
     client
         .get_status(request)
         .await
-        .map(|r| r.into_inner().apps.into_iter().next().unwrap_or_default())
+        .map(|r| r.apps.into_iter().next().unwrap_or_default())
         .map_err(|s| s.message().to_owned())
 }

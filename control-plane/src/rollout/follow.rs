@@ -41,7 +41,7 @@ impl HostRun {
     pub(super) async fn follow(
         &self,
         client: &AgentClient,
-        mut events: impl Stream<Item = Result<Option<ProgressEvent>, tonic::Status>> + Unpin,
+        mut events: impl Stream<Item = Result<ProgressEvent, tonic::Status>> + Unpin,
         phase: Phase,
         last_sequence: &mut u64,
     ) -> Result<(), Failure> {
@@ -70,9 +70,7 @@ impl HostRun {
                     )));
                 }
             };
-            let Some(event) = item.map_err(|s| Failure::from_status(&s))? else {
-                continue;
-            };
+            let event = item.map_err(|s| Failure::from_status(&s))?;
             if event.sequence != 0 && event.sequence <= *last_sequence {
                 continue; // Relayed before this attempt.
             }

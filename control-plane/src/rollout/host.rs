@@ -20,7 +20,6 @@ use slipway_proto::{
     control::v1::{DeploymentEvent, DeploymentKind, DeploymentStatus, Host, LogLevel},
 };
 use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
 
 use super::{Plan, Update};
 use crate::{
@@ -280,7 +279,7 @@ impl HostRun {
                     .insert(self.host.name.clone(), client.clone());
                 Ok(client)
             }
-            Ok(Err(err)) => Err(Failure::Transient(slipway_proto::daemon::chain(&err))),
+            Ok(Err(err)) => Err(Failure::Transient(err.0)),
             Err(_) => Err(Failure::Transient(format!(
                 "connecting to {} took longer than {} s",
                 self.host.address,
@@ -293,11 +292,11 @@ impl HostRun {
     pub(super) async fn call<T>(
         &self,
         what: &str,
-        call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+        call: impl Future<Output = Result<T, tonic::Status>>,
     ) -> Result<T, Failure> {
         let deadline = self.step_timeout();
         match tokio::time::timeout(deadline, call).await {
-            Ok(Ok(response)) => Ok(response.into_inner()),
+            Ok(Ok(response)) => Ok(response),
             Ok(Err(status)) => Err(Failure::from_status(&status)),
             Err(_) => Err(Failure::Transient(format!(
                 "the agent did not answer {what} within {} s",
@@ -308,9 +307,9 @@ impl HostRun {
 
     /// Phase one: the release ready on the host, not switched.
     async fn prepare(&self, last_sequence: &mut u64) -> Result<(), Failure> {
-        let mut client = self.connect().await?;
+        let client = self.connect().await?;
         if self.plan().kind == DeploymentKind::Rollback {
-            if self.has_release(&mut client).await? {
+            if self.has_release(&client).await? {
                 return Ok(());
             }
             self.emit(host_log(
@@ -324,18 +323,13 @@ impl HostRun {
             ))
             .await;
         }
-        let stream = self.ship_with_fallback(&mut client).await?;
-        self.follow(
-            &client,
-            stream.map(|r| r.map(|m| m.event)),
-            Phase::Prepare,
-            last_sequence,
-        )
-        .await
+        let stream = self.ship_with_fallback(&client).await?;
+        self.follow(&client, stream, Phase::Prepare, last_sequence)
+            .await
     }
 
     /// Whether the host has the release ready (or active) on disk.
-    async fn has_release(&self, client: &mut AgentClient) -> Result<bool, Failure> {
+    async fn has_release(&self, client: &AgentClient) -> Result<bool, Failure> {
         let request = GetStatusRequest {
             apps: vec![self.target()],
             omit_sizes: true,
@@ -352,7 +346,7 @@ impl HostRun {
 
     /// Phase two: `current` switched to the prepared release.
     async fn activate(&self, last_sequence: &mut u64) -> Result<(), Failure> {
-        let mut client = self.connect().await?;
+        let client = self.connect().await?;
         let plan = self.plan();
         let request = RollbackRequest {
             deployment_id: plan.deployment_id.clone(),
@@ -362,20 +356,17 @@ impl HostRun {
             environment: plan.environment.clone(),
             fencing_token: plan.fencing_token,
         };
-        let stream = self.call("Rollback", client.rollback(request)).await?;
-        self.follow(
-            &client,
-            stream.map(|r| r.map(|m| m.event)),
-            Phase::Activate,
-            last_sequence,
-        )
-        .await
+        let stream = self
+            .call("ActivateRelease", client.activate(request))
+            .await?;
+        self.follow(&client, stream, Phase::Activate, last_sequence)
+            .await
     }
 
     /// Asks the agent to stop this deployment's operation (hooks get
     /// SIGTERM, then SIGKILL); the operation's stream then ends with its
     /// result.
-    pub(super) fn cancel_on_agent(&self, mut client: AgentClient) {
+    pub(super) fn cancel_on_agent(&self, client: AgentClient) {
         let grace = self
             .control()
             .stop_request()

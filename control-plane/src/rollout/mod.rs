@@ -82,3 +82,6 @@ pub async fn run(
         .run(hosts)
         .await
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,8 +15,7 @@ use std::{
 
 use slipway_proto::{
     agent::v1::{
-        AppTarget, DeployRequest, DeployResponse, FileEntry, FileKind, MissingObjectsRequest,
-        UploadObjectsRequest,
+        AppTarget, DeployRequest, FileEntry, FileKind, MissingObjectsRequest, UploadObjectsRequest,
     },
     control::v1::{DeploymentKind, DeploymentStatus, LogLevel},
 };
@@ -28,7 +27,7 @@ use super::{
     host::{Failure, HostRun},
 };
 use crate::{
-    agents::AgentClient,
+    agents::{AgentClient, ProgressStream},
     blobs::BlobCache,
     domain::event::{host_log, host_status},
     git::{self, Manifest, ManifestFile},
@@ -43,8 +42,8 @@ impl HostRun {
     /// host lacks the base.
     pub(super) async fn ship_with_fallback(
         &self,
-        client: &mut AgentClient,
-    ) -> Result<tonic::Streaming<DeployResponse>, Failure> {
+        client: &AgentClient,
+    ) -> Result<ProgressStream, Failure> {
         let base = match self.plan().kind {
             DeploymentKind::Rollback => None,
             _ => self.plan().base.as_ref(),
@@ -69,9 +68,9 @@ impl HostRun {
     /// their hashes are asked about.
     async fn ship(
         &self,
-        client: &mut AgentClient,
+        client: &AgentClient,
         base: Option<&(String, Arc<Manifest>)>,
-    ) -> Result<tonic::Streaming<DeployResponse>, Failure> {
+    ) -> Result<ProgressStream, Failure> {
         let plan = self.plan();
         let delta =
             base.map(|(id, manifest)| (id.clone(), Delta::between(manifest, &plan.manifest)));
@@ -97,14 +96,10 @@ impl HostRun {
             prepare_only: true,
             fencing_token: plan.fencing_token,
         };
-        self.call("Deploy", client.deploy(request)).await
+        self.call("PrepareRelease", client.prepare(request)).await
     }
 
-    async fn transfer(
-        &self,
-        client: &mut AgentClient,
-        files: &[&ManifestFile],
-    ) -> Result<(), Failure> {
+    async fn transfer(&self, client: &AgentClient, files: &[&ManifestFile]) -> Result<(), Failure> {
         let host = &self.host.name;
         let mut by_hash: HashMap<&str, (&str, u64)> = HashMap::new();
         for f in files {
@@ -156,7 +151,7 @@ impl HostRun {
 
     /// Streams the wanted objects. The deadline is on silence: the upload
     /// fails when no chunk left for a whole step timeout.
-    async fn upload(&self, client: &mut AgentClient, wanted: Vec<Wanted>) -> Result<(), Failure> {
+    async fn upload(&self, client: &AgentClient, wanted: Vec<Wanted>) -> Result<(), Failure> {
         let (chunks_tx, chunks_rx) = mpsc::channel(8);
         let source = self.plan().app.repository.clone();
         let (target, blobs, token) = (
@@ -185,7 +180,7 @@ impl HostRun {
             }
         };
         let upload = tokio::select! {
-            upload = client.upload_objects(chunks) => upload,
+            upload = client.upload_objects(Box::pin(chunks)) => upload,
             () = watchdog => {
                 producer.abort();
                 return Err(Failure::Transient(format!(

@@ -1,0 +1,114 @@
+//! Reaching agents. The calls the control plane makes of an agent are one
+//! small trait, [`AgentApi`]; [`Dial`] makes a connection: over mutual TLS
+//! to a real agent ([`tls`]), or to an in-memory one ([`simulated`]) for the
+//! engine's unit tests and large-fleet benchmarks. [`Agents`] dials with
+//! capped, jittered backoff.
+
+pub mod simulated;
+mod tls;
+
+use std::{pin::Pin, sync::Arc};
+
+use slipway_proto::{
+    agent::v1::{
+        CancelOperationRequest, CancelOperationResponse, DeployRequest, GetStatusRequest,
+        GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest,
+        PinReleaseResponse, ProgressEvent, RollbackRequest, UploadObjectsRequest,
+        UploadObjectsResponse,
+    },
+    control::v1::Host,
+    tls::TlsMaterial,
+};
+use tokio_stream::Stream;
+use tonic::Status;
+
+/// Attempts per call before a transient failure is final.
+pub const ATTEMPTS: u32 = 3;
+
+/// An agent operation's progress, ending with the event that carries its
+/// result.
+pub type ProgressStream = Pin<Box<dyn Stream<Item = Result<ProgressEvent, Status>> + Send>>;
+
+/// Contents sent to an agent, chunk by chunk.
+pub type UploadStream = Pin<Box<dyn Stream<Item = UploadObjectsRequest> + Send + Sync>>;
+
+/// What the control plane asks of an agent.
+#[tonic::async_trait]
+pub trait AgentApi: Send + Sync {
+    /// The host's facts and each app's releases.
+    async fn get_status(&self, request: GetStatusRequest) -> Result<GetStatusResponse, Status>;
+    /// Which contents the host lacks.
+    async fn missing_objects(
+        &self,
+        request: MissingObjectsRequest,
+    ) -> Result<MissingObjectsResponse, Status>;
+    /// Stores contents, verified by hash.
+    async fn upload_objects(&self, chunks: UploadStream) -> Result<UploadObjectsResponse, Status>;
+    /// Phase one: the release materialised and prepared, not switched.
+    async fn prepare(&self, request: DeployRequest) -> Result<ProgressStream, Status>;
+    /// Phase two: `current` switched to a release on disk.
+    async fn activate(&self, request: RollbackRequest) -> Result<ProgressStream, Status>;
+    /// Stops a deployment's operation.
+    async fn cancel_operation(
+        &self,
+        request: CancelOperationRequest,
+    ) -> Result<CancelOperationResponse, Status>;
+    /// Protects a release from retention, or stops protecting it.
+    async fn pin_release(&self, request: PinReleaseRequest) -> Result<PinReleaseResponse, Status>;
+}
+
+/// A connected agent.
+pub type AgentClient = Arc<dyn AgentApi>;
+
+/// Why a connection could not be made, for a person.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DialError(pub String);
+
+/// Makes connections to agents.
+#[tonic::async_trait]
+pub trait Dial: Send + Sync {
+    /// Connects to the host's agent once.
+    async fn dial(&self, host: &Host) -> Result<AgentClient, DialError>;
+}
+
+/// Dials agents, over mutual TLS or to simulated ones.
+#[derive(Clone)]
+pub struct Agents {
+    dial: Arc<dyn Dial>,
+}
+
+impl Agents {
+    /// Real agents, dialed with this client identity. The agent's
+    /// certificate must carry the host's name, so a certificate of another
+    /// host is refused.
+    pub fn new(tls: TlsMaterial) -> Self {
+        Self::with(Arc::new(tls::TlsDial::new(tls)))
+    }
+
+    /// Agents reached through `dial`.
+    pub fn with(dial: Arc<dyn Dial>) -> Self {
+        Self { dial }
+    }
+
+    /// Connects to the host's agent, retrying transient failures.
+    pub async fn connect(&self, host: &Host) -> Result<AgentClient, DialError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.dial.dial(host).await {
+                Ok(client) => return Ok(client),
+                Err(err) if attempt < ATTEMPTS => {
+                    tracing::debug!(host = %host.name, error = %err, attempt, "agent connect failed; retrying");
+                    tokio::time::sleep(crate::policy::backoff(attempt + 1)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Dials `host` once: the rollout retries whole steps itself.
+    pub async fn connect_once(&self, host: &Host) -> Result<AgentClient, DialError> {
+        self.dial.dial(host).await
+    }
+}

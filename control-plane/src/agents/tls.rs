@@ -1,0 +1,100 @@
+//! Real agents over mutual TLS with the control plane's client identity.
+
+use futures_util::StreamExt;
+use slipway_proto::{
+    agent::v1::{agent_service_client::AgentServiceClient, *},
+    control::v1::Host,
+    tls::{self, TlsMaterial},
+};
+use tonic::{Status, transport::Channel};
+
+use super::{AgentApi, AgentClient, Dial, DialError, ProgressStream, UploadStream};
+
+/// Dials agents with the control plane's client certificate.
+pub(super) struct TlsDial {
+    tls: TlsMaterial,
+}
+
+impl TlsDial {
+    pub(super) fn new(tls: TlsMaterial) -> Self {
+        Self { tls }
+    }
+}
+
+#[tonic::async_trait]
+impl Dial for TlsDial {
+    async fn dial(&self, host: &Host) -> Result<AgentClient, DialError> {
+        let channel = tls::connect(&host.address, &host.name, &self.tls)
+            .await
+            .map_err(|err| DialError(slipway_proto::daemon::chain(&err)))?;
+        let client = AgentServiceClient::new(channel)
+            .max_decoding_message_size(slipway_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(slipway_proto::MAX_MESSAGE_BYTES);
+        Ok(std::sync::Arc::new(TlsAgent(client)))
+    }
+}
+
+/// One agent's gRPC client; clones share the connection.
+struct TlsAgent(AgentServiceClient<Channel>);
+
+/// The events of a response stream, without empty messages.
+fn progress<T: Send + 'static>(
+    stream: tonic::Streaming<T>,
+    event: fn(T) -> Option<ProgressEvent>,
+) -> ProgressStream {
+    Box::pin(stream.filter_map(move |item| async move { item.map(event).transpose() }))
+}
+
+#[tonic::async_trait]
+impl AgentApi for TlsAgent {
+    async fn get_status(&self, request: GetStatusRequest) -> Result<GetStatusResponse, Status> {
+        Ok(self.0.clone().get_status(request).await?.into_inner())
+    }
+
+    async fn missing_objects(
+        &self,
+        request: MissingObjectsRequest,
+    ) -> Result<MissingObjectsResponse, Status> {
+        Ok(self.0.clone().missing_objects(request).await?.into_inner())
+    }
+
+    async fn upload_objects(&self, chunks: UploadStream) -> Result<UploadObjectsResponse, Status> {
+        // Handed over through a channel: the client's generic streaming
+        // call given the boxed stream itself trips the compiler's
+        // higher-ranked lifetime check inside the trait's boxed future.
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let forward = async move {
+            let mut chunks = chunks;
+            while let Some(chunk) = chunks.next().await {
+                if tx.send(chunk).await.is_err() {
+                    break; // The call ended; it reports why.
+                }
+            }
+        };
+        let mut client = self.0.clone();
+        let call = client.upload_objects(tokio_stream::wrappers::ReceiverStream::new(rx));
+        let (answer, ()) = tokio::join!(call, forward);
+        Ok(answer?.into_inner())
+    }
+
+    async fn prepare(&self, request: DeployRequest) -> Result<ProgressStream, Status> {
+        let stream = self.0.clone().deploy(request).await?.into_inner();
+        Ok(progress(stream, |r: DeployResponse| r.event))
+    }
+
+    async fn activate(&self, request: RollbackRequest) -> Result<ProgressStream, Status> {
+        let stream = self.0.clone().rollback(request).await?.into_inner();
+        Ok(progress(stream, |r: RollbackResponse| r.event))
+    }
+
+    async fn cancel_operation(
+        &self,
+        request: CancelOperationRequest,
+    ) -> Result<CancelOperationResponse, Status> {
+        Ok(self.0.clone().cancel_operation(request).await?.into_inner())
+    }
+
+    async fn pin_release(&self, request: PinReleaseRequest) -> Result<PinReleaseResponse, Status> {
+        Ok(self.0.clone().pin_release(request).await?.into_inner())
+    }
+}
