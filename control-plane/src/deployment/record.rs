@@ -59,59 +59,83 @@ impl Recorder {
         self.record_with(event, Vec::new()).await
     }
 
-    /// Records transfer counters for a host with the next event.
-    pub async fn record_transfer(
-        &mut self,
-        host: &str,
-        objects: u64,
-        bytes: u64,
-        event: DeploymentEvent,
-    ) -> Result<(), StoreError> {
-        if let Some(h) = self.deployment.hosts.iter_mut().find(|h| h.host == host) {
-            // Adds up: a host may be sent contents twice (a delta, then everything).
-            h.objects_sent += objects;
-            h.bytes_sent += bytes;
-        }
-        self.record(event).await
-    }
-
     /// Appends an event together with `ops` (taking or freeing the lock) in
     /// one transaction.
     pub async fn record_with(
         &mut self,
-        mut event: DeploymentEvent,
+        event: DeploymentEvent,
+        ops: Vec<Op>,
+    ) -> Result<(), StoreError> {
+        self.record_all(vec![Entry::from(event)], ops).await
+    }
+
+    /// Appends events in order in one transaction (a group commit): the
+    /// record is folded and written once, then the streams are woken once.
+    pub async fn record_all(
+        &mut self,
+        entries: Vec<Entry>,
         mut ops: Vec<Op>,
     ) -> Result<(), StoreError> {
         let mut next = self.deployment.clone();
-        next.last_event += 1;
-        event.sequence = next.last_event;
-        event.deployment_id = next.id.clone();
-        event.time = Some(slipway_proto::now());
-        apply(&mut next, &event);
-        let last = is_final(&event);
-        if event.sequence == 1 {
-            ops.extend(deployments::created(&next));
-        }
-        if last {
-            ops.extend(deployments::finished(&next));
+        let mut last = false;
+        for Entry { mut event, sent } in entries {
+            next.last_event += 1;
+            event.sequence = next.last_event;
+            event.deployment_id = next.id.clone();
+            event.time = Some(slipway_proto::now());
+            if let Some(sent) = sent {
+                add_sent(&mut next, &event.host, sent);
+            }
+            apply(&mut next, &event);
+            last = is_final(&event);
+            if event.sequence == 1 {
+                ops.extend(deployments::created(&next));
+            }
+            if last {
+                ops.extend(deployments::finished(&next));
+            }
+            ops.push(Op::Put(
+                Tree::Events,
+                event_key(&next.id, event.sequence),
+                encode_proto(&event),
+            ));
         }
         ops.push(Op::Put(
             Tree::Deployments,
             next.id.clone().into_bytes(),
             encode_proto(&next),
         ));
-        ops.push(Op::Put(
-            Tree::Events,
-            event_key(&next.id, event.sequence),
-            encode_proto(&event),
-        ));
         self.store.commit(ops).await?;
         self.deployment = next;
-        self.events.published(&self.deployment.id, event.sequence);
+        let id = &self.deployment.id;
+        self.events.published(id, self.deployment.last_event);
         if last {
-            self.events.close(&self.deployment.id);
+            self.events.close(id);
         }
         Ok(())
+    }
+}
+
+/// One event to record, with the contents it reports sent to its host.
+pub struct Entry {
+    /// The event (numbered and stamped when recorded).
+    pub event: DeploymentEvent,
+    /// Objects and bytes sent to the event's host.
+    pub sent: Option<(u64, u64)>,
+}
+
+impl From<DeploymentEvent> for Entry {
+    fn from(event: DeploymentEvent) -> Self {
+        Self { event, sent: None }
+    }
+}
+
+/// Adds to a host's transfer counters: a host may be sent contents twice
+/// (a delta, then everything).
+fn add_sent(d: &mut Deployment, host: &str, (objects, bytes): (u64, u64)) {
+    if let Some(h) = d.hosts.iter_mut().find(|h| h.host == host) {
+        h.objects_sent += objects;
+        h.bytes_sent += bytes;
     }
 }
 

@@ -9,7 +9,13 @@ use std::sync::Arc;
 use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus, Host, LogLevel, ReleaseMark};
 use tokio::sync::mpsc;
 
-use super::{Lease, Recorder, auto_rollback};
+use super::{Lease, Recorder, auto_rollback, record::Entry};
+
+/// Updates the engine may report ahead of the recorder: the backpressure on
+/// host tasks when the store is slower than they are.
+const UPDATES: usize = 4096;
+/// Events written in one commit at most.
+const GROUP_COMMIT: usize = 1024;
 use crate::{
     Context,
     domain::event::{deployment_event, host_log},
@@ -78,7 +84,7 @@ async fn execute(
     lease: &mut Lease,
     control: Arc<Control>,
 ) -> Result<Outcome, StoreError> {
-    let (tx, mut rx) = mpsc::channel::<Update>(256);
+    let (tx, mut rx) = mpsc::channel::<Update>(UPDATES);
     let engine = tokio::spawn(rollout::run(ctx.agents.clone(), plan, hosts, control, tx));
     let mut renew = tokio::time::interval(locks::RENEW_EVERY);
     renew.tick().await;
@@ -90,27 +96,41 @@ async fn execute(
                 continue;
             }
         };
-        match update {
-            None => break,
-            Some(Update::Event(event)) => recorder.record(event).await?,
-            Some(Update::Transfer {
-                host,
-                objects,
-                bytes,
-            }) => {
-                let message = format!("sent {objects} objects, {bytes} bytes");
-                let event = host_log(&host, "transfer", LogLevel::Info, message);
-                recorder
-                    .record_transfer(&host, objects, bytes, event)
-                    .await?;
+        let Some(update) = update else { break };
+        // Group commit: whatever arrived while the last commit was being
+        // flushed goes into this one.
+        let mut entries = vec![entry(update)];
+        while entries.len() < GROUP_COMMIT {
+            match rx.try_recv() {
+                Ok(update) => entries.push(entry(update)),
+                Err(_) => break,
             }
         }
+        recorder.record_all(entries, Vec::new()).await?;
     }
     Ok(engine.await.unwrap_or_else(|err| Outcome {
         status: DeploymentStatus::Failed,
         message: format!("the rollout task failed: {err}"),
         switched: Vec::new(),
     }))
+}
+
+/// An update of the engine as an entry of the event log.
+fn entry(update: Update) -> Entry {
+    match update {
+        Update::Event(event) => Entry::from(event),
+        Update::Transfer {
+            host,
+            objects,
+            bytes,
+        } => {
+            let message = format!("sent {objects} objects, {bytes} bytes");
+            Entry {
+                event: host_log(&host, "transfer", LogLevel::Info, message),
+                sent: Some((objects, bytes)),
+            }
+        }
+    }
 }
 
 /// Records the final status (with `ops`, which free the lock) after noting
