@@ -24,6 +24,9 @@ pub struct Config {
     pub cache_capacity_bytes: u64,
     /// Log as JSON lines.
     pub log_json: bool,
+    /// How often hosts whose outcome in a finished deployment is unknown
+    /// are asked again (default 30 s).
+    pub recheck_every: std::time::Duration,
 }
 
 /// The TOML file.
@@ -42,6 +45,8 @@ pub struct FileConfig {
     pub cache_capacity_bytes: Option<u64>,
     /// See [`Config::log_json`].
     pub log_json: Option<bool>,
+    /// See [`Config::recheck_every`], in seconds.
+    pub recheck_every_seconds: Option<u64>,
 }
 
 /// PEM file paths in the TOML file.
@@ -125,6 +130,9 @@ impl FileConfig {
                 .into(),
             cache_capacity_bytes: self.cache_capacity_bytes.unwrap_or(64 << 20),
             log_json: self.log_json.unwrap_or(false),
+            recheck_every: std::time::Duration::from_secs(
+                self.recheck_every_seconds.unwrap_or(30).max(1),
+            ),
         };
         TlsMaterial::load(&config.tls)?;
         TlsMaterial::load(&config.agent_tls)?;

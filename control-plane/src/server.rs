@@ -137,7 +137,7 @@ pub async fn serve(
         source,
     })?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "control plane serving");
-    Server::builder()
+    let router = Server::builder()
         .tls_config(server_tls.server_config())?
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -165,9 +165,12 @@ pub async fn serve(
         ))
         .add_service(operator_service!(
             DeploymentServiceServer,
-            api::Deployments(ctx)
-        ))
+            api::Deployments(ctx.clone())
+        ));
+    let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
+    let served = router
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
-    Ok(())
+        .await;
+    recheck.abort();
+    Ok(served?)
 }

@@ -115,6 +115,7 @@ async fn run(keep: bool) -> Result<()> {
         agent_tls: paths(&pki_dir, "control-plane-client"),
         cache_capacity_bytes: 16 << 20,
         log_json: false,
+        recheck_every: std::time::Duration::from_secs(30),
     };
     let stop = stopped(stop_rx.clone());
     servers.spawn(async move {

@@ -20,3 +20,4 @@ mod retention;
 mod rollout;
 mod rollout_faults;
 mod streams;
+mod unknown_hosts;

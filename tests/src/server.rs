@@ -72,6 +72,8 @@ pub async fn control_plane(tls: TlsPaths, agent_tls: TlsPaths, data_dir: PathBuf
         agent_tls,
         cache_capacity_bytes: 8 << 20,
         log_json: false,
+        // Quick, so tests see an unknown host settled soon after it answers.
+        recheck_every: std::time::Duration::from_millis(200),
     };
     Running::spawn(move |listener, stopped| {
         slipway_control_plane::serve(config, listener, async move {

@@ -1,7 +1,8 @@
-//! The automatic rollback of a failed deployment's switched hosts: a
-//! rollback deployment of its own, linked to the one it undoes, that runs
-//! to the release before it on every switched host at once, under the
-//! parent's lock and fencing token.
+//! The automatic rollback of a failed deployment's hosts: a rollback
+//! deployment of its own, linked to the one it undoes, that goes to the
+//! release before it on every given host at once. It runs under the
+//! parent's lock and fencing token while the parent runs; for a host that
+//! answers only after the parent finished, under a lock of its own.
 
 use std::sync::Arc;
 
@@ -10,12 +11,12 @@ use slipway_proto::control::v1::{
 };
 
 use super::{
-    Recorder,
+    Lease, Recorder,
     create::{Draft, NewRecord, create},
 };
 use crate::{
-    Context, catalog, domain::event::deployment_event, error::Error, policy::Policy, releases,
-    rollout::Plan,
+    Context, catalog, domain::event::deployment_event, error::Error, locks, policy::Policy,
+    releases, rollout::Plan, store::StoreError,
 };
 
 /// A recorded automatic rollback, ready to run.
@@ -25,19 +26,29 @@ pub(super) struct Child {
     pub recorder: Recorder,
 }
 
+/// Who starts the rollback, and under which lock.
+pub(super) enum Under {
+    /// The running parent's lease and fencing token.
+    Parent,
+    /// A lock of its own, taken like any deployment's, held by `holder`.
+    OwnLock(&'static str),
+}
+
 /// Records the automatic rollback of `parent` on `hosts` with its first
-/// event.
+/// event; with [`Under::OwnLock`], also takes the lock (refused with
+/// [`Error::Locked`] while another deployment holds it).
 pub(super) async fn begin(
     ctx: &Context,
     parent: &Deployment,
     reason: &str,
     hosts: Vec<Host>,
-) -> Result<Child, Error> {
+    under: Under,
+) -> Result<(Child, Option<Lease>), Error> {
     let store = &ctx.store;
     let app = catalog::app(store, &parent.app)?;
     let release = releases::get(store, &app.name, &parent.previous_release)?;
     let manifest = Arc::new(releases::manifest(store, &app.name, &release.id)?);
-    // Recovery goes to every switched host at once, tolerating none failing
+    // Recovery goes to every host at once, tolerating none failing
     // silently: each host's outcome is recorded.
     let spec = RolloutPolicy {
         strategy: RolloutStrategy::AllAtOnce as i32,
@@ -47,18 +58,32 @@ pub(super) async fn begin(
         max_failed_hosts: hosts.len() as u32,
         ..parent.policy.unwrap_or_default()
     };
+    let author = match under {
+        Under::Parent => "slipway (auto-rollback)",
+        Under::OwnLock(holder) => holder,
+    };
     let draft = |id: &str| {
+        let lease = match under {
+            Under::Parent => None,
+            Under::OwnLock(holder) => Some(Lease::new(
+                store,
+                locks::new_lock(&app.name, &parent.environment, id, holder),
+            )),
+        };
+        let fencing_token = lease
+            .as_ref()
+            .map_or(parent.fencing_token, |l| l.lock().fencing_token);
         let deployment = NewRecord {
             kind: DeploymentKind::Rollback,
             app: &app.name,
             environment: &parent.environment,
             release: &release,
             previous_release: &parent.release,
-            author: "slipway (auto-rollback)".into(),
+            author: author.into(),
             message: format!("automatic rollback of {}", parent.id),
             batches: std::slice::from_ref(&hosts),
             policy: spec,
-            fencing_token: parent.fencing_token,
+            fencing_token,
             rollback_of: &parent.id,
             reason,
         }
@@ -77,14 +102,25 @@ pub(super) async fn begin(
         Draft {
             deployment,
             first,
-            ops: Vec::new(),
-            keep: (),
+            ops: lease.iter().map(Lease::take).collect(),
+            keep: lease,
         }
     };
-    let (recorder, ()) = create(ctx, draft).await?;
-    let id = recorder.deployment().id.clone();
+    let (recorder, lease) = match create(ctx, draft).await {
+        Ok(created) => created,
+        Err(StoreError::Exists { .. }) => {
+            let holder = locks::get(store, &app.name, &parent.environment)?
+                .map_or_else(|| "(just finished)".into(), |l| l.deployment_id);
+            return Err(Error::Locked {
+                app: app.name.clone(),
+                environment: parent.environment.clone(),
+                holder,
+            });
+        }
+        Err(err) => return Err(err.into()),
+    };
     let plan = Plan {
-        deployment_id: id,
+        deployment_id: recorder.deployment().id.clone(),
         kind: DeploymentKind::Rollback,
         app,
         environment: parent.environment.clone(),
@@ -92,11 +128,12 @@ pub(super) async fn begin(
         manifest,
         base: None,
         policy: Policy::new(spec),
-        fencing_token: parent.fencing_token,
+        fencing_token: recorder.deployment().fencing_token,
     };
-    Ok(Child {
+    let child = Child {
         plan,
         hosts,
         recorder,
-    })
+    };
+    Ok((child, lease))
 }

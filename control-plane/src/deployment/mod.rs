@@ -8,6 +8,7 @@ mod cancel;
 mod create;
 mod lease;
 mod queries;
+pub mod recheck;
 mod reconcile;
 mod record;
 mod start;

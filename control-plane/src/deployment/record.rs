@@ -86,7 +86,15 @@ impl Recorder {
             if let Some(sent) = sent {
                 add_sent(&mut next, &event.host, sent);
             }
+            let before = host_status(&next, &event.host);
             apply(&mut next, &event);
+            let after = host_status(&next, &event.host);
+            ops.extend(deployments::host_changed(
+                &next.id,
+                &event.host,
+                before,
+                after,
+            ));
             last = is_final(&event);
             if event.sequence == 1 {
                 ops.extend(deployments::created(&next));
@@ -130,6 +138,14 @@ impl From<DeploymentEvent> for Entry {
     }
 }
 
+/// A host's status in the record; 0 for the deployment itself.
+fn host_status(d: &Deployment, host: &str) -> i32 {
+    d.hosts
+        .iter()
+        .find(|h| !host.is_empty() && h.host == host)
+        .map_or(0, |h| h.status)
+}
+
 /// Adds to a host's transfer counters: a host may be sent contents twice
 /// (a delta, then everything).
 fn add_sent(d: &mut Deployment, host: &str, (objects, bytes): (u64, u64)) {
@@ -166,6 +182,8 @@ fn apply(d: &mut Deployment, e: &DeploymentEvent) {
             }
             if e.status == DeploymentStatus::Succeeded as i32 {
                 h.switched = true;
+                // A host settled after its outcome was unknown.
+                h.error.clear();
             }
         }
         if !e.stage.is_empty() {

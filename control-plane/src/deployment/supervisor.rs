@@ -201,8 +201,10 @@ async fn roll_back(
     if previous.is_empty() {
         return Ok(message);
     }
-    let child = match auto_rollback::begin(ctx, recorder.deployment(), &message, switched).await {
-        Ok(child) => child,
+    let parent = recorder.deployment();
+    let under = auto_rollback::Under::Parent;
+    let child = match auto_rollback::begin(ctx, parent, &message, switched, under).await {
+        Ok((child, _)) => child,
         Err(err) => {
             return Ok(format!(
                 "{message}; the automatic rollback could not start: {err}"

@@ -126,6 +126,31 @@ pub fn finished(d: &Deployment) -> Vec<Op> {
     ops
 }
 
+/// The index change when a host's status in a deployment goes from `old`
+/// to `new`: hosts whose outcome is unknown are listed until it is known.
+pub fn host_changed(id: &str, host: &str, old: i32, new: i32) -> Option<Op> {
+    let unknown = DeploymentStatus::Unknown as i32;
+    let key = key2(id, host);
+    match (old == unknown, new == unknown) {
+        (false, true) => Some(Op::Put(Tree::HostsUnknown, key, Vec::new())),
+        (true, false) => Some(Op::Delete(Tree::HostsUnknown, key)),
+        _ => None,
+    }
+}
+
+/// Every (deployment id, host) whose outcome is unknown.
+pub fn unknown_hosts(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
+    Ok(store
+        .scan_raw(Tree::HostsUnknown, b"")?
+        .into_iter()
+        .filter_map(|(key, _)| {
+            let key = String::from_utf8(key).ok()?;
+            let (id, host) = key.split_once('\0')?;
+            Some((id.to_owned(), host.to_owned()))
+        })
+        .collect())
+}
+
 /// Builds the index trees from the records when the store predates them.
 /// Returns how many deployments were indexed.
 pub async fn ensure_indexes(store: &Store) -> Result<usize, StoreError> {

@@ -45,10 +45,12 @@ pub enum Tree {
     DeploymentsByAuthor,
     /// deployment id -> empty: the deployments not finished
     DeploymentsOpen,
+    /// deployment id \0 host -> empty: hosts whose outcome is unknown
+    HostsUnknown,
 }
 
 impl Tree {
-    const ALL: [Tree; 14] = [
+    const ALL: [Tree; 15] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -63,6 +65,7 @@ impl Tree {
         Tree::DeploymentsSucceeded,
         Tree::DeploymentsByAuthor,
         Tree::DeploymentsOpen,
+        Tree::HostsUnknown,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -81,6 +84,7 @@ impl Tree {
             Tree::DeploymentsSucceeded => "deployments_succeeded",
             Tree::DeploymentsByAuthor => "deployments_by_author",
             Tree::DeploymentsOpen => "deployments_open",
+            Tree::HostsUnknown => "hosts_unknown",
         }
     }
 
