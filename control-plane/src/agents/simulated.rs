@@ -38,6 +38,9 @@ pub enum Behaviour {
     /// Does it (an activation switches `current`), then the stream breaks
     /// before the result.
     LoseConnection,
+    /// Does it, then the host drops off the network (every dial and call
+    /// fails until [`SimHost::set_down`] brings it back) before it reports.
+    Vanish,
 }
 
 /// One simulated host.
@@ -217,8 +220,14 @@ impl SimAgent {
         let (previous, current) = {
             let mut state = self.host.state();
             let previous = state.current.clone();
-            if matches!(behaviour, Behaviour::Succeed | Behaviour::LoseConnection) {
+            if matches!(
+                behaviour,
+                Behaviour::Succeed | Behaviour::LoseConnection | Behaviour::Vanish
+            ) {
                 apply(&mut state);
+            }
+            if behaviour == Behaviour::Vanish {
+                state.down = true;
             }
             (previous, state.current.clone())
         };
@@ -239,7 +248,9 @@ impl SimAgent {
             Behaviour::Fail(error) => {
                 Ok(event(2, Stage::Done, "failed", Some(result(false, error))))
             }
-            Behaviour::LoseConnection => Err(Status::unavailable("connection reset (simulated)")),
+            Behaviour::LoseConnection | Behaviour::Vanish => {
+                Err(Status::unavailable("connection reset (simulated)"))
+            }
             Behaviour::Hang | Behaviour::Unavailable => {
                 let mut cancel = self.host.cancelled.subscribe();
                 let cancelled = result(false, "cancelled".into());
@@ -261,6 +272,9 @@ impl AgentApi for SimAgent {
     async fn get_status(&self, request: GetStatusRequest) -> Result<GetStatusResponse, Status> {
         self.host.log("status".into());
         let state = self.host.state();
+        if state.down {
+            return Err(Status::unavailable("connection refused (simulated)"));
+        }
         let apps = request
             .apps
             .into_iter()

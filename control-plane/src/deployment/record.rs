@@ -159,7 +159,9 @@ fn apply(d: &mut Deployment, e: &DeploymentEvent) {
     } else if let Some(h) = d.hosts.iter_mut().find(|h| h.host == e.host) {
         if e.kind == EventKind::Status as i32 {
             h.status = e.status;
-            if e.status == DeploymentStatus::Failed as i32 {
+            if e.status == DeploymentStatus::Failed as i32
+                || e.status == DeploymentStatus::Unknown as i32
+            {
                 h.error = e.message.clone();
             }
             if e.status == DeploymentStatus::Succeeded as i32 {

@@ -12,7 +12,7 @@ use tokio::{
 
 use super::{
     Outcome, Plan, Update,
-    host::{Clients, HostRun, Phase, Shared},
+    host::{Clients, HostResult, HostRun, Phase, Shared},
 };
 use crate::{
     agents::Agents,
@@ -39,10 +39,19 @@ struct Tally {
     failed: Vec<String>,
     /// Hosts that took the release.
     switched: Vec<Host>,
+    /// `host: why` of every host whose switch's outcome is not known.
+    unknown: Vec<String>,
     /// Why the rollout stopped early, if it did.
     stop: Option<String>,
     /// Hosts where a rollback's target cannot be activated.
     unusable: HashSet<String>,
+}
+
+impl Tally {
+    /// Hosts that did not take the release, or may not have.
+    fn missed(&self) -> usize {
+        self.failed.len() + self.unknown.len()
+    }
 }
 
 impl Engine {
@@ -109,7 +118,7 @@ impl Engine {
     async fn check_rollback_target(&self, batches: &[Vec<Host>], tally: &mut Tally) {
         let all: Vec<Host> = batches.concat();
         for (host, result) in self.on_hosts(&all, Phase::Prepare, 0).await {
-            if let Err(message) = result {
+            if let HostResult::Failed(message) | HostResult::Unknown(message) = result {
                 tally.failed.push(format!("{}: {message}", host.name));
                 tally.unusable.insert(host.name);
             }
@@ -178,8 +187,8 @@ impl Engine {
             let mut ready = Vec::new();
             for (host, result) in self.on_hosts(batch, Phase::Prepare, number).await {
                 match result {
-                    Ok(()) => ready.push(host),
-                    Err(message) => {
+                    HostResult::Done => ready.push(host),
+                    HostResult::Failed(message) | HostResult::Unknown(message) => {
                         tally.failed.push(format!("{}: {message}", host.name));
                         batch_failed += 1;
                     }
@@ -198,7 +207,7 @@ impl Engine {
             index,
             batch_failed,
             batch.len(),
-            tally.failed.len(),
+            tally.missed(),
         );
         if let Some(why) = spent {
             tally.stop = Some(format!("{why}; batch {number} did not switch"));
@@ -206,9 +215,15 @@ impl Engine {
         }
         for (host, result) in self.on_hosts(&prepared, Phase::Activate, number).await {
             match result {
-                Ok(()) => tally.switched.push(host),
-                Err(message) => {
+                HostResult::Done => tally.switched.push(host),
+                HostResult::Failed(message) => {
                     tally.failed.push(format!("{}: {message}", host.name));
+                    batch_failed += 1;
+                }
+                // Counted against the budget like a failure; recorded as
+                // what it is.
+                HostResult::Unknown(message) => {
+                    tally.unknown.push(format!("{}: {message}", host.name));
                     batch_failed += 1;
                 }
             }
@@ -218,7 +233,7 @@ impl Engine {
             index,
             batch_failed,
             batch.len(),
-            tally.failed.len(),
+            tally.missed(),
         );
     }
 
@@ -247,9 +262,15 @@ impl Engine {
 
     fn summarise(&self, total: usize, mut tally: Tally) -> Outcome {
         tally.failed.sort();
+        tally.unknown.sort();
         let release = &self.plan.release.id;
         let switched = tally.switched.len();
-        let failed = tally.failed.join("; ");
+        let mut failed = tally.failed.clone();
+        if !tally.unknown.is_empty() {
+            let count = tally.unknown.len();
+            failed.push(format!("{count} unknown: {}", tally.unknown.join("; ")));
+        }
+        let failed = failed.join("; ");
         let max_failed = self.policy().spec.max_failed_hosts;
         let (status, message) = if let Some(request) = self.control.stop_request() {
             (
@@ -261,7 +282,7 @@ impl Engine {
             )
         } else if let Some(stop) = tally.stop {
             (DeploymentStatus::Failed, format!("{stop}: {failed}"))
-        } else if tally.failed.is_empty() {
+        } else if tally.missed() == 0 {
             (
                 DeploymentStatus::Succeeded,
                 format!("{release} is current on all {total} hosts"),
@@ -270,8 +291,8 @@ impl Engine {
             (
                 DeploymentStatus::Succeeded,
                 format!(
-                    "{release} is current on {switched} of {total} hosts; {} failed (at most {max_failed} tolerated): {failed}",
-                    tally.failed.len(),
+                    "{release} is current on {switched} of {total} hosts; {} not (at most {max_failed} tolerated): {failed}",
+                    tally.missed(),
                 ),
             )
         };
@@ -284,12 +305,7 @@ impl Engine {
 
     /// Runs one phase on `hosts` in parallel (bounded) and reports each
     /// host's result, in host order.
-    async fn on_hosts(
-        &self,
-        hosts: &[Host],
-        phase: Phase,
-        batch: u32,
-    ) -> Vec<(Host, Result<(), String>)> {
+    async fn on_hosts(&self, hosts: &[Host], phase: Phase, batch: u32) -> Vec<(Host, HostResult)> {
         let limit = Arc::new(Semaphore::new(PARALLEL_HOSTS));
         let mut tasks = JoinSet::new();
         for (index, host) in hosts.iter().enumerate() {

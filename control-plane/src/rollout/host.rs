@@ -98,14 +98,36 @@ impl Failure {
         }
     }
 
-    fn message(self) -> String {
+    pub(super) fn message(self) -> String {
         match self {
             Failure::Transient(m) | Failure::Final(m) | Failure::NoBase(m) => m,
         }
     }
 }
 
-/// One host's part of one phase. Errors are messages for a person.
+/// How one host's phase ended. Messages are for a person.
+#[derive(Debug)]
+pub(super) enum HostResult {
+    /// Done: prepared, or switched.
+    Done,
+    /// Not done.
+    Failed(String),
+    /// The connection died during the switch and the agent did not answer
+    /// again in time: whether it switched is not known.
+    Unknown(String),
+}
+
+/// What to do after a failed attempt.
+enum Next {
+    /// Try again.
+    Again,
+    /// Stop: the failure is final, or the run was cancelled.
+    Stop(String),
+    /// Transient failures used up the attempts.
+    Exhausted(String),
+}
+
+/// One host's part of one phase.
 pub(super) struct HostRun {
     pub(super) shared: Arc<Shared>,
     pub(super) host: Host,
@@ -153,7 +175,7 @@ impl HostRun {
     }
 
     /// Runs the phase with retries and reports the host's result as an event.
-    pub(super) async fn phase(&self, phase: Phase) -> Result<(), String> {
+    pub(super) async fn phase(&self, phase: Phase) -> HostResult {
         let release = &self.plan().release.id;
         let (percent, message) = match phase {
             Phase::Prepare => (1, format!("preparing {release} via {}", self.host.address)),
@@ -175,23 +197,96 @@ impl HostRun {
                 Phase::Prepare => self.prepare(&mut last_sequence).await,
                 Phase::Activate => self.activate(&mut last_sequence).await,
             };
-            match step {
-                Ok(()) => break Ok(()),
-                Err(failure) => {
-                    if let Err(message) = self.retry(failure, &mut attempt, phase).await {
-                        break Err(message);
-                    }
+            let Err(failure) = step else {
+                break HostResult::Done;
+            };
+            match self.retry(failure, &mut attempt, phase).await {
+                Next::Again => {}
+                Next::Stop(message) => break HostResult::Failed(message),
+                // The switch may have happened: ask before saying anything.
+                Next::Exhausted(message) if phase == Phase::Activate => {
+                    break self.settle(message, &mut last_sequence).await;
                 }
+                Next::Exhausted(message) => break HostResult::Failed(message),
             }
         };
         self.emit(self.result_event(phase, &result)).await;
         result
     }
 
-    fn result_event(&self, phase: Phase, result: &Result<(), String>) -> DeploymentEvent {
+    /// After the switch's connection died and retries ran out: asks the
+    /// agent (redialling, with backoff, until the step's deadline) what is
+    /// current, and follows the operation if it still runs. Unreachable
+    /// until the deadline: unknown, never failed.
+    async fn settle(&self, why: String, last_sequence: &mut u64) -> HostResult {
+        let deadline = tokio::time::Instant::now() + self.step_timeout();
+        let release = &self.plan().release.id;
+        let mut attempt = 1;
+        loop {
+            self.redial.store(true, Ordering::Relaxed);
+            match self.ask_status().await {
+                Ok(app) if app.running_deployment == self.plan().deployment_id => {
+                    // Still switching: follow it to its result.
+                    match self.activate(last_sequence).await {
+                        Ok(()) => return HostResult::Done,
+                        Err(Failure::Transient(_)) => {}
+                        Err(failure) => return HostResult::Failed(failure.message()),
+                    }
+                }
+                Ok(app) if &app.current_release == release => {
+                    let note = format!("{why}; asked again, the agent reports {release} current");
+                    self.emit(host_log(&self.host.name, "switch", LogLevel::Warn, note))
+                        .await;
+                    return HostResult::Done;
+                }
+                Ok(app) => {
+                    let current = match app.current_release.as_str() {
+                        "" => "(none)",
+                        current => current,
+                    };
+                    return HostResult::Failed(format!(
+                        "{why}; asked again, the agent reports {current} current"
+                    ));
+                }
+                Err(_) => {}
+            }
+            attempt += 1;
+            let wait = policy::backoff(attempt);
+            if tokio::time::Instant::now() + wait >= deadline || self.control().is_cancelled() {
+                return HostResult::Unknown(format!(
+                    "{why}; the agent has not answered since, so whether it switched to {release} is unknown until it is asked again"
+                ));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.control().token().cancelled() => {}
+            }
+        }
+    }
+
+    /// The app's status on the host.
+    async fn ask_status(&self) -> Result<slipway_proto::agent::v1::AppStatus, Failure> {
+        let client = self.connect().await?;
+        let request = GetStatusRequest {
+            apps: vec![self.target()],
+            omit_sizes: true,
+        };
+        let status = self.call("GetStatus", client.get_status(request)).await?;
+        Ok(status.apps.into_iter().next().unwrap_or_default())
+    }
+
+    fn result_event(&self, phase: Phase, result: &HostResult) -> DeploymentEvent {
         let (host, release) = (&self.host.name, &self.plan().release.id);
         match (result, phase) {
-            (Ok(()), Phase::Prepare) => host_status(
+            (HostResult::Unknown(message), _) => host_status(
+                host,
+                DeploymentStatus::Unknown,
+                "unknown",
+                0,
+                LogLevel::Warn,
+                message.clone(),
+            ),
+            (HostResult::Done, Phase::Prepare) => host_status(
                 host,
                 DeploymentStatus::Running,
                 "prepared",
@@ -199,7 +294,7 @@ impl HostRun {
                 LogLevel::Info,
                 format!("{release} is ready"),
             ),
-            (Ok(()), Phase::Activate) => host_status(
+            (HostResult::Done, Phase::Activate) => host_status(
                 host,
                 DeploymentStatus::Succeeded,
                 "done",
@@ -207,7 +302,7 @@ impl HostRun {
                 LogLevel::Info,
                 format!("{release} is current"),
             ),
-            (Err(message), _) if self.control().is_cancelled() => host_status(
+            (HostResult::Failed(message), _) if self.control().is_cancelled() => host_status(
                 host,
                 DeploymentStatus::Cancelled,
                 "cancelled",
@@ -215,7 +310,7 @@ impl HostRun {
                 LogLevel::Warn,
                 message.clone(),
             ),
-            (Err(message), _) => host_status(
+            (HostResult::Failed(message), _) => host_status(
                 host,
                 DeploymentStatus::Failed,
                 "failed",
@@ -226,10 +321,9 @@ impl HostRun {
         }
     }
 
-    /// After a failed attempt: waits a capped, jittered backoff and
-    /// returns Ok when the failure is transient and attempts remain, or the
-    /// failure's message when it is final.
-    async fn retry(&self, failure: Failure, attempt: &mut u32, phase: Phase) -> Result<(), String> {
+    /// After a failed attempt: waits a capped, jittered backoff when the
+    /// failure is transient and attempts remain.
+    async fn retry(&self, failure: Failure, attempt: &mut u32, phase: Phase) -> Next {
         let attempts = self.plan().policy.attempts;
         match failure {
             Failure::Transient(message)
@@ -249,11 +343,14 @@ impl HostRun {
                 ))
                 .await;
                 tokio::select! {
-                    () = tokio::time::sleep(wait) => Ok(()),
-                    () = self.control().token().cancelled() => Err("cancelled".into()),
+                    () = tokio::time::sleep(wait) => Next::Again,
+                    () = self.control().token().cancelled() => Next::Stop("cancelled".into()),
                 }
             }
-            failure => Err(failure.message()),
+            Failure::Transient(message) if !self.control().is_cancelled() => {
+                Next::Exhausted(message)
+            }
+            failure => Next::Stop(failure.message()),
         }
     }
 

@@ -401,3 +401,80 @@ async fn a_connection_lost_after_the_switch_is_asked_again_and_reports_the_truth
         "the record says what the host did"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_host_lost_after_its_switch_is_unknown_not_failed() {
+    let fleet = Fleet::new();
+    for host in ["web-1", "web-2", "web-3"] {
+        fleet.host(host).install("r1");
+    }
+    fleet.host("web-3").on_activate(Behaviour::Vanish);
+    let policy = RolloutPolicy {
+        max_failed_hosts: 1,
+        ..RolloutPolicy::default()
+    };
+    let run = roll(&fleet, plan(DeploymentKind::Deploy, policy), hosts(3)).await;
+    assert_eq!(fleet.host("web-3").current(), RELEASE, "it did switch");
+    assert_eq!(
+        run.switched(),
+        ["web-1", "web-2"],
+        "only what hosts reported"
+    );
+    let last = run.host_statuses("web-3").pop().unwrap();
+    assert_eq!(last, (DeploymentStatus::Unknown, "unknown".to_owned()));
+    assert!(
+        run.outcome.message.contains("1 unknown"),
+        "{}",
+        run.outcome.message
+    );
+    assert_eq!(
+        run.outcome.status,
+        DeploymentStatus::Succeeded,
+        "within the budget"
+    );
+    let asked = fleet
+        .host("web-3")
+        .calls()
+        .iter()
+        .filter(|c| *c == "status")
+        .count();
+    assert_eq!(
+        asked, 0,
+        "down: every question failed before the agent saw it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_that_answers_again_is_recorded_as_it_reports() {
+    // The connection breaks after the switch; the agent answers the next
+    // question, which settles the host as switched.
+    let fleet = Fleet::new();
+    let host = fleet.host("web-1");
+    host.install("r1");
+    for _ in 0..4 {
+        host.on_activate(Behaviour::LoseConnection);
+    }
+    let run = roll(
+        &fleet,
+        plan(DeploymentKind::Deploy, RolloutPolicy::default()),
+        hosts(1),
+    )
+    .await;
+    assert_eq!(
+        run.outcome.status,
+        DeploymentStatus::Succeeded,
+        "{}",
+        run.outcome.message
+    );
+    assert_eq!(run.switched(), ["web-1"]);
+    assert!(
+        host.calls().contains(&"status".to_owned()),
+        "{:?}",
+        host.calls()
+    );
+    let settled = run.events.iter().any(|e| {
+        e.message
+            .contains("asked again, the agent reports r2 current")
+    });
+    assert!(settled, "the record says how it was settled");
+}
