@@ -169,6 +169,7 @@ pub fn status_name(status: DeploymentStatus) -> &'static str {
         DeploymentStatus::Failed => "failed",
         DeploymentStatus::Cancelled => "cancelled",
         DeploymentStatus::Interrupted => "interrupted",
+        DeploymentStatus::Unknown => "unknown",
     }
 }
 
@@ -242,7 +243,9 @@ pub fn status_painted(status: DeploymentStatus) -> String {
     match status {
         DeploymentStatus::Succeeded => paint(name, Paint::Green),
         DeploymentStatus::Failed | DeploymentStatus::Interrupted => paint(name, Paint::Red),
-        DeploymentStatus::Cancelled | DeploymentStatus::Running => paint(name, Paint::Yellow),
+        DeploymentStatus::Cancelled | DeploymentStatus::Running | DeploymentStatus::Unknown => {
+            paint(name, Paint::Yellow)
+        }
         _ => name.to_owned(),
     }
 }
