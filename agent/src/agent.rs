@@ -113,10 +113,11 @@ impl Agent {
     }
 
     /// The recorded events of a finished operation with this spec's id and
-    /// kind, to replay. An interrupted one runs again. Another operation
-    /// under the same id is refused, unless it pairs with this one (a
-    /// prepare and the rollback that activates it).
-    fn recorded(journal: &Journal, spec: &Spec) -> Result<Option<Arc<EventLog>>, Error> {
+    /// kind, to replay (see [`Operations::replay`] for its run id). An
+    /// interrupted one runs again. Another operation under the same id is
+    /// refused, unless it pairs with this one (a prepare and the switch
+    /// that activates it).
+    fn recorded(&self, journal: &Journal, spec: &Spec) -> Result<Option<Arc<EventLog>>, Error> {
         let ops: Vec<_> = journal.read(|data| {
             data.operations_of(&spec.deployment_id)
                 .cloned()
@@ -131,7 +132,7 @@ impl Agent {
             };
             if existing == *spec {
                 if op.status == Status::Finished && !op.events.is_empty() {
-                    replay = Some(EventLog::replay(op.events));
+                    replay = Some(self.operations.replay(spec, &op.run_id, op.events));
                 }
             } else if !existing.pairs_with(spec) {
                 return Err(OperationError::Reused {
@@ -225,7 +226,7 @@ impl Agent {
         if let Some(log) = self.operations.find(&spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
-        if let Some(log) = Self::recorded(&journal, &spec)? {
+        if let Some(log) = self.recorded(&journal, &spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
         // Outside the app's lock: objects are never removed, so what this
@@ -275,7 +276,7 @@ impl Agent {
         if let Some(log) = self.operations.find(&activation)? {
             return Ok(Some(log));
         }
-        if let Some(log) = Self::recorded(journal, &activation)? {
+        if let Some(log) = self.recorded(journal, &activation)? {
             return Ok(Some(log));
         }
         Err(OperationError::Reused {
@@ -285,11 +286,34 @@ impl Agent {
         .into())
     }
 
-    /// Starts a rollback to a release on disk, or follows the one with the
-    /// same deployment id. With the deployment id of a prepare-only deploy
-    /// of that release, it activates the prepared release: it switches,
-    /// checks and prunes as the deploy would have.
-    pub async fn rollback(self: &Arc<Self>, mut plan: RollbackPlan) -> Result<EventStream, Error> {
+    /// Starts a rollback to a release on disk (Rollback), or follows the
+    /// one with the same deployment id. With the deployment id of a prepare
+    /// of that release, it activates the prepared release, as
+    /// [`Agent::activate`] does.
+    pub async fn rollback(self: &Arc<Self>, plan: RollbackPlan) -> Result<EventStream, Error> {
+        self.switch(plan, false).await
+    }
+
+    /// Activates the release a prepare with the same deployment id left
+    /// ready (ActivateRelease), or follows that activation: it switches,
+    /// checks and prunes as the deploy would have. A release this
+    /// deployment did not prepare successfully is refused, even when it is
+    /// ready on disk: earlier releases are ready too, and switching to one
+    /// of those is a rollback, which the caller must ask for as one.
+    pub async fn activate(self: &Arc<Self>, plan: RollbackPlan) -> Result<EventStream, Error> {
+        self.switch(plan, true).await
+    }
+
+    /// A switch to a release on disk, for Rollback and ActivateRelease
+    /// alike: one operation kind, so either request attaches to or replays
+    /// what the other started. Only the admission differs: with
+    /// `prepared_only`, a release this deployment did not prepare is
+    /// refused.
+    async fn switch(
+        self: &Arc<Self>,
+        mut plan: RollbackPlan,
+        prepared_only: bool,
+    ) -> Result<EventStream, Error> {
         let spec = spec(
             Kind::Rollback,
             &plan.app,
@@ -298,13 +322,26 @@ impl Agent {
         );
         let journal = self.journal(&plan.app).await?;
         Self::fence(&journal, &plan.app, plan.fencing_token).await?;
+        if prepared_only {
+            Self::prepared_other(&journal, &plan)?;
+        }
         if let Some(log) = self.operations.find(&spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
-        if let Some(log) = Self::recorded(&journal, &spec)? {
+        if let Some(log) = self.recorded(&journal, &spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
         plan.prepared_keep = Self::prepared(&journal, &plan)?;
+        if prepared_only && plan.prepared_keep.is_none() {
+            return Err(OperationError::NotPrepared {
+                deployment_id: plan.deployment_id,
+                release_id: plan.release_id,
+                why: "no prepare of it under that id is on record; switching to an earlier \
+                      release is a rollback"
+                    .to_owned(),
+            }
+            .into());
+        }
         let release = plan.app.release(&plan.release_id);
         if !blocking(move || Ok::<_, Error>(release.is_dir())).await? {
             return Err(ReleaseError::NotOnHost {
@@ -319,14 +356,34 @@ impl Agent {
                     (plan.app.clone(), plan.fencing_token, self.registry.clone());
                 let task_journal = journal.clone();
                 Self::start(guard, &journal, &app, token, move |guard| {
-                    deploy::rollback(guard, registry, task_journal, plan)
+                    deploy::switch(guard, registry, task_journal, plan)
                 })
                 .await
             }
         }
     }
 
-    /// For a rollback under the deployment id of a prepare of the same
+    /// Refuses an activation under the deployment id of a prepare of
+    /// another release: that deployment did not prepare this one. (A
+    /// Rollback is refused too, later, as a reused deployment id.)
+    fn prepared_other(journal: &Journal, plan: &RollbackPlan) -> Result<(), Error> {
+        let other = journal.read(|data| {
+            data.operation(&plan.deployment_id, Kind::Prepare)
+                .filter(|op| op.release_id != plan.release_id)
+                .map(|op| op.release_id.clone())
+        });
+        match other {
+            Some(other) => Err(OperationError::NotPrepared {
+                deployment_id: plan.deployment_id.clone(),
+                release_id: plan.release_id.clone(),
+                why: format!("it prepared release {other}"),
+            }
+            .into()),
+            None => Ok(()),
+        }
+    }
+
+    /// For a switch under the deployment id of a prepare of the same
     /// release: the releases that prepare keeps, once it is known to have
     /// left the release ready. None for a plain rollback.
     fn prepared(journal: &Journal, plan: &RollbackPlan) -> Result<Option<usize>, Error> {
@@ -400,6 +457,8 @@ fn spec(kind: Kind, app: &AppRoot, deployment_id: &str, release_id: &str) -> Spe
 }
 
 #[cfg(test)]
+mod activate_tests;
+#[cfg(test)]
 mod cancel_tests;
 #[cfg(test)]
 mod durability_tests;
@@ -409,6 +468,8 @@ mod fencing_tests;
 mod lifecycle_tests;
 #[cfg(test)]
 mod prepare_tests;
+#[cfg(test)]
+mod run_id_tests;
 mod status;
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,6 @@
-//! The steps of a deploy (or of a prepare-only one) and of a rollback, run
-//! as their own task so they finish even when the client goes away, each
+//! The steps of a deploy (or of a prepare), and of a switch to a release on
+//! disk (a rollback, or the activation of a prepared release), run as their
+//! own task so they finish even when the client goes away, each
 //! reported as progress events and journaled so a repeat after a restart
 //! replays the outcome.
 
@@ -33,8 +34,8 @@ const MATERIALISE_SPAN: u32 = 80;
 const BEFORE_ACTIVATE_AT: u32 = 86;
 const ACTIVATE_AT: u32 = 90;
 const PRUNE_AT: u32 = 97;
-/// Where a rollback switches.
-const ROLLBACK_ACTIVATE_AT: u32 = 50;
+/// Where a switch to a release on disk switches.
+const SWITCH_AT: u32 = 50;
 
 /// A validated Deploy request.
 #[derive(Clone, Debug)]
@@ -70,7 +71,8 @@ impl DeployPlan {
     }
 }
 
-/// A validated Rollback request.
+/// A validated Rollback or ActivateRelease request: a switch to a release
+/// on disk.
 #[derive(Clone, Debug)]
 pub struct RollbackPlan {
     /// The app and its root.
@@ -137,7 +139,8 @@ pub async fn deploy(
     );
     let mut previous = None;
     let outcome = deploy_steps(&mut ctx, &registry, &plan, &mut previous).await;
-    finish(guard, ctx, previous, outcome).await;
+    let what = guard.spec().to_string();
+    finish(guard, ctx, previous, outcome, what).await;
 }
 
 async fn deploy_steps(
@@ -342,8 +345,11 @@ async fn prune(ctx: &mut Ctx, app: &AppRoot, keep: usize, id: &str, previous: Op
     }
 }
 
-/// Runs a rollback to the end and records its final event.
-pub async fn rollback(
+/// Runs a switch to a release on disk to the end and records its final
+/// event: a rollback, or, with `prepared_keep`, the activation of the
+/// release this deployment prepared, which finishes it as a deploy would
+/// (and reads as an activation, whichever request started it).
+pub async fn switch(
     guard: OperationGuard,
     registry: Arc<Registry>,
     journal: Arc<Journal>,
@@ -357,18 +363,28 @@ pub async fn rollback(
         &plan.environment,
     );
     let mut previous = None;
+    let (app, id) = (&plan.app, plan.release_id.as_str());
+    let what = if plan.prepared_keep.is_some() {
+        format!(
+            "the activation of prepared release {id} for app {}",
+            app.name()
+        )
+    } else {
+        guard.spec().to_string()
+    };
     let outcome = async {
-        let (app, id) = (&plan.app, plan.release_id.as_str());
         let message = if plan.prepared_keep.is_some() {
-            format!("activating prepared release {id} of app {}", app.name())
+            format!(
+                "activating prepared release {id} of app {}: switching current to it",
+                app.name()
+            )
         } else {
             format!("rolling back app {} to release {id}", app.name())
         };
         ctx.say(LogLevel::Info, message);
         record_app(&ctx, &registry, app).await;
         (_, previous) = begin(&ctx, Kind::Rollback, id, None).await?;
-        ctx.activate(id, previous.as_deref(), ROLLBACK_ACTIVATE_AT)
-            .await?;
+        ctx.activate(id, previous.as_deref(), SWITCH_AT).await?;
         // The second phase of a two-phase deploy finishes it as a deploy
         // would; a plain rollback leaves retention to the next deploy.
         if let Some(keep) = plan.prepared_keep {
@@ -377,7 +393,7 @@ pub async fn rollback(
         Ok(Done::Live)
     }
     .await;
-    finish(guard, ctx, previous, outcome).await;
+    finish(guard, ctx, previous, outcome, what).await;
 }
 
 /// Reads `current` and journals the operation as running. Returns whether
@@ -412,6 +428,7 @@ async fn begin(
                 finished_unix: None,
                 hook: None,
                 keep_releases: keep_releases.filter(|_| kind == Kind::Prepare),
+                run_id: String::new(),
                 events: Vec::new(),
             });
             previous
@@ -437,17 +454,21 @@ async fn record_app(ctx: &Ctx, registry: &Arc<Registry>, app: &AppRoot) {
     }
 }
 
+/// Records the outcome; `what` names the operation in a failure, e.g. "a
+/// deploy of release r2 for app web".
 async fn finish(
     guard: OperationGuard,
     ctx: Ctx,
     previous: Option<String>,
     outcome: Result<Done, Error>,
+    what: String,
 ) {
     let spec = guard.spec().clone();
+    let run = guard.log().run_id().to_owned();
     let previous_release = previous.clone().unwrap_or_default();
     let (last, result) = match outcome {
         Ok(Done::Live) => {
-            tracing::info!(deployment = %spec.deployment_id, app = %spec.app, release = %spec.release_id, "operation succeeded");
+            tracing::info!(deployment = %spec.deployment_id, %run, app = %spec.app, release = %spec.release_id, "operation succeeded");
             let result = OperationResult {
                 success: true,
                 previous_release,
@@ -464,7 +485,7 @@ async fn finish(
             (last, result)
         }
         Ok(Done::Prepared) => {
-            tracing::info!(deployment = %spec.deployment_id, app = %spec.app, release = %spec.release_id, "release prepared");
+            tracing::info!(deployment = %spec.deployment_id, %run, app = %spec.app, release = %spec.release_id, "release prepared");
             // `current` was not switched: it is what it was when this began.
             let now = current(&ctx.app).await.unwrap_or(previous);
             let result = OperationResult {
@@ -483,12 +504,12 @@ async fn finish(
             (last, result)
         }
         Err(err) => {
-            let mut error = format!("{spec} failed: {}", chain(&err));
+            let mut error = format!("{what} failed: {}", chain(&err));
             if let Some(output) = err.output() {
                 error.push_str("\nlast output:\n");
                 error.push_str(output);
             }
-            tracing::warn!(deployment = %spec.deployment_id, %error, "operation failed");
+            tracing::warn!(deployment = %spec.deployment_id, %run, %error, "operation failed");
             // Report what `current` really is now; if even that cannot be
             // read, it was not switched, so it is still the previous one.
             let now = current(&ctx.app).await.unwrap_or(previous);

@@ -1,8 +1,14 @@
-//! The crate's error type and the one place it becomes a gRPC status.
+//! The crate's error type and the one place it becomes a gRPC status, with
+//! the machine-readable reason the contract defines.
 
 use std::{error::Error as StdError, io, net::SocketAddr, path::PathBuf};
 
-use slipway_proto::{daemon::chain, tls::TlsError, validate::InvalidField};
+use slipway_proto::{
+    daemon::chain,
+    reason::{self, Reason},
+    tls::TlsError,
+    validate::InvalidField,
+};
 use tonic::{Code, Status};
 
 use crate::{
@@ -201,6 +207,55 @@ impl Error {
     }
 }
 
+/// Facts a caller may act on, sent with the reason as `ErrorInfo.metadata`.
+type Metadata = Vec<(&'static str, String)>;
+
+impl Error {
+    /// The reason this error is reported with, and its metadata; the list
+    /// is documented in `agent.proto`.
+    pub fn reason(&self) -> (Reason, Metadata) {
+        match self {
+            Error::UnknownBase { release_id } => (
+                Reason::BaseReleaseUnknown,
+                vec![("base_release", release_id.clone())],
+            ),
+            Error::Stale(stale) => (
+                Reason::StaleFencingToken,
+                vec![
+                    ("token", stale.token.to_string()),
+                    ("seen", stale.seen.to_string()),
+                ],
+            ),
+            Error::Operation(OperationError::Busy { running, .. }) => (
+                Reason::OperationRunning,
+                vec![("running_deployment", running.clone())],
+            ),
+            Error::Operation(OperationError::Reused { .. }) => {
+                (Reason::DeploymentIdReused, Vec::new())
+            }
+            Error::Operation(OperationError::NotPrepared { release_id, .. }) => (
+                Reason::ReleaseNotPrepared,
+                vec![("release_id", release_id.clone())],
+            ),
+            Error::Release(ReleaseError::NotOnHost { release_id }) => (
+                Reason::ReleaseNotOnHost,
+                vec![("release_id", release_id.clone())],
+            ),
+            Error::Release(ReleaseError::ObjectsMissing { count }) => {
+                (Reason::ObjectsMissing, vec![("count", count.to_string())])
+            }
+            Error::Invalid(invalid) | Error::Release(ReleaseError::Invalid(invalid)) => (
+                Reason::InvalidRequest,
+                vec![("field", invalid.field.clone())],
+            ),
+            // Every other INVALID_ARGUMENT (a broken upload) is the
+            // request's fault too.
+            _ if self.code() == Code::InvalidArgument => (Reason::InvalidRequest, Vec::new()),
+            _ => (Reason::Unclassified, Vec::new()),
+        }
+    }
+}
+
 impl From<FenceError> for Error {
     fn from(err: FenceError) -> Self {
         match err {
@@ -213,21 +268,24 @@ impl From<FenceError> for Error {
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         let err = match err {
-            // The client's own stream status goes back as it came.
+            // The client's own stream status goes back as it came, with
+            // the reason every agent error carries.
             Error::Client(status) => {
                 tracing::debug!(%status, "request stream failed");
-                return status;
+                return reason::status(status.code(), status.message(), Reason::Unclassified, []);
             }
             other => other,
         };
         let code = err.code();
         let full = chain(&err);
+        let (reason, metadata) = err.reason();
         if code == Code::Internal {
             tracing::error!(error = %full, "request failed");
-            return Status::internal("internal error in the agent; see its log");
+            let message = "internal error in the agent; see its log";
+            return reason::status(code, message, reason, metadata);
         }
-        tracing::warn!(error = %full, ?code, "request failed");
-        Status::new(code, full)
+        tracing::warn!(error = %full, ?code, %reason, "request failed");
+        reason::status(code, full, reason, metadata)
     }
 }
 
@@ -301,5 +359,80 @@ mod tests {
         );
         let gone = Error::Client(Status::cancelled("client went away"));
         assert_eq!(Status::from(gone).code(), Code::Cancelled);
+    }
+
+    #[test]
+    fn every_status_carries_a_reason_and_keeps_its_message() {
+        let reason_of = |err: Error| {
+            let (code, message) = (err.code(), chain(&err));
+            let status = Status::from(err);
+            assert_eq!((status.code(), status.message()), (code, message.as_str()));
+            reason::reason(&status).expect("an ErrorInfo of the agent's domain")
+        };
+        let base = Error::UnknownBase {
+            release_id: "r1".into(),
+        };
+        assert_eq!(reason_of(base), Reason::BaseReleaseUnknown);
+        let stale = StaleToken {
+            token: 3,
+            app: "web".into(),
+            seen: 4,
+        };
+        let status = Status::from(Error::from(stale));
+        assert_eq!(
+            reason::reason(&status),
+            Some(Reason::StaleFencingToken),
+            "{status:?}"
+        );
+        let (_, metadata) = reason::error_info(&status).unwrap();
+        assert_eq!(
+            (metadata["token"].as_str(), metadata["seen"].as_str()),
+            ("3", "4")
+        );
+        let busy = OperationError::Busy {
+            running: "d1".into(),
+            app: "web".into(),
+        };
+        assert_eq!(reason_of(busy.into()), Reason::OperationRunning);
+        let reused = OperationError::Reused {
+            deployment_id: "d1".into(),
+            existing: "a deploy".into(),
+        };
+        assert_eq!(reason_of(reused.into()), Reason::DeploymentIdReused);
+        let not_prepared = OperationError::NotPrepared {
+            deployment_id: "d1".into(),
+            release_id: "r1".into(),
+            why: "its prepare failed".into(),
+        };
+        assert_eq!(reason_of(not_prepared.into()), Reason::ReleaseNotPrepared);
+        let gone = ReleaseError::NotOnHost {
+            release_id: "r0".into(),
+        };
+        assert_eq!(reason_of(gone.into()), Reason::ReleaseNotOnHost);
+        let missing = ReleaseError::ObjectsMissing { count: 2 };
+        assert_eq!(reason_of(missing.into()), Reason::ObjectsMissing);
+        let invalid = InvalidField::new("release_id", "bad");
+        assert_eq!(reason_of(invalid.into()), Reason::InvalidRequest);
+        let protocol = ObjectError::Protocol {
+            sha256: "ab".repeat(32),
+            problem: "is longer than 3 bytes".into(),
+        };
+        assert_eq!(reason_of(protocol.into()), Reason::InvalidRequest);
+        let corrupt = JournalError::Corrupt {
+            path: "/srv/web/.slipway/journal.json".into(),
+            source: serde_json::from_slice::<u8>(b"{").unwrap_err(),
+        };
+        assert_eq!(reason_of(corrupt.into()), Reason::Unclassified);
+        let aborted = tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let task = tokio::spawn(std::future::pending::<()>());
+            task.abort();
+            task.await.unwrap_err()
+        });
+        let bug = Status::from(Error::Task(aborted));
+        assert_eq!(bug.code(), Code::Internal);
+        assert_eq!(reason::reason(&bug), Some(Reason::Unclassified));
+        let client = Status::from(Error::Client(Status::cancelled("client went away")));
+        assert_eq!(client.message(), "client went away");
+        assert_eq!(reason::reason(&client), Some(Reason::Unclassified));
     }
 }

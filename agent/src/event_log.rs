@@ -1,6 +1,7 @@
-//! The events of one operation: numbered and stamped as they are recorded,
-//! readable from the first by any number of subscribers while more arrive,
-//! sealed while the final event is made durable.
+//! The events of one run of an operation: numbered and stamped with the
+//! run's id as they are recorded, readable from the first by any number of
+//! subscribers while more arrive, sealed while the final event is made
+//! durable.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -8,10 +9,12 @@ use futures_util::Stream;
 use slipway_proto::agent::v1::{LogLevel, OperationResult, ProgressEvent, Stage};
 use tokio::sync::watch;
 
-/// The events of one operation: recorded in order, readable from the start
-/// by any number of subscribers while more arrive.
+/// The events of one run of an operation: recorded in order, readable from
+/// the start by any number of subscribers while more arrive.
 #[derive(Debug)]
 pub struct EventLog {
+    // Every event of the log carries it, replayed ones included.
+    run_id: String,
     events: Mutex<Events>,
     // Carries the event count; subscribers wait on it for new events.
     changed: watch::Sender<usize>,
@@ -43,23 +46,35 @@ pub struct Event {
 }
 
 impl EventLog {
-    pub(crate) fn new() -> Arc<Self> {
+    /// An empty log of the run `run_id`.
+    pub(crate) fn new(run_id: String) -> Arc<Self> {
         Arc::new(Self {
+            run_id,
             events: Mutex::new(Events::default()),
             changed: watch::Sender::new(0),
         })
     }
 
-    /// A finished log holding recorded events, to replay them.
-    pub fn replay(events: Vec<ProgressEvent>) -> Arc<Self> {
+    /// A finished log holding recorded events, to replay them as the run
+    /// `run_id` (whatever run id they were recorded with).
+    pub fn replay(run_id: String, mut events: Vec<ProgressEvent>) -> Arc<Self> {
+        for event in &mut events {
+            event.run_id.clone_from(&run_id);
+        }
         let count = events.len();
         Arc::new(Self {
+            run_id,
             events: Mutex::new(Events {
                 list: events,
                 sealed: true,
             }),
             changed: watch::Sender::new(count),
         })
+    }
+
+    /// The run whose events these are.
+    pub fn run_id(&self) -> &str {
+        &self.run_id
     }
 
     fn events(&self) -> MutexGuard<'_, Events> {
@@ -108,6 +123,7 @@ impl EventLog {
             result,
             step: event.step,
             output: event.output,
+            run_id: self.run_id.clone(),
         });
         let count = events.list.len();
         self.changed.send_replace(count);
@@ -130,6 +146,7 @@ impl EventLog {
             result: Some(result),
             step: last.step,
             output: last.output,
+            run_id: self.run_id.clone(),
         });
         all
     }
@@ -215,7 +232,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_sealed_log_takes_only_its_final_event() {
-        let log = EventLog::new();
+        let log = EventLog::new("b007-1".into());
         log.push_event(event("one"));
         let all = log.seal(event("done"), OperationResult::default());
         log.push_event(event("late output of a detached hook"));
@@ -228,15 +245,28 @@ mod tests {
             ("migrate", "stdout")
         );
         assert_eq!(seen[1].sequence, 2);
+        assert!(seen.iter().all(|e| e.run_id == "b007-1"), "{seen:#?}");
     }
 
     #[tokio::test]
-    async fn a_replayed_log_streams_the_recorded_events_and_ends() {
-        let log = EventLog::new();
+    async fn a_replayed_log_streams_the_recorded_events_as_its_own_run() {
+        let log = EventLog::new("b007-1".into());
         log.push_event(event("one"));
         let all = log.seal(event("done"), OperationResult::default());
-        let replay = EventLog::replay(all.clone());
+        let replay = EventLog::replay("cafe-3".into(), all.clone());
         assert!(replay.is_finished());
-        assert_eq!(replay.subscribe().collect::<Vec<_>>().await, all);
+        assert_eq!(replay.run_id(), "cafe-3");
+        let replayed = replay.subscribe().collect::<Vec<_>>().await;
+        let renamed: Vec<_> = all
+            .into_iter()
+            .map(|e| ProgressEvent {
+                run_id: "cafe-3".into(),
+                ..e
+            })
+            .collect();
+        assert_eq!(
+            replayed, renamed,
+            "the same events and sequences, another run"
+        );
     }
 }

@@ -17,6 +17,7 @@ pub fn host_info(host_name: &str, apps_dir: &Path, started: Instant) -> HostInfo
     let (memory_total_bytes, memory_available_bytes) = meminfo(&proc("/proc/meminfo"));
     HostInfo {
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        contract_version: slipway_proto::AGENT_CONTRACT_VERSION,
         host_name: host_name.to_owned(),
         uptime_seconds: first_number(&proc("/proc/uptime")).map_or(0, |s| s as u64),
         load_average: first_number(&proc("/proc/loadavg")).unwrap_or(0.0),

@@ -156,7 +156,14 @@ pub struct OperationRecord {
     /// release is activated (the activating Rollback does not carry it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_releases: Option<usize>,
-    /// Every event, the final one last (empty while running).
+    /// The run that produced `events` (empty while running, and in records
+    /// from before run ids). A replay in the same agent process keeps it;
+    /// a later process replays the events as a run of its own.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub run_id: String,
+    /// Every event, the final one last (empty while running). Kept without
+    /// their run id, which `run_id` holds once: an agent from before run
+    /// ids can still read the journal.
     #[serde(default)]
     pub events: Vec<ProgressEvent>,
 }
@@ -270,17 +277,22 @@ impl JournalData {
         });
     }
 
-    /// Records the outcome of an operation with all its events.
+    /// Records the outcome of an operation with all its events (of one
+    /// run), their run id kept once in the record.
     pub fn finish_operation(
         &mut self,
         deployment_id: &str,
         kind: Kind,
-        events: Vec<ProgressEvent>,
+        mut events: Vec<ProgressEvent>,
     ) {
         if let Some(op) = self.operation_mut(deployment_id, kind) {
             op.status = Status::Finished;
             op.finished_unix = Some(now_unix());
             op.hook = None;
+            op.run_id = events.first().map(|e| e.run_id.clone()).unwrap_or_default();
+            for event in &mut events {
+                event.run_id.clear();
+            }
             op.events = events;
         }
     }

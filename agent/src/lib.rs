@@ -28,6 +28,7 @@ mod recovery;
 mod registry;
 mod release;
 mod retention;
+mod run_id;
 mod server;
 mod service;
 mod shared;

@@ -1,6 +1,8 @@
 //! One operation per app at a time: the running and recently finished
-//! operations, their event logs and cancel switches, and attaching to or
-//! replaying an operation by its deployment id.
+//! operations, their event logs and cancel switches, attaching to or
+//! replaying an operation by its deployment id, and the run id of each
+//! run (a new run gets a new one; attaching or replaying in this process
+//! keeps it).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -12,8 +14,8 @@ use std::{
 use slipway_proto::agent::v1::{LogLevel, OperationResult, ProgressEvent, Stage};
 use tokio::sync::watch;
 
-use crate::cancel::Cancel;
 pub use crate::event_log::{Event, EventLog};
+use crate::{cancel::Cancel, run_id::RunIds};
 
 /// Finished operations remembered in memory for replay; the app's journal
 /// remembers the last ones across restarts.
@@ -25,16 +27,21 @@ const REMEMBERED: usize = 256;
 pub enum Kind {
     /// Materialise and activate a release.
     Deploy,
-    /// Activate a release already on disk; with the deployment id of a
-    /// prepare, the second phase of a two-phase deploy.
+    /// Switch to a release already on disk (Rollback); with the deployment
+    /// id of a prepare, the second phase of a two-phase deploy (an
+    /// ActivateRelease, or a Rollback from an older control plane).
+    /// Journaled as "rollback" either way.
     Rollback,
     /// Materialise a release and run its before-activate hooks, without
-    /// switching (a Deploy with `prepare_only`).
+    /// switching (PrepareRelease, or a Deploy with `prepare_only`).
     Prepare,
 }
 
 impl Kind {
-    const ALL: [Kind; 3] = [Kind::Deploy, Kind::Rollback, Kind::Prepare];
+    // A prepare before the switch that shares its deployment id: a request
+    // refused for reusing the id is told about the prepare (the deployment
+    // as it began), not about its activation.
+    const ALL: [Kind; 3] = [Kind::Deploy, Kind::Prepare, Kind::Rollback];
 }
 
 /// Identifies an operation; a repeated deployment id must repeat all of it.
@@ -145,6 +152,19 @@ struct State {
 }
 
 impl State {
+    /// Remembers a finished run, forgetting the oldest beyond the bound.
+    fn remember(&mut self, key: Key, recorded: Recorded) {
+        if self.finished.insert(key.clone(), recorded).is_some() {
+            self.order.retain(|k| *k != key);
+        }
+        self.order.push_back(key);
+        while self.order.len() > REMEMBERED {
+            if let Some(old) = self.order.pop_front() {
+                self.finished.remove(&old);
+            }
+        }
+    }
+
     fn lookup(&self, spec: &Spec) -> Result<Option<Arc<EventLog>>, OperationError> {
         let finished = Kind::ALL
             .iter()
@@ -182,14 +202,16 @@ impl State {
 pub struct Operations {
     state: Mutex<State>,
     running: watch::Sender<usize>,
+    run_ids: RunIds,
 }
 
 impl Operations {
-    /// No operations yet.
+    /// No operations yet; run ids under a new boot id.
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             running: watch::Sender::new(0),
+            run_ids: RunIds::new(),
         })
     }
 
@@ -209,7 +231,7 @@ impl Operations {
         if let Some(log) = state.lookup(&spec)? {
             return Ok(Begin::Existing(log));
         }
-        let log = EventLog::new();
+        let log = EventLog::new(self.run_ids.next());
         let cancel = Cancel::default();
         let recorded = Recorded {
             spec: spec.clone(),
@@ -224,6 +246,38 @@ impl Operations {
             log,
             cancel,
         }))
+    }
+
+    /// The log replaying a finished operation from the events its app's
+    /// journal recorded (the in-memory one was forgotten, or the agent
+    /// restarted). It is remembered like a finished run, so asking again in
+    /// this process replays the same run. It keeps `recorded_run` when this
+    /// process made that run; a run of an earlier process is replayed as a
+    /// new run, with a new id: its client cannot tell what it saw of it.
+    pub fn replay(
+        &self,
+        spec: &Spec,
+        recorded_run: &str,
+        events: Vec<ProgressEvent>,
+    ) -> Arc<EventLog> {
+        let mut state = self.state();
+        let key = (spec.deployment_id.clone(), spec.kind);
+        if let Some(known) = state.finished.get(&key).filter(|r| r.spec == *spec) {
+            return known.log.clone();
+        }
+        let run_id = if self.run_ids.is_ours(recorded_run) {
+            recorded_run.to_owned()
+        } else {
+            self.run_ids.next()
+        };
+        let log = EventLog::replay(run_id, events);
+        let recorded = Recorded {
+            spec: spec.clone(),
+            log: log.clone(),
+            cancel: Cancel::default(),
+        };
+        state.remember(key, recorded);
+        log
     }
 
     /// Cancels the operation of `deployment_id` running on `root` and
@@ -263,13 +317,7 @@ impl Operations {
             && remember
         {
             let key = (spec.deployment_id.clone(), spec.kind);
-            state.finished.insert(key.clone(), recorded);
-            state.order.push_back(key);
-            while state.order.len() > REMEMBERED {
-                if let Some(old) = state.order.pop_front() {
-                    state.finished.remove(&old);
-                }
-            }
+            state.remember(key, recorded);
         }
         self.running.send_replace(state.running.len());
     }
@@ -365,109 +413,4 @@ impl Drop for OperationGuard {
 }
 
 #[cfg(test)]
-mod tests {
-    use futures_util::StreamExt;
-
-    use super::*;
-
-    fn spec(id: &str, root: &str) -> Spec {
-        Spec {
-            deployment_id: id.into(),
-            kind: Kind::Deploy,
-            app: "web".into(),
-            root: root.into(),
-            release_id: "r1".into(),
-        }
-    }
-
-    async fn done(guard: OperationGuard) -> Vec<ProgressEvent> {
-        let result = OperationResult {
-            success: true,
-            ..Default::default()
-        };
-        let last = Event {
-            stage: Stage::Done,
-            percent: 100,
-            level: LogLevel::Info,
-            message: "done".into(),
-            ..Event::default()
-        };
-        let recorded = Arc::new(Mutex::new(Vec::new()));
-        let sink = recorded.clone();
-        guard
-            .finish(last, result, |events| async move {
-                *sink.lock().unwrap() = events;
-            })
-            .await;
-        recorded.lock().unwrap().clone()
-    }
-
-    #[tokio::test]
-    async fn one_operation_per_app_with_attach_and_replay() {
-        let ops = Operations::new();
-        let Begin::New(guard) = ops.begin(spec("d1", "/srv/web")).unwrap() else {
-            panic!("expected a new operation");
-        };
-        guard
-            .log()
-            .push(Stage::Prepare, 0, LogLevel::Info, "one", None);
-
-        let busy = ops.begin(spec("d2", "/srv/web")).unwrap_err();
-        assert_eq!(
-            busy.to_string(),
-            "deployment d1 is already running for app web"
-        );
-        assert!(matches!(
-            ops.begin(spec("d2", "/srv/api")).unwrap(),
-            Begin::New(_)
-        ));
-        let mut other = spec("d1", "/srv/web");
-        other.release_id = "r2".into();
-        assert!(matches!(
-            ops.begin(other),
-            Err(OperationError::Reused { .. })
-        ));
-        assert_eq!(ops.running_on("/srv/web".as_ref()).as_deref(), Some("d1"));
-
-        let Begin::Existing(attached) = ops.begin(spec("d1", "/srv/web")).unwrap() else {
-            panic!("expected to attach");
-        };
-        let follower = tokio::spawn(attached.subscribe().collect::<Vec<_>>());
-        let recorded = done(guard).await;
-        let events = follower.await.unwrap();
-        assert_eq!(
-            recorded, events,
-            "the journal gets exactly what is streamed"
-        );
-        assert_eq!(
-            events.iter().map(|e| e.sequence).collect::<Vec<_>>(),
-            [1, 2]
-        );
-        assert!(events[1].result.as_ref().unwrap().success);
-
-        let Begin::Existing(replayed) = ops.begin(spec("d1", "/srv/web")).unwrap() else {
-            panic!("expected a replay");
-        };
-        assert_eq!(replayed.subscribe().collect::<Vec<_>>().await, events);
-        assert!(matches!(
-            ops.begin(spec("d3", "/srv/web")).unwrap(),
-            Begin::New(_)
-        ));
-        ops.wait_idle().await;
-    }
-
-    #[tokio::test]
-    async fn a_dropped_guard_records_a_failure() {
-        let ops = Operations::new();
-        let Begin::New(guard) = ops.begin(spec("d1", "/srv/web")).unwrap() else {
-            panic!("expected a new operation");
-        };
-        let log = guard.log().clone();
-        drop(guard);
-        let events = log.subscribe().collect::<Vec<_>>().await;
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].level(), LogLevel::Error);
-        assert!(!events[0].result.as_ref().unwrap().success);
-        assert_eq!(ops.running_on("/srv/web".as_ref()), None);
-    }
-}
+mod tests;

@@ -7,11 +7,12 @@ use slipway_proto::{
     FILE_DESCRIPTOR_SET, MAX_MESSAGE_BYTES,
     agent::v1::agent_service_server::{AgentServiceServer, SERVICE_NAME},
     identity::{Identity, IdentityError},
+    reason::{self, Reason},
     tls::TlsMaterial,
 };
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Status, service::interceptor::InterceptedService, transport::Server};
+use tonic::{Code, Request, Status, service::interceptor::InterceptedService, transport::Server};
 use tonic_health::ServingStatus;
 
 use crate::{agent::Agent, error::Error, service::AgentApi};
@@ -26,12 +27,18 @@ const KEEPALIVE: Duration = Duration::from_secs(10);
 pub fn authorize(identity: Result<Identity, IdentityError>) -> Result<Identity, Status> {
     match identity {
         Ok(identity @ Identity::ControlPlane { .. }) => Ok(identity),
-        Ok(other) => Err(Status::permission_denied(format!(
-            "only the control plane may call the agent; caller is {other}"
-        ))),
-        Err(err) => Err(Status::unauthenticated(format!(
-            "{err}; the agent accepts only the control plane's certificate"
-        ))),
+        Ok(other) => Err(reason::status(
+            Code::PermissionDenied,
+            format!("only the control plane may call the agent; caller is {other}"),
+            Reason::Unclassified,
+            [],
+        )),
+        Err(err) => Err(reason::status(
+            Code::Unauthenticated,
+            format!("{err}; the agent accepts only the control plane's certificate"),
+            Reason::Unclassified,
+            [],
+        )),
     }
 }
 
@@ -94,8 +101,6 @@ pub async fn serve(
 
 #[cfg(test)]
 mod tests {
-    use tonic::Code;
-
     use super::*;
 
     #[test]
@@ -125,6 +130,7 @@ mod tests {
 
         let status = authorize(Err(IdentityError::NoCertificate)).unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated);
+        assert_eq!(reason::reason(&status), Some(Reason::Unclassified));
         assert_eq!(
             authorize(Err(IdentityError::Missing)).unwrap_err().code(),
             Code::Unauthenticated

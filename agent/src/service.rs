@@ -6,10 +6,12 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use slipway_proto::{
     agent::v1::{
-        AppTarget, CancelOperationRequest, CancelOperationResponse, DeployRequest, DeployResponse,
-        GetStatusRequest, GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse,
-        PinReleaseRequest, PinReleaseResponse, RollbackRequest, RollbackResponse,
-        UploadObjectsRequest, UploadObjectsResponse, agent_service_server::AgentService,
+        ActivateReleaseRequest, ActivateReleaseResponse, AppTarget, CancelOperationRequest,
+        CancelOperationResponse, DeployRequest, DeployResponse, GetStatusRequest,
+        GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest,
+        PinReleaseResponse, PrepareReleaseRequest, PrepareReleaseResponse, RollbackRequest,
+        RollbackResponse, UploadObjectsRequest, UploadObjectsResponse,
+        agent_service_server::AgentService,
     },
     identity::Identity,
     validate::{self, InvalidField},
@@ -83,6 +85,9 @@ impl AgentApi {
         environment(&request.environment)?;
         // Last: a request that is wrong anyway is told about its fields.
         let fencing_token = fencing::required("fencing_token", request.fencing_token)?;
+        // PrepareRelease arrives here as a prepare-only Deploy.
+        #[allow(deprecated)]
+        let prepare_only = request.prepare_only;
         Ok(DeployPlan {
             app,
             deployment_id: request.deployment_id,
@@ -91,7 +96,7 @@ impl AgentApi {
             keep,
             activation,
             environment: request.environment,
-            prepare_only: request.prepare_only,
+            prepare_only,
             fencing_token,
         })
     }
@@ -159,6 +164,37 @@ impl AgentApi {
     }
 }
 
+/// A PrepareRelease as the prepare-only Deploy it is: one plan for both.
+fn prepare_only_deploy(request: PrepareReleaseRequest) -> DeployRequest {
+    #[allow(deprecated)]
+    DeployRequest {
+        deployment_id: request.deployment_id,
+        app: request.app,
+        release_id: request.release_id,
+        files: request.files,
+        keep_releases: request.keep_releases,
+        spec: request.spec,
+        environment: request.environment,
+        base_release: request.base_release,
+        removed_paths: request.removed_paths,
+        prepare_only: true,
+        fencing_token: request.fencing_token,
+    }
+}
+
+/// An ActivateRelease as the switch it shares with Rollback: one plan for
+/// both ([`Agent::activate`] adds that the release must be prepared).
+fn activation_switch(request: ActivateReleaseRequest) -> RollbackRequest {
+    RollbackRequest {
+        deployment_id: request.deployment_id,
+        app: request.app,
+        release_id: request.release_id,
+        spec: request.spec,
+        environment: request.environment,
+        fencing_token: request.fencing_token,
+    }
+}
+
 /// The environment name hooks see; empty when the caller has none.
 fn environment(name: &str) -> Result<(), InvalidField> {
     if name.is_empty() {
@@ -189,6 +225,8 @@ fn caller<T>(request: &Request<T>) -> String {
 impl AgentService for AgentApi {
     type DeployStream = ResponseStream<DeployResponse>;
     type RollbackStream = ResponseStream<RollbackResponse>;
+    type PrepareReleaseStream = ResponseStream<PrepareReleaseResponse>;
+    type ActivateReleaseStream = ResponseStream<ActivateReleaseResponse>;
 
     async fn cancel_operation(
         &self,
@@ -294,6 +332,30 @@ impl AgentService for AgentApi {
         tracing::info!(%caller, deployment = %plan.deployment_id, app = plan.app.name(), release = %plan.release_id, "rollback requested");
         let events = self.agent.rollback(plan).await?;
         let stream = events.map(|event| Ok(RollbackResponse { event: Some(event) }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn prepare_release(
+        &self,
+        request: Request<PrepareReleaseRequest>,
+    ) -> Result<Response<Self::PrepareReleaseStream>, Status> {
+        let caller = caller(&request);
+        let plan = self.deploy_plan(prepare_only_deploy(request.into_inner()))?;
+        tracing::info!(%caller, deployment = %plan.deployment_id, app = plan.app.name(), release = %plan.release_id, files = plan.manifest.len(), "prepare requested");
+        let events = self.agent.deploy(plan).await?;
+        let stream = events.map(|event| Ok(PrepareReleaseResponse { event: Some(event) }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn activate_release(
+        &self,
+        request: Request<ActivateReleaseRequest>,
+    ) -> Result<Response<Self::ActivateReleaseStream>, Status> {
+        let caller = caller(&request);
+        let plan = self.rollback_plan(activation_switch(request.into_inner()))?;
+        tracing::info!(%caller, deployment = %plan.deployment_id, app = plan.app.name(), release = %plan.release_id, "activate requested");
+        let events = self.agent.activate(plan).await?;
+        let stream = events.map(|event| Ok(ActivateReleaseResponse { event: Some(event) }));
         Ok(Response::new(Box::pin(stream)))
     }
 }

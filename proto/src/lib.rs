@@ -5,6 +5,7 @@
 
 pub mod daemon;
 pub mod identity;
+pub mod reason;
 pub mod tls;
 pub mod validate;
 
@@ -12,7 +13,8 @@ pub mod validate;
 pub mod agent {
     /// Version 1.
     pub mod v1 {
-        #![allow(missing_docs, clippy::all, clippy::pedantic)]
+        // The generated code itself reads and writes deprecated fields.
+        #![allow(missing_docs, deprecated, clippy::all, clippy::pedantic)]
         tonic::include_proto!("slipway.agent.v1");
         include!(concat!(env!("OUT_DIR"), "/slipway.agent.v1.serde.rs"));
     }
@@ -27,6 +29,12 @@ pub mod control {
         include!(concat!(env!("OUT_DIR"), "/slipway.control.v1.serde.rs"));
     }
 }
+
+/// The version of the agent contract this crate describes, reported by
+/// agents in `HostInfo.contract_version`. 2 added PrepareRelease,
+/// ActivateRelease, `ProgressEvent.run_id` and error reasons
+/// ([`reason`]); an agent that reports 0 predates the field (version 1).
+pub const AGENT_CONTRACT_VERSION: u32 = 2;
 
 /// Encoded `FileDescriptorSet` of every Slipway proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("slipway_descriptor");

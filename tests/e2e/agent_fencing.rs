@@ -1,16 +1,20 @@
 //! Fencing tokens at a real agent: once a newer lock holder's token has
 //! reached it, every mutating call with an older token is refused with
-//! FAILED_PRECONDITION and changes nothing on disk (current, journal,
-//! releases, content store); the holder's token keeps working.
+//! FAILED_PRECONDITION and reason STALE_FENCING_TOKEN and changes nothing
+//! on disk (current, journal, releases, content store); the holder's token
+//! keeps working.
 
 use std::path::Path;
 
-use slipway_proto::agent::v1::{
-    CancelOperationRequest, MissingObjectsRequest, PinReleaseRequest, UploadObjectsRequest,
+use slipway_proto::{
+    agent::v1::{
+        CancelOperationRequest, MissingObjectsRequest, PinReleaseRequest, UploadObjectsRequest,
+    },
+    reason::{self, Reason},
 };
 use slipway_tests::{
     Cluster, assert_succeeded,
-    direct::{agent_deploy, agent_rollback, app_target, outcome},
+    direct::{agent_activate, agent_deploy, agent_prepare, agent_rollback, app_target, outcome},
     disk,
     repo::Change,
 };
@@ -43,6 +47,13 @@ fn assert_stale(status: &tonic::Status, token: u64, seen: u64) {
         "stale fencing token {token}: app web has seen {seen}; another control plane holds its lock"
     );
     assert!(status.message().contains(&want), "{}", status.message());
+    assert_eq!(
+        reason::reason(status),
+        Some(Reason::StaleFencingToken),
+        "{status:?}"
+    );
+    let (_, metadata) = reason::error_info(status).expect("ErrorInfo");
+    assert_eq!(metadata["seen"], seen.to_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,10 +86,28 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
         .await
         .expect_err("a deploy with a stale token");
     assert_stale(&status, stale, newer);
-    request.prepare_only = true;
+    // The deprecated prepare-only Deploy is fenced as before.
+    #[allow(deprecated)]
+    {
+        request.prepare_only = true;
+    }
     let status = agent_deploy(&mut agent, request)
         .await
         .expect_err("a prepare with a stale token");
+    assert_stale(&status, stale, newer);
+    let prepare = cluster
+        .agent_prepare_request("dep-stale-1", &r2.id, stale)
+        .await;
+    let status = agent_prepare(&mut agent, prepare)
+        .await
+        .expect_err("a PrepareRelease with a stale token");
+    assert_stale(&status, stale, newer);
+    let activate = cluster
+        .agent_activate_request("dep-stale-1", &r2.id, stale)
+        .await;
+    let status = agent_activate(&mut agent, activate)
+        .await
+        .expect_err("an ActivateRelease with a stale token");
     assert_stale(&status, stale, newer);
     let rollback = cluster
         .agent_rollback_request("dep-stale-2", &d1.release, stale)

@@ -19,7 +19,7 @@ use slipway_proto::{
     identity::Role,
     tls,
 };
-use tonic::{Status, transport::Channel};
+use tonic::{Status, Streaming, transport::Channel};
 
 use crate::{
     Cluster, TestPki,
@@ -165,6 +165,51 @@ impl Cluster {
         }
     }
 
+    /// The agent PrepareRelease request for `release` with the app's
+    /// current settings, under `deployment_id` and `token`: phase one of a
+    /// batch.
+    pub async fn agent_prepare_request(
+        &self,
+        deployment_id: &str,
+        release: &str,
+        token: u64,
+    ) -> agent::PrepareReleaseRequest {
+        let deploy = self.agent_deploy_request(deployment_id, release).await;
+        agent::PrepareReleaseRequest {
+            deployment_id: deploy.deployment_id,
+            app: deploy.app,
+            release_id: deploy.release_id,
+            files: deploy.files,
+            keep_releases: deploy.keep_releases,
+            spec: deploy.spec,
+            environment: deploy.environment,
+            base_release: String::new(),
+            removed_paths: Vec::new(),
+            fencing_token: token,
+        }
+    }
+
+    /// The agent ActivateRelease request switching to `release`, which a
+    /// PrepareRelease under `deployment_id` prepared: phase two.
+    pub async fn agent_activate_request(
+        &self,
+        deployment_id: &str,
+        release: &str,
+        token: u64,
+    ) -> agent::ActivateReleaseRequest {
+        let switch = self
+            .agent_rollback_request(deployment_id, release, token)
+            .await;
+        agent::ActivateReleaseRequest {
+            deployment_id: switch.deployment_id,
+            app: switch.app,
+            release_id: switch.release_id,
+            spec: switch.spec,
+            environment: switch.environment,
+            fencing_token: switch.fencing_token,
+        }
+    }
+
     /// The files of `release` as the control plane sends them to agents.
     pub async fn agent_files(&self, release: &str) -> Vec<FileEntry> {
         let release = self
@@ -202,7 +247,7 @@ impl Cluster {
 
     /// The agent Deploy request the control plane makes for `release` with
     /// the app's current settings, under `deployment_id`; set its
-    /// `fencing_token` (and `prepare_only`) before sending it.
+    /// `fencing_token` before sending it.
     pub async fn agent_deploy_request(
         &self,
         deployment_id: &str,
@@ -230,19 +275,26 @@ impl Cluster {
     }
 }
 
+/// Every event of an operation's response stream, or the first error.
+async fn events<T>(
+    stream: Streaming<T>,
+    event: fn(T) -> Option<ProgressEvent>,
+) -> Result<Vec<ProgressEvent>, Status> {
+    stream
+        .map(|item| item.map(|r| event(r).expect("event set")))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
 /// Runs an agent Deploy to its end: the call's status, or every event (the
 /// last one carries the result).
 pub async fn agent_deploy(
     agent: &mut AgentServiceClient<Channel>,
     request: agent::DeployRequest,
 ) -> Result<Vec<ProgressEvent>, Status> {
-    let stream = agent.deploy(request).await?.into_inner();
-    stream
-        .map(|item| item.map(|r| r.event.expect("event set")))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect()
+    events(agent.deploy(request).await?.into_inner(), |r| r.event).await
 }
 
 /// Runs an agent Rollback to its end, like [`agent_deploy`].
@@ -250,13 +302,29 @@ pub async fn agent_rollback(
     agent: &mut AgentServiceClient<Channel>,
     request: agent::RollbackRequest,
 ) -> Result<Vec<ProgressEvent>, Status> {
-    let stream = agent.rollback(request).await?.into_inner();
-    stream
-        .map(|item| item.map(|r| r.event.expect("event set")))
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect()
+    events(agent.rollback(request).await?.into_inner(), |r| r.event).await
+}
+
+/// Runs an agent PrepareRelease to its end, like [`agent_deploy`].
+pub async fn agent_prepare(
+    agent: &mut AgentServiceClient<Channel>,
+    request: agent::PrepareReleaseRequest,
+) -> Result<Vec<ProgressEvent>, Status> {
+    events(agent.prepare_release(request).await?.into_inner(), |r| {
+        r.event
+    })
+    .await
+}
+
+/// Runs an agent ActivateRelease to its end, like [`agent_deploy`].
+pub async fn agent_activate(
+    agent: &mut AgentServiceClient<Channel>,
+    request: agent::ActivateReleaseRequest,
+) -> Result<Vec<ProgressEvent>, Status> {
+    events(agent.activate_release(request).await?.into_inner(), |r| {
+        r.event
+    })
+    .await
 }
 
 /// The result of the last event of an agent operation.

@@ -3,7 +3,7 @@
 //! previous good release.
 
 use futures_util::StreamExt;
-use slipway_proto::agent::v1::ReleaseState;
+use slipway_proto::agent::v1::{ProgressEvent, ReleaseState};
 use tonic::{Code, Status};
 
 use super::{
@@ -34,8 +34,21 @@ async fn a_repeat_after_a_restart_replays_without_redoing_anything() {
         activation: activation.clone(),
         ..f.plan("d1", "r1")
     };
-    let replay: Vec<_> = f.agent.deploy(plan).await.unwrap().collect().await;
-    assert_eq!(replay, first, "the recorded events, byte for byte");
+    let replay: Vec<_> = f.agent.deploy(plan.clone()).await.unwrap().collect().await;
+    // A new process: the replay is a run of its own, with a new run id.
+    let run = replay[0].run_id.clone();
+    assert_ne!(run, first[0].run_id, "a new process, a new run");
+    let recorded: Vec<_> = first
+        .iter()
+        .cloned()
+        .map(|e| ProgressEvent {
+            run_id: run.clone(),
+            ..e
+        })
+        .collect();
+    assert_eq!(replay, recorded, "the recorded events, byte for byte");
+    let again: Vec<_> = f.agent.deploy(plan).await.unwrap().collect().await;
+    assert_eq!(again, replay, "asked again in this process: the same run");
     assert_eq!(lines(&f, "ran"), ["ran"], "the hook did not run again");
     let err = f.agent.deploy(f.plan("d1", "r2")).await.err().unwrap();
     let status = Status::from(err);
@@ -69,6 +82,7 @@ async fn an_operation_interrupted_by_a_crash_runs_again_and_leftovers_go() {
                 finished_unix: None,
                 hook: None,
                 keep_releases: None,
+                run_id: String::new(),
                 events: Vec::new(),
             });
             Ok::<_, Error>(())

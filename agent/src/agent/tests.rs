@@ -59,7 +59,7 @@ impl Fixture {
         self.agent.roots().resolve("app", "web", "").unwrap()
     }
 
-    fn files(&self, id: &str) -> Vec<FileEntry> {
+    pub(super) fn files(&self, id: &str) -> Vec<FileEntry> {
         vec![
             entry("VERSION", FileKind::Regular, id.as_bytes()),
             entry("public/index.html", FileKind::Regular, b"<h1>hi</h1>"),

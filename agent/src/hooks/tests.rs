@@ -214,6 +214,7 @@ async fn the_running_group_is_journaled_until_the_hook_ends() {
                 finished_unix: None,
                 hook: None,
                 keep_releases: None,
+                run_id: String::new(),
                 events: Vec::new(),
             });
             Ok::<_, JournalError>(())

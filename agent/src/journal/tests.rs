@@ -23,6 +23,7 @@ fn op(id: &str, status: Status) -> OperationRecord {
         finished_unix: None,
         hook: None,
         keep_releases: None,
+        run_id: String::new(),
         events: Vec::new(),
     }
 }
@@ -42,6 +43,7 @@ fn final_event() -> ProgressEvent {
         }),
         step: "after-activate".into(),
         output: "stdout".into(),
+        run_id: "0123456789abcdef-1".into(),
     }
 }
 
@@ -72,7 +74,16 @@ fn changes_survive_a_reopen_and_leave_no_temp_files() {
     let op = reopened.operation("d1", Kind::Deploy).unwrap();
     assert_eq!(op.status, Status::Finished);
     assert_eq!(op.hook, None, "a finished operation runs no hook");
-    assert_eq!(op.events, vec![last]);
+    // The run id is kept once, not on every event (older agents read the
+    // events without knowing the field).
+    assert_eq!(op.run_id, "0123456789abcdef-1");
+    let stripped = ProgressEvent {
+        run_id: String::new(),
+        ..last
+    };
+    assert_eq!(op.events, vec![stripped]);
+    let bytes = std::fs::read(app.journal()).unwrap();
+    assert!(!String::from_utf8_lossy(&bytes).contains("runId"));
     assert_eq!(reopened.state("r2"), Some(State::Failed));
 
     let text = std::fs::read_to_string(app.journal()).unwrap();

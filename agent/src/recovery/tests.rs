@@ -58,6 +58,7 @@ fn a_crash_is_cleaned_up_and_the_journal_tells_the_truth() {
                     boot_id: hooks::boot_id(),
                 }),
                 keep_releases: None,
+                run_id: String::new(),
                 events: Vec::new(),
             });
             Ok::<_, JournalError>(())
@@ -132,6 +133,7 @@ fn a_group_that_is_not_the_hooks_is_not_killed() {
             boot_id,
         }),
         keep_releases: None,
+        run_id: String::new(),
         events: Vec::new(),
     };
     let journal = Journal::open(&app).unwrap();

@@ -83,6 +83,9 @@ impl HostRun {
             Some((id, delta)) => (id, delta.removed),
             None => (String::new(), Vec::new()),
         };
+        // Still the prepare-only Deploy (deprecated in favour of
+        // PrepareRelease): agents before contract version 2 lack the new RPC.
+        #[allow(deprecated)]
         let request = DeployRequest {
             deployment_id: plan.deployment_id.clone(),
             app: Some(self.target()),
