@@ -7,7 +7,10 @@
 use slipway_tests::assert_succeeded;
 use std::time::Duration;
 
-use slipway_proto::{agent::v1::ReleaseState, control::v1::DeploymentStatus};
+use slipway_proto::{
+    agent::v1::ReleaseState,
+    control::v1::{DeploymentStatus, RolloutPolicy},
+};
 use slipway_tests::{
     Cluster,
     cluster::AgentHost,
@@ -178,5 +181,55 @@ async fn sigkill_during_a_hook_then_restart_ends_the_hook_and_keeps_current() {
     assert_succeeded(&d3);
     assert_eq!(d3.release, d2.release);
     assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &c2);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_hook_and_restarted_within_the_deadline_finishes_its_host() {
+    let gate = tempfile::tempdir().expect("temp dir");
+    let go = gate.path().join("go");
+    let hold = format!("echo before; {}; echo after", spec::wait_for_file(&go, 60));
+    let mut cluster = Cluster::builder()
+        .agents(1)
+        .process_agents()
+        .activation(spec::hooks(vec![spec::before_activate("hold", &hold)]))
+        .start()
+        .await;
+    cluster.repo.commit("one", &[Change::File("a.txt", b"1\n")]);
+    // Retries wide enough to outlast an agent restart.
+    let policy = RolloutPolicy {
+        retry_attempts: 10,
+        ..Default::default()
+    };
+    let mut stream = cluster
+        .try_deploy_stream("main", Some(policy))
+        .await
+        .expect("deploy");
+    let mut seen = Vec::new();
+    wait_for_event(&mut stream, &mut seen, "the hook runs", |e| {
+        e.host == "web-1" && e.message == "before"
+    })
+    .await;
+    cluster.agents[0].process().kill_9();
+    cluster.agents[0].process().restart().await;
+    // The retry reaches the new agent, which runs the operation again from
+    // the start: its hook prints "before" again, then waits for the gate.
+    wait_for_event(&mut stream, &mut seen, "the hook runs again", |e| {
+        e.host == "web-1" && e.message == "before"
+    })
+    .await;
+    std::fs::write(&go, b"").expect("open the gate");
+    let (events, deployment) = cluster.finish(seen, stream).await;
+    assert_succeeded(&deployment);
+    let lines = |text: &str| events.iter().filter(|e| e.message == text).count();
+    assert_eq!(lines("before"), 2, "each run's line, once");
+    assert_eq!(lines("after"), 1, "the new run's events arrived");
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    let expected: Vec<u64> = (1..=events.len() as u64).collect();
+    assert_eq!(sequences, expected, "no gap and no duplicate");
+    assert_eq!(
+        cluster.agents[0].current().as_deref(),
+        Some(deployment.release.as_str())
+    );
     cluster.shutdown().await;
 }

@@ -11,10 +11,10 @@ use std::{pin::Pin, sync::Arc};
 
 use slipway_proto::{
     agent::v1::{
-        CancelOperationRequest, CancelOperationResponse, DeployRequest, GetStatusRequest,
+        ActivateReleaseRequest, CancelOperationRequest, CancelOperationResponse, GetStatusRequest,
         GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest,
-        PinReleaseResponse, ProgressEvent, RollbackRequest, UploadObjectsRequest,
-        UploadObjectsResponse,
+        PinReleaseResponse, PrepareReleaseRequest, ProgressEvent, RollbackRequest,
+        UploadObjectsRequest, UploadObjectsResponse,
     },
     control::v1::Host,
     tls::TlsMaterial,
@@ -45,9 +45,11 @@ pub trait AgentApi: Send + Sync {
     /// Stores contents, verified by hash.
     async fn upload_objects(&self, chunks: UploadStream) -> Result<UploadObjectsResponse, Status>;
     /// Phase one: the release materialised and prepared, not switched.
-    async fn prepare(&self, request: DeployRequest) -> Result<ProgressStream, Status>;
-    /// Phase two: `current` switched to a release on disk.
-    async fn activate(&self, request: RollbackRequest) -> Result<ProgressStream, Status>;
+    async fn prepare(&self, request: PrepareReleaseRequest) -> Result<ProgressStream, Status>;
+    /// Phase two: `current` switched to the release this deployment prepared.
+    async fn activate(&self, request: ActivateReleaseRequest) -> Result<ProgressStream, Status>;
+    /// A rollback: `current` switched to an earlier release on disk.
+    async fn roll_back(&self, request: RollbackRequest) -> Result<ProgressStream, Status>;
     /// Stops a deployment's operation.
     async fn cancel_operation(
         &self,

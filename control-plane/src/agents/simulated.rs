@@ -11,12 +11,14 @@ use std::{
 
 use slipway_proto::{
     agent::v1::{
-        AppStatus, CancelOperationRequest, CancelOperationResponse, DeployRequest,
+        ActivateReleaseRequest, AppStatus, CancelOperationRequest, CancelOperationResponse,
         GetStatusRequest, GetStatusResponse, HostInfo, MissingObjectsRequest,
         MissingObjectsResponse, OperationResult, PinReleaseRequest, PinReleaseResponse,
-        ProgressEvent, ReleaseOnDisk, ReleaseState, RollbackRequest, Stage, UploadObjectsResponse,
+        PrepareReleaseRequest, ProgressEvent, ReleaseOnDisk, ReleaseState, RollbackRequest, Stage,
+        UploadObjectsResponse,
     },
     control::v1::Host,
+    reason::{self, Reason},
 };
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
@@ -69,6 +71,7 @@ struct State {
     prepare: VecDeque<Behaviour>,
     activate: VecDeque<Behaviour>,
     calls: Vec<String>,
+    runs: u64,
 }
 
 impl SimHost {
@@ -170,12 +173,14 @@ struct SimAgent {
 }
 
 fn event(
+    run_id: &str,
     sequence: u64,
     stage: Stage,
     message: &str,
     result: Option<OperationResult>,
 ) -> ProgressEvent {
     ProgressEvent {
+        run_id: run_id.to_owned(),
         sequence,
         stage: stage as i32,
         percent: if result.is_some() { 100 } else { 50 },
@@ -186,6 +191,20 @@ fn event(
 }
 
 impl SimAgent {
+    /// An activation or a rollback: `current` switched to a release on disk.
+    fn switch(&self, release: String) -> Result<ProgressStream, Status> {
+        let behaviour = self.operation("activate", &release)?;
+        if !self.host.state().releases.contains(&release) {
+            return Err(reason::status(
+                tonic::Code::FailedPrecondition,
+                format!("release {release} is not on this host (simulated)"),
+                Reason::ReleaseNotOnHost,
+                [("release_id", release.clone())],
+            ));
+        }
+        Ok(self.run(Stage::Activate, behaviour, |state| state.current = release))
+    }
+
     fn operation(&self, what: &str, release: &str) -> Result<Behaviour, Status> {
         let mut state = self.host.state();
         if state.down {
@@ -231,7 +250,12 @@ impl SimAgent {
             }
             (previous, state.current.clone())
         };
-        let progress = event(1, stage, "working (simulated)", None);
+        let run = {
+            let mut state = self.host.state();
+            state.runs += 1;
+            format!("sim-{}", state.runs)
+        };
+        let progress = event(&run, 1, stage, "working (simulated)", None);
         let result = |success: bool, error: String| OperationResult {
             success,
             previous_release: previous.clone(),
@@ -240,14 +264,19 @@ impl SimAgent {
         };
         let last: Result<ProgressEvent, Status> = match behaviour {
             Behaviour::Succeed => Ok(event(
+                &run,
                 2,
                 Stage::Done,
                 "done",
                 Some(result(true, String::new())),
             )),
-            Behaviour::Fail(error) => {
-                Ok(event(2, Stage::Done, "failed", Some(result(false, error))))
-            }
+            Behaviour::Fail(error) => Ok(event(
+                &run,
+                2,
+                Stage::Done,
+                "failed",
+                Some(result(false, error)),
+            )),
             Behaviour::LoseConnection | Behaviour::Vanish => {
                 Err(Status::unavailable("connection reset (simulated)"))
             }
@@ -256,7 +285,7 @@ impl SimAgent {
                 let cancelled = result(false, "cancelled".into());
                 let wait = async move {
                     let _ = cancel.wait_for(|cancelled| *cancelled).await;
-                    Ok(event(2, Stage::Done, "cancelled", Some(cancelled)))
+                    Ok(event(&run, 2, Stage::Done, "cancelled", Some(cancelled)))
                 };
                 return Box::pin(
                     tokio_stream::once(Ok(progress)).chain(futures_util::stream::once(wait)),
@@ -301,6 +330,7 @@ impl AgentApi for SimAgent {
         let host = HostInfo {
             host_name: self.name.clone(),
             agent_version: "simulated".into(),
+            contract_version: slipway_proto::AGENT_CONTRACT_VERSION,
             ..Default::default()
         };
         Ok(GetStatusResponse {
@@ -341,7 +371,7 @@ impl AgentApi for SimAgent {
         })
     }
 
-    async fn prepare(&self, request: DeployRequest) -> Result<ProgressStream, Status> {
+    async fn prepare(&self, request: PrepareReleaseRequest) -> Result<ProgressStream, Status> {
         let behaviour = self.operation("prepare", &request.release_id)?;
         let release = request.release_id;
         Ok(self.run(Stage::Materialise, behaviour, |state| {
@@ -349,15 +379,12 @@ impl AgentApi for SimAgent {
         }))
     }
 
-    async fn activate(&self, request: RollbackRequest) -> Result<ProgressStream, Status> {
-        let behaviour = self.operation("activate", &request.release_id)?;
-        let release = request.release_id;
-        if !self.host.state().releases.contains(&release) {
-            return Err(Status::failed_precondition(format!(
-                "release {release} is not on this host (simulated)"
-            )));
-        }
-        Ok(self.run(Stage::Activate, behaviour, |state| state.current = release))
+    async fn activate(&self, request: ActivateReleaseRequest) -> Result<ProgressStream, Status> {
+        self.switch(request.release_id)
+    }
+
+    async fn roll_back(&self, request: RollbackRequest) -> Result<ProgressStream, Status> {
+        self.switch(request.release_id)
     }
 
     async fn cancel_operation(

@@ -77,12 +77,17 @@ impl AgentApi for TlsAgent {
         Ok(answer?.into_inner())
     }
 
-    async fn prepare(&self, request: DeployRequest) -> Result<ProgressStream, Status> {
-        let stream = self.0.clone().deploy(request).await?.into_inner();
-        Ok(progress(stream, |r: DeployResponse| r.event))
+    async fn prepare(&self, request: PrepareReleaseRequest) -> Result<ProgressStream, Status> {
+        let stream = self.0.clone().prepare_release(request).await?.into_inner();
+        Ok(progress(stream, |r: PrepareReleaseResponse| r.event))
     }
 
-    async fn activate(&self, request: RollbackRequest) -> Result<ProgressStream, Status> {
+    async fn activate(&self, request: ActivateReleaseRequest) -> Result<ProgressStream, Status> {
+        let stream = self.0.clone().activate_release(request).await?.into_inner();
+        Ok(progress(stream, |r: ActivateReleaseResponse| r.event))
+    }
+
+    async fn roll_back(&self, request: RollbackRequest) -> Result<ProgressStream, Status> {
         let stream = self.0.clone().rollback(request).await?.into_inner();
         Ok(progress(stream, |r: RollbackResponse| r.event))
     }

@@ -10,7 +10,7 @@ use slipway_proto::{
 };
 use tokio_stream::{Stream, StreamExt};
 
-use super::host::{Failure, HostRun, PREPARE_SHARE, Phase};
+use super::host::{Failure, HostRun, PREPARE_SHARE, Phase, Seen};
 use crate::agents::AgentClient;
 
 impl HostRun {
@@ -35,15 +35,15 @@ impl HostRun {
     }
 
     /// Relays the agent's progress until its final result. Events the
-    /// agent replays after a retry (same deployment id) are not relayed
-    /// twice. A cancel asks the agent to stop and keeps following until the
+    /// agent replays after a retry (same run of the operation) are not
+    /// relayed twice; a new run's are all relayed. A cancel asks the agent to stop and keeps following until the
     /// agent says the operation ended.
     pub(super) async fn follow(
         &self,
         client: &AgentClient,
         mut events: impl Stream<Item = Result<ProgressEvent, tonic::Status>> + Unpin,
         phase: Phase,
-        last_sequence: &mut u64,
+        seen: &mut Seen,
     ) -> Result<(), Failure> {
         let silence = self.operation_silence();
         let mut cancel_sent = false;
@@ -71,10 +71,14 @@ impl HostRun {
                 }
             };
             let event = item.map_err(|s| Failure::from_status(&s))?;
-            if event.sequence != 0 && event.sequence <= *last_sequence {
+            if event.run_id != seen.run {
+                seen.run.clone_from(&event.run_id);
+                seen.sequence = 0;
+            }
+            if event.sequence != 0 && event.sequence <= seen.sequence {
                 continue; // Relayed before this attempt.
             }
-            *last_sequence = event.sequence;
+            seen.sequence = event.sequence;
             if let Some(result) = event.result {
                 return match (result.success, result.error.is_empty()) {
                     (true, _) => Ok(()),

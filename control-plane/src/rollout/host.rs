@@ -15,9 +15,11 @@ use std::{
 
 use slipway_proto::{
     agent::v1::{
-        AppTarget, CancelOperationRequest, GetStatusRequest, ReleaseState, RollbackRequest,
+        ActivateReleaseRequest, AppTarget, CancelOperationRequest, GetStatusRequest, ReleaseState,
+        RollbackRequest,
     },
     control::v1::{DeploymentEvent, DeploymentKind, DeploymentStatus, Host, LogLevel},
+    reason::{self, Reason},
 };
 use tokio::sync::mpsc;
 
@@ -89,10 +91,14 @@ impl Failure {
         let message = format!("agent: {} ({:?})", status.message(), status.code());
         if policy::is_transient(status) {
             Failure::Transient(message)
-        } else if status.code() == tonic::Code::FailedPrecondition
-            && status.message().contains("base release")
-        {
+        } else if reason::reason(status) == Some(Reason::BaseReleaseUnknown) {
             Failure::NoBase(message)
+        } else if status.code() == tonic::Code::Unimplemented {
+            Failure::Final(format!(
+                "{message}: the agent predates agent contract {}, which this control plane ({}) speaks; upgrade the agent",
+                slipway_proto::AGENT_CONTRACT_VERSION,
+                env!("CARGO_PKG_VERSION"),
+            ))
         } else {
             Failure::Final(message)
         }
@@ -115,6 +121,16 @@ pub(super) enum HostResult {
     /// The connection died during the switch and the agent did not answer
     /// again in time: whether it switched is not known.
     Unknown(String),
+}
+
+/// The last event relayed from the agent: its operation run and sequence.
+/// A run's events are numbered from 1; a retry that attaches to the same
+/// run replays them, and only the unseen ones are relayed. A new run (the
+/// operation started again, after an agent restart) is relayed in full.
+#[derive(Debug, Default)]
+pub(super) struct Seen {
+    pub(super) run: String,
+    pub(super) sequence: u64,
 }
 
 /// What to do after a failed attempt.
@@ -190,12 +206,12 @@ impl HostRun {
             message,
         ))
         .await;
-        let mut last_sequence = 0;
+        let mut seen = Seen::default();
         let mut attempt = 1;
         let result = loop {
             let step = match phase {
-                Phase::Prepare => self.prepare(&mut last_sequence).await,
-                Phase::Activate => self.activate(&mut last_sequence).await,
+                Phase::Prepare => self.prepare(&mut seen).await,
+                Phase::Activate => self.activate(&mut seen).await,
             };
             let Err(failure) = step else {
                 break HostResult::Done;
@@ -205,7 +221,7 @@ impl HostRun {
                 Next::Stop(message) => break HostResult::Failed(message),
                 // The switch may have happened: ask before saying anything.
                 Next::Exhausted(message) if phase == Phase::Activate => {
-                    break self.settle(message, &mut last_sequence).await;
+                    break self.settle(message, &mut seen).await;
                 }
                 Next::Exhausted(message) => break HostResult::Failed(message),
             }
@@ -218,7 +234,7 @@ impl HostRun {
     /// agent (redialling, with backoff, until the step's deadline) what is
     /// current, and follows the operation if it still runs. Unreachable
     /// until the deadline: unknown, never failed.
-    async fn settle(&self, why: String, last_sequence: &mut u64) -> HostResult {
+    async fn settle(&self, why: String, seen: &mut Seen) -> HostResult {
         let deadline = tokio::time::Instant::now() + self.step_timeout();
         let release = &self.plan().release.id;
         let mut attempt = 1;
@@ -227,7 +243,7 @@ impl HostRun {
             match self.ask_status().await {
                 Ok(app) if app.running_deployment == self.plan().deployment_id => {
                     // Still switching: follow it to its result.
-                    match self.activate(last_sequence).await {
+                    match self.activate(seen).await {
                         Ok(()) => return HostResult::Done,
                         Err(Failure::Transient(_)) => {}
                         Err(failure) => return HostResult::Failed(failure.message()),
@@ -403,7 +419,7 @@ impl HostRun {
     }
 
     /// Phase one: the release ready on the host, not switched.
-    async fn prepare(&self, last_sequence: &mut u64) -> Result<(), Failure> {
+    async fn prepare(&self, seen: &mut Seen) -> Result<(), Failure> {
         let client = self.connect().await?;
         if self.plan().kind == DeploymentKind::Rollback {
             if self.has_release(&client).await? {
@@ -421,8 +437,7 @@ impl HostRun {
             .await;
         }
         let stream = self.ship_with_fallback(&client).await?;
-        self.follow(&client, stream, Phase::Prepare, last_sequence)
-            .await
+        self.follow(&client, stream, Phase::Prepare, seen).await
     }
 
     /// Whether the host has the release ready (or active) on disk.
@@ -442,22 +457,47 @@ impl HostRun {
     }
 
     /// Phase two: `current` switched to the prepared release.
-    async fn activate(&self, last_sequence: &mut u64) -> Result<(), Failure> {
+    async fn activate(&self, seen: &mut Seen) -> Result<(), Failure> {
         let client = self.connect().await?;
         let plan = self.plan();
-        let request = RollbackRequest {
-            deployment_id: plan.deployment_id.clone(),
-            app: Some(self.target()),
-            release_id: plan.release.id.clone(),
-            spec: plan.app.activation.clone(),
-            environment: plan.environment.clone(),
-            fencing_token: plan.fencing_token,
+        let (deployment_id, app, release_id) = (
+            plan.deployment_id.clone(),
+            Some(self.target()),
+            plan.release.id.clone(),
+        );
+        let (spec, environment, fencing_token) = (
+            plan.app.activation.clone(),
+            plan.environment.clone(),
+            plan.fencing_token,
+        );
+        // A deploy activates what it prepared; a rollback goes back to a
+        // release on disk (or one it shipped again).
+        let stream = match plan.kind {
+            DeploymentKind::Rollback => {
+                let request = RollbackRequest {
+                    deployment_id,
+                    app,
+                    release_id,
+                    spec,
+                    environment,
+                    fencing_token,
+                };
+                self.call("Rollback", client.roll_back(request)).await?
+            }
+            _ => {
+                let request = ActivateReleaseRequest {
+                    deployment_id,
+                    app,
+                    release_id,
+                    spec,
+                    environment,
+                    fencing_token,
+                };
+                self.call("ActivateRelease", client.activate(request))
+                    .await?
+            }
         };
-        let stream = self
-            .call("ActivateRelease", client.activate(request))
-            .await?;
-        self.follow(&client, stream, Phase::Activate, last_sequence)
-            .await
+        self.follow(&client, stream, Phase::Activate, seen).await
     }
 
     /// Asks the agent to stop this deployment's operation (hooks get

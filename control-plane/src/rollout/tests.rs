@@ -478,3 +478,31 @@ async fn a_host_that_answers_again_is_recorded_as_it_reports() {
     });
     assert!(settled, "the record says how it was settled");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_run_of_an_operation_is_relayed_in_full() {
+    // The first prepare's stream breaks; the retry starts the operation
+    // again (as an agent restarted mid-operation would): a new run, whose
+    // events are numbered from 1 again and must not be taken for replays.
+    let fleet = Fleet::new();
+    let host = fleet.host("web-1");
+    host.on_prepare(Behaviour::LoseConnection);
+    let run = roll(
+        &fleet,
+        plan(DeploymentKind::Deploy, RolloutPolicy::default()),
+        hosts(1),
+    )
+    .await;
+    assert_eq!(
+        run.outcome.status,
+        DeploymentStatus::Succeeded,
+        "{}",
+        run.outcome.message
+    );
+    let working = run
+        .events
+        .iter()
+        .filter(|e| e.host == "web-1" && e.message == "working (simulated)")
+        .count();
+    assert_eq!(working, 3, "one per run: two prepares and the activation");
+}

@@ -15,7 +15,8 @@ use std::{
 
 use slipway_proto::{
     agent::v1::{
-        AppTarget, DeployRequest, FileEntry, FileKind, MissingObjectsRequest, UploadObjectsRequest,
+        AppTarget, FileEntry, FileKind, MissingObjectsRequest, PrepareReleaseRequest,
+        UploadObjectsRequest,
     },
     control::v1::{DeploymentKind, DeploymentStatus, LogLevel},
 };
@@ -83,10 +84,7 @@ impl HostRun {
             Some((id, delta)) => (id, delta.removed),
             None => (String::new(), Vec::new()),
         };
-        // Still the prepare-only Deploy (deprecated in favour of
-        // PrepareRelease): agents before contract version 2 lack the new RPC.
-        #[allow(deprecated)]
-        let request = DeployRequest {
+        let request = PrepareReleaseRequest {
             deployment_id: plan.deployment_id.clone(),
             app: Some(self.target()),
             release_id: plan.release.id.clone(),
@@ -96,7 +94,6 @@ impl HostRun {
             environment: plan.environment.clone(),
             base_release,
             removed_paths,
-            prepare_only: true,
             fencing_token: plan.fencing_token,
         };
         self.call("PrepareRelease", client.prepare(request)).await
