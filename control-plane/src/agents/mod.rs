@@ -7,7 +7,11 @@
 pub mod simulated;
 mod tls;
 
-use std::{pin::Pin, sync::Arc};
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex, MutexGuard},
+};
 
 use slipway_proto::{
     agent::v1::{
@@ -74,10 +78,14 @@ pub trait Dial: Send + Sync {
     async fn dial(&self, host: &Host) -> Result<AgentClient, DialError>;
 }
 
-/// Dials agents, over mutual TLS or to simulated ones.
+/// Dials agents, over mutual TLS or to simulated ones, and keeps one
+/// connection per host for every deployment that reaches it (HTTP/2
+/// multiplexes their calls), until a failure makes a caller forget it.
 #[derive(Clone)]
 pub struct Agents {
     dial: Arc<dyn Dial>,
+    /// Host name -> (address, connection).
+    kept: Arc<Mutex<HashMap<String, (String, AgentClient)>>>,
 }
 
 impl Agents {
@@ -90,7 +98,32 @@ impl Agents {
 
     /// Agents reached through `dial`.
     pub fn with(dial: Arc<dyn Dial>) -> Self {
-        Self { dial }
+        Self {
+            dial,
+            kept: Arc::default(),
+        }
+    }
+
+    fn kept(&self) -> MutexGuard<'_, HashMap<String, (String, AgentClient)>> {
+        self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops the connection kept for `host`: the next call dials afresh.
+    pub fn forget(&self, host: &Host) {
+        self.kept().remove(&host.name);
+    }
+
+    /// The connection kept for `host`, or a new one (kept for later).
+    async fn dial(&self, host: &Host) -> Result<AgentClient, DialError> {
+        if let Some((address, client)) = self.kept().get(&host.name)
+            && *address == host.address
+        {
+            return Ok(client.clone());
+        }
+        let client = self.dial.dial(host).await?;
+        self.kept()
+            .insert(host.name.clone(), (host.address.clone(), client.clone()));
+        Ok(client)
     }
 
     /// Connects to the host's agent, retrying transient failures.
@@ -98,7 +131,7 @@ impl Agents {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.dial.dial(host).await {
+            match self.dial(host).await {
                 Ok(client) => return Ok(client),
                 Err(err) if attempt < ATTEMPTS => {
                     tracing::debug!(host = %host.name, error = %err, attempt, "agent connect failed; retrying");
@@ -111,6 +144,6 @@ impl Agents {
 
     /// Dials `host` once: the rollout retries whole steps itself.
     pub async fn connect_once(&self, host: &Host) -> Result<AgentClient, DialError> {
-        self.dial.dial(host).await
+        self.dial(host).await
     }
 }

@@ -154,8 +154,13 @@ async fn ask(ctx: &Context, host: &Host, target: AppTarget) -> Option<String> {
             apps: vec![target],
             omit_sizes: true,
         };
-        let status = client.get_status(request).await.ok()?;
-        Some(status.apps.into_iter().next()?.current_release)
+        match client.get_status(request).await {
+            Ok(status) => Some(status.apps.into_iter().next()?.current_release),
+            Err(_) => {
+                ctx.agents.forget(host);
+                None
+            }
+        }
     };
     tokio::time::timeout(ASK_DEADLINE, question).await.ok()?
 }

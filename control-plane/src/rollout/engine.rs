@@ -12,7 +12,7 @@ use tokio::{
 
 use super::{
     Outcome, Plan, Update,
-    host::{Clients, HostResult, HostRun, Phase, Shared},
+    host::{HostResult, HostRun, Phase, Shared},
 };
 use crate::{
     agents::Agents,
@@ -67,7 +67,6 @@ impl Engine {
             control: control.clone(),
             tx,
             blobs: Arc::new(BlobCache::new(blobs::DEFAULT_BUDGET)),
-            clients: Clients::default(),
         };
         Self {
             shared: Arc::new(shared),

@@ -4,7 +4,6 @@
 //! jittered backoff, and the host's status events.
 
 use std::{
-    collections::HashMap,
     future::Future,
     sync::{
         Arc,
@@ -41,10 +40,6 @@ const CANCEL_ANSWER: Duration = Duration::from_secs(30);
 /// Grace between SIGTERM and SIGKILL when a cancel names none.
 const DEFAULT_GRACE_SECONDS: u32 = 10;
 
-/// Each host's connection, kept from one phase to the next; a retry dials
-/// afresh.
-pub(super) type Clients = Arc<std::sync::Mutex<HashMap<String, AgentClient>>>;
-
 /// The two phases of a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -71,7 +66,6 @@ pub(super) struct Shared {
     pub(super) control: Arc<Control>,
     pub(super) tx: mpsc::Sender<Update>,
     pub(super) blobs: Arc<BlobCache>,
-    pub(super) clients: Clients,
 }
 
 /// Why a step failed, and whether trying again may help.
@@ -370,28 +364,16 @@ impl HostRun {
         }
     }
 
+    /// The host's connection: the one kept for it across deployments, or a
+    /// new one after a failed attempt.
     async fn connect(&self) -> Result<AgentClient, Failure> {
-        let cached = self
-            .shared
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&self.host.name)
-            .cloned();
-        if let (Some(client), false) = (cached, self.redial.load(Ordering::Relaxed)) {
-            return Ok(client);
+        let agents = &self.shared.agents;
+        if self.redial.swap(false, Ordering::Relaxed) {
+            agents.forget(&self.host);
         }
         let deadline = self.step_timeout();
-        let dial = self.shared.agents.connect_once(&self.host);
-        match tokio::time::timeout(deadline, dial).await {
-            Ok(Ok(client)) => {
-                self.shared
-                    .clients
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(self.host.name.clone(), client.clone());
-                Ok(client)
-            }
+        match tokio::time::timeout(deadline, agents.connect_once(&self.host)).await {
+            Ok(Ok(client)) => Ok(client),
             Ok(Err(err)) => Err(Failure::Transient(err.0)),
             Err(_) => Err(Failure::Transient(format!(
                 "connecting to {} took longer than {} s",
