@@ -84,13 +84,14 @@ pub async fn serve(
             "indexed the deployments of a store from an earlier version"
         );
     }
-    let interrupted = deployment::reconcile(&ctx)
+    let reconciled = deployment::reconcile(&ctx)
         .await
         .map_err(Error::Reconcile)?;
-    if interrupted > 0 {
+    if reconciled != deployment::Reconciled::default() {
         tracing::warn!(
-            interrupted,
-            "marked deployments that were running at the last stop as interrupted"
+            resumed = reconciled.resumed,
+            interrupted = reconciled.interrupted,
+            "deployments that were running at the last stop: resumed where they stopped, or ended interrupted"
         );
     }
 
@@ -171,6 +172,9 @@ pub async fn serve(
     let served = router
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
+    // Waited for: the task holds the store, which must be closed before
+    // this returns (a new control plane may open the same directory).
     recheck.abort();
+    let _ = recheck.await;
     Ok(served?)
 }

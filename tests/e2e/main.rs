@@ -16,6 +16,7 @@ mod integrity;
 mod operations;
 mod refusals;
 mod restart;
+mod resume;
 mod retention;
 mod rollout;
 mod rollout_faults;

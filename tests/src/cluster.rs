@@ -453,6 +453,26 @@ impl Cluster {
         (seen, deployment)
     }
 
+    /// Every event of deployment `id` from the first, following it to its
+    /// final event, and the final record.
+    pub async fn watch(&self, id: &str) -> (Vec<DeploymentEvent>, Deployment) {
+        let stream = self
+            .deployments(Role::Viewer)
+            .await
+            .watch_deployment(slipway_proto::control::v1::WatchDeploymentRequest {
+                deployment_id: id.to_owned(),
+                after_event: 0,
+            })
+            .await
+            .expect("watch")
+            .into_inner();
+        let events: Vec<DeploymentEvent> = stream
+            .map(|r| r.expect("event").event.expect("event set"))
+            .collect()
+            .await;
+        (events, self.deployment(id).await)
+    }
+
     /// Replaces the app's settings with `change` applied to the stored ones.
     pub async fn update_app(&self, change: impl FnOnce(&mut App)) -> App {
         let mut apps = self.apps(Role::Admin).await;

@@ -15,8 +15,14 @@ use super::{
     create::{Draft, NewRecord, create},
 };
 use crate::{
-    Context, catalog, domain::event::deployment_event, error::Error, locks, policy::Policy,
-    releases, rollout::Plan, store::StoreError,
+    Context, catalog,
+    domain::event::deployment_event,
+    error::Error,
+    locks,
+    policy::Policy,
+    releases,
+    rollout::{Done, Plan},
+    store::StoreError,
 };
 
 /// A recorded automatic rollback, ready to run.
@@ -129,6 +135,7 @@ pub(super) async fn begin(
         base: None,
         policy: Policy::new(spec),
         fencing_token: recorder.deployment().fencing_token,
+        done: Done::default(),
     };
     let child = Child {
         plan,

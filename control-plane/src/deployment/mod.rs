@@ -11,12 +11,13 @@ mod queries;
 pub mod recheck;
 mod reconcile;
 mod record;
+mod resume;
 mod start;
 mod supervisor;
 
 pub use cancel::cancel;
 pub use lease::Lease;
 pub use queries::{get, last_succeeded, previous_good};
-pub use reconcile::reconcile;
+pub use reconcile::{Reconciled, reconcile};
 pub use record::Recorder;
 pub use start::{Resolved, Start, Target, resolve_start, start};

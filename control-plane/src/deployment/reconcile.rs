@@ -1,17 +1,20 @@
-//! After a restart: every deployment that was pending or running is
-//! reconciled with what its hosts report. An operation of it still running on
-//! an agent is cancelled (its hooks stopped), each host's `current` is
-//! recorded as that host's outcome, and the deployment ends interrupted,
-//! which frees its lock.
+//! After a restart: every deployment that was pending or running resumes
+//! where it stopped, under the same lock and fencing token (see
+//! [`super::resume`]). What cannot resume (its lock was freed, its app or
+//! release is gone, or it is an automatic rollback, which its parent decides
+//! again) is reconciled with what its hosts report: an operation of it still
+//! running on an agent is cancelled (its hooks stopped), each host's
+//! `current` is recorded as that host's outcome, and the deployment ends
+//! interrupted with the reason, which frees its lock.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
 use slipway_proto::{
     agent::v1::{AppTarget, CancelOperationRequest, GetStatusRequest},
     control::v1::{Deployment, DeploymentEvent, DeploymentStatus, LogLevel},
 };
 
-use super::{Lease, Recorder};
+use super::{Lease, Recorder, resume};
 use crate::{
     Context,
     agents::AgentClient,
@@ -25,42 +28,80 @@ use crate::{
 /// How long reconciling waits for one agent.
 const RECONCILE_DEADLINE: Duration = Duration::from_secs(15);
 
-/// Reconciles every unfinished deployment; returns how many there were.
-pub async fn reconcile(ctx: &Context) -> Result<usize, Error> {
+/// What became of the deployments that were running at the last stop.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Resumed where they stopped.
+    pub resumed: usize,
+    /// Ended interrupted.
+    pub interrupted: usize,
+}
+
+/// Resumes or interrupts every unfinished deployment.
+pub async fn reconcile(ctx: &Context) -> Result<Reconciled, Error> {
     let open = deployments::open(&ctx.store)?;
-    let count = open.len();
-    for deployment in open {
-        interrupt(ctx, deployment).await?;
+    let ids: HashSet<String> = open.iter().map(|d| d.id.clone()).collect();
+    // Automatic rollbacks ran under their parent's lock: the parent, resumed,
+    // decides again what to roll back.
+    let (children, deployments): (Vec<_>, Vec<_>) =
+        open.into_iter().partition(|d| ids.contains(&d.rollback_of));
+    let mut done = Reconciled::default();
+    for child in children {
+        let why = "the control plane stopped during this automatic rollback; the deployment it undoes decides again when it resumes";
+        interrupt(ctx, child, why).await?;
+        done.interrupted += 1;
     }
-    Ok(count)
+    for deployment in deployments {
+        match resume::prepare(ctx, &deployment) {
+            Ok(resume) => {
+                resume::start(ctx, deployment, resume).await?;
+                done.resumed += 1;
+            }
+            Err(why) => {
+                tracing::warn!(deployment = %deployment.id, %why, "cannot resume");
+                interrupt(ctx, deployment, &why).await?;
+                done.interrupted += 1;
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// Records each host's state and ends the deployment interrupted.
-async fn interrupt(ctx: &Context, deployment: Deployment) -> Result<(), Error> {
+async fn interrupt(ctx: &Context, deployment: Deployment, why: &str) -> Result<(), Error> {
     // Only its own lock: the stored bytes, if the lock names it.
     let lease = locks::get_raw(&ctx.store, &deployment.app, &deployment.environment)?
         .filter(|(l, _)| l.deployment_id == deployment.id)
         .map(|(lock, raw)| Lease::stored(&ctx.store, lock, raw));
     let hosts = reconcile_hosts(ctx, &deployment).await;
     let release = deployment.release.clone();
+    let never_started: HashSet<String> = deployment
+        .hosts
+        .iter()
+        .filter(|h| h.status == DeploymentStatus::Pending as i32)
+        .map(|h| h.host.clone())
+        .collect();
     let mut recorder = Recorder::open(&ctx.store, &ctx.events, deployment);
-    let mut on_release = 0;
     for (host, answer) in hosts {
-        if answer.as_ref().is_ok_and(|current| *current == release) {
-            on_release += 1;
-        }
+        let started = !never_started.contains(&host);
         recorder
-            .record(host_outcome(&host, &release, answer))
+            .record(host_outcome(&host, &release, answer, started))
             .await?;
     }
-    let total = recorder.deployment().hosts.len();
-    recorder.note_reason("the control plane stopped while this deployment ran");
+    // Counted from the record: hosts that finished before the stop too.
+    let hosts = &recorder.deployment().hosts;
+    let total = hosts.len();
+    let on_release = hosts
+        .iter()
+        .filter(|h| h.status == DeploymentStatus::Succeeded as i32)
+        .count();
+    recorder.note_reason(why);
     let event = deployment_event(
         DeploymentStatus::Interrupted,
         "interrupted",
         LogLevel::Error,
         format!(
-            "the control plane stopped while this deployment ran; {on_release} of {total} hosts are on {release}; check `slipctl status` and deploy again"
+            "{why}; {on_release} of {total} hosts are on {release}; check `slipctl status` and deploy again"
         ),
     );
     let release_lock = lease.iter().map(Lease::release).collect();
@@ -68,8 +109,25 @@ async fn interrupt(ctx: &Context, deployment: Deployment) -> Result<(), Error> {
     Ok(())
 }
 
-/// What a host's answer means for the deployment of `release`.
-fn host_outcome(host: &str, release: &str, answer: Result<String, String>) -> DeploymentEvent {
+/// What a host's answer means for the deployment of `release`; a host the
+/// rollout never reached is skipped, not failed.
+fn host_outcome(
+    host: &str,
+    release: &str,
+    answer: Result<String, String>,
+    started: bool,
+) -> DeploymentEvent {
+    if !started && answer.as_ref().is_ok_and(|current| current != release) {
+        let message = "not deployed: the control plane stopped before its batch".to_owned();
+        return host_status(
+            host,
+            DeploymentStatus::Cancelled,
+            "skipped",
+            0,
+            LogLevel::Warn,
+            message,
+        );
+    }
     let (status, level, message) = match answer {
         Ok(current) if current == release => (
             DeploymentStatus::Succeeded,

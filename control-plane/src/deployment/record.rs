@@ -189,6 +189,10 @@ fn apply(d: &mut Deployment, e: &DeploymentEvent) {
         if !e.stage.is_empty() {
             h.stage = e.stage.clone();
         }
+        if !e.agent_run_id.is_empty() {
+            h.agent_runs
+                .insert(e.agent_run_id.clone(), e.agent_sequence);
+        }
         h.percent = h.percent.max(e.percent);
         let total: u32 = d.hosts.iter().map(|h| h.percent).sum();
         d.percent = total / d.hosts.len().max(1) as u32;

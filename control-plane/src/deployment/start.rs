@@ -28,7 +28,7 @@ use crate::{
     locks,
     policy::{self, Policy},
     releases,
-    rollout::Plan,
+    rollout::{Done, Plan},
     store::{Store, StoreError},
 };
 
@@ -200,6 +200,7 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
         base: r.base,
         policy: r.policy,
         fencing_token: lease.lock().fencing_token,
+        done: Done::default(),
     };
     let supervise = supervisor::supervise(ctx.clone(), plan, r.hosts, recorder, lease, control);
     tokio::spawn(supervise);

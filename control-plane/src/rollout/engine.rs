@@ -88,7 +88,8 @@ impl Engine {
     }
 
     pub(super) async fn run(self, hosts: Vec<Host>) -> Outcome {
-        let total = hosts.len();
+        let done = &self.plan.done;
+        let total = hosts.len() + done.switched.len() + done.failed.len();
         let batches = self.policy().batches(hosts);
         let count = batches.len();
         self.emit(deployment_event(
@@ -103,7 +104,20 @@ impl Engine {
             ),
         ))
         .await;
-        let mut tally = Tally::default();
+        let mut tally = Tally {
+            switched: done.switched.clone(),
+            failed: done.failed.clone(),
+            ..Tally::default()
+        };
+        // A resumed deployment whose failures before the restart already
+        // spent the budget goes no further.
+        let max_failed = self.policy().spec.max_failed_hosts as usize;
+        if tally.missed() > max_failed {
+            tally.stop = Some(format!(
+                "{} hosts failed, more than the {max_failed} tolerated",
+                tally.missed()
+            ));
+        }
         if self.plan.kind == DeploymentKind::Rollback {
             self.check_rollback_target(&batches, &mut tally).await;
         }

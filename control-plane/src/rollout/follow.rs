@@ -71,14 +71,12 @@ impl HostRun {
                 }
             };
             let event = item.map_err(|s| Failure::from_status(&s))?;
-            if event.run_id != seen.run {
-                seen.run.clone_from(&event.run_id);
-                seen.sequence = 0;
+            let last = seen.runs.entry(event.run_id.clone()).or_default();
+            if event.sequence != 0 && event.sequence <= *last {
+                continue; // Relayed before.
             }
-            if event.sequence != 0 && event.sequence <= seen.sequence {
-                continue; // Relayed before this attempt.
-            }
-            seen.sequence = event.sequence;
+            *last = event.sequence;
+            let run = event.run_id.clone();
             if let Some(result) = event.result {
                 return match (result.success, result.error.is_empty()) {
                     (true, _) => Ok(()),
@@ -86,12 +84,12 @@ impl HostRun {
                     (false, false) => Err(Failure::Final(result.error)),
                 };
             }
-            self.emit(self.relayed(event, phase)).await;
+            self.emit(self.relayed(event, phase, &run)).await;
         }
     }
 
     /// An agent's progress event as an event of the deployment.
-    fn relayed(&self, event: ProgressEvent, phase: Phase) -> DeploymentEvent {
+    fn relayed(&self, event: ProgressEvent, phase: Phase, run: &str) -> DeploymentEvent {
         let stage = agent::Stage::try_from(event.stage)
             .map(|s| s.as_str_name().trim_start_matches("STAGE_").to_lowercase())
             .unwrap_or_default();
@@ -116,6 +114,8 @@ impl HostRun {
             percent: percent.min(99),
             level: level_from_agent(event.level) as i32,
             message: event.message,
+            agent_run_id: run.to_owned(),
+            agent_sequence: event.sequence,
             ..Default::default()
         }
     }

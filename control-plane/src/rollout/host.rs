@@ -4,6 +4,7 @@
 //! jittered backoff, and the host's status events.
 
 use std::{
+    collections::HashMap,
     future::Future,
     sync::{
         Arc,
@@ -117,14 +118,14 @@ pub(super) enum HostResult {
     Unknown(String),
 }
 
-/// The last event relayed from the agent: its operation run and sequence.
-/// A run's events are numbered from 1; a retry that attaches to the same
-/// run replays them, and only the unseen ones are relayed. A new run (the
-/// operation started again, after an agent restart) is relayed in full.
+/// Per operation run of the agent, the sequence of the last event relayed.
+/// A run's events are numbered from 1; a retry that attaches to a run (or
+/// a replay of a finished one) repeats them, and only the unseen ones are
+/// relayed. A new run (the operation started again, after an agent
+/// restart) is relayed in full.
 #[derive(Debug, Default)]
 pub(super) struct Seen {
-    pub(super) run: String,
-    pub(super) sequence: u64,
+    pub(super) runs: HashMap<String, u64>,
 }
 
 /// What to do after a failed attempt.
@@ -200,7 +201,15 @@ impl HostRun {
             message,
         ))
         .await;
-        let mut seen = Seen::default();
+        let mut seen = Seen {
+            runs: self
+                .plan()
+                .done
+                .relayed
+                .get(&self.host.name)
+                .cloned()
+                .unwrap_or_default(),
+        };
         let mut attempt = 1;
         let result = loop {
             let step = match phase {

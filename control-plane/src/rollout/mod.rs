@@ -12,7 +12,7 @@ mod follow;
 mod host;
 mod transfer;
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use slipway_proto::control::v1::{App, DeploymentEvent, DeploymentKind, Host, Release};
 use tokio::sync::mpsc;
@@ -42,6 +42,21 @@ pub struct Plan {
     pub policy: Policy,
     /// The lock's fencing token, sent with every agent call.
     pub fencing_token: u64,
+    /// Hosts that finished before this run: a deployment resumed after a
+    /// restart of the control plane goes on with the others.
+    pub done: Done,
+}
+
+/// Hosts of a deployment that finished before the engine runs.
+#[derive(Clone, Debug, Default)]
+pub struct Done {
+    /// Hosts on the release.
+    pub switched: Vec<Host>,
+    /// `host: why` of hosts that failed.
+    pub failed: Vec<String>,
+    /// Per host still to go: per operation run of its agent, the sequence
+    /// of the last event relayed, so that nothing is relayed twice.
+    pub relayed: HashMap<String, HashMap<String, u64>>,
 }
 
 /// What the engine and its host tasks tell the owner, in order.

@@ -11,7 +11,7 @@ use slipway_proto::control::v1::{
 };
 use tokio::sync::mpsc;
 
-use super::{Outcome, Plan, Update};
+use super::{Done, Outcome, Plan, Update};
 use crate::{
     agents::{
         Agents,
@@ -54,6 +54,7 @@ fn plan(kind: DeploymentKind, policy: RolloutPolicy) -> Plan {
         base: None,
         policy: Policy::new(policy),
         fencing_token: 2,
+        done: Done::default(),
     }
 }
 
@@ -505,4 +506,40 @@ async fn a_new_run_of_an_operation_is_relayed_in_full() {
         .filter(|e| e.host == "web-1" && e.message == "working (simulated)")
         .count();
     assert_eq!(working, 3, "one per run: two prepares and the activation");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_resumed_rollout_counts_the_hosts_that_finished_before() {
+    let fleet = Fleet::new();
+    let mut resumed = plan(DeploymentKind::Deploy, RolloutPolicy::default());
+    resumed.done = Done {
+        switched: hosts(1),
+        failed: Vec::new(),
+        relayed: Default::default(),
+    };
+    let rest: Vec<Host> = hosts(3).split_off(1);
+    let run = roll(&fleet, resumed, rest).await;
+    assert_eq!(run.outcome.status, DeploymentStatus::Succeeded);
+    assert_eq!(run.switched(), ["web-1", "web-2", "web-3"]);
+    assert!(
+        fleet.host("web-1").calls().is_empty(),
+        "finished: not asked again"
+    );
+
+    // Failures before the restart spent the budget: nothing more runs.
+    let fleet = Fleet::new();
+    let mut resumed = plan(DeploymentKind::Deploy, RolloutPolicy::default());
+    resumed.done.failed = vec!["web-1: health check failed".into()];
+    let run = roll(&fleet, resumed, hosts(3).split_off(1)).await;
+    assert_eq!(
+        run.outcome.status,
+        DeploymentStatus::Failed,
+        "{}",
+        run.outcome.message
+    );
+    assert!(fleet.operations().is_empty());
+    assert_eq!(
+        run.host_statuses("web-2"),
+        [(DeploymentStatus::Cancelled, "skipped".to_owned())]
+    );
 }
