@@ -26,6 +26,9 @@ struct Args {
     /// Log as JSON lines.
     #[arg(long, env = "SLIPWAY_CP_LOG_JSON")]
     log_json: bool,
+    /// Seconds between checks of hosts whose outcome is unknown (default 30).
+    #[arg(long, env = "SLIPWAY_CP_RECHECK_EVERY_SECONDS")]
+    recheck_every_seconds: Option<u64>,
 }
 
 #[tokio::main]
@@ -61,6 +64,7 @@ fn load(
     file.listen = args.listen.or(file.listen);
     file.data_dir = args.data_dir.clone().or(file.data_dir);
     file.log_json = Some(args.log_json || file.log_json.unwrap_or(false));
+    file.recheck_every_seconds = args.recheck_every_seconds.or(file.recheck_every_seconds);
     if let Some(dir) = &args.pki_dir {
         let files = |name: &str| TlsFiles {
             ca: dir.join("ca.crt"),

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use slipway_proto::control::v1::{
-    Deployment, DeploymentKind, DeploymentStatus, Host, LogLevel, RolloutPolicy, RolloutStrategy,
+    Deployment, DeploymentKind, DeploymentStatus, Host, LogLevel, Release, RolloutPolicy,
+    RolloutStrategy,
 };
 
 use super::{
@@ -33,6 +34,7 @@ pub(super) struct Child {
 }
 
 /// Who starts the rollback, and under which lock.
+#[derive(Clone, Copy, Debug)]
 pub(super) enum Under {
     /// The running parent's lease and fencing token.
     Parent,
@@ -54,41 +56,108 @@ pub(super) async fn begin(
     let app = catalog::app(store, &parent.app)?;
     let release = releases::get(store, &app.name, &parent.previous_release)?;
     let manifest = Arc::new(releases::manifest(store, &app.name, &release.id)?);
-    // Recovery goes to every host at once, tolerating none failing
-    // silently: each host's outcome is recorded.
-    let spec = RolloutPolicy {
+    let spec = recovery_policy(parent, hosts.len());
+    let rollback = Rollback {
+        parent,
+        release: &release,
+        hosts: &hosts,
+        reason,
+        policy: spec,
+    };
+    let draft = |id: &str| rollback.draft(ctx, under, id);
+    let (recorder, lease) = create(ctx, draft)
+        .await
+        .map_err(|err| refusal(ctx, parent, err))?;
+    let plan = Plan {
+        deployment_id: recorder.deployment().id.clone(),
+        kind: DeploymentKind::Rollback,
+        app,
+        environment: parent.environment.clone(),
+        release,
+        manifest,
+        base: None,
+        policy: Policy::new(spec),
+        fencing_token: recorder.deployment().fencing_token,
+        done: Done::default(),
+    };
+    let child = Child {
+        plan,
+        hosts,
+        recorder,
+    };
+    Ok((child, lease))
+}
+
+/// The error for a rollback that could not be recorded: the lock held by
+/// another deployment, or the store's failure.
+fn refusal(ctx: &Context, parent: &Deployment, err: StoreError) -> Error {
+    if !matches!(err, StoreError::Exists { .. }) {
+        return err.into();
+    }
+    let holder = locks::get(&ctx.store, &parent.app, &parent.environment)
+        .ok()
+        .flatten()
+        .map_or_else(|| "(just finished)".into(), |l| l.deployment_id);
+    Error::Locked {
+        app: parent.app.clone(),
+        environment: parent.environment.clone(),
+        holder,
+    }
+}
+
+/// Recovery goes to every host at once, tolerating none failing silently:
+/// each host's outcome is recorded.
+fn recovery_policy(parent: &Deployment, hosts: usize) -> RolloutPolicy {
+    RolloutPolicy {
         strategy: RolloutStrategy::AllAtOnce as i32,
         canary: false,
         auto_rollback: false,
         pause_seconds: 0,
-        max_failed_hosts: hosts.len() as u32,
+        max_failed_hosts: hosts as u32,
         ..parent.policy.unwrap_or_default()
-    };
-    let author = match under {
-        Under::Parent => "slipway (auto-rollback)",
-        Under::OwnLock(holder) => holder,
-    };
-    let draft = |id: &str| {
-        let lease = match under {
-            Under::Parent => None,
-            Under::OwnLock(holder) => Some(Lease::new(
-                store,
-                locks::new_lock(&app.name, &parent.environment, id, holder),
-            )),
+    }
+}
+
+/// What a rollback of a deployment's hosts is made of.
+struct Rollback<'a> {
+    parent: &'a Deployment,
+    release: &'a Release,
+    hosts: &'a [Host],
+    reason: &'a str,
+    policy: RolloutPolicy,
+}
+
+impl Rollback<'_> {
+    /// The record, first event and lock (under [`Under::OwnLock`]) of the
+    /// rollback as deployment `id`.
+    fn draft(&self, ctx: &Context, under: Under, id: &str) -> Draft<Option<Lease>> {
+        let Rollback {
+            parent,
+            release,
+            hosts,
+            reason,
+            policy,
+        } = *self;
+        let (author, lease) = match under {
+            Under::Parent => ("slipway (auto-rollback)", None),
+            Under::OwnLock(holder) => {
+                let lock = locks::new_lock(&parent.app, &parent.environment, id, holder);
+                (holder, Some(Lease::new(&ctx.store, lock)))
+            }
         };
         let fencing_token = lease
             .as_ref()
             .map_or(parent.fencing_token, |l| l.lock().fencing_token);
         let deployment = NewRecord {
             kind: DeploymentKind::Rollback,
-            app: &app.name,
+            app: &parent.app,
             environment: &parent.environment,
-            release: &release,
+            release,
             previous_release: &parent.release,
             author: author.into(),
             message: format!("automatic rollback of {}", parent.id),
-            batches: std::slice::from_ref(&hosts),
-            policy: spec,
+            batches: std::slice::from_ref(&hosts.to_vec()),
+            policy,
             fencing_token,
             rollback_of: &parent.id,
             reason,
@@ -111,36 +180,5 @@ pub(super) async fn begin(
             ops: lease.iter().map(Lease::take).collect(),
             keep: lease,
         }
-    };
-    let (recorder, lease) = match create(ctx, draft).await {
-        Ok(created) => created,
-        Err(StoreError::Exists { .. }) => {
-            let holder = locks::get(store, &app.name, &parent.environment)?
-                .map_or_else(|| "(just finished)".into(), |l| l.deployment_id);
-            return Err(Error::Locked {
-                app: app.name.clone(),
-                environment: parent.environment.clone(),
-                holder,
-            });
-        }
-        Err(err) => return Err(err.into()),
-    };
-    let plan = Plan {
-        deployment_id: recorder.deployment().id.clone(),
-        kind: DeploymentKind::Rollback,
-        app,
-        environment: parent.environment.clone(),
-        release,
-        manifest,
-        base: None,
-        policy: Policy::new(spec),
-        fencing_token: recorder.deployment().fencing_token,
-        done: Done::default(),
-    };
-    let child = Child {
-        plan,
-        hosts,
-        recorder,
-    };
-    Ok((child, lease))
+    }
 }

@@ -211,30 +211,46 @@ async fn roll_back(
             ));
         }
     };
+    let id = child.plan.deployment_id.clone();
+    let status = run_child(ctx, child, lease).await?;
+    recorder.note_rolled_back_by(&id);
+    let outcome = status
+        .as_str_name()
+        .trim_start_matches("DEPLOYMENT_STATUS_")
+        .to_lowercase();
+    Ok(format!("{message}; rolled back by {id} ({outcome})"))
+}
+
+/// Runs an automatic rollback to its end under the parent's lease; returns
+/// its final status.
+async fn run_child(
+    ctx: &Context,
+    child: auto_rollback::Child,
+    lease: &mut Lease,
+) -> Result<DeploymentStatus, StoreError> {
     let auto_rollback::Child {
-        plan: child_plan,
+        plan,
         hosts,
-        recorder: mut child_recorder,
+        mut recorder,
     } = child;
-    let id = child_plan.deployment_id.clone();
+    let plan = Arc::new(plan);
+    let id = plan.deployment_id.clone();
     let control = ctx.running.register(&id);
-    let child_plan = Arc::new(child_plan);
     let run = execute(
         ctx,
-        child_plan.clone(),
+        plan.clone(),
         hosts,
-        &mut child_recorder,
+        &mut recorder,
         lease,
         control.clone(),
     );
-    let outcome = run.await;
-    let status = match outcome {
+    let status = match run.await {
         Ok(outcome) => {
             let (status, summary) = (outcome.status, outcome.message);
             let done = conclude(
                 ctx,
-                &mut child_recorder,
-                &child_plan,
+                &mut recorder,
+                &plan,
                 &control,
                 status,
                 summary,
@@ -245,11 +261,5 @@ async fn roll_back(
         Err(err) => Err(err),
     };
     ctx.running.finish(&id);
-    let status = status?;
-    recorder.note_rolled_back_by(&id);
-    let outcome = status
-        .as_str_name()
-        .trim_start_matches("DEPLOYMENT_STATUS_")
-        .to_lowercase();
-    Ok(format!("{message}; rolled back by {id} ({outcome})"))
+    status
 }

@@ -143,7 +143,7 @@ pub(super) struct HostRun {
     pub(super) shared: Arc<Shared>,
     pub(super) host: Host,
     /// Set after a failed attempt: the next one dials a new connection.
-    redial: AtomicBool,
+    pub(super) redial: AtomicBool,
     batch: u32,
 }
 
@@ -233,67 +233,6 @@ impl HostRun {
         result
     }
 
-    /// After the switch's connection died and retries ran out: asks the
-    /// agent (redialling, with backoff, until the step's deadline) what is
-    /// current, and follows the operation if it still runs. Unreachable
-    /// until the deadline: unknown, never failed.
-    async fn settle(&self, why: String, seen: &mut Seen) -> HostResult {
-        let deadline = tokio::time::Instant::now() + self.step_timeout();
-        let release = &self.plan().release.id;
-        let mut attempt = 1;
-        loop {
-            self.redial.store(true, Ordering::Relaxed);
-            match self.ask_status().await {
-                Ok(app) if app.running_deployment == self.plan().deployment_id => {
-                    // Still switching: follow it to its result.
-                    match self.activate(seen).await {
-                        Ok(()) => return HostResult::Done,
-                        Err(Failure::Transient(_)) => {}
-                        Err(failure) => return HostResult::Failed(failure.message()),
-                    }
-                }
-                Ok(app) if &app.current_release == release => {
-                    let note = format!("{why}; asked again, the agent reports {release} current");
-                    self.emit(host_log(&self.host.name, "switch", LogLevel::Warn, note))
-                        .await;
-                    return HostResult::Done;
-                }
-                Ok(app) => {
-                    let current = match app.current_release.as_str() {
-                        "" => "(none)",
-                        current => current,
-                    };
-                    return HostResult::Failed(format!(
-                        "{why}; asked again, the agent reports {current} current"
-                    ));
-                }
-                Err(_) => {}
-            }
-            attempt += 1;
-            let wait = policy::backoff(attempt);
-            if tokio::time::Instant::now() + wait >= deadline || self.control().is_cancelled() {
-                return HostResult::Unknown(format!(
-                    "{why}; the agent has not answered since, so whether it switched to {release} is unknown until it is asked again"
-                ));
-            }
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.control().token().cancelled() => {}
-            }
-        }
-    }
-
-    /// The app's status on the host.
-    async fn ask_status(&self) -> Result<slipway_proto::agent::v1::AppStatus, Failure> {
-        let client = self.connect().await?;
-        let request = GetStatusRequest {
-            apps: vec![self.target()],
-            omit_sizes: true,
-        };
-        let status = self.call("GetStatus", client.get_status(request)).await?;
-        Ok(status.apps.into_iter().next().unwrap_or_default())
-    }
-
     fn result_event(&self, phase: Phase, result: &HostResult) -> DeploymentEvent {
         let (host, release) = (&self.host.name, &self.plan().release.id);
         match (result, phase) {
@@ -375,7 +314,7 @@ impl HostRun {
 
     /// The host's connection: the one kept for it across deployments, or a
     /// new one after a failed attempt.
-    async fn connect(&self) -> Result<AgentClient, Failure> {
+    pub(super) async fn connect(&self) -> Result<AgentClient, Failure> {
         let agents = &self.shared.agents;
         if self.redial.swap(false, Ordering::Relaxed) {
             agents.forget(&self.host);
@@ -448,7 +387,7 @@ impl HostRun {
     }
 
     /// Phase two: `current` switched to the prepared release.
-    async fn activate(&self, seen: &mut Seen) -> Result<(), Failure> {
+    pub(super) async fn activate(&self, seen: &mut Seen) -> Result<(), Failure> {
         let client = self.connect().await?;
         let plan = self.plan();
         let (deployment_id, app, release_id) = (

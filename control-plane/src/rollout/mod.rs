@@ -10,6 +10,7 @@ mod delta;
 mod engine;
 mod follow;
 mod host;
+mod settle;
 mod transfer;
 
 use std::{collections::HashMap, sync::Arc};
