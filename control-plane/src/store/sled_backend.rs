@@ -50,12 +50,11 @@ impl SledBackend {
                 source,
             },
         };
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .open()
-            .map_err(classify)?;
+            .mode(sled::Mode::HighThroughput);
+        let db = open_when_free(&config).map_err(classify)?;
         let trees = Tree::ALL
             .iter()
             .map(|t| db.open_tree(t.name()))
@@ -183,6 +182,29 @@ impl Backend for SledBackend {
             .take_while(|r| r.as_ref().map_or(true, |(k, _)| k.starts_with(prefix)))
             .take(limit);
         pairs(range)
+    }
+}
+
+/// How long opening waits for the directory's lock: a store just closed
+/// (a restart in the same process, a previous process exiting) is let go
+/// of by sled's background threads a moment after its last handle drops.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens the store, waiting up to [`LOCK_WAIT`] while another handle still
+/// holds its lock.
+fn open_when_free(config: &sled::Config) -> sled::Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            // sled reports a held lock only as text in an `Other` I/O error.
+            Err(sled::Error::Io(err))
+                if err.to_string().starts_with("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => return result,
+        }
     }
 }
 
