@@ -6,8 +6,6 @@ use std::time::Duration;
 use slipway_proto::control::v1::{Host, RolloutPolicy, RolloutStrategy};
 use tonic::Code;
 
-/// Attempts of an agent call when the policy says 0.
-pub const DEFAULT_ATTEMPTS: u32 = 3;
 /// Attempts at most, whatever the policy says.
 const MAX_ATTEMPTS: u32 = 10;
 /// A step's deadline when the policy says 0.
@@ -22,8 +20,9 @@ const BACKOFF_CAP: Duration = Duration::from_secs(10);
 pub struct Policy {
     /// The policy as recorded.
     pub spec: RolloutPolicy,
-    /// Attempts per agent call.
-    pub attempts: u32,
+    /// Attempts per agent call at most; None (the default): as many as fit
+    /// in the step's deadline. Retries are always within the deadline.
+    pub attempts: Option<u32>,
     /// Deadline of one step.
     pub step_timeout: Duration,
     /// Pause between batches.
@@ -34,8 +33,8 @@ impl Policy {
     /// Applies defaults to a recorded policy.
     pub fn new(spec: RolloutPolicy) -> Self {
         let attempts = match spec.retry_attempts {
-            0 => DEFAULT_ATTEMPTS,
-            n => n.min(MAX_ATTEMPTS),
+            0 => None,
+            n => Some(n.min(MAX_ATTEMPTS)),
         };
         let step_timeout = match spec.step_timeout_seconds {
             0 => DEFAULT_STEP_TIMEOUT,
@@ -92,11 +91,11 @@ impl Policy {
         if self.spec.auto_rollback {
             parts.push("auto-rollback".into());
         }
-        parts.push(format!(
-            "{} attempts per call, {} s per step",
-            self.attempts,
-            self.step_timeout.as_secs()
-        ));
+        let step = self.step_timeout.as_secs();
+        parts.push(match self.attempts {
+            Some(attempts) => format!("{attempts} attempts per call, {step} s per step"),
+            None => format!("retries for up to {step} s per step"),
+        });
         parts.join(", ")
     }
 }
@@ -207,7 +206,7 @@ mod tests {
     #[test]
     fn defaults_and_validation() {
         let p = Policy::new(RolloutPolicy::default());
-        assert_eq!(p.attempts, 3);
+        assert_eq!(p.attempts, None, "retries until the step's deadline");
         assert_eq!(p.step_timeout, DEFAULT_STEP_TIMEOUT);
         let bad = RolloutPolicy {
             batch_percent: 101,

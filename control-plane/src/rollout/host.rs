@@ -211,6 +211,7 @@ impl HostRun {
                 .unwrap_or_default(),
         };
         let mut attempt = 1;
+        let started = tokio::time::Instant::now();
         let result = loop {
             let step = match phase {
                 Phase::Prepare => self.prepare(&mut seen).await,
@@ -219,7 +220,7 @@ impl HostRun {
             let Err(failure) = step else {
                 break HostResult::Done;
             };
-            match self.retry(failure, &mut attempt, phase).await {
+            match self.retry(failure, &mut attempt, phase, started).await {
                 Next::Again => {}
                 Next::Stop(message) => break HostResult::Failed(message),
                 // The switch may have happened: ask before saying anything.
@@ -280,22 +281,36 @@ impl HostRun {
     }
 
     /// After a failed attempt: waits a capped, jittered backoff when the
-    /// failure is transient and attempts remain.
-    async fn retry(&self, failure: Failure, attempt: &mut u32, phase: Phase) -> Next {
-        let attempts = self.plan().policy.attempts;
+    /// failure is transient and another attempt fits in the step's deadline
+    /// (counted from `started`) and in the policy's attempts, if it sets any.
+    async fn retry(
+        &self,
+        failure: Failure,
+        attempt: &mut u32,
+        phase: Phase,
+        started: tokio::time::Instant,
+    ) -> Next {
+        let policy = &self.plan().policy;
+        let wait = policy::backoff(*attempt + 1);
+        let in_time = started.elapsed() + wait < policy.step_timeout;
+        let allowed = policy.attempts.is_none_or(|attempts| *attempt < attempts);
         match failure {
-            Failure::Transient(message)
-                if *attempt < attempts && !self.control().is_cancelled() =>
-            {
+            Failure::Transient(message) if in_time && allowed && !self.control().is_cancelled() => {
                 *attempt += 1;
                 self.redial.store(true, Ordering::Relaxed);
-                let wait = policy::backoff(*attempt);
+                let of = match policy.attempts {
+                    Some(attempts) => attempts.to_string(),
+                    None => format!(
+                        "as many as the step's {} s allow,",
+                        policy.step_timeout.as_secs()
+                    ),
+                };
                 self.emit(host_log(
                     &self.host.name,
                     phase.stage(),
                     LogLevel::Warn,
                     format!(
-                        "{message}; attempt {attempt} of {attempts} in {} ms",
+                        "{message}; attempt {attempt} of {of} in {} ms",
                         wait.as_millis()
                     ),
                 ))

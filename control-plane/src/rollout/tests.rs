@@ -269,17 +269,17 @@ async fn transient_failures_are_retried_within_the_attempts() {
         .count();
     assert_eq!(retries, 2, "each retry is an event");
 
+    // A policy's attempts cap the retries.
     let fleet = Fleet::new();
     let host = fleet.host("web-1");
     for _ in 0..3 {
         host.on_prepare(Behaviour::Unavailable);
     }
-    let run = roll(
-        &fleet,
-        plan(DeploymentKind::Deploy, RolloutPolicy::default()),
-        hosts(1),
-    )
-    .await;
+    let capped = RolloutPolicy {
+        retry_attempts: 3,
+        ..Default::default()
+    };
+    let run = roll(&fleet, plan(DeploymentKind::Deploy, capped), hosts(1)).await;
     assert_eq!(run.outcome.status, DeploymentStatus::Failed);
     assert!(
         run.outcome.message.contains("unavailable"),
@@ -455,12 +455,11 @@ async fn a_host_that_answers_again_is_recorded_as_it_reports() {
     for _ in 0..4 {
         host.on_activate(Behaviour::LoseConnection);
     }
-    let run = roll(
-        &fleet,
-        plan(DeploymentKind::Deploy, RolloutPolicy::default()),
-        hosts(1),
-    )
-    .await;
+    let capped = RolloutPolicy {
+        retry_attempts: 3,
+        ..Default::default()
+    };
+    let run = roll(&fleet, plan(DeploymentKind::Deploy, capped), hosts(1)).await;
     assert_eq!(
         run.outcome.status,
         DeploymentStatus::Succeeded,
@@ -541,5 +540,45 @@ async fn a_resumed_rollout_counts_the_hosts_that_finished_before() {
     assert_eq!(
         run.host_statuses("web-2"),
         [(DeploymentStatus::Cancelled, "skipped".to_owned())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn by_default_a_host_is_retried_until_its_step_deadline() {
+    // An agent restarting for a while: retried as long as the deadline
+    // allows, then it finishes its step.
+    let fleet = Fleet::new();
+    let host = fleet.host("web-1");
+    for _ in 0..12 {
+        host.on_prepare(Behaviour::Unavailable);
+    }
+    let run = roll(
+        &fleet,
+        plan(DeploymentKind::Deploy, RolloutPolicy::default()),
+        hosts(1),
+    )
+    .await;
+    assert_eq!(
+        run.outcome.status,
+        DeploymentStatus::Succeeded,
+        "{}",
+        run.outcome.message
+    );
+
+    // Gone for good: it fails once the deadline leaves no room for another
+    // attempt, not before.
+    let fleet = Fleet::new();
+    fleet.host("web-1").set_down(true);
+    let policy = RolloutPolicy {
+        step_timeout_seconds: 30,
+        ..Default::default()
+    };
+    let started = tokio::time::Instant::now();
+    let run = roll(&fleet, plan(DeploymentKind::Deploy, policy), hosts(1)).await;
+    assert_eq!(run.outcome.status, DeploymentStatus::Failed);
+    let took = started.elapsed();
+    assert!(
+        took >= std::time::Duration::from_secs(20) && took <= std::time::Duration::from_secs(30),
+        "{took:?}"
     );
 }
