@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod baseline;
+mod floor;
 mod proxy;
 mod repo;
 mod slipway;
@@ -70,6 +71,8 @@ struct Row {
     name: &'static str,
     slipway: slipway::StepResult,
     baseline: Option<baseline::StepResult>,
+    /// The least any tool must do on the hosts (see `floor.rs`).
+    floor: Duration,
 }
 
 #[tokio::main]
@@ -113,6 +116,8 @@ async fn run(args: &Args) -> Result<bool> {
     };
     let work_tree = sw.repo().path().to_owned();
 
+    let floor = floor::Floor::new(n)?;
+    let mut tree = std::collections::BTreeMap::new();
     let mut rows = Vec::new();
     let mut ids = Vec::new();
     let steps: [(&'static str, &str, &repo::Files); 3] = [
@@ -145,11 +150,20 @@ async fn run(args: &Args) -> Result<bool> {
             }
             None => None,
         };
+        progress!("{name}: the floor");
+        tree.extend(files.iter().cloned());
+        let release = format!("r{}", k + 1);
+        let export = floor.export(&release, &tree.clone().into_iter().collect())?;
+        let floor_time = match k {
+            0 => floor.cold(&export, &release)?,
+            _ => floor.incremental(&export, &format!("r{k}"), &release, files)?,
+        };
         ids.push(id);
         rows.push(Row {
             name,
             slipway: s,
             baseline: b,
+            floor: floor_time,
         });
     }
     progress!("rollback to c2: Slipway");
@@ -179,6 +193,7 @@ async fn run(args: &Args) -> Result<bool> {
         name: "rollback to c2 (on disk)",
         slipway: s,
         baseline: b,
+        floor: floor.rollback("r2")?,
     });
 
     let cost = sw.manifest_cost(&rows[1].slipway).await?;
@@ -192,6 +207,7 @@ async fn run(args: &Args) -> Result<bool> {
     let load = format!("{} before, {} after", load_before, load_average());
     progress!("done");
     print_report(n, files, bytes, changed, fsync, &load, &rows);
+    print_floor(n, &rows);
     print_one_file_wire(&rows[1].slipway, &cost);
     Ok(print_checks(&rows, changed_size))
 }
@@ -321,6 +337,28 @@ fn print_report(
          event is made durable in sled, one transaction and flush per event; \"materialise\" is the release directory's birth time to \
          its rename into releases/ (ctime); \"last host switched\" is the mtime of the newest \
          `current` symlink.)\n"
+    );
+}
+
+/// Slipway against the floor, with the targets.
+fn print_floor(n: usize, rows: &[Row]) {
+    println!("Against the floor on {n} hosts (the same disk, a thread per host):\n");
+    println!("| step | Slipway | floor | Slipway ÷ floor | target |");
+    println!("|---|---:|---:|---:|---:|");
+    let targets = ["≤ 1.5x", "≤ 1.0x", "-", "≤ 0.6x"];
+    for (row, target) in rows.iter().zip(targets) {
+        println!(
+            "| {} | {} | {} | {:.2}x | {target} |",
+            row.name,
+            secs(row.slipway.wall),
+            secs(row.floor),
+            row.slipway.wall.as_secs_f64() / row.floor.as_secs_f64()
+        );
+    }
+    println!(
+        "\nfloor: cold = `cp -a` of the tree; incremental = `cp -al` of the previous release \
+         plus a copy of each changed file; rollback = `ln -sfn` + `mv -T` of `current`; each \
+         followed by that switch. Nothing is transferred, synced, checked or recorded.\n"
     );
 }
 
