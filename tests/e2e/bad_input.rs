@@ -269,6 +269,11 @@ async fn a_second_concurrent_deploy_is_refused() {
     let request = DeployRequest {
         app: APP.into(),
         environment: "slow".into(),
+        // The silent host fails once retries no longer fit in its deadline.
+        policy: Some(slipway_proto::control::v1::RolloutPolicy {
+            step_timeout_seconds: 3,
+            ..Default::default()
+        }),
         ..Default::default()
     };
     let mut first = client

@@ -27,6 +27,15 @@ const BIG: usize = 600;
 /// every file is still placed one by one.
 const DISTINCT: usize = 60;
 
+/// A short step deadline: a host whose agent is killed and stays down
+/// fails once retries no longer fit in it.
+fn dead_agent_policy() -> RolloutPolicy {
+    RolloutPolicy {
+        step_timeout_seconds: 2,
+        ..Default::default()
+    }
+}
+
 /// After a restart: what every crash must leave behind, whatever the
 /// moment. Returns the release `current` points to.
 async fn assert_recovered(cluster: &Cluster, index: usize) -> Option<String> {
@@ -99,7 +108,10 @@ async fn sigkill_while_materialising_leaves_a_complete_current() {
     agent.kill_9();
     agent.pause_at(Some("materialise:50"));
     agent.restart().await;
-    let mut stream = cluster.deploy_stream("main").await;
+    let mut stream = cluster
+        .try_deploy_stream("main", Some(dead_agent_policy()))
+        .await
+        .expect("deploy");
     let mut seen = Vec::new();
     wait_for_event(&mut stream, &mut seen, "the agent pauses", |e| {
         e.host == "web-1" && e.stage == "materialise" && e.message.starts_with("paused at ")
@@ -153,7 +165,10 @@ async fn sigkill_during_a_hook_then_restart_ends_the_hook_and_keeps_current() {
     std::fs::remove_file(&go).expect("close the gate");
     std::fs::remove_file(&pidfile).expect("forget the first run's pid");
     let c2 = cluster.repo.commit("two", &[Change::File("a.txt", b"2\n")]);
-    let mut stream = cluster.deploy_stream("main").await;
+    let mut stream = cluster
+        .try_deploy_stream("main", Some(dead_agent_policy()))
+        .await
+        .expect("deploy");
     let mut seen = Vec::new();
     wait_for_event(&mut stream, &mut seen, "the hook runs", |e| {
         e.host == "web-1" && e.stage == "hook" && e.message.contains("holding-web")

@@ -66,10 +66,27 @@ pub trait AgentApi: Send + Sync {
 /// A connected agent.
 pub type AgentClient = Arc<dyn AgentApi>;
 
-/// Why a connection could not be made, for a person.
+/// Why a connection could not be made.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DialError(pub String);
+#[error("{message}")]
+pub struct DialError {
+    /// For a person.
+    pub message: String,
+    /// The agent answered and TLS refused the connection (a certificate of
+    /// another host, an unknown CA, an expired certificate): trying again
+    /// cannot help.
+    pub refused: bool,
+}
+
+impl DialError {
+    /// A failure worth another try: the network or the agent not there.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            refused: false,
+        }
+    }
+}
 
 /// Makes connections to agents.
 #[tonic::async_trait]
@@ -133,7 +150,7 @@ impl Agents {
             attempt += 1;
             match self.dial(host).await {
                 Ok(client) => return Ok(client),
-                Err(err) if attempt < ATTEMPTS => {
+                Err(err) if attempt < ATTEMPTS && !err.refused => {
                     tracing::debug!(host = %host.name, error = %err, attempt, "agent connect failed; retrying");
                     tokio::time::sleep(crate::policy::backoff(attempt + 1)).await;
                 }

@@ -152,7 +152,7 @@ impl Dial for Arc<Fleet> {
     async fn dial(&self, host: &Host) -> Result<AgentClient, DialError> {
         let sim = self.host(&host.name);
         if sim.state().down {
-            return Err(DialError(format!(
+            return Err(DialError::unreachable(format!(
                 "{}: connection refused (simulated)",
                 host.address
             )));

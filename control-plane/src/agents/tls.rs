@@ -26,12 +26,34 @@ impl Dial for TlsDial {
     async fn dial(&self, host: &Host) -> Result<AgentClient, DialError> {
         let channel = tls::connect(&host.address, &host.name, &self.tls)
             .await
-            .map_err(|err| DialError(slipway_proto::daemon::chain(&err)))?;
+            .map_err(|err| DialError {
+                message: slipway_proto::daemon::chain(&err),
+                refused: tls_refused(&err),
+            })?;
         let client = AgentServiceClient::new(channel)
             .max_decoding_message_size(slipway_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(slipway_proto::MAX_MESSAGE_BYTES);
         Ok(std::sync::Arc::new(TlsAgent(client)))
     }
+}
+
+/// Whether TLS itself refused the connection: a rustls error anywhere in
+/// the chain (tokio-rustls carries it inside an I/O error).
+fn tls_refused(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        if err.downcast_ref::<rustls::Error>().is_some()
+            || inner.is_some_and(|e| e.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        next = err.source();
+    }
+    false
 }
 
 /// One agent's gRPC client; clones share the connection.

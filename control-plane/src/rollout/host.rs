@@ -337,7 +337,8 @@ impl HostRun {
         let deadline = self.step_timeout();
         match tokio::time::timeout(deadline, agents.connect_once(&self.host)).await {
             Ok(Ok(client)) => Ok(client),
-            Ok(Err(err)) => Err(Failure::Transient(err.0)),
+            Ok(Err(err)) if err.refused => Err(Failure::Final(err.message)),
+            Ok(Err(err)) => Err(Failure::Transient(err.message)),
             Err(_) => Err(Failure::Transient(format!(
                 "connecting to {} took longer than {} s",
                 self.host.address,
