@@ -38,7 +38,8 @@ pub struct PolicyArgs {
     /// Switch the hosts that took the release back when the deployment fails
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub auto_rollback: Option<bool>,
-    /// Attempts of an agent call that failed transiently (default 3)
+    /// At most N attempts of an agent call that failed transiently (default: as many as
+    /// fit in the step deadline)
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
     /// Deadline of one step on one host, in seconds (default 120)
