@@ -5,14 +5,12 @@ use std::{collections::HashSet, time::Duration};
 
 use slipway_proto::{
     agent::v1::{AppTarget, GetStatusRequest, MissingObjectsRequest},
-    control::v1::{
-        DeployRequest, DeploymentKind, Host, PlanDeploymentResponse, PlannedBatch, PlannedHost,
-    },
+    control::v1::{DeployRequest, Host, PlanDeploymentResponse, PlannedBatch, PlannedHost},
 };
 
 use crate::{
     Context,
-    deployment::{self, Start, Target},
+    deployment::{self, Start},
     error::Error,
     git::Manifest,
     locks, releases,
@@ -24,18 +22,7 @@ const ASK_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Plans `request` as `Deploy` would run it.
 pub async fn plan(ctx: &Context, request: DeployRequest) -> Result<PlanDeploymentResponse, Error> {
-    let start = Start {
-        kind: DeploymentKind::Deploy,
-        app: request.app,
-        environment: request.environment,
-        target: if request.release_id.is_empty() {
-            Target::Ref(request.git_ref)
-        } else {
-            Target::Release(request.release_id)
-        },
-        message: request.message,
-        policy: request.policy,
-    };
+    let start = Start::try_from(request)?;
     let resolved = deployment::resolve_start(ctx, &start).await?;
     let target = AppTarget {
         name: resolved.app.name.clone(),

@@ -30,6 +30,18 @@ impl From<InvalidField> for tonic::Status {
     }
 }
 
+/// A free text of at most `max` bytes (a message, a reason).
+pub fn bounded(field: &str, value: &str, max: usize) -> Result<(), InvalidField> {
+    if value.len() <= max {
+        Ok(())
+    } else {
+        Err(InvalidField::new(
+            field,
+            format!("{} bytes, longer than the {max} allowed", value.len()),
+        ))
+    }
+}
+
 /// Name of an app or environment: `[a-z][a-z0-9-]{0,62}`.
 pub fn name(field: &str, value: &str) -> Result<(), InvalidField> {
     let ok = (1..=63).contains(&value.len())

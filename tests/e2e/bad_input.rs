@@ -179,6 +179,31 @@ async fn invalid_fields_are_named_and_nothing_is_written() {
         status.message()
     );
 
+    // An oversized message is refused before anything is cut or recorded.
+    let status = cluster
+        .deployments(Role::Deployer)
+        .await
+        .deploy(DeployRequest {
+            app: APP.into(),
+            environment: ENV.into(),
+            message: "x".repeat(64 << 10),
+            ..Default::default()
+        })
+        .await
+        .expect_err("oversized message");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().contains("message"), "{}", status.message());
+    assert!(status.message().len() < 200, "the answer is bounded too");
+    let recorded = cluster
+        .deployments(Role::Viewer)
+        .await
+        .list_deployments(ListDeploymentsRequest::default())
+        .await
+        .expect("history")
+        .into_inner()
+        .deployments;
+    assert!(recorded.is_empty(), "nothing recorded: {recorded:?}");
+
     let names: Vec<String> = apps
         .list_apps(ListAppsRequest {})
         .await

@@ -11,7 +11,7 @@ use super::{EventStream, Reply, audited, missing};
 use crate::{
     Context,
     auth::require,
-    deployment::{self, Start, Target},
+    deployment::{self, Start},
     history, planning,
 };
 
@@ -39,43 +39,20 @@ impl deployment_service_server::DeploymentService for Deployments {
     type WatchDeploymentStream = EventStream<WatchDeploymentResponse>;
 
     async fn deploy(&self, request: Request<pb::DeployRequest>) -> Reply<Self::DeployStream> {
-        audited(&self.0, request, |ctx, caller, req| {
-            let target = if req.release_id.is_empty() {
-                Target::Ref(req.git_ref)
-            } else {
-                Target::Release(req.release_id)
-            };
-            let request = Start {
-                kind: DeploymentKind::Deploy,
-                app: req.app,
-                environment: req.environment,
-                target,
-                message: req.message,
-                policy: req.policy,
-            };
-            start(ctx, caller, request, |e| DeployResponse { event: Some(e) })
+        audited(&self.0, request, |ctx, caller, req| async move {
+            let request = Start::try_from(req).map_err(tonic::Status::from)?;
+            start(ctx, caller, request, |e| DeployResponse { event: Some(e) }).await
         })
         .await
     }
 
     async fn rollback(&self, request: Request<pb::RollbackRequest>) -> Reply<Self::RollbackStream> {
-        audited(&self.0, request, |ctx, caller, req| {
-            let target = if req.release_id.is_empty() {
-                Target::Previous
-            } else {
-                Target::Release(req.release_id)
-            };
-            let request = Start {
-                kind: DeploymentKind::Rollback,
-                app: req.app,
-                environment: req.environment,
-                target,
-                message: req.message,
-                policy: req.policy,
-            };
+        audited(&self.0, request, |ctx, caller, req| async move {
+            let request = Start::try_from(req).map_err(tonic::Status::from)?;
             start(ctx, caller, request, |e| RollbackResponse {
                 event: Some(e),
             })
+            .await
         })
         .await
     }

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use slipway_proto::{
     control::v1::{
-        App, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Host, LogLevel,
-        Release, RolloutPolicy,
+        App, DeployRequest, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Host,
+        LogLevel, Release, RollbackRequest, RolloutPolicy,
     },
-    validate,
+    validate::{self, InvalidField},
 };
 
 use super::{
@@ -56,6 +56,53 @@ pub struct Start {
     pub message: String,
     /// Replaces the environment's rollout policy.
     pub policy: Option<RolloutPolicy>,
+}
+
+/// Longest operator message recorded with a deployment.
+const MAX_MESSAGE: usize = 1000;
+
+impl TryFrom<DeployRequest> for Start {
+    type Error = InvalidField;
+
+    fn try_from(req: DeployRequest) -> Result<Self, InvalidField> {
+        validate::bounded("message", &req.message, MAX_MESSAGE)?;
+        let target = if req.release_id.is_empty() {
+            Target::Ref(req.git_ref)
+        } else {
+            validate::release_id("release_id", &req.release_id)?;
+            Target::Release(req.release_id)
+        };
+        Ok(Start {
+            kind: DeploymentKind::Deploy,
+            app: req.app,
+            environment: req.environment,
+            target,
+            message: req.message,
+            policy: req.policy,
+        })
+    }
+}
+
+impl TryFrom<RollbackRequest> for Start {
+    type Error = InvalidField;
+
+    fn try_from(req: RollbackRequest) -> Result<Self, InvalidField> {
+        validate::bounded("message", &req.message, MAX_MESSAGE)?;
+        let target = if req.release_id.is_empty() {
+            Target::Previous
+        } else {
+            validate::release_id("release_id", &req.release_id)?;
+            Target::Release(req.release_id)
+        };
+        Ok(Start {
+            kind: DeploymentKind::Rollback,
+            app: req.app,
+            environment: req.environment,
+            target,
+            message: req.message,
+            policy: req.policy,
+        })
+    }
 }
 
 /// Everything a deployment needs, resolved and checked; nothing recorded.
