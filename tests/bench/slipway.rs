@@ -202,7 +202,6 @@ impl Slipway {
             >,
         >,
     {
-        self.settle().await;
         let before: Vec<Traffic> = self.proxies.iter().map(CountingProxy::traffic).collect();
         let started = SystemTime::now();
         let start = Instant::now();
@@ -237,7 +236,6 @@ impl Slipway {
             deployment.id,
             deployment.error
         );
-        self.settle().await;
         let wire = self
             .proxies
             .iter()
@@ -329,15 +327,7 @@ impl Slipway {
         })
     }
 
-    /// Lets the previous step's agent connections close, so their last
-    /// bytes are counted with that step.
-    async fn settle(&self) {
-        for proxy in &self.proxies {
-            if !proxy.wait_idle(Duration::from_secs(5)).await {
-                eprintln!("note: a connection to an agent is still open after 5 s");
-            }
-        }
-    }
+
 
     /// Stops the servers; the cluster's temporary directory goes with it.
     pub async fn shutdown(self) {

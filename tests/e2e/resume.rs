@@ -60,6 +60,25 @@ async fn kill_and_restart(cluster: &mut Cluster) {
     cluster.restart_control_plane().await;
 }
 
+/// Kills the control plane while deployment `id` holds in a hook, restarts
+/// it, opens the hook's gate, and checks the resumed deployment succeeded on
+/// every host with the held hook's line relayed once.
+async fn kill_resume_and_finish(cluster: &mut Cluster, id: &str, gate: &std::path::Path) {
+    kill_and_restart(cluster).await;
+    std::fs::write(gate, b"go").expect("open the gate");
+    let (events, d) = cluster.watch(id).await;
+    assert_succeeded(&d);
+    assert_eq!(
+        count(&events, "holding"),
+        1,
+        "relayed once across the restart"
+    );
+    for host in &cluster.agents {
+        assert_eq!(host.current().as_deref(), Some(d.release.as_str()));
+    }
+    assert_resumed(cluster, &events, &d).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_between_batches_it_resumes_with_the_remaining_batches() {
     let mut cluster = Cluster::builder()
@@ -95,20 +114,7 @@ async fn killed_between_batches_it_resumes_with_the_remaining_batches() {
     .await;
     let id = seen[0].deployment_id.clone();
     drop(stream);
-    kill_and_restart(&mut cluster).await;
-    std::fs::write(&gate, b"go").expect("open the gate");
-
-    let (events, d) = cluster.watch(&id).await;
-    assert_succeeded(&d);
-    assert_eq!(
-        count(&events, "holding"),
-        1,
-        "relayed once across the restart"
-    );
-    for host in &cluster.agents {
-        assert_eq!(host.current().as_deref(), Some(d.release.as_str()));
-    }
-    assert_resumed(&cluster, &events, &d).await;
+    kill_resume_and_finish(&mut cluster, &id, &gate).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,16 +149,7 @@ async fn killed_after_a_host_prepared_it_resumes_and_switches_every_host() {
     }
     let id = seen[0].deployment_id.clone();
     drop(stream);
-    kill_and_restart(&mut cluster).await;
-    std::fs::write(&gate, b"go").expect("open the gate");
-
-    let (events, d) = cluster.watch(&id).await;
-    assert_succeeded(&d);
-    assert_eq!(count(&events, "holding"), 1);
-    for host in &cluster.agents {
-        assert_eq!(host.current().as_deref(), Some(d.release.as_str()));
-    }
-    assert_resumed(&cluster, &events, &d).await;
+    kill_resume_and_finish(&mut cluster, &id, &gate).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,16 +176,7 @@ async fn killed_mid_switch_it_follows_the_switch_to_its_end() {
     .await;
     let id = seen[0].deployment_id.clone();
     drop(stream);
-    kill_and_restart(&mut cluster).await;
-    std::fs::write(&gate, b"go").expect("open the gate");
-
-    let (events, d) = cluster.watch(&id).await;
-    assert_succeeded(&d);
-    assert_eq!(count(&events, "holding"), 1);
-    for host in &cluster.agents {
-        assert_eq!(host.current().as_deref(), Some(d.release.as_str()));
-    }
-    assert_resumed(&cluster, &events, &d).await;
+    kill_resume_and_finish(&mut cluster, &id, &gate).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,11 +11,6 @@ use tokio::sync::mpsc;
 
 use super::{Lease, Recorder, auto_rollback, record::Entry};
 
-/// Updates the engine may report ahead of the recorder: the backpressure on
-/// host tasks when the store is slower than they are.
-const UPDATES: usize = 4096;
-/// Events written in one commit at most.
-const GROUP_COMMIT: usize = 1024;
 use crate::{
     Context,
     domain::event::{deployment_event, host_log},
@@ -24,6 +19,12 @@ use crate::{
     running::Control,
     store::StoreError,
 };
+
+/// Updates the engine may report ahead of the recorder: the backpressure on
+/// host tasks when the store is slower than they are.
+const UPDATES: usize = 4096;
+/// Events written in one commit at most.
+const GROUP_COMMIT: usize = 1024;
 
 /// Runs a started deployment to its end.
 pub async fn supervise(
@@ -36,13 +37,15 @@ pub async fn supervise(
 ) {
     let id = plan.deployment_id.clone();
     if let Err(err) = drive(&ctx, plan, hosts, &mut recorder, &mut lease, control).await {
-        // The store failed: nothing more can be recorded. A restart marks the
-        // deployment interrupted and frees its lock.
+        // The store failed: nothing more can be recorded. The next start
+        // of the control plane resumes the deployment (or ends it).
         tracing::error!(deployment = %id, error = ?err, "recording the deployment failed");
     }
     ctx.running.finish(&id);
 }
 
+/// The rollout, the automatic rollback its policy asks for, and the final
+/// status.
 async fn drive(
     ctx: &Context,
     plan: Plan,
