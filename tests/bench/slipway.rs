@@ -327,8 +327,6 @@ impl Slipway {
         })
     }
 
-
-
     /// Stops the servers; the cluster's temporary directory goes with it.
     pub async fn shutdown(self) {
         let Self {

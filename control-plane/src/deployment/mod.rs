@@ -21,3 +21,6 @@ pub use queries::{get, last_succeeded, previous_good};
 pub use reconcile::{Reconciled, reconcile};
 pub use record::Recorder;
 pub use start::{Resolved, Start, Target, resolve_start, start};
+
+#[cfg(test)]
+mod tests;

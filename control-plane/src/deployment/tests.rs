@@ -1,0 +1,168 @@
+//! Deployments end to end inside the control plane, against simulated
+//! agents: a real sled store and a real git repository, the supervisor
+//! deciding what a failure means (the automatic rollback of the hosts that
+//! switched, under the deployment's lease), and the lock freed at the end.
+
+use std::{path::Path, sync::Arc};
+
+use slipway_proto::{
+    control::v1::{
+        App, Deployment, DeploymentKind, DeploymentStatus, Environment, Host, RolloutPolicy,
+    },
+    identity::Role,
+};
+use tokio_stream::StreamExt;
+
+use super::{Start, Target};
+use crate::{
+    Context,
+    agents::{
+        Agents,
+        simulated::{Behaviour, Fleet},
+    },
+    auth::Caller,
+    catalog,
+    events::EventHub,
+    locks,
+    running::Running,
+    store::{SledBackend, Store},
+};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    repo: git2::Repository,
+    ctx: Context,
+    fleet: Arc<Fleet>,
+}
+
+/// A control plane's context over simulated hosts `web-1`..`web-n`, app
+/// `web` from a fresh git repository, environment `prod`.
+async fn fixture(hosts: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = git2::Repository::init(dir.path().join("repo")).unwrap();
+    let store = Store::new(Arc::new(
+        SledBackend::open(&dir.path().join("store"), 8 << 20).unwrap(),
+    ));
+    let fleet = Fleet::new();
+    let ctx = Context {
+        store,
+        events: EventHub::default(),
+        agents: Agents::with(Arc::new(fleet.clone())),
+        running: Running::default(),
+    };
+    let app = App {
+        name: "web".into(),
+        repository: repo.path().parent().unwrap().display().to_string(),
+        default_branch: "main".into(),
+        ..Default::default()
+    };
+    catalog::create_app(&ctx.store, app).await.unwrap();
+    let env = Environment {
+        name: "prod".into(),
+        ..Default::default()
+    };
+    catalog::create_environment(&ctx.store, env).await.unwrap();
+    for i in 1..=hosts {
+        let host = Host {
+            name: format!("web-{i}"),
+            address: format!("10.0.0.{i}:7444"),
+            environment: "prod".into(),
+            ..Default::default()
+        };
+        catalog::add_host(&ctx.store, host).await.unwrap();
+    }
+    Fixture {
+        _dir: dir,
+        repo,
+        ctx,
+        fleet,
+    }
+}
+
+/// Commits `text` as `index.html` on `main`.
+fn commit(repo: &git2::Repository, text: &str) {
+    let root = repo.path().parent().unwrap();
+    std::fs::write(root.join("index.html"), text).unwrap();
+    let mut index = repo.index().unwrap();
+    index.add_path(Path::new("index.html")).unwrap();
+    let tree = repo.find_tree(index.write_tree().unwrap()).unwrap();
+    let sig = git2::Signature::now("t", "t@example.com").unwrap();
+    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    let oid = repo
+        .commit(None, &sig, &sig, text, &tree, &parents)
+        .unwrap();
+    repo.reference("refs/heads/main", oid, true, "commit")
+        .unwrap();
+}
+
+/// Starts a deploy of `main` and follows it to its final record.
+async fn deploy(f: &Fixture, policy: RolloutPolicy) -> Deployment {
+    let caller = Caller {
+        name: "alice".into(),
+        role: Role::Deployer,
+    };
+    let start = Start {
+        kind: DeploymentKind::Deploy,
+        app: "web".into(),
+        environment: "prod".into(),
+        target: Target::Ref("main".into()),
+        message: String::new(),
+        policy: Some(policy),
+    };
+    let id = super::start(&f.ctx, &caller, start).await.unwrap();
+    let mut events = f
+        .ctx
+        .events
+        .stream(f.ctx.store.clone(), id.clone(), 0, |e| e);
+    while let Some(event) = events.next().await {
+        event.unwrap();
+    }
+    super::get(&f.ctx.store, &id).unwrap()
+}
+
+#[tokio::test]
+async fn a_failed_deploy_rolls_back_the_hosts_that_switched_under_its_lease() {
+    let f = fixture(3).await;
+    commit(&f.repo, "v1");
+    let d1 = deploy(&f, RolloutPolicy::default()).await;
+    assert_eq!(d1.status(), DeploymentStatus::Succeeded, "{}", d1.error);
+
+    commit(&f.repo, "v2");
+    f.fleet
+        .host("web-3")
+        .on_activate(Behaviour::Fail("health check failed".into()));
+    let policy = RolloutPolicy {
+        auto_rollback: true,
+        ..Default::default()
+    };
+    let d2 = deploy(&f, policy).await;
+    assert_eq!(d2.status(), DeploymentStatus::Failed);
+    assert!(d2.error.contains("rolled back by"), "{}", d2.error);
+    let child = super::get(&f.ctx.store, &d2.rolled_back_by).unwrap();
+    assert_eq!(
+        child.status(),
+        DeploymentStatus::Succeeded,
+        "{}",
+        child.error
+    );
+    assert_eq!(child.rollback_of, d2.id);
+    assert_eq!(
+        child.fencing_token, d2.fencing_token,
+        "under the parent's lease"
+    );
+    let rolled: Vec<&str> = child.hosts.iter().map(|h| h.host.as_str()).collect();
+    assert_eq!(rolled, ["web-1", "web-2"], "only the hosts that switched");
+    for host in ["web-1", "web-2", "web-3"] {
+        assert_eq!(f.fleet.host(host).current(), d1.release, "{host}");
+    }
+    assert!(
+        locks::get(&f.ctx.store, "web", "prod").unwrap().is_none(),
+        "the lock is freed with the final event"
+    );
+    // Numbers are dense: the deploy, the failed one, its rollback.
+    assert_eq!(
+        [d1.id.as_str(), d2.id.as_str(), child.id.as_str()],
+        ["dep-0000000001", "dep-0000000002", "dep-0000000003"]
+    );
+}
