@@ -334,7 +334,7 @@ fn print_report(
     }
     println!(
         "\n(phase times come from the recorded events' timestamps, which are taken when each \
-         event is made durable in sled, one transaction and flush per event; \"materialise\" is the release directory's birth time to \
+         event is made durable in sled, events that arrive during a flush committed together; \"materialise\" is the release directory's birth time to \
          its rename into releases/ (ctime); \"last host switched\" is the mtime of the newest \
          `current` symlink.)\n"
     );
