@@ -197,7 +197,7 @@ pub fn events(
 }
 
 fn succeeded(d: &Deployment) -> bool {
-    d.status == DeploymentStatus::Succeeded as i32
+    d.status() == DeploymentStatus::Succeeded
 }
 
 /// Milliseconds from `from` to `to`, if both are set and in order.
@@ -226,7 +226,7 @@ pub fn rollback_timeline(
     let by_id: HashMap<&str, &Deployment> = here.iter().map(|d| (d.id.as_str(), d)).collect();
     let mut timeline = Vec::new();
     for (i, rollback) in here.iter().enumerate() {
-        if rollback.kind != DeploymentKind::Rollback as i32 {
+        if rollback.kind() != DeploymentKind::Rollback {
             continue;
         }
         let automatic = !rollback.rollback_of.is_empty();
@@ -301,7 +301,7 @@ pub fn stats(
     }
     let mut groups: BTreeMap<(String, String), (DeploymentStats, u64)> = BTreeMap::new();
     for d in store.list::<Deployment>(Tree::Deployments, b"")? {
-        let counted = is_final_status(d.status)
+        let counted = is_final_status(d.status())
             && (req.app.is_empty() || d.app == req.app)
             && (req.environment.is_empty() || d.environment == req.environment)
             && within(d.started_at.as_ref(), req.since.as_ref(), None);
@@ -326,7 +326,7 @@ pub fn stats(
             DeploymentStatus::Cancelled => s.cancelled += 1,
             _ => s.failed += 1,
         }
-        if d.kind == DeploymentKind::Rollback as i32 {
+        if d.kind() == DeploymentKind::Rollback {
             s.rollbacks += 1;
         }
         *total_ms += d.duration_ms;

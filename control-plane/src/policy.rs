@@ -52,7 +52,7 @@ impl Policy {
     /// Hosts per batch for `total` hosts.
     pub fn batch_size(&self, total: usize) -> usize {
         let total = total.max(1);
-        if self.spec.strategy != RolloutStrategy::Rolling as i32 {
+        if self.spec.strategy() != RolloutStrategy::Rolling {
             return total;
         }
         let size = match (self.spec.batch_size, self.spec.batch_percent) {
@@ -73,7 +73,7 @@ impl Policy {
 
     /// One line for people: "rolling, 2 hosts per batch, canary, ...".
     pub fn describe(&self, total: usize) -> String {
-        let mut parts = vec![if self.spec.strategy == RolloutStrategy::Rolling as i32 {
+        let mut parts = vec![if self.spec.strategy() == RolloutStrategy::Rolling {
             format!("rolling, {} hosts per batch", self.batch_size(total))
         } else {
             "all at once".to_owned()

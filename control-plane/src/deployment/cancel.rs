@@ -17,7 +17,7 @@ pub async fn cancel(
     grace_seconds: u32,
 ) -> Result<Deployment, Error> {
     let deployment = get(&ctx.store, id)?;
-    if is_final_status(deployment.status) {
+    if is_final_status(deployment.status()) {
         return Ok(deployment);
     }
     let request = StopRequest {
@@ -36,7 +36,7 @@ pub async fn cancel(
     if !ctx.running.stop(id, request).await {
         // It finished between the read and the stop.
         let now = get(&ctx.store, id)?;
-        if !is_final_status(now.status) {
+        if !is_final_status(now.status()) {
             return Err(Error::Precondition(format!(
                 "deployment {id} is not running on this control plane"
             )));

@@ -43,7 +43,7 @@ pub fn previous_good(
             continue;
         }
         let bad = releases::get(store, app, &release)
-            .map(|r| r.mark == ReleaseMark::Bad as i32)
+            .map(|r| r.mark() == ReleaseMark::Bad)
             .unwrap_or(true);
         if !bad {
             return Ok(Some(release));

@@ -47,7 +47,7 @@ pub async fn once(ctx: &Context) -> Result<usize, Error> {
             continue;
         };
         // A running deployment settles its own hosts.
-        if !is_final_status(deployment.status) {
+        if !is_final_status(deployment.status()) {
             continue;
         }
         match recheck(ctx, deployment, &host).await {
@@ -140,8 +140,8 @@ async fn recheck(ctx: &Context, deployment: Deployment, name: &str) -> Result<bo
 /// Whether a host found on the deployment's release must go back: the
 /// deploy failed and its policy rolls back.
 fn needs_undo(d: &Deployment) -> bool {
-    d.kind == DeploymentKind::Deploy as i32
-        && d.status != DeploymentStatus::Succeeded as i32
+    d.kind() == DeploymentKind::Deploy
+        && d.status() != DeploymentStatus::Succeeded
         && d.policy.is_some_and(|p| p.auto_rollback)
         && !d.previous_release.is_empty()
 }

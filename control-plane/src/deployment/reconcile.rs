@@ -78,7 +78,7 @@ async fn interrupt(ctx: &Context, deployment: Deployment, why: &str) -> Result<(
     let never_started: HashSet<String> = deployment
         .hosts
         .iter()
-        .filter(|h| h.status == DeploymentStatus::Pending as i32)
+        .filter(|h| h.status() == DeploymentStatus::Pending)
         .map(|h| h.host.clone())
         .collect();
     let mut recorder = Recorder::open(&ctx.store, &ctx.events, deployment);
@@ -93,7 +93,7 @@ async fn interrupt(ctx: &Context, deployment: Deployment, why: &str) -> Result<(
     let total = hosts.len();
     let on_release = hosts
         .iter()
-        .filter(|h| h.status == DeploymentStatus::Succeeded as i32)
+        .filter(|h| h.status() == DeploymentStatus::Succeeded)
         .count();
     recorder.note_reason(why);
     let event = deployment_event(
@@ -179,7 +179,7 @@ async fn reconcile_hosts(
     for progress in deployment
         .hosts
         .iter()
-        .filter(|h| !is_final_status(h.status))
+        .filter(|h| !is_final_status(h.status()))
     {
         let (ctx, target, name) = (ctx.clone(), target.clone(), progress.host.clone());
         let (id, token) = (deployment.id.clone(), deployment.fencing_token);

@@ -158,10 +158,9 @@ fn add_sent(d: &mut Deployment, host: &str, (objects, bytes): (u64, u64)) {
 /// Folds an event into the deployment record.
 fn apply(d: &mut Deployment, e: &DeploymentEvent) {
     if e.host.is_empty() {
-        if e.kind == EventKind::Status as i32 {
+        if e.kind() == EventKind::Status {
             d.status = e.status;
-            if e.status == DeploymentStatus::Failed as i32
-                || e.status == DeploymentStatus::Interrupted as i32
+            if e.status() == DeploymentStatus::Failed || e.status() == DeploymentStatus::Interrupted
             {
                 d.error = e.message.clone();
             }
@@ -173,14 +172,12 @@ fn apply(d: &mut Deployment, e: &DeploymentEvent) {
             d.percent = e.percent;
         }
     } else if let Some(h) = d.hosts.iter_mut().find(|h| h.host == e.host) {
-        if e.kind == EventKind::Status as i32 {
+        if e.kind() == EventKind::Status {
             h.status = e.status;
-            if e.status == DeploymentStatus::Failed as i32
-                || e.status == DeploymentStatus::Unknown as i32
-            {
+            if e.status() == DeploymentStatus::Failed || e.status() == DeploymentStatus::Unknown {
                 h.error = e.message.clone();
             }
-            if e.status == DeploymentStatus::Succeeded as i32 {
+            if e.status() == DeploymentStatus::Succeeded {
                 h.switched = true;
                 // A host settled after its outcome was unknown.
                 h.error.clear();
@@ -198,7 +195,7 @@ fn apply(d: &mut Deployment, e: &DeploymentEvent) {
         d.percent = total / d.hosts.len().max(1) as u32;
     }
     if is_final(e) {
-        if e.status == DeploymentStatus::Succeeded as i32 {
+        if e.status() == DeploymentStatus::Succeeded {
             d.percent = 100;
         }
         d.finished_at = e.time;

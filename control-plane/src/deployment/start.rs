@@ -256,7 +256,7 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
 
 /// "deploy <release> of <app> to <environment> (<n> hosts) by <author>, fencing token <n>"
 fn first_event(d: &Deployment, hosts: usize) -> DeploymentEvent {
-    let kind = if d.kind == DeploymentKind::Rollback as i32 {
+    let kind = if d.kind() == DeploymentKind::Rollback {
         "rollback"
     } else {
         "deploy"

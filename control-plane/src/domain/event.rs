@@ -6,19 +6,18 @@ use slipway_proto::control::v1::{DeploymentEvent, DeploymentStatus, EventKind, L
 
 /// Whether an event ends its deployment.
 pub fn is_final(event: &DeploymentEvent) -> bool {
-    event.kind == EventKind::Status as i32 && event.host.is_empty() && is_final_status(event.status)
+    event.kind() == EventKind::Status && event.host.is_empty() && is_final_status(event.status())
 }
 
 /// Whether a status is final.
-pub fn is_final_status(status: i32) -> bool {
-    [
-        DeploymentStatus::Succeeded,
-        DeploymentStatus::Failed,
-        DeploymentStatus::Cancelled,
-        DeploymentStatus::Interrupted,
-    ]
-    .iter()
-    .any(|s| *s as i32 == status)
+pub fn is_final_status(status: DeploymentStatus) -> bool {
+    matches!(
+        status,
+        DeploymentStatus::Succeeded
+            | DeploymentStatus::Failed
+            | DeploymentStatus::Cancelled
+            | DeploymentStatus::Interrupted
+    )
 }
 
 /// A deployment-level status event.

@@ -116,7 +116,7 @@ pub fn created(d: &Deployment) -> Vec<Op> {
 /// The index changes of a deployment's final status.
 pub fn finished(d: &Deployment) -> Vec<Op> {
     let mut ops = vec![Op::Delete(Tree::DeploymentsOpen, d.id.as_bytes().to_vec())];
-    if d.status == DeploymentStatus::Succeeded as i32 {
+    if d.status() == DeploymentStatus::Succeeded {
         ops.push(Op::Put(
             Tree::DeploymentsSucceeded,
             numbered(target_prefix(&d.app, &d.environment), number(&d.id)),
@@ -161,7 +161,7 @@ pub async fn ensure_indexes(store: &Store) -> Result<usize, StoreError> {
     let mut ops = Vec::new();
     for d in &all {
         ops.extend(created(d));
-        if crate::domain::event::is_final_status(d.status) {
+        if crate::domain::event::is_final_status(d.status()) {
             ops.extend(finished(d));
         }
     }
@@ -378,7 +378,7 @@ mod tests {
         d.id = taken.id.clone();
         let mut ops = taken.ops;
         ops.extend(created(&d));
-        if crate::domain::event::is_final_status(d.status) {
+        if crate::domain::event::is_final_status(d.status()) {
             ops.extend(finished(&d));
         }
         ops.push(Op::Put(
