@@ -16,7 +16,7 @@ use crate::{
     Context,
     error::Error,
     running::StopRequest,
-    store::{Op, Store, Tree, decode_proto, encode_proto, key2},
+    store::{self, Store},
 };
 
 /// How long a lease runs without renewal.
@@ -26,7 +26,7 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(10);
 
 /// The fencing token of deployment `dep-0000000042`: 42.
 pub fn fencing_token(deployment_id: &str) -> u64 {
-    crate::store::deployments::number(deployment_id)
+    store::deployments::number(deployment_id)
 }
 
 /// A lock for `deployment_id`, its lease starting now.
@@ -51,37 +51,13 @@ pub fn renewed(lock: &Lock) -> Lock {
     }
 }
 
-/// The stored form of a lock.
-pub fn encode(lock: &Lock) -> Vec<u8> {
-    encode_proto(lock)
-}
-
-/// Reads a stored lock; a lock written before leases existed is the bare
-/// deployment id.
-fn decode(key: &[u8], raw: &[u8]) -> Lock {
-    decode_proto::<Lock>(Tree::Locks, key, raw).unwrap_or_else(|_| {
-        let id = String::from_utf8_lossy(raw).into_owned();
-        Lock {
-            fencing_token: fencing_token(&id),
-            deployment_id: id,
-            ..Default::default()
-        }
-    })
-}
-
 /// The lock of an app in an environment and its stored bytes, if held.
 pub fn get_raw(
     store: &Store,
     app: &str,
     environment: &str,
 ) -> Result<Option<(Lock, Vec<u8>)>, Error> {
-    let key = key2(app, environment);
-    Ok(store.get_raw(Tree::Locks, &key)?.map(|raw| {
-        let mut lock = decode(&key, &raw);
-        lock.app = app.to_owned();
-        lock.environment = environment.to_owned();
-        (lock, raw)
-    }))
+    Ok(store::locks::get(store, app, environment)?)
 }
 
 /// The lock of an app in an environment, if held.
@@ -93,18 +69,7 @@ pub fn get(store: &Store, app: &str, environment: &str) -> Result<Option<Lock>, 
 
 /// Every held lock.
 pub fn list(store: &Store) -> Result<Vec<Lock>, Error> {
-    Ok(store
-        .scan_raw(Tree::Locks, b"")?
-        .into_iter()
-        .map(|(key, raw)| {
-            let mut lock = decode(&key, &raw);
-            let mut parts = key.split(|b| *b == 0);
-            lock.app = String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-            lock.environment =
-                String::from_utf8_lossy(parts.next().unwrap_or_default()).into_owned();
-            lock
-        })
-        .collect())
+    Ok(store::locks::list(store)?)
 }
 
 /// Frees a lock by force. The deployment that held it, if it runs here, is
@@ -122,7 +87,7 @@ pub async fn force_release(
         return Err(Error::not_found("lock", format!("{app}/{environment}")));
     };
     ctx.store
-        .commit(vec![Op::DeleteIf(Tree::Locks, key2(app, environment), raw)])
+        .commit(vec![store::locks::release(&lock, &raw)])
         .await?;
     let request = StopRequest {
         by: by.to_owned(),
@@ -145,8 +110,5 @@ mod tests {
         assert_eq!(fencing_token("nonsense"), 0);
         let lock = new_lock("web", "prod", "dep-0000000007", "alice");
         assert_eq!(lock.fencing_token, 7);
-        let raw = encode(&lock);
-        assert_eq!(decode(b"k", &raw), lock);
-        assert_eq!(decode(b"k", b"dep-0000000009").fencing_token, 9);
     }
 }

@@ -7,13 +7,12 @@ use slipway_proto::control::v1::Lock;
 
 use crate::{
     locks,
-    store::{Op, Store, StoreError, Tree, key2},
+    store::{self, Op, Store, StoreError},
 };
 
 /// A held lock and the exact bytes stored for it.
 pub struct Lease {
     store: Store,
-    key: Vec<u8>,
     lock: Lock,
     held: Vec<u8>,
 }
@@ -21,7 +20,7 @@ pub struct Lease {
 impl Lease {
     /// A lock about to be taken.
     pub fn new(store: &Store, lock: Lock) -> Self {
-        let held = locks::encode(&lock);
+        let held = store::locks::encode(&lock);
         Self::stored(store, lock, held)
     }
 
@@ -29,7 +28,6 @@ impl Lease {
     pub fn stored(store: &Store, lock: Lock, held: Vec<u8>) -> Self {
         Self {
             store: store.clone(),
-            key: key2(&lock.app, &lock.environment),
             lock,
             held,
         }
@@ -42,26 +40,23 @@ impl Lease {
 
     /// The write that takes the lock; it fails the batch when the lock is held.
     pub fn take(&self) -> Op {
-        Op::Create(Tree::Locks, self.key.clone(), self.held.clone())
+        store::locks::take(&self.lock, &self.held)
     }
 
     /// The write that frees the lock if it is still this one.
     pub fn release(&self) -> Op {
-        Op::DeleteIf(Tree::Locks, self.key.clone(), self.held.clone())
+        store::locks::release(&self.lock, &self.held)
     }
 
     /// Renews the lease, if the lock is still this one. A lock freed by force
     /// is left alone: the next holder's fencing token fences this holder.
     pub async fn renew(&mut self) -> Result<(), StoreError> {
-        if self.store.get_raw(Tree::Locks, &self.key)?.as_deref() != Some(self.held.as_slice()) {
+        if !store::locks::still_held(&self.store, &self.lock, &self.held)? {
             return Ok(());
         }
         let renewed = locks::renewed(&self.lock);
-        let bytes = locks::encode(&renewed);
-        let swap = vec![
-            self.release(),
-            Op::Create(Tree::Locks, self.key.clone(), bytes.clone()),
-        ];
+        let bytes = store::locks::encode(&renewed);
+        let swap = vec![self.release(), store::locks::take(&renewed, &bytes)];
         match self.store.commit(swap).await {
             Ok(()) => {
                 self.lock = renewed;
