@@ -12,10 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::{
-    domain::event::is_final,
-    store::{Store, Tree, event_key, key2},
-};
+use crate::{domain::event::is_final, store::Store};
 
 /// Events a stream reads from the store at once.
 const PAGE: usize = 256;
@@ -75,13 +72,7 @@ impl EventHub {
                 if let Some(live) = live.as_mut() {
                     live.borrow_and_update();
                 }
-                let prefix = key2(&deployment, "");
-                let page = match store.list_after::<DeploymentEvent>(
-                    Tree::Events,
-                    &prefix,
-                    &event_key(&deployment, cursor),
-                    PAGE,
-                ) {
+                let page = match crate::store::events::after(&store, &deployment, cursor, PAGE) {
                     Ok(page) => page,
                     Err(err) => {
                         tracing::error!(error = ?err, %deployment, "reading events failed");

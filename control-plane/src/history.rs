@@ -20,9 +20,9 @@ use crate::{
     domain::event::is_final_status,
     error::Error,
     store::{
-        Store, Tree,
+        self, Store, Tree,
         deployments::{self, Scope},
-        event_key, key2,
+        key2,
     },
 };
 
@@ -170,12 +170,10 @@ pub fn events(
                 || contains_folded(&e.message, &text)
                 || contains_folded(&e.output, &text))
     };
-    let prefix = key2(id, "");
     let mut cursor = sequence_token(&req.page_token)?.unwrap_or(0);
     let mut page = Vec::new();
     loop {
-        let chunk: Vec<DeploymentEvent> =
-            store.list_after(Tree::Events, &prefix, &event_key(id, cursor), SCAN)?;
+        let chunk = store::events::after(store, id, cursor, SCAN)?;
         let done = chunk.len() < SCAN;
         if let Some(last) = chunk.last() {
             cursor = last.sequence;

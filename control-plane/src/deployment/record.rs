@@ -7,7 +7,7 @@ use slipway_proto::control::v1::{Deployment, DeploymentEvent, DeploymentStatus, 
 use crate::{
     domain::event::is_final,
     events::EventHub,
-    store::{Op, Store, StoreError, Tree, deployments, encode_proto, event_key},
+    store::{self, Op, Store, StoreError, deployments},
 };
 
 /// The single writer of one deployment's record and event log.
@@ -102,17 +102,9 @@ impl Recorder {
             if last {
                 ops.extend(deployments::finished(&next));
             }
-            ops.push(Op::Put(
-                Tree::Events,
-                event_key(&next.id, event.sequence),
-                encode_proto(&event),
-            ));
+            ops.push(store::events::append(&event));
         }
-        ops.push(Op::Put(
-            Tree::Deployments,
-            next.id.clone().into_bytes(),
-            encode_proto(&next),
-        ));
+        ops.push(deployments::put(&next));
         self.store.commit(ops).await?;
         self.deployment = next;
         let id = &self.deployment.id;

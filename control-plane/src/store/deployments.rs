@@ -94,6 +94,16 @@ fn author_prefix(name: &str) -> Vec<u8> {
     key2(name, "")
 }
 
+/// The write of a deployment's record (its index entries are written by
+/// [`created`], [`finished`] and [`host_changed`] in the same batch).
+pub fn put(d: &Deployment) -> Op {
+    Op::Put(
+        Tree::Deployments,
+        d.id.clone().into_bytes(),
+        super::encode_proto(d),
+    )
+}
+
 /// The index entries of a deployment being recorded for the first time.
 pub fn created(d: &Deployment) -> Vec<Op> {
     let n = number(&d.id);

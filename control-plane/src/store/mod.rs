@@ -3,6 +3,7 @@
 //! change is one atomic batch, flushed to disk before the call returns.
 
 pub mod deployments;
+pub mod events;
 pub mod locks;
 mod sled_backend;
 

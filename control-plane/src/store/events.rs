@@ -1,0 +1,27 @@
+//! The event-log repository: each deployment's events keyed by the
+//! deployment and a big-endian sequence, so a range read returns them in
+//! order from any point.
+
+use slipway_proto::control::v1::DeploymentEvent;
+
+use super::{Op, Store, StoreError, Tree, encode_proto, event_key, key2};
+
+/// The write that appends `event` (numbered already) to its deployment's log.
+pub fn append(event: &DeploymentEvent) -> Op {
+    Op::Put(
+        Tree::Events,
+        event_key(&event.deployment_id, event.sequence),
+        encode_proto(event),
+    )
+}
+
+/// The events of deployment `id` after sequence `after`, in order, at most
+/// `limit`.
+pub fn after(
+    store: &Store,
+    id: &str,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<DeploymentEvent>, StoreError> {
+    store.list_after(Tree::Events, &key2(id, ""), &event_key(id, after), limit)
+}
