@@ -19,10 +19,10 @@ use crate::{
     catalog,
     domain::event::is_final_status,
     error::Error,
+    releases,
     store::{
-        self, Store, Tree,
+        self, Store,
         deployments::{self, Scope},
-        key2,
     },
 };
 
@@ -52,7 +52,7 @@ impl<'a> ReleaseInfo<'a> {
         let release = match self.cache.entry((d.app.clone(), d.release.clone())) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(store.get::<Release>(Tree::Releases, &key2(&d.app, &d.release))?)
+                e.insert(releases::find(store, &d.app, &d.release)?)
             }
         };
         if let Some(release) = release {
@@ -298,7 +298,13 @@ pub fn stats(
         catalog::environment(store, &req.environment)?;
     }
     let mut groups: BTreeMap<(String, String), (DeploymentStats, u64)> = BTreeMap::new();
-    for d in store.list::<Deployment>(Tree::Deployments, b"")? {
+    let scope = Scope::of(&req.app, &req.environment, "");
+    for d in deployments::newest_first(store, scope, None) {
+        let d = d?;
+        // Newest first: once one started before `since`, so did the rest.
+        if req.since.is_some() && !within(d.started_at.as_ref(), req.since.as_ref(), None) {
+            break;
+        }
         let counted = is_final_status(d.status())
             && (req.app.is_empty() || d.app == req.app)
             && (req.environment.is_empty() || d.environment == req.environment)

@@ -20,6 +20,11 @@ pub fn list(store: &Store, app: &str) -> Result<Vec<Release>, Error> {
     Ok(releases)
 }
 
+/// One release, if recorded (no checks: for records that name it).
+pub fn find(store: &Store, app: &str, id: &str) -> Result<Option<Release>, Error> {
+    Ok(store.get(Tree::Releases, &key2(app, id))?)
+}
+
 /// One release.
 pub fn get(store: &Store, app: &str, id: &str) -> Result<Release, Error> {
     catalog::app(store, app)?;

@@ -6,7 +6,7 @@ use pbjson_types::Timestamp;
 use slipway_proto::control::v1::{App, Environment};
 
 use super::*;
-use crate::store::{Op, SledBackend, encode_proto};
+use crate::store::{Op, SledBackend, Tree, encode_proto, key2};
 
 fn at(seconds: i64) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
