@@ -4,7 +4,7 @@
 
 use std::{
     collections::VecDeque,
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
     sync::{
         Arc, Mutex,
@@ -379,11 +379,20 @@ fn live_processes() -> Option<impl Iterator<Item = (u32, i32)>> {
 }
 
 /// Whether process `pid` was started by a hook of `deployment_id`: its
-/// environment carries that id.
-fn started_by(pid: u32, deployment_id: &str) -> bool {
+/// environment carries that id and, when `app_root` is given, a release
+/// directory of that app (deployment ids of different control planes, or
+/// of apps of one host, may be equal).
+fn started_by(pid: u32, deployment_id: &str, app_root: Option<&Path>) -> bool {
     let marker = format!("SLIPWAY_DEPLOYMENT_ID={deployment_id}");
-    std::fs::read(format!("/proc/{pid}/environ"))
-        .is_ok_and(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
+    let release_dir = app_root.map(|root| format!("SLIPWAY_RELEASE_DIR={}/", root.display()));
+    std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+        let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
+        let id = vars.contains(&marker.as_bytes());
+        let dir = release_dir
+            .as_ref()
+            .is_none_or(|dir| vars.iter().any(|var| var.starts_with(dir.as_bytes())));
+        id && dir
+    })
 }
 
 /// When this host booted (`btime` in /proc/stat), in Unix seconds.
@@ -395,14 +404,15 @@ pub fn boot_time_unix() -> Option<u64> {
 }
 
 /// Process groups with a live member whose environment marks it as started
-/// by a hook of `deployment_id`: what an agent killed between spawning a hook
-/// and journaling its group leaves behind.
-pub fn groups_of(deployment_id: &str) -> Vec<i32> {
+/// by a hook of `deployment_id` in a release of the app at `app_root`: what
+/// an agent killed between spawning a hook and journaling its group leaves
+/// behind.
+pub fn groups_of(deployment_id: &str, app_root: &Path) -> Vec<i32> {
     let Some(processes) = live_processes() else {
         return Vec::new();
     };
     let mut groups: Vec<i32> = processes
-        .filter(|&(pid, group)| group > 1 && started_by(pid, deployment_id))
+        .filter(|&(pid, group)| group > 1 && started_by(pid, deployment_id, Some(app_root)))
         .map(|(_, group)| group)
         .collect();
     groups.sort_unstable();
@@ -418,7 +428,9 @@ pub fn is_hook_group(pgid: i32, deployment_id: &str) -> bool {
     let Some(members) = members(pgid) else {
         return true;
     };
-    members.iter().any(|&pid| started_by(pid, deployment_id))
+    members
+        .iter()
+        .any(|&pid| started_by(pid, deployment_id, None))
 }
 
 /// Reads one pipe line by line into events and the tail.

@@ -64,7 +64,7 @@ pub fn recover(app: &AppRoot, journal: &Journal) -> Result<Recovered, Error> {
             // operation. Only an operation of this boot can have processes.
             let this_boot = hooks::boot_time_unix().is_some_and(|boot| op.started_unix >= boot);
             let strays = if this_boot {
-                hooks::groups_of(&op.deployment_id)
+                hooks::groups_of(&op.deployment_id, app.root())
             } else {
                 Vec::new()
             };
