@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use slipway_proto::{
     agent::v1::{GetStatusRequest, GetStatusResponse, agent_service_client::AgentServiceClient},
-    control::v1::{Deployment, ListDeploymentsRequest, ListHostsRequest},
+    control::v1::{ListDeploymentsRequest, ListHostsRequest},
     identity::Role,
 };
 use slipway_tests::{Cluster, assert_succeeded, direct::app_target, repo::Change};
@@ -60,17 +60,6 @@ async fn until_ok(what: &str, mut call: impl AsyncFnMut() -> Result<(), Status>)
         // Lets the connection task run; no timed wait.
         tokio::task::yield_now().await;
     }
-}
-
-async fn history(cluster: &Cluster) -> Vec<Deployment> {
-    cluster
-        .deployments(Role::Viewer)
-        .await
-        .list_deployments(ListDeploymentsRequest::default())
-        .await
-        .expect("list deployments")
-        .into_inner()
-        .deployments
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,7 +249,7 @@ async fn control_plane_killed_with_sigkill_restarts_with_its_history() {
     cluster.repo.commit("two", &[Change::File("a.txt", b"b\n")]);
     let (_, d2) = cluster.deploy("main").await;
     assert_succeeded(&d2);
-    let before = history(&cluster).await;
+    let before = cluster.history().await;
     assert_eq!(before, vec![d2.clone(), d1.clone()]);
     let addr = cluster.addr();
     let pid = cluster.control_plane_process().pid();
@@ -280,7 +269,7 @@ async fn control_plane_killed_with_sigkill_restarts_with_its_history() {
 
     assert_eq!(cluster.addr(), addr, "same address");
     assert_ne!(cluster.control_plane_process().pid(), pid, "a new process");
-    assert_eq!(history(&cluster).await, before, "history survived kill -9");
+    assert_eq!(cluster.history().await, before, "history survived kill -9");
     // A client made before the kill reconnects by itself, after failing
     // while it still holds the dead connection.
     let mut again = Vec::new();
@@ -324,7 +313,7 @@ async fn control_plane_process_restarts_gracefully_too() {
     // Running: SIGTERM, drain, start again.
     cluster.restart_control_plane().await;
 
-    assert_eq!(history(&cluster).await, vec![d1]);
+    assert_eq!(cluster.history().await, vec![d1]);
     assert!(
         cluster
             .control_plane_process()

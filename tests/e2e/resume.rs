@@ -8,25 +8,7 @@
 use slipway_proto::control::v1::{
     Deployment, DeploymentEvent, DeploymentStatus, RolloutPolicy, RolloutStrategy,
 };
-use slipway_tests::{
-    Cluster, assert_succeeded, cluster::AgentHost, events::wait_for_event, repo::Change, spec,
-};
-
-fn commit(cluster: &Cluster, text: &str) {
-    cluster
-        .repo
-        .commit(text, &[Change::File("index.html", text.as_bytes())]);
-}
-
-/// A hook command that, on `host` only, prints `line` and holds until
-/// `gate` exists.
-fn hold_on(host: &AgentHost, line: &str, gate: &std::path::Path) -> String {
-    format!(
-        "case \"$SLIPWAY_RELEASE_DIR\" in '{}'/*) echo {line}; {};; esac",
-        host.apps_dir.display(),
-        spec::wait_for_file(gate, 120)
-    )
-}
+use slipway_tests::{Cluster, assert_succeeded, events::wait_for_event, spec};
 
 fn count(events: &[DeploymentEvent], text: &str) -> usize {
     events.iter().filter(|e| e.message == text).count()
@@ -86,17 +68,17 @@ async fn killed_between_batches_it_resumes_with_the_remaining_batches() {
         .process_control_plane()
         .start()
         .await;
-    commit(&cluster, "v1");
+    cluster.commit_text("v1");
     let (_, good) = cluster.deploy("main").await;
     assert_succeeded(&good);
     let gate = cluster.agents[2].apps_dir.join("gate");
-    let hold = hold_on(&cluster.agents[2], "holding", &gate);
+    let hold = spec::hold_on(&cluster.agents[2].apps_dir, "holding", &gate);
     cluster
         .update_app(|app| {
             app.activation = Some(spec::hooks(vec![spec::before_activate("hold", &hold)]));
         })
         .await;
-    commit(&cluster, "v2");
+    cluster.commit_text("v2");
     let policy = RolloutPolicy {
         strategy: RolloutStrategy::Rolling as i32,
         batch_size: 1,
@@ -125,13 +107,13 @@ async fn killed_after_a_host_prepared_it_resumes_and_switches_every_host() {
         .start()
         .await;
     let gate = cluster.agents[1].apps_dir.join("gate");
-    let hold = hold_on(&cluster.agents[1], "holding", &gate);
+    let hold = spec::hold_on(&cluster.agents[1].apps_dir, "holding", &gate);
     cluster
         .update_app(|app| {
             app.activation = Some(spec::hooks(vec![spec::before_activate("hold", &hold)]));
         })
         .await;
-    commit(&cluster, "v1");
+    cluster.commit_text("v1");
     let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();
     wait_for_event(&mut stream, &mut seen, "web-1 prepared", |e| {
@@ -160,13 +142,13 @@ async fn killed_mid_switch_it_follows_the_switch_to_its_end() {
         .start()
         .await;
     let gate = cluster.agents[1].apps_dir.join("gate");
-    let hold = hold_on(&cluster.agents[1], "holding", &gate);
+    let hold = spec::hold_on(&cluster.agents[1].apps_dir, "holding", &gate);
     cluster
         .update_app(|app| {
             app.activation = Some(spec::hooks(vec![spec::after_activate("hold", &hold)]));
         })
         .await;
-    commit(&cluster, "v1");
+    cluster.commit_text("v1");
     let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();
     // web-2 has switched and holds in its after-activate hook.
@@ -186,7 +168,7 @@ async fn killed_during_the_automatic_rollback_it_rolls_back_again() {
         .process_control_plane()
         .start()
         .await;
-    commit(&cluster, "v1");
+    cluster.commit_text("v1");
     let (_, good) = cluster.deploy("main").await;
     assert_succeeded(&good);
     // Going to v2, web-2's after-activate hook fails (so the deployment
@@ -195,7 +177,7 @@ async fn killed_during_the_automatic_rollback_it_rolls_back_again() {
     let hook = format!(
         "if [ \"$SLIPWAY_RELEASE_ID\" = '{}' ]; then {}; else case \"$SLIPWAY_RELEASE_DIR\" in '{}'/*) echo failing; exit 1;; esac; fi",
         good.release,
-        hold_on(&cluster.agents[0], "holding", &gate),
+        spec::hold_on(&cluster.agents[0].apps_dir, "holding", &gate),
         cluster.agents[1].apps_dir.display(),
     );
     cluster
@@ -203,7 +185,7 @@ async fn killed_during_the_automatic_rollback_it_rolls_back_again() {
             app.activation = Some(spec::hooks(vec![spec::after_activate("check", &hook)]));
         })
         .await;
-    commit(&cluster, "v2");
+    cluster.commit_text("v2");
     let policy = RolloutPolicy {
         auto_rollback: true,
         ..Default::default()
@@ -224,7 +206,8 @@ async fn killed_during_the_automatic_rollback_it_rolls_back_again() {
     drop(stream);
     // The rollback of web-1 holds in its hook: that is where the kill lands.
     let first_child = loop {
-        if let Some(child) = children_of(&cluster, &id).await.pop() {
+        let history = cluster.history().await;
+        if let Some(child) = history.into_iter().find(|d| d.rollback_of == id) {
             break child;
         }
         tokio::task::yield_now().await;
@@ -287,19 +270,4 @@ async fn killed_during_the_automatic_rollback_it_rolls_back_again() {
     let resumed = events.iter().filter(|e| e.stage == "resumed").count();
     assert_eq!(resumed, 1);
     assert!(cluster.lock().await.is_none(), "no lock left");
-}
-
-/// The automatic rollbacks of deployment `id`, newest first.
-async fn children_of(cluster: &Cluster, id: &str) -> Vec<Deployment> {
-    cluster
-        .deployments(slipway_proto::identity::Role::Viewer)
-        .await
-        .list_deployments(slipway_proto::control::v1::ListDeploymentsRequest::default())
-        .await
-        .expect("history")
-        .into_inner()
-        .deployments
-        .into_iter()
-        .filter(|d| d.rollback_of == id)
-        .collect()
 }

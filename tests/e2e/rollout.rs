@@ -50,7 +50,7 @@ fn on_host(name: &str) -> String {
 /// A cluster of `agents` hosts on which `main` was deployed successfully.
 async fn with_a_good_release(agents: usize) -> (Cluster, Deployment) {
     let cluster = Cluster::builder().agents(agents).start().await;
-    new_commit(&cluster, "v1");
+    cluster.commit_text("v1");
     let (_, good) = cluster.deploy("main").await;
     assert_succeeded(&good);
     (cluster, good)
@@ -68,17 +68,10 @@ async fn every_deployment(cluster: &Cluster) -> Vec<Deployment> {
         .deployments
 }
 
-/// Commits a change so `main` has a new release to deploy.
-fn new_commit(cluster: &Cluster, text: &str) {
-    cluster
-        .repo
-        .commit(text, &[Change::File("index.html", text.as_bytes())]);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_batches_prepare_every_host_before_any_of_them_switches() {
     let cluster = Cluster::builder().agents(4).start().await;
-    new_commit(&cluster, "v1");
+    cluster.commit_text("v1");
     let (events, deployment) = cluster.deploy_with("main", rolling(2)).await;
     assert_succeeded(&deployment);
     assert_eq!(deployment.batches, 2);
@@ -127,7 +120,7 @@ async fn a_failed_canary_stops_the_rollout_before_other_hosts_get_anything() {
             )]));
         })
         .await;
-    new_commit(&cluster, "v2");
+    cluster.commit_text("v2");
     let policy = RolloutPolicy {
         canary: true,
         ..rolling(1)
@@ -184,7 +177,7 @@ async fn failed_hosts_never_exceed_the_policy_at_any_moment() {
             app.activation = Some(spec::hooks(vec![spec::before_activate("check", &broken)]));
         })
         .await;
-    new_commit(&cluster, "v2");
+    cluster.commit_text("v2");
     let (batch_size, max_failed) = (2, 1);
     let policy = RolloutPolicy {
         max_failed_hosts: max_failed,
@@ -263,7 +256,7 @@ async fn auto_rollback_switches_back_the_hosts_that_took_the_release() {
             });
         })
         .await;
-    new_commit(&cluster, "v2");
+    cluster.commit_text("v2");
     let policy = RolloutPolicy {
         auto_rollback: true,
         ..rolling(2)
@@ -297,7 +290,7 @@ async fn auto_rollback_switches_back_the_hosts_that_took_the_release() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deploys_have_exactly_one_winner() {
     let cluster = Cluster::builder().agents(2).start().await;
-    new_commit(&cluster, "v1");
+    cluster.commit_text("v1");
     let attempts = (0..6).map(|_| async {
         cluster
             .deployments(Role::Admin)
@@ -367,7 +360,7 @@ async fn cancel_terminates_hooks_and_reports_cancelled_once_nothing_runs() {
             app.activation = Some(spec::hooks(vec![spec::before_activate("migrate", &hook)]));
         })
         .await;
-    new_commit(&cluster, "v2");
+    cluster.commit_text("v2");
     let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();
     let mut started = HashSet::new();
@@ -498,7 +491,7 @@ async fn a_forced_lock_release_is_audited_stops_the_holder_and_raises_the_token(
             )]));
         })
         .await;
-    new_commit(&cluster, "v2");
+    cluster.commit_text("v2");
     let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();
     wait_for_event(&mut stream, &mut seen, "the hook started", |e| {

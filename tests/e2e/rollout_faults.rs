@@ -6,13 +6,7 @@
 use std::time::{Duration, Instant};
 
 use slipway_proto::control::v1::{DeploymentEvent, DeploymentStatus, EventKind, RolloutPolicy};
-use slipway_tests::{Cluster, assert_succeeded, disk, events::wait_for_event, repo::Change, spec};
-
-fn new_commit(cluster: &Cluster, text: &str) {
-    cluster
-        .repo
-        .commit(text, &[Change::File("index.html", text.as_bytes())]);
-}
+use slipway_tests::{Cluster, assert_succeeded, disk, events::wait_for_event, spec};
 
 fn hook_lines<'a>(events: &'a [DeploymentEvent], text: &str) -> Vec<&'a DeploymentEvent> {
     events
@@ -39,7 +33,7 @@ async fn a_connection_cut_after_the_agent_took_deploy_is_retried_without_repeati
             )]));
         })
         .await;
-    new_commit(&cluster, "v1");
+    cluster.commit_text("v1");
     let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();
     // The agent took the Deploy and runs its hook; its reply stream is open.
@@ -73,10 +67,10 @@ async fn a_connection_cut_after_the_agent_took_deploy_is_retried_without_repeati
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_that_stops_answering_fails_its_step_within_its_deadline() {
     let cluster = Cluster::builder().agents(2).fault_proxy(1).start().await;
-    new_commit(&cluster, "v1");
+    cluster.commit_text("v1");
     let (_, good) = cluster.deploy("main").await;
     assert_succeeded(&good);
-    new_commit(&cluster, "v2");
+    cluster.commit_text("v2");
     cluster.proxy(1).blackhole(true);
     let policy = RolloutPolicy {
         step_timeout_seconds: 2,

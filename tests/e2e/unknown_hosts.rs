@@ -5,25 +5,16 @@
 
 use std::time::Duration;
 
-use slipway_proto::control::v1::{
-    Deployment, DeploymentStatus, ListDeploymentsRequest, RolloutPolicy, WatchDeploymentRequest,
-};
-use slipway_tests::{Cluster, assert_succeeded, events::wait_for_event, repo::Change, spec};
-use tokio_stream::StreamExt;
+use slipway_proto::control::v1::{Deployment, DeploymentStatus, RolloutPolicy};
+use slipway_tests::{Cluster, assert_succeeded, events::wait_for_event, spec};
 
 /// How long the test waits for the control plane to settle the host.
 const SETTLE: Duration = Duration::from_secs(60);
 
-fn commit(cluster: &Cluster, text: &str) {
-    cluster
-        .repo
-        .commit(text, &[Change::File("index.html", text.as_bytes())]);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_partitioned_after_its_switch_is_unknown_then_reconciled_and_rolled_back() {
     let cluster = Cluster::builder().agents(3).fault_proxy(2).start().await;
-    commit(&cluster, "v1");
+    cluster.commit_text("v1");
     let (_, d1) = cluster.deploy("main").await;
     assert_succeeded(&d1);
 
@@ -31,17 +22,13 @@ async fn a_host_partitioned_after_its_switch_is_unknown_then_reconciled_and_roll
     // known moment: after its switch, before it reports.
     let cut_off = &cluster.agents[2];
     let gate = cut_off.apps_dir.join("gate");
-    let hold = format!(
-        "case \"$SLIPWAY_RELEASE_DIR\" in '{}'/*) echo holding; {};; esac",
-        cut_off.apps_dir.display(),
-        spec::wait_for_file(&gate, 60)
-    );
+    let hold = spec::hold_on(&cut_off.apps_dir, "holding", &gate);
     cluster
         .update_app(|app| {
             app.activation = Some(spec::hooks(vec![spec::after_activate("hold", &hold)]));
         })
         .await;
-    commit(&cluster, "v2");
+    cluster.commit_text("v2");
     let policy = RolloutPolicy {
         auto_rollback: true,
         max_failed_hosts: 0,
@@ -111,31 +98,12 @@ async fn a_host_partitioned_after_its_switch_is_unknown_then_reconciled_and_roll
         "it took v2: {web3:?}"
     );
     assert!(web3.switched);
-    let listed = cluster
-        .deployments(slipway_proto::identity::Role::Viewer)
-        .await
-        .list_deployments(ListDeploymentsRequest::default())
-        .await
-        .expect("history")
-        .into_inner()
-        .deployments;
+    let listed = cluster.history().await;
     let undo = listed
         .iter()
         .find(|d| d.rollback_of == d2.id && d.hosts.iter().all(|h| h.host == "web-3"))
         .expect("a rollback of web-3 alone");
-    let events: Vec<_> = cluster
-        .deployments(slipway_proto::identity::Role::Viewer)
-        .await
-        .watch_deployment(WatchDeploymentRequest {
-            deployment_id: undo.id.clone(),
-            after_event: 0,
-        })
-        .await
-        .expect("watch")
-        .into_inner()
-        .map(|r| r.expect("event").event.expect("set"))
-        .collect()
-        .await;
+    let (events, _) = cluster.watch(&undo.id).await;
     assert_eq!(
         events.last().map(|e| e.status),
         Some(DeploymentStatus::Succeeded as i32),

@@ -27,7 +27,7 @@ use crate::{
     faults::FaultProxy,
     pki::TestPki,
     process::AgentProcess,
-    repo::SampleRepo,
+    repo::{Change, SampleRepo},
     server::{self, Running},
 };
 
@@ -451,6 +451,23 @@ impl Cluster {
         seen.extend(rest);
         let deployment = self.deployment(&seen[0].deployment_id).await;
         (seen, deployment)
+    }
+
+    /// Commits `text` as `index.html` on `main`: a new release to deploy.
+    pub fn commit_text(&self, text: &str) -> String {
+        self.repo
+            .commit(text, &[Change::File("index.html", text.as_bytes())])
+    }
+
+    /// Every deployment, newest first (the first page of the history).
+    pub async fn history(&self) -> Vec<Deployment> {
+        self.deployments(Role::Viewer)
+            .await
+            .list_deployments(slipway_proto::control::v1::ListDeploymentsRequest::default())
+            .await
+            .expect("list deployments")
+            .into_inner()
+            .deployments
     }
 
     /// Every event of deployment `id` from the first, following it to its

@@ -83,3 +83,14 @@ pub fn wait_for_file(file: &std::path::Path, seconds: u32) -> String {
         file.display()
     )
 }
+
+/// A hook command that, on the agent whose apps directory is `apps_dir`
+/// only, prints `line` and then holds until `gate` exists: a test stops a
+/// rollout on one host at a known moment.
+pub fn hold_on(apps_dir: &std::path::Path, line: &str, gate: &std::path::Path) -> String {
+    format!(
+        "case \"$SLIPWAY_RELEASE_DIR\" in '{}'/*) echo {line}; {};; esac",
+        apps_dir.display(),
+        wait_for_file(gate, 120)
+    )
+}
