@@ -83,7 +83,8 @@ pub async fn serve(
         version = env!("CARGO_PKG_VERSION"),
         "slipway-agent listening"
     );
-    server::serve(agent.clone(), &tls, listener, shutdown).await?;
+    let revocations = slipway_proto::revocation::Revocations::default();
+    server::serve(agent.clone(), &tls, revocations, listener, shutdown).await?;
     // A deploy outlives its client's stream; do not cut it off mid-way.
     agent.wait_idle().await;
     tracing::info!("slipway-agent stopped");

@@ -8,10 +8,10 @@ use slipway_proto::{
     agent::v1::agent_service_server::{AgentServiceServer, SERVICE_NAME},
     identity::{Identity, IdentityError},
     reason::{self, Reason},
-    tls::TlsMaterial,
+    revocation::Revocations,
+    tls::{self, Peer, TlsMaterial},
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Code, Request, Status, service::interceptor::InterceptedService, transport::Server};
 use tonic_health::ServingStatus;
 
@@ -56,6 +56,7 @@ fn control_plane_only(mut request: Request<()>) -> Result<Request<()>, Status> {
 pub async fn serve(
     agent: Arc<Agent>,
     tls: &TlsMaterial,
+    revocations: Revocations,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
@@ -82,9 +83,8 @@ pub async fn serve(
             .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
             .await;
     };
+    let tls = tls::server_config(tls, Peer::ControlPlane, revocations);
     Server::builder()
-        .tls_config(tls.server_config())
-        .map_err(Error::Serve)?
         .http2_keepalive_interval(Some(KEEPALIVE))
         // Release contents arrive as bulk streams.
         .initial_stream_window_size(slipway_proto::tls::STREAM_WINDOW)
@@ -94,7 +94,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(api)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(tls::Incoming::new(listener, tls), shutdown)
         .await
         .map_err(Error::Serve)
 }

@@ -1,5 +1,7 @@
 //! What the services, the deployments and their rollouts share.
 
+use slipway_proto::revocation::Revocations;
+
 use crate::{agents::Agents, events::EventHub, running::Running, store::Store};
 
 /// What the services and rollouts share.
@@ -13,4 +15,6 @@ pub struct Context {
     pub agents: Agents,
     /// Deployments running in this process, for cancel and lock release.
     pub running: Running,
+    /// Revoked certificates, enforced on every handshake and call.
+    pub revocations: Revocations,
 }

@@ -12,10 +12,10 @@ use slipway_proto::{
         host_service_server::HostServiceServer, lock_service_server::LockServiceServer,
         release_service_server::ReleaseServiceServer,
     },
-    tls::TlsMaterial,
+    revocation::Revocations,
+    tls::{self, Peer, TlsMaterial},
 };
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{service::interceptor::InterceptedService, transport::Server};
 
 use crate::{Config, Context, agents, api, auth, deployment, error, events, running, store};
@@ -69,11 +69,13 @@ pub async fn serve(
     let server_tls = TlsMaterial::load(&config.tls)?;
     let agent_tls = TlsMaterial::load(&config.agent_tls)?;
     let backend = store::SledBackend::open(&config.data_dir, config.cache_capacity_bytes)?;
+    let revocations = Revocations::default();
     let ctx = Context {
         store: store::Store::new(Arc::new(backend)),
         events: events::EventHub::default(),
-        agents: agents::Agents::new(agent_tls),
+        agents: agents::Agents::new(agent_tls, revocations.clone()),
         running: running::Running::default(),
+        revocations: revocations.clone(),
     };
     let indexed = store::deployments::ensure_indexes(&ctx.store)
         .await
@@ -138,8 +140,8 @@ pub async fn serve(
         source,
     })?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "control plane serving");
+    let tls = tls::server_config(&server_tls, Peer::AnyIdentity, revocations);
     let router = Server::builder()
-        .tls_config(server_tls.server_config())?
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -170,7 +172,7 @@ pub async fn serve(
         ));
     let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
     let served = router
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .serve_with_incoming_shutdown(tls::Incoming::new(listener, tls), shutdown)
         .await;
     // Waited for: the task holds the store, which must be closed before
     // this returns (a new control plane may open the same directory).

@@ -10,7 +10,7 @@ use slipway_proto::{
         environment_service_client::EnvironmentServiceClient,
         host_service_client::HostServiceClient, release_service_client::ReleaseServiceClient,
     },
-    tls::{self, ConnectError, TlsError, TlsMaterial, TlsPaths},
+    tls::{self, ConnectError, Peer, TlsError, TlsMaterial, TlsPaths},
 };
 use tonic::{Code, Status, transport::Channel};
 
@@ -41,7 +41,8 @@ pub struct Connection {
     #[arg(long, global = true, env = "SLIPWAY_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
 
-    /// Name the control plane's certificate must carry (default: the endpoint's host)
+    /// Name sent in TLS SNI (default: the endpoint's host); the control plane is
+    /// recognised by the spiffe://slipway/control-plane/ identity in its certificate
     #[arg(long, global = true, env = "SLIPWAY_SERVER_NAME", value_name = "NAME")]
     pub server_name: Option<String>,
 }
@@ -114,7 +115,7 @@ impl Connection {
         }
     }
 
-    /// The name the control plane's certificate is checked against.
+    /// The name sent in TLS SNI.
     pub fn server_name(&self) -> &str {
         self.server_name
             .as_deref()
@@ -125,7 +126,10 @@ impl Connection {
     pub async fn channel(&self) -> anyhow::Result<Channel> {
         let paths = self.tls_paths()?;
         let material = TlsMaterial::load(&paths)?;
-        let channel = tls::connect(&self.endpoint, self.server_name(), &material).await?;
+        let channel = tls::endpoint(&self.endpoint, Peer::ControlPlane, &material)?
+            .server_name(self.server_name())?
+            .connect()
+            .await?;
         Ok(channel)
     }
 
@@ -323,12 +327,14 @@ fn deployment_id_in(message: &str) -> Option<&str> {
 pub fn error_hint(err: &anyhow::Error, conn: &Connection) -> Option<String> {
     let chain = format!("{err:#}");
     let certificate_problem = || {
-        if chain.contains("NotValidForName") || chain.contains("not valid for name") {
+        if chain.contains("expected a control plane") {
             Some(format!(
-                "the control plane's certificate does not name {:?}; pass --server-name, \
-                 or remake it with `slipctl pki init --san NAME --force`",
-                conn.server_name()
+                "{} is not a control plane (is it an agent's address?); point --endpoint at \
+                 the control plane",
+                conn.endpoint
             ))
+        } else if chain.contains("is revoked") || chain.contains("are revoked") {
+            Some("the control plane's certificate is revoked; ask an admin for its new one".into())
         } else if chain.contains("UnknownIssuer") || chain.contains("BadSignature") {
             Some(
                 "the control plane's certificate is not signed by your CA; check --ca / --pki-dir"

@@ -6,6 +6,7 @@
 pub mod daemon;
 pub mod identity;
 pub mod reason;
+pub mod revocation;
 pub mod tls;
 pub mod validate;
 

@@ -54,6 +54,7 @@ async fn main() -> Result<()> {
         events: EventHub::default(),
         agents: Agents::with(Arc::new(fleet)),
         running: Running::default(),
+        revocations: Default::default(),
     };
     let repo = SampleRepo::new();
     let contents: Vec<(String, Vec<u8>)> = (0..args.files)

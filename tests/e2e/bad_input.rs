@@ -219,7 +219,7 @@ async fn invalid_fields_are_named_and_nothing_is_written() {
     let agent = &cluster.agents[0];
     let addr = agent.server.as_ref().expect("agent").addr.to_string();
     let material = TestPki::material(&cluster.pki.control_plane_client());
-    let channel = tls::endpoint(&addr, "web-1", &material)
+    let channel = tls::endpoint(&addr, tls::Peer::Agent("web-1".into()), &material)
         .expect("endpoint")
         .connect_lazy();
     let request = AgentDeploy {

@@ -17,7 +17,7 @@ use slipway_proto::{
         host_service_client::HostServiceClient, release_service_client::ReleaseServiceClient,
     },
     identity::Role,
-    tls::{self, TlsPaths},
+    tls::{self, Peer, TlsPaths},
 };
 use tempfile::TempDir;
 use tonic::{Streaming, transport::Channel};
@@ -286,7 +286,7 @@ impl Cluster {
 
     /// A channel to the control plane with any identity.
     pub async fn channel_with(&self, paths: &TlsPaths) -> Channel {
-        tls::endpoint(&self.addr(), "127.0.0.1", &TestPki::material(paths))
+        tls::endpoint(&self.addr(), Peer::ControlPlane, &TestPki::material(paths))
             .expect("endpoint")
             .connect_lazy()
     }

@@ -19,7 +19,7 @@ use std::{
 
 use slipway_proto::{
     identity::Role,
-    tls::{self, TlsMaterial},
+    tls::{self, Peer, TlsMaterial},
 };
 use tonic::{Status, transport::Channel};
 use tonic_health::pb::{
@@ -236,7 +236,7 @@ impl ControlPlaneProcess {
 
     /// One health check of the control plane's deployment service.
     pub async fn check_health(&self) -> Result<(), Status> {
-        let channel = tls::endpoint(&self.addr.to_string(), "127.0.0.1", &self.probe)
+        let channel = tls::endpoint(&self.addr.to_string(), Peer::ControlPlane, &self.probe)
             .map_err(|e| Status::invalid_argument(e.to_string()))?
             .timeout(Duration::from_secs(5))
             .connect_lazy();

@@ -32,9 +32,13 @@ impl Cluster {
     pub fn agent_client(&self, index: usize) -> AgentServiceClient<Channel> {
         let host = &self.agents[index];
         let material = TestPki::material(&self.pki.control_plane_client());
-        let channel = tls::endpoint(&host.addr().to_string(), &host.name, &material)
-            .expect("endpoint")
-            .connect_lazy();
+        let channel = tls::endpoint(
+            &host.addr().to_string(),
+            tls::Peer::Agent(host.name.clone()),
+            &material,
+        )
+        .expect("endpoint")
+        .connect_lazy();
         AgentServiceClient::new(channel)
     }
 

@@ -21,6 +21,7 @@ use slipway_proto::{
         UploadObjectsRequest, UploadObjectsResponse,
     },
     control::v1::Host,
+    revocation::Revocations,
     tls::TlsMaterial,
 };
 use tokio_stream::Stream;
@@ -107,10 +108,11 @@ pub struct Agents {
 
 impl Agents {
     /// Real agents, dialed with this client identity. The agent's
-    /// certificate must carry the host's name, so a certificate of another
-    /// host is refused.
-    pub fn new(tls: TlsMaterial) -> Self {
-        Self::with(Arc::new(tls::TlsDial::new(tls)))
+    /// certificate must carry `spiffe://slipway/agent/<host>` for the host
+    /// dialed, and not be revoked, so a certificate of another host is
+    /// refused.
+    pub fn new(tls: TlsMaterial, revocations: Revocations) -> Self {
+        Self::with(Arc::new(tls::TlsDial::new(tls, revocations)))
     }
 
     /// Agents reached through `dial`.
@@ -123,6 +125,12 @@ impl Agents {
 
     fn kept(&self) -> MutexGuard<'_, HashMap<String, (String, AgentClient)>> {
         self.kept.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops every kept connection: after a certificate reload or a
+    /// revocation, every later call dials with what is in force.
+    pub fn forget_all(&self) {
+        self.kept().clear();
     }
 
     /// Drops the connection kept for `host`: the next call dials afresh.

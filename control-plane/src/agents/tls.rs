@@ -4,7 +4,8 @@ use futures_util::StreamExt;
 use slipway_proto::{
     agent::v1::{agent_service_client::AgentServiceClient, *},
     control::v1::Host,
-    tls::{self, TlsMaterial},
+    revocation::Revocations,
+    tls::{self, Peer, TlsMaterial},
 };
 use tonic::{Status, transport::Channel};
 
@@ -13,23 +14,30 @@ use super::{AgentApi, AgentClient, Dial, DialError, ProgressStream, UploadStream
 /// Dials agents with the control plane's client certificate.
 pub(super) struct TlsDial {
     tls: TlsMaterial,
+    revocations: Revocations,
 }
 
 impl TlsDial {
-    pub(super) fn new(tls: TlsMaterial) -> Self {
-        Self { tls }
+    pub(super) fn new(tls: TlsMaterial, revocations: Revocations) -> Self {
+        Self { tls, revocations }
     }
 }
 
 #[tonic::async_trait]
 impl Dial for TlsDial {
     async fn dial(&self, host: &Host) -> Result<AgentClient, DialError> {
-        let channel = tls::connect(&host.address, &host.name, &self.tls)
-            .await
-            .map_err(|err| DialError {
-                message: slipway_proto::daemon::chain(&err),
-                refused: tls_refused(&err),
-            })?;
+        let peer = Peer::Agent(host.name.clone());
+        let channel = async {
+            tls::endpoint(&host.address, peer, &self.tls)?
+                .revocations(&self.revocations)
+                .connect()
+                .await
+        }
+        .await
+        .map_err(|err| DialError {
+            message: slipway_proto::daemon::chain(&err),
+            refused: tls_refused(&err),
+        })?;
         let client = AgentServiceClient::new(channel)
             .max_decoding_message_size(slipway_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(slipway_proto::MAX_MESSAGE_BYTES);

@@ -49,6 +49,7 @@ async fn fixture(hosts: usize) -> Fixture {
         events: EventHub::default(),
         agents: Agents::with(Arc::new(fleet.clone())),
         running: Running::default(),
+        revocations: Default::default(),
     };
     let app = App {
         name: "web".into(),

@@ -1,0 +1,264 @@
+//! The PEM material of one party (the CA bundle it trusts, its certificate
+//! chain and key), parsed once per load and replaceable at run time: a
+//! reload swaps it for every later handshake without touching the
+//! connections already established.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use rustls::{
+    RootCertStore,
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    server::{WebPkiClientVerifier, danger::ClientCertVerifier},
+    sign::CertifiedKey,
+};
+use sha2::{Digest, Sha256};
+
+/// Paths of the PEM files one party needs: the CA bundle it trusts, its
+/// certificate and its private key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsPaths {
+    /// CA certificates that signed every peer. During a CA rotation the
+    /// file holds both the old and the new CA.
+    pub ca: PathBuf,
+    /// This party's certificate (followed by intermediates, if any).
+    pub cert: PathBuf,
+    /// This party's private key.
+    pub key: PathBuf,
+}
+
+/// PEM material that could not be read or used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// A file could not be read.
+    #[error("cannot read {what} {path}")]
+    Read {
+        /// Which file: "CA certificate", "certificate" or "private key".
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file was read but holds no usable PEM material.
+    #[error("{what} {path}: {reason}")]
+    Invalid {
+        /// Which file.
+        what: &'static str,
+        /// Its path (empty for material given as bytes).
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The SHA-256 of a certificate's DER bytes, as `SHA256:` and lower-case
+/// hex: how certificates are named in revocations, logs and audit entries.
+pub fn fingerprint(der: &[u8]) -> String {
+    let digest = Sha256::digest(der);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("SHA256:");
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// The crypto provider of every Slipway TLS configuration.
+pub(super) fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: std::sync::OnceLock<Arc<CryptoProvider>> = std::sync::OnceLock::new();
+    PROVIDER
+        .get_or_init(|| Arc::new(rustls::crypto::ring::default_provider()))
+        .clone()
+}
+
+/// One parsed generation of the material.
+pub(super) struct Loaded {
+    pub(super) roots: Arc<RootCertStore>,
+    pub(super) client_verifier: Arc<dyn ClientCertVerifier>,
+    pub(super) certified: Arc<CertifiedKey>,
+    pub(super) key_der: PrivateKeyDer<'static>,
+    pub(super) cert_pem: Vec<u8>,
+    /// SHA-256 over the three files, to tell a reload that changes nothing.
+    digest: [u8; 32],
+}
+
+impl Loaded {
+    fn parse(
+        ca_pem: &[u8],
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        paths: Option<&TlsPaths>,
+    ) -> Result<Self, TlsError> {
+        let path = |pick: fn(&TlsPaths) -> &PathBuf| paths.map(pick).cloned().unwrap_or_default();
+        let invalid =
+            |what, path: PathBuf, reason: String| TlsError::Invalid { what, path, reason };
+        let certs = |pem: &[u8]| -> Result<Vec<CertificateDer<'static>>, String> {
+            let certs = CertificateDer::pem_slice_iter(pem)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|err| format!("not PEM certificates: {err}"))?;
+            if certs.is_empty() {
+                return Err("holds no PEM certificate".into());
+            }
+            Ok(certs)
+        };
+        let ca = certs(ca_pem).map_err(|r| invalid("CA certificate", path(|p| &p.ca), r))?;
+        let mut roots = RootCertStore::empty();
+        for cert in ca {
+            roots
+                .add(cert)
+                .map_err(|err| invalid("CA certificate", path(|p| &p.ca), err.to_string()))?;
+        }
+        let roots = Arc::new(roots);
+        let chain = certs(cert_pem).map_err(|r| invalid("certificate", path(|p| &p.cert), r))?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|err| {
+            invalid(
+                "private key",
+                path(|p| &p.key),
+                format!("not a PEM private key: {err}"),
+            )
+        })?;
+        let provider = provider();
+        let key_der = key.clone_key();
+        let certified = CertifiedKey::from_der(chain, key, &provider).map_err(|err| {
+            invalid(
+                "certificate",
+                path(|p| &p.cert),
+                format!("does not match its private key: {err}"),
+            )
+        })?;
+        let client_verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider)
+            .build()
+            .map_err(|err| invalid("CA certificate", path(|p| &p.ca), err.to_string()))?;
+        Ok(Self {
+            roots,
+            client_verifier,
+            certified: Arc::new(certified),
+            key_der,
+            cert_pem: cert_pem.to_vec(),
+            digest: Sha256::new()
+                .chain_update(ca_pem)
+                .chain_update(cert_pem)
+                .chain_update(key_pem)
+                .finalize()
+                .into(),
+        })
+    }
+}
+
+/// The loaded PEM material of one party. Clones share it, so a reload is
+/// seen by every server and dialer built from any clone.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    paths: Option<TlsPaths>,
+    current: RwLock<Arc<Loaded>>,
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("paths", &self.shared.paths)
+            .field("generation", &self.generation())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsMaterial {
+    fn new(loaded: Loaded, paths: Option<TlsPaths>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                paths,
+                current: RwLock::new(Arc::new(loaded)),
+                generation: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Material from PEM bytes (it cannot be reloaded).
+    pub fn from_pem(
+        ca_pem: impl AsRef<[u8]>,
+        cert_pem: impl AsRef<[u8]>,
+        key_pem: impl AsRef<[u8]>,
+    ) -> Result<Self, TlsError> {
+        let loaded = Loaded::parse(ca_pem.as_ref(), cert_pem.as_ref(), key_pem.as_ref(), None)?;
+        Ok(Self::new(loaded, None))
+    }
+
+    /// Reads and parses the three PEM files, naming the one that fails.
+    pub fn load(paths: &TlsPaths) -> Result<Self, TlsError> {
+        Ok(Self::new(Self::read(paths)?, Some(paths.clone())))
+    }
+
+    fn read(paths: &TlsPaths) -> Result<Loaded, TlsError> {
+        let read = |what, path: &Path| {
+            std::fs::read(path).map_err(|source| TlsError::Read {
+                what,
+                path: path.to_owned(),
+                source,
+            })
+        };
+        Loaded::parse(
+            &read("CA certificate", &paths.ca)?,
+            &read("certificate", &paths.cert)?,
+            &read("private key", &paths.key)?,
+            Some(paths),
+        )
+    }
+
+    /// Reads the files again and, when they parse, serves them to every
+    /// later handshake. On error the material in use stays. Returns whether
+    /// anything changed.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let Some(paths) = &self.shared.paths else {
+            return Ok(false);
+        };
+        let loaded = Self::read(paths)?;
+        let mut current = self.shared.current.write().expect("TLS material lock");
+        if current.digest == loaded.digest {
+            return Ok(false);
+        }
+        *current = Arc::new(loaded);
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    /// The files this material was loaded from, if any.
+    pub fn paths(&self) -> Option<&TlsPaths> {
+        self.shared.paths.as_ref()
+    }
+
+    /// Counts reloads that changed something, from 1.
+    pub fn generation(&self) -> u64 {
+        self.shared.generation.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn current(&self) -> Arc<Loaded> {
+        self.shared
+            .current
+            .read()
+            .expect("TLS material lock")
+            .clone()
+    }
+
+    /// The certificate PEM of this party.
+    pub fn cert_pem(&self) -> Vec<u8> {
+        self.current().cert_pem.clone()
+    }
+
+    /// This party's own certificate (the leaf), DER.
+    pub fn leaf_der(&self) -> CertificateDer<'static> {
+        self.current().certified.cert[0].clone()
+    }
+}
