@@ -37,7 +37,7 @@ mod upload;
 
 use std::future::Future;
 
-use slipway_proto::tls::TlsMaterial;
+use slipway_proto::tls::{Reloader, TlsMaterial};
 use tokio::net::TcpListener;
 
 pub use crate::{
@@ -84,7 +84,10 @@ pub async fn serve(
         "slipway-agent listening"
     );
     let revocations = slipway_proto::revocation::Revocations::default();
-    server::serve(agent.clone(), &tls, revocations, listener, shutdown).await?;
+    let reload = tokio::spawn(Reloader::new([("listener", tls.clone())]).run(|_| {}));
+    let served = server::serve(agent.clone(), &tls, revocations, listener, shutdown).await;
+    reload.abort();
+    served?;
     // A deploy outlives its client's stream; do not cut it off mid-way.
     agent.wait_idle().await;
     tracing::info!("slipway-agent stopped");

@@ -73,7 +73,7 @@ pub async fn serve(
     let ctx = Context {
         store: store::Store::new(Arc::new(backend)),
         events: events::EventHub::default(),
-        agents: agents::Agents::new(agent_tls, revocations.clone()),
+        agents: agents::Agents::new(agent_tls.clone(), revocations.clone()),
         running: running::Running::default(),
         revocations: revocations.clone(),
     };
@@ -141,6 +141,7 @@ pub async fn serve(
     })?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "control plane serving");
     let tls = tls::server_config(&server_tls, Peer::AnyIdentity, revocations);
+
     let router = Server::builder()
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -170,12 +171,22 @@ pub async fn serve(
             DeploymentServiceServer,
             api::Deployments(ctx.clone())
         ));
+    let reload = {
+        let agents = ctx.agents.clone();
+        let reloader = tls::Reloader::new([("listener", server_tls), ("agents", agent_tls)]);
+        tokio::spawn(reloader.run(move |changed| {
+            if changed.contains(&"agents") {
+                agents.forget_all();
+            }
+        }))
+    };
     let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
     let served = router
         .serve_with_incoming_shutdown(tls::Incoming::new(listener, tls), shutdown)
         .await;
     // Waited for: the task holds the store, which must be closed before
     // this returns (a new control plane may open the same directory).
+    reload.abort();
     recheck.abort();
     let _ = recheck.await;
     Ok(served?)

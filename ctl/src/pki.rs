@@ -32,8 +32,11 @@ pub const CA_KEY: &str = "ca.key";
 pub const CA_COMMON_NAME: &str = "Slipway CA";
 /// Validity of the CA in days (at least that of the certificates it signs).
 pub const CA_VALIDITY_DAYS: u32 = 3650;
-/// Default validity of every other certificate in days.
+/// Default validity of operator certificates in days.
 pub const DEFAULT_VALIDITY_DAYS: u32 = 365;
+/// Default validity of the control plane's and agents' certificates in
+/// days: short, since both daemons reload a renewed certificate on SIGHUP.
+pub const SERVICE_VALIDITY_DAYS: u32 = 30;
 /// How far `not_before` lies in the past, so that clocks a little behind
 /// accept a certificate made a moment ago.
 const BACKDATE: time::Duration = time::Duration::minutes(5);
@@ -57,7 +60,7 @@ impl Default for InitOptions {
         Self {
             control_plane_name: "main".to_owned(),
             sans: Vec::new(),
-            validity_days: DEFAULT_VALIDITY_DAYS,
+            validity_days: SERVICE_VALIDITY_DAYS,
             force: false,
         }
     }
@@ -97,7 +100,7 @@ pub struct Issued {
 pub fn init(dir: &Path, opts: &InitOptions) -> anyhow::Result<Vec<PathBuf>> {
     validate::name("control plane name", &opts.control_plane_name)?;
     check_days(opts.validity_days)?;
-    let (extra_dns, extra_ips) = split_sans(&opts.sans)?;
+    split_sans(&opts.sans)?;
     let names = [
         CA_CERT,
         CA_KEY,
@@ -123,34 +126,11 @@ pub fn init(dir: &Path, opts: &InitOptions) -> anyhow::Result<Vec<PathBuf>> {
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
-    let cp = Identity::ControlPlane {
-        name: opts.control_plane_name.clone(),
-    };
-    let mut dns = vec!["localhost".to_owned(), opts.control_plane_name.clone()];
-    dns.extend(extra_dns);
-    let mut ips: Vec<IpAddr> = vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
-    ips.extend(extra_ips);
-    dedup(&mut dns);
-    dedup(&mut ips);
-    let cp_name = format!("control-plane {}", opts.control_plane_name);
-    let days = opts.validity_days;
-    let server = leaf(
+    let (server, client) = control_plane_pair(
         &issuer,
-        &cp_name,
-        &cp,
-        &dns,
-        &ips,
-        &[ExtendedKeyUsagePurpose::ServerAuth],
-        days,
-    )?;
-    let client = leaf(
-        &issuer,
-        &cp_name,
-        &cp,
-        &[],
-        &[],
-        &[ExtendedKeyUsagePurpose::ClientAuth],
-        days,
+        &opts.control_plane_name,
+        &opts.sans,
+        opts.validity_days,
     )?;
     let admin = Identity::Operator {
         name: "admin".to_owned(),
@@ -163,7 +143,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> anyhow::Result<Vec<PathBuf>> {
         &[],
         &[],
         &[ExtendedKeyUsagePurpose::ClientAuth],
-        days,
+        opts.validity_days,
     )?;
 
     ensure_dir(dir)?;
@@ -181,6 +161,77 @@ pub fn init(dir: &Path, opts: &InitOptions) -> anyhow::Result<Vec<PathBuf>> {
         write_pem(path, &pem, opts.force)?;
     }
     Ok(paths)
+}
+
+/// The control plane's server and client certificates: (certificate PEM,
+/// key PEM) each.
+fn control_plane_pair(
+    issuer: &Issuer<'_, KeyPair>,
+    name: &str,
+    sans: &[String],
+    days: u32,
+) -> anyhow::Result<((String, String), (String, String))> {
+    let (extra_dns, extra_ips) = split_sans(sans)?;
+    let cp = Identity::ControlPlane {
+        name: name.to_owned(),
+    };
+    let mut dns = vec!["localhost".to_owned(), name.to_owned()];
+    dns.extend(extra_dns);
+    let mut ips: Vec<IpAddr> = vec![[127, 0, 0, 1].into(), std::net::Ipv6Addr::LOCALHOST.into()];
+    ips.extend(extra_ips);
+    dedup(&mut dns);
+    dedup(&mut ips);
+    let cp_name = format!("control-plane {name}");
+    let server = leaf(
+        issuer,
+        &cp_name,
+        &cp,
+        &dns,
+        &ips,
+        &[ExtendedKeyUsagePurpose::ServerAuth],
+        days,
+    )?;
+    let client = leaf(
+        issuer,
+        &cp_name,
+        &cp,
+        &[],
+        &[],
+        &[ExtendedKeyUsagePurpose::ClientAuth],
+        days,
+    )?;
+    Ok((server, client))
+}
+
+/// Issues new server and client certificates of the control plane
+/// (`control-plane.crt`, `control-plane-client.crt`) from the CA in `dir`,
+/// for a renewal: the CA and every other certificate stay. Refuses to
+/// overwrite existing files unless `opts.force`.
+pub fn issue_control_plane_with(
+    dir: &Path,
+    name: &str,
+    sans: &[String],
+    opts: &IssueOptions,
+) -> anyhow::Result<[Issued; 2]> {
+    validate::name("control plane name", name)?;
+    check_days(opts.validity_days)?;
+    let issuer = load_ca(dir)?;
+    let (server, client) = control_plane_pair(&issuer, name, sans, opts.validity_days)?;
+    let issued = [
+        paths_for(dir, "control-plane"),
+        paths_for(dir, "control-plane-client"),
+    ];
+    if !opts.force {
+        refuse_existing(&[
+            issued[0].cert.clone(),
+            issued[0].key.clone(),
+            issued[1].cert.clone(),
+            issued[1].key.clone(),
+        ])?;
+    }
+    write_pair(&issued[0], &server.0, &server.1, opts.force)?;
+    write_pair(&issued[1], &client.0, &client.1, opts.force)?;
+    Ok(issued)
 }
 
 /// Issues `agent-<host>.crt/.key` for the agent of `host`, signed by the CA in
@@ -208,6 +259,7 @@ pub fn issue_agent_with(
     validate::host_name("host", host)?;
     check_days(opts.validity_days)?;
     let (extra_dns, ips) = split_sans(sans)?;
+    refuse_other_hosts(host, &extra_dns)?;
     // The control plane dials the agent with the host name as TLS server name.
     let mut dns = vec![host.to_owned()];
     dns.extend(extra_dns);
@@ -360,6 +412,20 @@ fn split_sans(sans: &[String]) -> anyhow::Result<(Vec<String>, Vec<IpAddr>)> {
         }
     }
     Ok((dns, ips))
+}
+
+/// An agent certificate names its own host only: a DNS SAN must be the host
+/// name or share its first label (`web-3`, `web-3.example.com`), so no
+/// certificate of one host can pass for another's address.
+fn refuse_other_hosts(host: &str, dns: &[String]) -> anyhow::Result<()> {
+    let label = |name: &str| name.split('.').next().unwrap_or(name).to_owned();
+    if let Some(other) = dns.iter().find(|name| label(name) != label(host)) {
+        bail!(
+            "--san {other} names another host than {host}: an agent certificate may name only \
+             its own host ({host}, {host}.<domain>) and IP addresses"
+        );
+    }
+    Ok(())
 }
 
 /// Removes repeated items, keeping the first of each in order.
@@ -572,6 +638,45 @@ mod tests {
         let info = describe(&agent.cert).unwrap();
         assert_eq!(info.dns_names, ["web-1"]);
         assert_eq!(info.ip_addresses, ["192.0.2.1"]);
+    }
+
+    #[test]
+    fn an_agent_certificate_names_only_its_own_host() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), &InitOptions::default()).unwrap();
+        let err = issue_agent(dir.path(), "web-3", &["web-2".to_owned()], 30).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--san web-2 names another host than web-3"),
+            "{err}"
+        );
+        assert!(
+            !dir.path().join("agent-web-3.crt").exists(),
+            "nothing written"
+        );
+        let sans = ["web-3.example.com".to_owned(), "10.0.0.3".to_owned()];
+        issue_agent(dir.path(), "web-3", &sans, 30).unwrap();
+    }
+
+    #[test]
+    fn the_control_plane_is_renewed_from_the_same_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        init(dir.path(), &InitOptions::default()).unwrap();
+        let ca = fs::read(dir.path().join(CA_CERT)).unwrap();
+        let before = fs::read(dir.path().join("control-plane.crt")).unwrap();
+        let opts = IssueOptions::default();
+        let refused = issue_control_plane_with(dir.path(), "main", &[], &opts).unwrap_err();
+        assert!(refused.to_string().contains("--force"), "{refused}");
+        let forced = IssueOptions {
+            force: true,
+            ..opts
+        };
+        issue_control_plane_with(dir.path(), "main", &[], &forced).unwrap();
+        assert_ne!(
+            fs::read(dir.path().join("control-plane.crt")).unwrap(),
+            before
+        );
+        assert_eq!(fs::read(dir.path().join(CA_CERT)).unwrap(), ca, "same CA");
     }
 
     #[test]

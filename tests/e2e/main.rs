@@ -21,4 +21,5 @@ mod retention;
 mod rollout;
 mod rollout_faults;
 mod streams;
+mod trust;
 mod unknown_hosts;

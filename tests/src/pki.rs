@@ -2,9 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use rustls::pki_types::pem::PemObject;
+
 use slipway_proto::{
     identity::Role,
-    tls::{TlsMaterial, TlsPaths},
+    tls::{self, Peer, TlsMaterial, TlsPaths},
 };
 use tempfile::TempDir;
 
@@ -84,6 +86,28 @@ impl TestPki {
         TlsMaterial::load(paths).expect("load PEM files")
     }
 
+    /// Issues new certificates, in place, for the control plane (server and
+    /// client) and the agents of `hosts`, from the same CA; returns the
+    /// serials of the new control-plane server and agent certificates.
+    pub fn renew(&self, hosts: &[&str]) -> Vec<String> {
+        let opts = slipctl::pki::IssueOptions {
+            validity_days: DAYS,
+            force: true,
+        };
+        let mut serials = Vec::new();
+        let [server, _client] =
+            slipctl::pki::issue_control_plane_with(self.dir(), "main", &[], &opts)
+                .expect("issue control plane");
+        serials.push(serial_of(&server.cert));
+        for host in hosts {
+            let issued =
+                slipctl::pki::issue_agent_with(self.dir(), host, &["127.0.0.1".to_owned()], &opts)
+                    .expect("issue agent");
+            serials.push(serial_of(&issued.cert));
+        }
+        serials
+    }
+
     /// Path of a file in the PKI directory.
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir().join(name)
@@ -94,4 +118,33 @@ impl Default for TestPki {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The serial of the certificate in a PEM file.
+pub fn serial_of(cert: &std::path::Path) -> String {
+    let pem = std::fs::read(cert).expect("read certificate");
+    let der = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .next()
+        .expect("a certificate")
+        .expect("PEM");
+    tls::serial_and_expiry(&der).expect("parse").0
+}
+
+/// The serial of the certificate a server presents now: one TLS handshake
+/// as `client`, requiring the server to be `peer`.
+pub async fn served_serial(addr: &str, peer: Peer, client: &TlsPaths) -> String {
+    let material = TestPki::material(client);
+    let config = tls::client_config(&material, peer, Default::default());
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake");
+    let leaf = &stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .expect("certificates")[0];
+    tls::serial_and_expiry(leaf).expect("parse").0
 }

@@ -37,7 +37,7 @@ pub struct InitArgs {
     #[arg(long, value_name = "NAME_OR_IP")]
     pub san: Vec<String>,
     /// Validity of the certificates in days (the CA gets 3650)
-    #[arg(long, default_value_t = pki::DEFAULT_VALIDITY_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = pki::SERVICE_VALIDITY_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
     pub days: u32,
     /// Replace existing files, the CA included: certificates it signed stop working
     #[arg(long)]
@@ -51,6 +51,30 @@ pub enum IssueCommand {
     Agent(AgentArgs),
     /// A client certificate for an operator (operator-NAME.crt/.key).
     Operator(OperatorArgs),
+    /// New server and client certificates for the control plane
+    /// (control-plane.crt, control-plane-client.crt), from the same CA; the
+    /// control plane picks them up on SIGHUP.
+    ControlPlane(ControlPlaneArgs),
+}
+
+/// Flags of `pki issue control-plane`.
+#[derive(Debug, Args)]
+pub struct ControlPlaneArgs {
+    /// Directory holding ca.crt and ca.key; the new files go there too
+    #[arg(long, env = "SLIPWAY_PKI_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Instance name of the control plane (in its identity and a DNS SAN)
+    #[arg(long, default_value = "main")]
+    pub name: String,
+    /// Extra DNS name or IP address the control plane is reached at (repeatable)
+    #[arg(long, value_name = "NAME_OR_IP")]
+    pub san: Vec<String>,
+    /// Validity in days
+    #[arg(long, default_value_t = pki::SERVICE_VALIDITY_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub days: u32,
+    /// Replace the existing certificates and keys
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Flags of `pki issue agent`.
@@ -65,7 +89,7 @@ pub struct AgentArgs {
     #[arg(long, value_name = "NAME_OR_IP")]
     pub san: Vec<String>,
     /// Validity in days
-    #[arg(long, default_value_t = pki::DEFAULT_VALIDITY_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = pki::SERVICE_VALIDITY_DAYS, value_parser = clap::value_parser!(u32).range(1..))]
     pub days: u32,
     /// Replace an existing certificate and key for this host
     #[arg(long)]
@@ -163,6 +187,16 @@ pub fn run(command: &PkiCommand, output: Output) -> anyhow::Result<()> {
             };
             let issued = pki::issue_operator_with(&args.dir, &args.name, args.role.into(), &opts)?;
             report_issued(&issued, output)?;
+        }
+        PkiCommand::Issue(IssueCommand::ControlPlane(args)) => {
+            let opts = IssueOptions {
+                validity_days: args.days,
+                force: args.force,
+            };
+            let issued = pki::issue_control_plane_with(&args.dir, &args.name, &args.san, &opts)?;
+            for issued in &issued {
+                report_issued(issued, output)?;
+            }
         }
         PkiCommand::List(args) => {
             let certs = pki::list(&args.dir)?;

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 mod dial;
 mod material;
+mod reload;
 mod serve;
 mod verify;
 
 pub use dial::{Connector, Dialer, client_config, connect, endpoint};
 pub use material::{TlsError, TlsMaterial, TlsPaths, fingerprint};
+pub use reload::{POLL_EVERY, Reloader, serial_and_expiry};
 pub use serve::{Incoming, server_config};
 pub use verify::{Peer, PeerError};
 

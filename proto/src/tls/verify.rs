@@ -33,7 +33,7 @@ pub enum Peer {
 }
 
 /// Why a peer's certificate was refused after its chain verified.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum PeerError {
     /// No usable `spiffe://slipway/...` identity.
     #[error("peer certificate: {0}")]
@@ -49,6 +49,14 @@ pub enum PeerError {
     /// The certificate is revoked.
     #[error("{0}")]
     Revoked(String),
+}
+
+/// rustls shows a custom certificate error with `Debug`: make that the
+/// sentence a person reads.
+impl std::fmt::Debug for PeerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl Peer {
