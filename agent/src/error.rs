@@ -54,6 +54,9 @@ pub enum Error {
     /// The app registry could not be read or written.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The revocation list could not be read or written.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
     /// The reflection service rejected the descriptor set (a build bug).
     #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -197,6 +200,7 @@ impl Error {
             | Error::Journal(JournalError::Io { .. })
             | Error::CreateDir { .. }
             | Error::Registry(_)
+            | Error::Trust(_)
             | Error::Bind { .. } => io_code(self),
             Error::Config(_) | Error::Tls(_) => Code::FailedPrecondition,
             Error::Reflection(_)

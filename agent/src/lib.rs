@@ -33,6 +33,7 @@ mod server;
 mod service;
 mod shared;
 mod steps;
+mod trust;
 mod upload;
 
 use std::future::Future;
@@ -83,9 +84,9 @@ pub async fn serve(
         version = env!("CARGO_PKG_VERSION"),
         "slipway-agent listening"
     );
-    let revocations = slipway_proto::revocation::Revocations::default();
+    let trust = std::sync::Arc::new(trust::Trust::open(&config.data_dir)?);
     let reload = tokio::spawn(Reloader::new([("listener", tls.clone())]).run(|_| {}));
-    let served = server::serve(agent.clone(), &tls, revocations, listener, shutdown).await;
+    let served = server::serve(agent.clone(), trust, &tls, listener, shutdown).await;
     reload.abort();
     served?;
     // A deploy outlives its client's stream; do not cut it off mid-way.

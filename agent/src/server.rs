@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 use tonic::{Code, Request, Status, service::interceptor::InterceptedService, transport::Server};
 use tonic_health::ServingStatus;
 
-use crate::{agent::Agent, error::Error, service::AgentApi};
+use crate::{agent::Agent, error::Error, service::AgentApi, trust::Trust};
 
 /// How often an idle connection is pinged, and how long a ping may go
 /// unanswered, so a vanished control plane is noticed mid-stream.
@@ -42,11 +42,34 @@ pub fn authorize(identity: Result<Identity, IdentityError>) -> Result<Identity, 
     }
 }
 
-/// The interceptor: checks the peer and leaves its identity in the
-/// request's extensions for the handlers' logs.
-fn control_plane_only(mut request: Request<()>) -> Result<Request<()>, Status> {
-    let identity = authorize(Identity::from_request(&request)).inspect_err(|status| {
-        tracing::warn!(message = status.message(), "refused a caller");
+/// The interceptor: checks the peer (its identity, and the revocation list
+/// on every call, so a certificate revoked while its connection is open is
+/// refused from its next call) and leaves its identity in the request's
+/// extensions for the handlers' logs.
+fn control_plane_only(
+    mut request: Request<()>,
+    revocations: &Revocations,
+) -> Result<Request<()>, Status> {
+    let peer = request
+        .remote_addr()
+        .map_or_else(|| "?".to_owned(), |addr| addr.to_string());
+    let leaf = request
+        .peer_certs()
+        .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
+    let fingerprint = leaf.as_deref().map(tls::fingerprint).unwrap_or_default();
+    let checked = authorize(Identity::from_request(&request)).and_then(|identity| {
+        match leaf.as_deref().and_then(|der| revocations.check(der)) {
+            Some(why) => Err(reason::status(
+                Code::Unauthenticated,
+                why,
+                Reason::Unclassified,
+                [],
+            )),
+            None => Ok(identity),
+        }
+    });
+    let identity = checked.inspect_err(|status| {
+        tracing::warn!(%peer, fingerprint, reason = status.message(), "refused a caller");
     })?;
     request.extensions_mut().insert(identity);
     Ok(request)
@@ -55,8 +78,8 @@ fn control_plane_only(mut request: Request<()>) -> Result<Request<()>, Status> {
 /// Serves the agent on `listener` until `shutdown` resolves, then drains.
 pub async fn serve(
     agent: Arc<Agent>,
+    trust: Arc<Trust>,
     tls: &TlsMaterial,
-    revocations: Revocations,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
@@ -72,10 +95,12 @@ pub async fn serve(
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let api = AgentServiceServer::new(AgentApi::new(agent))
+    let revocations = trust.revocations();
+    let api = AgentServiceServer::new(AgentApi::new(agent).with_trust(trust))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-    let api = InterceptedService::new(api, control_plane_only as fn(_) -> _);
+    let checked = revocations.clone();
+    let api = InterceptedService::new(api, move |request| control_plane_only(request, &checked));
     let shutdown = async move {
         shutdown.await;
         // Load balancers and probes see the drain before connections close.
@@ -139,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_request_without_a_certificate_is_unauthenticated() {
-        let status = control_plane_only(Request::new(())).unwrap_err();
+        let status = control_plane_only(Request::new(()), &Revocations::default()).unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated);
     }
 }

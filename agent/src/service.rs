@@ -10,8 +10,8 @@ use slipway_proto::{
         CancelOperationResponse, DeployRequest, DeployResponse, GetStatusRequest,
         GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest,
         PinReleaseResponse, PrepareReleaseRequest, PrepareReleaseResponse, RollbackRequest,
-        RollbackResponse, UploadObjectsRequest, UploadObjectsResponse,
-        agent_service_server::AgentService,
+        RollbackResponse, SetRevocationsRequest, SetRevocationsResponse, UploadObjectsRequest,
+        UploadObjectsResponse, agent_service_server::AgentService,
     },
     identity::Identity,
     validate::{self, InvalidField},
@@ -28,6 +28,7 @@ use crate::{
     layout::AppRoot,
     manifest::Manifest,
     release::DEFAULT_KEEP,
+    trust::Trust,
     upload::Chunk,
 };
 
@@ -42,12 +43,19 @@ pub type ResponseStream<T> =
 #[derive(Debug)]
 pub struct AgentApi {
     agent: Arc<Agent>,
+    trust: Option<Arc<Trust>>,
 }
 
 impl AgentApi {
     /// Serves `agent`.
     pub fn new(agent: Arc<Agent>) -> Self {
-        Self { agent }
+        Self { agent, trust: None }
+    }
+
+    /// Keeps the revocation lists the control plane sends in `trust`.
+    pub fn with_trust(mut self, trust: Arc<Trust>) -> Self {
+        self.trust = Some(trust);
+        self
     }
 
     fn resolve(&self, field: &str, app: Option<&AppTarget>) -> Result<AppRoot, Error> {
@@ -227,6 +235,26 @@ impl AgentService for AgentApi {
     type RollbackStream = ResponseStream<RollbackResponse>;
     type PrepareReleaseStream = ResponseStream<PrepareReleaseResponse>;
     type ActivateReleaseStream = ResponseStream<ActivateReleaseResponse>;
+
+    async fn set_revocations(
+        &self,
+        request: Request<SetRevocationsRequest>,
+    ) -> Result<Response<SetRevocationsResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        let trust = self
+            .trust
+            .as_ref()
+            .ok_or_else(|| Status::failed_precondition("this agent keeps no revocation list"))?;
+        let revision = trust.set(&request).map_err(Error::from)?;
+        tracing::info!(
+            %caller,
+            revision,
+            entries = request.revoked.len(),
+            "revocation list updated"
+        );
+        Ok(Response::new(SetRevocationsResponse { revision }))
+    }
 
     async fn cancel_operation(
         &self,

@@ -1,8 +1,12 @@
 //! Who may call the operator API: only operator certificates, and each method
 //! checks the role it needs (viewer < deployer < admin).
 
-use slipway_proto::identity::{Identity, Role};
-use tonic::{Request, Status};
+use slipway_proto::{
+    identity::{Identity, Role},
+    revocation::Revocations,
+    tls::fingerprint,
+};
+use tonic::{Request, Status, service::Interceptor};
 
 /// The authenticated operator behind a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,8 +25,47 @@ impl Caller {
 }
 
 /// Interceptor for every operator service: the peer's certificate must carry
-/// an operator identity. The caller is stored in the request's extensions.
-pub fn authenticate(mut request: Request<()>) -> Result<Request<()>, Status> {
+/// an operator identity and not be revoked (checked on every call, so a
+/// certificate revoked while its connection is open is refused from its
+/// next call). The caller is stored in the request's extensions; a refusal
+/// is logged with the peer's address and certificate fingerprint.
+#[derive(Clone, Debug)]
+pub struct Authenticate {
+    revocations: Revocations,
+}
+
+impl Authenticate {
+    /// Refuses the certificates in `revocations`.
+    pub fn new(revocations: Revocations) -> Self {
+        Self { revocations }
+    }
+}
+
+impl Interceptor for Authenticate {
+    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
+        let peer = request.remote_addr();
+        let leaf = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
+        authenticate(request, leaf.as_deref(), &self.revocations).inspect_err(|status| {
+            tracing::warn!(
+                peer = peer.map_or_else(|| "?".to_owned(), |addr| addr.to_string()),
+                fingerprint = leaf.as_deref().map(fingerprint).unwrap_or_default(),
+                reason = status.message(),
+                "refused a caller"
+            );
+        })
+    }
+}
+
+fn authenticate(
+    mut request: Request<()>,
+    leaf: Option<&[u8]>,
+    revocations: &Revocations,
+) -> Result<Request<()>, Status> {
+    if let Some(why) = leaf.and_then(|der| revocations.check(der)) {
+        return Err(Status::unauthenticated(why));
+    }
     match Identity::from_request(&request) {
         Ok(Identity::Operator { name, role }) => {
             request.extensions_mut().insert(Caller { name, role });
@@ -78,7 +121,7 @@ mod tests {
 
     #[test]
     fn unauthenticated_without_certificate() {
-        let status = authenticate(Request::new(())).unwrap_err();
+        let status = authenticate(Request::new(()), None, &Revocations::default()).unwrap_err();
         assert_eq!(status.code(), tonic::Code::Unauthenticated);
     }
 }

@@ -155,11 +155,15 @@ pub async fn add_host(store: &Store, mut host: Host) -> Result<Host, Error> {
     Ok(host)
 }
 
-/// Unregisters a host.
+/// Unregisters a host and, in the same write, revokes every certificate
+/// of its agent issued up to now.
 pub async fn remove_host(store: &Store, name: &str) -> Result<Host, Error> {
     let host = self::host(store, name)?;
     store
-        .commit(vec![Op::Delete(Tree::Hosts, name.as_bytes().to_vec())])
+        .commit(vec![
+            Op::Delete(Tree::Hosts, name.as_bytes().to_vec()),
+            crate::trust::host_removed(name),
+        ])
         .await?;
     Ok(host)
 }

@@ -25,6 +25,7 @@ pub mod rollout;
 pub mod running;
 pub mod server;
 pub mod store;
+pub mod trust;
 
 pub use config::Config;
 pub use context::Context;

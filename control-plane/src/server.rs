@@ -7,6 +7,7 @@ use std::{future::Future, sync::Arc};
 use slipway_proto::{
     control::v1::{
         app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
+        certificate_service_server::CertificateServiceServer,
         deployment_service_server::DeploymentServiceServer,
         environment_service_server::EnvironmentServiceServer,
         host_service_server::HostServiceServer, lock_service_server::LockServiceServer,
@@ -29,6 +30,9 @@ pub enum Error {
     /// TLS files could not be read.
     #[error(transparent)]
     Tls(#[from] slipway_proto::tls::TlsError),
+    /// The stored revocation list could not be read.
+    #[error("cannot read the revocation list")]
+    Revocations(#[source] store::StoreError),
     /// Reconciling interrupted deployments failed.
     #[error("reconciling interrupted deployments failed")]
     Reconcile(#[source] error::Error),
@@ -77,6 +81,7 @@ pub async fn serve(
         running: running::Running::default(),
         revocations: revocations.clone(),
     };
+    crate::trust::load(&ctx).map_err(Error::Revocations)?;
     let indexed = store::deployments::ensure_indexes(&ctx.store)
         .await
         .map_err(|err| Error::Reconcile(err.into()))?;
@@ -113,6 +118,9 @@ pub async fn serve(
         .set_serving::<AuditServiceServer<api::AuditTrail>>()
         .await;
     health.set_serving::<LockServiceServer<api::Locks>>().await;
+    health
+        .set_serving::<CertificateServiceServer<api::Certificates>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -131,7 +139,7 @@ pub async fn serve(
                 $server::new($svc)
                     .max_decoding_message_size(limit)
                     .max_encoding_message_size(limit),
-                auth::authenticate,
+                auth::Authenticate::new(ctx.revocations.clone()),
             )
         };
     }
@@ -166,6 +174,10 @@ pub async fn serve(
         .add_service(operator_service!(
             LockServiceServer,
             api::Locks(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            CertificateServiceServer,
+            api::Certificates(ctx.clone())
         ))
         .add_service(operator_service!(
             DeploymentServiceServer,

@@ -161,6 +161,17 @@ impl Identity {
         Identity::from_der(leaf.as_ref())
     }
 
+    /// Parses a principal as [`Identity::principal`] writes it.
+    pub fn from_principal(principal: &str) -> Result<Self, IdentityError> {
+        let bad = || IdentityError::BadUri(principal.to_owned());
+        let (kind, name) = principal.split_once('/').ok_or_else(bad)?;
+        let uri = match kind {
+            "agent" | "control-plane" => format!("spiffe://{TRUST_DOMAIN}/{kind}/{name}"),
+            role => format!("spiffe://{TRUST_DOMAIN}/operator/{role}/{name}"),
+        };
+        Identity::from_uri(&uri)
+    }
+
     /// A short name for records and logs: `admin/alice`, `agent/web-1`,
     /// `control-plane/main`.
     pub fn principal(&self) -> String {
@@ -197,6 +208,10 @@ mod tests {
             },
         ] {
             assert_eq!(Identity::from_uri(&identity.uri()).unwrap(), identity);
+            assert_eq!(
+                Identity::from_principal(&identity.principal()).unwrap(),
+                identity
+            );
         }
     }
 

@@ -9,7 +9,7 @@ use std::{
 
 use x509_parser::{certificate::X509Certificate, prelude::FromDer, time::ASN1Time};
 
-use crate::{identity::Identity, tls::fingerprint};
+use crate::{agent::v1::RevokedCertificate, identity::Identity, tls::fingerprint};
 
 /// The revocation list. Cheap to clone into a [`Revocations`] handle.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -47,6 +47,54 @@ impl RevocationList {
     }
 }
 
+impl RevocationList {
+    /// The list as the control plane sends it to agents.
+    pub fn from_wire(revision: u64, entries: &[RevokedCertificate]) -> Self {
+        let mut list = RevocationList {
+            revision,
+            ..Default::default()
+        };
+        for entry in entries {
+            if !entry.fingerprint.is_empty() {
+                list.fingerprints
+                    .insert(entry.fingerprint.clone(), entry.reason.clone());
+            } else if !entry.identity.is_empty() {
+                list.identities.insert(
+                    entry.identity.clone(),
+                    (entry.issued_up_to_unix, entry.reason.clone()),
+                );
+            }
+        }
+        list
+    }
+
+    /// The entries to send, fingerprints first, each group sorted.
+    pub fn to_wire(&self) -> Vec<RevokedCertificate> {
+        let mut fingerprints: Vec<_> = self.fingerprints.iter().collect();
+        fingerprints.sort();
+        let mut identities: Vec<_> = self.identities.iter().collect();
+        identities.sort();
+        let by_fingerprint =
+            fingerprints
+                .into_iter()
+                .map(|(fingerprint, reason)| RevokedCertificate {
+                    fingerprint: fingerprint.clone(),
+                    reason: reason.clone(),
+                    ..Default::default()
+                });
+        let by_identity =
+            identities
+                .into_iter()
+                .map(|(identity, (up_to, reason))| RevokedCertificate {
+                    identity: identity.clone(),
+                    issued_up_to_unix: *up_to,
+                    reason: reason.clone(),
+                    ..Default::default()
+                });
+        by_fingerprint.chain(by_identity).collect()
+    }
+}
+
 /// A shared, replaceable revocation list: what the TLS verifiers and the
 /// request interceptors consult on every handshake and call.
 #[derive(Clone, Debug, Default)]
@@ -66,5 +114,23 @@ impl Revocations {
     /// Why `der` is revoked, if it is.
     pub fn check(&self, der: &[u8]) -> Option<String> {
         self.get().check(der)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_form_round_trips() {
+        let mut list = RevocationList {
+            revision: 3,
+            ..Default::default()
+        };
+        list.fingerprints
+            .insert("SHA256:ab".into(), "lost laptop".into());
+        list.identities
+            .insert("admin/alice".into(), (1_700_000_000, "left".into()));
+        assert_eq!(RevocationList::from_wire(3, &list.to_wire()), list);
     }
 }

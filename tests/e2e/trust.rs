@@ -4,14 +4,24 @@
 use std::time::{Duration, Instant};
 
 use slipway_proto::{
-    control::v1::{AddHostRequest, DeploymentStatus, Host},
+    control::v1::{
+        AddHostRequest, DeploymentStatus, Host, ListAppsRequest, ListAuditEventsRequest,
+        ListRevocationsRequest, RemoveHostRequest, RevokeCertificateRequest,
+        WatchDeploymentRequest, app_service_client::AppServiceClient,
+        certificate_service_client::CertificateServiceClient,
+        deployment_service_client::DeploymentServiceClient,
+    },
     identity::Role,
     tls::Peer,
 };
 use slipway_tests::{
-    Cluster, assert_succeeded, cluster::ENV, events::wait_for_event, pki::served_serial, server,
-    spec,
+    Cluster, assert_succeeded,
+    cluster::ENV,
+    events::wait_for_event,
+    pki::{fingerprint_of, served_serial},
+    server, spec,
 };
+use tonic::Code;
 
 /// Sends SIGHUP to a daemon.
 fn hangup(pid: u32) {
@@ -146,6 +156,217 @@ async fn sighup_serves_renewed_certificates_under_a_running_deployment() {
             .log()
             .contains("reloaded TLS certificates"),
         "the control plane logs the reload"
+    );
+    cluster.shutdown().await;
+}
+
+fn certificates(
+    channel: tonic::transport::Channel,
+) -> CertificateServiceClient<tonic::transport::Channel> {
+    CertificateServiceClient::new(channel)
+}
+
+fn revoke_request(fingerprint: &str, identity: &str, reason: &str) -> RevokeCertificateRequest {
+    RevokeCertificateRequest {
+        fingerprint: fingerprint.into(),
+        identity: identity.into(),
+        reason: reason.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_operator_is_refused_on_its_open_connection_and_on_new_ones() {
+    let cluster = Cluster::builder().agents(1).start().await;
+    cluster.commit_text("v1");
+    let (_, d) = cluster.deploy("main").await;
+    assert_succeeded(&d);
+    let deployer = cluster.pki.operator(Role::Deployer);
+    let channel = cluster.channel_with(&deployer).await;
+    // An open watch stream on the deployer's connection.
+    let mut watch = DeploymentServiceClient::new(channel.clone())
+        .watch_deployment(WatchDeploymentRequest {
+            deployment_id: d.id.clone(),
+            after_event: 0,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    assert!(watch.message().await.expect("event").is_some());
+
+    // A deployer may not revoke; the refusal is audited and changes nothing.
+    let fingerprint = fingerprint_of(&deployer.cert);
+    let refused = certificates(channel.clone())
+        .revoke_certificate(revoke_request(&fingerprint, "", "self"))
+        .await
+        .expect_err("deployer");
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let admin = certificates(cluster.channel(Role::Admin).await);
+    let listed = admin
+        .clone()
+        .list_revocations(ListRevocationsRequest {})
+        .await
+        .expect("list");
+    assert!(listed.into_inner().revocations.is_empty());
+
+    let answer = admin
+        .clone()
+        .revoke_certificate(revoke_request(&fingerprint, "", "laptop lost"))
+        .await
+        .expect("revoke")
+        .into_inner();
+    assert_eq!(answer.agents_updated, 1);
+    // The next call on the open connection fails.
+    let status = AppServiceClient::new(channel)
+        .list_apps(ListAppsRequest {})
+        .await
+        .expect_err("revoked");
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(
+        status.message().contains("is revoked: laptop lost"),
+        "{status:?}"
+    );
+    // A new connection is refused at the handshake.
+    let fresh = cluster.channel_with(&deployer).await;
+    let status = AppServiceClient::new(fresh)
+        .list_apps(ListAppsRequest {})
+        .await
+        .expect_err("revoked");
+    assert!(status.code() != Code::Ok, "{status:?}");
+
+    // By identity: every viewer certificate of that name issued so far.
+    let viewer = cluster.pki.operator(Role::Viewer);
+    admin
+        .clone()
+        .revoke_certificate(revoke_request("", "viewer/viewer-op", "left the team"))
+        .await
+        .expect("revoke identity");
+    let status = AppServiceClient::new(cluster.channel_with(&viewer).await)
+        .list_apps(ListAppsRequest {})
+        .await
+        .expect_err("revoked identity");
+    assert!(status.code() != Code::Ok, "{status:?}");
+    // The admin still works; both revocations are listed and audited.
+    let list = admin
+        .clone()
+        .list_revocations(ListRevocationsRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .revocations;
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(list[0].fingerprint, fingerprint);
+    assert_eq!(list[0].revoked_by, "admin/admin");
+    assert_eq!(list[1].identity, "viewer/viewer-op");
+    let trail = cluster
+        .audit()
+        .await
+        .list_audit_events(ListAuditEventsRequest::default())
+        .await
+        .expect("audit")
+        .into_inner()
+        .events;
+    let revokes: Vec<_> = trail
+        .iter()
+        .filter(|e| e.method.ends_with("CertificateService/RevokeCertificate"))
+        .collect();
+    assert_eq!(
+        revokes.len(),
+        3,
+        "two revocations and one refusal: {revokes:?}"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_refuse_a_revoked_control_plane_certificate_until_it_is_renewed() {
+    let mut cluster = Cluster::builder()
+        .agents(2)
+        .process_control_plane()
+        .start()
+        .await;
+    cluster.commit_text("v1");
+    let (_, first) = cluster.deploy("main").await;
+    assert_succeeded(&first);
+    let old_client = fingerprint_of(&cluster.pki.control_plane_client().cert);
+    let answer = certificates(cluster.channel(Role::Admin).await)
+        .revoke_certificate(revoke_request(&old_client, "", "key rotated"))
+        .await
+        .expect("revoke")
+        .into_inner();
+    assert_eq!(answer.agents_updated, 2, "{answer:?}");
+    assert!(answer.agents_unreachable.is_empty());
+
+    // Every agent now refuses the control plane's old client certificate.
+    cluster.commit_text("v2");
+    let (_, refused) = cluster.deploy("main").await;
+    assert_eq!(
+        refused.status,
+        DeploymentStatus::Failed as i32,
+        "{refused:?}"
+    );
+    for host in &refused.hosts {
+        assert!(
+            host.error.contains("revoked"),
+            "{}: {}",
+            host.host,
+            host.error
+        );
+    }
+    for host in &cluster.agents {
+        assert_eq!(host.current().as_deref(), Some(first.release.as_str()));
+    }
+
+    // A renewed certificate, picked up on SIGHUP, is accepted again.
+    let serials = cluster.pki.renew(&[]);
+    hangup(cluster.control_plane_process().pid());
+    let admin = cluster.pki.operator(Role::Admin);
+    wait_serving(&cluster.addr(), Peer::ControlPlane, &admin, &serials[0]).await;
+    let (_, renewed) = cluster.deploy("main").await;
+    assert_succeeded(&renewed);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_host_revokes_its_agent_certificates() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    cluster
+        .hosts(Role::Admin)
+        .await
+        .remove_host(RemoveHostRequest {
+            name: "web-2".into(),
+        })
+        .await
+        .expect("remove");
+    let list = certificates(cluster.channel(Role::Admin).await)
+        .list_revocations(ListRevocationsRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .revocations;
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].identity, "agent/web-2");
+    assert_eq!(list[0].revoked_by, "control-plane");
+    // Registered again under the same name, its old certificate is refused.
+    cluster
+        .hosts(Role::Admin)
+        .await
+        .add_host(AddHostRequest {
+            host: Some(Host {
+                name: "web-2".into(),
+                address: cluster.agents[1].addr().to_string(),
+                environment: ENV.into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("add again");
+    cluster.commit_text("v1");
+    let (_, d) = cluster.deploy("main").await;
+    let web2 = d.hosts.iter().find(|h| h.host == "web-2").expect("web-2");
+    assert!(
+        web2.error.contains("are revoked: host removed"),
+        "{}",
+        web2.error
     );
     cluster.shutdown().await;
 }

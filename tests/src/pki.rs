@@ -120,6 +120,16 @@ impl Default for TestPki {
     }
 }
 
+/// The `SHA256:` fingerprint of the certificate in a PEM file.
+pub fn fingerprint_of(cert: &std::path::Path) -> String {
+    let pem = std::fs::read(cert).expect("read certificate");
+    let der = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .next()
+        .expect("a certificate")
+        .expect("PEM");
+    tls::fingerprint(&der)
+}
+
 /// The serial of the certificate in a PEM file.
 pub fn serial_of(cert: &std::path::Path) -> String {
     let pem = std::fs::read(cert).expect("read certificate");

@@ -38,10 +38,40 @@ impl Dial for TlsDial {
             message: slipway_proto::daemon::chain(&err),
             refused: tls_refused(&err),
         })?;
-        let client = AgentServiceClient::new(channel)
+        let mut client = AgentServiceClient::new(channel)
             .max_decoding_message_size(slipway_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(slipway_proto::MAX_MESSAGE_BYTES);
+        send_revocations(&mut client, host, &self.revocations).await?;
         Ok(std::sync::Arc::new(TlsAgent(client)))
+    }
+}
+
+/// Sends the revocation list first on every new connection, so an agent
+/// that was unreachable when a certificate was revoked learns of it before
+/// it is asked anything else. An agent too old for the call is told
+/// nothing (and warned about).
+async fn send_revocations(
+    client: &mut AgentServiceClient<Channel>,
+    host: &Host,
+    revocations: &Revocations,
+) -> Result<(), DialError> {
+    let list = revocations.get();
+    if list.revision == 0 {
+        return Ok(());
+    }
+    match client.set_revocations(crate::trust::wire(&list)).await {
+        Ok(_) => Ok(()),
+        Err(status) if status.code() == tonic::Code::Unimplemented => {
+            tracing::warn!(host = %host.name, "the agent predates revocation lists; upgrade it");
+            Ok(())
+        }
+        Err(status) => Err(DialError {
+            message: format!("cannot send the revocation list: {}", status.message()),
+            refused: matches!(
+                status.code(),
+                tonic::Code::Unauthenticated | tonic::Code::PermissionDenied
+            ),
+        }),
     }
 }
 

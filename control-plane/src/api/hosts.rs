@@ -23,7 +23,11 @@ impl host_service_server::HostService for Hosts {
     async fn remove_host(&self, request: Request<RemoveHostRequest>) -> Reply<RemoveHostResponse> {
         audited(&self.0, request, |ctx, _, req| async move {
             let host = catalog::remove_host(&ctx.store, &req.name).await?;
-            let message = format!("removed from environment {}", host.environment);
+            crate::trust::load(&ctx).map_err(crate::error::Error::from)?;
+            let message = format!(
+                "removed from environment {}; certificates of agent/{} revoked",
+                host.environment, host.name
+            );
             Ok((RemoveHostResponse { host: Some(host) }, message))
         })
         .await

@@ -6,6 +6,7 @@
 
 mod apps;
 mod audit_trail;
+mod certificates;
 mod deployments;
 mod environments;
 mod hosts;
@@ -26,8 +27,8 @@ use crate::{
 };
 
 pub use self::{
-    apps::Apps, audit_trail::AuditTrail, deployments::Deployments, environments::Environments,
-    hosts::Hosts, locks::Locks, releases::Releases,
+    apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
+    environments::Environments, hosts::Hosts, locks::Locks, releases::Releases,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -105,3 +105,13 @@ audited!(
 audited!(ReleaseLockRequest, "LockService/ReleaseLock", Admin, |r| {
     app_env(&r.app, &r.environment)
 });
+audited!(
+    RevokeCertificateRequest,
+    "CertificateService/RevokeCertificate",
+    Admin,
+    |r| if r.fingerprint.is_empty() {
+        format!("identity {}", r.identity)
+    } else {
+        format!("certificate {}", r.fingerprint)
+    }
+);

@@ -5,6 +5,7 @@
 pub mod deployments;
 pub mod events;
 pub mod locks;
+pub mod revocations;
 mod sled_backend;
 
 use std::sync::Arc;
@@ -49,10 +50,12 @@ pub enum Tree {
     DeploymentsOpen,
     /// deployment id \0 host -> empty: hosts whose outcome is unknown
     HostsUnknown,
+    /// Revoked certificates and identities.
+    Revocations,
 }
 
 impl Tree {
-    const ALL: [Tree; 15] = [
+    const ALL: [Tree; 16] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -68,6 +71,7 @@ impl Tree {
         Tree::DeploymentsByAuthor,
         Tree::DeploymentsOpen,
         Tree::HostsUnknown,
+        Tree::Revocations,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -87,6 +91,7 @@ impl Tree {
             Tree::DeploymentsByAuthor => "deployments_by_author",
             Tree::DeploymentsOpen => "deployments_open",
             Tree::HostsUnknown => "hosts_unknown",
+            Tree::Revocations => "revocations",
         }
     }
 

@@ -16,6 +16,7 @@ pub mod lock;
 pub mod pki;
 pub mod policy;
 pub mod release;
+pub mod revoke;
 pub mod rollback;
 pub mod rollbacks;
 pub mod stats;
@@ -35,7 +36,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let conn = &cli.conn;
     let output = cli.output;
     match &cli.command {
-        Command::Pki(command) => pki::run(command, output).map(|()| ExitCode::SUCCESS),
+        Command::Pki(command) => pki::run(command, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::App(command) => app::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),

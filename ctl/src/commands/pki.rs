@@ -5,8 +5,15 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use slipway_proto::identity::Role;
 
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, pem::PemObject};
+use slipway_proto::revocation::RevocationList;
+
+use super::revoke::{self, RevokeArgs};
 use crate::{
     cli::Output,
+    connection::Connection,
     output,
     pki::{self, InitOptions, IssueOptions, Issued},
 };
@@ -20,8 +27,14 @@ pub enum PkiCommand {
     /// Issue a certificate signed by the CA in --dir.
     #[command(subcommand)]
     Issue(IssueCommand),
-    /// List the certificates in --dir: identity, role, expiry, fingerprint.
+    /// List the certificates in --dir: identity, role, expiry, fingerprint,
+    /// and which the control plane has revoked (when it answers).
     List(ListArgs),
+    /// Revoke a certificate, or every certificate of an identity (admin; on
+    /// the control plane, which enforces it at once and tells every agent).
+    Revoke(RevokeArgs),
+    /// List the control plane's revocations.
+    Revoked,
 }
 
 /// Flags of `pki init`.
@@ -144,8 +157,9 @@ pub struct ListArgs {
     pub dir: PathBuf,
 }
 
-/// Runs a `pki` subcommand; it needs no control plane.
-pub fn run(command: &PkiCommand, output: Output) -> anyhow::Result<()> {
+/// Runs a `pki` subcommand; only `revoke` and `revoked` need the control
+/// plane (`list` asks it which certificates are revoked when it answers).
+pub async fn run(command: &PkiCommand, conn: &Connection, output: Output) -> anyhow::Result<()> {
     match command {
         PkiCommand::Init(args) => {
             let opts = InitOptions {
@@ -198,8 +212,11 @@ pub fn run(command: &PkiCommand, output: Output) -> anyhow::Result<()> {
                 report_issued(issued, output)?;
             }
         }
+        PkiCommand::Revoke(args) => revoke::revoke(args, conn, output).await?,
+        PkiCommand::Revoked => revoke::list(conn, output).await?,
         PkiCommand::List(args) => {
-            let certs = pki::list(&args.dir)?;
+            let mut certs = pki::list(&args.dir)?;
+            mark_revoked(&args.dir, &mut certs, conn).await;
             match output {
                 Output::Json => output::json(&certs)?,
                 Output::Text => output::emit(&output::certs(&certs))?,
@@ -207,6 +224,42 @@ pub fn run(command: &PkiCommand, output: Output) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Marks the certificates the control plane has revoked; when it does not
+/// answer within a few seconds, says so on stderr and marks nothing.
+async fn mark_revoked(dir: &std::path::Path, certs: &mut [pki::CertInfo], conn: &Connection) {
+    let fetched = tokio::time::timeout(Duration::from_secs(3), revoke::fetch(conn)).await;
+    let revocations = match fetched {
+        Ok(Ok(revocations)) => revocations,
+        Ok(Err(err)) => {
+            eprintln!("note: revocations not checked: {err:#}");
+            return;
+        }
+        Err(_) => {
+            eprintln!("note: revocations not checked: the control plane did not answer");
+            return;
+        }
+    };
+    let mut list = RevocationList::default();
+    for revocation in revocations {
+        if revocation.fingerprint.is_empty() {
+            let up_to = revocation.revoked_at.map_or(0, |t| t.seconds);
+            list.identities
+                .insert(revocation.identity, (up_to, revocation.reason));
+        } else {
+            list.fingerprints
+                .insert(revocation.fingerprint, revocation.reason);
+        }
+    }
+    for cert in certs {
+        let Ok(pem) = std::fs::read(dir.join(&cert.file)) else {
+            continue;
+        };
+        if let Some(Ok(der)) = CertificateDer::pem_slice_iter(&pem).next() {
+            cert.revoked = list.check(&der);
+        }
+    }
 }
 
 fn report_issued(issued: &Issued, output: Output) -> anyhow::Result<()> {

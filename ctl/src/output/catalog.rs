@@ -255,7 +255,12 @@ pub fn certs(certs: &[CertInfo]) -> String {
     if certs.is_empty() {
         return "no certificates; create them with `slipctl pki init --dir DIR`\n".to_owned();
     }
-    let mut table = Table::new(&["FILE", "IDENTITY", "ROLE", "USE", "EXPIRES", "SHA256"]);
+    let any_revoked = certs.iter().any(|c| c.revoked.is_some());
+    let mut headers = vec!["FILE", "IDENTITY", "ROLE", "USE", "EXPIRES", "SHA256"];
+    if any_revoked {
+        headers.push("REVOKED");
+    }
+    let mut table = Table::new(&headers);
     for cert in certs {
         let role = cert
             .role
@@ -277,14 +282,18 @@ pub fn certs(certs: &[CertInfo]) -> String {
         } else {
             cert.not_after.clone()
         };
-        table.row(vec![
+        let mut row = vec![
             cert.file.clone(),
             identity,
             role,
             usage,
             expires,
             cert.sha256.get(..16).unwrap_or(&cert.sha256).to_owned(),
-        ]);
+        ];
+        if any_revoked {
+            row.push(cert.revoked.clone().unwrap_or_else(|| "-".to_owned()));
+        }
+        table.row(row);
     }
     table.render()
 }

@@ -38,6 +38,9 @@ pub struct CertInfo {
     pub dns_names: Vec<String>,
     /// IP subject alternative names.
     pub ip_addresses: Vec<String>,
+    /// Why the control plane revoked it, when it did (and was asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<String>,
 }
 
 /// Describes every `*.crt` in `dir`, by file name.
@@ -129,6 +132,7 @@ fn info_from_pem(path: &Path, pem: &Pem) -> anyhow::Result<CertInfo> {
         sha256: hex::encode(Sha256::digest(&pem.contents)),
         dns_names,
         ip_addresses,
+        revoked: None,
     })
 }
 
