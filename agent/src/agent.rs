@@ -18,7 +18,8 @@ use crate::{
     config::Config,
     deploy::{self, DeployPlan, RollbackPlan},
     error::{Error, blocking},
-    fencing, fsutil,
+    fencing, fsutil, hook_env,
+    hook_env::HookHost,
     journal::{Journal, Journals, Status},
     layout::{AppRoot, Roots},
     objects::ObjectStore,
@@ -38,6 +39,8 @@ pub struct Agent {
     host_name: String,
     roots: Roots,
     registry: Arc<Registry>,
+    // What every hook runs with: PATH, output limits, this instance's id.
+    hooks: HookHost,
     operations: Arc<Operations>,
     journals: Journals,
     // Releases never change once renamed into place, so their sizes are
@@ -51,18 +54,24 @@ impl Agent {
     /// every registered app (see [`recovery`]).
     pub async fn open(config: &Config) -> Result<Arc<Self>, Error> {
         let data_dir = config.data_dir.clone();
-        let registry = blocking(move || {
-            fsutil::create_dir_synced(&data_dir).map_err(|source| Error::CreateDir {
+        let (registry, instance) = blocking(move || {
+            let create = |source| Error::CreateDir {
                 path: data_dir.clone(),
                 source,
-            })?;
-            Ok::<_, Error>(Registry::open(&data_dir)?)
+            };
+            fsutil::create_private_dir(&data_dir).map_err(create)?;
+            let instance = hook_env::instance_id(&data_dir).map_err(create)?;
+            Ok::<_, Error>((Registry::open(&data_dir)?, instance))
         })
         .await?;
         let agent = Arc::new(Self {
             host_name: config.host_name.clone(),
             roots: Roots::new(config.apps_dir.clone(), config.allowed_roots.clone()),
             registry: Arc::new(registry),
+            hooks: HookHost {
+                config: config.hooks.clone(),
+                instance,
+            },
             operations: Operations::new(),
             journals: Journals::default(),
             sizes: Mutex::new(HashMap::new()),
@@ -86,7 +95,7 @@ impl Agent {
                 .journals
                 .get(&app)
                 .map_err(Error::from)
-                .and_then(|journal| recovery::recover(&app, &journal));
+                .and_then(|journal| recovery::recover(&app, &journal, &self.hooks.instance));
             match recovered {
                 Ok(found) if found != recovery::Recovered::default() => tracing::warn!(
                     app = app.name(),
@@ -211,7 +220,8 @@ impl Agent {
 
     /// Starts a deploy, or follows the one with the same deployment id.
     /// Everything that can be refused is refused before this returns.
-    pub async fn deploy(self: &Arc<Self>, plan: DeployPlan) -> Result<EventStream, Error> {
+    pub async fn deploy(self: &Arc<Self>, mut plan: DeployPlan) -> Result<EventStream, Error> {
+        plan.activation.host = self.hooks.clone();
         let spec = spec(
             plan.kind(),
             &plan.app,
@@ -314,6 +324,7 @@ impl Agent {
         mut plan: RollbackPlan,
         prepared_only: bool,
     ) -> Result<EventStream, Error> {
+        plan.activation.host = self.hooks.clone();
         let spec = spec(
             Kind::Rollback,
             &plan.app,

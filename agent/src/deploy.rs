@@ -14,6 +14,7 @@ use slipway_proto::{
 use crate::{
     activation::{Activation, Point},
     error::{Error, blocking},
+    hook_output::OutputBudget,
     journal::{Journal, OperationRecord, State, Status, now_unix},
     layout::AppRoot,
     manifest::Manifest,
@@ -120,6 +121,7 @@ fn context(
         environment: environment.to_owned(),
         activation: activation.clone(),
         cancel: guard.cancel().clone(),
+        output: OutputBudget::new(activation.output_limits()),
     }
 }
 

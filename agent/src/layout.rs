@@ -9,7 +9,7 @@ use std::{
 
 use slipway_proto::validate::{self, InvalidField};
 
-use crate::fsutil::create_dir_synced;
+use crate::fsutil::{create_dir_synced, create_private_dir};
 
 /// Name of the symlink that selects the live release.
 pub const CURRENT: &str = "current";
@@ -152,19 +152,21 @@ impl AppRoot {
         self.root.join("shared")
     }
 
-    /// Creates the root and every directory the agent uses inside it
-    /// (mode 0755), syncing each parent whose entries changed. Blocking.
+    /// Creates the root and every directory the agent uses inside it,
+    /// syncing each parent whose entries changed: the root and `releases/`
+    /// 0755, `.slipway` and everything in it 0700. Blocking.
     pub fn ensure(&self) -> io::Result<()> {
+        for dir in [self.root.clone(), self.releases()] {
+            create_dir_synced(&dir)?;
+        }
         for dir in [
-            self.root.clone(),
-            self.releases(),
             self.private(),
             self.objects(),
             self.staging(),
             self.tmp(),
             self.trash(),
         ] {
-            create_dir_synced(&dir)?;
+            create_private_dir(&dir)?;
         }
         Ok(())
     }

@@ -15,6 +15,8 @@ mod event_log;
 pub mod fencing;
 mod fsutil;
 mod health;
+mod hook_env;
+mod hook_output;
 mod hooks;
 mod host;
 mod journal;

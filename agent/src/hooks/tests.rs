@@ -33,7 +33,7 @@ fn command(dir: &std::path::Path, script: &str, timeout: Duration) -> Command {
         what: "before-activate hook \"migrate\"".into(),
         command: script.into(),
         dir: dir.to_owned(),
-        env: vec![("SLIPWAY_RELEASE_ID", "r1".into())],
+        env: vec![("SLIPWAY_RELEASE_ID".into(), "r1".into())],
         timeout,
     }
 }
@@ -44,6 +44,7 @@ fn output(log: &Arc<EventLog>) -> Output {
         stage: Stage::Hook,
         percent: 86,
         step: "migrate".into(),
+        budget: crate::hook_output::OutputBudget::new(Default::default()),
     }
 }
 
