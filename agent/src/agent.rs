@@ -141,7 +141,8 @@ impl Agent {
             };
             if existing == *spec {
                 if op.status == Status::Finished && !op.events.is_empty() {
-                    replay = Some(self.operations.replay(spec, &op.run_id, op.events));
+                    let events = journal.events(&op);
+                    replay = Some(self.operations.replay(spec, &op.run_id, events));
                 }
             } else if !existing.pairs_with(spec) {
                 return Err(OperationError::Reused {
@@ -162,6 +163,13 @@ impl Agent {
         }
         let (journal, name) = (journal.clone(), app.name().to_owned());
         blocking(move || fencing::fence(&journal, &name, token)).await
+    }
+
+    /// Refuses a request whose token is lower than the app has seen,
+    /// recording nothing.
+    async fn check_fence(journal: &Arc<Journal>, app: &AppRoot, token: u64) -> Result<(), Error> {
+        let (journal, name) = (journal.clone(), app.name().to_owned());
+        blocking(move || fencing::check(&journal, &name, token)).await
     }
 
     /// Starts the operation `guard` holds the app for, unless a higher
@@ -229,7 +237,8 @@ impl Agent {
             &plan.release_id,
         );
         let journal = self.journal(&plan.app).await?;
-        Self::fence(&journal, &plan.app, plan.fencing_token).await?;
+        // Recorded only when the operation starts (see `start`).
+        Self::check_fence(&journal, &plan.app, plan.fencing_token).await?;
         if let Some(log) = self.two_phase(&journal, &spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
@@ -332,7 +341,8 @@ impl Agent {
             &plan.release_id,
         );
         let journal = self.journal(&plan.app).await?;
-        Self::fence(&journal, &plan.app, plan.fencing_token).await?;
+        // Recorded only when the operation starts (see `start`).
+        Self::check_fence(&journal, &plan.app, plan.fencing_token).await?;
         if prepared_only {
             Self::prepared_other(&journal, &plan)?;
         }
@@ -438,7 +448,13 @@ impl Agent {
         token: u64,
     ) -> Result<(bool, Option<String>), Error> {
         let journal = self.journal(&app).await?;
-        Self::fence(&journal, &app, token).await?;
+        Self::check_fence(&journal, &app, token).await?;
+        // Only a cancel that stops something records its token: one for a
+        // deployment this host does not run must leave no trace.
+        let running = self.operations.running_on(app.root()).as_deref() == Some(&deployment_id);
+        if running {
+            Self::fence(&journal, &app, token).await?;
+        }
         let cancelled = match self.operations.cancel(app.root(), &deployment_id, grace) {
             Some(log) => {
                 tracing::info!(app = app.name(), deployment = %deployment_id, ?grace, "cancelling");

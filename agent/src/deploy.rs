@@ -432,6 +432,7 @@ async fn begin(
                 keep_releases: keep_releases.filter(|_| kind == Kind::Prepare),
                 run_id: String::new(),
                 events: Vec::new(),
+                seq: 0,
             });
             previous
         })
@@ -539,9 +540,7 @@ async fn finish(
     let (journal, id, kind) = (ctx.journal.clone(), spec.deployment_id.clone(), spec.kind);
     guard
         .finish(last, result, |events| async move {
-            let written = journal
-                .change(move |data| data.finish_operation(&id, kind, events))
-                .await;
+            let written = journal.finish(id, kind, events).await;
             if let Err(err) = written {
                 // The outcome still streams; a repeat after a restart runs
                 // the operation again, which skips finished steps.

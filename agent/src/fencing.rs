@@ -45,6 +45,21 @@ pub(crate) fn required(field: &str, token: u64) -> Result<u64, InvalidField> {
     Ok(token)
 }
 
+/// Checks `token` against the highest the app has seen without recording
+/// it: for a request that may yet be refused or do nothing.
+pub(crate) fn check(journal: &Journal, app: &str, token: u64) -> Result<(), FenceError> {
+    let seen = journal.read(|data| data.fencing_token);
+    if token != 0 && token < seen {
+        return Err(StaleToken {
+            token,
+            app: app.to_owned(),
+            seen,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Checks `token` against the highest the app has seen and records it when
 /// it is higher, durably, before the request goes on. Equal is fine (the
 /// lock holder's every call carries the same token); 0 is neither checked
@@ -120,7 +135,7 @@ mod tests {
         let app = AppRoot::new("web", dir.path().join("web"));
         app.ensure().unwrap();
         std::fs::write(
-            app.journal(),
+            app.legacy_journal(),
             br#"{"version": 1, "previous_good": "r1", "releases": {}, "operations": []}"#,
         )
         .unwrap();

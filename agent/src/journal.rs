@@ -1,12 +1,21 @@
-//! The per-app journal `<root>/.slipway/journal.json`: release states and
+//! The per-app journal `<root>/.slipway/journal.log`: release states and
 //! pins, the previous good release, the highest fencing token seen, and the
-//! recent operations with their events. The only code that reads or writes that file; every change is
-//! written temp + fsync + rename + fsync of the directory, so a crash leaves
-//! either the old or the new journal.
+//! recent operations with their outcome. The only code that reads or writes
+//! it: an append-only log of small records, one fdatasynced line per change
+//! (see [`records`]), compacted on open and past a size, so a crash leaves
+//! the journal before or after the change. Each finished operation's events
+//! (hook output, bounded by the hook output limits) live in their own file
+//! beside it (see [`op_events`]), never in the journal. A `journal.json`
+//! of an older agent is migrated on open (see [`migrate`]).
+
+mod migrate;
+mod op_events;
+mod records;
+mod stored;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::{self, Write},
+    io,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, MutexGuard},
     time::{SystemTime, UNIX_EPOCH},
@@ -15,6 +24,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 use slipway_proto::agent::v1::{ProgressEvent, ReleaseState};
 
+use self::records::{LoadError, RecordLog, Records};
 use crate::{fsutil, layout::AppRoot, operations::Kind};
 
 const VERSION: u32 = 1;
@@ -161,11 +171,36 @@ pub struct OperationRecord {
     /// a later process replays the events as a run of its own.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
-    /// Every event, the final one last (empty while running). Kept without
-    /// their run id, which `run_id` holds once: an agent from before run
-    /// ids can still read the journal.
+    /// The final event (empty while running), without its run id, which
+    /// `run_id` holds. Every event of the run is in the operation's event
+    /// log (see [`Journal::events`]); journals of older agents held them all
+    /// here.
     #[serde(default)]
     pub events: Vec<ProgressEvent>,
+    /// Order of the records: higher is newer.
+    #[serde(default)]
+    pub seq: u64,
+}
+
+#[cfg(test)]
+impl OperationRecord {
+    /// A running deploy of `release_id` started at Unix second 1, for tests.
+    pub fn running(deployment_id: &str, release_id: &str) -> Self {
+        Self {
+            deployment_id: deployment_id.into(),
+            kind: Kind::Deploy,
+            release_id: release_id.into(),
+            previous_release: None,
+            status: Status::Running,
+            started_unix: 1,
+            finished_unix: None,
+            hook: None,
+            keep_releases: None,
+            run_id: String::new(),
+            events: Vec::new(),
+            seq: 0,
+        }
+    }
 }
 
 /// The journal's content.
@@ -265,9 +300,10 @@ impl JournalData {
     /// Records a new run of an operation, replacing an earlier record of the
     /// same id and kind, and forgets the oldest finished ones beyond the
     /// bound.
-    pub fn begin_operation(&mut self, record: OperationRecord) {
+    pub fn begin_operation(&mut self, mut record: OperationRecord) {
         self.operations
             .retain(|o| !(o.deployment_id == record.deployment_id && o.kind == record.kind));
+        record.seq = self.operations.iter().map(|o| o.seq + 1).max().unwrap_or(1);
         self.operations.push(record);
         let mut excess = self.operations.len().saturating_sub(OPERATIONS_KEPT);
         self.operations.retain(|o| {
@@ -277,92 +313,149 @@ impl JournalData {
         });
     }
 
-    /// Records the outcome of an operation with all its events (of one
-    /// run), their run id kept once in the record.
+    /// Records the outcome of an operation: its final event (the others
+    /// live in its event log, see [`Journal::finish`]), its run id kept in
+    /// the record.
     pub fn finish_operation(
         &mut self,
         deployment_id: &str,
         kind: Kind,
-        mut events: Vec<ProgressEvent>,
+        events: Vec<ProgressEvent>,
     ) {
         if let Some(op) = self.operation_mut(deployment_id, kind) {
             op.status = Status::Finished;
             op.finished_unix = Some(now_unix());
             op.hook = None;
             op.run_id = events.first().map(|e| e.run_id.clone()).unwrap_or_default();
-            for event in &mut events {
+            op.events = events.into_iter().last().into_iter().collect();
+            for event in &mut op.events {
                 event.run_id.clear();
             }
-            op.events = events;
         }
     }
 }
 
-/// One app's journal: the content in memory, written through on change.
+/// One app's journal: the content in memory, each change appended to the
+/// record log (see [`records`]).
 #[derive(Debug)]
 pub struct Journal {
-    path: PathBuf,
-    data: Mutex<JournalData>,
+    app: AppRoot,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    data: JournalData,
+    // The records `data` is stored as, to write only what a change changed.
+    records: Records,
+    // Opened on the first change: an app never changed has no journal file.
+    log: Option<RecordLog>,
 }
 
 impl Journal {
-    /// Reads the journal of `app`; a missing file is an empty journal.
-    /// Blocking.
+    /// Reads the journal of `app` (a `journal.json` of an older agent is
+    /// migrated); a missing one is an empty journal. Blocking.
     pub fn open(app: &AppRoot) -> Result<Self, JournalError> {
         let path = app.journal();
-        let data = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let data: JournalData =
-                    serde_json::from_slice(&bytes).map_err(|source| JournalError::Corrupt {
-                        path: path.clone(),
-                        source,
-                    })?;
+        let corrupt = |source| JournalError::Corrupt {
+            path: path.clone(),
+            source,
+        };
+        let loaded = RecordLog::load(&path).map_err(|err| match err {
+            LoadError::Io(source) => JournalError::Io {
+                action: "read",
+                path: path.clone(),
+                source,
+            },
+            LoadError::Corrupt { source, .. } => corrupt(source),
+        })?;
+        let (data, log) = match loaded {
+            Some(records) => {
+                let data = stored::from_records(&records).map_err(corrupt)?;
                 if data.version != VERSION {
                     return Err(JournalError::Version {
                         path,
                         version: data.version,
                     });
                 }
-                data
+                // Compacted on open: also drops a torn last line for good.
+                let log =
+                    RecordLog::create(&path, &records).map_err(|source| JournalError::Io {
+                        action: "compact",
+                        path: path.clone(),
+                        source,
+                    })?;
+                let legacy = app.legacy_journal();
+                if legacy.exists() {
+                    // A migration that stopped before removing the old file.
+                    remove_synced(&legacy)?;
+                }
+                (data, Some(log))
             }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => JournalData::default(),
-            Err(source) => {
-                return Err(JournalError::Io {
-                    action: "read",
-                    path,
-                    source,
-                });
-            }
+            None => match migrate::from_json(app)? {
+                Some((data, log)) => (data, Some(log)),
+                None => (JournalData::default(), None),
+            },
         };
         Ok(Self {
-            path,
-            data: Mutex::new(data),
+            app: app.clone(),
+            inner: Mutex::new(Inner {
+                records: stored::to_records(&data),
+                data,
+                log,
+            }),
         })
     }
 
-    fn locked(&self) -> MutexGuard<'_, JournalData> {
-        self.data.lock().unwrap_or_else(|e| e.into_inner())
+    fn locked(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Reads the content.
     pub fn read<R>(&self, f: impl FnOnce(&JournalData) -> R) -> R {
-        f(&self.locked())
+        f(&self.locked().data)
     }
 
-    /// Changes the content and writes it. `f` runs under the journal's lock,
-    /// so a decision made in it (which releases to prune, whether one is on
-    /// disk) cannot race another change. When `f` or the write fails the
-    /// content stays as it was. Blocking.
+    /// Changes the content and appends what changed to the log. `f` runs
+    /// under the journal's lock, so a decision made in it (which releases to
+    /// prune, whether one is on disk) cannot race another change. When `f`
+    /// or the write fails the content stays as it was. Blocking.
     pub fn update<R, E: From<JournalError>>(
         &self,
         f: impl FnOnce(&mut JournalData) -> Result<R, E>,
     ) -> Result<R, E> {
-        let mut data = self.locked();
-        let mut next = data.clone();
+        let mut inner = self.locked();
+        let mut next = inner.data.clone();
         let out = f(&mut next)?;
-        if next != *data {
-            write(&self.path, &next)?;
-            *data = next;
+        if next == inner.data {
+            return Ok(out);
+        }
+        let records = stored::to_records(&next);
+        let (put, del) = records::diff(&inner.records, &records);
+        let path = self.app.journal();
+        let io = |action| {
+            let path = path.clone();
+            move |source| JournalError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        match inner.log.as_mut() {
+            Some(log) if log.wants_compaction() => {
+                inner.log = Some(RecordLog::create(&path, &records).map_err(io("compact"))?);
+            }
+            Some(log) => log.append(put, del.clone()).map_err(io("append to"))?,
+            None => inner.log = Some(RecordLog::create(&path, &records).map_err(io("write"))?),
+        }
+        inner.data = next;
+        inner.records = records;
+        drop(inner);
+        // Event logs of operations no longer on record.
+        for key in &del {
+            if let Some((id, kind)) = stored::operation_key(key) {
+                op_events::remove(&self.app, &id, kind);
+            }
         }
         Ok(out)
     }
@@ -376,27 +469,49 @@ impl Journal {
         let journal = self.clone();
         tokio::task::spawn_blocking(move || journal.update(|data| Ok(f(data)))).await?
     }
+
+    /// Records the outcome of an operation: all its events in its own event
+    /// log file first, then the record with its final event.
+    pub async fn finish(
+        self: &Arc<Self>,
+        deployment_id: String,
+        kind: Kind,
+        events: Vec<ProgressEvent>,
+    ) -> Result<(), JournalError> {
+        let journal = self.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(err) = op_events::save(&journal.app, &deployment_id, kind, &events) {
+                // The record still holds the outcome; a replay shows only it.
+                tracing::warn!(error = %slipway_proto::daemon::chain(&err), "cannot keep the events");
+            }
+            journal.update(|data| {
+                data.finish_operation(&deployment_id, kind, events);
+                Ok(())
+            })
+        })
+        .await?
+    }
+
+    /// Every event of a finished operation, or only its final one when its
+    /// event log is gone. Blocking.
+    pub fn events(&self, op: &OperationRecord) -> Vec<ProgressEvent> {
+        op_events::load(&self.app, &op.deployment_id, op.kind)
+            // The file of this run: its last event is the record's.
+            .filter(|events| {
+                let key = |e: &ProgressEvent| (e.sequence, e.time);
+                events.last().map(key) == op.events.last().map(key)
+            })
+            .unwrap_or_else(|| op.events.clone())
+    }
 }
 
-fn write(path: &Path, data: &JournalData) -> Result<(), JournalError> {
-    let bytes = serde_json::to_vec_pretty(data).expect("the journal serialises");
-    let dir = path.parent().expect("the journal lives in .slipway");
-    let tmp = dir.join(format!(".journal.json.{:016x}", rand::random::<u64>()));
-    let write = || -> io::Result<()> {
-        fsutil::create_dir_synced(dir)?;
-        let mut file = std::fs::File::create_new(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        fsutil::sync_dir(dir)
-    };
-    write().map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        JournalError::Io {
-            action: "write",
-            path: path.to_owned(),
-            source,
-        }
+fn remove_synced(path: &Path) -> Result<(), JournalError> {
+    let removed = std::fs::remove_file(path)
+        .and_then(|()| fsutil::sync_dir(path.parent().expect("the journal lives in .slipway")));
+    removed.map_err(|source| JournalError::Io {
+        action: "remove",
+        path: path.to_owned(),
+        source,
     })
 }
 

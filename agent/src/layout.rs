@@ -142,9 +142,20 @@ impl AppRoot {
         self.private().join("trash")
     }
 
-    /// `<root>/.slipway/journal.json`, release states and recent operations.
+    /// `<root>/.slipway/journal.log`, release states and recent operations.
     pub fn journal(&self) -> PathBuf {
+        self.private().join("journal.log")
+    }
+
+    /// `<root>/.slipway/journal.json`, the journal of agents before the
+    /// record log, migrated on open.
+    pub fn legacy_journal(&self) -> PathBuf {
         self.private().join("journal.json")
+    }
+
+    /// `<root>/.slipway/events`, the events of finished operations.
+    pub fn event_logs(&self) -> PathBuf {
+        self.private().join("events")
     }
 
     /// `<root>/shared`, paths that persist across releases.

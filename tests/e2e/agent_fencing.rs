@@ -76,7 +76,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
         1
     );
     assert_eq!(cluster.agent_token(0).await, newer);
-    let journal = std::fs::read(root.join(".slipway/journal.json")).expect("journal");
+    let journal = std::fs::read(root.join(".slipway/journal.log")).expect("journal");
     let before = tree(&root);
 
     let mut agent = cluster.agent_client(0);
@@ -155,7 +155,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
     // Nothing changed: current, journal, releases, store.
     assert_eq!(host.current().as_deref(), Some(d1.release.as_str()));
     assert_eq!(
-        std::fs::read(root.join(".slipway/journal.json")).expect("journal"),
+        std::fs::read(root.join(".slipway/journal.log")).expect("journal"),
         journal,
         "the journal is byte for byte the same"
     );

@@ -2,6 +2,7 @@
 //! per-test certificates, real git repositories and real symlinks.
 
 mod activation;
+mod agent_bounds;
 mod agent_cancel;
 mod agent_fencing;
 mod agent_prepare;

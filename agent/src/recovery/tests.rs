@@ -15,21 +15,12 @@ use crate::{
 /// A running deploy of `release` whose hook group `pgid` started this boot.
 fn running(deployment: &str, release: &str, pgid: i32) -> OperationRecord {
     OperationRecord {
-        deployment_id: deployment.into(),
-        kind: Kind::Deploy,
-        release_id: release.into(),
-        previous_release: None,
-        status: Status::Running,
-        started_unix: 1,
-        finished_unix: None,
         hook: Some(HookProcess {
             step: "migrate".into(),
             pgid,
             boot_id: hooks::boot_id(),
         }),
-        keep_releases: None,
-        run_id: String::new(),
-        events: Vec::new(),
+        ..OperationRecord::running(deployment, release)
     }
 }
 
@@ -129,21 +120,13 @@ fn a_group_that_is_not_the_hooks_is_not_killed() {
         .unwrap();
     let pgid = bystander.id() as i32;
     let running = |id: &str, boot_id: String| OperationRecord {
-        deployment_id: id.into(),
         kind: Kind::Rollback,
-        release_id: "r1".into(),
-        previous_release: None,
-        status: Status::Running,
-        started_unix: 1,
-        finished_unix: None,
         hook: Some(HookProcess {
             step: "restart".into(),
             pgid,
             boot_id,
         }),
-        keep_releases: None,
-        run_id: String::new(),
-        events: Vec::new(),
+        ..OperationRecord::running(id, "r1")
     };
     let journal = Journal::open(&app).unwrap();
     journal
