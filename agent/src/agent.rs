@@ -25,7 +25,7 @@ use crate::{
     objects::ObjectStore,
     operations::{Begin, EventLog, Kind, OperationError, OperationGuard, Operations, Spec},
     recovery,
-    registry::Registry,
+    registry::{ClaimError, Registry},
     release::{self, ReleaseError},
     upload::Upload,
 };
@@ -115,10 +115,23 @@ impl Agent {
         }
     }
 
-    /// The journal of `app`.
+    /// The journal of `app`, once its root is known not to overlap another
+    /// app's: every request that may write under a root comes here first.
     async fn journal(self: &Arc<Self>, app: &AppRoot) -> Result<Arc<Journal>, Error> {
+        self.registry.check_overlap(app.name(), app.root())?;
         let (agent, app) = (self.clone(), app.clone());
         blocking(move || agent.journals.get(&app)).await
+    }
+
+    /// Registers `app` before anything is written under its root, so the
+    /// next app's root is checked against it. Blocking.
+    fn claim(&self, app: &AppRoot) -> Result<(), Error> {
+        self.registry
+            .claim(app.name(), app.root())
+            .map_err(|err| match err {
+                ClaimError::Overlap(overlap) => overlap.into(),
+                ClaimError::Registry(registry) => registry.into(),
+            })
     }
 
     /// The recorded events of a finished operation with this spec's id and
@@ -216,7 +229,9 @@ impl Agent {
             Self::fence(&journal, &app, token).await?;
         }
         let store = ObjectStore::new(&app);
+        let agent = self.clone();
         blocking(move || {
+            agent.claim(&app)?;
             app.ensure().map_err(|source| Error::CreateDir {
                 path: app.root().to_owned(),
                 source,
@@ -493,6 +508,8 @@ mod durability_tests;
 mod fencing_tests;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod overlap_tests;
 #[cfg(test)]
 mod prepare_tests;
 #[cfg(test)]

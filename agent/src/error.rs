@@ -19,7 +19,7 @@ use crate::{
     journal::JournalError,
     objects::ObjectError,
     operations::OperationError,
-    registry::RegistryError,
+    registry::{RegistryError, RootOverlap},
     release::ReleaseError,
     shared::SharedError,
 };
@@ -54,6 +54,9 @@ pub enum Error {
     /// The app registry could not be read or written.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The app's deploy root overlaps another app's.
+    #[error(transparent)]
+    Overlap(#[from] RootOverlap),
     /// The reflection service rejected the descriptor set (a build bug).
     #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -198,7 +201,7 @@ impl Error {
             | Error::CreateDir { .. }
             | Error::Registry(_)
             | Error::Bind { .. } => io_code(self),
-            Error::Config(_) | Error::Tls(_) => Code::FailedPrecondition,
+            Error::Config(_) | Error::Tls(_) | Error::Overlap(_) => Code::FailedPrecondition,
             Error::Reflection(_)
             | Error::Serve(_)
             | Error::Task(_)
@@ -247,6 +250,10 @@ impl Error {
             Error::Invalid(invalid) | Error::Release(ReleaseError::Invalid(invalid)) => (
                 Reason::InvalidRequest,
                 vec![("field", invalid.field.clone())],
+            ),
+            Error::Overlap(overlap) => (
+                Reason::DeployRootOverlaps,
+                vec![("other_app", overlap.other.clone())],
             ),
             // Every other INVALID_ARGUMENT (a broken upload) is the
             // request's fault too.

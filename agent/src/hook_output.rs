@@ -217,20 +217,18 @@ impl<F: Fn(&Line) + Send + 'static> Reader<F> {
             text,
         };
         let recorded = self.budget.take(line.text.len());
-        {
-            let mut collected = self.collected();
-            if !recorded {
-                collected.skipped_lines += 1;
-                collected.skipped_bytes += full + 1;
-            }
-            if collected.tail.len() == TAIL_LINES {
-                collected.tail.pop_front();
-            }
-            collected.tail.push_back((line.clone(), recorded));
-        }
         if recorded {
             (self.record)(&line);
         }
+        let mut collected = self.collected();
+        if !recorded {
+            collected.skipped_lines += 1;
+            collected.skipped_bytes += full + 1;
+        }
+        if collected.tail.len() == TAIL_LINES {
+            collected.tail.pop_front();
+        }
+        collected.tail.push_back((line, recorded));
     }
 }
 
