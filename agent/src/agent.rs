@@ -18,7 +18,8 @@ use crate::{
     config::Config,
     deploy::{self, DeployPlan, RollbackPlan},
     error::{Error, blocking},
-    fencing, fsutil, hook_env,
+    fencing::{self, Fence},
+    fsutil, hook_env,
     hook_env::HookHost,
     journal::{Journal, Journals, Status},
     layout::{AppRoot, Roots},
@@ -170,19 +171,23 @@ impl Agent {
 
     /// Checks a request's fencing token against the app's journal and
     /// records it when it is the highest yet.
-    async fn fence(journal: &Arc<Journal>, app: &AppRoot, token: u64) -> Result<(), Error> {
-        if token == 0 {
+    async fn fence(journal: &Arc<Journal>, app: &AppRoot, fence: &Fence) -> Result<(), Error> {
+        if fence.token == 0 {
             return Ok(());
         }
-        let (journal, name) = (journal.clone(), app.name().to_owned());
-        blocking(move || fencing::fence(&journal, &name, token)).await
+        let (journal, name, fence) = (journal.clone(), app.name().to_owned(), fence.clone());
+        blocking(move || fencing::fence(&journal, &name, &fence)).await
     }
 
     /// Refuses a request whose token is lower than the app has seen,
     /// recording nothing.
-    async fn check_fence(journal: &Arc<Journal>, app: &AppRoot, token: u64) -> Result<(), Error> {
-        let (journal, name) = (journal.clone(), app.name().to_owned());
-        blocking(move || fencing::check(&journal, &name, token)).await
+    async fn check_fence(
+        journal: &Arc<Journal>,
+        app: &AppRoot,
+        fence: &Fence,
+    ) -> Result<(), Error> {
+        let (journal, name, fence) = (journal.clone(), app.name().to_owned(), fence.clone());
+        blocking(move || fencing::check(&journal, &name, &fence)).await
     }
 
     /// Starts the operation `guard` holds the app for, unless a higher
@@ -192,13 +197,13 @@ impl Agent {
         guard: OperationGuard,
         journal: &Arc<Journal>,
         app: &AppRoot,
-        token: u64,
+        fence: Fence,
         run: impl FnOnce(OperationGuard) -> F,
     ) -> Result<EventStream, Error>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        if let Err(err) = Self::fence(journal, app, token).await {
+        if let Err(err) = Self::fence(journal, app, &fence).await {
             guard.abandon(chain(&err));
             return Err(err);
         }
@@ -223,10 +228,15 @@ impl Agent {
 
     /// Starts receiving objects into the app's store, creating its
     /// directories on first use.
-    pub async fn upload(self: &Arc<Self>, app: AppRoot, token: u64) -> Result<Upload, Error> {
-        if token != 0 {
+    pub async fn upload(
+        self: &Arc<Self>,
+        app: AppRoot,
+        fence: impl Into<Fence>,
+    ) -> Result<Upload, Error> {
+        let fence = fence.into();
+        if fence.token != 0 {
             let journal = self.journal(&app).await?;
-            Self::fence(&journal, &app, token).await?;
+            Self::fence(&journal, &app, &fence).await?;
         }
         let store = ObjectStore::new(&app);
         let agent = self.clone();
@@ -253,7 +263,7 @@ impl Agent {
         );
         let journal = self.journal(&plan.app).await?;
         // Recorded only when the operation starts (see `start`).
-        Self::check_fence(&journal, &plan.app, plan.fencing_token).await?;
+        Self::check_fence(&journal, &plan.app, &plan.fence()).await?;
         if let Some(log) = self.two_phase(&journal, &spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
@@ -273,10 +283,10 @@ impl Agent {
         match self.operations.begin(spec)? {
             Begin::Existing(log) => Ok(Box::pin(log.subscribe())),
             Begin::New(guard) => {
-                let (app, token, registry) =
-                    (plan.app.clone(), plan.fencing_token, self.registry.clone());
+                let (app, fence, registry) =
+                    (plan.app.clone(), plan.fence(), self.registry.clone());
                 let task_journal = journal.clone();
-                Self::start(guard, &journal, &app, token, move |guard| {
+                Self::start(guard, &journal, &app, fence, move |guard| {
                     deploy::deploy(guard, registry, task_journal, plan)
                 })
                 .await
@@ -357,7 +367,7 @@ impl Agent {
         );
         let journal = self.journal(&plan.app).await?;
         // Recorded only when the operation starts (see `start`).
-        Self::check_fence(&journal, &plan.app, plan.fencing_token).await?;
+        Self::check_fence(&journal, &plan.app, &plan.fence()).await?;
         if prepared_only {
             Self::prepared_other(&journal, &plan)?;
         }
@@ -388,10 +398,10 @@ impl Agent {
         match self.operations.begin(spec)? {
             Begin::Existing(log) => Ok(Box::pin(log.subscribe())),
             Begin::New(guard) => {
-                let (app, token, registry) =
-                    (plan.app.clone(), plan.fencing_token, self.registry.clone());
+                let (app, fence, registry) =
+                    (plan.app.clone(), plan.fence(), self.registry.clone());
                 let task_journal = journal.clone();
-                Self::start(guard, &journal, &app, token, move |guard| {
+                Self::start(guard, &journal, &app, fence, move |guard| {
                     deploy::switch(guard, registry, task_journal, plan)
                 })
                 .await
@@ -460,15 +470,16 @@ impl Agent {
         app: AppRoot,
         deployment_id: String,
         grace: Duration,
-        token: u64,
+        fence: impl Into<Fence>,
     ) -> Result<(bool, Option<String>), Error> {
+        let fence = fence.into();
         let journal = self.journal(&app).await?;
-        Self::check_fence(&journal, &app, token).await?;
+        Self::check_fence(&journal, &app, &fence).await?;
         // Only a cancel that stops something records its token: one for a
         // deployment this host does not run must leave no trace.
         let running = self.operations.running_on(app.root()).as_deref() == Some(&deployment_id);
         if running {
-            Self::fence(&journal, &app, token).await?;
+            Self::fence(&journal, &app, &fence).await?;
         }
         let cancelled = match self.operations.cancel(app.root(), &deployment_id, grace) {
             Some(log) => {
@@ -480,6 +491,30 @@ impl Agent {
         };
         let current = blocking(move || release::current_release(&app)).await?;
         Ok((cancelled, current))
+    }
+
+    /// Forgets the fencing token and epoch recorded for `app`; refused
+    /// while an operation of the app runs. Returns what was recorded.
+    pub async fn reset_fencing(self: &Arc<Self>, app: AppRoot) -> Result<(u64, String), Error> {
+        let journal = self.journal(&app).await?;
+        if let Some(running) = self.operations.running_on(app.root()) {
+            return Err(OperationError::Busy {
+                app: app.name().to_owned(),
+                running,
+            }
+            .into());
+        }
+        let name = app.name().to_owned();
+        let previous = blocking(move || {
+            journal.update(|data| {
+                let previous = (data.fencing_token, std::mem::take(&mut data.fencing_epoch));
+                data.fencing_token = 0;
+                Ok::<_, Error>(previous)
+            })
+        })
+        .await?;
+        tracing::warn!(app = %name, previous_token = previous.0, previous_epoch = %previous.1, "fencing state reset");
+        Ok(previous)
     }
 
     /// Resolves once no operation is running (used when shutting down).

@@ -14,6 +14,7 @@ use slipway_proto::{
 use crate::{
     activation::{Activation, Point},
     error::{Error, blocking},
+    fencing::Fence,
     hook_output::OutputBudget,
     journal::{Journal, OperationRecord, State, Status, now_unix},
     layout::AppRoot,
@@ -59,9 +60,19 @@ pub struct DeployPlan {
     pub prepare_only: bool,
     /// The lock's fencing token (0: unfenced).
     pub fencing_token: u64,
+    /// The control plane store identity of the token.
+    pub fencing_epoch: String,
 }
 
 impl DeployPlan {
+    /// The request's fence.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            token: self.fencing_token,
+            epoch: self.fencing_epoch.clone(),
+        }
+    }
+
     /// The kind of operation it runs.
     pub fn kind(&self) -> Kind {
         if self.prepare_only {
@@ -88,10 +99,22 @@ pub struct RollbackPlan {
     pub environment: String,
     /// The lock's fencing token (0: unfenced).
     pub fencing_token: u64,
+    /// The control plane store identity of the token.
+    pub fencing_epoch: String,
     /// Set when it activates a release prepared under the same deployment
     /// id: the releases that prepare asked to keep, pruned to after the
     /// switch as a deploy would.
     pub prepared_keep: Option<usize>,
+}
+
+impl RollbackPlan {
+    /// The request's fence.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            token: self.fencing_token,
+            epoch: self.fencing_epoch.clone(),
+        }
+    }
 }
 
 /// How an operation that did not fail ended.

@@ -215,6 +215,10 @@ pub struct JournalData {
     /// yet). Journals from before fencing have none and load as 0.
     #[serde(default)]
     pub fencing_token: u64,
+    /// The control plane store identity `fencing_token` belongs to (empty:
+    /// none yet, or an older control plane's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fencing_epoch: String,
     /// By release id.
     #[serde(default)]
     pub releases: BTreeMap<String, ReleaseRecord>,
@@ -229,6 +233,7 @@ impl Default for JournalData {
             version: VERSION,
             previous_good: None,
             fencing_token: 0,
+            fencing_epoch: String::new(),
             releases: BTreeMap::new(),
             operations: Vec::new(),
         }

@@ -125,6 +125,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
         offset: 0,
         data: fresh.to_vec(),
         fencing_token: stale,
+        fencing_epoch: String::new(),
     };
     let status = agent
         .upload_objects(tokio_stream::iter(vec![upload]))
@@ -137,6 +138,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
             deployment_id: d1.id.clone(),
             grace_seconds: 0,
             fencing_token: stale,
+            fencing_epoch: String::new(),
         })
         .await
         .expect_err("a cancel with a stale token");
@@ -147,6 +149,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
             release_id: d1.release.clone(),
             pinned: true,
             fencing_token: stale,
+            fencing_epoch: String::new(),
         })
         .await
         .expect_err("a pin with a stale token");
@@ -190,6 +193,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
             deployment_id: "dep-nothing".into(),
             grace_seconds: 0,
             fencing_token: 0,
+            fencing_epoch: String::new(),
         })
         .await;
     let status = answer.expect_err("token 0");

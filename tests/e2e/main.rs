@@ -10,6 +10,7 @@ mod audit;
 mod bad_input;
 mod crash;
 mod deploy;
+mod fencing_poison;
 mod fixtures_faults;
 mod grpcurl;
 mod history;

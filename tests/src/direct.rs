@@ -127,6 +127,7 @@ impl Cluster {
             UploadObjectsRequest {
                 app: Some(app_target()),
                 fencing_token: token,
+                fencing_epoch: String::new(),
                 ..Default::default()
             },
         );
@@ -162,6 +163,7 @@ impl Cluster {
             spec: app.activation,
             environment: ENV.into(),
             fencing_token: token,
+            fencing_epoch: String::new(),
         }
     }
 
@@ -186,6 +188,7 @@ impl Cluster {
             base_release: String::new(),
             removed_paths: Vec::new(),
             fencing_token: token,
+            fencing_epoch: String::new(),
         }
     }
 
@@ -207,6 +210,7 @@ impl Cluster {
             spec: switch.spec,
             environment: switch.environment,
             fencing_token: switch.fencing_token,
+            fencing_epoch: String::new(),
         }
     }
 

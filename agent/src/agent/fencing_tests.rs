@@ -17,6 +17,7 @@ use crate::activation::Activation;
 fn deploy_plan(f: &Fixture, deployment: &str, id: &str, token: u64) -> DeployPlan {
     DeployPlan {
         fencing_token: token,
+        fencing_epoch: String::new(),
         ..f.plan(deployment, id)
     }
 }
@@ -41,6 +42,7 @@ fn rollback_plan(f: &Fixture, deployment: &str, id: &str, token: u64) -> Rollbac
         activation: Activation::default(),
         environment: "test".into(),
         fencing_token: token,
+        fencing_epoch: String::new(),
         prepared_keep: None,
     }
 }
@@ -226,4 +228,19 @@ async fn a_forged_token_on_a_request_that_does_nothing_is_not_recorded() {
     f.stage("r2").await;
     deploy_ok(&f, "d2", "r2", 6).await;
     assert_eq!(status(&f).await.fencing_token, 6);
+}
+
+#[tokio::test]
+async fn a_reset_clears_the_token_and_its_epoch() {
+    let f = fixture().await;
+    let app = f.app();
+    f.stage("r1").await;
+    deploy_ok(&f, "d1", "r1", 40).await;
+    let (token, epoch) = f.agent.reset_fencing(app.clone()).await.unwrap();
+    assert_eq!((token, epoch.as_str()), (40, ""));
+    assert_eq!(status(&f).await.fencing_token, 0);
+    // The holder of a lower token (a restored store) deploys again.
+    f.stage("r2").await;
+    deploy_ok(&f, "d2", "r2", 3).await;
+    assert_eq!(status(&f).await.fencing_token, 3);
 }

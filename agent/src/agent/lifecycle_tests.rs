@@ -357,6 +357,7 @@ async fn a_rollback_runs_its_checks_and_switches_back_when_they_fail() {
         },
         environment: "test".into(),
         fencing_token: 1,
+        fencing_epoch: String::new(),
         prepared_keep: None,
     };
     let events: Vec<_> = f

@@ -21,6 +21,8 @@ struct Meta {
     previous_good: Option<String>,
     #[serde(default)]
     fencing_token: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    fencing_epoch: String,
 }
 
 fn kind_name(kind: Kind) -> String {
@@ -41,6 +43,7 @@ pub fn to_records(data: &JournalData) -> Records {
         version: data.version,
         previous_good: data.previous_good.clone(),
         fencing_token: data.fencing_token,
+        fencing_epoch: data.fencing_epoch.clone(),
     };
     records.insert(META.to_owned(), value(&meta));
     for (id, release) in &data.releases {
@@ -62,6 +65,7 @@ pub fn from_records(records: &Records) -> Result<JournalData, serde_json::Error>
             data.version = meta.version;
             data.previous_good = meta.previous_good;
             data.fencing_token = meta.fencing_token;
+            data.fencing_epoch = meta.fencing_epoch;
         } else if let Some(id) = key.strip_prefix(RELEASE) {
             data.releases
                 .insert(id.to_owned(), Deserialize::deserialize(value)?);

@@ -17,8 +17,8 @@ use slipway_proto::{
     agent::v1::{
         ActivateReleaseRequest, CancelOperationRequest, CancelOperationResponse, GetStatusRequest,
         GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest,
-        PinReleaseResponse, PrepareReleaseRequest, ProgressEvent, RollbackRequest,
-        UploadObjectsRequest, UploadObjectsResponse,
+        PinReleaseResponse, PrepareReleaseRequest, ProgressEvent, ResetFencingRequest,
+        ResetFencingResponse, RollbackRequest, UploadObjectsRequest, UploadObjectsResponse,
     },
     control::v1::Host,
     tls::TlsMaterial,
@@ -61,6 +61,11 @@ pub trait AgentApi: Send + Sync {
     ) -> Result<CancelOperationResponse, Status>;
     /// Protects a release from retention, or stops protecting it.
     async fn pin_release(&self, request: PinReleaseRequest) -> Result<PinReleaseResponse, Status>;
+    /// Forgets an app's fencing token and epoch on the host.
+    async fn reset_fencing(
+        &self,
+        request: ResetFencingRequest,
+    ) -> Result<ResetFencingResponse, Status>;
 }
 
 /// A connected agent.
@@ -109,8 +114,9 @@ impl Agents {
     /// Real agents, dialed with this client identity. The agent's
     /// certificate must carry the host's name, so a certificate of another
     /// host is refused.
-    pub fn new(tls: TlsMaterial) -> Self {
-        Self::with(Arc::new(tls::TlsDial::new(tls)))
+    /// Every fenced request carries `epoch`, the store's identity.
+    pub fn new(tls: TlsMaterial, epoch: String) -> Self {
+        Self::with(Arc::new(tls::TlsDial::new(tls, epoch)))
     }
 
     /// Agents reached through `dial`.
