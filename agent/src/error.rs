@@ -354,7 +354,7 @@ mod tests {
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert!(status.message().contains("create /srv/web/shared/.env"));
         let corrupt = JournalError::Corrupt {
-            path: "/srv/web/.slipway/journal.json".into(),
+            path: "/srv/web/.slipway/journal.log".into(),
             source: serde_json::from_slice::<u8>(b"{").unwrap_err(),
         };
         let status = Status::from(Error::from(corrupt));
@@ -426,7 +426,7 @@ mod tests {
         };
         assert_eq!(reason_of(protocol.into()), Reason::InvalidRequest);
         let corrupt = JournalError::Corrupt {
-            path: "/srv/web/.slipway/journal.json".into(),
+            path: "/srv/web/.slipway/journal.log".into(),
             source: serde_json::from_slice::<u8>(b"{").unwrap_err(),
         };
         assert_eq!(reason_of(corrupt.into()), Reason::Unclassified);

@@ -26,6 +26,7 @@ mod manifests;
 mod objects;
 mod operations;
 mod pause;
+mod plans;
 mod recovery;
 mod registry;
 mod release;

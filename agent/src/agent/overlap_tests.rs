@@ -3,7 +3,7 @@
 //! it, is refused with FAILED_PRECONDITION and its reason, and writes
 //! nothing.
 
-use std::path::Path;
+use std::{path::Path, time::Duration};
 
 use slipway_proto::reason::{self, Reason};
 use tonic::{Code, Status};

@@ -6,7 +6,7 @@
 use std::io;
 
 use super::{
-    JournalData, JournalError, VERSION, op_events, records::RecordLog, remove_synced, stored,
+    JournalData, JournalError, VERSION, file::remove_synced, op_events, records::RecordLog, stored,
 };
 use crate::layout::AppRoot;
 
