@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::{hook_env::HookHost, hook_output::OutputLimits};
 use slipway_proto::{
     agent::v1::{self, HookPoint, MaterialiseMode, SharedKind},
     validate::{self, InvalidField},
@@ -93,6 +94,15 @@ pub struct Activation {
     pub health: Option<HealthCheck>,
     /// Private writable copies instead of hard links.
     pub copy: bool,
+    /// Hook output lines recorded per operation (0: the agent's default).
+    pub output_max_lines: u64,
+    /// Hook output bytes recorded per operation (0: the agent's default).
+    pub output_max_bytes: u64,
+    /// The app's variables for hooks and the check command, in order.
+    pub variables: Vec<(String, String)>,
+    /// What every hook of this agent runs with; set by the agent, not the
+    /// wire.
+    pub host: HookHost,
 }
 
 impl Activation {
@@ -175,12 +185,27 @@ impl Activation {
                 s => Duration::from_secs(s.into()),
             },
         });
+        let limits = spec.output_limits.unwrap_or_default();
         Ok(Self {
             shared,
             hooks,
             health,
             copy,
+            output_max_lines: limits.max_lines,
+            output_max_bytes: limits.max_bytes,
+            variables: spec
+                .variables
+                .into_iter()
+                .map(|v| (v.name, v.value))
+                .collect(),
+            host: HookHost::default(),
         })
+    }
+
+    /// The output limits of one operation.
+    pub fn output_limits(&self) -> OutputLimits {
+        self.host
+            .limits(self.output_max_lines, self.output_max_bytes)
     }
 
     /// The hooks that run at `point`, in request order.
@@ -220,6 +245,7 @@ mod tests {
                 ..WireCheck::default()
             }),
             mode: MaterialiseMode::Copy as i32,
+            ..ActivationSpec::default()
         };
         let a = Activation::from_wire("spec", Some(spec)).unwrap();
         assert!(a.copy);

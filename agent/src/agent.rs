@@ -8,7 +8,7 @@ use std::{
     path::PathBuf,
     pin::Pin,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use futures_util::Stream;
@@ -18,13 +18,15 @@ use crate::{
     config::Config,
     deploy::{self, DeployPlan, RollbackPlan},
     error::{Error, blocking},
-    fencing, fsutil,
+    fencing::{self, Fence},
+    fsutil, hook_env,
+    hook_env::HookHost,
     journal::{Journal, Journals, Status},
     layout::{AppRoot, Roots},
     objects::ObjectStore,
     operations::{Begin, EventLog, Kind, OperationError, OperationGuard, Operations, Spec},
     recovery,
-    registry::Registry,
+    registry::{ClaimError, Registry},
     release::{self, ReleaseError},
     upload::Upload,
 };
@@ -38,6 +40,8 @@ pub struct Agent {
     host_name: String,
     roots: Roots,
     registry: Arc<Registry>,
+    // What every hook runs with: PATH, output limits, this instance's id.
+    hooks: HookHost,
     operations: Arc<Operations>,
     journals: Journals,
     // Releases never change once renamed into place, so their sizes are
@@ -51,18 +55,24 @@ impl Agent {
     /// every registered app (see [`recovery`]).
     pub async fn open(config: &Config) -> Result<Arc<Self>, Error> {
         let data_dir = config.data_dir.clone();
-        let registry = blocking(move || {
-            fsutil::create_dir_synced(&data_dir).map_err(|source| Error::CreateDir {
+        let (registry, instance) = blocking(move || {
+            let create = |source| Error::CreateDir {
                 path: data_dir.clone(),
                 source,
-            })?;
-            Ok::<_, Error>(Registry::open(&data_dir)?)
+            };
+            fsutil::create_private_dir(&data_dir).map_err(create)?;
+            let instance = hook_env::instance_id(&data_dir).map_err(create)?;
+            Ok::<_, Error>((Registry::open(&data_dir)?, instance))
         })
         .await?;
         let agent = Arc::new(Self {
             host_name: config.host_name.clone(),
             roots: Roots::new(config.apps_dir.clone(), config.allowed_roots.clone()),
             registry: Arc::new(registry),
+            hooks: HookHost {
+                config: config.hooks.clone(),
+                instance,
+            },
             operations: Operations::new(),
             journals: Journals::default(),
             sizes: Mutex::new(HashMap::new()),
@@ -86,7 +96,7 @@ impl Agent {
                 .journals
                 .get(&app)
                 .map_err(Error::from)
-                .and_then(|journal| recovery::recover(&app, &journal));
+                .and_then(|journal| recovery::recover(&app, &journal, &self.hooks.instance));
             match recovered {
                 Ok(found) if found != recovery::Recovered::default() => tracing::warn!(
                     app = app.name(),
@@ -106,10 +116,23 @@ impl Agent {
         }
     }
 
-    /// The journal of `app`.
+    /// The journal of `app`, once its root is known not to overlap another
+    /// app's: every request that may write under a root comes here first.
     async fn journal(self: &Arc<Self>, app: &AppRoot) -> Result<Arc<Journal>, Error> {
+        self.registry.check_overlap(app.name(), app.root())?;
         let (agent, app) = (self.clone(), app.clone());
         blocking(move || agent.journals.get(&app)).await
+    }
+
+    /// Registers `app` before anything is written under its root, so the
+    /// next app's root is checked against it. Blocking.
+    fn claim(&self, app: &AppRoot) -> Result<(), Error> {
+        self.registry
+            .claim(app.name(), app.root())
+            .map_err(|err| match err {
+                ClaimError::Overlap(overlap) => overlap.into(),
+                ClaimError::Registry(registry) => registry.into(),
+            })
     }
 
     /// The recorded events of a finished operation with this spec's id and
@@ -132,7 +155,8 @@ impl Agent {
             };
             if existing == *spec {
                 if op.status == Status::Finished && !op.events.is_empty() {
-                    replay = Some(self.operations.replay(spec, &op.run_id, op.events));
+                    let events = journal.events(&op);
+                    replay = Some(self.operations.replay(spec, &op.run_id, events));
                 }
             } else if !existing.pairs_with(spec) {
                 return Err(OperationError::Reused {
@@ -147,12 +171,23 @@ impl Agent {
 
     /// Checks a request's fencing token against the app's journal and
     /// records it when it is the highest yet.
-    async fn fence(journal: &Arc<Journal>, app: &AppRoot, token: u64) -> Result<(), Error> {
-        if token == 0 {
+    async fn fence(journal: &Arc<Journal>, app: &AppRoot, fence: &Fence) -> Result<(), Error> {
+        if fence.token == 0 {
             return Ok(());
         }
-        let (journal, name) = (journal.clone(), app.name().to_owned());
-        blocking(move || fencing::fence(&journal, &name, token)).await
+        let (journal, name, fence) = (journal.clone(), app.name().to_owned(), fence.clone());
+        blocking(move || fencing::fence(&journal, &name, &fence)).await
+    }
+
+    /// Refuses a request whose token is lower than the app has seen,
+    /// recording nothing.
+    async fn check_fence(
+        journal: &Arc<Journal>,
+        app: &AppRoot,
+        fence: &Fence,
+    ) -> Result<(), Error> {
+        let (journal, name, fence) = (journal.clone(), app.name().to_owned(), fence.clone());
+        blocking(move || fencing::check(&journal, &name, &fence)).await
     }
 
     /// Starts the operation `guard` holds the app for, unless a higher
@@ -162,13 +197,13 @@ impl Agent {
         guard: OperationGuard,
         journal: &Arc<Journal>,
         app: &AppRoot,
-        token: u64,
+        fence: Fence,
         run: impl FnOnce(OperationGuard) -> F,
     ) -> Result<EventStream, Error>
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        if let Err(err) = Self::fence(journal, app, token).await {
+        if let Err(err) = Self::fence(journal, app, &fence).await {
             guard.abandon(chain(&err));
             return Err(err);
         }
@@ -193,13 +228,20 @@ impl Agent {
 
     /// Starts receiving objects into the app's store, creating its
     /// directories on first use.
-    pub async fn upload(self: &Arc<Self>, app: AppRoot, token: u64) -> Result<Upload, Error> {
-        if token != 0 {
+    pub async fn upload(
+        self: &Arc<Self>,
+        app: AppRoot,
+        fence: impl Into<Fence>,
+    ) -> Result<Upload, Error> {
+        let fence = fence.into();
+        if fence.token != 0 {
             let journal = self.journal(&app).await?;
-            Self::fence(&journal, &app, token).await?;
+            Self::fence(&journal, &app, &fence).await?;
         }
         let store = ObjectStore::new(&app);
+        let agent = self.clone();
         blocking(move || {
+            agent.claim(&app)?;
             app.ensure().map_err(|source| Error::CreateDir {
                 path: app.root().to_owned(),
                 source,
@@ -211,7 +253,8 @@ impl Agent {
 
     /// Starts a deploy, or follows the one with the same deployment id.
     /// Everything that can be refused is refused before this returns.
-    pub async fn deploy(self: &Arc<Self>, plan: DeployPlan) -> Result<EventStream, Error> {
+    pub async fn deploy(self: &Arc<Self>, mut plan: DeployPlan) -> Result<EventStream, Error> {
+        plan.activation.host = self.hooks.clone();
         let spec = spec(
             plan.kind(),
             &plan.app,
@@ -219,7 +262,8 @@ impl Agent {
             &plan.release_id,
         );
         let journal = self.journal(&plan.app).await?;
-        Self::fence(&journal, &plan.app, plan.fencing_token).await?;
+        // Recorded only when the operation starts (see `start`).
+        Self::check_fence(&journal, &plan.app, &plan.fence()).await?;
         if let Some(log) = self.two_phase(&journal, &spec)? {
             return Ok(Box::pin(log.subscribe()));
         }
@@ -239,10 +283,10 @@ impl Agent {
         match self.operations.begin(spec)? {
             Begin::Existing(log) => Ok(Box::pin(log.subscribe())),
             Begin::New(guard) => {
-                let (app, token, registry) =
-                    (plan.app.clone(), plan.fencing_token, self.registry.clone());
+                let (app, fence, registry) =
+                    (plan.app.clone(), plan.fence(), self.registry.clone());
                 let task_journal = journal.clone();
-                Self::start(guard, &journal, &app, token, move |guard| {
+                Self::start(guard, &journal, &app, fence, move |guard| {
                     deploy::deploy(guard, registry, task_journal, plan)
                 })
                 .await
@@ -314,6 +358,7 @@ impl Agent {
         mut plan: RollbackPlan,
         prepared_only: bool,
     ) -> Result<EventStream, Error> {
+        plan.activation.host = self.hooks.clone();
         let spec = spec(
             Kind::Rollback,
             &plan.app,
@@ -321,7 +366,8 @@ impl Agent {
             &plan.release_id,
         );
         let journal = self.journal(&plan.app).await?;
-        Self::fence(&journal, &plan.app, plan.fencing_token).await?;
+        // Recorded only when the operation starts (see `start`).
+        Self::check_fence(&journal, &plan.app, &plan.fence()).await?;
         if prepared_only {
             Self::prepared_other(&journal, &plan)?;
         }
@@ -352,10 +398,10 @@ impl Agent {
         match self.operations.begin(spec)? {
             Begin::Existing(log) => Ok(Box::pin(log.subscribe())),
             Begin::New(guard) => {
-                let (app, token, registry) =
-                    (plan.app.clone(), plan.fencing_token, self.registry.clone());
+                let (app, fence, registry) =
+                    (plan.app.clone(), plan.fence(), self.registry.clone());
                 let task_journal = journal.clone();
-                Self::start(guard, &journal, &app, token, move |guard| {
+                Self::start(guard, &journal, &app, fence, move |guard| {
                     deploy::switch(guard, registry, task_journal, plan)
                 })
                 .await
@@ -413,33 +459,6 @@ impl Agent {
         ))
     }
 
-    /// Cancels the operation of `deployment_id` running on the app and
-    /// waits until nothing of it runs any more (its hook or check stopped,
-    /// `current` switched back if it had been switched, the outcome
-    /// journaled). Returns whether it ended because of the cancel (false
-    /// when none was running, or when it had already passed its health
-    /// check and finished), and the app's `current` release after it.
-    pub async fn cancel(
-        self: &Arc<Self>,
-        app: AppRoot,
-        deployment_id: String,
-        grace: Duration,
-        token: u64,
-    ) -> Result<(bool, Option<String>), Error> {
-        let journal = self.journal(&app).await?;
-        Self::fence(&journal, &app, token).await?;
-        let cancelled = match self.operations.cancel(app.root(), &deployment_id, grace) {
-            Some(log) => {
-                tracing::info!(app = app.name(), deployment = %deployment_id, ?grace, "cancelling");
-                let last = log.finished().await;
-                last.result.is_some_and(|r| !r.success)
-            }
-            None => false,
-        };
-        let current = blocking(move || release::current_release(&app)).await?;
-        Ok((cancelled, current))
-    }
-
     /// Resolves once no operation is running (used when shutting down).
     pub async fn wait_idle(&self) {
         self.operations.wait_idle().await;
@@ -458,6 +477,7 @@ fn spec(kind: Kind, app: &AppRoot, deployment_id: &str, release_id: &str) -> Spe
 
 #[cfg(test)]
 mod activate_tests;
+mod admin;
 #[cfg(test)]
 mod cancel_tests;
 #[cfg(test)]
@@ -466,6 +486,8 @@ mod durability_tests;
 mod fencing_tests;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod overlap_tests;
 #[cfg(test)]
 mod prepare_tests;
 #[cfg(test)]

@@ -8,6 +8,8 @@ use std::{
 };
 
 use serde::Deserialize;
+
+pub use crate::hook_env::HookConfig;
 use slipway_proto::{tls::TlsPaths, validate};
 
 /// Default listen address.
@@ -34,6 +36,8 @@ pub struct Config {
     pub tls: TlsPaths,
     /// Log one JSON object per line.
     pub log_json: bool,
+    /// The `[hooks]` table: PATH and output limits of hooks.
+    pub hooks: HookConfig,
 }
 
 /// A configuration that cannot be used.
@@ -115,6 +119,9 @@ pub struct ConfigFile {
     /// The `[tls]` table.
     #[serde(default)]
     pub tls: TlsFile,
+    /// The `[hooks]` table.
+    #[serde(default)]
+    pub hooks: HookConfig,
 }
 
 /// The `[tls]` table of the configuration file.
@@ -159,6 +166,7 @@ impl ConfigFile {
                 key: self.tls.key.ok_or(missing("tls.key", "--key"))?,
             },
             log_json: self.log_json.unwrap_or(false),
+            hooks: self.hooks,
         })
     }
 }
@@ -230,6 +238,26 @@ impl Config {
         absolute("data_dir", &self.data_dir)?;
         for root in &self.allowed_roots {
             absolute("allowed_roots", root)?;
+        }
+        let hooks = &self.hooks;
+        let invalid = |field, reason: &str| ConfigError::Invalid {
+            field,
+            reason: reason.to_owned(),
+        };
+        if hooks.output_max_lines == 0 || hooks.output_max_bytes == 0 {
+            return Err(invalid(
+                "hooks.output_max_lines",
+                "hooks.output_max_lines and hooks.output_max_bytes must be above 0",
+            ));
+        }
+        if !(80..=1 << 20).contains(&hooks.output_line_bytes) {
+            return Err(invalid(
+                "hooks.output_line_bytes",
+                "must be between 80 and 1048576",
+            ));
+        }
+        if hooks.path.is_empty() || hooks.path.contains('\0') {
+            return Err(invalid("hooks.path", "must be a non-empty PATH"));
         }
         Ok(())
     }

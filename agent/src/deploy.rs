@@ -14,9 +14,9 @@ use slipway_proto::{
 use crate::{
     activation::{Activation, Point},
     error::{Error, blocking},
+    hook_output::OutputBudget,
     journal::{Journal, OperationRecord, State, Status, now_unix},
     layout::AppRoot,
-    manifest::Manifest,
     objects::ObjectStore,
     operations::{Event, Kind, OperationGuard},
     pause::{self, PausePoint},
@@ -25,6 +25,8 @@ use crate::{
     retention, shared,
     steps::Ctx,
 };
+
+pub use crate::plans::{DeployPlan, RollbackPlan};
 
 /// Where each stage of a deploy starts on the 0-100 scale; materialising is
 /// the long part.
@@ -36,62 +38,6 @@ const ACTIVATE_AT: u32 = 90;
 const PRUNE_AT: u32 = 97;
 /// Where a switch to a release on disk switches.
 const SWITCH_AT: u32 = 50;
-
-/// A validated Deploy request.
-#[derive(Clone, Debug)]
-pub struct DeployPlan {
-    /// The app and its root.
-    pub app: AppRoot,
-    /// The deployment id.
-    pub deployment_id: String,
-    /// The release to build and activate.
-    pub release_id: String,
-    /// Its files.
-    pub manifest: Manifest,
-    /// Releases to keep (already defaulted).
-    pub keep: usize,
-    /// Shared paths, hooks, health check, mode.
-    pub activation: Activation,
-    /// Environment name, for hooks.
-    pub environment: String,
-    /// Stop once the release is ready, without switching.
-    pub prepare_only: bool,
-    /// The lock's fencing token (0: unfenced).
-    pub fencing_token: u64,
-}
-
-impl DeployPlan {
-    /// The kind of operation it runs.
-    pub fn kind(&self) -> Kind {
-        if self.prepare_only {
-            Kind::Prepare
-        } else {
-            Kind::Deploy
-        }
-    }
-}
-
-/// A validated Rollback or ActivateRelease request: a switch to a release
-/// on disk.
-#[derive(Clone, Debug)]
-pub struct RollbackPlan {
-    /// The app and its root.
-    pub app: AppRoot,
-    /// The deployment id.
-    pub deployment_id: String,
-    /// The release to activate.
-    pub release_id: String,
-    /// After-activate hooks and health check.
-    pub activation: Activation,
-    /// Environment name, for hooks.
-    pub environment: String,
-    /// The lock's fencing token (0: unfenced).
-    pub fencing_token: u64,
-    /// Set when it activates a release prepared under the same deployment
-    /// id: the releases that prepare asked to keep, pruned to after the
-    /// switch as a deploy would.
-    pub prepared_keep: Option<usize>,
-}
 
 /// How an operation that did not fail ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +66,7 @@ fn context(
         environment: environment.to_owned(),
         activation: activation.clone(),
         cancel: guard.cancel().clone(),
+        output: OutputBudget::new(activation.output_limits()),
     }
 }
 
@@ -430,6 +377,7 @@ async fn begin(
                 keep_releases: keep_releases.filter(|_| kind == Kind::Prepare),
                 run_id: String::new(),
                 events: Vec::new(),
+                seq: 0,
             });
             previous
         })
@@ -537,9 +485,7 @@ async fn finish(
     let (journal, id, kind) = (ctx.journal.clone(), spec.deployment_id.clone(), spec.kind);
     guard
         .finish(last, result, |events| async move {
-            let written = journal
-                .change(move |data| data.finish_operation(&id, kind, events))
-                .await;
+            let written = journal.finish(id, kind, events).await;
             if let Err(err) = written {
                 // The outcome still streams; a repeat after a restart runs
                 // the operation again, which skips finished steps.

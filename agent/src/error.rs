@@ -19,7 +19,7 @@ use crate::{
     journal::JournalError,
     objects::ObjectError,
     operations::OperationError,
-    registry::RegistryError,
+    registry::{RegistryError, RootOverlap},
     release::ReleaseError,
     shared::SharedError,
 };
@@ -57,6 +57,9 @@ pub enum Error {
     /// The revocation list could not be read or written.
     #[error(transparent)]
     Trust(#[from] crate::trust::TrustError),
+    /// The app's deploy root overlaps another app's.
+    #[error(transparent)]
+    Overlap(#[from] RootOverlap),
     /// The reflection service rejected the descriptor set (a build bug).
     #[error("cannot build the reflection service")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -202,7 +205,7 @@ impl Error {
             | Error::Registry(_)
             | Error::Trust(_)
             | Error::Bind { .. } => io_code(self),
-            Error::Config(_) | Error::Tls(_) => Code::FailedPrecondition,
+            Error::Config(_) | Error::Tls(_) | Error::Overlap(_) => Code::FailedPrecondition,
             Error::Reflection(_)
             | Error::Serve(_)
             | Error::Task(_)
@@ -251,6 +254,10 @@ impl Error {
             Error::Invalid(invalid) | Error::Release(ReleaseError::Invalid(invalid)) => (
                 Reason::InvalidRequest,
                 vec![("field", invalid.field.clone())],
+            ),
+            Error::Overlap(overlap) => (
+                Reason::DeployRootOverlaps,
+                vec![("other_app", overlap.other.clone())],
             ),
             // Every other INVALID_ARGUMENT (a broken upload) is the
             // request's fault too.
@@ -351,7 +358,7 @@ mod tests {
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert!(status.message().contains("create /srv/web/shared/.env"));
         let corrupt = JournalError::Corrupt {
-            path: "/srv/web/.slipway/journal.json".into(),
+            path: "/srv/web/.slipway/journal.log".into(),
             source: serde_json::from_slice::<u8>(b"{").unwrap_err(),
         };
         let status = Status::from(Error::from(corrupt));
@@ -423,7 +430,7 @@ mod tests {
         };
         assert_eq!(reason_of(protocol.into()), Reason::InvalidRequest);
         let corrupt = JournalError::Corrupt {
-            path: "/srv/web/.slipway/journal.json".into(),
+            path: "/srv/web/.slipway/journal.log".into(),
             source: serde_json::from_slice::<u8>(b"{").unwrap_err(),
         };
         assert_eq!(reason_of(corrupt.into()), Reason::Unclassified);

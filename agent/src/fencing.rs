@@ -5,7 +5,7 @@
 
 use slipway_proto::validate::InvalidField;
 
-use crate::journal::{Journal, JournalError};
+use crate::journal::{Journal, JournalData, JournalError};
 
 /// A request's token was lower than the highest the app has seen.
 #[derive(Debug, thiserror::Error)]
@@ -45,26 +45,88 @@ pub(crate) fn required(field: &str, token: u64) -> Result<u64, InvalidField> {
     Ok(token)
 }
 
-/// Checks `token` against the highest the app has seen and records it when
-/// it is higher, durably, before the request goes on. Equal is fine (the
-/// lock holder's every call carries the same token); 0 is neither checked
-/// nor recorded. Runs under the journal's lock, so two requests cannot both
-/// pass with the lower token after the higher one was recorded. Blocking.
-pub(crate) fn fence(journal: &Journal, app: &str, token: u64) -> Result<(), FenceError> {
-    if token == 0 {
+/// A request's fencing token and the epoch (the control plane's store
+/// identity) it belongs to; an empty epoch is an older control plane's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fence {
+    /// The lock's token (0: no lock).
+    pub token: u64,
+    /// The control plane's store identity.
+    pub epoch: String,
+}
+
+impl From<u64> for Fence {
+    fn from(token: u64) -> Self {
+        Self {
+            token,
+            epoch: String::new(),
+        }
+    }
+}
+
+/// Longest epoch accepted.
+const MAX_EPOCH: usize = 64;
+
+/// Validates a request's epoch: empty, or up to 64 letters, digits and `-`.
+pub(crate) fn epoch(field: &str, epoch: &str) -> Result<String, InvalidField> {
+    let fine =
+        epoch.len() <= MAX_EPOCH && epoch.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !fine {
+        return Err(InvalidField::new(
+            field,
+            format!("must be at most {MAX_EPOCH} letters, digits and '-'"),
+        ));
+    }
+    Ok(epoch.to_owned())
+}
+
+/// Applies `fence` to the journal's content: a token of the recorded epoch
+/// (or of no epoch) lower than the recorded one is refused; a higher one is
+/// recorded; a token of another epoch starts that epoch. 0 changes nothing.
+pub(crate) fn apply(data: &mut JournalData, app: &str, fence: &Fence) -> Result<(), StaleToken> {
+    if fence.token == 0 {
         return Ok(());
     }
-    journal.update(|data| {
-        if token < data.fencing_token {
-            return Err(FenceError::from(StaleToken {
-                token,
+    let same_epoch = fence.epoch.is_empty() || fence.epoch == data.fencing_epoch;
+    if same_epoch {
+        if fence.token < data.fencing_token {
+            return Err(StaleToken {
+                token: fence.token,
                 app: app.to_owned(),
                 seen: data.fencing_token,
-            }));
+            });
         }
-        data.fencing_token = token;
-        Ok(())
-    })
+    } else {
+        tracing::warn!(
+            app,
+            epoch = %fence.epoch,
+            previous_epoch = %data.fencing_epoch,
+            previous_token = data.fencing_token,
+            token = fence.token,
+            "a control plane of another store identity: starting its fencing epoch"
+        );
+        data.fencing_epoch.clone_from(&fence.epoch);
+    }
+    data.fencing_token = fence.token;
+    Ok(())
+}
+
+/// Checks `fence` against what the app has seen without recording it: for
+/// a request that may yet be refused or do nothing.
+pub(crate) fn check(journal: &Journal, app: &str, fence: &Fence) -> Result<(), FenceError> {
+    let mut data = journal.read(JournalData::clone);
+    Ok(apply(&mut data, app, fence)?)
+}
+
+/// Checks `fence` against what the app has seen and records it, durably,
+/// before the request goes on (see [`apply`]). Runs under the journal's
+/// lock, so two requests cannot both pass with the lower token after the
+/// higher one was recorded. Blocking.
+pub(crate) fn fence(journal: &Journal, app: &str, fence: &Fence) -> Result<(), FenceError> {
+    if fence.token == 0 {
+        return Ok(());
+    }
+    journal.update(|data| Ok(apply(data, app, fence)?))
 }
 
 #[cfg(test)]
@@ -80,22 +142,53 @@ mod tests {
         let app = AppRoot::new("web", dir.path().join("web"));
         app.ensure().unwrap();
         let journal = Journal::open(&app).unwrap();
-        fence(&journal, "web", 0).unwrap();
+        fence(&journal, "web", &0.into()).unwrap();
         assert!(!app.journal().exists(), "0 records nothing");
-        fence(&journal, "web", 5).unwrap();
-        fence(&journal, "web", 5).unwrap();
+        fence(&journal, "web", &5.into()).unwrap();
+        fence(&journal, "web", &5.into()).unwrap();
         let before = std::fs::read(app.journal()).unwrap();
-        let status = Status::from(Error::from(fence(&journal, "web", 3).unwrap_err()));
+        let status = Status::from(Error::from(fence(&journal, "web", &3.into()).unwrap_err()));
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert_eq!(
             status.message(),
             "stale fencing token 3: app web has seen 5; another control plane holds its lock"
         );
         assert_eq!(std::fs::read(app.journal()).unwrap(), before, "unchanged");
-        fence(&journal, "web", 0).unwrap();
-        fence(&journal, "web", 8).unwrap();
+        fence(&journal, "web", &0.into()).unwrap();
+        fence(&journal, "web", &8.into()).unwrap();
         let reopened = Journal::open(&app).unwrap();
         assert_eq!(reopened.read(|d| d.fencing_token), 8);
+    }
+
+    #[test]
+    fn another_epoch_starts_anew_while_the_same_epoch_stays_fenced() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = AppRoot::new("web", dir.path().join("web"));
+        app.ensure().unwrap();
+        let journal = Journal::open(&app).unwrap();
+        let of = |token, epoch: &str| Fence {
+            token,
+            epoch: epoch.into(),
+        };
+        fence(&journal, "web", &of(40, "")).unwrap();
+        // The first control plane with an identity takes over, lower or not.
+        fence(&journal, "web", &of(7, "store-a")).unwrap();
+        assert!(fence(&journal, "web", &of(6, "store-a")).is_err());
+        assert!(
+            fence(&journal, "web", &of(6, "")).is_err(),
+            "no epoch: same rules"
+        );
+        // A replaced store (deployment numbers start again) is not locked out.
+        fence(&journal, "web", &of(2, "store-b")).unwrap();
+        let reopened = Journal::open(&app).unwrap();
+        assert_eq!(
+            reopened.read(|d| (d.fencing_token, d.fencing_epoch.clone())),
+            (2, "store-b".to_owned())
+        );
+        assert!(fence(&reopened, "web", &of(1, "store-b")).is_err());
+        assert!(epoch("e", "store-b").is_ok());
+        assert!(epoch("e", "a/b").is_err());
+        assert!(epoch("e", &"a".repeat(65)).is_err());
     }
 
     #[test]
@@ -120,12 +213,12 @@ mod tests {
         let app = AppRoot::new("web", dir.path().join("web"));
         app.ensure().unwrap();
         std::fs::write(
-            app.journal(),
+            app.legacy_journal(),
             br#"{"version": 1, "previous_good": "r1", "releases": {}, "operations": []}"#,
         )
         .unwrap();
         let journal = Journal::open(&app).unwrap();
         assert_eq!(journal.read(|d| d.fencing_token), 0);
-        fence(&journal, "web", 1).unwrap();
+        fence(&journal, "web", &1.into()).unwrap();
     }
 }

@@ -56,6 +56,31 @@ pub fn create_dir_synced(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Creates `dir` like [`create_dir_synced`] but private to the agent's user
+/// (0700), and tightens an existing one made by an older agent: the agent's
+/// state (journals, the content store, its data dir) is nobody else's.
+pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+    create_dir_synced(dir)?;
+    let meta = fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Creates a new file readable and writable by the agent's user only (0600),
+/// whatever the umask.
+pub fn create_private_file(path: &Path) -> io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
 /// fsyncs a directory so renames and new entries in it are durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()

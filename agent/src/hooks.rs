@@ -3,7 +3,6 @@
 //! timeout or on a cancel the whole group is terminated, then killed.
 
 use std::{
-    collections::VecDeque,
     path::{Path, PathBuf},
     process::{ExitStatus, Stdio},
     sync::{
@@ -18,23 +17,23 @@ use slipway_proto::{
     agent::v1::{LogLevel, Stage},
     daemon::chain,
 };
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
 use crate::{
     cancel::Cancel,
+    hook_output::{Collected, Line, OutputBudget, Reader},
     journal::{HookProcess, Journal},
     operations::{Event, EventLog, Kind},
 };
 
+/// The variable naming a hook's operation.
+pub const DEPLOYMENT_VAR: &str = "SLIPWAY_DEPLOYMENT_ID";
+/// The variable naming the agent instance that started a hook.
+pub const INSTANCE_VAR: &str = "SLIPWAY_AGENT_INSTANCE";
 /// Time between SIGTERM and SIGKILL for a hook past its timeout.
 pub const KILL_GRACE: Duration = Duration::from_secs(5);
 /// How long output still in the pipes is read after the hook exits. A
 /// background process it started may keep them open; it is not waited for.
 const OUTPUT_GRACE: Duration = Duration::from_secs(1);
-/// Longer lines are split into events of this many bytes.
-const MAX_LINE: u64 = 64 * 1024;
-/// Lines of output kept for the error of a failed hook.
-const TAIL_LINES: usize = 20;
 
 /// A command to run.
 #[derive(Clone, Debug)]
@@ -45,8 +44,9 @@ pub struct Command {
     pub command: String,
     /// Working directory.
     pub dir: PathBuf,
-    /// Added to the agent's environment.
-    pub env: Vec<(&'static str, String)>,
+    /// Its whole environment (see [`crate::hook_env`]): nothing of the
+    /// agent's own is passed on.
+    pub env: Vec<(String, String)>,
     /// Terminated with its process group after this long.
     pub timeout: Duration,
 }
@@ -62,6 +62,8 @@ pub struct Output {
     pub percent: u32,
     /// Step of every event: the hook's name.
     pub step: String,
+    /// How much output the operation still records as events.
+    pub budget: Arc<OutputBudget>,
 }
 
 impl Output {
@@ -197,6 +199,7 @@ pub async fn run(
         .arg("-c")
         .arg(&cmd.command)
         .current_dir(&cmd.dir)
+        .env_clear()
         .envs(cmd.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -219,15 +222,15 @@ pub async fn run(
         };
         tracker.set(Some(hook)).await;
     }
-    let tail = Arc::new(Mutex::new(VecDeque::new()));
+    let collected = Arc::new(Mutex::new(Collected::default()));
     let detached = Arc::new(AtomicBool::new(false));
     let mut readers = Vec::new();
     if let Some(pipe) = child.stdout.take() {
-        let reader = Reader::new(out, "stdout", LogLevel::Info, &tail, &detached);
+        let reader = reader(out, "stdout", LogLevel::Info, &collected, &detached);
         readers.push(tokio::spawn(reader.read(pipe)));
     }
     if let Some(pipe) = child.stderr.take() {
-        let reader = Reader::new(out, "stderr", LogLevel::Warn, &tail, &detached);
+        let reader = reader(out, "stderr", LogLevel::Warn, &collected, &detached);
         readers.push(tokio::spawn(reader.read(pipe)));
     }
     let remaining = cmd.timeout.saturating_sub(started.elapsed());
@@ -259,13 +262,14 @@ pub async fn run(
         // running does not die of SIGPIPE.
         detached.store(true, Ordering::SeqCst);
     }
+    report_overflow(out, &collected);
     if let Some(tracker) = tracker {
         tracker.set(None).await;
     }
     let elapsed = started.elapsed();
     let output = || {
-        let tail = tail.lock().unwrap_or_else(|e| e.into_inner());
-        tail.iter().cloned().collect::<Vec<_>>().join("\n")
+        let collected = collected.lock().unwrap_or_else(|e| e.into_inner());
+        collected.error_output()
     };
     let err = match ended {
         Ended::Exited(Ok(status)) if status.success() => {
@@ -378,16 +382,18 @@ fn live_processes() -> Option<impl Iterator<Item = (u32, i32)>> {
     )
 }
 
-/// Whether process `pid` was started by a hook of `deployment_id`: its
-/// environment carries that id and, when `app_root` is given, a release
-/// directory of that app (deployment ids of different control planes, or
-/// of apps of one host, may be equal).
-fn started_by(pid: u32, deployment_id: &str, app_root: Option<&Path>) -> bool {
-    let marker = format!("SLIPWAY_DEPLOYMENT_ID={deployment_id}");
+/// Whether process `pid` was started by a hook of `deployment_id` run by
+/// this agent instance: its environment carries that id and the instance's
+/// id and, when `app_root` is given, a release directory of that app
+/// (deployment ids of different control planes, or of apps of one host, may
+/// be equal; another agent in the same PID namespace has another instance).
+fn started_by(pid: u32, deployment_id: &str, instance: &str, app_root: Option<&Path>) -> bool {
+    let marker = format!("{DEPLOYMENT_VAR}={deployment_id}");
+    let agent = format!("{INSTANCE_VAR}={instance}");
     let release_dir = app_root.map(|root| format!("SLIPWAY_RELEASE_DIR={}/", root.display()));
     std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
         let vars: Vec<&[u8]> = env.split(|b| *b == 0).collect();
-        let id = vars.contains(&marker.as_bytes());
+        let id = vars.contains(&marker.as_bytes()) && vars.contains(&agent.as_bytes());
         let dir = release_dir
             .as_ref()
             .is_none_or(|dir| vars.iter().any(|var| var.starts_with(dir.as_bytes())));
@@ -404,15 +410,17 @@ pub fn boot_time_unix() -> Option<u64> {
 }
 
 /// Process groups with a live member whose environment marks it as started
-/// by a hook of `deployment_id` in a release of the app at `app_root`: what
+/// by this agent instance's hook of `deployment_id` in a release of the app at `app_root`: what
 /// an agent killed between spawning a hook and journaling its group leaves
 /// behind.
-pub fn groups_of(deployment_id: &str, app_root: &Path) -> Vec<i32> {
+pub fn groups_of(deployment_id: &str, instance: &str, app_root: &Path) -> Vec<i32> {
     let Some(processes) = live_processes() else {
         return Vec::new();
     };
     let mut groups: Vec<i32> = processes
-        .filter(|&(pid, group)| group > 1 && started_by(pid, deployment_id, Some(app_root)))
+        .filter(|&(pid, group)| {
+            group > 1 && started_by(pid, deployment_id, instance, Some(app_root))
+        })
         .map(|(_, group)| group)
         .collect();
     groups.sort_unstable();
@@ -424,69 +432,46 @@ pub fn groups_of(deployment_id: &str, app_root: &Path) -> Vec<i32> {
 /// of its processes carries that id in its environment. Guards against a
 /// group id reused by someone else after the hook ended. When /proc cannot
 /// tell, the journal's word is taken.
-pub fn is_hook_group(pgid: i32, deployment_id: &str) -> bool {
+pub fn is_hook_group(pgid: i32, deployment_id: &str, instance: &str) -> bool {
     let Some(members) = members(pgid) else {
         return true;
     };
     members
         .iter()
-        .any(|&pid| started_by(pid, deployment_id, None))
+        .any(|&pid| started_by(pid, deployment_id, instance, None))
 }
 
-/// Reads one pipe line by line into events and the tail.
-struct Reader {
-    out: Output,
+/// A reader of one of the command's pipes whose lines become events of
+/// `out` while the operation's budget lasts.
+fn reader(
+    out: &Output,
     stream: &'static str,
     level: LogLevel,
-    tail: Arc<Mutex<VecDeque<String>>>,
-    detached: Arc<AtomicBool>,
+    collected: &Arc<Mutex<Collected>>,
+    detached: &Arc<AtomicBool>,
+) -> Reader<impl Fn(&Line) + Send + 'static> {
+    let target = out.clone();
+    Reader {
+        stream,
+        level,
+        budget: out.budget.clone(),
+        collected: collected.clone(),
+        detached: detached.clone(),
+        record: move |line: &Line| target.say(line.level, line.text.clone(), line.stream),
+    }
 }
 
-impl Reader {
-    fn new(
-        out: &Output,
-        stream: &'static str,
-        level: LogLevel,
-        tail: &Arc<Mutex<VecDeque<String>>>,
-        detached: &Arc<AtomicBool>,
-    ) -> Self {
-        Self {
-            out: out.clone(),
-            stream,
-            level,
-            tail: tail.clone(),
-            detached: detached.clone(),
-        }
-    }
-
-    async fn read(self, pipe: impl AsyncRead + Unpin) {
-        let mut reader = BufReader::new(pipe);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match (&mut reader)
-                .take(MAX_LINE)
-                .read_until(b'\n', &mut line)
-                .await
-            {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if self.detached.load(Ordering::SeqCst) {
-                continue;
-            }
-            while line.last().is_some_and(|b| matches!(b, b'\n' | b'\r')) {
-                line.pop();
-            }
-            let text = String::from_utf8_lossy(&line).into_owned();
-            {
-                let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
-                if tail.len() == TAIL_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(text.clone());
-            }
-            self.out.say(self.level, text, self.stream);
+/// After output past the operation's bound: one summary event, then the
+/// last lines that were not recorded.
+fn report_overflow(out: &Output, collected: &Mutex<Collected>) {
+    let overflow = collected
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .overflow();
+    if let Some((summary, tail)) = overflow {
+        out.say(LogLevel::Warn, summary, "");
+        for line in tail {
+            out.say(line.level, line.text, line.stream);
         }
     }
 }

@@ -1,21 +1,34 @@
-//! The per-app journal `<root>/.slipway/journal.json`: release states and
+//! The per-app journal `<root>/.slipway/journal.log`: release states and
 //! pins, the previous good release, the highest fencing token seen, and the
-//! recent operations with their events. The only code that reads or writes that file; every change is
-//! written temp + fsync + rename + fsync of the directory, so a crash leaves
-//! either the old or the new journal.
+//! recent operations with their outcome. The only code that reads or writes
+//! it: an append-only log of small records, one fdatasynced line per change
+//! (see [`records`]), compacted on open and past a size, so a crash leaves
+//! the journal before or after the change. Each finished operation's events
+//! (hook output, bounded by the hook output limits) live in their own file
+//! beside it (see [`op_events`]), never in the journal. A `journal.json`
+//! of an older agent is migrated on open (see [`migrate`]).
+
+mod file;
+mod migrate;
+mod op_events;
+mod records;
+mod stored;
+
+pub use self::file::Journal;
 
 use std::{
     collections::{BTreeMap, HashMap},
-    io::{self, Write},
-    path::{Path, PathBuf},
-    sync::{Arc, Mutex, MutexGuard},
+    io,
+    path::PathBuf,
+    sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
 
 use serde::{Deserialize, Serialize};
 use slipway_proto::agent::v1::{ProgressEvent, ReleaseState};
 
-use crate::{fsutil, layout::AppRoot, operations::Kind};
+use self::records::Records;
+use crate::{layout::AppRoot, operations::Kind};
 
 const VERSION: u32 = 1;
 /// Finished operations kept per app, for replays after a restart.
@@ -161,11 +174,36 @@ pub struct OperationRecord {
     /// a later process replays the events as a run of its own.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
-    /// Every event, the final one last (empty while running). Kept without
-    /// their run id, which `run_id` holds once: an agent from before run
-    /// ids can still read the journal.
+    /// The final event (empty while running), without its run id, which
+    /// `run_id` holds. Every event of the run is in the operation's event
+    /// log (see [`Journal::events`]); journals of older agents held them all
+    /// here.
     #[serde(default)]
     pub events: Vec<ProgressEvent>,
+    /// Order of the records: higher is newer.
+    #[serde(default)]
+    pub seq: u64,
+}
+
+#[cfg(test)]
+impl OperationRecord {
+    /// A running deploy of `release_id` started at Unix second 1, for tests.
+    pub fn running(deployment_id: &str, release_id: &str) -> Self {
+        Self {
+            deployment_id: deployment_id.into(),
+            kind: Kind::Deploy,
+            release_id: release_id.into(),
+            previous_release: None,
+            status: Status::Running,
+            started_unix: 1,
+            finished_unix: None,
+            hook: None,
+            keep_releases: None,
+            run_id: String::new(),
+            events: Vec::new(),
+            seq: 0,
+        }
+    }
 }
 
 /// The journal's content.
@@ -180,6 +218,10 @@ pub struct JournalData {
     /// yet). Journals from before fencing have none and load as 0.
     #[serde(default)]
     pub fencing_token: u64,
+    /// The control plane store identity `fencing_token` belongs to (empty:
+    /// none yet, or an older control plane's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fencing_epoch: String,
     /// By release id.
     #[serde(default)]
     pub releases: BTreeMap<String, ReleaseRecord>,
@@ -194,6 +236,7 @@ impl Default for JournalData {
             version: VERSION,
             previous_good: None,
             fencing_token: 0,
+            fencing_epoch: String::new(),
             releases: BTreeMap::new(),
             operations: Vec::new(),
         }
@@ -265,9 +308,10 @@ impl JournalData {
     /// Records a new run of an operation, replacing an earlier record of the
     /// same id and kind, and forgets the oldest finished ones beyond the
     /// bound.
-    pub fn begin_operation(&mut self, record: OperationRecord) {
+    pub fn begin_operation(&mut self, mut record: OperationRecord) {
         self.operations
             .retain(|o| !(o.deployment_id == record.deployment_id && o.kind == record.kind));
+        record.seq = self.operations.iter().map(|o| o.seq + 1).max().unwrap_or(1);
         self.operations.push(record);
         let mut excess = self.operations.len().saturating_sub(OPERATIONS_KEPT);
         self.operations.retain(|o| {
@@ -277,127 +321,26 @@ impl JournalData {
         });
     }
 
-    /// Records the outcome of an operation with all its events (of one
-    /// run), their run id kept once in the record.
+    /// Records the outcome of an operation: its final event (the others
+    /// live in its event log, see [`Journal::finish`]), its run id kept in
+    /// the record.
     pub fn finish_operation(
         &mut self,
         deployment_id: &str,
         kind: Kind,
-        mut events: Vec<ProgressEvent>,
+        events: Vec<ProgressEvent>,
     ) {
         if let Some(op) = self.operation_mut(deployment_id, kind) {
             op.status = Status::Finished;
             op.finished_unix = Some(now_unix());
             op.hook = None;
             op.run_id = events.first().map(|e| e.run_id.clone()).unwrap_or_default();
-            for event in &mut events {
+            op.events = events.into_iter().last().into_iter().collect();
+            for event in &mut op.events {
                 event.run_id.clear();
             }
-            op.events = events;
         }
     }
-}
-
-/// One app's journal: the content in memory, written through on change.
-#[derive(Debug)]
-pub struct Journal {
-    path: PathBuf,
-    data: Mutex<JournalData>,
-}
-
-impl Journal {
-    /// Reads the journal of `app`; a missing file is an empty journal.
-    /// Blocking.
-    pub fn open(app: &AppRoot) -> Result<Self, JournalError> {
-        let path = app.journal();
-        let data = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let data: JournalData =
-                    serde_json::from_slice(&bytes).map_err(|source| JournalError::Corrupt {
-                        path: path.clone(),
-                        source,
-                    })?;
-                if data.version != VERSION {
-                    return Err(JournalError::Version {
-                        path,
-                        version: data.version,
-                    });
-                }
-                data
-            }
-            Err(err) if err.kind() == io::ErrorKind::NotFound => JournalData::default(),
-            Err(source) => {
-                return Err(JournalError::Io {
-                    action: "read",
-                    path,
-                    source,
-                });
-            }
-        };
-        Ok(Self {
-            path,
-            data: Mutex::new(data),
-        })
-    }
-
-    fn locked(&self) -> MutexGuard<'_, JournalData> {
-        self.data.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Reads the content.
-    pub fn read<R>(&self, f: impl FnOnce(&JournalData) -> R) -> R {
-        f(&self.locked())
-    }
-
-    /// Changes the content and writes it. `f` runs under the journal's lock,
-    /// so a decision made in it (which releases to prune, whether one is on
-    /// disk) cannot race another change. When `f` or the write fails the
-    /// content stays as it was. Blocking.
-    pub fn update<R, E: From<JournalError>>(
-        &self,
-        f: impl FnOnce(&mut JournalData) -> Result<R, E>,
-    ) -> Result<R, E> {
-        let mut data = self.locked();
-        let mut next = data.clone();
-        let out = f(&mut next)?;
-        if next != *data {
-            write(&self.path, &next)?;
-            *data = next;
-        }
-        Ok(out)
-    }
-
-    /// [`Journal::update`] off the async workers, for a change that cannot
-    /// fail by itself.
-    pub async fn change<R: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&mut JournalData) -> R + Send + 'static,
-    ) -> Result<R, JournalError> {
-        let journal = self.clone();
-        tokio::task::spawn_blocking(move || journal.update(|data| Ok(f(data)))).await?
-    }
-}
-
-fn write(path: &Path, data: &JournalData) -> Result<(), JournalError> {
-    let bytes = serde_json::to_vec_pretty(data).expect("the journal serialises");
-    let dir = path.parent().expect("the journal lives in .slipway");
-    let tmp = dir.join(format!(".journal.json.{:016x}", rand::random::<u64>()));
-    let write = || -> io::Result<()> {
-        fsutil::create_dir_synced(dir)?;
-        let mut file = std::fs::File::create_new(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        fsutil::sync_dir(dir)
-    };
-    write().map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        JournalError::Io {
-            action: "write",
-            path: path.to_owned(),
-            source,
-        }
-    })
 }
 
 /// The journals of every app root used so far, opened on first use.

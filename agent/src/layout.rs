@@ -9,7 +9,7 @@ use std::{
 
 use slipway_proto::validate::{self, InvalidField};
 
-use crate::fsutil::create_dir_synced;
+use crate::fsutil::{create_dir_synced, create_private_dir};
 
 /// Name of the symlink that selects the live release.
 pub const CURRENT: &str = "current";
@@ -142,9 +142,20 @@ impl AppRoot {
         self.private().join("trash")
     }
 
-    /// `<root>/.slipway/journal.json`, release states and recent operations.
+    /// `<root>/.slipway/journal.log`, release states and recent operations.
     pub fn journal(&self) -> PathBuf {
+        self.private().join("journal.log")
+    }
+
+    /// `<root>/.slipway/journal.json`, the journal of agents before the
+    /// record log, migrated on open.
+    pub fn legacy_journal(&self) -> PathBuf {
         self.private().join("journal.json")
+    }
+
+    /// `<root>/.slipway/events`, the events of finished operations.
+    pub fn event_logs(&self) -> PathBuf {
+        self.private().join("events")
     }
 
     /// `<root>/shared`, paths that persist across releases.
@@ -152,19 +163,21 @@ impl AppRoot {
         self.root.join("shared")
     }
 
-    /// Creates the root and every directory the agent uses inside it
-    /// (mode 0755), syncing each parent whose entries changed. Blocking.
+    /// Creates the root and every directory the agent uses inside it,
+    /// syncing each parent whose entries changed: the root and `releases/`
+    /// 0755, `.slipway` and everything in it 0700. Blocking.
     pub fn ensure(&self) -> io::Result<()> {
+        for dir in [self.root.clone(), self.releases()] {
+            create_dir_synced(&dir)?;
+        }
         for dir in [
-            self.root.clone(),
-            self.releases(),
             self.private(),
             self.objects(),
             self.staging(),
             self.tmp(),
             self.trash(),
         ] {
-            create_dir_synced(&dir)?;
+            create_private_dir(&dir)?;
         }
         Ok(())
     }

@@ -173,7 +173,7 @@ impl ObjectStore {
     /// Renames a finished temp file into the store and syncs the directory.
     fn commit(&self, tmp: &Path, target: &Path) -> Result<(), ObjectError> {
         let dir = target.parent().expect("object paths have a parent");
-        fsutil::create_dir_synced(dir).map_err(ObjectError::io("create", dir))?;
+        fsutil::create_private_dir(dir).map_err(ObjectError::io("create", dir))?;
         std::fs::rename(tmp, target).map_err(ObjectError::io("rename into", target))?;
         fsutil::sync_dir(dir).map_err(ObjectError::io("sync", dir))
     }

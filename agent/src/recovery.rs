@@ -31,7 +31,8 @@ pub struct Recovered {
 }
 
 /// Recovers one app. A root that does not exist has nothing to recover.
-pub fn recover(app: &AppRoot, journal: &Journal) -> Result<Recovered, Error> {
+/// Only process groups started by hooks of this agent `instance` are killed.
+pub fn recover(app: &AppRoot, journal: &Journal, instance: &str) -> Result<Recovered, Error> {
     let mut found = Recovered::default();
     if !app.root().is_dir() {
         return Ok(found);
@@ -51,7 +52,7 @@ pub fn recover(app: &AppRoot, journal: &Journal) -> Result<Recovered, Error> {
             if let Some(hook) = op.hook.take() {
                 let ours = !boot.is_empty()
                     && hook.boot_id == boot
-                    && hooks::is_hook_group(hook.pgid, &op.deployment_id);
+                    && hooks::is_hook_group(hook.pgid, &op.deployment_id, instance);
                 let group = Pid::from_raw(hook.pgid).filter(|p| p.as_raw_nonzero().get() > 1);
                 if let (true, Some(group)) = (ours, group)
                     && kill_process_group(group, Signal::KILL).is_ok()
@@ -64,7 +65,7 @@ pub fn recover(app: &AppRoot, journal: &Journal) -> Result<Recovered, Error> {
             // operation. Only an operation of this boot can have processes.
             let this_boot = hooks::boot_time_unix().is_some_and(|boot| op.started_unix >= boot);
             let strays = if this_boot {
-                hooks::groups_of(&op.deployment_id, app.root())
+                hooks::groups_of(&op.deployment_id, instance, app.root())
             } else {
                 Vec::new()
             };

@@ -52,6 +52,51 @@ pub enum RegistryError {
     },
 }
 
+/// An app's deploy root that overlaps another app's.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "deploy root {} of app {app} overlaps the root {} of app {other}: an app's \
+     root may not lie inside another app's root (its releases/ or .slipway \
+     included), be the same, or contain one; choose a separate directory",
+    root.display(), other_root.display()
+)]
+pub struct RootOverlap {
+    /// The app of the request.
+    pub app: String,
+    /// Its deploy root.
+    pub root: PathBuf,
+    /// The app already there.
+    pub other: String,
+    /// Its root.
+    pub other_root: PathBuf,
+}
+
+/// Why [`Registry::claim`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    /// The root overlaps another app's.
+    #[error(transparent)]
+    Overlap(#[from] RootOverlap),
+    /// The registry could not be written.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+fn overlap(apps: &BTreeMap<String, PathBuf>, name: &str, root: &Path) -> Result<(), RootOverlap> {
+    let other = apps.iter().find(|(other, other_root)| {
+        other.as_str() != name && (root.starts_with(other_root) || other_root.starts_with(root))
+    });
+    match other {
+        Some((other, other_root)) => Err(RootOverlap {
+            app: name.to_owned(),
+            root: root.to_owned(),
+            other: other.clone(),
+            other_root: other_root.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct OnDisk {
     version: u32,
@@ -112,12 +157,37 @@ impl Registry {
             .collect()
     }
 
+    /// Refuses `root` for app `name` when it overlaps another registered
+    /// app's root: inside it (its `releases/` and `.slipway` included), the
+    /// same, or containing it. Roots are clean absolute paths (see
+    /// `Roots::resolve`), so a component-wise comparison is exact.
+    pub fn check_overlap(&self, name: &str, root: &Path) -> Result<(), RootOverlap> {
+        overlap(&self.apps_locked(), name, root)
+    }
+
+    /// [`Registry::check_overlap`], then [`Registry::record`], atomically:
+    /// two requests cannot both claim overlapping roots. Blocking.
+    pub fn claim(&self, name: &str, root: &Path) -> Result<(), ClaimError> {
+        let mut apps = self.apps_locked();
+        overlap(&apps, name, root)?;
+        Ok(self.write(&mut apps, name, root)?)
+    }
+
     /// Records `name` at `root` and writes the file if that changed it:
     /// temp file, fsync, rename, fsync the directory, so a crash leaves the
     /// old or the new file. Blocking.
     pub fn record(&self, name: &str, root: &Path) -> Result<(), RegistryError> {
         // Held across the write so concurrent records cannot reorder files.
         let mut apps = self.apps_locked();
+        self.write(&mut apps, name, root)
+    }
+
+    fn write(
+        &self,
+        apps: &mut BTreeMap<String, PathBuf>,
+        name: &str,
+        root: &Path,
+    ) -> Result<(), RegistryError> {
         if apps.get(name).map(PathBuf::as_path) == Some(root) {
             return Ok(());
         }
@@ -133,7 +203,7 @@ impl Registry {
             .expect("the registry lives in the data dir");
         let tmp = dir.join(format!(".{FILE_NAME}.{:016x}", rand::random::<u64>()));
         let write = || -> io::Result<()> {
-            let mut file = std::fs::File::create_new(&tmp)?;
+            let mut file = fsutil::create_private_file(&tmp)?;
             file.write_all(&bytes)?;
             file.sync_all()?;
             std::fs::rename(&tmp, &self.path)?;
@@ -172,6 +242,39 @@ mod tests {
         );
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "only apps.json remains");
+    }
+
+    #[test]
+    fn roots_inside_containing_or_equal_to_another_apps_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        registry.record("other", Path::new("/srv/other")).unwrap();
+        for bad in [
+            "/srv/other/releases/r1",
+            "/srv/other/.slipway",
+            "/srv/other/shared/x",
+            "/srv/other",
+            "/srv",
+        ] {
+            let err = registry.check_overlap("web", Path::new(bad)).unwrap_err();
+            assert_eq!(err.other, "other", "{bad}");
+            assert!(
+                err.to_string().contains("overlaps the root /srv/other"),
+                "{err}"
+            );
+        }
+        for good in ["/srv/web", "/srv/otherx", "/srv/web/other"] {
+            assert!(
+                registry.check_overlap("web", Path::new(good)).is_ok(),
+                "{good}"
+            );
+        }
+        // The app itself may stay where it is, or move.
+        assert!(
+            registry
+                .check_overlap("other", Path::new("/srv/other"))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -9,9 +9,10 @@ use slipway_proto::{
         ActivateReleaseRequest, ActivateReleaseResponse, AppTarget, CancelOperationRequest,
         CancelOperationResponse, DeployRequest, DeployResponse, GetStatusRequest,
         GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest,
-        PinReleaseResponse, PrepareReleaseRequest, PrepareReleaseResponse, RollbackRequest,
-        RollbackResponse, SetRevocationsRequest, SetRevocationsResponse, UploadObjectsRequest,
-        UploadObjectsResponse, agent_service_server::AgentService,
+        PinReleaseResponse, PrepareReleaseRequest, PrepareReleaseResponse, ResetFencingRequest,
+        ResetFencingResponse, RollbackRequest, RollbackResponse, SetRevocationsRequest,
+        SetRevocationsResponse, UploadObjectsRequest, UploadObjectsResponse,
+        agent_service_server::AgentService,
     },
     identity::Identity,
     validate::{self, InvalidField},
@@ -24,7 +25,7 @@ use crate::{
     cancel::DEFAULT_GRACE,
     deploy::{DeployPlan, RollbackPlan},
     error::Error,
-    fencing,
+    fencing::{self, Fence},
     layout::AppRoot,
     manifest::Manifest,
     release::DEFAULT_KEEP,
@@ -93,6 +94,7 @@ impl AgentApi {
         environment(&request.environment)?;
         // Last: a request that is wrong anyway is told about its fields.
         let fencing_token = fencing::required("fencing_token", request.fencing_token)?;
+        let fencing_epoch = fencing::epoch("fencing_epoch", &request.fencing_epoch)?;
         // PrepareRelease arrives here as a prepare-only Deploy.
         #[allow(deprecated)]
         let prepare_only = request.prepare_only;
@@ -106,6 +108,7 @@ impl AgentApi {
             environment: request.environment,
             prepare_only,
             fencing_token,
+            fencing_epoch,
         })
     }
 
@@ -116,6 +119,7 @@ impl AgentApi {
         let activation = Activation::from_wire("spec", request.spec)?;
         environment(&request.environment)?;
         let fencing_token = fencing::required("fencing_token", request.fencing_token)?;
+        let fencing_epoch = fencing::epoch("fencing_epoch", &request.fencing_epoch)?;
         Ok(RollbackPlan {
             app,
             deployment_id: request.deployment_id,
@@ -123,6 +127,7 @@ impl AgentApi {
             activation,
             environment: request.environment,
             fencing_token,
+            fencing_epoch,
             prepared_keep: None,
         })
     }
@@ -137,8 +142,11 @@ impl AgentApi {
             .map_err(Error::Client)?
             .ok_or_else(|| InvalidField::new("app", "is required: the stream was empty"))?;
         let app = self.resolve("app", first.app.as_ref())?;
-        let token = fencing::required("fencing_token", first.fencing_token)?;
-        let mut upload = self.agent.upload(app, token).await?;
+        let fence = Fence {
+            token: fencing::required("fencing_token", first.fencing_token)?,
+            epoch: fencing::epoch("fencing_epoch", &first.fencing_epoch)?,
+        };
+        let mut upload = self.agent.upload(app, fence).await?;
         // Every file operation of the upload runs on one blocking thread;
         // the bounded channel is the backpressure on the stream.
         let (chunks, mut received) = tokio::sync::mpsc::channel::<Chunk>(UPLOAD_QUEUE);
@@ -187,6 +195,7 @@ fn prepare_only_deploy(request: PrepareReleaseRequest) -> DeployRequest {
         removed_paths: request.removed_paths,
         prepare_only: true,
         fencing_token: request.fencing_token,
+        fencing_epoch: request.fencing_epoch,
     }
 }
 
@@ -200,6 +209,7 @@ fn activation_switch(request: ActivateReleaseRequest) -> RollbackRequest {
         spec: request.spec,
         environment: request.environment,
         fencing_token: request.fencing_token,
+        fencing_epoch: request.fencing_epoch,
     }
 }
 
@@ -263,8 +273,11 @@ impl AgentService for AgentApi {
         let caller = caller(&request);
         let request = request.into_inner();
         validate::release_id("deployment_id", &request.deployment_id).map_err(Error::from)?;
-        let token =
-            fencing::required("fencing_token", request.fencing_token).map_err(Error::from)?;
+        let fence = Fence {
+            token: fencing::required("fencing_token", request.fencing_token)
+                .map_err(Error::from)?,
+            epoch: fencing::epoch("fencing_epoch", &request.fencing_epoch).map_err(Error::from)?,
+        };
         let app = self.resolve("app", request.app.as_ref())?;
         let grace = match request.grace_seconds {
             0 => DEFAULT_GRACE,
@@ -273,7 +286,7 @@ impl AgentService for AgentApi {
         tracing::info!(%caller, deployment = %request.deployment_id, app = app.name(), "cancel requested");
         let (cancelled, current) = self
             .agent
-            .cancel(app, request.deployment_id, grace, token)
+            .cancel(app, request.deployment_id, grace, fence)
             .await?;
         Ok(Response::new(CancelOperationResponse {
             cancelled,
@@ -336,15 +349,14 @@ impl AgentService for AgentApi {
         let request = request.into_inner();
         let app = self.resolve("app", request.app.as_ref())?;
         validate::release_id("release_id", &request.release_id).map_err(Error::from)?;
+        let fence = Fence {
+            token: request.fencing_token,
+            epoch: fencing::epoch("fencing_epoch", &request.fencing_epoch).map_err(Error::from)?,
+        };
         tracing::info!(%caller, app = app.name(), release = %request.release_id, pinned = request.pinned, "pin requested");
         let release = self
             .agent
-            .pin(
-                app,
-                request.release_id,
-                request.pinned,
-                request.fencing_token,
-            )
+            .pin(app, request.release_id, request.pinned, fence)
             .await?;
         Ok(Response::new(PinReleaseResponse {
             release: Some(release),
@@ -373,6 +385,20 @@ impl AgentService for AgentApi {
         let events = self.agent.deploy(plan).await?;
         let stream = events.map(|event| Ok(PrepareReleaseResponse { event: Some(event) }));
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn reset_fencing(
+        &self,
+        request: Request<ResetFencingRequest>,
+    ) -> Result<Response<ResetFencingResponse>, Status> {
+        let caller = caller(&request);
+        let app = self.resolve("app", request.into_inner().app.as_ref())?;
+        tracing::warn!(%caller, app = app.name(), "fencing reset requested");
+        let (previous_token, previous_epoch) = self.agent.reset_fencing(app).await?;
+        Ok(Response::new(ResetFencingResponse {
+            previous_token,
+            previous_epoch,
+        }))
     }
 
     async fn activate_release(

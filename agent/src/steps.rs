@@ -15,6 +15,7 @@ use crate::{
     cancel::Cancel,
     error::{Error, blocking},
     health,
+    hook_output::OutputBudget,
     hooks::{self, Command, HookError, Output, Tracker},
     journal::{Journal, State},
     layout::AppRoot,
@@ -48,6 +49,8 @@ pub struct Ctx {
     pub activation: Activation,
     /// Set by CancelOperation.
     pub cancel: Cancel,
+    /// The hook output the operation still records as events.
+    pub output: Arc<OutputBudget>,
 }
 
 impl Ctx {
@@ -101,20 +104,22 @@ impl Ctx {
         previous: Option<&str>,
     ) -> Command {
         let dir = self.app.release(release);
+        let operation = vec![
+            ("SLIPWAY_APP", self.app.name().to_owned()),
+            ("SLIPWAY_ENVIRONMENT", self.environment.clone()),
+            ("SLIPWAY_RELEASE_ID", release.to_owned()),
+            ("SLIPWAY_RELEASE_DIR", dir.display().to_string()),
+            (
+                "SLIPWAY_PREVIOUS_RELEASE",
+                previous.unwrap_or_default().to_owned(),
+            ),
+            (hooks::DEPLOYMENT_VAR, self.deployment_id.clone()),
+        ];
+        let host = &self.activation.host;
         Command {
             what,
             command: command.to_owned(),
-            env: vec![
-                ("SLIPWAY_APP", self.app.name().to_owned()),
-                ("SLIPWAY_ENVIRONMENT", self.environment.clone()),
-                ("SLIPWAY_RELEASE_ID", release.to_owned()),
-                ("SLIPWAY_RELEASE_DIR", dir.display().to_string()),
-                (
-                    "SLIPWAY_PREVIOUS_RELEASE",
-                    previous.unwrap_or_default().to_owned(),
-                ),
-                ("SLIPWAY_DEPLOYMENT_ID", self.deployment_id.clone()),
-            ],
+            env: host.environment(self.app.root(), &self.activation.variables, operation),
             dir,
             timeout: crate::activation::DEFAULT_HOOK_TIMEOUT,
         }
@@ -166,6 +171,7 @@ impl Ctx {
                 stage: Stage::Hook,
                 percent: self.percent,
                 step: hook.name.clone(),
+                budget: self.output.clone(),
             };
             match hooks::run(&cmd, &out, Some(&tracker), cancel).await {
                 Ok(_) => {}
@@ -191,6 +197,7 @@ impl Ctx {
             stage: Stage::HealthCheck,
             percent: self.percent,
             step: HEALTH_STEP.to_owned(),
+            budget: self.output.clone(),
         };
         match health::check(&check, &cmd, &out, Some(&self.tracker()), &self.cancel).await {
             Ok(()) => Ok(()),

@@ -46,6 +46,17 @@ pub enum Error {
     /// The store failed.
     #[error("the control plane's store failed")]
     Store(#[from] StoreError),
+    /// An agent asked directly (not in a deployment) refused or could not
+    /// be reached; its code is kept.
+    #[error("host {host}: {message}")]
+    Agent {
+        /// The host.
+        host: String,
+        /// The agent's code (UNAVAILABLE when it could not be reached).
+        code: tonic::Code,
+        /// For a person.
+        message: String,
+    },
 }
 
 impl Error {
@@ -80,6 +91,7 @@ impl From<Error> for Status {
                     )
                 }
             },
+            Error::Agent { code, .. } => Status::new(*code, err.to_string()),
             Error::Store(_) => {
                 tracing::error!(error = ?err, "store failure");
                 Status::unavailable("the control plane's store failed; see its log")

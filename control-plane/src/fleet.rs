@@ -73,7 +73,7 @@ pub async fn pin(
                 app: Some(target),
                 release_id: release,
                 pinned,
-                fencing_token: 0,
+                ..Default::default()
             };
             let answer = async {
                 let client = ctx.agents.connect(&host).await.map_err(|e| e.to_string())?;
@@ -97,6 +97,38 @@ pub async fn pin(
     let mut results = tasks.join_all().await;
     results.sort_by(|a, b| a.host.cmp(&b.host));
     Ok(results)
+}
+
+/// Clears `app`'s fencing token and epoch on `host` (see the agent's
+/// ResetFencing); returns what the host had recorded. An agent that cannot
+/// be reached, or that refuses, is an error.
+pub async fn reset_fencing(ctx: &Context, host: &str, app: &str) -> Result<(u64, String), Error> {
+    let host = catalog::host(&ctx.store, host)?;
+    let app = catalog::app(&ctx.store, app)?;
+    let request = agent::ResetFencingRequest {
+        app: Some(AppTarget {
+            name: app.name,
+            deploy_root: app.deploy_root,
+        }),
+    };
+    let failed = |code, message: String| Error::Agent {
+        host: host.name.clone(),
+        code,
+        message,
+    };
+    let client = ctx
+        .agents
+        .connect(&host)
+        .await
+        .map_err(|err| failed(tonic::Code::Unavailable, err.to_string()))?;
+    let answer = tokio::time::timeout(STATUS_TIMEOUT, client.reset_fencing(request))
+        .await
+        .map_err(|_| {
+            let message = format!("no answer within {STATUS_TIMEOUT:?}");
+            failed(tonic::Code::Unavailable, message)
+        })?
+        .map_err(|status| failed(status.code(), format!("agent: {}", status.message())))?;
+    Ok((answer.previous_token, answer.previous_epoch))
 }
 
 fn unreachable(host: Host, error: String) -> HostState {

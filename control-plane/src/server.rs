@@ -74,10 +74,15 @@ pub async fn serve(
     let agent_tls = TlsMaterial::load(&config.agent_tls)?;
     let backend = store::SledBackend::open(&config.data_dir, config.cache_capacity_bytes)?;
     let revocations = Revocations::default();
+    let store = store::Store::new(Arc::new(backend));
+    // The epoch of this control plane's fencing tokens on every agent.
+    let epoch = store::identity::ensure(&store)
+        .await
+        .map_err(|err| Error::Reconcile(err.into()))?;
     let ctx = Context {
-        store: store::Store::new(Arc::new(backend)),
+        store,
         events: events::EventHub::default(),
-        agents: agents::Agents::new(agent_tls.clone(), revocations.clone()),
+        agents: agents::Agents::new(agent_tls.clone(), revocations.clone(), epoch),
         running: running::Running::default(),
         revocations: revocations.clone(),
     };

@@ -35,13 +35,16 @@ pub enum Reason {
     ObjectsMissing,
     /// A request field or an upload broke the rules (INVALID_ARGUMENT).
     InvalidRequest,
+    /// The app's deploy root lies inside another app's root (its releases
+    /// or `.slipway` included), contains one, or is another app's.
+    DeployRootOverlaps,
     /// Nothing more specific: act on the status code.
     Unclassified,
 }
 
 impl Reason {
     /// Every reason, in the order the proto documents them.
-    pub const ALL: [Reason; 9] = [
+    pub const ALL: [Reason; 10] = [
         Reason::BaseReleaseUnknown,
         Reason::StaleFencingToken,
         Reason::OperationRunning,
@@ -50,6 +53,7 @@ impl Reason {
         Reason::ReleaseNotOnHost,
         Reason::ObjectsMissing,
         Reason::InvalidRequest,
+        Reason::DeployRootOverlaps,
         Reason::Unclassified,
     ];
 
@@ -64,6 +68,7 @@ impl Reason {
             Reason::ReleaseNotOnHost => "RELEASE_NOT_ON_HOST",
             Reason::ObjectsMissing => "OBJECTS_MISSING",
             Reason::InvalidRequest => "INVALID_REQUEST",
+            Reason::DeployRootOverlaps => "DEPLOY_ROOT_OVERLAPS",
             Reason::Unclassified => "UNCLASSIFIED",
         }
     }

@@ -234,12 +234,81 @@ pub fn activation(
     if MaterialiseMode::try_from(spec.mode).is_err() {
         return Err(InvalidField::new(format!("{field}.mode"), "unknown mode"));
     }
+    env_vars(&format!("{field}.variables"), &spec.variables)
+}
+
+/// Most variables an app may give its hooks.
+pub const MAX_ENV_VARS: usize = 64;
+/// Longest variable name.
+pub const MAX_ENV_NAME: usize = 128;
+/// Longest variable value.
+pub const MAX_ENV_VALUE: usize = 4096;
+
+/// An app's hook variables: shell names, not `SLIPWAY_*`, bounded.
+pub fn env_vars(field: &str, vars: &[crate::agent::v1::EnvVar]) -> Result<(), InvalidField> {
+    if vars.len() > MAX_ENV_VARS {
+        return Err(InvalidField::new(
+            field,
+            format!(
+                "has {} variables; at most {MAX_ENV_VARS} are allowed",
+                vars.len()
+            ),
+        ));
+    }
+    for (i, var) in vars.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let shell_name = !var.name.is_empty()
+            && var.name.len() <= MAX_ENV_NAME
+            && !var.name.starts_with(|c: char| c.is_ascii_digit())
+            && var
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !shell_name {
+            return Err(InvalidField::new(
+                format!("{at}.name"),
+                format!(
+                    "must be a shell variable name (letters, digits, _; at most {MAX_ENV_NAME} bytes)"
+                ),
+            ));
+        }
+        if var.name.starts_with("SLIPWAY_") {
+            return Err(InvalidField::new(
+                format!("{at}.name"),
+                format!("{}: SLIPWAY_* variables are set by the agent", var.name),
+            ));
+        }
+        if var.value.len() > MAX_ENV_VALUE || var.value.contains('\0') {
+            return Err(InvalidField::new(
+                format!("{at}.value"),
+                format!("must be at most {MAX_ENV_VALUE} bytes, without NUL"),
+            ));
+        }
+    }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hook_variables() {
+        use crate::agent::v1::EnvVar;
+        let var = |name: &str, value: &str| EnvVar {
+            name: name.into(),
+            value: value.into(),
+        };
+        assert!(env_vars("v", &[var("RAILS_ENV", "production"), var("_X1", "")]).is_ok());
+        for bad in ["", "1X", "A-B", "SLIPWAY_APP", &"A".repeat(129)] {
+            let err = env_vars("v", &[var(bad, "x")]).unwrap_err();
+            assert_eq!(err.field, "v[0].name", "{bad}");
+        }
+        let err = env_vars("v", &[var("A", "nul\0")]).unwrap_err();
+        assert_eq!(err.field, "v[0].value");
+        let many: Vec<EnvVar> = (0..65).map(|i| var(&format!("V{i}"), "")).collect();
+        assert!(env_vars("v", &many).is_err());
+    }
 
     #[test]
     fn names() {

@@ -96,6 +96,7 @@ async fn run(keep: bool) -> Result<()> {
             data_dir: root.join("agent-state").join(host),
             tls: paths(&pki_dir, &format!("agent-{host}")),
             log_json: false,
+            hooks: slipway_agent::config::HookConfig::default(),
         };
         std::fs::create_dir_all(&config.data_dir)?;
         let stop = stopped(stop_rx.clone());

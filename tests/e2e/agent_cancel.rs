@@ -81,6 +81,7 @@ async fn agent_cancel_kills_a_running_hook_group_and_keeps_current() {
             deployment_id: "dep-cancelled".into(),
             grace_seconds: 5,
             fencing_token: token,
+            fencing_epoch: String::new(),
         })
         .await
         .expect("cancel")
@@ -131,6 +132,7 @@ async fn agent_cancel_kills_a_running_hook_group_and_keeps_current() {
             deployment_id: "dep-cancelled".into(),
             grace_seconds: 0,
             fencing_token: token,
+            fencing_epoch: String::new(),
         })
         .await
         .expect("cancel again")

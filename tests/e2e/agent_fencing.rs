@@ -76,7 +76,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
         1
     );
     assert_eq!(cluster.agent_token(0).await, newer);
-    let journal = std::fs::read(root.join(".slipway/journal.json")).expect("journal");
+    let journal = std::fs::read(root.join(".slipway/journal.log")).expect("journal");
     let before = tree(&root);
 
     let mut agent = cluster.agent_client(0);
@@ -125,6 +125,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
         offset: 0,
         data: fresh.to_vec(),
         fencing_token: stale,
+        fencing_epoch: String::new(),
     };
     let status = agent
         .upload_objects(tokio_stream::iter(vec![upload]))
@@ -137,6 +138,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
             deployment_id: d1.id.clone(),
             grace_seconds: 0,
             fencing_token: stale,
+            fencing_epoch: String::new(),
         })
         .await
         .expect_err("a cancel with a stale token");
@@ -147,6 +149,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
             release_id: d1.release.clone(),
             pinned: true,
             fencing_token: stale,
+            fencing_epoch: String::new(),
         })
         .await
         .expect_err("a pin with a stale token");
@@ -155,7 +158,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
     // Nothing changed: current, journal, releases, store.
     assert_eq!(host.current().as_deref(), Some(d1.release.as_str()));
     assert_eq!(
-        std::fs::read(root.join(".slipway/journal.json")).expect("journal"),
+        std::fs::read(root.join(".slipway/journal.log")).expect("journal"),
         journal,
         "the journal is byte for byte the same"
     );
@@ -190,6 +193,7 @@ async fn agent_refuses_a_stale_fencing_token_and_changes_nothing() {
             deployment_id: "dep-nothing".into(),
             grace_seconds: 0,
             fencing_token: 0,
+            fencing_epoch: String::new(),
         })
         .await;
     let status = answer.expect_err("token 0");

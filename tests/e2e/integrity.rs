@@ -43,6 +43,7 @@ async fn upload(
         offset: 0,
         data: data.to_vec(),
         fencing_token: NEWER_HOLDER,
+        fencing_epoch: String::new(),
     };
     let response = agent
         .upload_objects(tokio_stream::iter(vec![chunk]))
@@ -176,6 +177,7 @@ async fn symlink_escaping_the_release_is_refused() {
             keep_releases: 0,
             environment: ENV.into(),
             fencing_token: NEWER_HOLDER,
+            fencing_epoch: String::new(),
             ..Default::default()
         };
         let status = match agent_deploy(&mut agent, request).await {

@@ -2,6 +2,7 @@
 //! per-test certificates, real git repositories and real symlinks.
 
 mod activation;
+mod agent_bounds;
 mod agent_cancel;
 mod agent_fencing;
 mod agent_prepare;
@@ -9,6 +10,7 @@ mod audit;
 mod bad_input;
 mod crash;
 mod deploy;
+mod fencing_poison;
 mod fixtures_faults;
 mod grpcurl;
 mod history;

@@ -121,6 +121,7 @@ async fn pinned_release_survives_retention_until_unpinned() {
             release_id: releases[0].clone(),
             pinned: true,
             fencing_token: 0,
+            fencing_epoch: String::new(),
         })
         .await
         .expect("pin")
@@ -136,6 +137,7 @@ async fn pinned_release_survives_retention_until_unpinned() {
             release_id: "20200101T000000Z-0000000".into(),
             pinned: true,
             fencing_token: 0,
+            fencing_epoch: String::new(),
         })
         .await
         .expect_err("a release that is not on the host");
@@ -177,6 +179,7 @@ async fn pinned_release_survives_retention_until_unpinned() {
             release_id: releases[0].clone(),
             pinned: false,
             fencing_token: 0,
+            fencing_epoch: String::new(),
         })
         .await
         .expect("unpin")

@@ -131,6 +131,7 @@ impl Cluster {
             UploadObjectsRequest {
                 app: Some(app_target()),
                 fencing_token: token,
+                fencing_epoch: String::new(),
                 ..Default::default()
             },
         );
@@ -166,6 +167,7 @@ impl Cluster {
             spec: app.activation,
             environment: ENV.into(),
             fencing_token: token,
+            fencing_epoch: String::new(),
         }
     }
 
@@ -190,6 +192,7 @@ impl Cluster {
             base_release: String::new(),
             removed_paths: Vec::new(),
             fencing_token: token,
+            fencing_epoch: String::new(),
         }
     }
 
@@ -211,6 +214,7 @@ impl Cluster {
             spec: switch.spec,
             environment: switch.environment,
             fencing_token: switch.fencing_token,
+            fencing_epoch: String::new(),
         }
     }
 

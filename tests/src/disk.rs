@@ -43,14 +43,31 @@ const UNSETTLED: &[&str] = &[
     "activating",
 ];
 
-/// Reads `<root>/.slipway/journal.json`, asserts it parses and that no
-/// `state`/`status`/`phase` value in it is one of an operation in flight;
-/// returns it for further checks.
+/// The journal's records: `<root>/.slipway/journal.log` (one JSON batch of
+/// `put` records and `del` keys per line) folded into one object.
+pub fn journal_records(root: &Path) -> serde_json::Value {
+    let path = root.join(".slipway/journal.log");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
+    let mut records = serde_json::Map::new();
+    for line in text.lines() {
+        let batch: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|err| panic!("{} has a bad line: {err}", path.display()));
+        for key in batch["del"].as_array().into_iter().flatten() {
+            records.remove(key.as_str().expect("keys are strings"));
+        }
+        for (key, value) in batch["put"].as_object().into_iter().flatten() {
+            records.insert(key.clone(), value.clone());
+        }
+    }
+    serde_json::Value::Object(records)
+}
+
+/// Reads the journal's records (see [`journal_records`]), asserts that no
+/// `state`/`status`/`phase` value in them is one of an operation in flight;
+/// returns them for further checks.
 pub fn assert_journal_settled(root: &Path) -> serde_json::Value {
-    let path = root.join(".slipway/journal.json");
-    let bytes = std::fs::read(&path).unwrap_or_else(|err| panic!("read {}: {err}", path.display()));
-    let journal: serde_json::Value = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|err| panic!("{} is not JSON: {err}", path.display()));
+    let journal = journal_records(root);
     let mut found = Vec::new();
     collect_states(&journal, "", &mut found);
     let unsettled: Vec<&(String, String)> = found

@@ -84,6 +84,7 @@ pub struct AgentProcess {
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
     pause_at: Option<String>,
+    env: Vec<(String, String)>,
 }
 
 impl AgentProcess {
@@ -104,6 +105,7 @@ impl AgentProcess {
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
             pause_at: None,
+            env: Vec::new(),
         };
         agent.spawn().await;
         agent
@@ -143,6 +145,12 @@ impl AgentProcess {
     /// example `materialise:50`), so a test can kill it at a known step.
     pub fn pause_at(&mut self, point: Option<&str>) {
         self.pause_at = point.map(str::to_owned);
+    }
+
+    /// From the next (re)start on, the agent process runs with this
+    /// variable in its environment.
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.env.push((name.to_owned(), value.to_owned()));
     }
 
     /// Panics (with the agent's log) if the process has exited by itself.
@@ -190,6 +198,7 @@ impl AgentProcess {
             .env_remove("SLIPWAY_AGENT_LOG_JSON")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -93,6 +93,7 @@ pub async fn agent(host: &str, tls: TlsPaths, apps_dir: PathBuf, data_dir: PathB
         data_dir,
         tls,
         log_json: false,
+        hooks: slipway_agent::config::HookConfig::default(),
     };
     Running::spawn(move |listener, stopped| {
         slipway_agent::serve(config, listener, async move {

@@ -67,6 +67,7 @@ fn prepare_request(f: &Fixture, deployment: &str, id: &str) -> PrepareReleaseReq
         spec: Some(logging(f)),
         environment: "test".into(),
         fencing_token: 1,
+        fencing_epoch: String::new(),
         ..PrepareReleaseRequest::default()
     }
 }
@@ -79,6 +80,7 @@ fn activate_request(f: &Fixture, deployment: &str, id: &str) -> ActivateReleaseR
         spec: Some(logging(f)),
         environment: "test".into(),
         fencing_token: 1,
+        fencing_epoch: String::new(),
     }
 }
 
@@ -176,6 +178,7 @@ async fn prepare_leaves_current_and_the_release_ready_and_activate_switches() {
         spec: Some(logging(&f)),
         environment: "test".into(),
         fencing_token: 1,
+        fencing_epoch: String::new(),
     };
     let same = events(api.rollback(Request::new(rollback)).await, |r| r.event).await;
     assert_eq!(same.unwrap(), activated);
@@ -345,11 +348,13 @@ async fn refusals_carry_their_reason_and_keep_their_message() {
     // A newer lock holder, then the old one.
     let newer = PrepareReleaseRequest {
         fencing_token: 5,
+        fencing_epoch: String::new(),
         ..prepare_request(&f, "d2", "r2")
     };
     assert!(result(&prepare(&api, newer).await.unwrap()).success);
     let stale = ActivateReleaseRequest {
         fencing_token: 4,
+        fencing_epoch: String::new(),
         ..activate_request(&f, "d2", "r2")
     };
     let refused = activate(&api, stale).await.unwrap_err();
@@ -364,6 +369,7 @@ async fn refusals_carry_their_reason_and_keep_their_message() {
     );
     let stale = PrepareReleaseRequest {
         fencing_token: 4,
+        fencing_epoch: String::new(),
         ..prepare_request(&f, "d3", "r2")
     };
     let refused = prepare(&api, stale).await.unwrap_err();
@@ -386,6 +392,7 @@ async fn refusals_carry_their_reason_and_keep_their_message() {
 
     let missing = PrepareReleaseRequest {
         fencing_token: 5,
+        fencing_epoch: String::new(),
         ..prepare_request(&f, "d5", "r5")
     };
     let refused = prepare(&api, missing).await.unwrap_err();

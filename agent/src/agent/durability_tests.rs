@@ -73,17 +73,9 @@ async fn an_operation_interrupted_by_a_crash_runs_again_and_leftovers_go() {
         .update(|data| {
             data.set_state("r2", crate::journal::State::Unfinished, "d2");
             data.begin_operation(OperationRecord {
-                deployment_id: "d2".into(),
-                kind: Kind::Deploy,
-                release_id: "r2".into(),
                 previous_release: Some("r1".into()),
-                status: OpStatus::Running,
                 started_unix: 0,
-                finished_unix: None,
-                hook: None,
-                keep_releases: None,
-                run_id: String::new(),
-                events: Vec::new(),
+                ..OperationRecord::running("d2", "r2")
             });
             Ok::<_, Error>(())
         })

@@ -17,8 +17,21 @@ use crate::activation::Activation;
 fn deploy_plan(f: &Fixture, deployment: &str, id: &str, token: u64) -> DeployPlan {
     DeployPlan {
         fencing_token: token,
+        fencing_epoch: String::new(),
         ..f.plan(deployment, id)
     }
+}
+
+/// Deploys release `id` (staged) and asserts it succeeded.
+async fn deploy_ok(f: &Fixture, deployment: &str, id: &str, token: u64) {
+    let events: Vec<_> = f
+        .agent
+        .deploy(deploy_plan(f, deployment, id, token))
+        .await
+        .unwrap()
+        .collect()
+        .await;
+    assert!(result(&events).success, "{events:#?}");
 }
 
 fn rollback_plan(f: &Fixture, deployment: &str, id: &str, token: u64) -> RollbackPlan {
@@ -29,6 +42,7 @@ fn rollback_plan(f: &Fixture, deployment: &str, id: &str, token: u64) -> Rollbac
         activation: Activation::default(),
         environment: "test".into(),
         fencing_token: token,
+        fencing_epoch: String::new(),
         prepared_keep: None,
     }
 }
@@ -179,4 +193,54 @@ async fn a_higher_token_is_recorded_before_the_operation_runs() {
         .unwrap();
     assert!(!cancelled);
     assert_eq!(current.as_deref(), Some("r1"));
+}
+
+#[tokio::test]
+async fn a_forged_token_on_a_request_that_does_nothing_is_not_recorded() {
+    let f = fixture().await;
+    let app = f.app();
+    f.stage("r1").await;
+    deploy_ok(&f, "d1", "r1", 5).await;
+    let journal = std::fs::read(app.journal()).unwrap();
+    // The attack: a cancel of a deployment that does not exist, with the
+    // highest token there is.
+    let (cancelled, current) = f
+        .agent
+        .cancel(app.clone(), "nope".into(), Duration::from_secs(1), u64::MAX)
+        .await
+        .unwrap();
+    assert!(!cancelled);
+    assert_eq!(current.as_deref(), Some("r1"));
+    // A deploy refused before it starts (its release's objects are
+    // missing) records nothing either.
+    let refused = f
+        .agent
+        .deploy(deploy_plan(&f, "d9", "r9", u64::MAX - 1))
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(
+        std::fs::read(app.journal()).unwrap(),
+        journal,
+        "nothing recorded"
+    );
+    assert_eq!(status(&f).await.fencing_token, 5);
+    // The lock holder goes on deploying.
+    f.stage("r2").await;
+    deploy_ok(&f, "d2", "r2", 6).await;
+    assert_eq!(status(&f).await.fencing_token, 6);
+}
+
+#[tokio::test]
+async fn a_reset_clears_the_token_and_its_epoch() {
+    let f = fixture().await;
+    let app = f.app();
+    f.stage("r1").await;
+    deploy_ok(&f, "d1", "r1", 40).await;
+    let (token, epoch) = f.agent.reset_fencing(app.clone()).await.unwrap();
+    assert_eq!((token, epoch.as_str()), (40, ""));
+    assert_eq!(status(&f).await.fencing_token, 0);
+    // The holder of a lower token (a restored store) deploys again.
+    f.stage("r2").await;
+    deploy_ok(&f, "d2", "r2", 3).await;
+    assert_eq!(status(&f).await.fencing_token, 3);
 }

@@ -76,7 +76,7 @@ async fn shared_paths_and_hooks_with_their_environment() {
             hook(
                 Point::BeforeActivate,
                 "before-activate",
-                "env | grep ^SLIPWAY_ | sort > log/env-$SLIPWAY_RELEASE_ID",
+                "env | grep -v -e ^PWD= -e ^SHLVL= -e ^_= | sort > log/env-$SLIPWAY_RELEASE_ID",
             ),
             hook(
                 Point::AfterActivate,
@@ -86,6 +86,7 @@ async fn shared_paths_and_hooks_with_their_environment() {
         ],
         health: None,
         copy: true,
+        ..Activation::default()
     };
 
     let events = f.deploy_with("d1", "r1", activation.clone(), 5).await;
@@ -117,9 +118,18 @@ async fn shared_paths_and_hooks_with_their_environment() {
         b"SECRET=1\n"
     );
     let env = std::fs::read_to_string(app.shared().join("log/env-r1")).unwrap();
+    // The clean environment: nothing of the agent's (or the test's) own.
+    let instance = env
+        .lines()
+        .find_map(|l| l.strip_prefix("SLIPWAY_AGENT_INSTANCE="))
+        .expect("the instance id");
+    assert_eq!(instance.len(), 32, "{env}");
     let want = format!(
-        "SLIPWAY_APP=web\nSLIPWAY_DEPLOYMENT_ID=d2\nSLIPWAY_ENVIRONMENT=test\n\
+        "HOME={}\nLANG=C.UTF-8\nPATH={}\nSLIPWAY_AGENT_INSTANCE={instance}\n\
+         SLIPWAY_APP=web\nSLIPWAY_DEPLOYMENT_ID=d2\nSLIPWAY_ENVIRONMENT=test\n\
          SLIPWAY_PREVIOUS_RELEASE=\nSLIPWAY_RELEASE_DIR={}\nSLIPWAY_RELEASE_ID=r1\n",
+        app.root().display(),
+        crate::hook_env::DEFAULT_PATH,
         release.display()
     );
     assert_eq!(env, want);
@@ -347,6 +357,7 @@ async fn a_rollback_runs_its_checks_and_switches_back_when_they_fail() {
         },
         environment: "test".into(),
         fencing_token: 1,
+        fencing_epoch: String::new(),
         prepared_keep: None,
     };
     let events: Vec<_> = f

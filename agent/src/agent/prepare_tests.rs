@@ -30,6 +30,7 @@ fn activate_plan(f: &Fixture, deployment: &str, id: &str, activation: &Activatio
         activation: activation.clone(),
         environment: "test".into(),
         fencing_token: 1,
+        fencing_epoch: String::new(),
         prepared_keep: None,
     }
 }

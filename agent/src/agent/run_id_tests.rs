@@ -128,6 +128,7 @@ async fn each_operation_is_its_own_run_and_replays_as_itself() {
         activation: Activation::default(),
         environment: "test".into(),
         fencing_token: 1,
+        fencing_epoch: String::new(),
         prepared_keep: None,
     };
     let back: Vec<_> = f

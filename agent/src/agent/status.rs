@@ -80,6 +80,7 @@ impl Agent {
             running_deployment: self.operations.running_on(app.root()).unwrap_or_default(),
             previous_release,
             fencing_token: journal.fencing_token,
+            fencing_epoch: journal.fencing_epoch.clone(),
         })
     }
 
@@ -135,12 +136,15 @@ impl Agent {
         app: AppRoot,
         release_id: String,
         pinned: bool,
-        token: u64,
+        fence: impl Into<crate::fencing::Fence>,
     ) -> Result<ReleaseOnDisk, Error> {
+        let fence = fence.into();
+        self.registry.check_overlap(app.name(), app.root())?;
         let agent = self.clone();
         blocking(move || {
             let journal = agent.journals.get(&app)?;
-            crate::fencing::fence(&journal, app.name(), token)?;
+            // Checked first, recorded only with the pin itself.
+            crate::fencing::check(&journal, app.name(), &fence)?;
             let current = release::current_release(&app)?;
             let data = journal.update(|data| {
                 // Under the journal's lock: a prune cannot remove it meanwhile.
@@ -160,6 +164,7 @@ impl Agent {
                 if let Some(record) = data.releases.get_mut(&release_id) {
                     record.pinned = pinned;
                 }
+                crate::fencing::apply(data, app.name(), &fence)?;
                 Ok(data.clone())
             })?;
             let action = if pinned { "pinned" } else { "unpinned" };

@@ -93,6 +93,7 @@ impl Fixture {
             environment: "test".into(),
             prepare_only: false,
             fencing_token: 1,
+            fencing_epoch: String::new(),
         }
     }
 
@@ -258,6 +259,7 @@ async fn rollback_switches_to_a_release_on_disk_or_says_it_is_not_there() {
         activation: Activation::default(),
         environment: "test".into(),
         fencing_token: 1,
+        fencing_epoch: String::new(),
         prepared_keep: None,
     };
     let events: Vec<_> = f

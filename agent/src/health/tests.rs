@@ -92,6 +92,7 @@ async fn run(check_spec: &HealthCheck) -> (Result<(), HealthError>, Vec<Progress
         stage: Stage::HealthCheck,
         percent: 94,
         step: "health-check".into(),
+        budget: crate::hook_output::OutputBudget::new(Default::default()),
     };
     let result = super::check(check_spec, &cmd, &out, None, &Cancel::never()).await;
     let log = guard.log().clone();
@@ -202,6 +203,7 @@ async fn a_cancel_ends_the_check_between_attempts() {
         stage: Stage::HealthCheck,
         percent: 94,
         step: "health-check".into(),
+        budget: crate::hook_output::OutputBudget::new(Default::default()),
     };
     // Fails, then pauses a minute before the next attempt.
     let spec = HealthCheck {

@@ -7,7 +7,7 @@ use slipway_proto::agent::v1::ProgressEvent;
 use super::*;
 use crate::{
     cancel::Cancel,
-    journal::{JournalError, OperationRecord, Status},
+    journal::{JournalError, OperationRecord},
     layout::AppRoot,
     operations::{Begin, Kind, Operations, Spec},
 };
@@ -33,7 +33,7 @@ fn command(dir: &std::path::Path, script: &str, timeout: Duration) -> Command {
         what: "before-activate hook \"migrate\"".into(),
         command: script.into(),
         dir: dir.to_owned(),
-        env: vec![("SLIPWAY_RELEASE_ID", "r1".into())],
+        env: vec![("SLIPWAY_RELEASE_ID".into(), "r1".into())],
         timeout,
     }
 }
@@ -44,6 +44,7 @@ fn output(log: &Arc<EventLog>) -> Output {
         stage: Stage::Hook,
         percent: 86,
         step: "migrate".into(),
+        budget: crate::hook_output::OutputBudget::new(Default::default()),
     }
 }
 
@@ -205,17 +206,8 @@ async fn the_running_group_is_journaled_until_the_hook_ends() {
     journal
         .update(|data| {
             data.begin_operation(OperationRecord {
-                deployment_id: "d1".into(),
-                kind: Kind::Deploy,
-                release_id: "r1".into(),
-                previous_release: None,
-                status: Status::Running,
                 started_unix: 0,
-                finished_unix: None,
-                hook: None,
-                keep_releases: None,
-                run_id: String::new(),
-                events: Vec::new(),
+                ..OperationRecord::running("d1", "r1")
             });
             Ok::<_, JournalError>(())
         })
@@ -228,7 +220,7 @@ async fn the_running_group_is_journaled_until_the_hook_ends() {
     let (_ops, guard) = log();
     // The group is journaled right after the spawn: the hook waits for it.
     let script = format!(
-        "until grep -q '\"pgid\": '$$ {}; do sleep 0.05; done; echo seen",
+        "until grep -q '\"pgid\":'$$ {}; do sleep 0.05; done; echo seen",
         app.journal().display()
     );
     let cmd = command(dir.path(), &script, Duration::from_secs(30));

@@ -14,17 +14,8 @@ fn app() -> (tempfile::TempDir, AppRoot) {
 
 fn op(id: &str, status: Status) -> OperationRecord {
     OperationRecord {
-        deployment_id: id.into(),
-        kind: Kind::Deploy,
-        release_id: "r1".into(),
-        previous_release: None,
         status,
-        started_unix: 1,
-        finished_unix: None,
-        hook: None,
-        keep_releases: None,
-        run_id: String::new(),
-        events: Vec::new(),
+        ..OperationRecord::running(id, "r1")
     }
 }
 
@@ -87,14 +78,125 @@ fn changes_survive_a_reopen_and_leave_no_temp_files() {
     assert_eq!(reopened.state("r2"), Some(State::Failed));
 
     let text = std::fs::read_to_string(app.journal()).unwrap();
-    assert!(text.contains("\"version\": 1"), "{text}");
-    assert!(text.contains("\"state\": \"failed\""), "{text}");
+    assert!(text.contains("\"version\":1"), "{text}");
+    assert!(text.contains("\"state\":\"failed\""), "{text}");
     let names: Vec<String> = std::fs::read_dir(app.private())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.contains("journal"))
         .collect();
-    assert_eq!(names, ["journal.json"]);
+    assert_eq!(names, ["journal.log"]);
+}
+
+fn events(n: usize, line: &str) -> Vec<ProgressEvent> {
+    (1..=n)
+        .map(|i| ProgressEvent {
+            sequence: i as u64,
+            message: line.to_owned(),
+            output: "stdout".into(),
+            result: (i == n).then(OperationResult::default),
+            ..final_event()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn events_live_outside_the_journal_which_grows_by_small_records() {
+    let (_dir, app) = app();
+    let journal = Arc::new(Journal::open(&app).unwrap());
+    journal
+        .change(|data| data.begin_operation(op("d1", Status::Running)))
+        .await
+        .unwrap();
+    // 2 MB of hook output.
+    let all = events(2_000, &"x".repeat(1_000));
+    journal
+        .finish("d1".into(), Kind::Deploy, all.clone())
+        .await
+        .unwrap();
+    let size = std::fs::metadata(app.journal()).unwrap().len();
+    assert!(
+        size < 4_096,
+        "the journal holds the outcome only: {size} bytes"
+    );
+    let record = journal.read(|d| d.operation("d1", Kind::Deploy).cloned().unwrap());
+    assert_eq!(record.events.len(), 1);
+    let replayed = journal.events(&record);
+    assert_eq!(replayed.len(), 2_000);
+    assert_eq!(replayed[10].message, all[10].message);
+    // Later changes append small records; the events file is private.
+    let before = std::fs::metadata(app.journal()).unwrap().len();
+    journal
+        .change(|data| data.set_state("r1", State::Active, "d1"))
+        .await
+        .unwrap();
+    let grown = std::fs::metadata(app.journal()).unwrap().len() - before;
+    assert!(grown < 512, "one small record: {grown} bytes");
+    let events_dir = app.event_logs();
+    let file = std::fs::read_dir(&events_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    // Records dropped past the bound take their events along.
+    journal
+        .change(|data| {
+            for i in 0..OPERATIONS_KEPT + 1 {
+                data.begin_operation(op(&format!("n{i}"), Status::Finished));
+            }
+        })
+        .await
+        .unwrap();
+    assert!(journal.read(|d| d.operation("d1", Kind::Deploy).is_none()));
+    assert_eq!(std::fs::read_dir(&events_dir).unwrap().count(), 0);
+    // Reopened: the same content (the log compacted to one line).
+    let content = journal.read(JournalData::clone);
+    let reopened = Journal::open(&app).unwrap();
+    assert_eq!(reopened.read(JournalData::clone), content);
+    let lines = std::fs::read_to_string(app.journal())
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(lines, 1);
+}
+
+#[test]
+fn a_journal_json_of_an_older_agent_is_migrated_with_its_events_moved_out() {
+    let (_dir, app) = app();
+    let mut old = JournalData {
+        fencing_token: 9,
+        ..JournalData::default()
+    };
+    old.set_state("r1", State::Active, "d1");
+    old.begin_operation(op("d0", Status::Finished));
+    old.begin_operation(op("d1", Status::Finished));
+    old.operations[1].events = events(300, "hook output");
+    old.operations[1].seq = 0;
+    std::fs::write(
+        app.legacy_journal(),
+        serde_json::to_vec_pretty(&old).unwrap(),
+    )
+    .unwrap();
+
+    let journal = Journal::open(&app).unwrap();
+    assert!(!app.legacy_journal().exists(), "migrated away");
+    let data = journal.read(JournalData::clone);
+    assert_eq!(data.fencing_token, 9);
+    assert_eq!(data.state("r1"), Some(State::Active));
+    let ids: Vec<&str> = data
+        .operations
+        .iter()
+        .map(|o| o.deployment_id.as_str())
+        .collect();
+    assert_eq!(ids, ["d0", "d1"], "order kept");
+    let op = data.operation("d1", Kind::Deploy).unwrap();
+    assert_eq!(op.events.len(), 1, "the outcome stays in the record");
+    assert_eq!(journal.events(op).len(), 300, "the events moved out");
+    let size = std::fs::metadata(app.journal()).unwrap().len();
+    assert!(size < 4_096, "{size}");
+    assert_eq!(Journal::open(&app).unwrap().read(JournalData::clone), data);
 }
 
 #[test]
@@ -136,14 +238,18 @@ fn operations_are_bounded_but_a_running_one_is_kept() {
 #[test]
 fn corrupt_and_newer_journals_are_refused_with_what_to_do() {
     let (_dir, app) = app();
-    std::fs::write(app.journal(), b"{not json").unwrap();
+    std::fs::write(app.journal(), b"{not json\n{\"put\":{}}\n").unwrap();
     let err = Journal::open(&app).unwrap_err();
     assert!(err.to_string().contains("move it away"), "{err}");
     let journals = Journals::default();
     assert!(journals.get(&app).is_err());
-    std::fs::write(app.journal(), br#"{"version": 9}"#).unwrap();
+    std::fs::write(app.journal(), b"{\"put\":{\"meta\":{\"version\":9}}}\n").unwrap();
     let err = Journal::open(&app).unwrap_err();
     assert!(err.to_string().contains("has version 9"), "{err}");
     std::fs::remove_file(app.journal()).unwrap();
+    std::fs::write(app.legacy_journal(), br#"{"version": 9}"#).unwrap();
+    let err = Journal::open(&app).unwrap_err();
+    assert!(err.to_string().contains("has version 9"), "{err}");
+    std::fs::remove_file(app.legacy_journal()).unwrap();
     assert!(journals.get(&app).is_ok(), "not cached while broken");
 }

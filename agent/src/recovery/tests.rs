@@ -12,6 +12,18 @@ use crate::{
     operations::Kind,
 };
 
+/// A running deploy of `release` whose hook group `pgid` started this boot.
+fn running(deployment: &str, release: &str, pgid: i32) -> OperationRecord {
+    OperationRecord {
+        hook: Some(HookProcess {
+            step: "migrate".into(),
+            pgid,
+            boot_id: hooks::boot_id(),
+        }),
+        ..OperationRecord::running(deployment, release)
+    }
+}
+
 #[test]
 fn a_crash_is_cleaned_up_and_the_journal_tells_the_truth() {
     let dir = tempfile::tempdir().unwrap();
@@ -30,6 +42,7 @@ fn a_crash_is_cleaned_up_and_the_journal_tells_the_truth() {
     let mut hook = std::process::Command::new("sleep")
         .arg("300")
         .env("SLIPWAY_DEPLOYMENT_ID", "d4")
+        .env("SLIPWAY_AGENT_INSTANCE", "i1")
         .process_group(0)
         .spawn()
         .unwrap();
@@ -45,27 +58,14 @@ fn a_crash_is_cleaned_up_and_the_journal_tells_the_truth() {
             data.set_state("r9", State::Ready, "d0");
             data.previous_good = Some("r9".into());
             data.begin_operation(OperationRecord {
-                deployment_id: "d4".into(),
-                kind: Kind::Deploy,
-                release_id: "r4".into(),
                 previous_release: Some("r2".into()),
-                status: Status::Running,
-                started_unix: 1,
-                finished_unix: None,
-                hook: Some(HookProcess {
-                    step: "migrate".into(),
-                    pgid,
-                    boot_id: hooks::boot_id(),
-                }),
-                keep_releases: None,
-                run_id: String::new(),
-                events: Vec::new(),
+                ..running("d4", "r4", pgid)
             });
             Ok::<_, JournalError>(())
         })
         .unwrap();
 
-    let found = recover(&app, &journal).unwrap();
+    let found = recover(&app, &journal, "i1").unwrap();
     assert_eq!(found.leftovers, 4);
     assert_eq!(found.interrupted, ["d4"]);
     assert_eq!(found.killed, [pgid]);
@@ -102,7 +102,7 @@ fn a_crash_is_cleaned_up_and_the_journal_tells_the_truth() {
     assert_eq!(result.error, INTERRUPTED);
 
     // Nothing left to do the second time.
-    let again = recover(&app, &journal).unwrap();
+    let again = recover(&app, &journal, "i1").unwrap();
     assert_eq!(again, Recovered::default());
 }
 
@@ -120,21 +120,13 @@ fn a_group_that_is_not_the_hooks_is_not_killed() {
         .unwrap();
     let pgid = bystander.id() as i32;
     let running = |id: &str, boot_id: String| OperationRecord {
-        deployment_id: id.into(),
         kind: Kind::Rollback,
-        release_id: "r1".into(),
-        previous_release: None,
-        status: Status::Running,
-        started_unix: 1,
-        finished_unix: None,
         hook: Some(HookProcess {
             step: "restart".into(),
             pgid,
             boot_id,
         }),
-        keep_releases: None,
-        run_id: String::new(),
-        events: Vec::new(),
+        ..OperationRecord::running(id, "r1")
     };
     let journal = Journal::open(&app).unwrap();
     journal
@@ -144,10 +136,43 @@ fn a_group_that_is_not_the_hooks_is_not_killed() {
             Ok::<_, JournalError>(())
         })
         .unwrap();
-    let found = recover(&app, &journal).unwrap();
+    let found = recover(&app, &journal, "").unwrap();
     assert!(found.killed.is_empty());
     assert_eq!(found.interrupted, ["d1", "someone-else"]);
     assert!(bystander.try_wait().unwrap().is_none(), "still running");
     bystander.kill().unwrap();
     bystander.wait().unwrap();
+}
+
+#[test]
+fn another_agent_instances_hook_with_the_same_deployment_is_not_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = AppRoot::new("web", dir.path().join("web"));
+    app.ensure().unwrap();
+    // Another agent (same PID namespace, another data dir) runs a hook of a
+    // deployment with the same id, for an app at the same path.
+    let release_dir = format!("{}/", app.release("r1").display());
+    let mut other = std::process::Command::new("sleep")
+        .arg("300")
+        .env("SLIPWAY_DEPLOYMENT_ID", "d1")
+        .env("SLIPWAY_RELEASE_DIR", &release_dir)
+        .env("SLIPWAY_AGENT_INSTANCE", "theirs")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let journal = Journal::open(&app).unwrap();
+    journal
+        .update(|data| {
+            let mut op = running("d1", "r1", other.id() as i32);
+            op.started_unix = now_unix();
+            data.begin_operation(op);
+            Ok::<_, JournalError>(())
+        })
+        .unwrap();
+    let found = recover(&app, &journal, "mine").unwrap();
+    assert!(found.killed.is_empty(), "{found:?}");
+    assert_eq!(found.interrupted, ["d1"]);
+    assert!(other.try_wait().unwrap().is_none(), "still running");
+    other.kill().unwrap();
+    other.wait().unwrap();
 }

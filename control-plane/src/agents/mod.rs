@@ -17,8 +17,8 @@ use slipway_proto::{
     agent::v1::{
         ActivateReleaseRequest, CancelOperationRequest, CancelOperationResponse, GetStatusRequest,
         GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest,
-        PinReleaseResponse, PrepareReleaseRequest, ProgressEvent, RollbackRequest,
-        UploadObjectsRequest, UploadObjectsResponse,
+        PinReleaseResponse, PrepareReleaseRequest, ProgressEvent, ResetFencingRequest,
+        ResetFencingResponse, RollbackRequest, UploadObjectsRequest, UploadObjectsResponse,
     },
     control::v1::Host,
     revocation::Revocations,
@@ -62,6 +62,11 @@ pub trait AgentApi: Send + Sync {
     ) -> Result<CancelOperationResponse, Status>;
     /// Protects a release from retention, or stops protecting it.
     async fn pin_release(&self, request: PinReleaseRequest) -> Result<PinReleaseResponse, Status>;
+    /// Forgets an app's fencing token and epoch on the host.
+    async fn reset_fencing(
+        &self,
+        request: ResetFencingRequest,
+    ) -> Result<ResetFencingResponse, Status>;
 }
 
 /// A connected agent.
@@ -110,9 +115,9 @@ impl Agents {
     /// Real agents, dialed with this client identity. The agent's
     /// certificate must carry `spiffe://slipway/agent/<host>` for the host
     /// dialed, and not be revoked, so a certificate of another host is
-    /// refused.
-    pub fn new(tls: TlsMaterial, revocations: Revocations) -> Self {
-        Self::with(Arc::new(tls::TlsDial::new(tls, revocations)))
+    /// refused. Every fenced request carries `epoch`, the store's identity.
+    pub fn new(tls: TlsMaterial, revocations: Revocations, epoch: String) -> Self {
+        Self::with(Arc::new(tls::TlsDial::new(tls, revocations, epoch)))
     }
 
     /// Agents reached through `dial`.

@@ -14,8 +14,8 @@ use slipway_proto::{
         ActivateReleaseRequest, AppStatus, CancelOperationRequest, CancelOperationResponse,
         GetStatusRequest, GetStatusResponse, HostInfo, MissingObjectsRequest,
         MissingObjectsResponse, OperationResult, PinReleaseRequest, PinReleaseResponse,
-        PrepareReleaseRequest, ProgressEvent, ReleaseOnDisk, ReleaseState, RollbackRequest, Stage,
-        UploadObjectsResponse,
+        PrepareReleaseRequest, ProgressEvent, ReleaseOnDisk, ReleaseState, ResetFencingRequest,
+        ResetFencingResponse, RollbackRequest, Stage, UploadObjectsResponse,
     },
     control::v1::Host,
     reason::{self, Reason},
@@ -402,5 +402,13 @@ impl AgentApi for SimAgent {
     async fn pin_release(&self, _request: PinReleaseRequest) -> Result<PinReleaseResponse, Status> {
         self.host.log("pin".into());
         Ok(PinReleaseResponse::default())
+    }
+
+    async fn reset_fencing(
+        &self,
+        _request: ResetFencingRequest,
+    ) -> Result<ResetFencingResponse, Status> {
+        self.host.log("reset-fencing".into());
+        Ok(ResetFencingResponse::default())
     }
 }

@@ -1,5 +1,7 @@
 //! Real agents over mutual TLS with the control plane's client identity.
 
+use std::sync::Arc;
+
 use futures_util::StreamExt;
 use slipway_proto::{
     agent::v1::{agent_service_client::AgentServiceClient, *},
@@ -15,11 +17,16 @@ use super::{AgentApi, AgentClient, Dial, DialError, ProgressStream, UploadStream
 pub(super) struct TlsDial {
     tls: TlsMaterial,
     revocations: Revocations,
+    epoch: Arc<str>,
 }
 
 impl TlsDial {
-    pub(super) fn new(tls: TlsMaterial, revocations: Revocations) -> Self {
-        Self { tls, revocations }
+    pub(super) fn new(tls: TlsMaterial, revocations: Revocations, epoch: String) -> Self {
+        Self {
+            tls,
+            revocations,
+            epoch: epoch.into(),
+        }
     }
 }
 
@@ -42,7 +49,7 @@ impl Dial for TlsDial {
             .max_decoding_message_size(slipway_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(slipway_proto::MAX_MESSAGE_BYTES);
         send_revocations(&mut client, host, &self.revocations).await?;
-        Ok(std::sync::Arc::new(TlsAgent(client)))
+        Ok(Arc::new(TlsAgent(client, self.epoch.clone())))
     }
 }
 
@@ -94,8 +101,21 @@ fn tls_refused(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// One agent's gRPC client; clones share the connection.
-struct TlsAgent(AgentServiceClient<Channel>);
+/// One agent's gRPC client (clones share the connection) and the store
+/// identity every fenced request carries as its `fencing_epoch`: set here,
+/// in the one place every request to a real agent passes.
+struct TlsAgent(AgentServiceClient<Channel>, Arc<str>);
+
+impl TlsAgent {
+    /// The epoch for a request with `token` (none for an unfenced one).
+    fn epoch(&self, token: u64) -> String {
+        if token == 0 {
+            String::new()
+        } else {
+            self.1.to_string()
+        }
+    }
+}
 
 /// The events of a response stream, without empty messages.
 fn progress<T: Send + 'static>(
@@ -123,9 +143,13 @@ impl AgentApi for TlsAgent {
         // call given the boxed stream itself trips the compiler's
         // higher-ranked lifetime check inside the trait's boxed future.
         let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let epoch = self.1.clone();
         let forward = async move {
             let mut chunks = chunks;
-            while let Some(chunk) = chunks.next().await {
+            while let Some(mut chunk) = chunks.next().await {
+                if chunk.fencing_token != 0 {
+                    chunk.fencing_epoch = epoch.to_string();
+                }
                 if tx.send(chunk).await.is_err() {
                     break; // The call ended; it reports why.
                 }
@@ -137,29 +161,47 @@ impl AgentApi for TlsAgent {
         Ok(answer?.into_inner())
     }
 
-    async fn prepare(&self, request: PrepareReleaseRequest) -> Result<ProgressStream, Status> {
+    async fn prepare(&self, mut request: PrepareReleaseRequest) -> Result<ProgressStream, Status> {
+        request.fencing_epoch = self.epoch(request.fencing_token);
         let stream = self.0.clone().prepare_release(request).await?.into_inner();
         Ok(progress(stream, |r: PrepareReleaseResponse| r.event))
     }
 
-    async fn activate(&self, request: ActivateReleaseRequest) -> Result<ProgressStream, Status> {
+    async fn activate(
+        &self,
+        mut request: ActivateReleaseRequest,
+    ) -> Result<ProgressStream, Status> {
+        request.fencing_epoch = self.epoch(request.fencing_token);
         let stream = self.0.clone().activate_release(request).await?.into_inner();
         Ok(progress(stream, |r: ActivateReleaseResponse| r.event))
     }
 
-    async fn roll_back(&self, request: RollbackRequest) -> Result<ProgressStream, Status> {
+    async fn roll_back(&self, mut request: RollbackRequest) -> Result<ProgressStream, Status> {
+        request.fencing_epoch = self.epoch(request.fencing_token);
         let stream = self.0.clone().rollback(request).await?.into_inner();
         Ok(progress(stream, |r: RollbackResponse| r.event))
     }
 
     async fn cancel_operation(
         &self,
-        request: CancelOperationRequest,
+        mut request: CancelOperationRequest,
     ) -> Result<CancelOperationResponse, Status> {
+        request.fencing_epoch = self.epoch(request.fencing_token);
         Ok(self.0.clone().cancel_operation(request).await?.into_inner())
     }
 
-    async fn pin_release(&self, request: PinReleaseRequest) -> Result<PinReleaseResponse, Status> {
+    async fn pin_release(
+        &self,
+        mut request: PinReleaseRequest,
+    ) -> Result<PinReleaseResponse, Status> {
+        request.fencing_epoch = self.epoch(request.fencing_token);
         Ok(self.0.clone().pin_release(request).await?.into_inner())
+    }
+
+    async fn reset_fencing(
+        &self,
+        request: ResetFencingRequest,
+    ) -> Result<ResetFencingResponse, Status> {
+        Ok(self.0.clone().reset_fencing(request).await?.into_inner())
     }
 }

@@ -33,6 +33,30 @@ impl host_service_server::HostService for Hosts {
         .await
     }
 
+    async fn reset_fencing(
+        &self,
+        request: Request<ResetFencingRequest>,
+    ) -> Reply<ResetFencingResponse> {
+        audited(&self.0, request, |ctx, _, req| async move {
+            let (previous_token, previous_epoch) =
+                fleet::reset_fencing(&ctx, &req.host, &req.app).await?;
+            let message = format!(
+                "fencing reset (was token {previous_token}, epoch {})",
+                if previous_epoch.is_empty() {
+                    "none"
+                } else {
+                    &previous_epoch
+                }
+            );
+            let response = ResetFencingResponse {
+                previous_token,
+                previous_epoch,
+            };
+            Ok((response, message))
+        })
+        .await
+    }
+
     async fn get_host(&self, request: Request<GetHostRequest>) -> Reply<GetHostResponse> {
         require(&request, Role::Viewer)?;
         let host = catalog::host(&self.0.store, &request.get_ref().name)?;

@@ -55,6 +55,12 @@ audited!(RemoveHostRequest, "HostService/RemoveHost", Admin, |r| {
     format!("host {}", r.name)
 });
 audited!(
+    ResetFencingRequest,
+    "HostService/ResetFencing",
+    Admin,
+    |r| format!("app {} on host {}", r.app, r.host)
+);
+audited!(
     CreateReleaseRequest,
     "ReleaseService/CreateRelease",
     Deployer,

@@ -219,6 +219,7 @@ async fn stop_and_ask(
         deployment_id: id.to_owned(),
         grace_seconds: 10,
         fencing_token: token,
+        fencing_epoch: String::new(),
     };
     client
         .cancel_operation(cancel)

@@ -427,6 +427,7 @@ impl HostRun {
                     spec,
                     environment,
                     fencing_token,
+                    fencing_epoch: String::new(),
                 };
                 self.call("Rollback", client.roll_back(request)).await?
             }
@@ -438,6 +439,7 @@ impl HostRun {
                     spec,
                     environment,
                     fencing_token,
+                    fencing_epoch: String::new(),
                 };
                 self.call("ActivateRelease", client.activate(request))
                     .await?
@@ -459,6 +461,7 @@ impl HostRun {
             deployment_id: self.plan().deployment_id.clone(),
             grace_seconds: grace,
             fencing_token: self.plan().fencing_token,
+            fencing_epoch: String::new(),
         };
         let host = self.host.name.clone();
         tokio::spawn(async move {

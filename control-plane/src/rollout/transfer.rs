@@ -95,6 +95,8 @@ impl HostRun {
             base_release,
             removed_paths,
             fencing_token: plan.fencing_token,
+            // Set by the agent client (the store identity).
+            fencing_epoch: String::new(),
         };
         self.call("PrepareRelease", client.prepare(request)).await
     }
@@ -224,6 +226,7 @@ fn produce_chunks(
                 offset: offset as u64,
                 data: content[offset..end].to_vec(),
                 fencing_token,
+                fencing_epoch: String::new(),
             };
             if tx.blocking_send(chunk).is_err() {
                 return Ok(()); // The upload call ended; it reports why.

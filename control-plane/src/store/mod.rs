@@ -4,6 +4,7 @@
 
 pub mod deployments;
 pub mod events;
+pub mod identity;
 pub mod locks;
 pub mod revocations;
 mod sled_backend;

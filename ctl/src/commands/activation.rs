@@ -3,7 +3,7 @@
 
 use clap::Args;
 use slipway_proto::agent::v1::{
-    ActivationSpec, HealthCheck, Hook, HookPoint, MaterialiseMode, SharedKind, SharedPath,
+    ActivationSpec, EnvVar, HealthCheck, Hook, HookPoint, MaterialiseMode, SharedKind, SharedPath,
 };
 
 /// Activation flags. On `app update`, a list flag given at all replaces that
@@ -55,6 +55,25 @@ pub struct ActivationArgs {
     /// Materialise releases as hard links into the object store (default)
     #[arg(long)]
     pub hardlink: bool,
+    /// Variable in the environment of hooks and the health check command,
+    /// which otherwise holds only PATH, HOME, LANG and SLIPWAY_* (repeatable)
+    #[arg(long = "hook-env", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub hook_env: Vec<(String, String)>,
+    /// Lines of hook output a deployment records per host (default: the
+    /// agent's, 10000); the rest is summarised with its last 100 lines
+    #[arg(long, value_name = "N")]
+    pub hook_output_max_lines: Option<u64>,
+    /// Bytes of hook output a deployment records per host (default: the
+    /// agent's, 4 MiB)
+    #[arg(long, value_name = "BYTES")]
+    pub hook_output_max_bytes: Option<u64>,
+}
+
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not NAME=VALUE")),
+    }
 }
 
 impl ActivationArgs {
@@ -122,6 +141,21 @@ impl ActivationArgs {
             check.interval_ms = self.health_interval_ms.unwrap_or(check.interval_ms);
             check.timeout_seconds = self.health_timeout.unwrap_or(check.timeout_seconds);
         }
+        if !self.hook_env.is_empty() {
+            spec.variables = self
+                .hook_env
+                .iter()
+                .map(|(name, value)| EnvVar {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect();
+        }
+        if self.hook_output_max_lines.is_some() || self.hook_output_max_bytes.is_some() {
+            let limits = spec.output_limits.get_or_insert_with(Default::default);
+            limits.max_lines = self.hook_output_max_lines.unwrap_or(limits.max_lines);
+            limits.max_bytes = self.hook_output_max_bytes.unwrap_or(limits.max_bytes);
+        }
         if self.copy {
             spec.mode = MaterialiseMode::Copy as i32;
         } else if self.hardlink {
@@ -163,6 +197,23 @@ pub fn describe(spec: Option<&ActivationSpec>) -> Vec<(&'static str, String)> {
             &check.http_url
         };
         lines.push(("health check", what.clone()));
+    }
+    for var in &spec.variables {
+        lines.push(("hook env", format!("{}={}", var.name, var.value)));
+    }
+    if let Some(limits) = &spec.output_limits {
+        let or_agent = |n: u64| match n {
+            0 => "agent default".to_owned(),
+            n => n.to_string(),
+        };
+        lines.push((
+            "hook output",
+            format!(
+                "{} lines, {} bytes",
+                or_agent(limits.max_lines),
+                or_agent(limits.max_bytes)
+            ),
+        ));
     }
     let mode = if spec.mode == MaterialiseMode::Copy as i32 {
         "copy"
@@ -206,5 +257,23 @@ mod tests {
         assert_eq!(updated.hooks, spec.hooks);
         assert_eq!(updated.health_check.expect("check").attempts, 9);
         assert_eq!(ActivationArgs::default().apply(None), None);
+    }
+
+    #[test]
+    fn hook_environment_and_output_limits() {
+        let args = ActivationArgs {
+            hook_env: vec![parse_var("RAILS_ENV=production").unwrap()],
+            hook_output_max_lines: Some(500),
+            ..Default::default()
+        };
+        let spec = args.apply(None).expect("spec");
+        assert_eq!(spec.variables[0].name, "RAILS_ENV");
+        assert_eq!(spec.variables[0].value, "production");
+        let limits = spec.output_limits.expect("limits");
+        assert_eq!((limits.max_lines, limits.max_bytes), (500, 0));
+        slipway_proto::validate::activation("spec", &spec).expect("valid");
+        assert!(parse_var("=x").is_err());
+        let lines = describe(Some(&spec));
+        assert!(lines.contains(&("hook output", "500 lines, agent default bytes".into())));
     }
 }

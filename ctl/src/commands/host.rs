@@ -1,9 +1,12 @@
-//! `slipctl host`: add, remove and list target hosts.
+//! `slipctl host`: add, remove and list target hosts, and reset an app's
+//! fencing on one.
 
 use std::collections::HashMap;
 
 use clap::{Args, Subcommand};
-use slipway_proto::control::v1::{AddHostRequest, Host, ListHostsRequest, RemoveHostRequest};
+use slipway_proto::control::v1::{
+    AddHostRequest, Host, ListHostsRequest, RemoveHostRequest, ResetFencingRequest,
+};
 
 use crate::{
     cli::Output,
@@ -20,6 +23,16 @@ pub enum HostCommand {
     Remove {
         /// Host name
         name: String,
+    },
+    /// Clear an app's fencing token and epoch on a host (admin; audited),
+    /// when the host refuses every deploy with "stale fencing token" and no
+    /// control plane holds that token
+    FenceReset {
+        /// Host name
+        host: String,
+        /// The app
+        #[arg(long, value_name = "APP")]
+        app: String,
     },
     /// List the hosts.
     List {
@@ -87,6 +100,27 @@ pub async fn run(command: &HostCommand, conn: &Connection, output: Output) -> an
                 Output::Text => Ok(output::emit(&format!(
                     "removed host {name}; its releases stay on disk and its agent keeps running\n"
                 ))?),
+            }
+        }
+        HostCommand::FenceReset { host, app } => {
+            let request = ResetFencingRequest {
+                host: host.clone(),
+                app: app.clone(),
+            };
+            let response = rpc(hosts.reset_fencing(request).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => {
+                    let epoch = match response.previous_epoch.as_str() {
+                        "" => "none",
+                        epoch => epoch,
+                    };
+                    Ok(output::emit(&format!(
+                        "reset the fencing of app {app} on host {host} (it had token {}, epoch {epoch}); \
+                         its next deployment is accepted\n",
+                        response.previous_token
+                    ))?)
+                }
             }
         }
         HostCommand::List { env } => {
