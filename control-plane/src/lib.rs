@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod api;
 pub mod audit;
+pub mod audit_chain;
 pub mod auth;
 pub mod blobs;
 pub mod catalog;

@@ -13,6 +13,7 @@ mod fixtures_faults;
 mod grpcurl;
 mod history;
 mod integrity;
+mod limits;
 mod operations;
 mod refusals;
 mod restart;

@@ -15,7 +15,7 @@ mod targets;
 
 use std::{future::Future, pin::Pin};
 
-use slipway_proto::identity::Role;
+use slipway_proto::{identity::Role, validate::InvalidField};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -35,10 +35,6 @@ type Reply<T> = Result<Response<T>, Status>;
 /// A server stream of a deployment's events.
 pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Longest audit target recorded: a target is built from the request before
-/// anything is checked, so it is bounded.
-const MAX_TARGET: usize = 512;
-
 /// A mutating request: the method the audit trail names, the role it needs
 /// and what it acts on.
 pub(crate) trait Audited {
@@ -46,8 +42,12 @@ pub(crate) trait Audited {
     const METHOD: &'static str;
     /// The least role allowed to call it.
     const ROLE: Role;
-    /// What the call acts on: `app web, environment prod`.
+    /// What the call acts on: `app web, environment prod`. The audit trail
+    /// cuts it to a bound: it is built before anything is checked.
     fn target(&self) -> String;
+    /// The request's bounds (see [`slipway_proto::limits`]): checked after
+    /// the role and before the call does anything.
+    fn bounds(&self) -> Result<(), InvalidField>;
 }
 
 /// Runs a mutating call: the audit entry begins before the role check (so a
@@ -60,18 +60,11 @@ where
     F: FnOnce(Context, Caller, R) -> Fut,
     Fut: Future<Output = Result<(T, String), Status>>,
 {
-    let mut target = request.get_ref().target();
-    if target.len() > MAX_TARGET {
-        let mut end = MAX_TARGET;
-        while !target.is_char_boundary(end) {
-            end -= 1;
-        }
-        target.truncate(end);
-        target.push('…');
-    }
+    let target = request.get_ref().target();
     let audit = Audit::begin(ctx, &request, R::METHOD, target);
     let result = async {
         let caller = require(&request, R::ROLE)?;
+        request.get_ref().bounds()?;
         body(ctx.clone(), caller, request.into_inner()).await
     }
     .await;

@@ -59,7 +59,7 @@ pub struct Start {
 }
 
 /// Longest operator message recorded with a deployment.
-const MAX_MESSAGE: usize = 1000;
+const MAX_MESSAGE: usize = slipway_proto::limits::MESSAGE;
 
 impl TryFrom<DeployRequest> for Start {
     type Error = InvalidField;
