@@ -17,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod fleet;
 pub mod git;
+pub mod git_blob;
 pub mod history;
 pub mod locks;
 pub mod planning;

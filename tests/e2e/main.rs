@@ -16,6 +16,7 @@ mod integrity;
 mod limits;
 mod operations;
 mod refusals;
+mod release_rules;
 mod restart;
 mod resume;
 mod retention;
