@@ -122,3 +122,61 @@ fn a_large_packed_blob_streams_too() {
     .unwrap();
     assert!(streamed == content);
 }
+
+mod props {
+    use std::collections::BTreeSet;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A tree entry name: plain, or arbitrary bytes (git forbids '/', NUL
+    /// and the dot names, so those are left out).
+    fn entry_name() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            3 => "[a-z0-9._-]{1,6}".prop_map(String::into_bytes),
+            1 => prop::collection::vec(any::<u8>(), 1..4),
+        ]
+        .prop_filter("git refuses it", |n| {
+            !n.contains(&b'/') && !n.contains(&0) && n != b"." && n != b".." && n != b".git"
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn a_manifest_has_every_file_or_is_refused(
+            names in prop::collection::btree_set(entry_name(), 1..6)
+        ) {
+            let entries: Vec<(&[u8], &[u8], i32)> = names
+                .iter()
+                .map(|n| (n.as_slice(), n.as_slice(), 0o100644))
+                .collect();
+            let (_dir, repo, sha) = commit(&entries);
+            let all_utf8 = names.iter().all(|n| std::str::from_utf8(n).is_ok());
+            match manifest(&repo, &sha, None, 1 << 30) {
+                Ok(m) => {
+                    // No silent collapse: one manifest entry per tree entry,
+                    // named exactly as in git, each a valid release path.
+                    prop_assert!(all_utf8);
+                    let paths: BTreeSet<Vec<u8>> =
+                        m.files.iter().map(|f| f.path.clone().into_bytes()).collect();
+                    prop_assert_eq!(&paths, &names);
+                    for f in &m.files {
+                        prop_assert!(slipway_proto::validate::relative_path("p", &f.path).is_ok());
+                    }
+                    prop_assert!(m.files.windows(2).all(|w| w[0].path < w[1].path));
+                }
+                Err(GitError::Unreleasable { reason, .. }) => {
+                    let bad_path = names.iter().any(|n| {
+                        std::str::from_utf8(n)
+                            .map_or(true, |s| slipway_proto::validate::relative_path("p", s).is_err())
+                    });
+                    prop_assert!(bad_path, "refused a clean tree: {}", reason);
+                }
+                Err(other) => prop_assert!(false, "{other}"),
+            }
+        }
+    }
+}

@@ -376,3 +376,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "validate_props.rs"]
+mod props;
