@@ -9,6 +9,7 @@ use slipway_proto::{
 use crate::{
     error::Error,
     git,
+    sources::SourceRoots,
     store::{Op, Store, StoreError, Tree, encode_proto},
 };
 
@@ -26,9 +27,9 @@ async fn create(store: &Store, op: Op, what: &'static str, name: &str) -> Result
     })
 }
 
-/// Registers an app after checking its repository opens.
-pub async fn create_app(store: &Store, mut app: App) -> Result<App, Error> {
-    check_app(&app).await?;
+/// Registers an app after checking its repository is trusted and opens.
+pub async fn create_app(store: &Store, sources: &SourceRoots, mut app: App) -> Result<App, Error> {
+    check_app(sources, &app).await?;
     app.created_at = Some(slipway_proto::now());
     create(
         store,
@@ -41,9 +42,9 @@ pub async fn create_app(store: &Store, mut app: App) -> Result<App, Error> {
 }
 
 /// Replaces an app's settings, keeping its creation time.
-pub async fn update_app(store: &Store, mut app: App) -> Result<App, Error> {
+pub async fn update_app(store: &Store, sources: &SourceRoots, mut app: App) -> Result<App, Error> {
     let existing = self::app(store, &app.name)?;
-    check_app(&app).await?;
+    check_app(sources, &app).await?;
     app.created_at = existing.created_at;
     store
         .commit(vec![Op::Put(
@@ -55,7 +56,7 @@ pub async fn update_app(store: &Store, mut app: App) -> Result<App, Error> {
     Ok(app)
 }
 
-async fn check_app(app: &App) -> Result<(), Error> {
+async fn check_app(sources: &SourceRoots, app: &App) -> Result<(), Error> {
     validate::name("app.name", &app.name)?;
     if let Some(spec) = &app.activation {
         validate::activation("app.activation", spec)?;
@@ -63,7 +64,8 @@ async fn check_app(app: &App) -> Result<(), Error> {
     if !app.deploy_root.is_empty() {
         validate::absolute_path("app.deploy_root", &app.deploy_root)?;
     }
-    git::local_path(&app.repository)
+    sources
+        .check(&app.repository)
         .map_err(|e| InvalidField::new("app.repository", e.to_string()))?;
     let source = app.repository.clone();
     tokio::task::spawn_blocking(move || git::open(&source).map(drop))

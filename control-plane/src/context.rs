@@ -1,6 +1,8 @@
 //! What the services, the deployments and their rollouts share.
 
-use crate::{agents::Agents, events::EventHub, running::Running, store::Store};
+use crate::{
+    agents::Agents, events::EventHub, running::Running, sources::SourceRoots, store::Store,
+};
 
 /// What the services and rollouts share.
 #[derive(Clone)]
@@ -13,4 +15,6 @@ pub struct Context {
     pub agents: Agents,
     /// Deployments running in this process, for cancel and lock release.
     pub running: Running,
+    /// The directories apps' repositories may lie in.
+    pub sources: SourceRoots,
 }

@@ -26,6 +26,7 @@ pub mod releases;
 pub mod rollout;
 pub mod running;
 pub mod server;
+pub mod sources;
 pub mod store;
 
 pub use config::Config;

@@ -83,7 +83,13 @@ pub async fn serve(
         events: events::EventHub::default(),
         agents: agents::Agents::new(agent_tls),
         running: running::Running::default(),
+        sources: config.source_roots.clone(),
     };
+    if !ctx.sources.is_restricted() {
+        tracing::warn!(
+            "no source_roots configured: an admin may point an app at any repository this process can read"
+        );
+    }
     let indexed = store::deployments::ensure_indexes(&ctx.store)
         .await
         .map_err(|err| Error::Reconcile(err.into()))?;

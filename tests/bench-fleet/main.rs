@@ -54,6 +54,7 @@ async fn main() -> Result<()> {
         events: EventHub::default(),
         agents: Agents::with(Arc::new(fleet)),
         running: Running::default(),
+        sources: Default::default(),
     };
     let repo = SampleRepo::new();
     let contents: Vec<(String, Vec<u8>)> = (0..args.files)
@@ -85,7 +86,7 @@ async fn register(ctx: &Context, repo: &SampleRepo, hosts: usize) -> Result<()> 
         default_branch: "main".into(),
         ..Default::default()
     };
-    catalog::create_app(&ctx.store, app).await?;
+    catalog::create_app(&ctx.store, &ctx.sources, app).await?;
     let env = Environment {
         name: "prod".into(),
         ..Default::default()

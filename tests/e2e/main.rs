@@ -22,5 +22,6 @@ mod resume;
 mod retention;
 mod rollout;
 mod rollout_faults;
+mod sources;
 mod streams;
 mod unknown_hosts;

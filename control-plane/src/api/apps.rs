@@ -15,7 +15,7 @@ impl app_service_server::AppService for Apps {
     async fn create_app(&self, request: Request<CreateAppRequest>) -> Reply<CreateAppResponse> {
         audited(&self.0, request, |ctx, _, req| async move {
             let app = req.app.ok_or_else(|| missing("app"))?;
-            let app = catalog::create_app(&ctx.store, app).await?;
+            let app = catalog::create_app(&ctx.store, &ctx.sources, app).await?;
             Ok((CreateAppResponse { app: Some(app) }, "created".into()))
         })
         .await
@@ -24,7 +24,7 @@ impl app_service_server::AppService for Apps {
     async fn update_app(&self, request: Request<UpdateAppRequest>) -> Reply<UpdateAppResponse> {
         audited(&self.0, request, |ctx, _, req| async move {
             let app = req.app.ok_or_else(|| missing("app"))?;
-            let app = catalog::update_app(&ctx.store, app).await?;
+            let app = catalog::update_app(&ctx.store, &ctx.sources, app).await?;
             Ok((UpdateAppResponse { app: Some(app) }, "updated".into()))
         })
         .await

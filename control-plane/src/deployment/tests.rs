@@ -49,6 +49,7 @@ async fn fixture(hosts: usize) -> Fixture {
         events: EventHub::default(),
         agents: Agents::with(Arc::new(fleet.clone())),
         running: Running::default(),
+        sources: Default::default(),
     };
     let app = App {
         name: "web".into(),
@@ -56,7 +57,9 @@ async fn fixture(hosts: usize) -> Fixture {
         default_branch: "main".into(),
         ..Default::default()
     };
-    catalog::create_app(&ctx.store, app).await.unwrap();
+    catalog::create_app(&ctx.store, &ctx.sources, app)
+        .await
+        .unwrap();
     let env = Environment {
         name: "prod".into(),
         ..Default::default()
