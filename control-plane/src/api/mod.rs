@@ -35,37 +35,43 @@ type Reply<T> = Result<Response<T>, Status>;
 /// A server stream of a deployment's events.
 pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// A mutating request: the method the audit trail names, the role it needs
-/// and what it acts on.
-pub(crate) trait Audited {
+/// A mutating request: the method the audit trail names, the role it needs,
+/// what it acts on and the domain value it becomes.
+pub(crate) trait Audited: Sized {
     /// `Service/Method`.
     const METHOD: &'static str;
     /// The least role allowed to call it.
     const ROLE: Role;
+    /// What the handler gets: the request converted and checked (names,
+    /// enums, the bounds of [`slipway_proto::limits`]) after the role check
+    /// and before the call does anything.
+    type Domain: TryFrom<Self, Error = InvalidField>;
     /// What the call acts on: `app web, environment prod`. The audit trail
     /// cuts it to a bound: it is built before anything is checked.
     fn target(&self) -> String;
-    /// The request's bounds (see [`slipway_proto::limits`]): checked after
-    /// the role and before the call does anything.
-    fn bounds(&self) -> Result<(), InvalidField>;
 }
 
+/// A request whose fields are within their bounds, for calls whose domain
+/// checks need the store (see `targets.rs` for each one's bounds).
+pub(crate) struct Checked<R>(pub R);
+
 /// Runs a mutating call: the audit entry begins before the role check (so a
-/// refusal is recorded), `body` runs with the caller and the request, and
+/// refusal is recorded), the request is converted into its domain value,
+/// `body` runs with the caller and that value, and
 /// the entry records how it ended (the message `body` returns with its
 /// answer, or the error) before the caller gets the answer.
 pub(crate) async fn audited<R, T, F, Fut>(ctx: &Context, request: Request<R>, body: F) -> Reply<T>
 where
     R: Audited,
-    F: FnOnce(Context, Caller, R) -> Fut,
+    F: FnOnce(Context, Caller, R::Domain) -> Fut,
     Fut: Future<Output = Result<(T, String), Status>>,
 {
     let target = request.get_ref().target();
     let audit = Audit::begin(ctx, &request, R::METHOD, target);
     let result = async {
         let caller = require(&request, R::ROLE)?;
-        request.get_ref().bounds()?;
-        body(ctx.clone(), caller, request.into_inner()).await
+        let domain = R::Domain::try_from(request.into_inner())?;
+        body(ctx.clone(), caller, domain).await
     }
     .await;
     let result = audit.finish(result, |(_, message)| message.clone()).await;

@@ -57,14 +57,16 @@ async fn fixture(hosts: usize) -> Fixture {
         default_branch: "main".into(),
         ..Default::default()
     };
-    catalog::create_app(&ctx.store, &ctx.sources, app)
+    catalog::create_app(&ctx.store, &ctx.sources, app.try_into().unwrap())
         .await
         .unwrap();
     let env = Environment {
         name: "prod".into(),
         ..Default::default()
     };
-    catalog::create_environment(&ctx.store, env).await.unwrap();
+    catalog::create_environment(&ctx.store, env.try_into().unwrap())
+        .await
+        .unwrap();
     for i in 1..=hosts {
         let host = Host {
             name: format!("web-{i}"),
@@ -72,7 +74,9 @@ async fn fixture(hosts: usize) -> Fixture {
             environment: "prod".into(),
             ..Default::default()
         };
-        catalog::add_host(&ctx.store, host).await.unwrap();
+        catalog::add_host(&ctx.store, host.try_into().unwrap())
+            .await
+            .unwrap();
     }
     Fixture {
         _dir: dir,
