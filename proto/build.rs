@@ -24,7 +24,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config
         .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types");
+    // Malformed protobuf is the caller's fault: see `src/codec.rs`.
     tonic_prost_build::configure()
+        .codec_path("crate::codec::Codec")
         .file_descriptor_set_path(&descriptor_path)
         .compile_with_config(config, PROTOS, &["."])?;
 

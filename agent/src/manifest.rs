@@ -2,10 +2,7 @@
 //! filesystem: clean relative paths, known kinds, hashes, no duplicates, no
 //! path that is both a file and a directory, and the symlink target rule.
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    path::{Component, Path},
-};
+use std::collections::{BTreeSet, HashMap};
 
 use slipway_proto::{
     agent::v1::{FileEntry, FileKind},
@@ -147,10 +144,8 @@ impl Manifest {
 
 /// Checks a symlink target from the store for the entry at `link`.
 ///
-/// Beyond `validate::symlink_stays_inside` (lexical), the target must be
-/// `../` components followed only by names. Lexical resolution is only sound
-/// for that shape: in `a/s/../..`, `..` applies to wherever symlink `s`
-/// points, which may be the release root, and the walk leaves the release.
+/// UTF-8, then [`validate::symlink_target`]: relative, `../` components only
+/// at the start, staying inside the release.
 pub fn check_symlink_target(entry: &Entry, target: &[u8]) -> Result<String, InvalidField> {
     let fail = |reason: String| InvalidField::new(format!("files[{}]", entry.index), reason);
     let target = std::str::from_utf8(target).map_err(|_| {
@@ -159,29 +154,9 @@ pub fn check_symlink_target(entry: &Entry, target: &[u8]) -> Result<String, Inva
             entry.path
         ))
     })?;
-    if target.contains('\0') {
-        return Err(fail(format!(
-            "symlink {:?} has a target containing NUL",
-            entry.path
-        )));
-    }
-    let mut seen_name = false;
-    let shape_ok = Path::new(target).components().all(|c| match c {
-        Component::ParentDir => !seen_name,
-        Component::Normal(_) => {
-            seen_name = true;
-            true
-        }
-        Component::CurDir => true,
-        Component::RootDir | Component::Prefix(_) => false,
-    });
-    if !shape_ok || !validate::symlink_stays_inside(&entry.path, target) {
-        return Err(fail(format!(
-            "symlink {:?} -> {target:?} would leave the release (targets must be relative, \
-             '../' only at the start, and stay inside the release)",
-            entry.path
-        )));
-    }
+    // The rule is shared with the control plane, which refuses at release
+    // cut what no agent would accept.
+    validate::symlink_target(&format!("files[{}]", entry.index), &entry.path, target)?;
     Ok(target.to_owned())
 }
 

@@ -37,12 +37,13 @@ use sha2::{Digest, Sha256};
 use slipway_proto::{
     control::v1::{AuditEvent, ListAuditEventsRequest},
     identity::Identity,
+    limits,
     validate::InvalidField,
 };
 use tonic::{Code, Request, Status};
 
 use crate::{
-    Context,
+    Context, audit_chain,
     auth::Caller,
     error::Error,
     store::{Op, Store, StoreError, Tree, encode_proto},
@@ -156,6 +157,7 @@ impl Audit {
             target: self.target,
             outcome: outcome_name(outcome).to_owned(),
             message,
+            previous_sha256: String::new(),
         };
         if let Err(err) = append(&self.store, entry.clone()).await {
             tracing::error!(error = ?err, method = %entry.method, target = %entry.target,
@@ -190,13 +192,28 @@ pub async fn record(
 
 /// Numbers, stamps and durably stores an entry.
 async fn append(store: &Store, mut entry: AuditEvent) -> Result<AuditEvent, StoreError> {
+    // Every field is bounded before it is written: a target or an error
+    // message can carry what a caller sent.
+    for field in [
+        &mut entry.actor,
+        &mut entry.role,
+        &mut entry.method,
+        &mut entry.target,
+        &mut entry.outcome,
+        &mut entry.message,
+    ] {
+        if field.len() > limits::AUDIT_FIELD {
+            *field = limits::cut(field, limits::AUDIT_FIELD).into_owned();
+        }
+    }
     let _serial = APPEND.lock().await;
     // The newest entry is the first key.
     let last = store
         .list_after::<AuditEvent>(Tree::Audit, b"", b"", 1)?
-        .first()
-        .map_or(0, |e| e.sequence);
-    entry.sequence = last + 1;
+        .into_iter()
+        .next();
+    entry.sequence = last.as_ref().map_or(0, |e| e.sequence) + 1;
+    entry.previous_sha256 = audit_chain::link(last.as_ref());
     entry.time = Some(slipway_proto::now());
     store
         .commit(vec![Op::Create(

@@ -1,7 +1,8 @@
 //! Release contents read from git once per deployment and shared by every
 //! host's upload: hosts ask for the same objects in the same (hash) order,
 //! so without it each blob would be found, inflated and hash-checked once
-//! per host.
+//! per host. Only small blobs are cached, within a byte budget; a large one
+//! is streamed from git in chunks for each host and never held whole.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -10,10 +11,12 @@ use std::{
 
 use git2::Repository;
 
-use crate::git::{self, GitError};
+use git2::Oid;
+
+use crate::{git::GitError, git_blob};
 
 /// Bytes of blob content a deployment keeps in memory at most.
-pub const DEFAULT_BUDGET: u64 = 256 << 20;
+pub const DEFAULT_BUDGET: u64 = 64 << 20;
 
 /// One blob, read by whichever host asked first while the others wait.
 type Slot = Arc<OnceLock<Option<Arc<[u8]>>>>;
@@ -43,17 +46,48 @@ impl BlobCache {
         }
     }
 
-    /// The content of `blob` (of `size` bytes) in `repo`, read at most once
-    /// while it stays cached. Blocking.
-    pub fn read(&self, repo: &Repository, blob: &str, size: u64) -> Result<Arc<[u8]>, GitError> {
-        if size > self.budget {
-            return git::read_blob(repo, blob).map(Arc::from);
+    /// Calls `each` with the content of `blob` (of `size` bytes) in `repo`
+    /// in chunks of at most `chunk` bytes, until it ends or `each` returns
+    /// false. A small blob is read at most once while it stays cached; a
+    /// large one is streamed from git. Blocking.
+    pub fn for_each_chunk(
+        &self,
+        repo: &Repository,
+        blob: &str,
+        size: u64,
+        chunk: usize,
+        mut each: impl FnMut(&[u8]) -> bool,
+    ) -> Result<(), GitError> {
+        let oid = Oid::from_str(blob)?;
+        if size > git_blob::IN_MEMORY || size > self.budget {
+            return git_blob::for_each_chunk(repo, oid, chunk, each).map(drop);
         }
+        let content = self.read_small(repo, oid, blob, size)?;
+        if content.is_empty() {
+            each(&[]);
+        }
+        for part in content.chunks(chunk.max(1)) {
+            if !each(part) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_small(
+        &self,
+        repo: &Repository,
+        oid: Oid,
+        blob: &str,
+        size: u64,
+    ) -> Result<Arc<[u8]>, GitError> {
+        let read =
+            || -> Result<Arc<[u8]>, GitError> { Ok(Arc::from(repo.odb()?.read(oid)?.data())) };
         let slot = self.slot(blob, size);
-        match slot.get_or_init(|| git::read_blob(repo, blob).ok().map(Arc::from)) {
+        match slot.get_or_init(|| read().ok()) {
             Some(content) => Ok(content.clone()),
             // Reading failed: read again for the error itself.
-            None => git::read_blob(repo, blob).map(Arc::from),
+            None => read(),
         }
     }
 
@@ -91,26 +125,58 @@ mod tests {
         (dir, repo, ids)
     }
 
+    fn read(
+        cache: &BlobCache,
+        repo: &Repository,
+        blob: &str,
+        size: u64,
+    ) -> Result<Arc<[u8]>, GitError> {
+        cache.read_small(repo, Oid::from_str(blob)?, blob, size)
+    }
+
+    fn chunks(cache: &BlobCache, repo: &Repository, blob: &str, size: u64) -> Vec<Vec<u8>> {
+        let mut parts = Vec::new();
+        cache
+            .for_each_chunk(repo, blob, size, 3, |part| {
+                parts.push(part.to_vec());
+                true
+            })
+            .unwrap();
+        parts
+    }
+
     #[test]
     fn a_blob_is_read_once_and_shared() {
         let (_dir, repo, ids) = repo_with(&[b"hello", b"world"]);
         let cache = BlobCache::new(1 << 20);
-        let first = cache.read(&repo, &ids[0], 5).unwrap();
-        let again = cache.read(&repo, &ids[0], 5).unwrap();
+        let first = read(&cache, &repo, &ids[0], 5).unwrap();
+        let again = read(&cache, &repo, &ids[0], 5).unwrap();
         assert_eq!(&*first, b"hello");
         assert!(Arc::ptr_eq(&first, &again));
-        assert_eq!(&*cache.read(&repo, &ids[1], 5).unwrap(), b"world");
+        assert_eq!(
+            chunks(&cache, &repo, &ids[1], 5),
+            [b"wor".to_vec(), b"ld".to_vec()]
+        );
     }
 
     #[test]
     fn the_oldest_blobs_leave_past_the_budget() {
         let (_dir, repo, ids) = repo_with(&[b"hello", b"world"]);
         let cache = BlobCache::new(8);
-        let first = cache.read(&repo, &ids[0], 5).unwrap();
-        cache.read(&repo, &ids[1], 5).unwrap();
-        let reread = cache.read(&repo, &ids[0], 5).unwrap();
+        let first = read(&cache, &repo, &ids[0], 5).unwrap();
+        read(&cache, &repo, &ids[1], 5).unwrap();
+        let reread = read(&cache, &repo, &ids[0], 5).unwrap();
         assert_eq!(&*reread, b"hello");
         assert!(!Arc::ptr_eq(&first, &reread));
+    }
+
+    #[test]
+    fn a_blob_past_the_budget_streams_in_chunks() {
+        let (_dir, repo, ids) = repo_with(&[b"hello world"]);
+        let cache = BlobCache::new(4);
+        let parts = chunks(&cache, &repo, &ids[0], 11);
+        assert_eq!(parts.concat(), b"hello world");
+        assert!(parts.iter().all(|p| p.len() <= 3), "{parts:?}");
     }
 
     #[test]
@@ -118,7 +184,16 @@ mod tests {
         let (_dir, repo, _) = repo_with(&[]);
         let cache = BlobCache::new(1 << 20);
         let missing = "0123456789abcdef0123456789abcdef01234567";
-        assert!(cache.read(&repo, missing, 5).is_err());
-        assert!(cache.read(&repo, missing, 5).is_err());
+        assert!(read(&cache, &repo, missing, 5).is_err());
+        assert!(
+            cache
+                .for_each_chunk(&repo, missing, 5, 3, |_| true)
+                .is_err()
+        );
+        assert!(
+            cache
+                .for_each_chunk(&repo, missing, 5 << 20, 3, |_| true)
+                .is_err()
+        );
     }
 }

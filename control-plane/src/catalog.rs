@@ -2,13 +2,14 @@
 
 use slipway_proto::{
     control::v1::{App, Environment, Host},
-    tls::https_uri,
     validate::{self, InvalidField},
 };
 
 use crate::{
+    domain::catalog::{AppSpec, EnvironmentSpec, HostSpec},
     error::Error,
     git,
+    sources::SourceRoots,
     store::{Op, Store, StoreError, Tree, encode_proto},
 };
 
@@ -26,9 +27,13 @@ async fn create(store: &Store, op: Op, what: &'static str, name: &str) -> Result
     })
 }
 
-/// Registers an app after checking its repository opens.
-pub async fn create_app(store: &Store, mut app: App) -> Result<App, Error> {
-    check_app(&app).await?;
+/// Registers an app after checking its repository is trusted and opens.
+pub async fn create_app(
+    store: &Store,
+    sources: &SourceRoots,
+    AppSpec(mut app): AppSpec,
+) -> Result<App, Error> {
+    check_repository(sources, &app).await?;
     app.created_at = Some(slipway_proto::now());
     create(
         store,
@@ -41,9 +46,13 @@ pub async fn create_app(store: &Store, mut app: App) -> Result<App, Error> {
 }
 
 /// Replaces an app's settings, keeping its creation time.
-pub async fn update_app(store: &Store, mut app: App) -> Result<App, Error> {
+pub async fn update_app(
+    store: &Store,
+    sources: &SourceRoots,
+    AppSpec(mut app): AppSpec,
+) -> Result<App, Error> {
     let existing = self::app(store, &app.name)?;
-    check_app(&app).await?;
+    check_repository(sources, &app).await?;
     app.created_at = existing.created_at;
     store
         .commit(vec![Op::Put(
@@ -55,15 +64,10 @@ pub async fn update_app(store: &Store, mut app: App) -> Result<App, Error> {
     Ok(app)
 }
 
-async fn check_app(app: &App) -> Result<(), Error> {
-    validate::name("app.name", &app.name)?;
-    if let Some(spec) = &app.activation {
-        validate::activation("app.activation", spec)?;
-    }
-    if !app.deploy_root.is_empty() {
-        validate::absolute_path("app.deploy_root", &app.deploy_root)?;
-    }
-    git::local_path(&app.repository)
+/// The repository is under a trusted directory and opens.
+async fn check_repository(sources: &SourceRoots, app: &App) -> Result<(), Error> {
+    sources
+        .check(&app.repository)
         .map_err(|e| InvalidField::new("app.repository", e.to_string()))?;
     let source = app.repository.clone();
     tokio::task::spawn_blocking(move || git::open(&source).map(drop))
@@ -87,11 +91,10 @@ pub fn apps(store: &Store) -> Result<Vec<App>, Error> {
 }
 
 /// Registers an environment.
-pub async fn create_environment(store: &Store, mut env: Environment) -> Result<Environment, Error> {
-    validate::name("environment.name", &env.name)?;
-    if let Some(policy) = &env.rollout_policy {
-        crate::policy::validate("environment.rollout_policy", policy)?;
-    }
+pub async fn create_environment(
+    store: &Store,
+    EnvironmentSpec(mut env): EnvironmentSpec,
+) -> Result<Environment, Error> {
     env.created_at = Some(slipway_proto::now());
     create(
         store,
@@ -104,11 +107,10 @@ pub async fn create_environment(store: &Store, mut env: Environment) -> Result<E
 }
 
 /// Replaces an environment's description and rollout policy.
-pub async fn update_environment(store: &Store, env: Environment) -> Result<Environment, Error> {
-    validate::name("environment.name", &env.name)?;
-    if let Some(policy) = &env.rollout_policy {
-        crate::policy::validate("environment.rollout_policy", policy)?;
-    }
+pub async fn update_environment(
+    store: &Store,
+    EnvironmentSpec(env): EnvironmentSpec,
+) -> Result<Environment, Error> {
     let current = environment(store, &env.name)?;
     let updated = Environment {
         description: env.description,
@@ -139,10 +141,7 @@ pub fn environments(store: &Store) -> Result<Vec<Environment>, Error> {
 }
 
 /// Registers a host in an existing environment.
-pub async fn add_host(store: &Store, mut host: Host) -> Result<Host, Error> {
-    validate::host_name("host.name", &host.name)?;
-    https_uri(&host.address).map_err(|e| InvalidField::new("host.address", e.to_string()))?;
-    validate::name("host.environment", &host.environment)?;
+pub async fn add_host(store: &Store, HostSpec(mut host): HostSpec) -> Result<Host, Error> {
     environment(store, &host.environment)?;
     host.created_at = Some(slipway_proto::now());
     create(

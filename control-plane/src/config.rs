@@ -9,6 +9,8 @@ use std::{
 use serde::Deserialize;
 use slipway_proto::tls::{TlsMaterial, TlsPaths};
 
+use crate::sources::{SourceRootError, SourceRoots};
+
 /// Everything the control plane needs to start.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -27,6 +29,9 @@ pub struct Config {
     /// How often hosts whose outcome in a finished deployment is unknown
     /// are asked again (default 30 s).
     pub recheck_every: std::time::Duration,
+    /// The directories apps' repositories may lie in; none: any absolute
+    /// path.
+    pub source_roots: SourceRoots,
 }
 
 /// The TOML file.
@@ -47,6 +52,8 @@ pub struct FileConfig {
     pub log_json: Option<bool>,
     /// See [`Config::recheck_every`], in seconds.
     pub recheck_every_seconds: Option<u64>,
+    /// See [`Config::source_roots`]: absolute directories that exist.
+    pub source_roots: Option<Vec<PathBuf>>,
 }
 
 /// PEM file paths in the TOML file.
@@ -98,6 +105,9 @@ pub enum ConfigError {
     /// A TLS file is unreadable.
     #[error(transparent)]
     Tls(#[from] slipway_proto::tls::TlsError),
+    /// A trusted source directory is relative or missing.
+    #[error(transparent)]
+    SourceRoot(#[from] SourceRootError),
 }
 
 impl FileConfig {
@@ -133,6 +143,7 @@ impl FileConfig {
             recheck_every: std::time::Duration::from_secs(
                 self.recheck_every_seconds.unwrap_or(30).max(1),
             ),
+            source_roots: SourceRoots::new(&self.source_roots.unwrap_or_default())?,
         };
         TlsMaterial::load(&config.tls)?;
         TlsMaterial::load(&config.agent_tls)?;
@@ -150,6 +161,19 @@ mod tests {
         let file = FileConfig::load(&path).unwrap();
         assert_eq!(file.listen, Some("0.0.0.0:7443".parse().unwrap()));
         assert!(file.tls.is_some() && file.agent_tls.is_some());
+    }
+
+    #[test]
+    fn a_missing_or_relative_source_root_is_a_config_error() {
+        for roots in ["[\"/nonexistent/slipway\"]", "[\"srv/git\"]"] {
+            let text = format!(
+                "source_roots = {roots}\n[tls]\nca = \"/x\"\ncert = \"/x\"\nkey = \"/x\"\n\
+                 [agent_tls]\nca = \"/x\"\ncert = \"/x\"\nkey = \"/x\"\n"
+            );
+            let file: FileConfig = toml::from_str(&text).unwrap();
+            let err = file.finish().unwrap_err();
+            assert!(matches!(err, ConfigError::SourceRoot(_)), "{roots}: {err}");
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use slipway_proto::revocation::Revocations;
 
-use crate::{agents::Agents, events::EventHub, running::Running, store::Store};
+use crate::{
+    agents::Agents, events::EventHub, running::Running, sources::SourceRoots, store::Store,
+};
 
 /// What the services and rollouts share.
 #[derive(Clone)]
@@ -17,4 +19,6 @@ pub struct Context {
     pub running: Running,
     /// Revoked certificates, enforced on every handshake and call.
     pub revocations: Revocations,
+    /// The directories apps' repositories may lie in.
+    pub sources: SourceRoots,
 }

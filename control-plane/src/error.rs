@@ -84,7 +84,7 @@ impl From<Error> for Status {
                 GitError::Open { .. } | GitError::Unreleasable { .. } => {
                     Status::failed_precondition(err.to_string())
                 }
-                GitError::Read(_) => {
+                GitError::Read(_) | GitError::Stream { .. } => {
                     tracing::error!(error = ?err, "git read failed");
                     Status::unavailable(
                         "reading the app's git repository failed; see the control plane's log",

@@ -6,8 +6,12 @@ use std::{collections::HashMap, path::PathBuf};
 
 use git2::{Delta, DiffFindOptions, ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use slipway_proto::control::v1::{ChangeKind, FileChange};
+use slipway_proto::{
+    control::v1::{ChangeKind, FileChange},
+    limits,
+};
+
+use crate::git_blob;
 
 /// Why git could not produce a release.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,15 @@ pub enum GitError {
         commit: String,
         /// Why.
         reason: String,
+    },
+    /// A blob's content could not be streamed.
+    #[error("reading blob {blob} failed")]
+    Stream {
+        /// Blob id.
+        blob: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
     },
     /// libgit2 failed while reading objects.
     #[error("reading the git object database failed")]
@@ -127,13 +140,17 @@ pub fn resolve(repo: &Repository, git_ref: &str) -> Result<CommitInfo, GitError>
     })
 }
 
-/// Builds the manifest of `commit` from the object database. Hashes known
-/// from `previous` (by blob id) are reused, so an incremental release reads
-/// only the blobs that changed.
+/// Builds the manifest of `commit` from the object database, refusing what
+/// no agent would accept: a submodule, a name that is not UTF-8 or not a
+/// clean relative path, a symlink leaving the release, a file larger than
+/// `max_file_bytes`. Hashes known from `previous` (by blob id) are reused,
+/// so an incremental release reads only the blobs that changed; the others
+/// are read in chunks ([`git_blob`]).
 pub fn manifest(
     repo: &Repository,
     commit: &str,
     previous: Option<&Manifest>,
+    max_file_bytes: u64,
 ) -> Result<Manifest, GitError> {
     let known: HashMap<&str, &str> = previous
         .map(|m| {
@@ -148,59 +165,31 @@ pub fn manifest(
         commit: commit.to_owned(),
         reason,
     };
-    let mut entries = Vec::new();
-    let mut problem = None;
-    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
-        let name = String::from_utf8_lossy(entry.name_bytes());
-        let path = format!("{dir}{name}");
-        match entry.kind() {
-            Some(ObjectType::Tree) => return TreeWalkResult::Ok,
-            Some(ObjectType::Blob) => {}
-            _ => {
-                problem = Some(format!(
-                    "{path} is a submodule, which releases do not support"
-                ));
-                return TreeWalkResult::Abort;
-            }
-        }
-        if let Err(err) = slipway_proto::validate::relative_path("path", &path) {
-            problem = Some(err.to_string());
-            return TreeWalkResult::Abort;
-        }
-        entries.push((path, entry.id(), entry.filemode()));
-        TreeWalkResult::Ok
-    })?;
-    if let Some(reason) = problem {
-        return Err(unreleasable(reason));
-    }
+    let entries = tree_entries(&tree)?.map_err(unreleasable)?;
     let odb = repo.odb()?;
     let mut files = Vec::with_capacity(entries.len());
     for (path, oid, filemode) in entries {
         let blob = oid.to_string();
-        let (sha256, size) = match known.get(blob.as_str()) {
-            Some(sha) => (sha.to_string(), odb.read_header(oid)?.0 as u64),
-            None => {
-                let object = odb.read(oid)?;
-                (
-                    hex::encode(Sha256::digest(object.data())),
-                    object.len() as u64,
-                )
-            }
-        };
+        let size = odb.read_header(oid)?.0 as u64;
+        if size > max_file_bytes {
+            return Err(unreleasable(format!(
+                "{path} is {size} bytes, larger than the app's limit of {max_file_bytes} \
+                 bytes (max_file_bytes)"
+            )));
+        }
         let symlink = filemode == 0o120000;
+        if symlink {
+            check_symlink(repo, &path, oid, size).map_err(unreleasable)?;
+        }
+        let sha256 = match known.get(blob.as_str()) {
+            Some(sha) => sha.to_string(),
+            None => git_blob::sha256(repo, oid)?.0,
+        };
         let mode = match filemode {
             0o120000 => 0o777,
             0o100755 => 0o755,
             _ => 0o644,
         };
-        if symlink {
-            let target = String::from_utf8_lossy(odb.read(oid)?.data()).into_owned();
-            if !slipway_proto::validate::symlink_stays_inside(&path, &target) {
-                return Err(unreleasable(format!(
-                    "symlink {path} -> {target} points outside the release"
-                )));
-            }
-        }
         files.push(ManifestFile {
             path,
             mode,
@@ -212,6 +201,61 @@ pub fn manifest(
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Manifest { files })
+}
+
+/// Every blob of `tree` with its path, id and file mode; the inner error
+/// names the entry that cannot be released.
+type Entries = Result<Vec<(String, Oid, i32)>, String>;
+
+fn tree_entries(tree: &git2::Tree<'_>) -> Result<Entries, git2::Error> {
+    let mut entries = Vec::new();
+    let mut problem = None;
+    let walked = tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        let Ok(name) = std::str::from_utf8(entry.name_bytes()) else {
+            let shown = entry.name_bytes().escape_ascii();
+            problem = Some(format!(
+                "{dir}{shown} is not a UTF-8 name, which releases do not support"
+            ));
+            return TreeWalkResult::Abort;
+        };
+        let path = format!("{dir}{name}");
+        if let Err(err) = slipway_proto::validate::relative_path("path", &path) {
+            problem = Some(err.to_string());
+            return TreeWalkResult::Abort;
+        }
+        match entry.kind() {
+            Some(ObjectType::Tree) => return TreeWalkResult::Ok,
+            Some(ObjectType::Blob) => {}
+            _ => {
+                problem = Some(format!(
+                    "{path} is a submodule, which releases do not support"
+                ));
+                return TreeWalkResult::Abort;
+            }
+        }
+        entries.push((path, entry.id(), entry.filemode()));
+        TreeWalkResult::Ok
+    });
+    match (problem, walked) {
+        (Some(reason), _) => Ok(Err(reason)),
+        (None, Err(err)) => Err(err),
+        (None, Ok(())) => Ok(Ok(entries)),
+    }
+}
+
+/// Applies the agent's symlink rule at release cut.
+fn check_symlink(repo: &Repository, path: &str, oid: Oid, size: u64) -> Result<(), String> {
+    if size > limits::SYMLINK_TARGET as u64 {
+        return Err(format!(
+            "symlink {path} has a target longer than {} bytes",
+            limits::SYMLINK_TARGET
+        ));
+    }
+    let odb = repo.odb().map_err(|e| e.to_string())?;
+    let object = odb.read(oid).map_err(|e| e.to_string())?;
+    let target = std::str::from_utf8(object.data())
+        .map_err(|_| format!("symlink {path} has a target that is not UTF-8"))?;
+    slipway_proto::validate::symlink_target("path", path, target).map_err(|e| e.reason)
 }
 
 /// Files changed from `previous` to `commit`, with line counts as
@@ -228,7 +272,12 @@ pub fn changes(
         .and_then(|oid| repo.find_commit(oid).ok())
         .map(|c| c.tree())
         .transpose()?;
-    let mut diff = repo.diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), None)?;
+    // Larger files count as binary, without lines, and are never loaded
+    // whole to find out.
+    let mut options = git2::DiffOptions::new();
+    options.max_size(git_blob::IN_MEMORY as i64);
+    let mut diff =
+        repo.diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), Some(&mut options))?;
     diff.find_similar(Some(DiffFindOptions::new().renames(true)))?;
     let mut changes = Vec::new();
     for (index, delta) in diff.deltas().enumerate() {
@@ -271,7 +320,6 @@ pub fn changes(
     Ok(changes)
 }
 
-/// Reads the content of a blob.
-pub fn read_blob(repo: &Repository, blob: &str) -> Result<Vec<u8>, GitError> {
-    Ok(repo.find_blob(Oid::from_str(blob)?)?.content().to_vec())
-}
+#[cfg(test)]
+#[path = "git_tests.rs"]
+mod tests;

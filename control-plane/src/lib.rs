@@ -5,6 +5,7 @@
 pub mod agents;
 pub mod api;
 pub mod audit;
+pub mod audit_chain;
 pub mod auth;
 pub mod blobs;
 pub mod catalog;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod fleet;
 pub mod git;
+pub mod git_blob;
 pub mod history;
 pub mod locks;
 pub mod planning;
@@ -24,6 +26,7 @@ pub mod releases;
 pub mod rollout;
 pub mod running;
 pub mod server;
+pub mod sources;
 pub mod store;
 pub mod trust;
 

@@ -29,6 +29,14 @@ struct Args {
     /// Seconds between checks of hosts whose outcome is unknown (default 30).
     #[arg(long, env = "SLIPWAY_CP_RECHECK_EVERY_SECONDS")]
     recheck_every_seconds: Option<u64>,
+    /// A directory apps' git repositories may lie in (repeatable; default:
+    /// any absolute path).
+    #[arg(
+        long = "source-root",
+        env = "SLIPWAY_CP_SOURCE_ROOTS",
+        value_delimiter = ','
+    )]
+    source_roots: Vec<PathBuf>,
 }
 
 #[tokio::main]
@@ -65,6 +73,9 @@ fn load(
     file.data_dir = args.data_dir.clone().or(file.data_dir);
     file.log_json = Some(args.log_json || file.log_json.unwrap_or(false));
     file.recheck_every_seconds = args.recheck_every_seconds.or(file.recheck_every_seconds);
+    if !args.source_roots.is_empty() {
+        file.source_roots = Some(args.source_roots.clone());
+    }
     if let Some(dir) = &args.pki_dir {
         let files = |name: &str| TlsFiles {
             ca: dir.join("ca.crt"),

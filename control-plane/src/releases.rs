@@ -81,13 +81,22 @@ pub async fn create(
     };
     let source = app.repository.clone();
     let ref_for_cut = git_ref.clone();
+    let max_file_bytes = match app.max_file_bytes {
+        0 => slipway_proto::limits::DEFAULT_MAX_FILE_BYTES,
+        n => n,
+    };
     let cut = tokio::task::spawn_blocking(move || -> Result<Cut, Error> {
         let repo = git::open(&source)?;
         let commit = git::resolve(&repo, &ref_for_cut)?;
         if let Some(release) = existing.into_iter().find(|r| r.commit == commit.sha) {
             return Ok(Cut::Existing(release));
         }
-        let manifest = git::manifest(&repo, &commit.sha, previous_manifest.as_ref())?;
+        let manifest = git::manifest(
+            &repo,
+            &commit.sha,
+            previous_manifest.as_ref(),
+            max_file_bytes,
+        )?;
         let changes = git::changes(&repo, previous_commit.as_deref(), &commit.sha)?;
         Ok(Cut::New {
             commit,

@@ -21,6 +21,15 @@ use tonic::{service::interceptor::InterceptedService, transport::Server};
 
 use crate::{Config, Context, agents, api, auth, deployment, error, events, running, store};
 
+/// Concurrent calls (HTTP/2 streams) one operator connection may hold open.
+pub const MAX_CONCURRENT_STREAMS: u32 = 128;
+
+/// An idle connection is pinged this often...
+const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// ...and closed when the ping is not answered within this.
+const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why the control plane stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -85,8 +94,14 @@ pub async fn serve(
         agents: agents::Agents::new(agent_tls.clone(), revocations.clone(), epoch),
         running: running::Running::default(),
         revocations: revocations.clone(),
+        sources: config.source_roots.clone(),
     };
     crate::trust::load(&ctx).map_err(Error::Revocations)?;
+    if !ctx.sources.is_restricted() {
+        tracing::warn!(
+            "no source_roots configured: an admin may point an app at any repository this process can read"
+        );
+    }
     let indexed = store::deployments::ensure_indexes(&ctx.store)
         .await
         .map_err(|err| Error::Reconcile(err.into()))?;
@@ -137,13 +152,16 @@ pub async fn serve(
         .build_v1alpha()
         .expect("descriptor set is valid");
 
-    let limit = slipway_proto::MAX_MESSAGE_BYTES;
+    // Operator requests are small: a small decode limit. Answers (a release
+    // with its manifest) may be large.
+    let decode = slipway_proto::limits::OPERATOR_MESSAGE_BYTES;
+    let encode = slipway_proto::MAX_MESSAGE_BYTES;
     macro_rules! operator_service {
         ($server:ident, $svc:expr) => {
             InterceptedService::new(
                 $server::new($svc)
-                    .max_decoding_message_size(limit)
-                    .max_encoding_message_size(limit),
+                    .max_decoding_message_size(decode)
+                    .max_encoding_message_size(encode),
                 auth::Authenticate::new(ctx.revocations.clone()),
             )
         };
@@ -156,6 +174,9 @@ pub async fn serve(
     let tls = tls::server_config(&server_tls, Peer::AnyIdentity, revocations);
 
     let router = Server::builder()
+        .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

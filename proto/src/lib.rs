@@ -3,8 +3,10 @@
 //! path rules, how connections are made).
 #![forbid(unsafe_code)]
 
+pub mod codec;
 pub mod daemon;
 pub mod identity;
+pub mod limits;
 pub mod reason;
 pub mod revocation;
 pub mod tls;

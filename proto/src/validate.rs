@@ -4,6 +4,8 @@
 
 use std::path::{Component, Path};
 
+use crate::limits::{self, shown};
+
 /// A field that failed validation, named so the caller can fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {field}: {reason}")]
@@ -42,6 +44,18 @@ pub fn bounded(field: &str, value: &str, max: usize) -> Result<(), InvalidField>
     }
 }
 
+/// A repeated field with at most `max` items.
+pub fn count(field: &str, items: usize, max: usize) -> Result<(), InvalidField> {
+    if items <= max {
+        Ok(())
+    } else {
+        Err(InvalidField::new(
+            field,
+            format!("{items} items, more than the {max} allowed"),
+        ))
+    }
+}
+
 /// Name of an app or environment: `[a-z][a-z0-9-]{0,62}`.
 pub fn name(field: &str, value: &str) -> Result<(), InvalidField> {
     let ok = (1..=63).contains(&value.len())
@@ -55,7 +69,8 @@ pub fn name(field: &str, value: &str) -> Result<(), InvalidField> {
         Err(InvalidField::new(
             field,
             format!(
-                "{value:?} must be 1-63 lowercase letters, digits or '-', starting with a letter"
+                "{} must be 1-63 lowercase letters, digits or '-', starting with a letter",
+                shown(value)
             ),
         ))
     }
@@ -77,7 +92,10 @@ pub fn host_name(field: &str, value: &str) -> Result<(), InvalidField> {
     } else {
         Err(InvalidField::new(
             field,
-            format!("{value:?} must be a lowercase DNS name such as web-1 or web-1.example.com"),
+            format!(
+                "{} must be a lowercase DNS name such as web-1 or web-1.example.com",
+                shown(value)
+            ),
         ))
     }
 }
@@ -95,7 +113,8 @@ pub fn release_id(field: &str, value: &str) -> Result<(), InvalidField> {
         Err(InvalidField::new(
             field,
             format!(
-                "{value:?} must be 1-128 letters, digits, '.', '_' or '-', not starting with '.'"
+                "{} must be 1-128 letters, digits, '.', '_' or '-', not starting with '.'",
+                shown(value)
             ),
         ))
     }
@@ -108,7 +127,7 @@ pub fn sha256(field: &str, value: &str) -> Result<(), InvalidField> {
     } else {
         Err(InvalidField::new(
             field,
-            format!("{value:?} is not a lowercase hex SHA-256"),
+            format!("{} is not a lowercase hex SHA-256", shown(value)),
         ))
     }
 }
@@ -116,7 +135,12 @@ pub fn sha256(field: &str, value: &str) -> Result<(), InvalidField> {
 /// A path inside a release: relative, '/'-separated, made only of normal
 /// components (no `..`, no `.`, no empty parts), no NUL, at most 4096 bytes.
 pub fn relative_path(field: &str, value: &str) -> Result<(), InvalidField> {
-    let fail = |reason: &str| Err(InvalidField::new(field, format!("{value:?} {reason}")));
+    let fail = |reason: &str| {
+        Err(InvalidField::new(
+            field,
+            format!("{} {reason}", shown(value)),
+        ))
+    };
     if value.is_empty() || value.len() > 4096 {
         return fail("must be 1-4096 bytes");
     }
@@ -160,8 +184,49 @@ pub fn symlink_stays_inside(link: &str, target: &str) -> bool {
     true
 }
 
+/// A symlink target as agents accept it for the link at `link`: UTF-8 (the
+/// caller has checked), no NUL, at most [`limits::SYMLINK_TARGET`] bytes,
+/// relative, `../` components only at the start, then names, and staying
+/// inside the release. Lexical resolution is only sound for that shape: in
+/// `a/s/../..`, `..` applies to wherever symlink `s` points.
+pub fn symlink_target(field: &str, link: &str, target: &str) -> Result<(), InvalidField> {
+    let fail = |reason: &str| {
+        Err(InvalidField::new(
+            field,
+            format!("symlink {} -> {} {reason}", shown(link), shown(target)),
+        ))
+    };
+    if target.len() > limits::SYMLINK_TARGET {
+        return fail(&format!(
+            "has a target longer than {} bytes",
+            limits::SYMLINK_TARGET
+        ));
+    }
+    if target.contains('\0') {
+        return fail("has a target containing NUL");
+    }
+    let mut seen_name = false;
+    let shape_ok = Path::new(target).components().all(|c| match c {
+        Component::ParentDir => !seen_name,
+        Component::Normal(_) => {
+            seen_name = true;
+            true
+        }
+        Component::CurDir => true,
+        Component::RootDir | Component::Prefix(_) => false,
+    });
+    if !shape_ok || !symlink_stays_inside(link, target) {
+        return fail(
+            "would leave the release (targets must be relative, '../' only at the start, \
+             and stay inside the release)",
+        );
+    }
+    Ok(())
+}
+
 /// An absolute path without `..` or `.` components.
 pub fn absolute_path(field: &str, value: &str) -> Result<(), InvalidField> {
+    bounded(field, value, limits::PATH)?;
     // Split the text itself: `Path::components` silently drops inner `.`.
     let clean = value.starts_with('/')
         && !value.contains('\0')
@@ -174,7 +239,10 @@ pub fn absolute_path(field: &str, value: &str) -> Result<(), InvalidField> {
     } else {
         Err(InvalidField::new(
             field,
-            format!("{value:?} must be an absolute path without '.' or '..' components"),
+            format!(
+                "{} must be an absolute path without '.' or '..' components",
+                shown(value)
+            ),
         ))
     }
 }
@@ -187,6 +255,12 @@ pub fn activation(
     spec: &crate::agent::v1::ActivationSpec,
 ) -> Result<(), InvalidField> {
     use crate::agent::v1::{HookPoint, MaterialiseMode, SharedKind};
+    count(
+        &format!("{field}.shared_paths"),
+        spec.shared_paths.len(),
+        limits::SHARED_PATHS,
+    )?;
+    count(&format!("{field}.hooks"), spec.hooks.len(), limits::HOOKS)?;
     for (i, shared) in spec.shared_paths.iter().enumerate() {
         let at = format!("{field}.shared_paths[{i}]");
         relative_path(&format!("{at}.path"), &shared.path)?;
@@ -199,6 +273,8 @@ pub fn activation(
     }
     for (i, hook) in spec.hooks.iter().enumerate() {
         let at = format!("{field}.hooks[{i}]");
+        bounded(&format!("{at}.name"), &hook.name, limits::NAME)?;
+        bounded(&format!("{at}.command"), &hook.command, limits::COMMAND)?;
         match HookPoint::try_from(hook.point) {
             Ok(HookPoint::BeforeActivate | HookPoint::AfterActivate) => {}
             _ => {
@@ -217,6 +293,8 @@ pub fn activation(
     }
     if let Some(check) = &spec.health_check {
         let at = format!("{field}.health_check");
+        bounded(&format!("{at}.http_url"), &check.http_url, limits::URL)?;
+        bounded(&format!("{at}.command"), &check.command, limits::COMMAND)?;
         match (check.http_url.is_empty(), check.command.trim().is_empty()) {
             (true, true) => return Err(InvalidField::new(at, "needs http_url or command")),
             (false, false) => {
@@ -227,7 +305,7 @@ pub fn activation(
         if !check.http_url.is_empty() && !check.http_url.starts_with("http://") {
             return Err(InvalidField::new(
                 format!("{at}.http_url"),
-                format!("{:?} must start with http://", check.http_url),
+                format!("{} must start with http://", shown(&check.http_url)),
             ));
         }
     }
@@ -367,3 +445,7 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "validate_props.rs"]
+mod props;

@@ -55,6 +55,7 @@ async fn main() -> Result<()> {
         agents: Agents::with(Arc::new(fleet)),
         running: Running::default(),
         revocations: Default::default(),
+        sources: Default::default(),
     };
     let repo = SampleRepo::new();
     let contents: Vec<(String, Vec<u8>)> = (0..args.files)
@@ -86,12 +87,12 @@ async fn register(ctx: &Context, repo: &SampleRepo, hosts: usize) -> Result<()> 
         default_branch: "main".into(),
         ..Default::default()
     };
-    catalog::create_app(&ctx.store, app).await?;
+    catalog::create_app(&ctx.store, &ctx.sources, app.try_into()?).await?;
     let env = Environment {
         name: "prod".into(),
         ..Default::default()
     };
-    catalog::create_environment(&ctx.store, env).await?;
+    catalog::create_environment(&ctx.store, env.try_into()?).await?;
     for i in 0..hosts {
         let host = Host {
             name: format!("web-{i:04}"),
@@ -99,7 +100,7 @@ async fn register(ctx: &Context, repo: &SampleRepo, hosts: usize) -> Result<()> 
             environment: "prod".into(),
             ..Default::default()
         };
-        catalog::add_host(&ctx.store, host).await?;
+        catalog::add_host(&ctx.store, host.try_into()?).await?;
     }
     Ok(())
 }

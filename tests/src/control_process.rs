@@ -269,6 +269,7 @@ impl ControlPlaneProcess {
             .env_remove("SLIPWAY_CP_DATA_DIR")
             .env_remove("SLIPWAY_CP_PKI_DIR")
             .env_remove("SLIPWAY_CP_LOG_JSON")
+            .env_remove("SLIPWAY_CP_SOURCE_ROOTS")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -21,6 +21,8 @@ pub enum Change<'a> {
     Link(&'a str, &'a str),
     /// Delete a path.
     Delete(&'a str),
+    /// Write a regular file whose name is any bytes (not UTF-8, say).
+    RawName(&'a [u8], &'a [u8]),
 }
 
 impl SampleRepo {
@@ -43,11 +45,19 @@ impl SampleRepo {
         use std::os::unix::fs::PermissionsExt;
         let mut index = self.repo.index().expect("index");
         for change in changes {
+            if let Change::RawName(name, data) = change {
+                use std::os::unix::ffi::OsStrExt;
+                let name = Path::new(std::ffi::OsStr::from_bytes(name));
+                std::fs::write(self.path().join(name), data).expect("write");
+                index.add_path(name).expect("git add");
+                continue;
+            }
             let (path, full) = match change {
                 Change::File(p, _)
                 | Change::Exec(p, _)
                 | Change::Link(p, _)
                 | Change::Delete(p) => (*p, self.path().join(p)),
+                Change::RawName(..) => unreachable!("handled above"),
             };
             if let Some(parent) = full.parent() {
                 std::fs::create_dir_all(parent).expect("mkdir");
@@ -67,6 +77,7 @@ impl SampleRepo {
                     index.remove_path(Path::new(path)).expect("git rm");
                     continue;
                 }
+                Change::RawName(..) => unreachable!("handled above"),
             }
             index.add_path(Path::new(path)).expect("git add");
         }

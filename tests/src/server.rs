@@ -65,7 +65,16 @@ impl Drop for Running {
 
 /// Starts a control plane on `127.0.0.1:0`.
 pub async fn control_plane(tls: TlsPaths, agent_tls: TlsPaths, data_dir: PathBuf) -> Running {
-    let config = slipway_control_plane::Config {
+    serve_control_plane(control_plane_config(tls, agent_tls, data_dir)).await
+}
+
+/// The configuration [`control_plane`] uses, for a test to change.
+pub fn control_plane_config(
+    tls: TlsPaths,
+    agent_tls: TlsPaths,
+    data_dir: PathBuf,
+) -> slipway_control_plane::Config {
+    slipway_control_plane::Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir,
         tls,
@@ -74,7 +83,12 @@ pub async fn control_plane(tls: TlsPaths, agent_tls: TlsPaths, data_dir: PathBuf
         log_json: false,
         // Quick, so tests see an unknown host settled soon after it answers.
         recheck_every: std::time::Duration::from_millis(200),
-    };
+        source_roots: Default::default(),
+    }
+}
+
+/// Starts a control plane with `config` on `127.0.0.1:0`.
+pub async fn serve_control_plane(config: slipway_control_plane::Config) -> Running {
     Running::spawn(move |listener, stopped| {
         slipway_control_plane::serve(config, listener, async move {
             let _ = stopped.await;

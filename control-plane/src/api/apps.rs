@@ -4,7 +4,7 @@
 use slipway_proto::{control::v1::*, identity::Role};
 use tonic::Request;
 
-use super::{Reply, audited, missing};
+use super::{Reply, audited};
 use crate::{Context, auth::require, catalog};
 
 /// `slipway.control.v1.AppService`.
@@ -13,18 +13,16 @@ pub struct Apps(pub Context);
 #[tonic::async_trait]
 impl app_service_server::AppService for Apps {
     async fn create_app(&self, request: Request<CreateAppRequest>) -> Reply<CreateAppResponse> {
-        audited(&self.0, request, |ctx, _, req| async move {
-            let app = req.app.ok_or_else(|| missing("app"))?;
-            let app = catalog::create_app(&ctx.store, app).await?;
+        audited(&self.0, request, |ctx, _, app| async move {
+            let app = catalog::create_app(&ctx.store, &ctx.sources, app).await?;
             Ok((CreateAppResponse { app: Some(app) }, "created".into()))
         })
         .await
     }
 
     async fn update_app(&self, request: Request<UpdateAppRequest>) -> Reply<UpdateAppResponse> {
-        audited(&self.0, request, |ctx, _, req| async move {
-            let app = req.app.ok_or_else(|| missing("app"))?;
-            let app = catalog::update_app(&ctx.store, app).await?;
+        audited(&self.0, request, |ctx, _, app| async move {
+            let app = catalog::update_app(&ctx.store, &ctx.sources, app).await?;
             Ok((UpdateAppResponse { app: Some(app) }, "updated".into()))
         })
         .await

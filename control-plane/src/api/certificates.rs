@@ -16,7 +16,7 @@ impl certificate_service_server::CertificateService for Certificates {
         request: Request<RevokeCertificateRequest>,
     ) -> Reply<RevokeCertificateResponse> {
         audited(&self.0, request, |ctx, caller, req| async move {
-            let answer = trust::revoke(&ctx, req, &caller.principal()).await?;
+            let answer = trust::revoke(&ctx, req.0, &caller.principal()).await?;
             let message = format!(
                 "revoked; {} agents hold the new list, {} unreachable",
                 answer.agents_updated,

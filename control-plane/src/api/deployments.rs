@@ -7,7 +7,7 @@ use slipway_proto::{
 };
 use tonic::{Request, Response};
 
-use super::{EventStream, Reply, audited, missing};
+use super::{Checked, EventStream, Reply, audited, missing};
 use crate::{
     Context,
     auth::require,
@@ -39,16 +39,14 @@ impl deployment_service_server::DeploymentService for Deployments {
     type WatchDeploymentStream = EventStream<WatchDeploymentResponse>;
 
     async fn deploy(&self, request: Request<pb::DeployRequest>) -> Reply<Self::DeployStream> {
-        audited(&self.0, request, |ctx, caller, req| async move {
-            let request = Start::try_from(req).map_err(tonic::Status::from)?;
+        audited(&self.0, request, |ctx, caller, request| async move {
             start(ctx, caller, request, |e| DeployResponse { event: Some(e) }).await
         })
         .await
     }
 
     async fn rollback(&self, request: Request<pb::RollbackRequest>) -> Reply<Self::RollbackStream> {
-        audited(&self.0, request, |ctx, caller, req| async move {
-            let request = Start::try_from(req).map_err(tonic::Status::from)?;
+        audited(&self.0, request, |ctx, caller, request| async move {
             start(ctx, caller, request, |e| RollbackResponse {
                 event: Some(e),
             })
@@ -61,7 +59,7 @@ impl deployment_service_server::DeploymentService for Deployments {
         &self,
         request: Request<PlanDeploymentRequest>,
     ) -> Reply<PlanDeploymentResponse> {
-        audited(&self.0, request, |ctx, _, req| async move {
+        audited(&self.0, request, |ctx, _, Checked(req)| async move {
             let deploy = req.deploy.ok_or_else(|| missing("deploy"))?;
             let plan = planning::plan(&ctx, deploy).await?;
             let release = plan.release.as_ref().map_or("", |r| &r.id);
@@ -75,7 +73,7 @@ impl deployment_service_server::DeploymentService for Deployments {
         &self,
         request: Request<CancelDeploymentRequest>,
     ) -> Reply<CancelDeploymentResponse> {
-        audited(&self.0, request, |ctx, caller, req| async move {
+        audited(&self.0, request, |ctx, caller, Checked(req)| async move {
             let (id, reason, grace) = (&req.deployment_id, &req.reason, req.grace_seconds);
             let deployment = deployment::cancel(&ctx, &caller, id, reason, grace).await?;
             let message = deployment.status().as_str_name().to_owned();

@@ -4,7 +4,7 @@
 use slipway_proto::{control::v1::*, identity::Role};
 use tonic::{Request, Response};
 
-use super::{Reply, audited, missing};
+use super::{Reply, audited};
 use crate::{Context, auth::require, catalog};
 
 /// `slipway.control.v1.EnvironmentService`.
@@ -16,8 +16,7 @@ impl environment_service_server::EnvironmentService for Environments {
         &self,
         request: Request<CreateEnvironmentRequest>,
     ) -> Reply<CreateEnvironmentResponse> {
-        audited(&self.0, request, |ctx, _, req| async move {
-            let env = req.environment.ok_or_else(|| missing("environment"))?;
+        audited(&self.0, request, |ctx, _, env| async move {
             let environment = Some(catalog::create_environment(&ctx.store, env).await?);
             Ok((CreateEnvironmentResponse { environment }, "created".into()))
         })
@@ -28,8 +27,7 @@ impl environment_service_server::EnvironmentService for Environments {
         &self,
         request: Request<UpdateEnvironmentRequest>,
     ) -> Reply<UpdateEnvironmentResponse> {
-        audited(&self.0, request, |ctx, _, req| async move {
-            let env = req.environment.ok_or_else(|| missing("environment"))?;
+        audited(&self.0, request, |ctx, _, env| async move {
             let environment = Some(catalog::update_environment(&ctx.store, env).await?);
             Ok((UpdateEnvironmentResponse { environment }, "updated".into()))
         })

@@ -3,7 +3,7 @@
 use slipway_proto::{control::v1::*, identity::Role};
 use tonic::{Request, Response};
 
-use super::{Reply, audited, missing};
+use super::{Checked, Reply, audited};
 use crate::{Context, auth::require, catalog, fleet};
 
 /// `slipway.control.v1.HostService`.
@@ -12,8 +12,7 @@ pub struct Hosts(pub Context);
 #[tonic::async_trait]
 impl host_service_server::HostService for Hosts {
     async fn add_host(&self, request: Request<AddHostRequest>) -> Reply<AddHostResponse> {
-        audited(&self.0, request, |ctx, _, req| async move {
-            let host = req.host.ok_or_else(|| missing("host"))?;
+        audited(&self.0, request, |ctx, _, host| async move {
             let host = catalog::add_host(&ctx.store, host).await?;
             Ok((AddHostResponse { host: Some(host) }, "added".into()))
         })
@@ -21,7 +20,7 @@ impl host_service_server::HostService for Hosts {
     }
 
     async fn remove_host(&self, request: Request<RemoveHostRequest>) -> Reply<RemoveHostResponse> {
-        audited(&self.0, request, |ctx, _, req| async move {
+        audited(&self.0, request, |ctx, _, Checked(req)| async move {
             let host = catalog::remove_host(&ctx.store, &req.name).await?;
             crate::trust::load(&ctx).map_err(crate::error::Error::from)?;
             let message = format!(
@@ -39,7 +38,7 @@ impl host_service_server::HostService for Hosts {
     ) -> Reply<ResetFencingResponse> {
         audited(&self.0, request, |ctx, _, req| async move {
             let (previous_token, previous_epoch) =
-                fleet::reset_fencing(&ctx, &req.host, &req.app).await?;
+                fleet::reset_fencing(&ctx, &req.0.host, &req.0.app).await?;
             let message = format!(
                 "fencing reset (was token {previous_token}, epoch {})",
                 if previous_epoch.is_empty() {

@@ -4,7 +4,7 @@
 use slipway_proto::{control::v1::*, identity::Role};
 use tonic::{Request, Response, Status};
 
-use super::{Reply, audited};
+use super::{Checked, Reply, audited};
 use crate::{Context, auth::require, locks};
 
 /// `slipway.control.v1.LockService`.
@@ -29,7 +29,7 @@ impl lock_service_server::LockService for Locks {
         &self,
         request: Request<ReleaseLockRequest>,
     ) -> Reply<ReleaseLockResponse> {
-        audited(&self.0, request, |ctx, caller, req| async move {
+        audited(&self.0, request, |ctx, caller, Checked(req)| async move {
             if !req.force {
                 return Err(Status::invalid_argument(
                     "force: must be true; freeing a lock overrides its holder (slipctl lock release --force)",

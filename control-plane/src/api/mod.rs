@@ -16,7 +16,7 @@ mod targets;
 
 use std::{future::Future, pin::Pin};
 
-use slipway_proto::identity::Role;
+use slipway_proto::{identity::Role, validate::InvalidField};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
@@ -36,44 +36,43 @@ type Reply<T> = Result<Response<T>, Status>;
 /// A server stream of a deployment's events.
 pub type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Longest audit target recorded: a target is built from the request before
-/// anything is checked, so it is bounded.
-const MAX_TARGET: usize = 512;
-
-/// A mutating request: the method the audit trail names, the role it needs
-/// and what it acts on.
-pub(crate) trait Audited {
+/// A mutating request: the method the audit trail names, the role it needs,
+/// what it acts on and the domain value it becomes.
+pub(crate) trait Audited: Sized {
     /// `Service/Method`.
     const METHOD: &'static str;
     /// The least role allowed to call it.
     const ROLE: Role;
-    /// What the call acts on: `app web, environment prod`.
+    /// What the handler gets: the request converted and checked (names,
+    /// enums, the bounds of [`slipway_proto::limits`]) after the role check
+    /// and before the call does anything.
+    type Domain: TryFrom<Self, Error = InvalidField>;
+    /// What the call acts on: `app web, environment prod`. The audit trail
+    /// cuts it to a bound: it is built before anything is checked.
     fn target(&self) -> String;
 }
 
+/// A request whose fields are within their bounds, for calls whose domain
+/// checks need the store (see `targets.rs` for each one's bounds).
+pub(crate) struct Checked<R>(pub R);
+
 /// Runs a mutating call: the audit entry begins before the role check (so a
-/// refusal is recorded), `body` runs with the caller and the request, and
+/// refusal is recorded), the request is converted into its domain value,
+/// `body` runs with the caller and that value, and
 /// the entry records how it ended (the message `body` returns with its
 /// answer, or the error) before the caller gets the answer.
 pub(crate) async fn audited<R, T, F, Fut>(ctx: &Context, request: Request<R>, body: F) -> Reply<T>
 where
     R: Audited,
-    F: FnOnce(Context, Caller, R) -> Fut,
+    F: FnOnce(Context, Caller, R::Domain) -> Fut,
     Fut: Future<Output = Result<(T, String), Status>>,
 {
-    let mut target = request.get_ref().target();
-    if target.len() > MAX_TARGET {
-        let mut end = MAX_TARGET;
-        while !target.is_char_boundary(end) {
-            end -= 1;
-        }
-        target.truncate(end);
-        target.push('…');
-    }
+    let target = request.get_ref().target();
     let audit = Audit::begin(ctx, &request, R::METHOD, target);
     let result = async {
         let caller = require(&request, R::ROLE)?;
-        body(ctx.clone(), caller, request.into_inner()).await
+        let domain = R::Domain::try_from(request.into_inner())?;
+        body(ctx.clone(), caller, domain).await
     }
     .await;
     let result = audit.finish(result, |(_, message)| message.clone()).await;

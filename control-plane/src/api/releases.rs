@@ -4,11 +4,8 @@
 use slipway_proto::{control::v1::*, identity::Role};
 use tonic::{Request, Response, Status};
 
-use super::{Reply, audited};
+use super::{Checked, Reply, audited};
 use crate::{Context, auth::require, fleet, releases};
-
-/// Longest reason for a mark.
-const MAX_REASON: usize = 1000;
 
 /// `slipway.control.v1.ReleaseService`.
 pub struct Releases(pub Context);
@@ -19,7 +16,7 @@ impl release_service_server::ReleaseService for Releases {
         &self,
         request: Request<CreateReleaseRequest>,
     ) -> Reply<CreateReleaseResponse> {
-        audited(&self.0, request, |ctx, _, req| async move {
+        audited(&self.0, request, |ctx, _, Checked(req)| async move {
             let (release, created) = releases::create(&ctx.store, &req.app, &req.git_ref).await?;
             let verb = if created { "created" } else { "existing" };
             let message = format!("{verb} release {}", release.id);
@@ -33,15 +30,10 @@ impl release_service_server::ReleaseService for Releases {
         &self,
         request: Request<MarkReleaseRequest>,
     ) -> Reply<MarkReleaseResponse> {
-        audited(&self.0, request, |ctx, caller, req| async move {
+        audited(&self.0, request, |ctx, caller, Checked(req)| async move {
             let mark = ReleaseMark::try_from(req.mark).map_err(|_| {
                 Status::invalid_argument(format!("invalid mark: {} is not a known value", req.mark))
             })?;
-            if req.reason.len() > MAX_REASON {
-                return Err(Status::invalid_argument(format!(
-                    "invalid reason: longer than {MAX_REASON} bytes"
-                )));
-            }
             let reason = match req.reason.trim() {
                 "" => format!("by {}", caller.principal()),
                 why => format!("by {}: {why}", caller.principal()),
@@ -60,7 +52,7 @@ impl release_service_server::ReleaseService for Releases {
     }
 
     async fn pin_release(&self, request: Request<PinReleaseRequest>) -> Reply<PinReleaseResponse> {
-        audited(&self.0, request, |ctx, _, req| async move {
+        audited(&self.0, request, |ctx, _, Checked(req)| async move {
             let hosts = fleet::pin(&ctx, &req.app, &req.environment, &req.id, req.pinned).await?;
             let ok = hosts.iter().filter(|h| h.ok).count();
             let verb = if req.pinned { "pinned" } else { "unpinned" };

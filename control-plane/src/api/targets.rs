@@ -1,16 +1,31 @@
-//! What the audit trail records of each mutating request: its method, the
-//! role it needs and what it acts on.
+//! What the audit trail records of each mutating request (its method, the
+//! role it needs and what it acts on) and the domain value each becomes.
+//! Apps, environments and hosts become checked specs
+//! ([`crate::domain::catalog`]), deploys and rollbacks a
+//! [`Start`]; the others are [`Checked`] here: every string a caller
+//! controls within its bound from [`limits`], the rest checked where it
+//! meets the store.
 
-use slipway_proto::{control::v1::*, identity::Role};
+use slipway_proto::{
+    control::v1::*,
+    identity::Role,
+    limits,
+    validate::{InvalidField, bounded},
+};
 
-use super::Audited;
-use crate::audit::app_env;
+use super::{Audited, Checked};
+use crate::{
+    audit::app_env,
+    deployment::Start,
+    domain::catalog::{AppSpec, EnvironmentSpec, HostSpec},
+};
 
 macro_rules! audited {
-    ($request:ty, $method:literal, $role:ident, |$r:ident| $target:expr) => {
+    ($request:ty, $method:literal, $role:ident, $domain:ty, |$r:ident| $target:expr) => {
         impl Audited for $request {
             const METHOD: &'static str = $method;
             const ROLE: Role = Role::$role;
+            type Domain = $domain;
             fn target(&self) -> String {
                 let $r = self;
                 $target
@@ -19,16 +34,45 @@ macro_rules! audited {
     };
 }
 
-audited!(CreateAppRequest, "AppService/CreateApp", Admin, |r| {
-    format!("app {}", r.app.as_ref().map_or("", |a| &a.name))
-});
-audited!(UpdateAppRequest, "AppService/UpdateApp", Admin, |r| {
-    format!("app {}", r.app.as_ref().map_or("", |a| &a.name))
-});
+/// `Checked<$request>` from the bounds `$bounds` of `$b`.
+macro_rules! checked {
+    ($request:ty, |$b:ident| $bounds:expr) => {
+        impl TryFrom<$request> for Checked<$request> {
+            type Error = InvalidField;
+            fn try_from($b: $request) -> Result<Self, InvalidField> {
+                $bounds?;
+                Ok(Checked($b))
+            }
+        }
+    };
+}
+
+fn start_bounds(app: &str, env: &str, release: &str, message: &str) -> Result<(), InvalidField> {
+    bounded("app", app, limits::NAME)?;
+    bounded("environment", env, limits::NAME)?;
+    bounded("release_id", release, limits::RELEASE_ID)?;
+    bounded("message", message, limits::MESSAGE)
+}
+
+audited!(
+    CreateAppRequest,
+    "AppService/CreateApp",
+    Admin,
+    AppSpec,
+    |r| format!("app {}", r.app.as_ref().map_or("", |a| &a.name))
+);
+audited!(
+    UpdateAppRequest,
+    "AppService/UpdateApp",
+    Admin,
+    AppSpec,
+    |r| format!("app {}", r.app.as_ref().map_or("", |a| &a.name))
+);
 audited!(
     CreateEnvironmentRequest,
     "EnvironmentService/CreateEnvironment",
     Admin,
+    EnvironmentSpec,
     |r| format!(
         "environment {}",
         r.environment.as_ref().map_or("", |e| &e.name)
@@ -38,86 +82,155 @@ audited!(
     UpdateEnvironmentRequest,
     "EnvironmentService/UpdateEnvironment",
     Admin,
+    EnvironmentSpec,
     |r| format!(
         "environment {}",
         r.environment.as_ref().map_or("", |e| &e.name)
     )
 );
-audited!(AddHostRequest, "HostService/AddHost", Admin, |r| {
-    r.host.as_ref().map_or_else(String::new, |h| {
-        format!(
-            "host {}, environment {}, address {}",
-            h.name, h.environment, h.address
-        )
-    })
-});
-audited!(RemoveHostRequest, "HostService/RemoveHost", Admin, |r| {
-    format!("host {}", r.name)
-});
+audited!(
+    AddHostRequest,
+    "HostService/AddHost",
+    Admin,
+    HostSpec,
+    |r| r.host.as_ref().map_or_else(String::new, |h| format!(
+        "host {}, environment {}, address {}",
+        h.name, h.environment, h.address
+    ))
+);
+audited!(
+    RemoveHostRequest,
+    "HostService/RemoveHost",
+    Admin,
+    Checked<Self>,
+    |r| format!("host {}", r.name)
+);
+checked!(RemoveHostRequest, |r| bounded(
+    "name",
+    &r.name,
+    limits::HOST_NAME
+));
 audited!(
     ResetFencingRequest,
     "HostService/ResetFencing",
     Admin,
+    Checked<Self>,
     |r| format!("app {} on host {}", r.app, r.host)
 );
+checked!(ResetFencingRequest, |r| {
+    bounded("host", &r.host, limits::HOST_NAME).and_then(|()| bounded("app", &r.app, limits::NAME))
+});
 audited!(
     CreateReleaseRequest,
     "ReleaseService/CreateRelease",
     Deployer,
+    Checked<Self>,
     |r| format!("app {}, ref {}", r.app, r.git_ref)
 );
+checked!(CreateReleaseRequest, |r| bounded(
+    "app",
+    &r.app,
+    limits::NAME
+)
+.and_then(|()| bounded("git_ref", &r.git_ref, limits::GIT_REF)));
 audited!(
     MarkReleaseRequest,
     "ReleaseService/MarkRelease",
     Deployer,
+    Checked<Self>,
     |r| format!("release {} of app {}", r.release_id, r.app)
 );
+checked!(MarkReleaseRequest, |r| start_bounds(
+    &r.app,
+    "",
+    &r.release_id,
+    &r.reason
+));
 audited!(
     PinReleaseRequest,
     "ReleaseService/PinRelease",
     Deployer,
-    |r| {
-        format!(
-            "release {} of app {}, environment {}",
-            r.id, r.app, r.environment
-        )
-    }
+    Checked<Self>,
+    |r| format!(
+        "release {} of app {}, environment {}",
+        r.id, r.app, r.environment
+    )
 );
-// Audited: planning cuts the release when the ref has none yet.
+checked!(PinReleaseRequest, |r| start_bounds(
+    &r.app,
+    &r.environment,
+    &r.id,
+    ""
+));
+// Audited: planning cuts the release when the ref has none yet. Planning
+// converts the deploy into a `Start` itself.
 audited!(
     PlanDeploymentRequest,
     "DeploymentService/PlanDeployment",
     Deployer,
+    Checked<Self>,
     |r| r
         .deploy
         .as_ref()
         .map_or_else(String::new, |d| app_env(&d.app, &d.environment))
 );
+checked!(PlanDeploymentRequest, |r| r
+    .deploy
+    .as_ref()
+    .map_or(Ok(()), |d| Start::try_from(d.clone()).map(drop)));
 audited!(
     CancelDeploymentRequest,
     "DeploymentService/CancelDeployment",
     Deployer,
+    Checked<Self>,
     |r| format!("deployment {}", r.deployment_id)
 );
-audited!(DeployRequest, "DeploymentService/Deploy", Deployer, |r| {
-    app_env(&r.app, &r.environment)
-});
+checked!(CancelDeploymentRequest, |r| bounded(
+    "deployment_id",
+    &r.deployment_id,
+    limits::DEPLOYMENT_ID
+)
+.and_then(|()| bounded("reason", &r.reason, limits::MESSAGE)));
+audited!(
+    DeployRequest,
+    "DeploymentService/Deploy",
+    Deployer,
+    Start,
+    |r| app_env(&r.app, &r.environment)
+);
 audited!(
     RollbackRequest,
     "DeploymentService/Rollback",
     Deployer,
+    Start,
     |r| app_env(&r.app, &r.environment)
 );
-audited!(ReleaseLockRequest, "LockService/ReleaseLock", Admin, |r| {
-    app_env(&r.app, &r.environment)
-});
+audited!(
+    ReleaseLockRequest,
+    "LockService/ReleaseLock",
+    Admin,
+    Checked<Self>,
+    |r| app_env(&r.app, &r.environment)
+);
+checked!(ReleaseLockRequest, |r| start_bounds(
+    &r.app,
+    &r.environment,
+    "",
+    &r.reason
+));
 audited!(
     RevokeCertificateRequest,
     "CertificateService/RevokeCertificate",
     Admin,
+    Checked<Self>,
     |r| if r.fingerprint.is_empty() {
         format!("identity {}", r.identity)
     } else {
         format!("certificate {}", r.fingerprint)
     }
 );
+checked!(RevokeCertificateRequest, |r| {
+    bounded("fingerprint", &r.fingerprint, limits::NAME + 8)
+        .and_then(|()| bounded("identity", &r.identity, limits::HOST_NAME + 32))
+        .and_then(|()| bounded("reason", &r.reason, limits::MESSAGE))
+});

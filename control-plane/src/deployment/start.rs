@@ -10,6 +10,7 @@ use slipway_proto::{
         App, DeployRequest, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Host,
         LogLevel, Release, RollbackRequest, RolloutPolicy,
     },
+    limits,
     validate::{self, InvalidField},
 };
 
@@ -59,12 +60,21 @@ pub struct Start {
 }
 
 /// Longest operator message recorded with a deployment.
-const MAX_MESSAGE: usize = 1000;
+const MAX_MESSAGE: usize = limits::MESSAGE;
+
+/// The app and environment names are within their bound; whether they
+/// exist is for the store to say (NOT_FOUND).
+fn names(app: &str, environment: &str) -> Result<(), InvalidField> {
+    validate::bounded("app", app, limits::NAME)?;
+    validate::bounded("environment", environment, limits::NAME)
+}
 
 impl TryFrom<DeployRequest> for Start {
     type Error = InvalidField;
 
     fn try_from(req: DeployRequest) -> Result<Self, InvalidField> {
+        names(&req.app, &req.environment)?;
+        validate::bounded("git_ref", &req.git_ref, limits::GIT_REF)?;
         validate::bounded("message", &req.message, MAX_MESSAGE)?;
         let target = if req.release_id.is_empty() {
             Target::Ref(req.git_ref)
@@ -87,6 +97,7 @@ impl TryFrom<RollbackRequest> for Start {
     type Error = InvalidField;
 
     fn try_from(req: RollbackRequest) -> Result<Self, InvalidField> {
+        names(&req.app, &req.environment)?;
         validate::bounded("message", &req.message, MAX_MESSAGE)?;
         let target = if req.release_id.is_empty() {
             Target::Previous

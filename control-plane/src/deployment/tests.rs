@@ -50,6 +50,7 @@ async fn fixture(hosts: usize) -> Fixture {
         agents: Agents::with(Arc::new(fleet.clone())),
         running: Running::default(),
         revocations: Default::default(),
+        sources: Default::default(),
     };
     let app = App {
         name: "web".into(),
@@ -57,12 +58,16 @@ async fn fixture(hosts: usize) -> Fixture {
         default_branch: "main".into(),
         ..Default::default()
     };
-    catalog::create_app(&ctx.store, app).await.unwrap();
+    catalog::create_app(&ctx.store, &ctx.sources, app.try_into().unwrap())
+        .await
+        .unwrap();
     let env = Environment {
         name: "prod".into(),
         ..Default::default()
     };
-    catalog::create_environment(&ctx.store, env).await.unwrap();
+    catalog::create_environment(&ctx.store, env.try_into().unwrap())
+        .await
+        .unwrap();
     for i in 1..=hosts {
         let host = Host {
             name: format!("web-{i}"),
@@ -70,7 +75,9 @@ async fn fixture(hosts: usize) -> Fixture {
             environment: "prod".into(),
             ..Default::default()
         };
-        catalog::add_host(&ctx.store, host).await.unwrap();
+        catalog::add_host(&ctx.store, host.try_into().unwrap())
+            .await
+            .unwrap();
     }
     Fixture {
         _dir: dir,

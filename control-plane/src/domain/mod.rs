@@ -1,4 +1,5 @@
 //! What the control plane's records mean, apart from how they are stored or
 //! sent: the events of a deployment and which of them end it.
 
+pub mod catalog;
 pub mod event;

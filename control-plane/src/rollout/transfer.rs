@@ -215,26 +215,25 @@ fn produce_chunks(
     let repo = git::open(source)?;
     let mut app = Some(target);
     for (sha, blob, size) in wanted {
-        let content = blobs.read(&repo, &blob, size)?;
-        let mut offset = 0usize;
-        loop {
-            let end = (offset + slipway_proto::CHUNK_BYTES).min(content.len());
+        let mut offset = 0u64;
+        let mut open = true;
+        blobs.for_each_chunk(&repo, &blob, size, slipway_proto::CHUNK_BYTES, |data| {
             let chunk = UploadObjectsRequest {
                 app: app.take(),
                 sha256: sha.clone(),
                 size,
-                offset: offset as u64,
-                data: content[offset..end].to_vec(),
+                offset,
+                data: data.to_vec(),
                 fencing_token,
                 fencing_epoch: String::new(),
             };
-            if tx.blocking_send(chunk).is_err() {
-                return Ok(()); // The upload call ended; it reports why.
-            }
-            offset = end;
-            if offset >= content.len() {
-                break;
-            }
+            offset += data.len() as u64;
+            // Fails when the upload call ended; it reports why.
+            open = tx.blocking_send(chunk).is_ok();
+            open
+        })?;
+        if !open {
+            return Ok(());
         }
     }
     Ok(())

@@ -50,6 +50,10 @@ pub struct CreateArgs {
     /// Releases to keep on each host (default 5)
     #[arg(long, value_name = "N")]
     pub keep: Option<u32>,
+    /// Largest file a release may hold, in bytes; a release with a larger
+    /// one is refused when it is cut (default 1073741824, 1 GiB)
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
     /// Shared paths, hooks, health check, materialise mode.
     #[command(flatten)]
     pub activation: ActivationArgs,
@@ -72,6 +76,9 @@ pub struct UpdateArgs {
     /// Releases to keep on each host
     #[arg(long, value_name = "N")]
     pub keep: Option<u32>,
+    /// Largest file a release may hold, in bytes
+    #[arg(long, value_name = "BYTES")]
+    pub max_file_bytes: Option<u64>,
     /// Shared paths, hooks, health check, materialise mode.
     #[command(flatten)]
     pub activation: ActivationArgs,
@@ -90,6 +97,7 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                 keep_releases: args.keep.unwrap_or_default(),
                 created_at: None,
                 activation: args.activation.apply(None),
+                max_file_bytes: args.max_file_bytes.unwrap_or_default(),
             };
             let response = rpc(apps.create_app(CreateAppRequest { app: Some(app) }).await)?;
             match output {
@@ -121,6 +129,7 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                 default_branch: args.branch.clone().unwrap_or(current.default_branch),
                 deploy_root: args.deploy_root.clone().unwrap_or(current.deploy_root),
                 keep_releases: args.keep.unwrap_or(current.keep_releases),
+                max_file_bytes: args.max_file_bytes.unwrap_or(current.max_file_bytes),
                 activation: args.activation.apply(current.activation),
                 ..current
             };

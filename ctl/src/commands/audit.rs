@@ -1,8 +1,11 @@
-//! `slipctl audit`: the trail of every mutating call, newest first (admin).
+//! `slipctl audit`: the trail of every mutating call, newest first, and
+//! `slipctl audit verify`, which checks its hash chain (admin).
 
-use clap::Args;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
 use pbjson_types::Timestamp;
-use slipway_proto::control::v1::ListAuditEventsRequest;
+use slipway_proto::control::v1::{ListAuditEventsRequest, VerifyAuditTrailRequest};
 
 use super::{history::shell_word, times};
 use crate::{
@@ -13,7 +16,11 @@ use crate::{
 
 /// Flags of `audit`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AuditArgs {
+    /// What else to do with the trail
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
     /// Only calls by this operator (`alice` or `admin/alice`)
     #[arg(long, value_name = "NAME")]
     pub actor: Option<String>,
@@ -35,8 +42,45 @@ pub struct AuditArgs {
     pub page_token: Option<String>,
 }
 
+/// Subcommands of `audit`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the trail's hash chain: prints "N entries verified", or the
+    /// first broken link (the entry and what is wrong) and exits 1.
+    Verify,
+}
+
+/// Runs `audit` or `audit verify`.
+pub async fn run(args: &AuditArgs, conn: &Connection, output: Output) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Some(AuditCommand::Verify) => verify(conn, output).await,
+        None => list(args, conn, output).await.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+async fn verify(conn: &Connection, output: Output) -> anyhow::Result<ExitCode> {
+    let request = VerifyAuditTrailRequest {};
+    let response = rpc(conn.api().await?.audit().verify_audit_trail(request).await)?;
+    match output {
+        Output::Json => output::json(&response)?,
+        Output::Text if response.broken_sequence == 0 => output::emit(&format!(
+            "{} entries verified (the chain starts at entry {})",
+            response.verified, response.first_sequence
+        ))?,
+        Output::Text => output::emit(&format!(
+            "broken link at entry {}: {}",
+            response.broken_sequence, response.problem
+        ))?,
+    }
+    Ok(if response.broken_sequence == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 /// Prints one page of the trail and, when there is more, how to get it.
-pub async fn run(args: &AuditArgs, conn: &Connection, output: Output) -> anyhow::Result<()> {
+async fn list(args: &AuditArgs, conn: &Connection, output: Output) -> anyhow::Result<()> {
     let request = ListAuditEventsRequest {
         actor: args.actor.clone().unwrap_or_default(),
         method: args.method.clone().unwrap_or_default(),
@@ -87,6 +131,7 @@ mod tests {
     #[test]
     fn next_page_keeps_the_filters() {
         let args = AuditArgs {
+            command: None,
             actor: Some("alice".into()),
             method: Some("Deploy".into()),
             since: Some(Timestamp {

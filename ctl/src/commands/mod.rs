@@ -69,9 +69,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Stats(args) => stats::run(args, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
-        Command::Audit(args) => audit::run(args, conn, output)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+        Command::Audit(args) => audit::run(args, conn, output).await,
         Command::Cancel(args) => cancel::run(args, conn, output).await,
         Command::Lock(command) => lock::run(command, conn, output)
             .await

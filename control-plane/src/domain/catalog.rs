@@ -1,0 +1,177 @@
+//! Apps, environments and hosts as an operator asks for them, converted
+//! from the wire with `TryFrom` and checked (names, enums, bounded strings)
+//! before anything is recorded. What needs the store or the filesystem (the
+//! environment exists, the repository is trusted and opens) is checked by
+//! [`crate::catalog`].
+
+use slipway_proto::{
+    control::v1::{
+        AddHostRequest, App, CreateAppRequest, CreateEnvironmentRequest, Environment, Host,
+        UpdateAppRequest, UpdateEnvironmentRequest,
+    },
+    limits,
+    tls::https_uri,
+    validate::{self, InvalidField, bounded, count},
+};
+
+/// An app's settings, checked.
+#[derive(Clone, Debug)]
+pub struct AppSpec(pub App);
+
+/// An environment's settings, checked.
+#[derive(Clone, Debug)]
+pub struct EnvironmentSpec(pub Environment);
+
+/// A host to register, checked.
+#[derive(Clone, Debug)]
+pub struct HostSpec(pub Host);
+
+fn missing(field: &str) -> InvalidField {
+    InvalidField::new(field, "missing")
+}
+
+impl TryFrom<App> for AppSpec {
+    type Error = InvalidField;
+
+    fn try_from(app: App) -> Result<Self, InvalidField> {
+        validate::name("app.name", &app.name)?;
+        bounded("app.repository", &app.repository, limits::PATH)?;
+        bounded("app.default_branch", &app.default_branch, limits::GIT_REF)?;
+        if !app.deploy_root.is_empty() {
+            validate::absolute_path("app.deploy_root", &app.deploy_root)?;
+        }
+        if let Some(spec) = &app.activation {
+            validate::activation("app.activation", spec)?;
+        }
+        Ok(Self(app))
+    }
+}
+
+impl TryFrom<CreateAppRequest> for AppSpec {
+    type Error = InvalidField;
+
+    fn try_from(req: CreateAppRequest) -> Result<Self, InvalidField> {
+        req.app.ok_or_else(|| missing("app"))?.try_into()
+    }
+}
+
+impl TryFrom<UpdateAppRequest> for AppSpec {
+    type Error = InvalidField;
+
+    fn try_from(req: UpdateAppRequest) -> Result<Self, InvalidField> {
+        req.app.ok_or_else(|| missing("app"))?.try_into()
+    }
+}
+
+impl TryFrom<Environment> for EnvironmentSpec {
+    type Error = InvalidField;
+
+    fn try_from(env: Environment) -> Result<Self, InvalidField> {
+        validate::name("environment.name", &env.name)?;
+        bounded(
+            "environment.description",
+            &env.description,
+            limits::DESCRIPTION,
+        )?;
+        if let Some(policy) = &env.rollout_policy {
+            crate::policy::validate("environment.rollout_policy", policy)?;
+        }
+        Ok(Self(env))
+    }
+}
+
+impl TryFrom<CreateEnvironmentRequest> for EnvironmentSpec {
+    type Error = InvalidField;
+
+    fn try_from(req: CreateEnvironmentRequest) -> Result<Self, InvalidField> {
+        req.environment
+            .ok_or_else(|| missing("environment"))?
+            .try_into()
+    }
+}
+
+impl TryFrom<UpdateEnvironmentRequest> for EnvironmentSpec {
+    type Error = InvalidField;
+
+    fn try_from(req: UpdateEnvironmentRequest) -> Result<Self, InvalidField> {
+        req.environment
+            .ok_or_else(|| missing("environment"))?
+            .try_into()
+    }
+}
+
+impl TryFrom<Host> for HostSpec {
+    type Error = InvalidField;
+
+    fn try_from(host: Host) -> Result<Self, InvalidField> {
+        validate::host_name("host.name", &host.name)?;
+        bounded("host.address", &host.address, limits::URL)?;
+        https_uri(&host.address).map_err(|e| InvalidField::new("host.address", e.to_string()))?;
+        validate::name("host.environment", &host.environment)?;
+        count("host.labels", host.labels.len(), limits::LABELS)?;
+        for (key, value) in &host.labels {
+            bounded("host.labels key", key, limits::LABEL_KEY)?;
+            bounded("host.labels value", value, limits::LABEL_VALUE)?;
+        }
+        Ok(Self(host))
+    }
+}
+
+impl TryFrom<AddHostRequest> for HostSpec {
+    type Error = InvalidField;
+
+    fn try_from(req: AddHostRequest) -> Result<Self, InvalidField> {
+        req.host.ok_or_else(|| missing("host"))?.try_into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field<T: std::fmt::Debug>(result: Result<T, InvalidField>) -> String {
+        result.expect_err("refused").field
+    }
+
+    #[test]
+    fn requests_become_checked_specs_or_name_the_bad_field() {
+        assert_eq!(
+            field(AppSpec::try_from(CreateAppRequest { app: None })),
+            "app"
+        );
+        let app = |name: &str, repository: String| App {
+            name: name.into(),
+            repository,
+            ..Default::default()
+        };
+        assert!(AppSpec::try_from(app("web", "/srv/git/web".into())).is_ok());
+        assert_eq!(
+            field(AppSpec::try_from(app(&"w".repeat(64), String::new()))),
+            "app.name"
+        );
+        let long_repo = app("web", format!("/{}", "r".repeat(limits::PATH)));
+        assert_eq!(field(AppSpec::try_from(long_repo)), "app.repository");
+
+        let env = Environment {
+            name: "prod".into(),
+            description: "d".repeat(limits::DESCRIPTION + 1),
+            ..Default::default()
+        };
+        assert_eq!(
+            field(EnvironmentSpec::try_from(env)),
+            "environment.description"
+        );
+
+        let mut host = Host {
+            name: "web-1".into(),
+            address: "10.0.0.1:7444".into(),
+            environment: "prod".into(),
+            ..Default::default()
+        };
+        assert!(HostSpec::try_from(host.clone()).is_ok());
+        host.labels = (0..=limits::LABELS)
+            .map(|i| (format!("k{i}"), "v".into()))
+            .collect();
+        assert_eq!(field(HostSpec::try_from(host)), "host.labels");
+    }
+}
