@@ -8,8 +8,10 @@
 mod activation;
 mod agent;
 mod cancel;
+pub mod certificate;
 pub mod config;
 mod deploy;
+pub mod enroll;
 pub mod error;
 mod event_log;
 pub mod fencing;
@@ -87,7 +89,8 @@ pub async fn serve(
         version = env!("CARGO_PKG_VERSION"),
         "slipway-agent listening"
     );
-    let trust = std::sync::Arc::new(trust::Trust::open(&config.data_dir)?);
+    let trust = trust::Trust::open(&config.data_dir)?.with_material(&config.host_name, tls.clone());
+    let trust = std::sync::Arc::new(trust);
     let reload = tokio::spawn(Reloader::new([("listener", tls.clone())]).run(|_| {}));
     let served = server::serve(agent.clone(), trust, &tls, listener, shutdown).await;
     reload.abort();

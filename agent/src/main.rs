@@ -48,6 +48,76 @@ struct Args {
     /// Log one JSON object per line.
     #[arg(long, env = "SLIPWAY_AGENT_LOG_JSON")]
     log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// What to do instead of serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Get this host's certificate from the control plane with a one-time
+    /// join token (`slipctl host add HOST --enroll` prints the command); the
+    /// key is made here and never leaves the host.
+    Enroll(EnrollArgs),
+}
+
+/// Flags of `enroll`.
+#[derive(Debug, clap::Args)]
+struct EnrollArgs {
+    /// The control plane's enrollment address (host:port, port 7445 by default there)
+    #[arg(long, value_name = "ADDR")]
+    control_plane: String,
+    /// Fingerprint of the control plane's CA (SHA256:...), as `slipctl host add --enroll` printed it
+    #[arg(long, value_name = "SHA256")]
+    ca_fingerprint: String,
+    /// The join token
+    #[arg(
+        long,
+        env = "SLIPWAY_JOIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    token: String,
+    /// This host's name, as added [default: --host-name]
+    #[arg(long, value_name = "NAME")]
+    host: Option<String>,
+    /// Directory for ca.crt, agent.crt and agent.key (created 0700)
+    #[arg(long, value_name = "DIR", default_value = "/etc/slipway")]
+    dir: PathBuf,
+}
+
+async fn enroll(args: EnrollArgs, host_name: Option<String>) -> ExitCode {
+    let Some(host) = args.host.or(host_name) else {
+        eprintln!("error: give --host (the name the host was added as)");
+        return ExitCode::from(EXIT_CONFIG as u8);
+    };
+    let opts = slipway_agent::enroll::EnrollOptions {
+        control_plane: args.control_plane,
+        ca_fingerprint: args.ca_fingerprint,
+        token: args.token,
+        host,
+        dir: args.dir,
+    };
+    match slipway_agent::enroll::enroll(&opts).await {
+        Ok(paths) => {
+            println!(
+                "enrolled {}: wrote {}, {} and {}
+start the agent with --ca {} --cert {} --key {}",
+                opts.host,
+                paths.ca.display(),
+                paths.cert.display(),
+                paths.key.display(),
+                paths.ca.display(),
+                paths.cert.display(),
+                paths.key.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("error: {}", chain(&err));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 impl Args {
@@ -103,6 +173,10 @@ async fn main() -> ExitCode {
             };
         }
     };
+    let mut args = args;
+    if let Some(Command::Enroll(enroll_args)) = args.command.take() {
+        return enroll(enroll_args, args.host_name).await;
+    }
     let config = match args.into_config() {
         Ok(config) => config,
         Err(err) => {

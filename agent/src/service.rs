@@ -8,11 +8,12 @@ use slipway_proto::{
     agent::v1::{
         ActivateReleaseRequest, ActivateReleaseResponse, AppTarget, CancelOperationRequest,
         CancelOperationResponse, DeployRequest, DeployResponse, GetStatusRequest,
-        GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest,
-        PinReleaseResponse, PrepareReleaseRequest, PrepareReleaseResponse, ResetFencingRequest,
-        ResetFencingResponse, RollbackRequest, RollbackResponse, SetRevocationsRequest,
-        SetRevocationsResponse, UploadObjectsRequest, UploadObjectsResponse,
-        agent_service_server::AgentService,
+        GetStatusResponse, InstallCertificateRequest, InstallCertificateResponse,
+        MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest, PinReleaseResponse,
+        PrepareCertificateRequest, PrepareCertificateResponse, PrepareReleaseRequest,
+        PrepareReleaseResponse, ResetFencingRequest, ResetFencingResponse, RollbackRequest,
+        RollbackResponse, SetRevocationsRequest, SetRevocationsResponse, UploadObjectsRequest,
+        UploadObjectsResponse, agent_service_server::AgentService,
     },
     identity::Identity,
     validate::{self, InvalidField},
@@ -23,6 +24,7 @@ use crate::{
     activation::Activation,
     agent::Agent,
     cancel::DEFAULT_GRACE,
+    certificate::CertificateError,
     deploy::{DeployPlan, RollbackPlan},
     error::Error,
     fencing::{self, Fence},
@@ -51,6 +53,12 @@ impl AgentApi {
     /// Serves `agent`.
     pub fn new(agent: Arc<Agent>) -> Self {
         Self { agent, trust: None }
+    }
+
+    fn trust(&self) -> Result<&Trust, Status> {
+        self.trust
+            .as_deref()
+            .ok_or_else(|| Status::failed_precondition("this agent keeps no trust state"))
     }
 
     /// Keeps the revocation lists the control plane sends in `trust`.
@@ -232,6 +240,17 @@ fn chunk(message: UploadObjectsRequest) -> Chunk {
 }
 
 /// Who called, for the log; the interceptor put it there.
+/// The status of a renewal step that failed.
+fn certificate_status(err: CertificateError) -> Status {
+    let message = slipway_proto::daemon::chain(&err);
+    match err {
+        CertificateError::NothingPending | CertificateError::Unusable(_) => {
+            Status::failed_precondition(message)
+        }
+        CertificateError::Request(_) | CertificateError::Write { .. } => Status::internal(message),
+    }
+}
+
 fn caller<T>(request: &Request<T>) -> String {
     request
         .extensions()
@@ -245,6 +264,36 @@ impl AgentService for AgentApi {
     type RollbackStream = ResponseStream<RollbackResponse>;
     type PrepareReleaseStream = ResponseStream<PrepareReleaseResponse>;
     type ActivateReleaseStream = ResponseStream<ActivateReleaseResponse>;
+
+    async fn prepare_certificate(
+        &self,
+        request: Request<PrepareCertificateRequest>,
+    ) -> Result<Response<PrepareCertificateResponse>, Status> {
+        let caller = caller(&request);
+        let trust = self.trust()?;
+        let csr_pem = trust.prepare_certificate().map_err(certificate_status)?;
+        tracing::info!(%caller, "made a new key for a certificate renewal");
+        Ok(Response::new(PrepareCertificateResponse { csr_pem }))
+    }
+
+    async fn install_certificate(
+        &self,
+        request: Request<InstallCertificateRequest>,
+    ) -> Result<Response<InstallCertificateResponse>, Status> {
+        let caller = caller(&request);
+        let request = request.into_inner();
+        if request.certificate_pem.len() > 64 << 10 {
+            return Err(Status::invalid_argument(
+                "certificate_pem: longer than 64 KiB",
+            ));
+        }
+        let trust = self.trust()?;
+        let serial = trust
+            .install_certificate(request.certificate_pem.as_bytes())
+            .map_err(certificate_status)?;
+        tracing::info!(%caller, serial, "installed a renewed certificate: new connections use it");
+        Ok(Response::new(InstallCertificateResponse { serial }))
+    }
 
     async fn set_revocations(
         &self,

@@ -1,6 +1,8 @@
-//! The revocation list the control plane pushes: kept on disk (0600, written
-//! temp + fsync + rename) so that after a restart it is enforced before the
-//! first call, and shared with the TLS verifier and the interceptor.
+//! What this agent trusts and presents: the revocation list the control
+//! plane pushes (kept on disk, 0600, written temp + fsync + rename, so that
+//! after a restart it is enforced before the first call; shared with the TLS
+//! verifier and the interceptor), and its own certificate with the renewal
+//! in progress.
 
 use std::{
     io::{self, Write},
@@ -12,7 +14,10 @@ use prost::Message;
 use slipway_proto::{
     agent::v1::SetRevocationsRequest,
     revocation::{RevocationList, Revocations},
+    tls::TlsMaterial,
 };
+
+use crate::certificate::{CertificateError, Pending};
 
 /// File name under the agent's data directory.
 const FILE: &str = "revocations.pb";
@@ -30,14 +35,44 @@ pub struct TrustError {
     source: io::Error,
 }
 
-/// The agent's revocation list.
+/// The agent's revocation list and certificate.
 #[derive(Debug)]
 pub struct Trust {
     path: PathBuf,
     revocations: Revocations,
+    host: String,
+    material: Option<TlsMaterial>,
+    pending: Pending,
 }
 
 impl Trust {
+    /// Presents `material` as `host`'s agent: a renewal rewrites its files.
+    pub fn with_material(mut self, host: &str, material: TlsMaterial) -> Self {
+        self.host = host.to_owned();
+        self.material = Some(material);
+        self
+    }
+
+    /// A new key and a request for its certificate (the key stays here).
+    pub fn prepare_certificate(&self) -> Result<String, CertificateError> {
+        if self.material.is_none() {
+            return Err(CertificateError::Unusable(
+                "this agent serves no certificate from files".into(),
+            ));
+        }
+        self.pending.prepare(&self.host)
+    }
+
+    /// Installs the certificate signed for the pending key; returns its
+    /// serial.
+    pub fn install_certificate(&self, cert_pem: &[u8]) -> Result<String, CertificateError> {
+        let material = self
+            .material
+            .as_ref()
+            .ok_or(CertificateError::NothingPending)?;
+        self.pending.install(&self.host, material, cert_pem)
+    }
+
     /// Loads the list kept in `data_dir` (none yet: empty).
     pub fn open(data_dir: &Path) -> Result<Self, TrustError> {
         let path = data_dir.join(FILE);
@@ -60,7 +95,13 @@ impl Trust {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {}
             Err(err) => return Err(fail("cannot read", err)),
         }
-        Ok(Self { path, revocations })
+        Ok(Self {
+            path,
+            revocations,
+            host: String::new(),
+            material: None,
+            pending: Pending::default(),
+        })
     }
 
     /// The shared list.

@@ -9,7 +9,10 @@ use std::{
 use serde::Deserialize;
 use slipway_proto::tls::{TlsMaterial, TlsPaths};
 
-use crate::sources::{SourceRootError, SourceRoots};
+use crate::{
+    signing::{Signer, SigningPaths},
+    sources::{SourceRootError, SourceRoots},
+};
 
 /// Everything the control plane needs to start.
 #[derive(Clone, Debug)]
@@ -32,6 +35,13 @@ pub struct Config {
     /// The directories apps' repositories may lie in; none: any absolute
     /// path.
     pub source_roots: SourceRoots,
+    /// The CA certificate and key that sign agents' certificates
+    /// (enrollment and renewal); none: the control plane holds no CA key.
+    pub signing: Option<SigningPaths>,
+    /// Address of the enrollment listener (no client certificate needed;
+    /// only enrollment is served there; needs `signing`). None: enrollment
+    /// is off.
+    pub enroll_listen: Option<SocketAddr>,
 }
 
 /// The TOML file.
@@ -54,6 +64,20 @@ pub struct FileConfig {
     pub recheck_every_seconds: Option<u64>,
     /// See [`Config::source_roots`]: absolute directories that exist.
     pub source_roots: Option<Vec<PathBuf>>,
+    /// See [`Config::signing`].
+    pub signing: Option<SigningFiles>,
+    /// See [`Config::enroll_listen`].
+    pub enroll_listen: Option<SocketAddr>,
+}
+
+/// The `[signing]` table: the CA that signs agents' certificates.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningFiles {
+    /// CA certificate (or bundle, signing CA first).
+    pub ca_cert: PathBuf,
+    /// CA private key.
+    pub ca_key: PathBuf,
 }
 
 /// PEM file paths in the TOML file.
@@ -105,6 +129,9 @@ pub enum ConfigError {
     /// A TLS file is unreadable.
     #[error(transparent)]
     Tls(#[from] slipway_proto::tls::TlsError),
+    /// The signing CA is unusable.
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SignError),
     /// A trusted source directory is relative or missing.
     #[error(transparent)]
     SourceRoot(#[from] SourceRootError),
@@ -144,7 +171,15 @@ impl FileConfig {
                 self.recheck_every_seconds.unwrap_or(30).max(1),
             ),
             source_roots: SourceRoots::new(&self.source_roots.unwrap_or_default())?,
+            enroll_listen: self.enroll_listen,
+            signing: self.signing.map(|files| SigningPaths {
+                ca_cert: files.ca_cert,
+                ca_key: files.ca_key,
+            }),
         };
+        if let Some(signing) = &config.signing {
+            Signer::load(signing)?;
+        }
         TlsMaterial::load(&config.tls)?;
         TlsMaterial::load(&config.agent_tls)?;
         Ok(config)

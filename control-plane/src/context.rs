@@ -19,6 +19,9 @@ pub struct Context {
     pub running: Running,
     /// Revoked certificates, enforced on every handshake and call.
     pub revocations: Revocations,
+    /// The CA key that signs agents' certificates (enrollment, renewal);
+    /// none when the control plane does not hold it.
+    pub signer: Option<std::sync::Arc<crate::signing::Signer>>,
     /// The directories apps' repositories may lie in.
     pub sources: SourceRoots,
 }

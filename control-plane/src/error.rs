@@ -40,6 +40,9 @@ pub enum Error {
     /// The system is not in a state that allows the operation.
     #[error("{0}")]
     Precondition(String),
+    /// A credential (a join token) was refused.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// Git could not produce the release.
     #[error(transparent)]
     Git(#[from] GitError),
@@ -78,6 +81,7 @@ impl From<Error> for Status {
             Error::Locked { .. } | Error::Precondition(_) => {
                 Status::failed_precondition(err.to_string())
             }
+            Error::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
             Error::Git(git) => match git {
                 GitError::UnsupportedSource(_) => Status::invalid_argument(err.to_string()),
                 GitError::UnknownRef { .. } => Status::not_found(err.to_string()),

@@ -158,6 +158,7 @@ async fn ask(ctx: &Context, host: &Host, apps: Vec<AppTarget>) -> Result<HostSta
         .await
         .map_err(|s| format!("agent: {}", s.message()))?;
     let info = status.host.unwrap_or_default();
+    let certificate = ctx.agents.certificate(&host.name);
     Ok(HostState {
         host: Some(host.clone()),
         reachable: true,
@@ -178,5 +179,10 @@ async fn ask(ctx: &Context, host: &Host, apps: Vec<AppTarget>) -> Result<HostSta
                 release_details: a.releases,
             })
             .collect(),
+        certificate_expires_at: certificate.as_ref().map(|c| pbjson_types::Timestamp {
+            seconds: c.not_after,
+            nanos: 0,
+        }),
+        certificate_serial: certificate.map(|c| c.serial).unwrap_or_default(),
     })
 }

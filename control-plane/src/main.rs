@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use slipway_control_plane::config::{FileConfig, TlsFiles};
+use slipway_control_plane::config::{FileConfig, SigningFiles, TlsFiles};
 use slipway_proto::daemon;
 
 /// The Slipway control plane: operator gRPC API, state in sled, rollouts to agents.
@@ -37,6 +37,11 @@ struct Args {
         value_delimiter = ','
     )]
     source_roots: Vec<PathBuf>,
+    /// Address of the enrollment listener, where new agents get their
+    /// certificate with a join token, e.g. 0.0.0.0:7445 (off by default;
+    /// needs the CA's key, e.g. ca.key in --pki-dir).
+    #[arg(long, env = "SLIPWAY_CP_ENROLL_LISTEN")]
+    enroll_listen: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -73,6 +78,7 @@ fn load(
     file.data_dir = args.data_dir.clone().or(file.data_dir);
     file.log_json = Some(args.log_json || file.log_json.unwrap_or(false));
     file.recheck_every_seconds = args.recheck_every_seconds.or(file.recheck_every_seconds);
+    file.enroll_listen = args.enroll_listen.or(file.enroll_listen);
     if !args.source_roots.is_empty() {
         file.source_roots = Some(args.source_roots.clone());
     }
@@ -86,6 +92,14 @@ fn load(
         file.agent_tls = file
             .agent_tls
             .or_else(|| Some(files("control-plane-client")));
+        // A PKI directory with the CA's key: this control plane signs
+        // agents' certificates (enrollment, renewal).
+        if file.signing.is_none() && dir.join("ca.key").is_file() {
+            file.signing = Some(SigningFiles {
+                ca_cert: dir.join("ca.crt"),
+                ca_key: dir.join("ca.key"),
+            });
+        }
     }
     file.finish()
 }

@@ -17,9 +17,12 @@ use slipway_proto::{
     tls::{self, Peer, TlsMaterial},
 };
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 use tonic::{service::interceptor::InterceptedService, transport::Server};
 
-use crate::{Config, Context, agents, api, auth, deployment, error, events, running, store};
+use crate::{
+    Config, Context, agents, api, auth, deployment, error, events, running, signing::Signer, store,
+};
 
 /// Concurrent calls (HTTP/2 streams) one operator connection may hold open.
 pub const MAX_CONCURRENT_STREAMS: u32 = 128;
@@ -29,6 +32,9 @@ const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3
 
 /// ...and closed when the ping is not answered within this.
 const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How often agents' certificates are checked for renewal.
+const RENEW_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
 /// Why the control plane stopped.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +48,9 @@ pub enum Error {
     /// The stored revocation list could not be read.
     #[error("cannot read the revocation list")]
     Revocations(#[source] store::StoreError),
+    /// The CA key for signing agents' certificates is unusable.
+    #[error(transparent)]
+    Signing(#[from] crate::signing::SignError),
     /// Reconciling interrupted deployments failed.
     #[error("reconciling interrupted deployments failed")]
     Reconcile(#[source] error::Error),
@@ -73,12 +82,36 @@ pub async fn run(
     serve(config, listener, shutdown).await
 }
 
-/// Serves on a bound listener until `shutdown` resolves.
+/// Serves on a bound listener until `shutdown` resolves; binds the
+/// enrollment listener when the configuration names one.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let enroll = match config.enroll_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind { addr, source })?,
+        ),
+        None => None,
+    };
+    serve_with(config, listener, enroll, shutdown).await
+}
+
+/// Serves the operator API on `listener` and, when the control plane holds
+/// a CA key, enrollment on `enroll`, until `shutdown` resolves.
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    enroll: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let signer = match &config.signing {
+        Some(paths) => Some(Arc::new(Signer::load(paths)?)),
+        None => None,
+    };
     let server_tls = TlsMaterial::load(&config.tls)?;
     let agent_tls = TlsMaterial::load(&config.agent_tls)?;
     let backend = store::SledBackend::open(&config.data_dir, config.cache_capacity_bytes)?;
@@ -95,6 +128,7 @@ pub async fn serve(
         running: running::Running::default(),
         revocations: revocations.clone(),
         sources: config.source_roots.clone(),
+        signer,
     };
     crate::trust::load(&ctx).map_err(Error::Revocations)?;
     if !ctx.sources.is_restricted() {
@@ -209,6 +243,7 @@ pub async fn serve(
             DeploymentServiceServer,
             api::Deployments(ctx.clone())
         ));
+    let server_tls_for_enroll = server_tls.clone();
     let reload = {
         let agents = ctx.agents.clone();
         let reloader = tls::Reloader::new([("listener", server_tls), ("agents", agent_tls)]);
@@ -218,10 +253,42 @@ pub async fn serve(
             }
         }))
     };
+    let stop = CancellationToken::new();
+    let enrollment = match enroll {
+        Some(listener) if ctx.signer.is_some() => {
+            let (ctx, material, stop) = (ctx.clone(), server_tls_for_enroll, stop.clone());
+            Some(tokio::spawn(async move {
+                api::enrollment::serve(ctx, &material, listener, stop.cancelled_owned()).await
+            }))
+        }
+        Some(_) => {
+            tracing::warn!("an enrollment address is set but no CA key: enrollment is off");
+            None
+        }
+        None => None,
+    };
+    let renewal = tokio::spawn(crate::renewal::renew_expiring(
+        ctx.clone(),
+        RENEW_CHECK_EVERY,
+    ));
     let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
+    let shutdown = {
+        let stop = stop.clone();
+        async move {
+            shutdown.await;
+            stop.cancel();
+        }
+    };
     let served = router
         .serve_with_incoming_shutdown(tls::Incoming::new(listener, tls), shutdown)
         .await;
+    stop.cancel();
+    if let Some(enrollment) = enrollment
+        && let Ok(Err(err)) = enrollment.await
+    {
+        tracing::error!(error = %slipway_proto::daemon::chain(&err), "the enrollment listener failed");
+    }
+    renewal.abort();
     // Waited for: the task holds the store, which must be closed before
     // this returns (a new control plane may open the same directory).
     reload.abort();

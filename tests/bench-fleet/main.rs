@@ -55,6 +55,7 @@ async fn main() -> Result<()> {
         agents: Agents::with(Arc::new(fleet)),
         running: Running::default(),
         revocations: Default::default(),
+        signer: None,
         sources: Default::default(),
     };
     let repo = SampleRepo::new();

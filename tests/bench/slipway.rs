@@ -136,6 +136,7 @@ impl Slipway {
                         environment: ENV.into(),
                         ..Default::default()
                     }),
+                    enroll: false,
                 })
                 .await
                 .with_context(|| format!("add host {}", agent.name))?;

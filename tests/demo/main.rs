@@ -118,6 +118,8 @@ async fn run(keep: bool) -> Result<()> {
         log_json: false,
         recheck_every: std::time::Duration::from_secs(30),
         source_roots: Default::default(),
+        signing: None,
+        enroll_listen: None,
     };
     let stop = stopped(stop_rx.clone());
     servers.spawn(async move {

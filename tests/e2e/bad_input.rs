@@ -169,6 +169,7 @@ async fn invalid_fields_are_named_and_nothing_is_written() {
                 environment: ENV.into(),
                 ..Default::default()
             }),
+            enroll: false,
         })
         .await
         .expect_err("invalid host name");
@@ -287,6 +288,7 @@ async fn a_second_concurrent_deploy_is_refused() {
                 environment: "slow".into(),
                 ..Default::default()
             }),
+            enroll: false,
         })
         .await
         .expect("host");

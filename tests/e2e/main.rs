@@ -10,6 +10,7 @@ mod audit;
 mod bad_input;
 mod crash;
 mod deploy;
+mod enrollment;
 mod fencing_poison;
 mod fixtures_faults;
 mod grpcurl;

@@ -175,6 +175,7 @@ async fn roles_limit_what_operators_may_do() {
                 environment: ENV.into(),
                 ..Default::default()
             }),
+            enroll: false,
         })
         .await
         .expect_err("deployer adds a host");
@@ -219,6 +220,7 @@ async fn control_plane_refuses_an_agent_certificate_of_another_host() {
                 environment: "staging".into(),
                 ..Default::default()
             }),
+            enroll: false,
         })
         .await
         .expect("add host");

@@ -76,6 +76,7 @@ async fn an_agent_with_another_hosts_certificate_gets_no_deploy() {
                 environment: ENV.into(),
                 ..Default::default()
             }),
+            enroll: false,
         })
         .await
         .expect("add host");
@@ -357,6 +358,7 @@ async fn removing_a_host_revokes_its_agent_certificates() {
                 environment: ENV.into(),
                 ..Default::default()
             }),
+            enroll: false,
         })
         .await
         .expect("add again");

@@ -103,9 +103,16 @@ pub struct Builder {
     proxy_all: bool,
     proxied: Vec<usize>,
     process_control_plane: bool,
+    enrollment: bool,
 }
 
 impl Builder {
+    /// The control plane holds the CA key and serves enrollment.
+    pub fn enrollment(mut self) -> Self {
+        self.enrollment = true;
+        self
+    }
+
     /// How many agents (default 3).
     pub fn agents(mut self, n: usize) -> Self {
         self.agents = n;
@@ -208,9 +215,20 @@ impl Builder {
             });
         }
         let data_dir = work.path().join("control-plane");
+        let mut enroll_addr = None;
         let (cp, cp_process) = if self.process_control_plane {
             let process = ControlPlaneProcess::start(&pki, data_dir.clone()).await;
             (None, Some(process))
+        } else if self.enrollment {
+            let (cp, addr) = server::control_plane_enrolling(
+                pki.control_plane(),
+                pki.control_plane_client(),
+                data_dir.clone(),
+                pki.dir(),
+            )
+            .await;
+            enroll_addr = Some(addr);
+            (Some(cp), None)
         } else {
             let cp = server::control_plane(
                 pki.control_plane(),
@@ -228,6 +246,7 @@ impl Builder {
             cp,
             cp_process,
             agents,
+            enroll_addr,
         };
         if self.register {
             cluster.register(self.activation, self.keep).await;
@@ -246,6 +265,8 @@ pub struct Cluster {
     pub agents: Vec<AgentHost>,
     /// The control plane's sled directory.
     pub data_dir: PathBuf,
+    /// The enrollment listener, with [`Builder::enrollment`].
+    pub enroll_addr: Option<std::net::SocketAddr>,
     cp: Option<Running>,
     cp_process: Option<ControlPlaneProcess>,
     #[allow(dead_code)]
@@ -264,6 +285,7 @@ impl Cluster {
             proxy_all: false,
             proxied: Vec::new(),
             process_control_plane: false,
+            enrollment: false,
         }
     }
 
@@ -369,6 +391,7 @@ impl Cluster {
                         environment: ENV.into(),
                         ..Default::default()
                     }),
+                    enroll: false,
                 })
                 .await
                 .expect("add host");

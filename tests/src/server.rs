@@ -84,6 +84,8 @@ pub fn control_plane_config(
         // Quick, so tests see an unknown host settled soon after it answers.
         recheck_every: std::time::Duration::from_millis(200),
         source_roots: Default::default(),
+        signing: None,
+        enroll_listen: None,
     }
 }
 
@@ -97,9 +99,62 @@ pub async fn serve_control_plane(config: slipway_control_plane::Config) -> Runni
     .await
 }
 
-/// Starts an agent for `host` on `127.0.0.1:0`.
-pub async fn agent(host: &str, tls: TlsPaths, apps_dir: PathBuf, data_dir: PathBuf) -> Running {
-    let config = slipway_agent::Config {
+/// Starts a control plane that holds the CA key in `pki_dir` (signing
+/// agents' certificates) with its enrollment listener; returns it and the
+/// enrollment address.
+pub async fn control_plane_enrolling(
+    tls: TlsPaths,
+    agent_tls: TlsPaths,
+    data_dir: PathBuf,
+    pki_dir: &std::path::Path,
+) -> (Running, SocketAddr) {
+    let mut config = control_plane_config(tls, agent_tls, data_dir);
+    config.signing = Some(slipway_control_plane::signing::SigningPaths {
+        ca_cert: pki_dir.join("ca.crt"),
+        ca_key: pki_dir.join("ca.key"),
+    });
+    let enroll = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let enroll_addr = enroll.local_addr().expect("local addr");
+    let running = Running::spawn(move |listener, stopped| {
+        slipway_control_plane::server::serve_with(config, listener, Some(enroll), async move {
+            let _ = stopped.await;
+        })
+    })
+    .await;
+    (running, enroll_addr)
+}
+
+/// Starts an agent for `host` on an already-bound `listener`.
+pub async fn agent_on(
+    listener: TcpListener,
+    host: &str,
+    tls: TlsPaths,
+    apps_dir: PathBuf,
+    data_dir: PathBuf,
+) -> Running {
+    let config = agent_config(host, tls, apps_dir, data_dir);
+    let addr = listener.local_addr().expect("local addr");
+    let (stop, stopped) = oneshot::channel();
+    let serve = slipway_agent::serve(config, listener, async move {
+        let _ = stopped.await;
+    });
+    let task = tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) });
+    Running {
+        addr,
+        stop: Some(stop),
+        task: Some(task),
+    }
+}
+
+fn agent_config(
+    host: &str,
+    tls: TlsPaths,
+    apps_dir: PathBuf,
+    data_dir: PathBuf,
+) -> slipway_agent::Config {
+    slipway_agent::Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         host_name: host.to_owned(),
         apps_dir,
@@ -108,7 +163,12 @@ pub async fn agent(host: &str, tls: TlsPaths, apps_dir: PathBuf, data_dir: PathB
         tls,
         log_json: false,
         hooks: slipway_agent::config::HookConfig::default(),
-    };
+    }
+}
+
+/// Starts an agent for `host` on `127.0.0.1:0`.
+pub async fn agent(host: &str, tls: TlsPaths, apps_dir: PathBuf, data_dir: PathBuf) -> Running {
+    let config = agent_config(host, tls, apps_dir, data_dir);
     Running::spawn(move |listener, stopped| {
         slipway_agent::serve(config, listener, async move {
             let _ = stopped.await;

@@ -22,7 +22,7 @@ use slipway_proto::{
     },
     control::v1::Host,
     revocation::Revocations,
-    tls::TlsMaterial,
+    tls::{CertSummary, TlsMaterial},
 };
 use tokio_stream::Stream;
 use tonic::Status;
@@ -67,6 +67,11 @@ pub trait AgentApi: Send + Sync {
         &self,
         request: ResetFencingRequest,
     ) -> Result<ResetFencingResponse, Status>;
+    /// Has the agent make a new key and return a request for its
+    /// certificate.
+    async fn prepare_certificate(&self) -> Result<String, Status>;
+    /// Installs the certificate signed for that key; returns its serial.
+    async fn install_certificate(&self, certificate_pem: String) -> Result<String, Status>;
 }
 
 /// A connected agent.
@@ -109,6 +114,31 @@ pub struct Agents {
     dial: Arc<dyn Dial>,
     /// Host name -> (address, connection).
     kept: Arc<Mutex<HashMap<String, (String, AgentClient)>>>,
+    /// Host name -> the certificate its agent served at the last handshake.
+    certificates: Certificates,
+}
+
+/// The certificate each agent served at its last handshake.
+#[derive(Clone, Default)]
+pub struct Certificates(Arc<Mutex<HashMap<String, CertSummary>>>);
+
+impl Certificates {
+    /// Records what `host` served.
+    pub fn seen(&self, host: &str, summary: CertSummary) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host.to_owned(), summary);
+    }
+
+    /// What `host` served last, if it was dialed.
+    pub fn get(&self, host: &str) -> Option<CertSummary> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(host)
+            .cloned()
+    }
 }
 
 impl Agents {
@@ -117,7 +147,17 @@ impl Agents {
     /// dialed, and not be revoked, so a certificate of another host is
     /// refused. Every fenced request carries `epoch`, the store's identity.
     pub fn new(tls: TlsMaterial, revocations: Revocations, epoch: String) -> Self {
-        Self::with(Arc::new(tls::TlsDial::new(tls, revocations, epoch)))
+        let certificates = Certificates::default();
+        let dial = tls::TlsDial::new(tls, revocations, epoch, certificates.clone());
+        Self {
+            certificates,
+            ..Self::with(Arc::new(dial))
+        }
+    }
+
+    /// The certificate `host`'s agent served at its last handshake.
+    pub fn certificate(&self, host: &str) -> Option<CertSummary> {
+        self.certificates.get(host)
     }
 
     /// Agents reached through `dial`.
@@ -125,6 +165,7 @@ impl Agents {
         Self {
             dial,
             kept: Arc::default(),
+            certificates: Certificates::default(),
         }
     }
 

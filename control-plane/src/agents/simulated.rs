@@ -411,4 +411,16 @@ impl AgentApi for SimAgent {
         self.host.log("reset-fencing".into());
         Ok(ResetFencingResponse::default())
     }
+
+    async fn prepare_certificate(&self) -> Result<String, Status> {
+        Err(Status::unimplemented(
+            "simulated agents hold no certificate",
+        ))
+    }
+
+    async fn install_certificate(&self, _certificate_pem: String) -> Result<String, Status> {
+        Err(Status::unimplemented(
+            "simulated agents hold no certificate",
+        ))
+    }
 }

@@ -11,21 +11,28 @@ use slipway_proto::{
 };
 use tonic::{Status, transport::Channel};
 
-use super::{AgentApi, AgentClient, Dial, DialError, ProgressStream, UploadStream};
+use super::{AgentApi, AgentClient, Certificates, Dial, DialError, ProgressStream, UploadStream};
 
 /// Dials agents with the control plane's client certificate.
 pub(super) struct TlsDial {
     tls: TlsMaterial,
     revocations: Revocations,
     epoch: Arc<str>,
+    certificates: Certificates,
 }
 
 impl TlsDial {
-    pub(super) fn new(tls: TlsMaterial, revocations: Revocations, epoch: String) -> Self {
+    pub(super) fn new(
+        tls: TlsMaterial,
+        revocations: Revocations,
+        epoch: String,
+        certificates: Certificates,
+    ) -> Self {
         Self {
             tls,
             revocations,
             epoch: epoch.into(),
+            certificates,
         }
     }
 }
@@ -35,8 +42,14 @@ impl Dial for TlsDial {
     async fn dial(&self, host: &Host) -> Result<AgentClient, DialError> {
         let peer = Peer::Agent(host.name.clone());
         let channel = async {
+            let (certificates, name) = (self.certificates.clone(), host.name.clone());
             tls::endpoint(&host.address, peer, &self.tls)?
                 .revocations(&self.revocations)
+                .on_peer_certificate(Arc::new(move |der| {
+                    if let Some(summary) = tls::summary(der) {
+                        certificates.seen(&name, summary);
+                    }
+                }))
                 .connect()
                 .await
         }
@@ -203,5 +216,27 @@ impl AgentApi for TlsAgent {
         request: ResetFencingRequest,
     ) -> Result<ResetFencingResponse, Status> {
         Ok(self.0.clone().reset_fencing(request).await?.into_inner())
+    }
+
+    async fn prepare_certificate(&self) -> Result<String, Status> {
+        let request = PrepareCertificateRequest {};
+        Ok(self
+            .0
+            .clone()
+            .prepare_certificate(request)
+            .await?
+            .into_inner()
+            .csr_pem)
+    }
+
+    async fn install_certificate(&self, certificate_pem: String) -> Result<String, Status> {
+        let request = InstallCertificateRequest { certificate_pem };
+        Ok(self
+            .0
+            .clone()
+            .install_certificate(request)
+            .await?
+            .into_inner()
+            .serial)
     }
 }

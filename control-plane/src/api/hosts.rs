@@ -12,9 +12,48 @@ pub struct Hosts(pub Context);
 #[tonic::async_trait]
 impl host_service_server::HostService for Hosts {
     async fn add_host(&self, request: Request<AddHostRequest>) -> Reply<AddHostResponse> {
-        audited(&self.0, request, |ctx, _, host| async move {
-            let host = catalog::add_host(&ctx.store, host).await?;
-            Ok((AddHostResponse { host: Some(host) }, "added".into()))
+        audited(&self.0, request, |ctx, _, new| async move {
+            // Refused before anything is written when no CA key is held.
+            let signer = match (new.enroll, &ctx.signer) {
+                (true, None) => {
+                    return Err(crate::error::Error::Precondition(
+                        "this control plane holds no CA key, so it cannot enroll agents; \
+                         issue the host's certificate with `slipctl pki issue agent`"
+                            .into(),
+                    )
+                    .into());
+                }
+                (_, signer) => signer.clone(),
+            };
+            let host = catalog::add_host(&ctx.store, new.host).await?;
+            let mut answer = AddHostResponse {
+                host: Some(host),
+                ..Default::default()
+            };
+            let mut message = "added".to_owned();
+            if let (true, Some(signer)) = (new.enroll, signer) {
+                let name = &answer.host.as_ref().expect("just added").name;
+                let (token, expires) = crate::enrollment::issue(&ctx.store, name)
+                    .await
+                    .map_err(crate::error::Error::from)?;
+                answer.join_token = token;
+                answer.join_token_expires_at = Some(slipway_proto::timestamp(expires));
+                answer.ca_fingerprint = signer.ca_fingerprint().to_owned();
+                message.push_str("; join token issued");
+            }
+            Ok((answer, message))
+        })
+        .await
+    }
+
+    async fn renew_agent_certificate(
+        &self,
+        request: Request<RenewAgentCertificateRequest>,
+    ) -> Reply<RenewAgentCertificateResponse> {
+        audited(&self.0, request, |ctx, _, Checked(req)| async move {
+            let answer = crate::renewal::renew(&ctx, &req.host).await?;
+            let message = format!("the agent serves certificate {}", answer.serial);
+            Ok((answer, message))
         })
         .await
     }

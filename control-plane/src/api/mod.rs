@@ -8,6 +8,7 @@ mod apps;
 mod audit_trail;
 mod certificates;
 mod deployments;
+pub mod enrollment;
 mod environments;
 mod hosts;
 mod locks;

@@ -17,7 +17,7 @@ use super::{Audited, Checked};
 use crate::{
     audit::app_env,
     deployment::Start,
-    domain::catalog::{AppSpec, EnvironmentSpec, HostSpec},
+    domain::catalog::{AppSpec, EnvironmentSpec, NewHost},
 };
 
 macro_rules! audited {
@@ -88,16 +88,13 @@ audited!(
         r.environment.as_ref().map_or("", |e| &e.name)
     )
 );
-audited!(
-    AddHostRequest,
-    "HostService/AddHost",
-    Admin,
-    HostSpec,
-    |r| r.host.as_ref().map_or_else(String::new, |h| format!(
+audited!(AddHostRequest, "HostService/AddHost", Admin, NewHost, |r| r
+    .host
+    .as_ref()
+    .map_or_else(String::new, |h| format!(
         "host {}, environment {}, address {}",
         h.name, h.environment, h.address
-    ))
-);
+    )));
 audited!(
     RemoveHostRequest,
     "HostService/RemoveHost",
@@ -234,3 +231,15 @@ checked!(RevokeCertificateRequest, |r| {
         .and_then(|()| bounded("identity", &r.identity, limits::HOST_NAME + 32))
         .and_then(|()| bounded("reason", &r.reason, limits::MESSAGE))
 });
+audited!(
+    RenewAgentCertificateRequest,
+    "HostService/RenewAgentCertificate",
+    Admin,
+    Checked<Self>,
+    |r| format!("host {}", r.host)
+);
+checked!(RenewAgentCertificateRequest, |r| bounded(
+    "host",
+    &r.host,
+    limits::HOST_NAME
+));

@@ -50,6 +50,7 @@ async fn fixture(hosts: usize) -> Fixture {
         agents: Agents::with(Arc::new(fleet.clone())),
         running: Running::default(),
         revocations: Default::default(),
+        signer: None,
         sources: Default::default(),
     };
     let app = App {

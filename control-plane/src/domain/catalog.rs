@@ -117,11 +117,23 @@ impl TryFrom<Host> for HostSpec {
     }
 }
 
-impl TryFrom<AddHostRequest> for HostSpec {
+/// A host to add, and whether to issue it a join token.
+#[derive(Debug)]
+pub struct NewHost {
+    /// The host.
+    pub host: HostSpec,
+    /// Issue a one-time join token for its agent's enrollment.
+    pub enroll: bool,
+}
+
+impl TryFrom<AddHostRequest> for NewHost {
     type Error = InvalidField;
 
     fn try_from(req: AddHostRequest) -> Result<Self, InvalidField> {
-        req.host.ok_or_else(|| missing("host"))?.try_into()
+        Ok(Self {
+            host: req.host.ok_or_else(|| missing("host"))?.try_into()?,
+            enroll: req.enroll,
+        })
     }
 }
 

@@ -53,10 +53,12 @@ pub enum Tree {
     HostsUnknown,
     /// Revoked certificates and identities.
     Revocations,
+    /// SHA-256 of a join token -> the host it enrolls and its expiry.
+    JoinTokens,
 }
 
 impl Tree {
-    const ALL: [Tree; 16] = [
+    const ALL: [Tree; 17] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -73,6 +75,7 @@ impl Tree {
         Tree::DeploymentsOpen,
         Tree::HostsUnknown,
         Tree::Revocations,
+        Tree::JoinTokens,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -93,6 +96,7 @@ impl Tree {
             Tree::DeploymentsOpen => "deployments_open",
             Tree::HostsUnknown => "hosts_unknown",
             Tree::Revocations => "revocations",
+            Tree::JoinTokens => "join_tokens",
         }
     }
 

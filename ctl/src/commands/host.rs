@@ -5,7 +5,8 @@ use std::collections::HashMap;
 
 use clap::{Args, Subcommand};
 use slipway_proto::control::v1::{
-    AddHostRequest, Host, ListHostsRequest, RemoveHostRequest, ResetFencingRequest,
+    AddHostRequest, AddHostResponse, Host, ListHostsRequest, RemoveHostRequest,
+    RenewAgentCertificateRequest, ResetFencingRequest,
 };
 
 use crate::{
@@ -34,6 +35,13 @@ pub enum HostCommand {
         #[arg(long, value_name = "APP")]
         app: String,
     },
+    /// Have the host's agent make a new key and get a new certificate from
+    /// the control plane's CA (admin; audited). The control plane also does
+    /// this by itself when a third of the validity is left.
+    RenewCert {
+        /// Host name
+        host: String,
+    },
     /// List the hosts.
     List {
         /// Only the hosts of this environment
@@ -57,6 +65,25 @@ pub struct AddArgs {
     /// A label (repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
+    /// Also issue a one-time join token, with which the host's agent gets its
+    /// certificate (`slipway-agent enroll`); the key never leaves the host
+    #[arg(long)]
+    pub enroll: bool,
+}
+
+/// What to run on the new host, once.
+fn enroll_hint(response: &AddHostResponse, conn: &Connection) -> String {
+    let name = response.host.as_ref().map_or("HOST", |h| h.name.as_str());
+    let cp = slipway_proto::tls::host_of(&conn.endpoint);
+    format!(
+        "join token (shown once; single use, valid until {}):\n  {}\n\
+         on {name}, as root:\n  slipway-agent enroll --control-plane {cp}:7445 --host {name} \\\n    \
+         --ca-fingerprint {} --token {} --dir /etc/slipway\n",
+        output::time(response.join_token_expires_at.as_ref()),
+        response.join_token,
+        response.ca_fingerprint,
+        response.join_token,
+    )
 }
 
 fn parse_label(text: &str) -> Result<(String, String), String> {
@@ -78,16 +105,22 @@ pub async fn run(command: &HostCommand, conn: &Connection, output: Output) -> an
                 labels: args.labels.iter().cloned().collect::<HashMap<_, _>>(),
                 created_at: None,
             };
-            let response = rpc(hosts.add_host(AddHostRequest { host: Some(host) }).await)?;
+            let request = AddHostRequest {
+                host: Some(host),
+                enroll: args.enroll,
+            };
+            let response = rpc(hosts.add_host(request).await)?;
             match output {
                 Output::Json => output::json(&response),
                 Output::Text => {
-                    let host = response.host.unwrap_or_default();
-                    Ok(output::emit(&format!(
-                        "added host {}\n{}",
-                        host.name,
-                        output::host(&host)
-                    ))?)
+                    let mut text = format!("added host {}\n", args.name);
+                    text.push_str(&output::host(
+                        response.host.as_ref().unwrap_or(&Host::default()),
+                    ));
+                    if !response.join_token.is_empty() {
+                        text.push_str(&enroll_hint(&response, conn));
+                    }
+                    Ok(output::emit(&text)?)
                 }
             }
         }
@@ -121,6 +154,18 @@ pub async fn run(command: &HostCommand, conn: &Connection, output: Output) -> an
                         response.previous_token
                     ))?)
                 }
+            }
+        }
+        HostCommand::RenewCert { host } => {
+            let request = RenewAgentCertificateRequest { host: host.clone() };
+            let response = rpc(hosts.renew_agent_certificate(request).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => Ok(output::emit(&format!(
+                    "host {host} serves its new certificate {} (expires {})\n",
+                    response.serial,
+                    output::time(response.expires_at.as_ref())
+                ))?),
             }
         }
         HostCommand::List { env } => {

@@ -138,6 +138,24 @@ pub fn deployments(list: &[Deployment]) -> String {
     table.render()
 }
 
+/// When an agent's certificate expires, marked at 30, 7 and 1 days left.
+fn certificate_expiry(expires: Option<&pbjson_types::Timestamp>) -> String {
+    let Some(expires) = expires else {
+        return "-".to_owned();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let days = (expires.seconds - now).div_euclid(86_400);
+    let date = crate::output::time(Some(expires));
+    match days {
+        d if d < 0 => paint(&format!("{date} (expired)"), Paint::Red),
+        d if d < 7 => paint(&format!("{date} ({d}d left)"), Paint::Red),
+        d if d < 30 => paint(&format!("{date} ({d}d left)"), Paint::Yellow),
+        _ => date,
+    }
+}
+
 /// The fleet's live state: one row per host, then one per app on each host.
 pub fn fleet(states: &[HostState]) -> String {
     if states.is_empty() {
@@ -152,6 +170,7 @@ pub fn fleet(states: &[HostState]) -> String {
         "LOAD",
         "MEM AVAIL",
         "DISK FREE",
+        "CERT EXPIRES",
         "ERROR",
     ]);
     let mut apps = Table::new(&["HOST", "APP", "CURRENT", "PREVIOUS", "RELEASES ON DISK"]);
@@ -170,11 +189,12 @@ pub fn fleet(states: &[HostState]) -> String {
                 format!("{:.2}", state.load_average),
                 bytes(state.memory_available_bytes),
                 bytes(state.disk_free_bytes),
+                certificate_expiry(state.certificate_expires_at.as_ref()),
                 String::new(),
             ]
         } else {
             let mut row = vec![name.to_owned(), or_dash(env), paint("no", Paint::Red)];
-            row.extend(std::iter::repeat_n("-".to_owned(), 5));
+            row.extend(std::iter::repeat_n("-".to_owned(), 6));
             row.push(state.error.clone());
             row
         };

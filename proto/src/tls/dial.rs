@@ -12,7 +12,10 @@ use std::{
 };
 
 use hyper_util::rt::TokioIo;
-use rustls::{ClientConfig, pki_types::ServerName};
+use rustls::{
+    ClientConfig,
+    pki_types::{CertificateDer, ServerName},
+};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsConnector, client::TlsStream};
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -20,7 +23,7 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use super::{
     CONNECT_TIMEOUT, CONNECTION_WINDOW, ConnectError, Peer, STREAM_WINDOW, host_of, https_uri,
     material::{TlsMaterial, provider},
-    verify::ServerVerifier,
+    verify::{PinnedVerifier, ServerVerifier},
 };
 use crate::revocation::Revocations;
 
@@ -48,12 +51,45 @@ pub fn client_config(
     Arc::new(config)
 }
 
-/// Opens TLS connections to one address for tonic.
+/// A client configuration that presents no certificate and trusts only the
+/// CA whose fingerprint is `ca_fingerprint` (`SHA256:<hex>`), which the
+/// server must send in its chain; the server must be a control plane. For
+/// enrollment, before the agent has a certificate or the CA.
+pub fn pinned_client_config(ca_fingerprint: &str) -> Arc<ClientConfig> {
+    let verifier = PinnedVerifier {
+        ca_fingerprint: ca_fingerprint.to_owned(),
+    };
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
+/// Where a connector's TLS configuration comes from.
 #[derive(Clone, Debug)]
+enum Source {
+    /// Built per connection from the material in force.
+    Material {
+        material: TlsMaterial,
+        peer: Peer,
+        revocations: Revocations,
+    },
+    /// Fixed.
+    Fixed(Arc<ClientConfig>),
+}
+
+/// Called with the server's certificate after each handshake.
+pub type PeerObserver = Arc<dyn Fn(&CertificateDer<'_>) + Send + Sync>;
+
+/// Opens TLS connections to one address for tonic.
+#[derive(Clone)]
 pub struct Connector {
-    material: TlsMaterial,
-    peer: Peer,
-    revocations: Revocations,
+    observer: Option<PeerObserver>,
+    source: Source,
     server_name: ServerName<'static>,
     authority: String,
 }
@@ -70,15 +106,38 @@ impl tower_service::Service<Uri> for Connector {
     }
 
     fn call(&mut self, _uri: Uri) -> Self::Future {
-        let config = client_config(&self.material, self.peer.clone(), self.revocations.clone());
+        let config = match &self.source {
+            Source::Material {
+                material,
+                peer,
+                revocations,
+            } => client_config(material, peer.clone(), revocations.clone()),
+            Source::Fixed(config) => config.clone(),
+        };
         let server_name = self.server_name.clone();
         let authority = self.authority.clone();
+        let observer = self.observer.clone();
         Box::pin(async move {
             let tcp = TcpStream::connect(&authority).await?;
             tcp.set_nodelay(true)?;
             let tls = TlsConnector::from(config).connect(server_name, tcp).await?;
+            if let (Some(observer), Some(leaf)) = (
+                observer,
+                tls.get_ref().1.peer_certificates().and_then(|c| c.first()),
+            ) {
+                observer(leaf);
+            }
             Ok(TokioIo::new(tls))
         })
+    }
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("authority", &self.authority)
+            .field("source", &self.source)
+            .finish_non_exhaustive()
     }
 }
 
@@ -97,9 +156,17 @@ impl Dialer {
         self
     }
 
+    /// Calls `observer` with the server's certificate after each handshake.
+    pub fn on_peer_certificate(mut self, observer: PeerObserver) -> Self {
+        self.connector.observer = Some(observer);
+        self
+    }
+
     /// Refuses a server whose certificate is in `revocations`.
     pub fn revocations(mut self, revocations: &Revocations) -> Self {
-        self.connector.revocations = revocations.clone();
+        if let Source::Material { revocations: r, .. } = &mut self.connector.source {
+            *r = revocations.clone();
+        }
         self
     }
 
@@ -135,6 +202,23 @@ impl Dialer {
 /// mutual TLS: this end presents `material`, the server must name `peer`;
 /// plus the timeouts and keep-alives every Slipway client uses.
 pub fn endpoint(address: &str, peer: Peer, material: &TlsMaterial) -> Result<Dialer, ConnectError> {
+    dialer(
+        address,
+        Source::Material {
+            material: material.clone(),
+            peer,
+            revocations: Revocations::default(),
+        },
+    )
+}
+
+/// A dialer with a fixed client configuration (see
+/// [`pinned_client_config`]).
+pub fn endpoint_with(address: &str, config: Arc<ClientConfig>) -> Result<Dialer, ConnectError> {
+    dialer(address, Source::Fixed(config))
+}
+
+fn dialer(address: &str, source: Source) -> Result<Dialer, ConnectError> {
     let uri = https_uri(address)?;
     let authority = uri.trim_start_matches("https://").to_owned();
     let host = host_of(address);
@@ -159,9 +243,8 @@ pub fn endpoint(address: &str, peer: Peer, material: &TlsMaterial) -> Result<Dia
     Ok(Dialer {
         endpoint,
         connector: Connector {
-            material: material.clone(),
-            peer,
-            revocations: Revocations::default(),
+            observer: None,
+            source,
             server_name,
             authority,
         },

@@ -82,6 +82,8 @@ pub(super) fn provider() -> Arc<CryptoProvider> {
 /// One parsed generation of the material.
 pub(super) struct Loaded {
     pub(super) roots: Arc<RootCertStore>,
+    /// The CA bundle's certificates, as read.
+    pub(super) ca_certs: Vec<CertificateDer<'static>>,
     pub(super) client_verifier: Arc<dyn ClientCertVerifier>,
     pub(super) certified: Arc<CertifiedKey>,
     pub(super) key_der: PrivateKeyDer<'static>,
@@ -111,7 +113,7 @@ impl Loaded {
         };
         let ca = certs(ca_pem).map_err(|r| invalid("CA certificate", path(|p| &p.ca), r))?;
         let mut roots = RootCertStore::empty();
-        for cert in ca {
+        for cert in ca.clone() {
             roots
                 .add(cert)
                 .map_err(|err| invalid("CA certificate", path(|p| &p.ca), err.to_string()))?;
@@ -139,6 +141,7 @@ impl Loaded {
             .map_err(|err| invalid("CA certificate", path(|p| &p.ca), err.to_string()))?;
         Ok(Self {
             roots,
+            ca_certs: ca,
             client_verifier,
             certified: Arc::new(certified),
             key_der,
@@ -255,6 +258,11 @@ impl TlsMaterial {
     /// The certificate PEM of this party.
     pub fn cert_pem(&self) -> Vec<u8> {
         self.current().cert_pem.clone()
+    }
+
+    /// The CA bundle's certificates, DER.
+    pub fn ca_ders(&self) -> Vec<CertificateDer<'static>> {
+        self.current().ca_certs.clone()
     }
 
     /// This party's own certificate (the leaf), DER.

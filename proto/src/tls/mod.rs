@@ -10,11 +10,13 @@ mod reload;
 mod serve;
 mod verify;
 
-pub use dial::{Connector, Dialer, client_config, connect, endpoint};
+pub use dial::{
+    Connector, Dialer, client_config, connect, endpoint, endpoint_with, pinned_client_config,
+};
 pub use material::{TlsError, TlsMaterial, TlsPaths, fingerprint};
-pub use reload::{POLL_EVERY, Reloader, serial_and_expiry};
-pub use serve::{Incoming, server_config};
-pub use verify::{Peer, PeerError};
+pub use reload::{CertSummary, POLL_EVERY, Reloader, serial_and_expiry, summary};
+pub use serve::{Incoming, enrollment_server_config, server_config};
+pub use verify::{Peer, PeerError, verify_chain};
 
 /// HTTP/2 flow-control window of one stream, for both clients and servers.
 pub const STREAM_WINDOW: u32 = 4 << 20;

@@ -36,6 +36,35 @@ fn stamp(material: &TlsMaterial) -> Stamp {
         .collect()
 }
 
+/// What the logs and the fleet status say of a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertSummary {
+    /// Serial, hex.
+    pub serial: String,
+    /// Start of validity, Unix seconds.
+    pub not_before: i64,
+    /// End of validity, Unix seconds.
+    pub not_after: i64,
+}
+
+impl CertSummary {
+    /// Whether less than a third of the validity is left at `now`.
+    pub fn renewal_due(&self, now: i64) -> bool {
+        let lifetime = (self.not_after - self.not_before).max(1);
+        (self.not_after - now) * 3 < lifetime
+    }
+}
+
+/// Serial and validity of a DER certificate.
+pub fn summary(der: &[u8]) -> Option<CertSummary> {
+    let (_, cert) = X509Certificate::from_der(der).ok()?;
+    Some(CertSummary {
+        serial: cert.raw_serial_as_string(),
+        not_before: cert.validity().not_before.timestamp(),
+        not_after: cert.validity().not_after.timestamp(),
+    })
+}
+
 /// A certificate's serial (hex) and expiry (Unix seconds).
 pub fn serial_and_expiry(der: &[u8]) -> Option<(String, i64)> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
@@ -181,4 +210,22 @@ impl Reloader {
 fn expiry_text(seconds: i64) -> String {
     x509_parser::time::ASN1Time::from_timestamp(seconds)
         .map_or_else(|_| seconds.to_string(), |time| time.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_is_due_in_the_last_third() {
+        let cert = CertSummary {
+            serial: "01".into(),
+            not_before: 0,
+            not_after: 30 * 86_400,
+        };
+        assert!(!cert.renewal_due(0));
+        assert!(!cert.renewal_due(19 * 86_400));
+        assert!(cert.renewal_due(21 * 86_400));
+        assert!(cert.renewal_due(31 * 86_400));
+    }
 }

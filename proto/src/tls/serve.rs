@@ -44,6 +44,45 @@ impl ResolvesServerCert for Resolver {
     }
 }
 
+/// Presents the certificate in force followed by the CA bundle, so a new
+/// agent that knows only the CA's fingerprint can check the chain.
+#[derive(Debug)]
+struct WithCa(TlsMaterial);
+
+impl ResolvesServerCert for WithCa {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let current = self.0.current();
+        let mut chain = current.certified.cert.clone();
+        chain.extend(current.ca_certs.iter().cloned());
+        Some(Arc::new(CertifiedKey::new(
+            chain,
+            current.certified.key.clone(),
+        )))
+    }
+}
+
+/// The enrollment listener's configuration: a client certificate is not
+/// required (a new agent has none yet; one that is presented is checked as
+/// usual) and the chain sent includes the CA.
+pub fn enrollment_server_config(
+    material: &TlsMaterial,
+    revocations: Revocations,
+) -> Arc<ServerConfig> {
+    let verifier = ClientVerifier {
+        material: material.clone(),
+        peer: Peer::AnyIdentity,
+        revocations,
+        anonymous: true,
+    };
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default protocol versions")
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_cert_resolver(Arc::new(WithCa(material.clone())));
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
 /// A server configuration for `material`: clients must present a
 /// certificate naming `peer`, not in `revocations`. HTTP/2 only.
 pub fn server_config(
@@ -55,6 +94,7 @@ pub fn server_config(
         material: material.clone(),
         peer,
         revocations,
+        anonymous: false,
     };
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()

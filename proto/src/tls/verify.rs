@@ -49,6 +49,11 @@ pub enum PeerError {
     /// The certificate is revoked.
     #[error("{0}")]
     Revoked(String),
+    /// No certificate of the server's chain has the pinned fingerprint.
+    #[error(
+        "the server's chain holds no CA with fingerprint {0}: is this the right control plane?"
+    )]
+    Unpinned(String),
 }
 
 /// rustls shows a custom certificate error with `Debug`: make that the
@@ -91,15 +96,21 @@ fn algorithms() -> WebPkiSupportedAlgorithms {
 }
 
 /// Server side: a client certificate must chain to the CA bundle in force
-/// and carry the expected identity, not revoked.
+/// and carry the expected identity, not revoked. With `anonymous`, a client
+/// may present none (the enrollment listener).
 #[derive(Debug)]
 pub(super) struct ClientVerifier {
     pub(super) material: TlsMaterial,
     pub(super) peer: Peer,
     pub(super) revocations: Revocations,
+    pub(super) anonymous: bool,
 }
 
 impl ClientCertVerifier for ClientVerifier {
+    fn client_auth_mandatory(&self) -> bool {
+        !self.anonymous
+    }
+
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
         // The hints would borrow from material that a reload may replace;
         // clients hold one certificate each and need none.
@@ -200,4 +211,78 @@ impl ServerCertVerifier for ServerVerifier {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         algorithms().supported_schemes()
     }
+}
+
+/// Client side, for enrollment: nothing is trusted yet but the fingerprint
+/// of the CA the operator gave. The server must send that CA in its chain;
+/// its leaf must chain to it and name a control plane.
+#[derive(Debug)]
+pub(super) struct PinnedVerifier {
+    pub(super) ca_fingerprint: String,
+}
+
+impl ServerCertVerifier for PinnedVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        let pinned = intermediates
+            .iter()
+            .find(|cert| super::fingerprint(cert).eq_ignore_ascii_case(&self.ca_fingerprint))
+            .ok_or_else(|| refused(PeerError::Unpinned(self.ca_fingerprint.clone())))?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(pinned.clone().into_owned())?;
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &roots,
+            &[],
+            now,
+            algorithms().all,
+        )?;
+        Peer::ControlPlane
+            .check(end_entity, &Revocations::default())
+            .map_err(refused)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(message, cert, dss, &algorithms())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(message, cert, dss, &algorithms())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        algorithms().supported_schemes()
+    }
+}
+
+/// Checks that `leaf` chains to `material`'s CA bundle now (no identity or
+/// name check): for a certificate about to be installed.
+pub fn verify_chain(material: &TlsMaterial, leaf: &CertificateDer<'_>) -> Result<(), Error> {
+    let current = material.current();
+    let cert = ParsedCertificate::try_from(leaf)?;
+    rustls::client::verify_server_cert_signed_by_trust_anchor(
+        &cert,
+        &current.roots,
+        &[],
+        UnixTime::now(),
+        algorithms().all,
+    )
 }
