@@ -6,7 +6,12 @@ use slipway_proto::{
     revocation::Revocations,
     tls::fingerprint,
 };
-use tonic::{Request, Status, service::Interceptor};
+use tonic::{Request, Status, codegen::http, service::Interceptor};
+
+use crate::{
+    audit::{self, Actor},
+    store::Store,
+};
 
 /// The authenticated operator behind a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,31 +34,117 @@ impl Caller {
 /// certificate revoked while its connection is open is refused from its
 /// next call). The caller is stored in the request's extensions; a refusal
 /// is logged with the peer's address and certificate fingerprint.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Authenticate {
     revocations: Revocations,
+    audit: Option<Store>,
+}
+
+impl std::fmt::Debug for Authenticate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticate").finish_non_exhaustive()
+    }
 }
 
 impl Authenticate {
     /// Refuses the certificates in `revocations`.
     pub fn new(revocations: Revocations) -> Self {
-        Self { revocations }
+        Self {
+            revocations,
+            audit: None,
+        }
     }
+
+    /// Also records every refusal in the audit trail of `store`.
+    pub fn audited(mut self, store: Store) -> Self {
+        self.audit = Some(store);
+        self
+    }
+}
+
+/// The gRPC method of a request (`/slipway.control.v1.AppService/ListApps`),
+/// put in its extensions by [`tag_method`] so that a refusal names it.
+#[derive(Clone, Debug)]
+pub struct MethodPath(pub String);
+
+/// Tags a request with its method path; the server applies it to every
+/// request before the interceptors run.
+pub fn tag_method<B>(mut request: http::Request<B>) -> http::Request<B> {
+    let path = MethodPath(request.uri().path().to_owned());
+    request.extensions_mut().insert(path);
+    request
+}
+
+/// Records a refusal of the interceptor in the audit trail.
+fn audit_refusal(store: Store, refusal: Refusal) {
+    tokio::spawn(async move {
+        let actor = Actor {
+            principal: refusal.identity,
+            role: String::new(),
+            certificate_sha256: refusal.fingerprint,
+        };
+        let method = refusal.method.trim_start_matches('/').to_owned();
+        let target = format!("peer {}", refusal.peer);
+        let recorded = audit::record(
+            &store,
+            &actor,
+            &method,
+            &target,
+            refusal.code,
+            &refusal.reason,
+        )
+        .await;
+        if let Err(err) = recorded {
+            tracing::error!(error = %err, "recording a refused call failed");
+        }
+    });
+}
+
+/// What the trail records of a refused call.
+struct Refusal {
+    peer: String,
+    identity: String,
+    fingerprint: String,
+    method: String,
+    code: tonic::Code,
+    reason: String,
 }
 
 impl Interceptor for Authenticate {
     fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let peer = request.remote_addr();
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "?".to_owned(), |addr| addr.to_string());
         let leaf = request
             .peer_certs()
             .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()));
+        let method = request
+            .extensions()
+            .get::<MethodPath>()
+            .map(|m| m.0.clone())
+            .unwrap_or_default();
+        let identity = Identity::from_request(&request)
+            .map_or_else(|_| "(no identity)".to_owned(), |i| i.principal());
         authenticate(request, leaf.as_deref(), &self.revocations).inspect_err(|status| {
+            let fingerprint = leaf.as_deref().map(fingerprint).unwrap_or_default();
             tracing::warn!(
-                peer = peer.map_or_else(|| "?".to_owned(), |addr| addr.to_string()),
-                fingerprint = leaf.as_deref().map(fingerprint).unwrap_or_default(),
+                %peer,
+                %method,
+                fingerprint,
                 reason = status.message(),
                 "refused a caller"
             );
+            if let Some(store) = &self.audit {
+                let refusal = Refusal {
+                    peer: peer.clone(),
+                    identity: identity.clone(),
+                    fingerprint: fingerprint.trim_start_matches("SHA256:").to_owned(),
+                    method: method.clone(),
+                    code: status.code(),
+                    reason: status.message().to_owned(),
+                };
+                audit_refusal(store.clone(), refusal);
+            }
         })
     }
 }

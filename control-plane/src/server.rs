@@ -196,7 +196,7 @@ pub async fn serve_with(
                 $server::new($svc)
                     .max_decoding_message_size(decode)
                     .max_encoding_message_size(encode),
-                auth::Authenticate::new(ctx.revocations.clone()),
+                auth::Authenticate::new(ctx.revocations.clone()).audited(ctx.store.clone()),
             )
         };
     }
@@ -208,6 +208,9 @@ pub async fn serve_with(
     let tls = tls::server_config(&server_tls, Peer::AnyIdentity, revocations);
 
     let router = Server::builder()
+        .layer(tower::util::MapRequestLayer::new(
+            auth::tag_method::<tonic::body::Body>,
+        ))
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))

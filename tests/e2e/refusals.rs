@@ -5,7 +5,7 @@ use slipway_proto::{
     agent::v1::{GetStatusRequest, agent_service_client::AgentServiceClient},
     control::v1::{
         AddHostRequest, CreateEnvironmentRequest, DeployRequest, DeploymentStatus, Environment,
-        Host, ListAppsRequest, ListDeploymentsRequest, ListHostsRequest,
+        Host, ListAppsRequest, ListAuditEventsRequest, ListDeploymentsRequest, ListHostsRequest,
         app_service_client::AppServiceClient,
     },
     identity::Role,
@@ -126,6 +126,34 @@ async fn connections_without_a_valid_operator_certificate_are_refused() {
         "{}",
         status.message()
     );
+    // The refusal is in the audit trail, with the method, the peer's address
+    // and the certificate's fingerprint. It is written beside the refusal,
+    // so the trail is read until it shows (bounded).
+    let fingerprint = slipway_tests::pki::fingerprint_of(&agent_cert.cert);
+    let hex = fingerprint.trim_start_matches("SHA256:").to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let entry = loop {
+        let trail = cluster
+            .audit()
+            .await
+            .list_audit_events(ListAuditEventsRequest::default())
+            .await
+            .expect("audit")
+            .into_inner()
+            .events;
+        if let Some(entry) = trail.into_iter().find(|e| e.certificate_sha256 == hex) {
+            break entry;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refusal was not audited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(entry.method, "slipway.control.v1.AppService/ListApps");
+    assert_eq!(entry.actor, "agent/web-1");
+    assert_eq!(entry.outcome, "PermissionDenied");
+    assert!(entry.target.starts_with("peer 127.0.0.1:"), "{entry:?}");
 
     // The agent refuses anyone but the control plane.
     let agent_addr = cluster.agents[0]
