@@ -9,10 +9,10 @@
 //! of an older agent is migrated on open (see [`migrate`]).
 
 mod file;
-mod migrate;
+pub(crate) mod migrate;
 mod op_events;
-mod records;
-mod stored;
+pub(crate) mod records;
+pub(crate) mod stored;
 
 pub use self::file::Journal;
 

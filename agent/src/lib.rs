@@ -16,6 +16,10 @@ pub mod error;
 mod event_log;
 pub mod fencing;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
+#[cfg(test)]
+mod fuzzing_tests;
 mod health;
 mod hook_env;
 mod hook_output;

@@ -12,16 +12,20 @@ use std::{
 
 use anyhow::{Context, bail};
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
+    CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SanType, SerialNumber,
 };
 use slipway_proto::{
     identity::{Identity, Role},
     validate,
 };
 
+pub use ca::{CA_PREVIOUS_CERT, CA_PREVIOUS_KEY, RotationError, finish_rotation, rotate_ca};
 pub use inspect::{CertInfo, describe, list};
 
+use ca::{load_ca, new_ca};
+
+mod ca;
 mod inspect;
 
 /// File name of the CA certificate.
@@ -116,15 +120,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> anyhow::Result<Vec<PathBuf>> {
         refuse_existing(&paths)?;
     }
 
-    let ca_key = new_key()?;
-    let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name = common_name(CA_COMMON_NAME);
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    set_validity(&mut ca_params, opts.validity_days.max(CA_VALIDITY_DAYS));
-    ca_params.serial_number = Some(random_serial());
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
+    let (ca_cert, issuer) = new_ca(CA_COMMON_NAME, opts.validity_days)?;
 
     let (server, client) = control_plane_pair(
         &issuer,
@@ -148,7 +144,7 @@ pub fn init(dir: &Path, opts: &InitOptions) -> anyhow::Result<Vec<PathBuf>> {
 
     ensure_dir(dir)?;
     let contents = [
-        ca_cert.pem(),
+        ca_cert,
         issuer.key().serialize_pem(),
         server.0,
         server.1,
@@ -439,24 +435,6 @@ fn dedup<T: PartialEq>(items: &mut Vec<T>) {
     *items = unique;
 }
 
-fn load_ca(dir: &Path) -> anyhow::Result<Issuer<'static, KeyPair>> {
-    let cert_path = dir.join(CA_CERT);
-    let key_path = dir.join(CA_KEY);
-    let cert_pem = fs::read_to_string(&cert_path).with_context(|| {
-        format!(
-            "cannot read the CA certificate {} (create the PKI with `slipctl pki init --dir {}`)",
-            cert_path.display(),
-            dir.display()
-        )
-    })?;
-    let key_pem = fs::read_to_string(&key_path)
-        .with_context(|| format!("cannot read the CA key {}", key_path.display()))?;
-    let key = KeyPair::from_pem(&key_pem)
-        .with_context(|| format!("{} is not a PEM private key", key_path.display()))?;
-    Issuer::from_ca_cert_pem(&cert_pem, key)
-        .with_context(|| format!("{} is not a CA certificate", cert_path.display()))
-}
-
 fn paths_for(dir: &Path, stem: &str) -> Issued {
     Issued {
         cert: dir.join(format!("{stem}.crt")),
@@ -598,6 +576,137 @@ mod tests {
                 role: Role::Admin
             }
         );
+    }
+
+    fn certs_in(path: &Path) -> Vec<Vec<u8>> {
+        let pem = fs::read(path).unwrap();
+        x509_parser::pem::Pem::iter_from_buffer(&pem)
+            .map(|block| block.unwrap().contents)
+            .collect()
+    }
+
+    fn rotation_error(err: &anyhow::Error) -> &RotationError {
+        err.downcast_ref::<RotationError>()
+            .unwrap_or_else(|| panic!("not a rotation error: {err:#}"))
+    }
+
+    #[test]
+    fn a_rotated_ca_is_bundled_before_the_old_one_and_signs_from_then_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        init(dir, &InitOptions::default()).unwrap();
+        let old_ca = parse(&dir.join(CA_CERT));
+        let old_key = fs::read_to_string(dir.join(CA_KEY)).unwrap();
+
+        let written = rotate_ca(dir).unwrap();
+        assert_eq!(written.len(), 4);
+        assert_eq!(mode(&dir.join(CA_PREVIOUS_KEY)), 0o600);
+        assert_eq!(mode(&dir.join(CA_KEY)), 0o600);
+        assert_eq!(
+            fs::read_to_string(dir.join(CA_PREVIOUS_KEY)).unwrap(),
+            old_key
+        );
+        assert_ne!(fs::read_to_string(dir.join(CA_KEY)).unwrap(), old_key);
+        assert_eq!(
+            certs_in(&dir.join(CA_PREVIOUS_CERT)),
+            std::slice::from_ref(&old_ca)
+        );
+        let bundle = certs_in(&dir.join(CA_CERT));
+        assert_eq!(bundle.len(), 2);
+        assert_eq!(bundle[1], old_ca);
+        let (_, new_ca) = X509Certificate::from_der(&bundle[0]).unwrap();
+        let (_, old) = X509Certificate::from_der(&old_ca).unwrap();
+        assert_ne!(new_ca.subject(), old.subject());
+        assert!(new_ca.is_ca());
+
+        let agent = issue_agent(dir, "web-2", &[], 30).unwrap();
+        let der = parse(&agent.cert);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        assert_eq!(cert.issuer(), new_ca.subject());
+        cert.verify_signature(Some(new_ca.public_key())).unwrap();
+        assert!(cert.verify_signature(Some(old.public_key())).is_err());
+
+        let again = rotate_ca(dir).unwrap_err();
+        assert!(matches!(
+            rotation_error(&again),
+            RotationError::InProgress { .. }
+        ));
+        assert_eq!(
+            certs_in(&dir.join(CA_CERT)),
+            bundle,
+            "a refusal changes nothing"
+        );
+    }
+
+    #[test]
+    fn finishing_a_rotation_waits_for_every_certificate_then_drops_the_old_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        init(dir, &InitOptions::default()).unwrap();
+        issue_agent(dir, "web-1", &[], 30).unwrap();
+        let not_rotating = finish_rotation(dir).unwrap_err();
+        assert!(matches!(
+            rotation_error(&not_rotating),
+            RotationError::NotRotating { .. }
+        ));
+        rotate_ca(dir).unwrap();
+        let bundle = certs_in(&dir.join(CA_CERT));
+
+        let refused = finish_rotation(dir).unwrap_err();
+        let RotationError::OldCertificates { files } = rotation_error(&refused) else {
+            panic!("{refused:#}");
+        };
+        assert_eq!(
+            files,
+            &[
+                "agent-web-1.crt",
+                "control-plane-client.crt",
+                "control-plane.crt",
+                "operator-admin.crt"
+            ]
+        );
+        assert!(refused.to_string().contains("agent-web-1.crt"), "{refused}");
+        assert_eq!(
+            certs_in(&dir.join(CA_CERT)),
+            bundle,
+            "a refusal changes nothing"
+        );
+        assert!(dir.join(CA_PREVIOUS_KEY).exists());
+
+        let force = IssueOptions {
+            validity_days: 30,
+            force: true,
+        };
+        issue_control_plane_with(dir, "main", &[], &force).unwrap();
+        issue_agent_with(dir, "web-1", &[], &force).unwrap();
+        let refused = finish_rotation(dir).unwrap_err();
+        assert!(
+            refused.to_string().contains("operator-admin.crt"),
+            "{refused}"
+        );
+        issue_operator_with(dir, "admin", Role::Admin, &force).unwrap();
+
+        finish_rotation(dir).unwrap();
+        assert_eq!(certs_in(&dir.join(CA_CERT)), [bundle[0].clone()]);
+        assert!(!dir.join(CA_PREVIOUS_KEY).exists());
+        assert!(!dir.join(CA_PREVIOUS_CERT).exists());
+        assert_eq!(mode(&dir.join(CA_CERT)), 0o644);
+        // Signing goes on with the new CA, and a second rotation may start.
+        issue_agent(dir, "web-3", &[], 30).unwrap();
+        rotate_ca(dir).unwrap();
+    }
+
+    #[test]
+    fn a_ca_key_of_another_ca_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let dir = dir.path();
+        init(dir, &InitOptions::default()).unwrap();
+        fs::write(dir.join(CA_KEY), new_key().unwrap().serialize_pem()).unwrap();
+        let err = issue_agent(dir, "web-1", &[], 30).unwrap_err();
+        assert!(err.to_string().contains("does not belong"), "{err:#}");
+        assert!(!dir.join("agent-web-1.crt").exists());
+        assert!(rotate_ca(dir).is_err());
+        assert!(!dir.join(CA_PREVIOUS_KEY).exists());
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod agent_fencing;
 mod agent_prepare;
 mod audit;
 mod bad_input;
+mod ca_rotation;
 mod crash;
 mod deploy;
 mod enrollment;

@@ -49,7 +49,10 @@ async fn host_names(cluster: &Cluster) -> Vec<String> {
 /// runs. The status is made by the client from the broken connection; which
 /// code it carries (UNAVAILABLE, CANCELLED, UNKNOWN, INTERNAL) depends on when
 /// the server's alert arrives, so the test checks where it came from.
-fn assert_refused_by_transport(result: Result<impl std::fmt::Debug, tonic::Status>, what: &str) {
+pub(crate) fn assert_refused_by_transport(
+    result: Result<impl std::fmt::Debug, tonic::Status>,
+    what: &str,
+) {
     let status = result.expect_err(what);
     let from_transport = std::error::Error::source(&status)
         .is_some_and(|source| source.is::<tonic::transport::Error>());

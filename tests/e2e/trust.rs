@@ -24,7 +24,7 @@ use slipway_tests::{
 use tonic::Code;
 
 /// Sends SIGHUP to a daemon.
-fn hangup(pid: u32) {
+pub(crate) fn hangup(pid: u32) {
     let status = std::process::Command::new("kill")
         .args(["-HUP", &pid.to_string()])
         .status()
@@ -33,7 +33,12 @@ fn hangup(pid: u32) {
 }
 
 /// Waits until the server at `addr` presents the certificate `serial`.
-async fn wait_serving(addr: &str, peer: Peer, client: &slipway_proto::tls::TlsPaths, serial: &str) {
+pub(crate) async fn wait_serving(
+    addr: &str,
+    peer: Peer,
+    client: &slipway_proto::tls::TlsPaths,
+    serial: &str,
+) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let served = served_serial(addr, peer.clone(), client).await;

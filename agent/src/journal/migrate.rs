@@ -3,7 +3,7 @@
 //! move to its event log, the rest becomes records, then the old file goes.
 //! A crash before the removal leaves both; the log wins on the next open.
 
-use std::io;
+use std::{io, path::Path};
 
 use super::{
     JournalData, JournalError, VERSION, file::remove_synced, op_events, records::RecordLog, stored,
@@ -25,18 +25,8 @@ pub fn from_json(app: &AppRoot) -> Result<Option<(JournalData, RecordLog)>, Jour
             });
         }
     };
-    let mut data: JournalData =
-        serde_json::from_slice(&bytes).map_err(|source| JournalError::Corrupt {
-            path: path.clone(),
-            source,
-        })?;
+    let mut data = decode(&path, &bytes)?;
     drop(bytes);
-    if data.version != VERSION {
-        return Err(JournalError::Version {
-            path,
-            version: data.version,
-        });
-    }
     for (seq, op) in (1..).zip(data.operations.iter_mut()) {
         op.seq = seq;
         if op.events.len() > 1 {
@@ -57,4 +47,20 @@ pub fn from_json(app: &AppRoot) -> Result<Option<(JournalData, RecordLog)>, Jour
     remove_synced(&path)?;
     tracing::info!(journal = %app.journal().display(), "migrated journal.json to the record log");
     Ok(Some((data, log)))
+}
+
+/// The content of a `journal.json` read from `path`, of this agent's version.
+pub fn decode(path: &Path, bytes: &[u8]) -> Result<JournalData, JournalError> {
+    let data: JournalData =
+        serde_json::from_slice(bytes).map_err(|source| JournalError::Corrupt {
+            path: path.to_owned(),
+            source,
+        })?;
+    if data.version != VERSION {
+        return Err(JournalError::Version {
+            path: path.to_owned(),
+            version: data.version,
+        });
+    }
+    Ok(data)
 }

@@ -66,7 +66,11 @@ impl RecordLog {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(err.into()),
         };
-        let mut reader = BufReader::new(file);
+        Self::read(BufReader::new(file)).map(Some)
+    }
+
+    /// Reads a whole log from `reader`, dropping a torn last line.
+    pub fn read(mut reader: impl BufRead) -> Result<Records, LoadError> {
         let mut records = Records::new();
         let mut line = Vec::new();
         let mut number = 0;
@@ -98,7 +102,7 @@ impl RecordLog {
             }
             records.extend(batch.put);
         }
-        Ok(Some(records))
+        Ok(records)
     }
 
     /// Writes `records` as the whole log (a snapshot replacing any other)

@@ -35,6 +35,23 @@ pub enum PkiCommand {
     Revoke(RevokeArgs),
     /// List the control plane's revocations.
     Revoked,
+    /// Rotate the CA: a new CA key and certificate, ca.crt the new CA
+    /// followed by the old one (ca-previous.crt, ca-previous.key); `pki
+    /// issue` signs with the new CA from then on. With --finish, once every
+    /// certificate is reissued, ca.crt holds the new CA alone.
+    RotateCa(RotateCaArgs),
+}
+
+/// Flags of `pki rotate-ca`.
+#[derive(Debug, Args)]
+pub struct RotateCaArgs {
+    /// Directory holding ca.crt and ca.key
+    #[arg(long, env = "SLIPWAY_PKI_DIR", value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Drop the old CA from ca.crt and delete its files (refused while a
+    /// certificate in DIR is still signed by the old CA only)
+    #[arg(long)]
+    pub finish: bool,
 }
 
 /// Flags of `pki init`.
@@ -214,6 +231,7 @@ pub async fn run(command: &PkiCommand, conn: &Connection, output: Output) -> any
         }
         PkiCommand::Revoke(args) => revoke::revoke(args, conn, output).await?,
         PkiCommand::Revoked => revoke::list(conn, output).await?,
+        PkiCommand::RotateCa(args) => rotate_ca(args, output)?,
         PkiCommand::List(args) => {
             let mut certs = pki::list(&args.dir)?;
             mark_revoked(&args.dir, &mut certs, conn).await;
@@ -260,6 +278,37 @@ async fn mark_revoked(dir: &std::path::Path, certs: &mut [pki::CertInfo], conn: 
             cert.revoked = list.check(&der);
         }
     }
+}
+
+fn rotate_ca(args: &RotateCaArgs, output: Output) -> anyhow::Result<()> {
+    let files = if args.finish {
+        pki::finish_rotation(&args.dir)?
+    } else {
+        pki::rotate_ca(&args.dir)?
+    };
+    match output {
+        Output::Json => output::json(&serde_json::json!({ "files": files }))?,
+        Output::Text => {
+            let dir = args.dir.display();
+            let text = if args.finish {
+                format!(
+                    "{dir}/ca.crt now holds the new CA alone; ca-previous.crt and ca-previous.key are gone.\n\
+                     next: copy ca.crt to every host and SIGHUP both daemons: the old CA is no longer trusted\n"
+                )
+            } else {
+                format!(
+                    "new CA in {dir}/ca.key; {dir}/ca.crt holds the new CA and the old one;\n\
+                     the old CA is kept as ca-previous.crt and ca-previous.key (0600).\n\
+                     next: 1. copy ca.crt to every host and SIGHUP both daemons;\n\
+                     \x20     2. reissue every certificate with `slipctl pki issue ... --force --dir {dir}`,\n\
+                     \x20        install them and SIGHUP again;\n\
+                     \x20     3. `slipctl pki rotate-ca --finish --dir {dir}`, copy ca.crt, SIGHUP again\n"
+                )
+            };
+            output::emit(&text)?;
+        }
+    }
+    Ok(())
 }
 
 fn report_issued(issued: &Issued, output: Output) -> anyhow::Result<()> {
