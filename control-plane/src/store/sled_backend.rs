@@ -50,6 +50,10 @@ impl SledBackend {
                 source,
             },
         };
+        private(dir).map_err(|source| OpenError::Io {
+            path: path.clone(),
+            source: sled::Error::Io(source),
+        })?;
         let config = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -60,12 +64,41 @@ impl SledBackend {
             .map(|t| db.open_tree(t.name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(classify)?;
+        // The files sled made with the process's umask: owner only too.
+        let _ = restrict(dir);
         Ok(Self { db, trees })
     }
 
     fn tree(&self, tree: Tree) -> &sled::Tree {
         &self.trees[tree.index()]
     }
+}
+
+/// Creates `dir` if needed and makes it the owner's only (0700): the store
+/// holds the audit trail, join tokens and every deployment record.
+fn private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Directories 0700 and files 0600 under `dir`.
+fn restrict(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o700))?;
+            restrict(&entry.path())?;
+        } else if kind.is_file() {
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
 }
 
 fn pairs(
@@ -227,6 +260,29 @@ impl Abort {
         match self {
             Abort::Exists(tree, key) => StoreError::Exists { tree, key },
             Abort::Conflict(tree, key) => StoreError::Conflict { tree, key },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_store_is_the_owners_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("store");
+        let backend = SledBackend::open(&data, 1 << 20).unwrap();
+        drop(backend);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&data), 0o700);
+        for entry in std::fs::read_dir(&data).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+            }
         }
     }
 }
