@@ -364,5 +364,17 @@ impl Journals {
     }
 }
 
+/// Removes `path` and syncs its directory.
+pub(crate) fn remove_synced(path: &std::path::Path) -> Result<(), JournalError> {
+    let removed = std::fs::remove_file(path).and_then(|()| {
+        crate::fsutil::sync_dir(path.parent().expect("the journal lives in .slipway"))
+    });
+    removed.map_err(|source| JournalError::Io {
+        action: "remove",
+        path: path.to_owned(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests;

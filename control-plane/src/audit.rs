@@ -61,10 +61,7 @@ const SCAN: usize = 256;
 /// control planes in one process, each with its own store.
 static APPEND: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The store key of an entry.
-pub fn key(sequence: u64) -> Vec<u8> {
-    (u64::MAX - sequence).to_be_bytes().to_vec()
-}
+pub use crate::audit_chain::key;
 
 /// Who made a call, as the trail records it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -165,6 +162,33 @@ impl Audit {
         }
         result
     }
+}
+
+/// Records a call the authentication interceptor refused, beside the
+/// refusal (the interceptor cannot wait for the store).
+pub fn refused(store: &Store, refusal: crate::auth::Refusal) {
+    let store = store.clone();
+    tokio::spawn(async move {
+        let actor = Actor {
+            principal: refusal.identity,
+            role: String::new(),
+            certificate_sha256: refusal.fingerprint,
+        };
+        let method = refusal.method.trim_start_matches('/').to_owned();
+        let target = format!("peer {}", refusal.peer);
+        let recorded = record(
+            &store,
+            &actor,
+            &method,
+            &target,
+            refusal.code,
+            &refusal.reason,
+        )
+        .await;
+        if let Err(err) = recorded {
+            tracing::error!(error = %err, "recording a refused call failed");
+        }
+    });
 }
 
 /// Records one entry from explicit parts, for actions that are not a gRPC

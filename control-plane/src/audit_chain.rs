@@ -12,10 +12,14 @@ use sha2::{Digest, Sha256};
 use slipway_proto::control::v1::AuditEvent;
 
 use crate::{
-    audit,
     error::Error,
     store::{Store, Tree},
 };
+
+/// The store key of an entry: newest first.
+pub fn key(sequence: u64) -> Vec<u8> {
+    (u64::MAX - sequence).to_be_bytes().to_vec()
+}
 
 /// Entries read from the store at once while verifying.
 const SCAN: usize = 256;
@@ -57,7 +61,7 @@ pub fn verify(store: &Store) -> Result<Verified, Error> {
         let page: Vec<AuditEvent> = store.list_after(Tree::Audit, b"", &after, SCAN)?;
         let done = page.len() < SCAN;
         if let Some(last) = page.last() {
-            after = audit::key(last.sequence);
+            after = key(last.sequence);
         }
         for older in page {
             if let Some(newer) = &newer {
@@ -146,7 +150,7 @@ mod tests {
     }
 
     async fn put(s: &Store, entry: &AuditEvent) {
-        let op = Op::Put(Tree::Audit, audit::key(entry.sequence), encode_proto(entry));
+        let op = Op::Put(Tree::Audit, key(entry.sequence), encode_proto(entry));
         s.commit(vec![op]).await.unwrap();
     }
 
@@ -159,7 +163,7 @@ mod tests {
         let ok = verify(&s).unwrap();
         assert_eq!((ok.verified, ok.first_sequence, ok.broken), (600, 1, None));
 
-        let mut edited: AuditEvent = s.get(Tree::Audit, &audit::key(300)).unwrap().unwrap();
+        let mut edited: AuditEvent = s.get(Tree::Audit, &key(300)).unwrap().unwrap();
         edited.outcome = "PermissionDenied".into();
         put(&s, &edited).await;
         let found = verify(&s).unwrap();
@@ -184,7 +188,7 @@ mod tests {
         let ok = verify(&s).unwrap();
         assert_eq!((ok.verified, ok.first_sequence, ok.broken), (4, 4, None));
 
-        s.commit(vec![Op::Delete(Tree::Audit, audit::key(5))])
+        s.commit(vec![Op::Delete(Tree::Audit, key(5))])
             .await
             .unwrap();
         let (at, problem) = verify(&s).unwrap().broken.unwrap();

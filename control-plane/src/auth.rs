@@ -6,12 +6,9 @@ use slipway_proto::{
     revocation::Revocations,
     tls::fingerprint,
 };
-use tonic::{Request, Status, codegen::http, service::Interceptor};
+use std::sync::Arc;
 
-use crate::{
-    audit::{self, Actor},
-    store::Store,
-};
+use tonic::{Request, Status, codegen::http, service::Interceptor};
 
 /// The authenticated operator behind a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,7 +34,7 @@ impl Caller {
 #[derive(Clone)]
 pub struct Authenticate {
     revocations: Revocations,
-    audit: Option<Store>,
+    on_refusal: Option<Arc<dyn Fn(Refusal) + Send + Sync>>,
 }
 
 impl std::fmt::Debug for Authenticate {
@@ -51,13 +48,14 @@ impl Authenticate {
     pub fn new(revocations: Revocations) -> Self {
         Self {
             revocations,
-            audit: None,
+            on_refusal: None,
         }
     }
 
-    /// Also records every refusal in the audit trail of `store`.
-    pub fn audited(mut self, store: Store) -> Self {
-        self.audit = Some(store);
+    /// Also hands every refusal to `record` (the server writes it to the
+    /// audit trail).
+    pub fn on_refusal(mut self, record: Arc<dyn Fn(Refusal) + Send + Sync>) -> Self {
+        self.on_refusal = Some(record);
         self
     }
 }
@@ -75,39 +73,21 @@ pub fn tag_method<B>(mut request: http::Request<B>) -> http::Request<B> {
     request
 }
 
-/// Records a refusal of the interceptor in the audit trail.
-fn audit_refusal(store: Store, refusal: Refusal) {
-    tokio::spawn(async move {
-        let actor = Actor {
-            principal: refusal.identity,
-            role: String::new(),
-            certificate_sha256: refusal.fingerprint,
-        };
-        let method = refusal.method.trim_start_matches('/').to_owned();
-        let target = format!("peer {}", refusal.peer);
-        let recorded = audit::record(
-            &store,
-            &actor,
-            &method,
-            &target,
-            refusal.code,
-            &refusal.reason,
-        )
-        .await;
-        if let Err(err) = recorded {
-            tracing::error!(error = %err, "recording a refused call failed");
-        }
-    });
-}
-
-/// What the trail records of a refused call.
-struct Refusal {
-    peer: String,
-    identity: String,
-    fingerprint: String,
-    method: String,
-    code: tonic::Code,
-    reason: String,
+/// A call the interceptor refused, as the audit trail records it.
+#[derive(Clone, Debug)]
+pub struct Refusal {
+    /// The peer's address.
+    pub peer: String,
+    /// The identity in its certificate, or `(no identity)`.
+    pub identity: String,
+    /// Lower-case hex SHA-256 of its certificate; empty without one.
+    pub fingerprint: String,
+    /// `/package.Service/Method`.
+    pub method: String,
+    /// The code it got.
+    pub code: tonic::Code,
+    /// Why.
+    pub reason: String,
 }
 
 impl Interceptor for Authenticate {
@@ -134,7 +114,7 @@ impl Interceptor for Authenticate {
                 reason = status.message(),
                 "refused a caller"
             );
-            if let Some(store) = &self.audit {
+            if let Some(record) = &self.on_refusal {
                 let refusal = Refusal {
                     peer: peer.clone(),
                     identity: identity.clone(),
@@ -143,7 +123,7 @@ impl Interceptor for Authenticate {
                     code: status.code(),
                     reason: status.message().to_owned(),
                 };
-                audit_refusal(store.clone(), refusal);
+                record(refusal);
             }
         })
     }

@@ -161,7 +161,7 @@ pub async fn remove_host(store: &Store, name: &str) -> Result<Host, Error> {
     store
         .commit(vec![
             Op::Delete(Tree::Hosts, name.as_bytes().to_vec()),
-            crate::trust::host_removed(name),
+            crate::store::revocations::host_removed(name),
         ])
         .await?;
     Ok(host)

@@ -16,7 +16,7 @@ use std::{
 use git2::{Oid, Repository};
 use sha2::{Digest, Sha256};
 
-use crate::git::GitError;
+use crate::git_error::GitError;
 
 /// Blobs up to this many bytes may be read whole.
 pub const IN_MEMORY: u64 = 4 << 20;

@@ -19,6 +19,7 @@ pub mod events;
 pub mod fleet;
 pub mod git;
 pub mod git_blob;
+pub mod git_error;
 pub mod history;
 pub mod locks;
 pub mod planning;

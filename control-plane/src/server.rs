@@ -190,13 +190,18 @@ pub async fn serve_with(
     // with its manifest) may be large.
     let decode = slipway_proto::limits::OPERATOR_MESSAGE_BYTES;
     let encode = slipway_proto::MAX_MESSAGE_BYTES;
+    // Refusals of the authentication interceptor go to the audit trail.
+    let refusals: Arc<dyn Fn(auth::Refusal) + Send + Sync> = {
+        let store = ctx.store.clone();
+        Arc::new(move |refusal| crate::audit::refused(&store, refusal))
+    };
     macro_rules! operator_service {
         ($server:ident, $svc:expr) => {
             InterceptedService::new(
                 $server::new($svc)
                     .max_decoding_message_size(decode)
                     .max_encoding_message_size(encode),
-                auth::Authenticate::new(ctx.revocations.clone()).audited(ctx.store.clone()),
+                auth::Authenticate::new(ctx.revocations.clone()).on_refusal(refusals.clone()),
             )
         };
     }

@@ -16,7 +16,7 @@ use tokio::{sync::Semaphore, task::JoinSet};
 use crate::{
     Context, catalog,
     error::Error,
-    store::{Op, Store, StoreError, revocations},
+    store::{Store, StoreError, revocations},
 };
 
 /// Longest reason recorded.
@@ -96,18 +96,6 @@ fn entry_base(reason: String, by: &str) -> Revocation {
         revoked_at: Some(slipway_proto::now()),
         ..Default::default()
     }
-}
-
-/// The revocation that goes with removing host `name`: every certificate
-/// of its agent issued up to now.
-pub fn host_removed(name: &str) -> Op {
-    let identity = Identity::Agent {
-        host: name.to_owned(),
-    };
-    revocations::put(&Revocation {
-        identity: identity.principal(),
-        ..entry_base("host removed".into(), "control-plane")
-    })
 }
 
 /// Records a revocation, enforces it at once and pushes the list to every

@@ -3,10 +3,7 @@
 //! the few records it changed, and each finished operation's events kept in
 //! their own file.
 
-use std::{
-    path::Path,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use slipway_proto::agent::v1::ProgressEvent;
 
@@ -15,7 +12,7 @@ use super::{
     records::{self, LoadError, RecordLog, Records},
     stored,
 };
-use crate::{fsutil, layout::AppRoot, operations::Kind};
+use crate::{layout::AppRoot, operations::Kind};
 
 /// One app's journal: the content in memory, each change appended to the
 /// record log (see [`records`]).
@@ -70,7 +67,7 @@ impl Journal {
                 let legacy = app.legacy_journal();
                 if legacy.exists() {
                     // A migration that stopped before removing the old file.
-                    remove_synced(&legacy)?;
+                    super::remove_synced(&legacy)?;
                 }
                 (data, Some(log))
             }
@@ -185,14 +182,4 @@ impl Journal {
             })
             .unwrap_or_else(|| op.events.clone())
     }
-}
-
-pub(super) fn remove_synced(path: &Path) -> Result<(), JournalError> {
-    let removed = std::fs::remove_file(path)
-        .and_then(|()| fsutil::sync_dir(path.parent().expect("the journal lives in .slipway")));
-    removed.map_err(|source| JournalError::Io {
-        action: "remove",
-        path: path.to_owned(),
-        source,
-    })
 }

@@ -6,7 +6,7 @@
 use std::{io, path::Path};
 
 use super::{
-    JournalData, JournalError, VERSION, file::remove_synced, op_events, records::RecordLog, stored,
+    JournalData, JournalError, VERSION, op_events, records::RecordLog, remove_synced, stored,
 };
 use crate::layout::AppRoot;
 

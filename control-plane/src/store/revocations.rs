@@ -19,6 +19,18 @@ pub fn put(revocation: &Revocation) -> Op {
     Op::Put(Tree::Revocations, key(revocation), encode_proto(revocation))
 }
 
+/// The revocation that goes with removing host `name`: every certificate
+/// of its agent issued up to now.
+pub fn host_removed(name: &str) -> Op {
+    put(&Revocation {
+        identity: format!("agent/{name}"),
+        reason: "host removed".into(),
+        revoked_by: "control-plane".into(),
+        revoked_at: Some(slipway_proto::now()),
+        ..Default::default()
+    })
+}
+
 /// Every revocation, oldest first.
 pub fn list(store: &Store) -> Result<Vec<Revocation>, StoreError> {
     let mut all: Vec<Revocation> = store.list(Tree::Revocations, b"")?;
