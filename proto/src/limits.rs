@@ -44,6 +44,10 @@ pub const OPERATOR_MESSAGE_BYTES: usize = 1 << 20;
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 1 << 30;
 /// Longest symlink target in a release (Linux's PATH_MAX).
 pub const SYMLINK_TARGET: usize = 4 << 10;
+/// Most hook output lines an app may have recorded per operation.
+pub const HOOK_OUTPUT_LINES: u64 = 1_000_000;
+/// Most hook output bytes an app may have recorded per operation.
+pub const HOOK_OUTPUT_BYTES: u64 = 256 << 20;
 
 /// `value` cut to at most `max` bytes on a character boundary, with `…`
 /// appended when something was cut: for echoing a caller's string in an

@@ -312,6 +312,20 @@ pub fn activation(
     if MaterialiseMode::try_from(spec.mode).is_err() {
         return Err(InvalidField::new(format!("{field}.mode"), "unknown mode"));
     }
+    if let Some(output) = &spec.output_limits {
+        if output.max_lines > limits::HOOK_OUTPUT_LINES {
+            return Err(InvalidField::new(
+                format!("{field}.output_limits.max_lines"),
+                format!("is above {}", limits::HOOK_OUTPUT_LINES),
+            ));
+        }
+        if output.max_bytes > limits::HOOK_OUTPUT_BYTES {
+            return Err(InvalidField::new(
+                format!("{field}.output_limits.max_bytes"),
+                format!("is above {} bytes", limits::HOOK_OUTPUT_BYTES),
+            ));
+        }
+    }
     env_vars(&format!("{field}.variables"), &spec.variables)
 }
 
@@ -369,6 +383,23 @@ pub fn env_vars(field: &str, vars: &[crate::agent::v1::EnvVar]) -> Result<(), In
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_apps_hook_output_limits_have_a_ceiling() {
+        use crate::agent::v1::{ActivationSpec, HookOutputLimits};
+        let spec = |max_lines, max_bytes| ActivationSpec {
+            output_limits: Some(HookOutputLimits {
+                max_lines,
+                max_bytes,
+            }),
+            ..Default::default()
+        };
+        assert!(activation("app.activation", &spec(1_000_000, 256 << 20)).is_ok());
+        let err = activation("app.activation", &spec(1_000_001, 0)).unwrap_err();
+        assert_eq!(err.field, "app.activation.output_limits.max_lines");
+        let err = activation("app.activation", &spec(0, (256 << 20) + 1)).unwrap_err();
+        assert_eq!(err.field, "app.activation.output_limits.max_bytes");
+    }
 
     #[test]
     fn hook_variables() {

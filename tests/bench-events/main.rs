@@ -15,7 +15,11 @@ use std::time::Instant;
 use anyhow::{Result, ensure};
 use clap::Parser;
 use futures_util::StreamExt;
-use slipway_proto::control::v1::{DeploymentStatus, EventKind};
+use slipway_proto::{
+    agent::v1::{ActivationSpec, HookOutputLimits},
+    control::v1::{DeploymentStatus, EventKind},
+    limits,
+};
 use slipway_tests::{Cluster, repo::Change, spec};
 
 #[derive(Parser, Debug)]
@@ -33,9 +37,19 @@ struct Args {
 async fn main() -> Result<()> {
     let args = Args::parse();
     let hook = format!("seq 1 {}", args.lines);
+    // Every line is recorded: the app raises its hook output bound (10,000
+    // lines by default) to the lines printed, within the ceiling an app may
+    // set.
+    let activation = ActivationSpec {
+        output_limits: Some(HookOutputLimits {
+            max_lines: args.lines.min(limits::HOOK_OUTPUT_LINES),
+            max_bytes: limits::HOOK_OUTPUT_BYTES,
+        }),
+        ..spec::hooks(vec![spec::before_activate("chatty", &hook)])
+    };
     let cluster = Cluster::builder()
         .agents(1)
-        .activation(spec::hooks(vec![spec::before_activate("chatty", &hook)]))
+        .activation(activation)
         .start()
         .await;
     cluster.repo.commit("one", &[Change::File("a.txt", b"a\n")]);
