@@ -71,13 +71,7 @@ async fn killed_between_batches_it_resumes_with_the_remaining_batches() {
     cluster.commit_text("v1");
     let (_, good) = cluster.deploy("main").await;
     assert_succeeded(&good);
-    let gate = cluster.agents[2].apps_dir.join("gate");
-    let hold = spec::hold_on(&cluster.agents[2].apps_dir, "holding", &gate);
-    cluster
-        .update_app(|app| {
-            app.activation = Some(spec::hooks(vec![spec::before_activate("hold", &hold)]));
-        })
-        .await;
+    let gate = cluster.hold_in_hook(2, spec::before_activate).await;
     cluster.commit_text("v2");
     let policy = RolloutPolicy {
         strategy: RolloutStrategy::Rolling as i32,
@@ -106,13 +100,7 @@ async fn killed_after_a_host_prepared_it_resumes_and_switches_every_host() {
         .process_control_plane()
         .start()
         .await;
-    let gate = cluster.agents[1].apps_dir.join("gate");
-    let hold = spec::hold_on(&cluster.agents[1].apps_dir, "holding", &gate);
-    cluster
-        .update_app(|app| {
-            app.activation = Some(spec::hooks(vec![spec::before_activate("hold", &hold)]));
-        })
-        .await;
+    let gate = cluster.hold_in_hook(1, spec::before_activate).await;
     cluster.commit_text("v1");
     let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();
@@ -141,13 +129,7 @@ async fn killed_mid_switch_it_follows_the_switch_to_its_end() {
         .process_control_plane()
         .start()
         .await;
-    let gate = cluster.agents[1].apps_dir.join("gate");
-    let hold = spec::hold_on(&cluster.agents[1].apps_dir, "holding", &gate);
-    cluster
-        .update_app(|app| {
-            app.activation = Some(spec::hooks(vec![spec::after_activate("hold", &hold)]));
-        })
-        .await;
+    let gate = cluster.hold_in_hook(1, spec::after_activate).await;
     cluster.commit_text("v1");
     let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();

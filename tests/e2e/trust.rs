@@ -117,13 +117,7 @@ async fn sighup_serves_renewed_certificates_under_a_running_deployment() {
     let old_cp = served_serial(&cluster.addr(), Peer::ControlPlane, &admin).await;
 
     // A deployment holds in web-2's hook while every certificate changes.
-    let gate = cluster.agents[1].apps_dir.join("gate");
-    let hold = spec::hold_on(&cluster.agents[1].apps_dir, "holding", &gate);
-    cluster
-        .update_app(|app| {
-            app.activation = Some(spec::hooks(vec![spec::before_activate("hold", &hold)]));
-        })
-        .await;
+    let gate = cluster.hold_in_hook(1, spec::before_activate).await;
     cluster.commit_text("v2");
     let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();

@@ -398,6 +398,24 @@ impl Cluster {
         }
     }
 
+    /// Gives the app one hook, `hook("hold", command)`, that on agent
+    /// `agent` prints `holding` and waits until the returned gate file
+    /// exists (elsewhere it passes at once).
+    pub async fn hold_in_hook(
+        &self,
+        agent: usize,
+        hook: fn(&str, &str) -> slipway_proto::agent::v1::Hook,
+    ) -> PathBuf {
+        let apps_dir = &self.agents[agent].apps_dir;
+        let gate = apps_dir.join("gate");
+        let hold = crate::spec::hold_on(apps_dir, "holding", &gate);
+        self.update_app(|app| {
+            app.activation = Some(crate::spec::hooks(vec![hook("hold", &hold)]));
+        })
+        .await;
+        gate
+    }
+
     /// Deploys `git_ref` as admin and collects the whole event stream and the
     /// final record.
     pub async fn deploy(&self, git_ref: &str) -> (Vec<DeploymentEvent>, Deployment) {
