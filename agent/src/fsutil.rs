@@ -86,6 +86,19 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// Batches of more new files than this are made durable by one
+/// [`sync_filesystem`] instead of a sync per file.
+pub const SYNC_EACH_UP_TO: usize = 32;
+
+/// `syncfs(2)` on the filesystem holding `path`: every dirty file, directory
+/// and rename on it reaches the disk, in one journal commit instead of one
+/// per `fsync`. It also flushes whatever else is dirty on that filesystem,
+/// so it pays off only for many entries at once.
+pub fn sync_filesystem(path: &Path) -> io::Result<()> {
+    let dir = fs::File::open(path)?;
+    rustix::fs::syncfs(&dir).map_err(io::Error::from)
+}
+
 /// Removes a file or a directory tree, first making directories writable
 /// when the app made one read-only.
 pub fn remove_tree(path: &Path) -> io::Result<()> {

@@ -18,9 +18,6 @@ const OBJECT_MODE: u32 = 0o444;
 /// Mode of the executable variant `<sha256>.x`.
 const EXECUTABLE_MODE: u32 = 0o555;
 
-/// Uploads of at most this many objects are synced object by object.
-const FSYNC_EACH_UP_TO: usize = 32;
-
 /// A failure of the content store.
 #[derive(Debug, thiserror::Error)]
 pub enum ObjectError {
@@ -267,7 +264,7 @@ impl ObjectStore {
         if objects.is_empty() {
             return Ok(());
         }
-        if objects.len() <= FSYNC_EACH_UP_TO {
+        if objects.len() <= fsutil::SYNC_EACH_UP_TO {
             for object in &mut objects {
                 File::open(&object.tmp)
                     .and_then(|file| file.sync_all())
@@ -278,9 +275,7 @@ impl ObjectStore {
             return Ok(());
         }
         let sync = |path: &Path| -> Result<(), ObjectError> {
-            let dir = File::open(path).map_err(ObjectError::io("open", path))?;
-            rustix::fs::syncfs(&dir)
-                .map_err(|e| ObjectError::io("sync the filesystem of", path)(e.into()))
+            fsutil::sync_filesystem(path).map_err(ObjectError::io("sync the filesystem of", path))
         };
         sync(&self.tmp)?;
         for object in &mut objects {
