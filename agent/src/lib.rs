@@ -53,7 +53,7 @@ use tokio::net::TcpListener;
 pub use crate::{
     config::{Config, ConfigError, ConfigFile},
     error::Error,
-    pause::VAR as PAUSE_VAR,
+    pause::{FINISHED_LINE as PAUSE_FINISHED_LINE, VAR as PAUSE_VAR},
 };
 
 /// Validates `config`, binds `config.listen` and serves until `shutdown`

@@ -251,9 +251,11 @@ impl Operations {
     /// The log replaying a finished operation from the events its app's
     /// journal recorded (the in-memory one was forgotten, or the agent
     /// restarted). It is remembered like a finished run, so asking again in
-    /// this process replays the same run. It keeps `recorded_run` when this
-    /// process made that run; a run of an earlier process is replayed as a
-    /// new run, with a new id: its client cannot tell what it saw of it.
+    /// this process replays the same run. It keeps `recorded_run`, whichever
+    /// process made that run, with the events' own sequences: a client that
+    /// followed the run before an agent restart skips what it has seen by
+    /// (run id, sequence), and gets the rest. A run recorded without an id
+    /// (by an older agent) is replayed under a new one.
     pub fn replay(
         &self,
         spec: &Spec,
@@ -265,10 +267,10 @@ impl Operations {
         if let Some(known) = state.finished.get(&key).filter(|r| r.spec == *spec) {
             return known.log.clone();
         }
-        let run_id = if self.run_ids.is_ours(recorded_run) {
-            recorded_run.to_owned()
-        } else {
+        let run_id = if recorded_run.is_empty() {
             self.run_ids.next()
+        } else {
+            recorded_run.to_owned()
         };
         let log = EventLog::replay(run_id, events);
         let recorded = Recorded {
@@ -381,6 +383,7 @@ impl OperationGuard {
         let events = self.log.seal(last, result);
         let final_event = events.last().cloned().expect("seal adds the final event");
         record(events).await;
+        crate::pause::at_finish(&self.spec.deployment_id).await;
         // Free the app before publishing: a client that reads the final
         // event and at once starts the next deployment must not find the
         // app busy.

@@ -27,14 +27,6 @@ impl RunIds {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         format!("{}-{n}", self.boot)
     }
-
-    /// Whether `run_id` was handed out by this process (an earlier process
-    /// had another boot id).
-    pub fn is_ours(&self, run_id: &str) -> bool {
-        run_id
-            .strip_prefix(self.boot.as_str())
-            .is_some_and(|rest| rest.starts_with('-'))
-    }
 }
 
 #[cfg(test)]
@@ -47,10 +39,7 @@ mod tests {
         let (a, b) = (now.next(), now.next());
         assert_ne!(a, b);
         assert!(a.ends_with("-1") && b.ends_with("-2"), "{a} {b}");
-        assert!(now.is_ours(&a));
         let earlier = before.next();
         assert_ne!(earlier, a, "another process, another boot id");
-        assert!(!now.is_ours(&earlier));
-        assert!(!now.is_ours(""));
     }
 }

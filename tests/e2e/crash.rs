@@ -1,9 +1,11 @@
 //! The real agent process killed with SIGKILL in the middle of a deploy:
-//! while it materialises, and while a hook runs. After a restart `current`
+//! while it materialises, while a hook runs, and between journaling an
+//! outcome and sending it. After a restart `current`
 //! is a complete release, nothing half-built is left, the journal records
 //! nothing in flight, GetStatus tells the truth, no hook process survives,
 //! and the same release deploys cleanly.
 
+use slipway_agent::PAUSE_FINISHED_LINE;
 use slipway_tests::assert_succeeded;
 use std::time::Duration;
 
@@ -239,6 +241,58 @@ async fn an_agent_killed_mid_hook_and_restarted_within_the_deadline_finishes_its
     let lines = |text: &str| events.iter().filter(|e| e.message == text).count();
     assert_eq!(lines("before"), 2, "each run's line, once");
     assert_eq!(lines("after"), 1, "the new run's events arrived");
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    let expected: Vec<u64> = (1..=events.len() as u64).collect();
+    assert_eq!(sequences, expected, "no gap and no duplicate");
+    assert_eq!(
+        cluster.agents[0].current().as_deref(),
+        Some(deployment.release.as_str())
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_after_journaling_an_outcome_replays_it_without_a_duplicate() {
+    let mut cluster = Cluster::builder().agents(1).process_agents().start().await;
+    cluster.repo.commit("one", &[Change::File("a.txt", b"1\n")]);
+    // The agent journals the prepare's outcome, then holds before its final
+    // event: the kill lands between the record and the reply.
+    let agent = cluster.agents[0].process();
+    agent.kill_9();
+    agent.pause_at(Some("finished"));
+    agent.restart().await;
+    let policy = RolloutPolicy {
+        retry_attempts: 10,
+        ..Default::default()
+    };
+    let stream = cluster
+        .try_deploy_stream("main", Some(policy))
+        .await
+        .expect("deploy");
+    let agent = cluster.agents[0].process();
+    agent
+        .wait_for_log(PAUSE_FINISHED_LINE, Duration::from_secs(60))
+        .await;
+    agent.kill_9();
+    agent.pause_at(None);
+    agent.restart().await;
+
+    // The retry reaches the new agent, which replays the journaled run under
+    // its own id: the control plane relays none of it twice.
+    let (events, deployment) = cluster.finish(Vec::new(), stream).await;
+    assert_succeeded(&deployment);
+    let relayed: Vec<(&str, u64)> = events
+        .iter()
+        .filter(|e| !e.agent_run_id.is_empty())
+        .map(|e| (e.agent_run_id.as_str(), e.agent_sequence))
+        .collect();
+    let unique: std::collections::HashSet<_> = relayed.iter().collect();
+    assert_eq!(unique.len(), relayed.len(), "relayed twice: {relayed:?}");
+    let materialising = events
+        .iter()
+        .filter(|e| e.message.starts_with("materialising release"))
+        .count();
+    assert_eq!(materialising, 1, "the prepare ran once and was told once");
     let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
     let expected: Vec<u64> = (1..=events.len() as u64).collect();
     assert_eq!(sequences, expected, "no gap and no duplicate");

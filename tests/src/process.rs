@@ -7,7 +7,7 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::{Arc, Mutex, OnceLock, mpsc},
+    sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, mpsc},
     time::{Duration, Instant},
 };
 
@@ -72,6 +72,45 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
     addr_in_line(line, "slipway-agent listening")
 }
 
+/// An agent's stderr lines across restarts, with a way to wait for one.
+#[derive(Default)]
+struct Log {
+    lines: Mutex<Vec<String>>,
+    added: Condvar,
+}
+
+impl Log {
+    fn lines(&self) -> MutexGuard<'_, Vec<String>> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, line: String) {
+        self.lines().push(line);
+        self.added.notify_all();
+    }
+
+    /// Blocks until a line from index `from` on contains `needle`, for at
+    /// most `limit`; returns whether one did.
+    fn wait_for(&self, from: usize, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut lines = self.lines();
+        loop {
+            if lines.iter().skip(from).any(|l| l.contains(needle)) {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            lines = self
+                .added
+                .wait_timeout(lines, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+}
+
 /// A `slipway-agent` child process with its directories, restartable on the
 /// same address. Killed (SIGKILL) when dropped.
 pub struct AgentProcess {
@@ -82,9 +121,11 @@ pub struct AgentProcess {
     apps_dir: PathBuf,
     data_dir: PathBuf,
     child: Option<Child>,
-    log: Arc<Mutex<Vec<String>>>,
+    log: Arc<Log>,
     pause_at: Option<String>,
     env: Vec<(String, String)>,
+    /// Index of the first log line of the running process.
+    started_at_line: usize,
 }
 
 impl AgentProcess {
@@ -103,9 +144,10 @@ impl AgentProcess {
             apps_dir,
             data_dir,
             child: None,
-            log: Arc::new(Mutex::new(Vec::new())),
+            log: Arc::default(),
             pause_at: None,
             env: Vec::new(),
+            started_at_line: 0,
         };
         agent.spawn().await;
         agent
@@ -119,10 +161,24 @@ impl AgentProcess {
     /// Everything the agent wrote to stderr so far (across restarts), without
     /// colours: for assertion messages.
     pub fn log(&self) -> String {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
+        self.log.lines().join("\n")
+    }
+
+    /// Waits until the running agent process (since its last start) logs a
+    /// line containing `needle`, e.g. the line it logs at a pause point.
+    /// Panics with the log after `limit`.
+    pub async fn wait_for_log(&self, needle: &str, limit: Duration) {
+        let (log, needle_owned) = (self.log.clone(), needle.to_owned());
+        let from = self.started_at_line;
+        let found = tokio::task::spawn_blocking(move || log.wait_for(from, &needle_owned, limit))
+            .await
+            .expect("join");
+        assert!(
+            found,
+            "slipway-agent {} did not log {needle:?} within {limit:?}; its log:\n{}",
+            self.host_name,
+            self.log()
+        );
     }
 
     /// Kills the agent with SIGKILL (no drain, no cleanup) and reaps it.
@@ -166,13 +222,11 @@ impl AgentProcess {
     }
 
     fn note(&self, line: &str) {
-        self.log
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(line.to_owned());
+        self.log.push(line.to_owned());
     }
 
     async fn spawn(&mut self) {
+        self.started_at_line = self.log.lines().len();
         let mut command = Command::new(agent_binary());
         match &self.pause_at {
             Some(point) => command.env(PAUSE_VAR, point),
@@ -220,7 +274,7 @@ impl AgentProcess {
                 {
                     let _ = tx.send(addr);
                 }
-                log.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                log.push(line);
             }
         });
         let addr = tokio::task::spawn_blocking(move || listening.recv_timeout(STARTUP))

@@ -92,7 +92,7 @@ async fn one_operation_per_app_with_attach_and_replay() {
 }
 
 #[tokio::test]
-async fn a_run_keeps_its_id_in_this_process_and_a_replay_of_an_earlier_one_gets_a_new_one() {
+async fn a_run_keeps_its_id_in_this_process_and_in_a_replay_after_a_restart() {
     let ops = Operations::new();
     let Begin::New(guard) = ops.begin(spec("d1", "/srv/web")).unwrap() else {
         panic!("expected a new operation");
@@ -117,21 +117,23 @@ async fn a_run_keeps_its_id_in_this_process_and_a_replay_of_an_earlier_one_gets_
     assert_ne!(other.log().run_id(), run, "another run, another id");
     drop(other);
 
-    // From the journal: a run this process made keeps its id...
+    // From the journal: a run keeps its id, whichever process made it, so
+    // a client deduplicates a replay after a restart by (run id, sequence)...
     let mine = spec("d3", "/srv/api");
     let replayed = ops.replay(&mine, &run, events.clone());
     assert_eq!(replayed.subscribe().collect::<Vec<_>>().await, events);
-    // ...one of an earlier process is a new run, the same on every ask.
     let earlier = spec("d4", "/srv/api");
     let first = ops.replay(&earlier, "0123456789abcdef-7", events.clone());
-    assert_ne!(first.run_id(), "0123456789abcdef-7");
-    assert_ne!(first.run_id(), run);
+    assert_eq!(first.run_id(), "0123456789abcdef-7");
     let second = ops.replay(&earlier, "0123456789abcdef-7", events.clone());
     assert!(Arc::ptr_eq(&first, &second));
     let Begin::Existing(found) = ops.begin(earlier).unwrap() else {
         panic!("a replay is remembered like a finished run");
     };
     assert_eq!(found.run_id(), first.run_id());
+    // ...and one recorded without an id gets a new one.
+    let unnamed = ops.replay(&spec("d5", "/srv/api"), "", events.clone());
+    assert!(!unnamed.run_id().is_empty());
     let sequences: Vec<_> = found.subscribe().map(|e| e.sequence).collect().await;
     assert_eq!(sequences, [1, 2]);
 }
