@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use slipway_proto::{
     agent::v1::ReleaseState,
-    control::v1::{DeploymentStatus, RolloutPolicy},
+    control::v1::{Deployment, DeploymentEvent, DeploymentStatus, RolloutPolicy},
 };
 use slipway_tests::{
     Cluster,
@@ -80,6 +80,18 @@ async fn assert_recovered(cluster: &Cluster, index: usize) -> Option<String> {
     assert!(leftovers.is_empty(), "staging leftovers: {leftovers:?}");
     disk::assert_journal_settled(&root);
     current
+}
+
+/// The deployment's event log has no gap and no duplicate, and the host
+/// runs its release.
+fn assert_whole_and_live(cluster: &Cluster, events: &[DeploymentEvent], deployment: &Deployment) {
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    let expected: Vec<u64> = (1..=events.len() as u64).collect();
+    assert_eq!(sequences, expected, "no gap and no duplicate");
+    assert_eq!(
+        cluster.agents[0].current().as_deref(),
+        Some(deployment.release.as_str())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,13 +253,7 @@ async fn an_agent_killed_mid_hook_and_restarted_within_the_deadline_finishes_its
     let lines = |text: &str| events.iter().filter(|e| e.message == text).count();
     assert_eq!(lines("before"), 2, "each run's line, once");
     assert_eq!(lines("after"), 1, "the new run's events arrived");
-    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
-    let expected: Vec<u64> = (1..=events.len() as u64).collect();
-    assert_eq!(sequences, expected, "no gap and no duplicate");
-    assert_eq!(
-        cluster.agents[0].current().as_deref(),
-        Some(deployment.release.as_str())
-    );
+    assert_whole_and_live(&cluster, &events, &deployment);
     cluster.shutdown().await;
 }
 
@@ -293,12 +299,6 @@ async fn an_agent_killed_after_journaling_an_outcome_replays_it_without_a_duplic
         .filter(|e| e.message.starts_with("materialising release"))
         .count();
     assert_eq!(materialising, 1, "the prepare ran once and was told once");
-    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
-    let expected: Vec<u64> = (1..=events.len() as u64).collect();
-    assert_eq!(sequences, expected, "no gap and no duplicate");
-    assert_eq!(
-        cluster.agents[0].current().as_deref(),
-        Some(deployment.release.as_str())
-    );
+    assert_whole_and_live(&cluster, &events, &deployment);
     cluster.shutdown().await;
 }
