@@ -36,6 +36,8 @@ const MATERIALISE_SPAN: u32 = 80;
 const BEFORE_ACTIVATE_AT: u32 = 86;
 const ACTIVATE_AT: u32 = 90;
 const PRUNE_AT: u32 = 97;
+/// The least time between two "placed N of M files" events.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Where a switch to a release on disk switches.
 const SWITCH_AT: u32 = 50;
 
@@ -189,19 +191,18 @@ async fn build(
         let (app, plan, log) = (app.clone(), plan.clone(), ctx.log.clone());
         blocking(move || {
             let store = ObjectStore::new(&app);
-            let mut reported = 0;
+            let mut reported = std::time::Instant::now();
             let pause = PausePoint::configured();
             let mut progress = |done: usize, total: usize| {
-                // About every 5%: enough to watch, not a flood of events.
-                let twentieths = done * 20 / total;
-                if twentieths > reported {
-                    reported = twentieths;
-                    let percent = MATERIALISE_START + MATERIALISE_SPAN * done as u32 / total as u32;
+                let percent = MATERIALISE_START + MATERIALISE_SPAN * done as u32 / total as u32;
+                // At most one a second, none for a release placed within
+                // one: "complete" follows anyway.
+                if reported.elapsed() >= PROGRESS_EVERY && done < total {
+                    reported = std::time::Instant::now();
                     let message = format!("placed {done} of {total} files");
                     log.push(Stage::Materialise, percent, LogLevel::Info, message, None);
                 }
                 if pause.is_some_and(|point| point.reached(done, total)) {
-                    let percent = MATERIALISE_START + MATERIALISE_SPAN * done as u32 / total as u32;
                     let message = format!("paused at {done} of {total} files ({})", pause::VAR);
                     log.push(Stage::Materialise, percent, LogLevel::Warn, message, None);
                     pause::hold();
@@ -275,9 +276,7 @@ async fn prune(ctx: &mut Ctx, app: &AppRoot, keep: usize, id: &str, previous: Op
     .await;
     match pruned {
         Ok(pruned) => {
-            if pruned.old.is_empty() {
-                ctx.say(LogLevel::Info, format!("nothing to prune (keeping {keep})"));
-            } else {
+            if !pruned.old.is_empty() {
                 ctx.say(LogLevel::Info, format!("pruned {}", pruned.old.join(", ")));
             }
             if !pruned.broken.is_empty() {

@@ -139,9 +139,11 @@ impl HostRun {
             ),
         ))
         .await;
-        if objects > 0 {
-            self.upload(client, wanted).await?;
+        if objects == 0 {
+            // Nothing sent: "lacks 0" said it all.
+            return Ok(());
         }
+        self.upload(client, wanted).await?;
         let transfer = Update::Transfer {
             host: host.clone(),
             objects,
