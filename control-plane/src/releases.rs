@@ -7,8 +7,9 @@ use slipway_proto::{
 
 use crate::{
     catalog,
+    domain::manifest::Manifest,
     error::Error,
-    git::{self, Manifest},
+    git,
     store::{Op, Store, Tree, encode_json, encode_proto, key2},
 };
 
