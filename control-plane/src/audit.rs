@@ -28,9 +28,8 @@
 //! For a call that is not a gRPC handler (a rollout that marks a release bad,
 //! say), [`record`] writes an entry from explicit parts.
 //!
-//! Entries are keyed by `be64(u64::MAX - sequence)`, so the store's forward
-//! scans read the trail newest first and a page token is the sequence of the
-//! last entry of a page.
+//! The trail is read newest first (see [`crate::store::audit`]); a page token
+//! is the sequence of the last entry of a page.
 
 use pbjson_types::Timestamp;
 use sha2::{Digest, Sha256};
@@ -46,7 +45,7 @@ use crate::{
     Context, audit_chain,
     auth::Caller,
     error::Error,
-    store::{Op, Store, StoreError, Tree, encode_proto},
+    store::{Store, StoreError, audit as trail},
 };
 
 /// The proto package every method name is recorded under.
@@ -60,8 +59,6 @@ const SCAN: usize = 256;
 /// for the whole process: audit writes are rare, and tests run several
 /// control planes in one process, each with its own store.
 static APPEND: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-pub use crate::audit_chain::key;
 
 /// Who made a call, as the trail records it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -231,21 +228,11 @@ async fn append(store: &Store, mut entry: AuditEvent) -> Result<AuditEvent, Stor
         }
     }
     let _serial = APPEND.lock().await;
-    // The newest entry is the first key.
-    let last = store
-        .list_after::<AuditEvent>(Tree::Audit, b"", b"", 1)?
-        .into_iter()
-        .next();
+    let last = trail::newest(store)?;
     entry.sequence = last.as_ref().map_or(0, |e| e.sequence) + 1;
     entry.previous_sha256 = audit_chain::link(last.as_ref());
     entry.time = Some(slipway_proto::now());
-    store
-        .commit(vec![Op::Create(
-            Tree::Audit,
-            key(entry.sequence),
-            encode_proto(&entry),
-        )])
-        .await?;
+    store.commit(vec![trail::append(&entry)]).await?;
     Ok(entry)
 }
 
@@ -347,10 +334,7 @@ pub fn list(
 ) -> Result<(Vec<AuditEvent>, String), Error> {
     let size = page_size(req.page_size, 100);
     check_range(req.since.as_ref(), req.until.as_ref())?;
-    let mut after = match sequence_token(&req.page_token)? {
-        Some(sequence) => key(sequence),
-        None => Vec::new(),
-    };
+    let mut below = sequence_token(&req.page_token)?;
     let method = req.method.to_lowercase();
     let wanted = |e: &AuditEvent| {
         principal_matches(&e.actor, &req.actor)
@@ -359,10 +343,10 @@ pub fn list(
     };
     let mut page = Vec::new();
     loop {
-        let chunk: Vec<AuditEvent> = store.list_after(Tree::Audit, b"", &after, SCAN)?;
+        let chunk = trail::newest_first(store, below, SCAN)?;
         let done = chunk.len() < SCAN;
         if let Some(last) = chunk.last() {
-            after = key(last.sequence);
+            below = Some(last.sequence);
         }
         page.extend(chunk.into_iter().filter(|e| wanted(e)));
         if page.len() > size || done {
@@ -397,12 +381,6 @@ mod tests {
             role: principal.split('/').next().unwrap_or_default().into(),
             certificate_sha256: "ab".repeat(32),
         }
-    }
-
-    #[test]
-    fn keys_sort_newest_first() {
-        assert!(key(2) < key(1));
-        assert!(key(256) < key(255));
     }
 
     #[test]

@@ -13,13 +13,8 @@ use slipway_proto::control::v1::AuditEvent;
 
 use crate::{
     error::Error,
-    store::{Store, Tree},
+    store::{Store, audit as trail},
 };
-
-/// The store key of an entry: newest first.
-pub fn key(sequence: u64) -> Vec<u8> {
-    (u64::MAX - sequence).to_be_bytes().to_vec()
-}
 
 /// Entries read from the store at once while verifying.
 const SCAN: usize = 256;
@@ -56,12 +51,12 @@ impl Verified {
 pub fn verify(store: &Store) -> Result<Verified, Error> {
     let mut out = Verified::default();
     let mut newer: Option<AuditEvent> = None;
-    let mut after = Vec::new();
+    let mut below = None;
     loop {
-        let page: Vec<AuditEvent> = store.list_after(Tree::Audit, b"", &after, SCAN)?;
+        let page = trail::newest_first(store, below, SCAN)?;
         let done = page.len() < SCAN;
         if let Some(last) = page.last() {
-            after = key(last.sequence);
+            below = Some(last.sequence);
         }
         for older in page {
             if let Some(newer) = &newer {
@@ -129,7 +124,7 @@ mod tests {
     use super::*;
     use crate::{
         audit::{Actor, record},
-        store::{Op, SledBackend, encode_proto},
+        store::SledBackend,
     };
 
     fn store(dir: &std::path::Path) -> Store {
@@ -150,8 +145,7 @@ mod tests {
     }
 
     async fn put(s: &Store, entry: &AuditEvent) {
-        let op = Op::Put(Tree::Audit, key(entry.sequence), encode_proto(entry));
-        s.commit(vec![op]).await.unwrap();
+        s.commit(vec![trail::overwrite(entry)]).await.unwrap();
     }
 
     #[tokio::test]
@@ -163,7 +157,7 @@ mod tests {
         let ok = verify(&s).unwrap();
         assert_eq!((ok.verified, ok.first_sequence, ok.broken), (600, 1, None));
 
-        let mut edited: AuditEvent = s.get(Tree::Audit, &key(300)).unwrap().unwrap();
+        let mut edited = trail::get(&s, 300).unwrap().unwrap();
         edited.outcome = "PermissionDenied".into();
         put(&s, &edited).await;
         let found = verify(&s).unwrap();
@@ -188,9 +182,7 @@ mod tests {
         let ok = verify(&s).unwrap();
         assert_eq!((ok.verified, ok.first_sequence, ok.broken), (4, 4, None));
 
-        s.commit(vec![Op::Delete(Tree::Audit, key(5))])
-            .await
-            .unwrap();
+        s.commit(vec![trail::erase(5)]).await.unwrap();
         let (at, problem) = verify(&s).unwrap().broken.unwrap();
         assert_eq!(at, 5, "{problem}");
         assert!(problem.contains("missing"), "{problem}");

@@ -10,21 +10,26 @@ use crate::{
     error::Error,
     git,
     sources::SourceRoots,
-    store::{Op, Store, StoreError, Tree, encode_proto},
+    store::{
+        Store, StoreError,
+        catalog::{self as records, Named},
+        revocations,
+    },
 };
 
-fn create_op(tree: Tree, name: &str, msg: &impl prost::Message) -> Op {
-    Op::Create(tree, name.as_bytes().to_vec(), encode_proto(msg))
-}
-
-async fn create(store: &Store, op: Op, what: &'static str, name: &str) -> Result<(), Error> {
-    store.commit(vec![op]).await.map_err(|err| match err {
-        StoreError::Exists { .. } => Error::AlreadyExists {
-            what,
-            name: name.to_owned(),
-        },
-        err => err.into(),
-    })
+/// Records a new `record`; one of the same kind and name is AlreadyExists.
+async fn create(store: &Store, what: &'static str, record: &impl Named) -> Result<(), Error> {
+    let name = record.name();
+    store
+        .commit(vec![records::create(record)])
+        .await
+        .map_err(|err| match err {
+            StoreError::Exists { .. } => Error::AlreadyExists {
+                what,
+                name: name.to_owned(),
+            },
+            err => err.into(),
+        })
 }
 
 /// Registers an app after checking its repository is trusted and opens.
@@ -35,13 +40,7 @@ pub async fn create_app(
 ) -> Result<App, Error> {
     check_repository(sources, &app).await?;
     app.created_at = Some(slipway_proto::now());
-    create(
-        store,
-        create_op(Tree::Apps, &app.name, &app),
-        "app",
-        &app.name,
-    )
-    .await?;
+    create(store, "app", &app).await?;
     Ok(app)
 }
 
@@ -54,13 +53,7 @@ pub async fn update_app(
     let existing = self::app(store, &app.name)?;
     check_repository(sources, &app).await?;
     app.created_at = existing.created_at;
-    store
-        .commit(vec![Op::Put(
-            Tree::Apps,
-            app.name.clone().into_bytes(),
-            encode_proto(&app),
-        )])
-        .await?;
+    store.commit(vec![records::put(&app)]).await?;
     Ok(app)
 }
 
@@ -80,14 +73,12 @@ async fn check_repository(sources: &SourceRoots, app: &App) -> Result<(), Error>
 /// One app.
 pub fn app(store: &Store, name: &str) -> Result<App, Error> {
     validate::name("name", name)?;
-    store
-        .get(Tree::Apps, name.as_bytes())?
-        .ok_or_else(|| Error::not_found("app", name))
+    records::get(store, name)?.ok_or_else(|| Error::not_found("app", name))
 }
 
 /// Every app by name.
 pub fn apps(store: &Store) -> Result<Vec<App>, Error> {
-    Ok(store.list(Tree::Apps, b"")?)
+    Ok(records::list(store)?)
 }
 
 /// Registers an environment.
@@ -96,13 +87,7 @@ pub async fn create_environment(
     EnvironmentSpec(mut env): EnvironmentSpec,
 ) -> Result<Environment, Error> {
     env.created_at = Some(slipway_proto::now());
-    create(
-        store,
-        create_op(Tree::Environments, &env.name, &env),
-        "environment",
-        &env.name,
-    )
-    .await?;
+    create(store, "environment", &env).await?;
     Ok(env)
 }
 
@@ -117,40 +102,26 @@ pub async fn update_environment(
         rollout_policy: env.rollout_policy,
         ..current
     };
-    store
-        .commit(vec![crate::store::Op::Put(
-            Tree::Environments,
-            updated.name.clone().into_bytes(),
-            crate::store::encode_proto(&updated),
-        )])
-        .await?;
+    store.commit(vec![records::put(&updated)]).await?;
     Ok(updated)
 }
 
 /// One environment.
 pub fn environment(store: &Store, name: &str) -> Result<Environment, Error> {
     validate::name("name", name)?;
-    store
-        .get(Tree::Environments, name.as_bytes())?
-        .ok_or_else(|| Error::not_found("environment", name))
+    records::get(store, name)?.ok_or_else(|| Error::not_found("environment", name))
 }
 
 /// Every environment by name.
 pub fn environments(store: &Store) -> Result<Vec<Environment>, Error> {
-    Ok(store.list(Tree::Environments, b"")?)
+    Ok(records::list(store)?)
 }
 
 /// Registers a host in an existing environment.
 pub async fn add_host(store: &Store, HostSpec(mut host): HostSpec) -> Result<Host, Error> {
     environment(store, &host.environment)?;
     host.created_at = Some(slipway_proto::now());
-    create(
-        store,
-        create_op(Tree::Hosts, &host.name, &host),
-        "host",
-        &host.name,
-    )
-    .await?;
+    create(store, "host", &host).await?;
     Ok(host)
 }
 
@@ -160,8 +131,8 @@ pub async fn remove_host(store: &Store, name: &str) -> Result<Host, Error> {
     let host = self::host(store, name)?;
     store
         .commit(vec![
-            Op::Delete(Tree::Hosts, name.as_bytes().to_vec()),
-            crate::store::revocations::host_removed(name),
+            records::remove::<Host>(name),
+            revocations::host_removed(name),
         ])
         .await?;
     Ok(host)
@@ -170,9 +141,7 @@ pub async fn remove_host(store: &Store, name: &str) -> Result<Host, Error> {
 /// One host.
 pub fn host(store: &Store, name: &str) -> Result<Host, Error> {
     validate::host_name("name", name)?;
-    store
-        .get(Tree::Hosts, name.as_bytes())?
-        .ok_or_else(|| Error::not_found("host", name))
+    records::get(store, name)?.ok_or_else(|| Error::not_found("host", name))
 }
 
 /// Hosts by name, of one environment when `environment` is not empty.
@@ -180,7 +149,7 @@ pub fn hosts(store: &Store, environment: &str) -> Result<Vec<Host>, Error> {
     if !environment.is_empty() {
         self::environment(store, environment)?;
     }
-    let hosts: Vec<Host> = store.list(Tree::Hosts, b"")?;
+    let hosts: Vec<Host> = records::list(store)?;
     Ok(hosts
         .into_iter()
         .filter(|h| environment.is_empty() || h.environment == environment)

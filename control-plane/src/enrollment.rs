@@ -4,8 +4,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use slipway_proto::{
     control::v1::{EnrollAgentRequest, EnrollAgentResponse},
     validate,
@@ -14,7 +12,10 @@ use slipway_proto::{
 use crate::{
     Context, catalog,
     error::Error,
-    store::{Op, Store, StoreError, Tree, encode_json},
+    store::{
+        Store, StoreError,
+        join_tokens::{self, JoinToken},
+    },
 };
 
 /// How long a join token works.
@@ -23,17 +24,6 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
 /// Longest token or certificate request accepted.
 const MAX_TOKEN: usize = 128;
 const MAX_CSR: usize = 16 << 10;
-
-/// A stored token.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct Stored {
-    host: String,
-    expires_unix: u64,
-}
-
-fn key(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
 
 fn now_unix() -> u64 {
     SystemTime::now()
@@ -46,16 +36,12 @@ pub async fn issue(store: &Store, host: &str) -> Result<(String, SystemTime), St
     let secret: [u8; 32] = rand::random();
     let token = format!("sjt_{}", hex::encode(secret));
     let expires = SystemTime::now() + TOKEN_TTL;
-    let stored = Stored {
+    let record = JoinToken {
         host: host.to_owned(),
         expires_unix: now_unix() + TOKEN_TTL.as_secs(),
     };
     store
-        .commit(vec![Op::Put(
-            Tree::JoinTokens,
-            key(&token),
-            encode_json(&stored),
-        )])
+        .commit(vec![join_tokens::put(&token, &record)])
         .await?;
     Ok((token, expires))
 }
@@ -64,28 +50,19 @@ pub async fn issue(store: &Store, host: &str) -> Result<(String, SystemTime), St
 /// expired, and used up by this write. An expired token is removed.
 async fn redeem(store: &Store, host: &str, token: &str) -> Result<(), Error> {
     let refused = |why: &str| Error::Unauthenticated(format!("join token refused: {why}"));
-    let key = key(token);
-    let raw = store
-        .get_raw(Tree::JoinTokens, &key)?
-        .ok_or_else(|| refused("unknown or already used"))?;
-    let stored: Stored = store
-        .get_json(Tree::JoinTokens, &key)?
-        .ok_or_else(|| refused("unknown or already used"))?;
-    if stored.expires_unix <= now_unix() {
+    let held = join_tokens::get(store, token)?.ok_or_else(|| refused("unknown or already used"))?;
+    if held.token.expires_unix <= now_unix() {
         store
-            .commit(vec![Op::DeleteIf(Tree::JoinTokens, key, raw)])
+            .commit(vec![join_tokens::remove_if_unchanged(&held)])
             .await?;
         return Err(refused("expired"));
     }
-    if stored.host != host {
+    if held.token.host != host {
         return Err(refused("it was issued for another host"));
     }
     // Two redeemers race: the second finds the token gone.
     store
-        .commit(vec![
-            Op::Expect(Tree::JoinTokens, key.clone(), Some(raw)),
-            Op::Delete(Tree::JoinTokens, key),
-        ])
+        .commit(join_tokens::use_up(&held))
         .await
         .map_err(|err| match err {
             StoreError::Conflict { .. } => refused("unknown or already used"),
@@ -148,25 +125,16 @@ mod tests {
     async fn an_expired_token_is_refused_and_removed() {
         let (_dir, store) = store();
         let token = "sjt_old";
-        let stored = Stored {
+        let record = JoinToken {
             host: "web-9".into(),
             expires_unix: now_unix() - 1,
         };
         store
-            .commit(vec![Op::Put(
-                Tree::JoinTokens,
-                key(token),
-                encode_json(&stored),
-            )])
+            .commit(vec![join_tokens::put(token, &record)])
             .await
             .unwrap();
         let err = redeem(&store, "web-9", token).await.unwrap_err();
         assert!(err.to_string().contains("expired"), "{err}");
-        assert!(
-            store
-                .get_raw(Tree::JoinTokens, &key(token))
-                .unwrap()
-                .is_none()
-        );
+        assert!(join_tokens::get(&store, token).unwrap().is_none());
     }
 }

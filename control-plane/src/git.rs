@@ -5,40 +5,17 @@
 use std::{collections::HashMap, path::PathBuf};
 
 use git2::{Delta, DiffFindOptions, ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
-use serde::{Deserialize, Serialize};
 use slipway_proto::{
     control::v1::{ChangeKind, FileChange},
     limits,
 };
 
-use crate::git_blob;
+use crate::{
+    domain::manifest::{Manifest, ManifestFile},
+    git_blob,
+};
 
 pub use crate::git_error::GitError;
-
-/// One file of a release as the control plane keeps it: what the agent sees
-/// plus the git blob it comes from.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ManifestFile {
-    /// Path relative to the release root.
-    pub path: String,
-    /// 0o644, 0o755, or 0o777 for a symlink.
-    pub mode: u32,
-    /// True for a symlink (its content is the target).
-    pub symlink: bool,
-    /// Size in bytes.
-    pub size: u64,
-    /// Hex SHA-256 of the content.
-    pub sha256: String,
-    /// Hex git blob id, to read the content back for transfer.
-    pub blob: String,
-}
-
-/// Every file of a release, in path order.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub struct Manifest {
-    /// The files.
-    pub files: Vec<ManifestFile>,
-}
 
 /// A resolved commit.
 #[derive(Clone, Debug)]

@@ -11,8 +11,8 @@ use slipway_proto::{
 use crate::{
     Context,
     deployment::{self, Start},
+    domain::manifest::Manifest,
     error::Error,
-    git::Manifest,
     locks, releases,
     rollout::Delta,
 };

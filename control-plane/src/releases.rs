@@ -7,37 +7,33 @@ use slipway_proto::{
 
 use crate::{
     catalog,
+    domain::manifest::Manifest,
     error::Error,
-    git::{self, Manifest},
-    store::{Op, Store, Tree, encode_json, encode_proto, key2},
+    git,
+    store::{Store, releases as records},
 };
 
 /// Releases of an app, newest first.
 pub fn list(store: &Store, app: &str) -> Result<Vec<Release>, Error> {
     catalog::app(store, app)?;
-    let mut releases: Vec<Release> = store.list(Tree::Releases, &key2(app, ""))?;
-    releases.reverse();
-    Ok(releases)
+    Ok(records::newest_first(store, app)?)
 }
 
 /// One release, if recorded (no checks: for records that name it).
 pub fn find(store: &Store, app: &str, id: &str) -> Result<Option<Release>, Error> {
-    Ok(store.get(Tree::Releases, &key2(app, id))?)
+    Ok(records::get(store, app, id)?)
 }
 
 /// One release.
 pub fn get(store: &Store, app: &str, id: &str) -> Result<Release, Error> {
     catalog::app(store, app)?;
     validate::release_id("id", id)?;
-    store
-        .get(Tree::Releases, &key2(app, id))?
-        .ok_or_else(|| Error::not_found("release", format!("{app}/{id}")))
+    records::get(store, app, id)?.ok_or_else(|| Error::not_found("release", format!("{app}/{id}")))
 }
 
 /// The manifest of a release.
 pub fn manifest(store: &Store, app: &str, id: &str) -> Result<Manifest, Error> {
-    store
-        .get_json(Tree::Manifests, &key2(app, id))?
+    records::manifest(store, app, id)?
         .ok_or_else(|| Error::not_found("release manifest", format!("{app}/{id}")))
 }
 
@@ -139,13 +135,7 @@ pub async fn create(
         mark_reason: String::new(),
         manifest: Vec::new(),
     };
-    let key = key2(&app.name, &release.id);
-    store
-        .commit(vec![
-            Op::Create(Tree::Releases, key.clone(), encode_proto(&release)),
-            Op::Put(Tree::Manifests, key, encode_json(&manifest)),
-        ])
-        .await?;
+    store.commit(records::create(&release, &manifest)).await?;
     tracing::info!(app = %app.name, release = %release.id, files = release.file_count, "release cut");
     Ok((release, true))
 }
@@ -197,13 +187,7 @@ pub async fn mark(
     } else {
         reason.to_owned()
     };
-    store
-        .commit(vec![Op::Put(
-            Tree::Releases,
-            key2(app, id),
-            encode_proto(&release),
-        )])
-        .await?;
+    store.commit(vec![records::put(&release)]).await?;
     tracing::info!(%app, release = %id, mark = mark.as_str_name(), %reason, "release marked");
     Ok(release)
 }

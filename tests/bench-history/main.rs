@@ -19,7 +19,7 @@ use std::{
 use anyhow::Result;
 use slipway_control_plane::{
     deployment, history,
-    store::{Op, SledBackend, Store, Tree, deployments, encode_proto, key2},
+    store::{SledBackend, Store, catalog, deployments, releases},
 };
 use slipway_proto::control::v1::{
     App, Deployment, DeploymentStatus, ListDeploymentsRequest, Release,
@@ -55,22 +55,14 @@ async fn fill(store: &Store, size: u64) -> Result<()> {
             name: app.into(),
             ..Default::default()
         };
-        ops.push(Op::Put(
-            Tree::Apps,
-            app.as_bytes().to_vec(),
-            encode_proto(&record),
-        ));
+        ops.push(catalog::put(&record));
         for r in 0..RELEASES {
             let release = Release {
                 id: format!("r{r:02}"),
                 app: app.into(),
                 ..Default::default()
             };
-            ops.push(Op::Put(
-                Tree::Releases,
-                key2(app, &release.id),
-                encode_proto(&release),
-            ));
+            ops.push(releases::put(&release));
         }
     }
     for n in 1..=size {
@@ -91,11 +83,7 @@ async fn fill(store: &Store, size: u64) -> Result<()> {
         };
         ops.extend(deployments::created(&d));
         ops.extend(deployments::finished(&d));
-        ops.push(Op::Put(
-            Tree::Deployments,
-            d.id.clone().into_bytes(),
-            encode_proto(&d),
-        ));
+        ops.push(deployments::put(&d));
         if ops.len() >= 4_000 {
             store.commit(std::mem::take(&mut ops)).await?;
         }
@@ -152,7 +140,7 @@ fn previous(store: &Store) -> Result<String> {
 
 /// A page as read before the indexes: every record, newest first, filtered.
 fn scan_page(store: &Store, app: &str, environment: &str) -> Result<usize> {
-    let mut all: Vec<Deployment> = store.list(Tree::Deployments, b"")?;
+    let mut all = deployments::every(store)?;
     all.reverse();
     Ok(all
         .into_iter()
@@ -164,7 +152,7 @@ fn scan_page(store: &Store, app: &str, environment: &str) -> Result<usize> {
 /// The previous good release as found before the indexes: a full scan for
 /// the last success, then another for the one before it.
 fn scan_previous(store: &Store) -> Result<String> {
-    let mut all: Vec<Deployment> = store.list(Tree::Deployments, b"")?;
+    let mut all = deployments::every(store)?;
     all.reverse();
     let succeeded = |d: &&Deployment| {
         d.app == "web" && d.environment == "prod" && d.status == DeploymentStatus::Succeeded as i32
@@ -174,7 +162,7 @@ fn scan_previous(store: &Store) -> Result<String> {
         .find(succeeded)
         .map(|d| d.release.clone())
         .unwrap_or_default();
-    let mut all: Vec<Deployment> = store.list(Tree::Deployments, b"")?;
+    let mut all = deployments::every(store)?;
     all.reverse();
     Ok(all
         .iter()

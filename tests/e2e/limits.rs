@@ -12,10 +12,7 @@ use std::{
 };
 
 use bytes::BufMut;
-use slipway_control_plane::{
-    audit,
-    store::{Op, SledBackend, Store, Tree, encode_proto},
-};
+use slipway_control_plane::store::{SledBackend, Store, audit};
 use slipway_proto::{
     control::v1::{
         App, AuditEvent, CreateAppRequest, CreateAppResponse, DeployRequest,
@@ -285,14 +282,15 @@ async fn an_audit_entry_edited_in_the_store_breaks_the_chain() {
     {
         let backend = SledBackend::open(&cluster.data_dir, 8 << 20).expect("open the store");
         let store = Store::new(std::sync::Arc::new(backend));
-        let mut entry: AuditEvent = store
-            .get(Tree::Audit, &audit::key(edited))
+        let mut entry = audit::get(&store, edited)
             .expect("read")
             .expect("entry present");
         assert_eq!(entry.outcome, "PermissionDenied");
         entry.outcome = "OK".into();
-        let op = Op::Put(Tree::Audit, audit::key(edited), encode_proto(&entry));
-        store.commit(vec![op]).await.expect("write");
+        store
+            .commit(vec![audit::overwrite(&entry)])
+            .await
+            .expect("write");
     }
     cluster.control_plane_process().restart().await;
 

@@ -6,7 +6,7 @@ use pbjson_types::Timestamp;
 use slipway_proto::control::v1::{App, Environment};
 
 use super::*;
-use crate::store::{Op, SledBackend, Tree, encode_proto, key2};
+use crate::store::SledBackend;
 
 fn at(seconds: i64) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
@@ -21,40 +21,23 @@ async fn fixture(deployments: Vec<Deployment>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(Arc::new(SledBackend::open(dir.path(), 8 << 20).unwrap()));
     let mut ops = vec![
-        Op::Put(
-            Tree::Apps,
-            b"web".to_vec(),
-            encode_proto(&App {
-                name: "web".into(),
-                ..Default::default()
-            }),
-        ),
-        Op::Put(
-            Tree::Environments,
-            b"prod".to_vec(),
-            encode_proto(&Environment {
-                name: "prod".into(),
-                ..Default::default()
-            }),
-        ),
-        Op::Put(
-            Tree::Releases,
-            key2("web", "r1"),
-            encode_proto(&Release {
-                id: "r1".into(),
-                commit: "abc123".into(),
-                git_ref: "main".into(),
-                ..Default::default()
-            }),
-        ),
+        store::catalog::put(&App {
+            name: "web".into(),
+            ..Default::default()
+        }),
+        store::catalog::put(&Environment {
+            name: "prod".into(),
+            ..Default::default()
+        }),
+        store::releases::put(&Release {
+            app: "web".into(),
+            id: "r1".into(),
+            commit: "abc123".into(),
+            git_ref: "main".into(),
+            ..Default::default()
+        }),
     ];
-    for d in deployments {
-        ops.push(Op::Put(
-            Tree::Deployments,
-            d.id.clone().into_bytes(),
-            encode_proto(&d),
-        ));
-    }
+    ops.extend(deployments.iter().map(store::deployments::put));
     store.commit(ops).await.unwrap();
     deployments::ensure_indexes(&store).await.unwrap();
     Fixture { _dir: dir, store }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::git::{Manifest, ManifestFile};
+use crate::domain::manifest::{Manifest, ManifestFile};
 
 /// What differs between a base manifest and a new one.
 pub struct Delta<'a> {

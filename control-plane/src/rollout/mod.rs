@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 pub use delta::Delta;
 
-use crate::{agents::Agents, git::Manifest, policy::Policy, running::Control};
+use crate::{agents::Agents, domain::manifest::Manifest, policy::Policy, running::Control};
 
 /// What one deployment activates.
 pub struct Plan {

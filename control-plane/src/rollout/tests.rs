@@ -17,7 +17,7 @@ use crate::{
         Agents,
         simulated::{Behaviour, Fleet},
     },
-    git::Manifest,
+    domain::manifest::Manifest,
     policy::Policy,
     running::{Running, StopRequest},
 };

@@ -30,8 +30,11 @@ use super::{
 use crate::{
     agents::{AgentClient, ProgressStream},
     blobs::BlobCache,
-    domain::event::{host_log, host_status},
-    git::{self, Manifest, ManifestFile},
+    domain::{
+        event::{host_log, host_status},
+        manifest::{Manifest, ManifestFile},
+    },
+    git,
 };
 
 /// A content wanted by a host: its SHA-256, git blob id and size.

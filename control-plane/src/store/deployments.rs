@@ -167,7 +167,7 @@ pub async fn ensure_indexes(store: &Store) -> Result<usize, StoreError> {
     if store.get_raw(Tree::Meta, INDEXED)?.as_deref() == Some(INDEX_FORMAT) {
         return Ok(0);
     }
-    let all: Vec<Deployment> = store.list(Tree::Deployments, b"")?;
+    let all = every(store)?;
     let mut ops = Vec::new();
     for d in &all {
         ops.extend(created(d));
@@ -178,6 +178,12 @@ pub async fn ensure_indexes(store: &Store) -> Result<usize, StoreError> {
     ops.push(Op::Put(Tree::Meta, INDEXED.to_vec(), INDEX_FORMAT.to_vec()));
     store.commit(ops).await?;
     Ok(all.len())
+}
+
+/// Every deployment, oldest first: a full scan, which only the index
+/// rebuild makes (and benchmarks, to compare the indexes against it).
+pub fn every(store: &Store) -> Result<Vec<Deployment>, StoreError> {
+    store.list(Tree::Deployments, b"")
 }
 
 /// One deployment.
@@ -363,7 +369,7 @@ mod tests {
     use std::{path::Path, sync::Arc};
 
     use super::*;
-    use crate::store::{SledBackend, encode_proto};
+    use crate::store::SledBackend;
 
     fn store(dir: &Path) -> Store {
         Store::new(Arc::new(SledBackend::open(dir, 8 << 20).unwrap()))
@@ -391,11 +397,7 @@ mod tests {
         if crate::domain::event::is_final_status(d.status()) {
             ops.extend(finished(&d));
         }
-        ops.push(Op::Put(
-            Tree::Deployments,
-            d.id.clone().into_bytes(),
-            encode_proto(&d),
-        ));
+        ops.push(put(&d));
         store.commit(ops).await?;
         Ok(taken.id)
     }
@@ -425,12 +427,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = store(dir.path());
         let old = deployment(2_000_003, "web", "admin/alice", DeploymentStatus::Succeeded);
-        let put = Op::Put(
-            Tree::Deployments,
-            old.id.clone().into_bytes(),
-            encode_proto(&old),
-        );
-        s.commit(vec![put]).await.unwrap();
+        s.commit(vec![put(&old)]).await.unwrap();
         assert_eq!(ensure_indexes(&s).await.unwrap(), 1);
         assert_eq!(ensure_indexes(&s).await.unwrap(), 0, "indexed once");
         assert_eq!(

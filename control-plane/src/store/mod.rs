@@ -1,11 +1,18 @@
 //! The control plane's durable state: a small key-value backend trait (sled is
-//! the embedded implementation), and the typed records on top. Every state
-//! change is one atomic batch, flushed to disk before the call returns.
+//! the embedded implementation), and one repository per record kind on top,
+//! which alone knows its trees, keys and encoding. Callers read through a
+//! repository and write by committing the [`Op`]s repositories return, several
+//! records in one batch when they change together. Every state change is one
+//! atomic batch, flushed to disk before the call returns.
 
+pub mod audit;
+pub mod catalog;
 pub mod deployments;
 pub mod events;
 pub mod identity;
+pub mod join_tokens;
 pub mod locks;
+pub mod releases;
 pub mod revocations;
 mod sled_backend;
 
@@ -16,7 +23,8 @@ use serde::{Serialize, de::DeserializeOwned};
 
 pub use sled_backend::{OpenError, SledBackend};
 
-/// The trees (tables) of the store.
+/// The trees (tables) of the store; each belongs to one repository
+/// ([`Tree::Meta`] holds a few named values of several).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tree {
     /// name -> `App`
@@ -201,7 +209,7 @@ pub(crate) fn backend_err(err: impl std::error::Error + Send + Sync + 'static) -
 const FORMAT_V1: u8 = 1;
 
 /// Encodes a protobuf record.
-pub fn encode_proto(msg: &impl Message) -> Vec<u8> {
+fn encode_proto(msg: &impl Message) -> Vec<u8> {
     let mut buf = Vec::with_capacity(1 + msg.encoded_len());
     buf.push(FORMAT_V1);
     msg.encode(&mut buf).expect("Vec grows as needed");
@@ -209,20 +217,21 @@ pub fn encode_proto(msg: &impl Message) -> Vec<u8> {
 }
 
 /// Encodes a JSON record.
-pub fn encode_json(value: &impl Serialize) -> Vec<u8> {
+fn encode_json(value: &impl Serialize) -> Vec<u8> {
     let mut buf = vec![FORMAT_V1];
     serde_json::to_writer(&mut buf, value).expect("records serialise");
     buf
 }
 
-pub(crate) fn corrupt(tree: Tree, key: &[u8]) -> StoreError {
+fn corrupt(tree: Tree, key: &[u8]) -> StoreError {
     StoreError::Corrupt {
         tree,
         key: String::from_utf8_lossy(key).into_owned(),
     }
 }
 
-/// Typed access to the backend.
+/// The backend, shared. Its reads are the repositories' own; a caller
+/// outside `store` only commits the writes a repository returns.
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
@@ -235,11 +244,7 @@ impl Store {
     }
 
     /// Reads one protobuf record.
-    pub fn get<M: Message + Default>(
-        &self,
-        tree: Tree,
-        key: &[u8],
-    ) -> Result<Option<M>, StoreError> {
+    fn get<M: Message + Default>(&self, tree: Tree, key: &[u8]) -> Result<Option<M>, StoreError> {
         self.backend
             .get(tree, key)?
             .map(|raw| decode_proto(tree, key, &raw))
@@ -247,28 +252,19 @@ impl Store {
     }
 
     /// Reads one JSON record.
-    pub fn get_json<T: DeserializeOwned>(
+    fn get_json<T: DeserializeOwned>(
         &self,
         tree: Tree,
         key: &[u8],
     ) -> Result<Option<T>, StoreError> {
         self.backend
             .get(tree, key)?
-            .map(|raw| match raw.split_first() {
-                Some((&FORMAT_V1, body)) => {
-                    serde_json::from_slice(body).map_err(|_| corrupt(tree, key))
-                }
-                _ => Err(corrupt(tree, key)),
-            })
+            .map(|raw| decode_json(tree, key, &raw))
             .transpose()
     }
 
     /// Every protobuf record under `prefix`, in key order.
-    pub fn list<M: Message + Default>(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-    ) -> Result<Vec<M>, StoreError> {
+    fn list<M: Message + Default>(&self, tree: Tree, prefix: &[u8]) -> Result<Vec<M>, StoreError> {
         self.backend
             .scan(tree, prefix)?
             .into_iter()
@@ -277,7 +273,7 @@ impl Store {
     }
 
     /// Protobuf records under `prefix` with keys after `after`, at most `limit`.
-    pub fn list_after<M: Message + Default>(
+    fn list_after<M: Message + Default>(
         &self,
         tree: Tree,
         prefix: &[u8],
@@ -292,12 +288,12 @@ impl Store {
     }
 
     /// Raw key-value pairs under `prefix`, in key order.
-    pub fn scan_raw(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, StoreError> {
+    fn scan_raw(&self, tree: Tree, prefix: &[u8]) -> Result<Entries, StoreError> {
         self.backend.scan(tree, prefix)
     }
 
     /// Raw value, for lock holders.
-    pub fn get_raw(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get_raw(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.backend.get(tree, key)
     }
 
@@ -309,25 +305,9 @@ impl Store {
             .map_err(backend_err)?
     }
 
-    /// Protobuf records under `prefix` with keys before `before`, newest key
-    /// first, at most `limit`.
-    pub fn list_rev<M: Message + Default>(
-        &self,
-        tree: Tree,
-        prefix: &[u8],
-        before: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<M>, StoreError> {
-        self.backend
-            .scan_rev(tree, prefix, before, limit)?
-            .into_iter()
-            .map(|(k, v)| decode_proto(tree, &k, &v))
-            .collect()
-    }
-
     /// Raw pairs under `prefix` with keys before `before`, newest key first,
     /// at most `limit`.
-    pub fn scan_rev_raw(
+    fn scan_rev_raw(
         &self,
         tree: Tree,
         prefix: &[u8],
@@ -338,20 +318,23 @@ impl Store {
     }
 }
 
-pub(crate) fn decode_proto<M: Message + Default>(
-    tree: Tree,
-    key: &[u8],
-    raw: &[u8],
-) -> Result<M, StoreError> {
+fn decode_proto<M: Message + Default>(tree: Tree, key: &[u8], raw: &[u8]) -> Result<M, StoreError> {
     match raw.split_first() {
         Some((&FORMAT_V1, body)) => M::decode(body).map_err(|_| corrupt(tree, key)),
         _ => Err(corrupt(tree, key)),
     }
 }
 
+fn decode_json<T: DeserializeOwned>(tree: Tree, key: &[u8], raw: &[u8]) -> Result<T, StoreError> {
+    match raw.split_first() {
+        Some((&FORMAT_V1, body)) => serde_json::from_slice(body).map_err(|_| corrupt(tree, key)),
+        _ => Err(corrupt(tree, key)),
+    }
+}
+
 /// The least key greater than every key that starts with `prefix`; None
 /// when there is none (an empty prefix, or one of 0xFF bytes only).
-pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();
     while let Some(last) = end.pop() {
         if last < u8::MAX {
@@ -363,7 +346,7 @@ pub(crate) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `a \0 b`: a composite key whose parts sort correctly (names never hold NUL).
-pub fn key2(a: &str, b: &str) -> Vec<u8> {
+fn key2(a: &str, b: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(a.len() + b.len() + 1);
     key.extend_from_slice(a.as_bytes());
     key.push(0);
@@ -372,119 +355,11 @@ pub fn key2(a: &str, b: &str) -> Vec<u8> {
 }
 
 /// The key of one event: deployment id, NUL, big-endian sequence.
-pub fn event_key(deployment: &str, sequence: u64) -> Vec<u8> {
+fn event_key(deployment: &str, sequence: u64) -> Vec<u8> {
     let mut key = key2(deployment, "");
     key.extend_from_slice(&sequence.to_be_bytes());
     key
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use super::*;
-    use slipway_proto::control::v1::App;
-
-    fn store(dir: &Path) -> Store {
-        Store::new(Arc::new(SledBackend::open(dir, 8 << 20).unwrap()))
-    }
-
-    #[tokio::test]
-    async fn batches_are_atomic_and_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = store(dir.path());
-            let app = App {
-                name: "web".into(),
-                ..Default::default()
-            };
-            s.commit(vec![Op::Create(
-                Tree::Apps,
-                b"web".to_vec(),
-                encode_proto(&app),
-            )])
-            .await
-            .unwrap();
-            // A batch with a conflicting create writes nothing at all.
-            let err = s
-                .commit(vec![
-                    Op::Put(Tree::Hosts, b"h1".to_vec(), encode_proto(&app)),
-                    Op::Create(Tree::Apps, b"web".to_vec(), encode_proto(&app)),
-                ])
-                .await
-                .unwrap_err();
-            assert!(matches!(
-                err,
-                StoreError::Exists {
-                    tree: Tree::Apps,
-                    ..
-                }
-            ));
-            assert!(s.get_raw(Tree::Hosts, b"h1").unwrap().is_none());
-        }
-        let s = store(dir.path());
-        let app: App = s.get(Tree::Apps, b"web").unwrap().unwrap();
-        assert_eq!(app.name, "web");
-    }
-
-    #[test]
-    fn prefix_ends_bound_every_key_under_the_prefix() {
-        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
-        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
-        assert_eq!(prefix_end(b"\xff\xff"), None);
-        assert_eq!(prefix_end(b""), None);
-    }
-
-    #[tokio::test]
-    async fn reverse_scans_stay_inside_the_prefix() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path());
-        let ops = ["a\x001", "a\x002", "a\x003", "b\x001", "\x00"]
-            .iter()
-            .map(|k| Op::Put(Tree::Meta, k.as_bytes().to_vec(), k.as_bytes().to_vec()))
-            .collect();
-        s.commit(ops).await.unwrap();
-        let keys = |before: Option<&[u8]>, limit| -> Vec<Vec<u8>> {
-            s.scan_rev_raw(Tree::Meta, b"a\x00", before, limit)
-                .unwrap()
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect()
-        };
-        assert_eq!(
-            keys(None, 10),
-            vec![b"a\x003".to_vec(), b"a\x002".to_vec(), b"a\x001".to_vec()]
-        );
-        assert_eq!(keys(Some(b"a\x003"), 1), vec![b"a\x002".to_vec()]);
-        assert_eq!(keys(Some(b"z"), 1), vec![b"a\x003".to_vec()]);
-    }
-
-    #[tokio::test]
-    async fn an_expectation_that_fails_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path());
-        let put = |v: &[u8]| Op::Put(Tree::Meta, b"n".to_vec(), v.to_vec());
-        let expect =
-            |v: Option<&[u8]>| Op::Expect(Tree::Meta, b"n".to_vec(), v.map(<[u8]>::to_vec));
-        s.commit(vec![expect(None), put(b"1")]).await.unwrap();
-        let err = s.commit(vec![expect(None), put(b"2")]).await.unwrap_err();
-        assert!(matches!(
-            err,
-            StoreError::Conflict {
-                tree: Tree::Meta,
-                ..
-            }
-        ));
-        s.commit(vec![expect(Some(b"1")), put(b"2")]).await.unwrap();
-        assert_eq!(
-            s.get_raw(Tree::Meta, b"n").unwrap().as_deref(),
-            Some(&b"2"[..])
-        );
-    }
-
-    #[test]
-    fn event_keys_sort_by_sequence() {
-        assert!(event_key("d1", 2) < event_key("d1", 10));
-        assert!(event_key("d1", 255) < event_key("d1", 256));
-    }
-}
+mod tests;
