@@ -13,6 +13,7 @@ use std::{
 
 use futures_util::Stream;
 use slipway_proto::{agent::v1::ProgressEvent, daemon::chain};
+use tracing::Instrument as _;
 
 use crate::{
     config::Config,
@@ -208,8 +209,23 @@ impl Agent {
             return Err(err);
         }
         let events = guard.log().subscribe();
-        tokio::spawn(run(guard));
+        // Under the request's span (which names the host): every line of
+        // the operation names its deployment too.
+        let spec = guard.spec();
+        let span = tracing::info_span!(
+            "operation",
+            deployment_id = %spec.deployment_id,
+            app = %spec.app,
+            release = %spec.release_id,
+            kind = ?spec.kind,
+        );
+        tokio::spawn(run(guard).instrument(span));
         Ok(Box::pin(events))
+    }
+
+    /// The name of this host, as its certificate says.
+    pub fn host_name(&self) -> &str {
+        &self.host_name
     }
 
     /// Where apps may live, for resolving requests.

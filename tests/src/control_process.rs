@@ -122,12 +122,19 @@ pub struct ControlPlaneProcess {
     probe: TlsMaterial,
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
+    env: Vec<(String, String)>,
 }
 
 impl ControlPlaneProcess {
     /// Starts the control plane on an ephemeral loopback port with the
     /// certificates of `pki` and waits until it answers health checks.
     pub async fn start(pki: &TestPki, data_dir: PathBuf) -> Self {
+        Self::start_with(pki, data_dir, Vec::new()).await
+    }
+
+    /// [`start`](Self::start) with these variables in its environment, on
+    /// every (re)start.
+    pub async fn start_with(pki: &TestPki, data_dir: PathBuf, env: Vec<(String, String)>) -> Self {
         let mut cp = Self {
             addr: "127.0.0.1:0".parse().expect("addr"),
             data_dir,
@@ -135,6 +142,7 @@ impl ControlPlaneProcess {
             probe: TestPki::material(&pki.operator(Role::Viewer)),
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
+            env,
         };
         cp.spawn().await;
         cp
@@ -272,6 +280,7 @@ impl ControlPlaneProcess {
             .env_remove("SLIPWAY_CP_SOURCE_ROOTS")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

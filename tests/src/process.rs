@@ -62,6 +62,10 @@ pub(crate) fn addr_in_line(line: &str, marker: &str) -> Option<SocketAddr> {
     if !line.contains(marker) {
         return None;
     }
+    if let Some((_, rest)) = line.split_once("\"addr\":\"") {
+        // A JSON line.
+        return rest.split('"').next()?.parse().ok();
+    }
     line.split_whitespace()
         .find_map(|word| word.strip_prefix("addr="))
         .and_then(|addr| addr.trim_matches('"').parse().ok())
@@ -137,6 +141,18 @@ impl AgentProcess {
         apps_dir: PathBuf,
         data_dir: PathBuf,
     ) -> Self {
+        Self::start_with(host_name, tls, apps_dir, data_dir, Vec::new()).await
+    }
+
+    /// [`start`](Self::start) with these variables in its environment, on
+    /// every (re)start.
+    pub async fn start_with(
+        host_name: &str,
+        tls: TlsPaths,
+        apps_dir: PathBuf,
+        data_dir: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let mut agent = Self {
             addr: "127.0.0.1:0".parse().expect("addr"),
             host_name: host_name.to_owned(),
@@ -146,7 +162,7 @@ impl AgentProcess {
             child: None,
             log: Arc::default(),
             pause_at: None,
-            env: Vec::new(),
+            env,
             started_at_line: 0,
         };
         agent.spawn().await;

@@ -13,6 +13,7 @@ mod reconcile;
 mod record;
 mod resume;
 mod start;
+mod story;
 mod supervisor;
 
 pub use cancel::cancel;

@@ -78,6 +78,7 @@ impl Recorder {
     ) -> Result<(), StoreError> {
         let mut next = self.deployment.clone();
         let mut last = false;
+        let mut recorded = Vec::with_capacity(entries.len());
         for Entry { mut event, sent } in entries {
             next.last_event += 1;
             event.sequence = next.last_event;
@@ -103,9 +104,13 @@ impl Recorder {
                 ops.extend(deployments::finished(&next));
             }
             ops.push(store::events::append(&event));
+            recorded.push(event);
         }
         ops.push(deployments::put(&next));
         self.store.commit(ops).await?;
+        for event in &recorded {
+            super::story::tell(&next, event);
+        }
         self.deployment = next;
         let id = &self.deployment.id;
         self.events.published(id, self.deployment.last_event);
