@@ -67,6 +67,7 @@ fn context(
         activation: activation.clone(),
         cancel: guard.cancel().clone(),
         output: OutputBudget::new(activation.output_limits()),
+        metrics: guard.metrics().clone(),
     }
 }
 

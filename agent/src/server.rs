@@ -96,6 +96,7 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let revocations = trust.revocations();
+    let grpc = agent.metrics().grpc().layer();
     let api = AgentServiceServer::new(AgentApi::new(agent).with_trust(trust))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -110,6 +111,7 @@ pub async fn serve(
     };
     let tls = tls::server_config(tls, Peer::ControlPlane, revocations);
     Server::builder()
+        .layer(grpc)
         .http2_keepalive_interval(Some(KEEPALIVE))
         // Release contents arrive as bulk streams.
         .initial_stream_window_size(slipway_proto::tls::STREAM_WINDOW)

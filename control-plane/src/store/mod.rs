@@ -11,6 +11,7 @@ mod sled_backend;
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::histogram::Histogram;
 use prost::Message;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -190,6 +191,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Entries, StoreError>;
     /// Applies every op atomically and makes it durable before returning.
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
+    /// Bytes the store takes on disk, when the backend knows.
+    fn size_on_disk(&self) -> Option<u64> {
+        None
+    }
 }
 
 pub(crate) fn backend_err(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -226,12 +231,29 @@ pub(crate) fn corrupt(tree: Tree, key: &[u8]) -> StoreError {
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+    /// Where the time of each durable commit goes, if anywhere.
+    commit_seconds: Option<Histogram>,
 }
 
 impl Store {
     /// Wraps a backend.
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        Self { backend }
+        Self {
+            backend,
+            commit_seconds: None,
+        }
+    }
+
+    /// Observes the seconds of every commit (transaction and flush) in
+    /// `histogram`.
+    pub fn timed(mut self, histogram: Histogram) -> Self {
+        self.commit_seconds = Some(histogram);
+        self
+    }
+
+    /// Bytes the store takes on disk, when the backend knows. Blocking.
+    pub fn size_on_disk(&self) -> Option<u64> {
+        self.backend.size_on_disk()
     }
 
     /// Reads one protobuf record.
@@ -303,10 +325,17 @@ impl Store {
 
     /// Applies a batch atomically and durably, off the async runtime.
     pub async fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        let backend = self.backend.clone();
-        tokio::task::spawn_blocking(move || backend.commit(&ops))
-            .await
-            .map_err(backend_err)?
+        let (backend, timer) = (self.backend.clone(), self.commit_seconds.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let committed = backend.commit(&ops);
+            if let Some(timer) = timer {
+                timer.observe(started.elapsed().as_secs_f64());
+            }
+            committed
+        })
+        .await
+        .map_err(backend_err)?
     }
 
     /// Protobuf records under `prefix` with keys before `before`, newest key
@@ -379,112 +408,4 @@ pub fn event_key(deployment: &str, sequence: u64) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use super::*;
-    use slipway_proto::control::v1::App;
-
-    fn store(dir: &Path) -> Store {
-        Store::new(Arc::new(SledBackend::open(dir, 8 << 20).unwrap()))
-    }
-
-    #[tokio::test]
-    async fn batches_are_atomic_and_survive_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let s = store(dir.path());
-            let app = App {
-                name: "web".into(),
-                ..Default::default()
-            };
-            s.commit(vec![Op::Create(
-                Tree::Apps,
-                b"web".to_vec(),
-                encode_proto(&app),
-            )])
-            .await
-            .unwrap();
-            // A batch with a conflicting create writes nothing at all.
-            let err = s
-                .commit(vec![
-                    Op::Put(Tree::Hosts, b"h1".to_vec(), encode_proto(&app)),
-                    Op::Create(Tree::Apps, b"web".to_vec(), encode_proto(&app)),
-                ])
-                .await
-                .unwrap_err();
-            assert!(matches!(
-                err,
-                StoreError::Exists {
-                    tree: Tree::Apps,
-                    ..
-                }
-            ));
-            assert!(s.get_raw(Tree::Hosts, b"h1").unwrap().is_none());
-        }
-        let s = store(dir.path());
-        let app: App = s.get(Tree::Apps, b"web").unwrap().unwrap();
-        assert_eq!(app.name, "web");
-    }
-
-    #[test]
-    fn prefix_ends_bound_every_key_under_the_prefix() {
-        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
-        assert_eq!(prefix_end(b"a\xff"), Some(b"b".to_vec()));
-        assert_eq!(prefix_end(b"\xff\xff"), None);
-        assert_eq!(prefix_end(b""), None);
-    }
-
-    #[tokio::test]
-    async fn reverse_scans_stay_inside_the_prefix() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path());
-        let ops = ["a\x001", "a\x002", "a\x003", "b\x001", "\x00"]
-            .iter()
-            .map(|k| Op::Put(Tree::Meta, k.as_bytes().to_vec(), k.as_bytes().to_vec()))
-            .collect();
-        s.commit(ops).await.unwrap();
-        let keys = |before: Option<&[u8]>, limit| -> Vec<Vec<u8>> {
-            s.scan_rev_raw(Tree::Meta, b"a\x00", before, limit)
-                .unwrap()
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect()
-        };
-        assert_eq!(
-            keys(None, 10),
-            vec![b"a\x003".to_vec(), b"a\x002".to_vec(), b"a\x001".to_vec()]
-        );
-        assert_eq!(keys(Some(b"a\x003"), 1), vec![b"a\x002".to_vec()]);
-        assert_eq!(keys(Some(b"z"), 1), vec![b"a\x003".to_vec()]);
-    }
-
-    #[tokio::test]
-    async fn an_expectation_that_fails_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = store(dir.path());
-        let put = |v: &[u8]| Op::Put(Tree::Meta, b"n".to_vec(), v.to_vec());
-        let expect =
-            |v: Option<&[u8]>| Op::Expect(Tree::Meta, b"n".to_vec(), v.map(<[u8]>::to_vec));
-        s.commit(vec![expect(None), put(b"1")]).await.unwrap();
-        let err = s.commit(vec![expect(None), put(b"2")]).await.unwrap_err();
-        assert!(matches!(
-            err,
-            StoreError::Conflict {
-                tree: Tree::Meta,
-                ..
-            }
-        ));
-        s.commit(vec![expect(Some(b"1")), put(b"2")]).await.unwrap();
-        assert_eq!(
-            s.get_raw(Tree::Meta, b"n").unwrap().as_deref(),
-            Some(&b"2"[..])
-        );
-    }
-
-    #[test]
-    fn event_keys_sort_by_sequence() {
-        assert!(event_key("d1", 2) < event_key("d1", 10));
-        assert!(event_key("d1", 255) < event_key("d1", 256));
-    }
-}
+mod tests;
