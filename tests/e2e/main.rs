@@ -18,6 +18,7 @@ mod grpcurl;
 mod history;
 mod integrity;
 mod limits;
+mod metrics;
 mod operations;
 mod refusals;
 mod release_rules;
