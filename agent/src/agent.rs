@@ -24,6 +24,7 @@ use crate::{
     hook_env::HookHost,
     journal::{Journal, Journals, Status},
     layout::{AppRoot, Roots},
+    metrics::Metrics,
     objects::ObjectStore,
     operations::{Begin, EventLog, Kind, OperationError, OperationGuard, Operations, Spec},
     recovery,
@@ -53,8 +54,9 @@ pub struct Agent {
 
 impl Agent {
     /// Prepares the data directory, loads the app registry and recovers
-    /// every registered app (see [`recovery`]).
-    pub async fn open(config: &Config) -> Result<Arc<Self>, Error> {
+    /// every registered app (see [`recovery`]); counts what it does in
+    /// `metrics`.
+    pub async fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<Self>, Error> {
         let data_dir = config.data_dir.clone();
         let (registry, instance) = blocking(move || {
             let create = |source| Error::CreateDir {
@@ -74,7 +76,7 @@ impl Agent {
                 config: config.hooks.clone(),
                 instance,
             },
-            operations: Operations::new(),
+            operations: Operations::observed(metrics),
             journals: Journals::default(),
             sizes: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -271,7 +273,7 @@ impl Agent {
     /// Everything that can be refused is refused before this returns.
     pub async fn deploy(self: &Arc<Self>, mut plan: DeployPlan) -> Result<EventStream, Error> {
         plan.activation.host = self.hooks.clone();
-        let spec = spec(
+        let spec = Spec::of(
             plan.kind(),
             &plan.app,
             &plan.deployment_id,
@@ -375,7 +377,7 @@ impl Agent {
         prepared_only: bool,
     ) -> Result<EventStream, Error> {
         plan.activation.host = self.hooks.clone();
-        let spec = spec(
+        let spec = Spec::of(
             Kind::Rollback,
             &plan.app,
             &plan.deployment_id,
@@ -478,16 +480,6 @@ impl Agent {
     /// Resolves once no operation is running (used when shutting down).
     pub async fn wait_idle(&self) {
         self.operations.wait_idle().await;
-    }
-}
-
-fn spec(kind: Kind, app: &AppRoot, deployment_id: &str, release_id: &str) -> Spec {
-    Spec {
-        deployment_id: deployment_id.to_owned(),
-        kind,
-        app: app.name().to_owned(),
-        root: app.root().to_owned(),
-        release_id: release_id.to_owned(),
     }
 }
 

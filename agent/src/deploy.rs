@@ -69,6 +69,7 @@ fn context(
         activation: activation.clone(),
         cancel: guard.cancel().clone(),
         output: OutputBudget::new(activation.output_limits()),
+        metrics: guard.metrics().clone(),
     }
 }
 

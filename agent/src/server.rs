@@ -98,6 +98,7 @@ pub async fn serve(
     let revocations = trust.revocations();
     // Every request's lines name this host and the method.
     let host = agent.host_name().to_owned();
+    let grpc = agent.metrics().grpc().layer();
     let api = AgentServiceServer::new(AgentApi::new(agent).with_trust(trust))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -114,6 +115,7 @@ pub async fn serve(
     let span = move |request: &tonic::codegen::http::Request<()>| tracing::info_span!("rpc", host = %host, method = %request.uri().path());
     Server::builder()
         .trace_fn(span)
+        .layer(grpc)
         .http2_keepalive_interval(Some(KEEPALIVE))
         // Release contents arrive as bulk streams.
         .initial_stream_window_size(slipway_proto::tls::STREAM_WINDOW)

@@ -19,6 +19,7 @@ mod history;
 mod integrity;
 mod limits;
 mod logs;
+mod metrics;
 mod operations;
 mod refusals;
 mod release_rules;

@@ -79,6 +79,15 @@ impl AgentHost {
         }
     }
 
+    /// Where the agent serves `/metrics`, `/healthz` and `/readyz`.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        match (&self.server, &self.process) {
+            (Some(server), _) => server.metrics,
+            (None, Some(process)) => process.metrics.expect("metrics listening"),
+            (None, None) => panic!("agent {} is not running", self.name),
+        }
+    }
+
     /// The address the control plane dials: the fault proxy's if there is
     /// one, else the agent's.
     pub fn registered_addr(&self) -> SocketAddr {
@@ -318,6 +327,14 @@ impl Cluster {
             .expect("control plane running")
             .addr
             .to_string()
+    }
+
+    /// Where the control plane serves `/metrics`, `/healthz` and `/readyz`.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        if let Some(process) = &self.cp_process {
+            return process.metrics.expect("metrics listening");
+        }
+        self.cp.as_ref().expect("control plane running").metrics
     }
 
     /// A channel to the control plane as an operator with `role`.
