@@ -17,6 +17,8 @@ pub const DEFAULT_ATTEMPTS: u32 = 5;
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(1000);
 /// Deadline of a health check when the spec says 0.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
+/// Pause between continuous probes of a live release when the spec says 0.
+pub const DEFAULT_PROBE_INTERVAL: Duration = Duration::from_secs(30);
 
 /// A path that persists across releases under `<root>/shared/`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +83,8 @@ pub struct HealthCheck {
     pub interval: Duration,
     /// Deadline for all attempts.
     pub deadline: Duration,
+    /// Pause between continuous probes once the release is live.
+    pub probe_interval: Duration,
 }
 
 /// Everything an app asks of the host around a switch.
@@ -184,6 +188,10 @@ impl Activation {
                 0 => DEFAULT_DEADLINE,
                 s => Duration::from_secs(s.into()),
             },
+            probe_interval: match c.probe_interval_seconds {
+                0 => DEFAULT_PROBE_INTERVAL,
+                s => Duration::from_secs(s.into()),
+            },
         });
         let limits = spec.output_limits.unwrap_or_default();
         Ok(Self {
@@ -256,6 +264,7 @@ mod tests {
             (health.attempts, health.interval, health.deadline),
             (DEFAULT_ATTEMPTS, DEFAULT_INTERVAL, DEFAULT_DEADLINE)
         );
+        assert_eq!(health.probe_interval, DEFAULT_PROBE_INTERVAL);
         assert_eq!(
             Activation::from_wire("spec", None).unwrap(),
             Activation::default()

@@ -27,6 +27,7 @@ use crate::{
     metrics::Metrics,
     objects::ObjectStore,
     operations::{Begin, EventLog, Kind, OperationError, OperationGuard, Operations, Spec},
+    probes::Probes,
     recovery,
     registry::{ClaimError, Registry},
     release::{self, ReleaseError},
@@ -50,6 +51,8 @@ pub struct Agent {
     // computed once: a status poll must not walk every file every time.
     sizes: Mutex<HashMap<PathBuf, u64>>,
     started: Instant,
+    // Each live release's continuous health probes.
+    probes: Arc<Probes>,
 }
 
 impl Agent {
@@ -68,31 +71,34 @@ impl Agent {
             Ok::<_, Error>((Registry::open(&data_dir)?, instance))
         })
         .await?;
+        let hooks = HookHost {
+            config: config.hooks.clone(),
+            instance,
+        };
         let agent = Arc::new(Self {
             host_name: config.host_name.clone(),
             roots: Roots::new(config.apps_dir.clone(), config.allowed_roots.clone()),
             registry: Arc::new(registry),
-            hooks: HookHost {
-                config: config.hooks.clone(),
-                instance,
-            },
+            probes: Arc::new(Probes::new(hooks.clone(), metrics.clone())),
+            hooks,
             operations: Operations::observed(metrics),
             journals: Journals::default(),
             sizes: Mutex::new(HashMap::new()),
             started: Instant::now(),
         });
         let recovering = agent.clone();
-        blocking(move || {
-            recovering.recover_all();
-            Ok::<_, Error>(())
-        })
-        .await?;
+        let probed = blocking(move || Ok::<_, Error>(recovering.recover_all())).await?;
+        for (app, record) in probed {
+            agent.probes.set(&app, Some(record));
+        }
         Ok(agent)
     }
 
     /// Blocking. One app that cannot be recovered must not keep the others
     /// from being served: it is logged, and its requests report the problem.
-    fn recover_all(&self) {
+    /// Returns the apps whose live release is probed, with their checks.
+    fn recover_all(&self) -> Vec<(AppRoot, crate::journal::ProbeRecord)> {
+        let mut probed = Vec::new();
         for (name, root) in self.registry.apps() {
             let app = AppRoot::new(name, root);
             let recovered = self
@@ -116,7 +122,16 @@ impl Agent {
                     "cannot recover the app"
                 ),
             }
+            let record = self
+                .journals
+                .get(&app)
+                .ok()
+                .and_then(|j| j.read(|d| d.probe.clone()));
+            if let Some(record) = record {
+                probed.push((app, record));
+            }
         }
+        probed
     }
 
     /// The journal of `app`, once its root is known not to overlap another
@@ -225,6 +240,15 @@ impl Agent {
         Ok(Box::pin(events))
     }
 
+    /// What an operation tells of the app it ran: the registry lists it,
+    /// the probes follow its live release.
+    fn apps(&self) -> deploy::Apps {
+        deploy::Apps {
+            registry: self.registry.clone(),
+            probes: self.probes.clone(),
+        }
+    }
+
     /// The name of this host, as its certificate says.
     pub fn host_name(&self) -> &str {
         &self.host_name
@@ -301,51 +325,14 @@ impl Agent {
         match self.operations.begin(spec)? {
             Begin::Existing(log) => Ok(Box::pin(log.subscribe())),
             Begin::New(guard) => {
-                let (app, fence, registry) =
-                    (plan.app.clone(), plan.fence(), self.registry.clone());
-                let task_journal = journal.clone();
+                let (app, fence) = (plan.app.clone(), plan.fence());
+                let (apps, task_journal) = (self.apps(), journal.clone());
                 Self::start(guard, &journal, &app, fence, move |guard| {
-                    deploy::deploy(guard, registry, task_journal, plan)
+                    deploy::deploy(guard, apps, task_journal, plan)
                 })
                 .await
             }
         }
-    }
-
-    /// A whole Deploy repeated under the deployment id of a two-phase deploy
-    /// of the same release (a prepare, then the rollback that activates it)
-    /// follows or replays the activation: that deployment's outcome. Refused
-    /// while the release is prepared but not activated. None when the id
-    /// names no prepare of this release.
-    fn two_phase(&self, journal: &Journal, spec: &Spec) -> Result<Option<Arc<EventLog>>, Error> {
-        if spec.kind != Kind::Deploy {
-            return Ok(None);
-        }
-        let Some(prepare) = journal.read(|data| {
-            data.operation(&spec.deployment_id, Kind::Prepare)
-                .filter(|op| op.release_id == spec.release_id)
-                .map(|op| Spec {
-                    kind: op.kind,
-                    ..spec.clone()
-                })
-        }) else {
-            return Ok(None);
-        };
-        let activation = Spec {
-            kind: Kind::Rollback,
-            ..spec.clone()
-        };
-        if let Some(log) = self.operations.find(&activation)? {
-            return Ok(Some(log));
-        }
-        if let Some(log) = self.recorded(journal, &activation)? {
-            return Ok(Some(log));
-        }
-        Err(OperationError::Reused {
-            deployment_id: spec.deployment_id.clone(),
-            existing: format!("{prepare}, not activated yet,"),
-        }
-        .into())
     }
 
     /// Starts a rollback to a release on disk (Rollback), or follows the
@@ -416,65 +403,14 @@ impl Agent {
         match self.operations.begin(spec)? {
             Begin::Existing(log) => Ok(Box::pin(log.subscribe())),
             Begin::New(guard) => {
-                let (app, fence, registry) =
-                    (plan.app.clone(), plan.fence(), self.registry.clone());
-                let task_journal = journal.clone();
+                let (app, fence) = (plan.app.clone(), plan.fence());
+                let (apps, task_journal) = (self.apps(), journal.clone());
                 Self::start(guard, &journal, &app, fence, move |guard| {
-                    deploy::switch(guard, registry, task_journal, plan)
+                    deploy::switch(guard, apps, task_journal, plan)
                 })
                 .await
             }
         }
-    }
-
-    /// Refuses an activation under the deployment id of a prepare of
-    /// another release: that deployment did not prepare this one. (A
-    /// Rollback is refused too, later, as a reused deployment id.)
-    fn prepared_other(journal: &Journal, plan: &RollbackPlan) -> Result<(), Error> {
-        let other = journal.read(|data| {
-            data.operation(&plan.deployment_id, Kind::Prepare)
-                .filter(|op| op.release_id != plan.release_id)
-                .map(|op| op.release_id.clone())
-        });
-        match other {
-            Some(other) => Err(OperationError::NotPrepared {
-                deployment_id: plan.deployment_id.clone(),
-                release_id: plan.release_id.clone(),
-                why: format!("it prepared release {other}"),
-            }
-            .into()),
-            None => Ok(()),
-        }
-    }
-
-    /// For a switch under the deployment id of a prepare of the same
-    /// release: the releases that prepare keeps, once it is known to have
-    /// left the release ready. None for a plain rollback.
-    fn prepared(journal: &Journal, plan: &RollbackPlan) -> Result<Option<usize>, Error> {
-        let Some(prepare) =
-            journal.read(|data| data.operation(&plan.deployment_id, Kind::Prepare).cloned())
-        else {
-            return Ok(None);
-        };
-        let not_prepared = |why: &str| OperationError::NotPrepared {
-            deployment_id: plan.deployment_id.clone(),
-            release_id: plan.release_id.clone(),
-            why: why.to_owned(),
-        };
-        let result = prepare.events.last().and_then(|e| e.result.as_ref());
-        match (prepare.status, result) {
-            (Status::Finished, Some(result)) if result.success => {}
-            (Status::Finished, Some(_)) => return Err(not_prepared("its prepare failed").into()),
-            (Status::Interrupted, _) => {
-                return Err(not_prepared("the agent restarted during its prepare").into());
-            }
-            _ => return Err(not_prepared("its prepare has not finished").into()),
-        }
-        Ok(Some(
-            prepare
-                .keep_releases
-                .unwrap_or(crate::release::DEFAULT_KEEP),
-        ))
     }
 
     /// Resolves once no operation is running (used when shutting down).
@@ -493,6 +429,8 @@ mod durability_tests;
 #[cfg(test)]
 mod fencing_tests;
 #[cfg(test)]
+mod health_tests;
+#[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]
 mod overlap_tests;
@@ -503,3 +441,4 @@ mod run_id_tests;
 mod status;
 #[cfg(test)]
 mod tests;
+mod two_phase;

@@ -20,6 +20,7 @@ use crate::{
     objects::ObjectStore,
     operations::{Event, Kind, OperationGuard},
     pause::{self, PausePoint},
+    probes::Probes,
     registry::Registry,
     release::{self, Build},
     retention, shared,
@@ -40,6 +41,15 @@ const PRUNE_AT: u32 = 97;
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Where a switch to a release on disk switches.
 const SWITCH_AT: u32 = 50;
+
+/// What an operation tells of the app it ran, besides its journal.
+#[derive(Clone, Debug)]
+pub struct Apps {
+    /// The apps GetStatus lists and recovery visits.
+    pub registry: Arc<Registry>,
+    /// The continuous probes, which follow the app's live release.
+    pub probes: Arc<Probes>,
+}
 
 /// How an operation that did not fail ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,12 +84,7 @@ fn context(
 }
 
 /// Runs a deploy to the end and records its final event.
-pub async fn deploy(
-    guard: OperationGuard,
-    registry: Arc<Registry>,
-    journal: Arc<Journal>,
-    plan: DeployPlan,
-) {
+pub async fn deploy(guard: OperationGuard, apps: Apps, journal: Arc<Journal>, plan: DeployPlan) {
     let mut ctx = context(
         &guard,
         journal,
@@ -88,9 +93,9 @@ pub async fn deploy(
         &plan.environment,
     );
     let mut previous = None;
-    let outcome = deploy_steps(&mut ctx, &registry, &plan, &mut previous).await;
+    let outcome = deploy_steps(&mut ctx, &apps.registry, &plan, &mut previous).await;
     let what = guard.spec().to_string();
-    finish(guard, ctx, previous, outcome, what).await;
+    finish(guard, ctx, &apps.probes, previous, outcome, what).await;
 }
 
 async fn deploy_steps(
@@ -296,12 +301,7 @@ async fn prune(ctx: &mut Ctx, app: &AppRoot, keep: usize, id: &str, previous: Op
 /// event: a rollback, or, with `prepared_keep`, the activation of the
 /// release this deployment prepared, which finishes it as a deploy would
 /// (and reads as an activation, whichever request started it).
-pub async fn switch(
-    guard: OperationGuard,
-    registry: Arc<Registry>,
-    journal: Arc<Journal>,
-    plan: RollbackPlan,
-) {
+pub async fn switch(guard: OperationGuard, apps: Apps, journal: Arc<Journal>, plan: RollbackPlan) {
     let mut ctx = context(
         &guard,
         journal,
@@ -329,7 +329,7 @@ pub async fn switch(
             format!("rolling back app {} to release {id}", app.name())
         };
         ctx.say(LogLevel::Info, message);
-        record_app(&ctx, &registry, app).await;
+        record_app(&ctx, &apps.registry, app).await;
         (_, previous) = begin(&ctx, Kind::Rollback, id, None).await?;
         ctx.activate(id, previous.as_deref(), SWITCH_AT).await?;
         // The second phase of a two-phase deploy finishes it as a deploy
@@ -340,7 +340,7 @@ pub async fn switch(
         Ok(Done::Live)
     }
     .await;
-    finish(guard, ctx, previous, outcome, what).await;
+    finish(guard, ctx, &apps.probes, previous, outcome, what).await;
 }
 
 /// Reads `current` and journals the operation as running. Returns whether
@@ -402,11 +402,13 @@ async fn record_app(ctx: &Ctx, registry: &Arc<Registry>, app: &AppRoot) {
     }
 }
 
-/// Records the outcome; `what` names the operation in a failure, e.g. "a
-/// deploy of release r2 for app web".
+/// Records the outcome, and has `probes` follow the app's live release
+/// before anyone hears of it; `what` names the operation in a failure,
+/// e.g. "a deploy of release r2 for app web".
 async fn finish(
     guard: OperationGuard,
     ctx: Ctx,
+    probes: &Arc<Probes>,
     previous: Option<String>,
     outcome: Result<Done, Error>,
     what: String,
@@ -483,8 +485,10 @@ async fn finish(
         }
     };
     let (journal, id, kind) = (ctx.journal.clone(), spec.deployment_id.clone(), spec.kind);
+    let (probes, app) = (probes.clone(), ctx.app.clone());
     guard
         .finish(last, result, |events| async move {
+            probes.set(&app, journal.read(|data| data.probe.clone()));
             let written = journal.finish(id, kind, events).await;
             if let Err(err) = written {
                 // The outcome still streams; a repeat after a restart runs

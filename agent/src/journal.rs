@@ -206,6 +206,36 @@ impl OperationRecord {
     }
 }
 
+/// The health check of an app's live release, kept so its continuous
+/// probes go on after a restart: recorded when a switch passes its check,
+/// with that check's outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    /// The URL to GET (empty for a command).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub http_url: String,
+    /// The shell command (empty for a URL).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub command: String,
+    /// Bound of one probe, in milliseconds.
+    pub timeout_ms: u64,
+    /// Pause between probes, in milliseconds.
+    pub interval_ms: u64,
+    /// The environment name a command probe sees.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub environment: String,
+    /// The app's variables a command probe sees.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub variables: Vec<(String, String)>,
+    /// The release whose switch passed the check.
+    #[serde(default)]
+    pub release_id: String,
+    /// When the check at the switch passed (Unix milliseconds).
+    pub passed_unix_ms: u64,
+    /// How long its passing attempt took, in milliseconds.
+    pub response_ms: f64,
+}
+
 /// The journal's content.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JournalData {
@@ -228,6 +258,9 @@ pub struct JournalData {
     /// Oldest first; at most [`OPERATIONS_KEPT`] besides a running one.
     #[serde(default)]
     pub operations: Vec<OperationRecord>,
+    /// The live release's health check, for its continuous probes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeRecord>,
 }
 
 impl Default for JournalData {
@@ -239,6 +272,7 @@ impl Default for JournalData {
             fencing_epoch: String::new(),
             releases: BTreeMap::new(),
             operations: Vec::new(),
+            probe: None,
         }
     }
 }

@@ -34,6 +34,7 @@ mod objects;
 mod operations;
 mod pause;
 mod plans;
+mod probes;
 mod recovery;
 mod registry;
 mod release;
@@ -138,6 +139,7 @@ pub async fn serve_with(
     served?;
     // A deploy outlives its client's stream; do not cut it off mid-way.
     agent.wait_idle().await;
+    agent.stop_probes();
     stop.cancel();
     if let Some(exporter) = exporter {
         let _ = exporter.await;

@@ -1,7 +1,8 @@
 //! The agent's Prometheus metrics: one registry per agent (no global one,
 //! so agents in one process count apart), fed where each thing happens:
 //! an operation's end, an upload's summary, each hook and health check,
-//! the gRPC layer, and the content stores' sizes read at scrape time.
+//! each continuous health probe, the gRPC layer, and the content stores'
+//! sizes read at scrape time.
 
 use std::{sync::Arc, time::Duration};
 
@@ -53,6 +54,9 @@ pub struct Metrics {
     hook_seconds: Histograms<HookLabels>,
     health_checks: Family<HealthLabels, Counter>,
     health_seconds: Histograms<HealthLabels>,
+    probes: Family<HealthLabels, Counter>,
+    probe_seconds: Histograms<AppLabels>,
+    app_healthy: Family<AppLabels, Gauge>,
     grpc: GrpcCalls,
 }
 
@@ -117,6 +121,25 @@ impl Metrics {
             Unit::Seconds,
             seconds,
         );
+        let probes = register(
+            r,
+            "slipway_agent_health_probes",
+            "Continuous health probes of live releases, by app and result (passed, failed)",
+            None,
+        );
+        let probe_seconds = histograms(
+            r,
+            "slipway_agent_health_probe_duration",
+            "Response time of a continuous health probe, by app",
+            Unit::Seconds,
+            seconds,
+        );
+        let app_healthy = register(
+            r,
+            "slipway_agent_app_healthy",
+            "1 when the app's latest health probe (or switch-time check) passed, else 0",
+            None,
+        );
         let grpc = GrpcCalls::register(r, known_methods());
         Self {
             registry: Arc::new(std::mem::take(r)),
@@ -128,6 +151,9 @@ impl Metrics {
             hook_seconds,
             health_checks,
             health_seconds,
+            probes,
+            probe_seconds,
+            app_healthy,
             grpc,
         }
     }
@@ -183,6 +209,39 @@ impl Metrics {
         self.health_seconds
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// A continuous probe of `app` passed or failed in `took`.
+    pub fn probed(&self, app: &str, passed: bool, took: Duration) {
+        let result = if passed { "passed" } else { "failed" };
+        let labels = HealthLabels {
+            app: app.to_owned(),
+            result: result.to_owned(),
+        };
+        self.probes.get_or_create(&labels).inc();
+        let app = AppLabels {
+            app: app.to_owned(),
+        };
+        self.probe_seconds
+            .get_or_create(&app)
+            .observe(took.as_secs_f64());
+        self.app_healthy(&app.app, passed);
+    }
+
+    /// Whether `app`'s latest probe passed.
+    pub fn app_healthy(&self, app: &str, healthy: bool) {
+        let app = AppLabels {
+            app: app.to_owned(),
+        };
+        self.app_healthy.get_or_create(&app).set(i64::from(healthy));
+    }
+
+    /// `app` is no longer probed: its gauge goes.
+    pub fn forget_probes(&self, app: &str) {
+        let app = AppLabels {
+            app: app.to_owned(),
+        };
+        self.app_healthy.remove(&app);
     }
 
     /// Sets the content store size of each app (and forgets the others).

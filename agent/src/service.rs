@@ -7,13 +7,14 @@ use futures_util::StreamExt;
 use slipway_proto::{
     agent::v1::{
         ActivateReleaseRequest, ActivateReleaseResponse, AppTarget, CancelOperationRequest,
-        CancelOperationResponse, DeployRequest, DeployResponse, GetStatusRequest,
-        GetStatusResponse, InstallCertificateRequest, InstallCertificateResponse,
-        MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest, PinReleaseResponse,
-        PrepareCertificateRequest, PrepareCertificateResponse, PrepareReleaseRequest,
-        PrepareReleaseResponse, ResetFencingRequest, ResetFencingResponse, RollbackRequest,
-        RollbackResponse, SetRevocationsRequest, SetRevocationsResponse, UploadObjectsRequest,
-        UploadObjectsResponse, agent_service_server::AgentService,
+        CancelOperationResponse, DeployRequest, DeployResponse, GetHealthRequest,
+        GetHealthResponse, GetStatusRequest, GetStatusResponse, InstallCertificateRequest,
+        InstallCertificateResponse, MissingObjectsRequest, MissingObjectsResponse,
+        PinReleaseRequest, PinReleaseResponse, PrepareCertificateRequest,
+        PrepareCertificateResponse, PrepareReleaseRequest, PrepareReleaseResponse,
+        ResetFencingRequest, ResetFencingResponse, RollbackRequest, RollbackResponse,
+        SetRevocationsRequest, SetRevocationsResponse, UploadObjectsRequest, UploadObjectsResponse,
+        agent_service_server::AgentService,
     },
     identity::Identity,
     validate::{self, InvalidField},
@@ -357,6 +358,13 @@ impl AgentService for AgentApi {
             .collect::<Result<Vec<_>, _>>()?;
         let sizes = !request.omit_sizes;
         Ok(Response::new(self.agent.status(apps, sizes).await?))
+    }
+
+    async fn get_health(
+        &self,
+        _request: Request<GetHealthRequest>,
+    ) -> Result<Response<GetHealthResponse>, Status> {
+        Ok(Response::new(self.agent.health().await?))
     }
 
     async fn missing_objects(

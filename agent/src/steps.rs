@@ -3,7 +3,10 @@
 //! check, the journal's release states along the way, and the points where
 //! a cancel stops the operation.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use slipway_proto::{
     agent::v1::{LogLevel, Stage},
@@ -21,7 +24,7 @@ use crate::{
     layout::AppRoot,
     metrics::Metrics,
     operations::{EventLog, Kind},
-    release,
+    probes, release,
 };
 
 /// Step name of health check events.
@@ -199,9 +202,14 @@ impl Ctx {
         Ok(())
     }
 
-    async fn health_check(&mut self, release: &str, previous: Option<&str>) -> Result<(), Error> {
+    /// Runs the health check, if any; how long its passing attempt took.
+    async fn health_check(
+        &mut self,
+        release: &str,
+        previous: Option<&str>,
+    ) -> Result<Option<Duration>, Error> {
         let Some(check) = self.activation.health.clone() else {
-            return Ok(());
+            return Ok(None);
         };
         self.stage = Stage::HealthCheck;
         let cmd = self.command(String::new(), "", release, previous);
@@ -215,13 +223,13 @@ impl Ctx {
         let started = Instant::now();
         let checked = health::check(&check, &cmd, &out, Some(&self.tracker()), &self.cancel).await;
         let result = match &checked {
-            Ok(()) => "passed",
+            Ok(_) => "passed",
             Err(err) if err.cancelled => "cancelled",
             Err(_) => "failed",
         };
         (self.metrics).health_checked(self.app.name(), result, started.elapsed());
         match checked {
-            Ok(()) => Ok(()),
+            Ok(took) => Ok(Some(took)),
             Err(err) if err.cancelled => Err(Error::Cancelled {
                 during: "during the health check".to_owned(),
             }),
@@ -277,15 +285,24 @@ impl Ctx {
             }
             Err(err) => Err(err),
         };
-        if let Err(cause) = checked {
-            return Err(self.revert(target, previous, cause).await);
-        }
-        if let Some(previous) = previous.filter(|_| switched) {
-            let previous = previous.to_owned();
-            self.journal
-                .change(move |data| data.previous_good = Some(previous))
-                .await?;
-        }
+        let took = match checked {
+            Ok(took) => took,
+            Err(cause) => return Err(self.revert(target, previous, cause).await),
+        };
+        // The live release's check goes on as its continuous probes.
+        let probe = self.activation.health.as_ref().map(|check| {
+            let (env, vars) = (&self.environment, &self.activation.variables);
+            probes::record(check, env, vars, target, took.unwrap_or_default())
+        });
+        let previous_good = previous.filter(|_| switched).map(str::to_owned);
+        self.journal
+            .change(move |data| {
+                if previous_good.is_some() {
+                    data.previous_good = previous_good;
+                }
+                data.probe = probe;
+            })
+            .await?;
         Ok(())
     }
 

@@ -302,10 +302,20 @@ pub fn activation(
             }
             _ => {}
         }
-        if !check.http_url.is_empty() && !check.http_url.starts_with("http://") {
+        let web = ["http://", "https://"];
+        if !check.http_url.is_empty() && !web.iter().any(|s| check.http_url.starts_with(s)) {
             return Err(InvalidField::new(
                 format!("{at}.http_url"),
-                format!("{} must start with http://", shown(&check.http_url)),
+                format!(
+                    "{} must start with http:// or https://",
+                    shown(&check.http_url)
+                ),
+            ));
+        }
+        if check.probe_interval_seconds > MAX_PROBE_INTERVAL_SECONDS {
+            return Err(InvalidField::new(
+                format!("{at}.probe_interval_seconds"),
+                format!("is above {MAX_PROBE_INTERVAL_SECONDS} (0 means 30)"),
             ));
         }
     }
@@ -328,6 +338,9 @@ pub fn activation(
     }
     env_vars(&format!("{field}.variables"), &spec.variables)
 }
+
+/// The longest pause between two continuous probes of an app's health.
+pub const MAX_PROBE_INTERVAL_SECONDS: u32 = 3600;
 
 /// Most variables an app may give its hooks.
 pub const MAX_ENV_VARS: usize = 64;

@@ -53,6 +53,7 @@ pub fn health_command(command: &str, attempts: u32, interval_ms: u32) -> HealthC
         attempts,
         interval_ms,
         timeout_seconds: 30,
+        probe_interval_seconds: 0,
     }
 }
 

@@ -32,6 +32,7 @@ pub(super) fn check(probe: Probe) -> Option<HealthCheck> {
         attempts: 2,
         interval: Duration::from_millis(10),
         deadline: Duration::from_secs(30),
+        probe_interval: Duration::from_secs(30),
     })
 }
 

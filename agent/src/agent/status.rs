@@ -1,11 +1,12 @@
-//! GetStatus and PinRelease: the releases of each app on disk with their
-//! journaled state, size and pin, `current` and the previous good release;
-//! and the agent's metrics.
+//! GetStatus, GetHealth and PinRelease: the releases of each app on disk
+//! with their journaled state, size and pin, `current` and the previous
+//! good release; the host's facts with each app's continuous probes; and
+//! the agent's metrics.
 
 use std::sync::Arc;
 
 use slipway_proto::{
-    agent::v1::{AppStatus, GetStatusResponse, ReleaseOnDisk},
+    agent::v1::{AppStatus, GetHealthResponse, GetStatusResponse, ReleaseOnDisk},
     daemon::chain,
 };
 
@@ -40,6 +41,25 @@ impl Agent {
             }
         }
         self.metrics().set_store_sizes(sizes);
+    }
+
+    /// The host's facts and each probed app's latest outcomes.
+    pub async fn health(self: &Arc<Self>) -> Result<GetHealthResponse, Error> {
+        let agent = self.clone();
+        let host = blocking(move || {
+            let (roots, started) = (agent.roots.apps_dir(), agent.started);
+            Ok::<_, Error>(host::host_info(&agent.host_name, roots, started))
+        })
+        .await?;
+        Ok(GetHealthResponse {
+            host: Some(host),
+            apps: self.probes.snapshot(),
+        })
+    }
+
+    /// Stops every continuous probe (when shutting down).
+    pub fn stop_probes(&self) {
+        self.probes.stop_all();
     }
 
     /// The host and the given apps; every registered app when none is given.

@@ -1,7 +1,7 @@
 //! How the journal's content is stored as records: `meta` (version, previous
-//! good release, fencing), `release/<id>` per release and
-//! `op/<deployment>/<kind>` per operation, so a change writes only the few
-//! records it changed.
+//! good release, fencing), `release/<id>` per release,
+//! `op/<deployment>/<kind>` per operation and `probe` (the live release's
+//! health check), so a change writes only the few records it changed.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -12,6 +12,7 @@ use crate::operations::Kind;
 const META: &str = "meta";
 const RELEASE: &str = "release/";
 const OPERATION: &str = "op/";
+const PROBE: &str = "probe";
 
 /// The fields of [`JournalData`] that are neither releases nor operations.
 #[derive(Serialize, Deserialize)]
@@ -53,6 +54,9 @@ pub fn to_records(data: &JournalData) -> Records {
         let key = format!("{OPERATION}{}/{}", op.deployment_id, kind_name(op.kind));
         records.insert(key, value(op));
     }
+    if let Some(probe) = &data.probe {
+        records.insert(PROBE.to_owned(), value(probe));
+    }
     records
 }
 
@@ -71,6 +75,8 @@ pub fn from_records(records: &Records) -> Result<JournalData, serde_json::Error>
                 .insert(id.to_owned(), Deserialize::deserialize(value)?);
         } else if key.starts_with(OPERATION) {
             data.operations.push(OperationRecord::deserialize(value)?);
+        } else if key == PROBE {
+            data.probe = Some(Deserialize::deserialize(value)?);
         }
     }
     data.operations.sort_by_key(|op| op.seq);
@@ -94,6 +100,17 @@ mod tests {
         let mut data = JournalData {
             previous_good: Some("r0".into()),
             fencing_token: 7,
+            probe: Some(crate::journal::ProbeRecord {
+                http_url: "https://127.0.0.1:8443/health".into(),
+                command: String::new(),
+                timeout_ms: 5000,
+                interval_ms: 30_000,
+                environment: "prod".into(),
+                variables: vec![("RAILS_ENV".into(), "production".into())],
+                release_id: "r1".into(),
+                passed_unix_ms: 1_700_000_000_000,
+                response_ms: 2.5,
+            }),
             ..JournalData::default()
         };
         data.set_state("r1", State::Active, "d1");

@@ -30,10 +30,12 @@ pub struct ActivationArgs {
     /// Seconds before a hook is killed with its process group (default 300)
     #[arg(long, value_name = "SECONDS")]
     pub hook_timeout: Option<u32>,
-    /// Health check after the switch: http:// URL that must answer 2xx
+    /// Health check after the switch, then probed continuously: http:// or
+    /// https:// URL that must answer 2xx (redirects followed)
     #[arg(long, value_name = "URL", conflicts_with = "health_command")]
     pub health_url: Option<String>,
-    /// Health check after the switch: command that must exit 0
+    /// Health check after the switch, then probed continuously: command
+    /// that must exit 0
     #[arg(long, value_name = "COMMAND")]
     pub health_command: Option<String>,
     /// Health check attempts (default 5)
@@ -45,6 +47,9 @@ pub struct ActivationArgs {
     /// Deadline for all health check attempts in seconds (default 60)
     #[arg(long, value_name = "SECONDS")]
     pub health_timeout: Option<u32>,
+    /// Seconds between continuous probes of the live release (default 30)
+    #[arg(long, value_name = "SECONDS")]
+    pub health_probe_interval: Option<u32>,
     /// Remove the health check
     #[arg(long, conflicts_with_all = ["health_url", "health_command"])]
     pub no_health_check: bool,
@@ -140,6 +145,9 @@ impl ActivationArgs {
             check.attempts = self.health_attempts.unwrap_or(check.attempts);
             check.interval_ms = self.health_interval_ms.unwrap_or(check.interval_ms);
             check.timeout_seconds = self.health_timeout.unwrap_or(check.timeout_seconds);
+            check.probe_interval_seconds = self
+                .health_probe_interval
+                .unwrap_or(check.probe_interval_seconds);
         }
         if !self.hook_env.is_empty() {
             spec.variables = self
@@ -196,7 +204,11 @@ pub fn describe(spec: Option<&ActivationSpec>) -> Vec<(&'static str, String)> {
         } else {
             &check.http_url
         };
-        lines.push(("health check", what.clone()));
+        let every = match check.probe_interval_seconds {
+            0 => 30,
+            s => s,
+        };
+        lines.push(("health check", format!("{what} (probed every {every}s)")));
     }
     for var in &spec.variables {
         lines.push(("hook env", format!("{}={}", var.name, var.value)));
@@ -251,11 +263,18 @@ mod tests {
 
         let update = ActivationArgs {
             health_attempts: Some(9),
+            health_probe_interval: Some(5),
             ..Default::default()
         };
         let updated = update.apply(Some(spec.clone())).expect("spec");
         assert_eq!(updated.hooks, spec.hooks);
-        assert_eq!(updated.health_check.expect("check").attempts, 9);
+        let lines = describe(Some(&updated));
+        let check = updated.health_check.expect("check");
+        assert_eq!((check.attempts, check.probe_interval_seconds), (9, 5));
+        assert!(lines.contains(&(
+            "health check",
+            "http://127.0.0.1:8080/health (probed every 5s)".into()
+        )));
         assert_eq!(ActivationArgs::default().apply(None), None);
     }
 
