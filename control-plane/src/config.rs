@@ -35,6 +35,8 @@ pub struct Config {
     /// How often hosts whose outcome in a finished deployment is unknown
     /// are asked again (default 30 s).
     pub recheck_every: std::time::Duration,
+    /// How often every host is sampled for its health (default 30 s).
+    pub health_sample_every: std::time::Duration,
     /// The directories apps' repositories may lie in; none: any absolute
     /// path.
     pub source_roots: SourceRoots,
@@ -71,6 +73,8 @@ pub struct FileConfig {
     pub log_json: Option<bool>,
     /// See [`Config::recheck_every`], in seconds.
     pub recheck_every_seconds: Option<u64>,
+    /// See [`Config::health_sample_every`], in seconds (at least 1).
+    pub health_sample_every_seconds: Option<u64>,
     /// See [`Config::source_roots`]: absolute directories that exist.
     pub source_roots: Option<Vec<PathBuf>>,
     /// See [`Config::signing`].
@@ -146,6 +150,9 @@ pub enum ConfigError {
     /// A trusted source directory is relative or missing.
     #[error(transparent)]
     SourceRoot(#[from] SourceRootError),
+    /// A value out of its range.
+    #[error("{0}")]
+    Invalid(&'static str),
 }
 
 impl FileConfig {
@@ -181,6 +188,15 @@ impl FileConfig {
             recheck_every: std::time::Duration::from_secs(
                 self.recheck_every_seconds.unwrap_or(30).max(1),
             ),
+            health_sample_every: match self.health_sample_every_seconds {
+                Some(0) => {
+                    return Err(ConfigError::Invalid(
+                        "health_sample_every_seconds: must be at least 1",
+                    ));
+                }
+                Some(s) => std::time::Duration::from_secs(s),
+                None => crate::observe::health::DEFAULT_SAMPLE_EVERY,
+            },
             source_roots: SourceRoots::new(&self.source_roots.unwrap_or_default())?,
             enroll_listen: self.enroll_listen,
             metrics_listen: self
@@ -240,6 +256,19 @@ mod tests {
             "0.0.0.0:9000".parse().ok()
         );
         assert!(parse("metrics_listen = \"nowhere\"").is_err());
+    }
+
+    #[test]
+    fn the_health_sampling_interval_is_at_least_a_second() {
+        let tls = "[tls]\nca = \"/x\"\ncert = \"/x\"\nkey = \"/x\"\n\
+                   [agent_tls]\nca = \"/x\"\ncert = \"/x\"\nkey = \"/x\"\n";
+        let file: FileConfig =
+            toml::from_str(&format!("health_sample_every_seconds = 0\n{tls}")).unwrap();
+        let err = file.finish().unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+        let file: FileConfig =
+            toml::from_str(&format!("health_sample_every_seconds = 5\n{tls}")).unwrap();
+        assert_eq!(file.health_sample_every_seconds, Some(5));
     }
 
     #[test]

@@ -27,4 +27,7 @@ pub struct Context {
     pub sources: SourceRoots,
     /// This control plane's metrics.
     pub metrics: std::sync::Arc<Metrics>,
+    /// Hosts' health as sampled: the interval, each host's state and the
+    /// changes.
+    pub health: std::sync::Arc<crate::observe::health::Health>,
 }

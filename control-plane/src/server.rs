@@ -155,6 +155,7 @@ pub async fn serve_with(
         sources: config.source_roots.clone(),
         signer,
         metrics,
+        health: Arc::new(observe::health::Health::new(config.health_sample_every)),
     };
     // The metrics listener answers until the drain is over (`/readyz`
     // says 503 meanwhile), and stops whichever way this returns.
@@ -316,6 +317,13 @@ pub async fn serve_with(
         ctx.clone(),
         RENEW_CHECK_EVERY,
     ));
+    let sampler = observe::sampling::Sampler {
+        store: ctx.store.clone(),
+        agents: ctx.agents.clone(),
+        metrics: ctx.metrics.clone(),
+        health: ctx.health.clone(),
+    };
+    let sampling = tokio::spawn(observe::health::run(sampler, stop.clone()));
     let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
     let shutdown = {
         let (stop, readiness) = (stop.clone(), readiness.clone());
@@ -342,6 +350,8 @@ pub async fn serve_with(
     reload.abort();
     recheck.abort();
     let _ = recheck.await;
+    // Stopped with `stop`; waited for, as it holds the store too.
+    let _ = sampling.await;
     exporter_stop.cancel();
     if let Some(exporter) = exporter {
         let _ = exporter.await;

@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
     commands::{
-        app, audit, cancel, deploy, deployment, env, history, host, lock, pki, release, rollback,
-        rollbacks, stats, status, watch,
+        app, audit, cancel, deploy, deployment, env, health, history, host, lock, pki, release,
+        rollback, rollbacks, stats, status, watch,
     },
     connection::Connection,
 };
@@ -81,6 +81,10 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Ask every agent for its live state: health and current releases.
     Status(status::StatusArgs),
+    /// Hosts' health over time as the control plane sampled it: state,
+    /// uptime, response time and error rate of the apps' health probes, and
+    /// a sparkline per metric.
+    Health(health::HealthArgs),
     /// List past and running deployments, newest first.
     History(history::HistoryArgs),
     /// Inspect one deployment.

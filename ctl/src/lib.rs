@@ -1,6 +1,7 @@
 //! slipctl, the Slipway operator CLI: certificates (`pki`), the catalog
 //! (`app`, `env`, `host`, `release`), deployments (`deploy`, `rollback`,
-//! `watch`, `history`, `deployment`) and the fleet's live state (`status`).
+//! `watch`, `history`, `deployment`), the fleet's live state (`status`) and
+//! its health over time (`health`).
 //! A library so that tests and the demo drive the same code as the binary.
 #![forbid(unsafe_code)]
 

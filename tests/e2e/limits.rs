@@ -47,7 +47,7 @@ fn disk_bytes(dir: &Path) -> u64 {
 }
 
 /// The `slipctl` binary of this build.
-fn slipctl() -> &'static Path {
+pub(crate) fn slipctl() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| cargo_build("slipctl", "slipctl"))
 }

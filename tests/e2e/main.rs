@@ -15,6 +15,7 @@ mod enrollment;
 mod fencing_poison;
 mod fixtures_faults;
 mod grpcurl;
+mod health;
 mod history;
 mod integrity;
 mod limits;

@@ -114,9 +114,17 @@ pub struct Builder {
     process_control_plane: bool,
     enrollment: bool,
     json_logs: bool,
+    sample_every: Option<std::time::Duration>,
 }
 
 impl Builder {
+    /// How often the in-process control plane samples every host's health
+    /// (default 30 s).
+    pub fn health_sample_every(mut self, every: std::time::Duration) -> Self {
+        self.sample_every = Some(every);
+        self
+    }
+
     /// The control plane holds the CA key and serves enrollment.
     pub fn enrollment(mut self) -> Self {
         self.enrollment = true;
@@ -257,12 +265,7 @@ impl Builder {
             enroll_addr = Some(addr);
             (Some(cp), None)
         } else {
-            let cp = server::control_plane(
-                pki.control_plane(),
-                pki.control_plane_client(),
-                data_dir.clone(),
-            )
-            .await;
+            let cp = in_process(&pki, &data_dir, self.sample_every).await;
             (Some(cp), None)
         };
         let cluster = Cluster {
@@ -274,6 +277,7 @@ impl Builder {
             cp_process,
             agents,
             enroll_addr,
+            sample_every: self.sample_every,
         };
         if self.register {
             cluster.register(self.activation, self.keep).await;
@@ -296,8 +300,27 @@ pub struct Cluster {
     pub enroll_addr: Option<std::net::SocketAddr>,
     cp: Option<Running>,
     cp_process: Option<ControlPlaneProcess>,
+    sample_every: Option<std::time::Duration>,
     #[allow(dead_code)]
     work: TempDir,
+}
+
+/// An in-process control plane on `data_dir`, sampling health every
+/// `sample_every` when given.
+async fn in_process(
+    pki: &TestPki,
+    data_dir: &std::path::Path,
+    sample_every: Option<std::time::Duration>,
+) -> Running {
+    let mut config = server::control_plane_config(
+        pki.control_plane(),
+        pki.control_plane_client(),
+        data_dir.to_owned(),
+    );
+    if let Some(every) = sample_every {
+        config.health_sample_every = every;
+    }
+    server::serve_control_plane(config).await
 }
 
 impl Cluster {
@@ -314,6 +337,7 @@ impl Cluster {
             process_control_plane: false,
             enrollment: false,
             json_logs: false,
+            sample_every: None,
         }
     }
 
@@ -650,13 +674,26 @@ impl Cluster {
         if let Some(cp) = self.cp.take() {
             cp.shutdown().await;
         }
-        let cp = server::control_plane(
-            self.pki.control_plane(),
-            self.pki.control_plane_client(),
-            self.data_dir.clone(),
-        )
-        .await;
-        self.cp = Some(cp);
+        self.cp = Some(in_process(&self.pki, &self.data_dir, self.sample_every).await);
+    }
+
+    /// Stops the in-process control plane (draining), runs `offline` on its
+    /// store, then starts it again on the same directory: for a test that
+    /// works on the store as the control plane left it.
+    pub async fn with_control_plane_stopped<T>(
+        &mut self,
+        offline: impl AsyncFnOnce(&slipway_control_plane::store::Store) -> T,
+    ) -> T {
+        if let Some(cp) = self.cp.take() {
+            cp.shutdown().await;
+        }
+        let backend = slipway_control_plane::store::SledBackend::open(&self.data_dir, 8 << 20)
+            .expect("open the control plane's store");
+        let store = slipway_control_plane::store::Store::new(std::sync::Arc::new(backend));
+        let out = offline(&store).await;
+        drop(store);
+        self.cp = Some(in_process(&self.pki, &self.data_dir, self.sample_every).await);
+        out
     }
 
     /// Stops every server, re-raising a server panic.

@@ -94,6 +94,8 @@ pub fn control_plane_config(
         log_json: false,
         // Quick, so tests see an unknown host settled soon after it answers.
         recheck_every: std::time::Duration::from_millis(200),
+        // The default: a test that watches health sets its own.
+        health_sample_every: slipway_control_plane::observe::health::DEFAULT_SAMPLE_EVERY,
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,

@@ -15,10 +15,11 @@ use std::{
 
 use slipway_proto::{
     agent::v1::{
-        ActivateReleaseRequest, CancelOperationRequest, CancelOperationResponse, GetStatusRequest,
-        GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest,
-        PinReleaseResponse, PrepareReleaseRequest, ProgressEvent, ResetFencingRequest,
-        ResetFencingResponse, RollbackRequest, UploadObjectsRequest, UploadObjectsResponse,
+        ActivateReleaseRequest, CancelOperationRequest, CancelOperationResponse, GetHealthResponse,
+        GetStatusRequest, GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse,
+        PinReleaseRequest, PinReleaseResponse, PrepareReleaseRequest, ProgressEvent,
+        ResetFencingRequest, ResetFencingResponse, RollbackRequest, UploadObjectsRequest,
+        UploadObjectsResponse,
     },
     control::v1::Host,
     revocation::Revocations,
@@ -42,6 +43,8 @@ pub type UploadStream = Pin<Box<dyn Stream<Item = UploadObjectsRequest> + Send +
 pub trait AgentApi: Send + Sync {
     /// The host's facts and each app's releases.
     async fn get_status(&self, request: GetStatusRequest) -> Result<GetStatusResponse, Status>;
+    /// The host's facts and each app's latest health probe.
+    async fn get_health(&self) -> Result<GetHealthResponse, Status>;
     /// Which contents the host lacks.
     async fn missing_objects(
         &self,

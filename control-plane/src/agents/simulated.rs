@@ -2,20 +2,21 @@
 //! large-fleet benchmarks. Each host keeps its contents, its releases and
 //! `current` in memory and follows a script for its next operations:
 //! succeed, fail, hang until cancelled, be unavailable, or switch and then
-//! lose the connection before it reports. Every call is logged in order.
+//! lose the connection before it reports; its apps' health probes report
+//! what they are told. Every call is logged in order.
 
 use std::{
-    collections::{BTreeSet, HashMap, HashSet, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque},
     sync::{Arc, Mutex, MutexGuard},
 };
 
 use slipway_proto::{
     agent::v1::{
-        ActivateReleaseRequest, AppStatus, CancelOperationRequest, CancelOperationResponse,
-        GetStatusRequest, GetStatusResponse, HostInfo, MissingObjectsRequest,
-        MissingObjectsResponse, OperationResult, PinReleaseRequest, PinReleaseResponse,
-        PrepareReleaseRequest, ProgressEvent, ReleaseOnDisk, ReleaseState, ResetFencingRequest,
-        ResetFencingResponse, RollbackRequest, Stage, UploadObjectsResponse,
+        ActivateReleaseRequest, AppHealth, AppHealthState, AppStatus, CancelOperationRequest,
+        CancelOperationResponse, GetHealthResponse, GetStatusRequest, GetStatusResponse, HostInfo,
+        MissingObjectsRequest, MissingObjectsResponse, OperationResult, PinReleaseRequest,
+        PinReleaseResponse, PrepareReleaseRequest, ProgressEvent, ReleaseOnDisk, ReleaseState,
+        ResetFencingRequest, ResetFencingResponse, RollbackRequest, Stage, UploadObjectsResponse,
     },
     control::v1::Host,
     reason::{self, Reason},
@@ -72,6 +73,8 @@ struct State {
     activate: VecDeque<Behaviour>,
     calls: Vec<String>,
     runs: u64,
+    // App -> (passing, response time in ms) of its latest probe.
+    health: BTreeMap<String, (bool, f64)>,
 }
 
 impl SimHost {
@@ -87,6 +90,13 @@ impl SimHost {
     /// Queues what the next activation does.
     pub fn on_activate(&self, behaviour: Behaviour) {
         self.state().activate.push_back(behaviour);
+    }
+
+    /// Sets what `app`'s latest health probe found: passed or failed, in
+    /// `response_ms`.
+    pub fn set_health(&self, app: &str, passing: bool, response_ms: f64) {
+        let mut state = self.state();
+        state.health.insert(app.to_owned(), (passing, response_ms));
     }
 
     /// Takes the host off the network (dials fail) or brings it back.
@@ -191,6 +201,24 @@ fn event(
 }
 
 impl SimAgent {
+    /// The host's facts, or UNAVAILABLE while it is down.
+    fn facts(&self, state: &State) -> Result<HostInfo, Status> {
+        if state.down {
+            return Err(Status::unavailable("connection refused (simulated)"));
+        }
+        Ok(HostInfo {
+            host_name: self.name.clone(),
+            agent_version: "simulated".into(),
+            contract_version: slipway_proto::AGENT_CONTRACT_VERSION,
+            uptime_seconds: 86_400,
+            load_average: 0.5,
+            memory_total_bytes: 8 << 30,
+            memory_available_bytes: 4 << 30,
+            disk_free_bytes: 100 << 30,
+            ..Default::default()
+        })
+    }
+
     /// An activation or a rollback: `current` switched to a release on disk.
     fn switch(&self, release: String) -> Result<ProgressStream, Status> {
         let behaviour = self.operation("activate", &release)?;
@@ -301,9 +329,7 @@ impl AgentApi for SimAgent {
     async fn get_status(&self, request: GetStatusRequest) -> Result<GetStatusResponse, Status> {
         self.host.log("status".into());
         let state = self.host.state();
-        if state.down {
-            return Err(Status::unavailable("connection refused (simulated)"));
-        }
+        let host = self.facts(&state)?;
         let apps = request
             .apps
             .into_iter()
@@ -327,13 +353,34 @@ impl AgentApi for SimAgent {
                 ..Default::default()
             })
             .collect();
-        let host = HostInfo {
-            host_name: self.name.clone(),
-            agent_version: "simulated".into(),
-            contract_version: slipway_proto::AGENT_CONTRACT_VERSION,
-            ..Default::default()
-        };
         Ok(GetStatusResponse {
+            host: Some(host),
+            apps,
+        })
+    }
+
+    async fn get_health(&self) -> Result<GetHealthResponse, Status> {
+        let state = self.host.state();
+        let host = self.facts(&state)?;
+        let apps = state
+            .health
+            .iter()
+            .map(|(name, (passing, ms))| AppHealth {
+                name: name.clone(),
+                release_id: state.current.clone(),
+                state: if *passing {
+                    AppHealthState::Healthy
+                } else {
+                    AppHealthState::Failing
+                } as i32,
+                checked_at: Some(slipway_proto::now()),
+                response_ms: *ms,
+                error: if *passing { "" } else { "failing (simulated)" }.to_owned(),
+                interval_seconds: 30,
+                ..Default::default()
+            })
+            .collect();
+        Ok(GetHealthResponse {
             host: Some(host),
             apps,
         })

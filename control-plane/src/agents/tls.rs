@@ -144,6 +144,15 @@ impl AgentApi for TlsAgent {
         Ok(self.0.clone().get_status(request).await?.into_inner())
     }
 
+    async fn get_health(&self) -> Result<GetHealthResponse, Status> {
+        Ok(self
+            .0
+            .clone()
+            .get_health(GetHealthRequest {})
+            .await?
+            .into_inner())
+    }
+
     async fn missing_objects(
         &self,
         request: MissingObjectsRequest,

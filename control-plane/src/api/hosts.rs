@@ -4,7 +4,7 @@ use slipway_proto::{control::v1::*, identity::Role};
 use tonic::{Request, Response};
 
 use super::{Checked, Reply, audited};
-use crate::{Context, auth::require, catalog, fleet};
+use crate::{Context, auth::require, catalog, fleet, observe::series::series};
 
 /// `slipway.control.v1.HostService`.
 pub struct Hosts(pub Context);
@@ -105,6 +105,21 @@ impl host_service_server::HostService for Hosts {
         require(&request, Role::Viewer)?;
         let hosts = catalog::hosts(&self.0.store, &request.get_ref().environment)?;
         Ok(Response::new(ListHostsResponse { hosts }))
+    }
+
+    async fn get_health_series(
+        &self,
+        request: Request<GetHealthSeriesRequest>,
+    ) -> Reply<GetHealthSeriesResponse> {
+        require(&request, Role::Viewer)?;
+        let (store, health) = (self.0.store.clone(), self.0.health.clone());
+        let request = request.into_inner();
+        let series = tokio::task::spawn_blocking(move || {
+            series(&store, &health, &request, std::time::SystemTime::now())
+        })
+        .await
+        .map_err(|_| tonic::Status::internal("the health series task failed"))??;
+        Ok(Response::new(series))
     }
 
     async fn get_fleet_status(

@@ -1,13 +1,19 @@
 //! The control plane's Prometheus metrics: one registry per control plane
 //! (no global one, so control planes in one process count apart), fed at
 //! the natural single points: each deployment's recorder, the store's
-//! commits, the gRPC layer, and a refresh at scrape time for what is read
-//! rather than counted (store size, hosts by state, agents up).
+//! commits, the gRPC layer, each health sampling round, and a refresh at
+//! scrape time for what is read rather than counted (store size, hosts by
+//! state, agents up). Health over time lives here too: sampling, the
+//! aggregation and retention of samples, and the series read back.
 
 mod deployment;
+pub mod health;
+pub mod maintenance;
+pub mod sampling;
 mod scrape;
+pub mod series;
 
-use std::sync::Arc;
+use std::sync::{Arc, atomic::AtomicU64};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -80,6 +86,14 @@ struct HostLabels {
     environment: String,
 }
 
+/// An app on a host.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppHostLabels {
+    app: String,
+    environment: String,
+    host: String,
+}
+
 /// Every metric of one control plane, and the registry that serves them.
 #[derive(Debug)]
 pub struct Metrics {
@@ -95,6 +109,10 @@ pub struct Metrics {
     store_bytes: Gauge,
     hosts: Family<HostStateLabels, Gauge>,
     agent_up: Family<HostLabels, Gauge>,
+    app_health: Family<AppHostLabels, Gauge>,
+    app_response: Family<AppHostLabels, Gauge<f64, AtomicU64>>,
+    hosts_health: Family<HostStateLabels, Gauge>,
+    sampling_seconds: Histogram,
     grpc: GrpcCalls,
 }
 
@@ -180,6 +198,31 @@ impl Metrics {
             "1 when the host's agent answered the last time it was dialed, else 0",
             None,
         );
+        let app_health = register(
+            r,
+            "slipway_app_health",
+            "1 when the app's latest health probe on the host passed, 0 when it failed, as last sampled",
+            None,
+        );
+        let app_response = register(
+            r,
+            "slipway_app_response_time",
+            "Response time of the app's latest health probe on the host, as last sampled",
+            Some(Unit::Seconds),
+        );
+        let hosts_health = register(
+            r,
+            "slipway_hosts_by_health",
+            "Hosts by environment and health as last sampled (healthy, degraded, down, unknown)",
+            None,
+        );
+        let sampling_seconds = short();
+        r.register_with_unit(
+            "slipway_health_sampling_duration",
+            "Time of one health sampling round over every host, stored durably",
+            Unit::Seconds,
+            sampling_seconds.clone(),
+        );
         let grpc = GrpcCalls::register(r, known_methods());
         Self {
             registry: Arc::new(std::mem::take(r)),
@@ -194,6 +237,10 @@ impl Metrics {
             store_bytes,
             hosts,
             agent_up,
+            app_health,
+            app_response,
+            hosts_health,
+            sampling_seconds,
             grpc,
         }
     }

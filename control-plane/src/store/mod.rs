@@ -9,6 +9,7 @@ pub mod audit;
 pub mod catalog;
 pub mod deployments;
 pub mod events;
+pub mod health;
 pub mod identity;
 pub mod join_tokens;
 pub mod locks;
@@ -64,10 +65,15 @@ pub enum Tree {
     Revocations,
     /// SHA-256 of a join token -> the host it enrolls and its expiry.
     JoinTokens,
+    /// host \0 be64(unix milliseconds) -> `HealthSample`: raw samples
+    HealthSamples,
+    /// host \0 be64(unix seconds of the start) -> `HealthPoint`: 5-minute
+    /// aggregates
+    HealthAggregates,
 }
 
 impl Tree {
-    const ALL: [Tree; 17] = [
+    const ALL: [Tree; 19] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -85,6 +91,8 @@ impl Tree {
         Tree::HostsUnknown,
         Tree::Revocations,
         Tree::JoinTokens,
+        Tree::HealthSamples,
+        Tree::HealthAggregates,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -106,6 +114,8 @@ impl Tree {
             Tree::HostsUnknown => "hosts_unknown",
             Tree::Revocations => "revocations",
             Tree::JoinTokens => "join_tokens",
+            Tree::HealthSamples => "health_samples",
+            Tree::HealthAggregates => "health_aggregates",
         }
     }
 
@@ -391,4 +401,4 @@ fn event_key(deployment: &str, sequence: u64) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

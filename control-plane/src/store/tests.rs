@@ -11,7 +11,7 @@ fn store(dir: &Path) -> Store {
 }
 
 /// A store in a new temporary directory, for the repositories' tests.
-pub(super) fn scratch() -> (tempfile::TempDir, Store) {
+pub(crate) fn scratch() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
     (dir, store)

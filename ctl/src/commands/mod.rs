@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod deployment;
 pub mod env;
 mod follow;
+pub mod health;
 pub mod history;
 pub mod host;
 pub mod lock;
@@ -55,6 +56,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Rollback(args) => rollback::run(args, conn, output).await,
         Command::Watch(args) => watch::run(args, conn, output).await,
         Command::Status(args) => status::run(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Health(args) => health::run(args, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::History(args) => history::run(args, conn, output)

@@ -1,0 +1,172 @@
+//! Health over time, the moving parts: every interval the sampler asks each
+//! host's agent for its facts and its apps' latest probes and stores the
+//! answer (or that there was none) as a raw sample (see `sampling.rs`);
+//! each host's state follows from its latest sample, and every change goes
+//! out through [`Health::subscribe`]; every 5 minutes raw samples are
+//! aggregated and retention is enforced (see `maintenance.rs`).
+
+use std::{
+    collections::HashMap,
+    sync::{Mutex, MutexGuard},
+    time::{Duration, SystemTime},
+};
+
+use slipway_proto::control::v1::{HealthSample, HostHealthState};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::{maintenance, sampling::Sampler};
+use crate::domain::health::BUCKET;
+
+/// How often each host is sampled unless configured.
+pub const DEFAULT_SAMPLE_EVERY: Duration = Duration::from_secs(30);
+/// Changes a subscriber may fall behind by before it misses the oldest.
+const CHANGES_KEPT: usize = 1024;
+
+/// A host whose health state changed between two samples.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HostHealthChange {
+    /// The host.
+    pub host: String,
+    /// Its environment.
+    pub environment: String,
+    /// The state before (unknown for a host not sampled yet).
+    pub from: HostHealthState,
+    /// The state now.
+    pub to: HostHealthState,
+    /// The sample that shows it.
+    pub sample: HealthSample,
+}
+
+/// What the sampler shares: its interval, each host's state as last
+/// sampled, and the changes of state.
+#[derive(Debug)]
+pub struct Health {
+    every: Duration,
+    states: Mutex<HashMap<String, HostHealthState>>,
+    changes: broadcast::Sender<HostHealthChange>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self::new(DEFAULT_SAMPLE_EVERY)
+    }
+}
+
+impl Health {
+    /// Sampling every `every`.
+    pub fn new(every: Duration) -> Self {
+        Self {
+            every,
+            states: Mutex::default(),
+            changes: broadcast::Sender::new(CHANGES_KEPT),
+        }
+    }
+
+    /// How often each host is sampled.
+    pub fn every(&self) -> Duration {
+        self.every
+    }
+
+    /// Every change of a host's health state from now on. This is the one
+    /// place such a change goes out: notifications and live feeds
+    /// subscribe here. A receiver that falls more than 1,024 changes behind
+    /// is told it lagged and misses the oldest.
+    pub fn subscribe(&self) -> broadcast::Receiver<HostHealthChange> {
+        self.changes.subscribe()
+    }
+
+    fn states(&self) -> MutexGuard<'_, HashMap<String, HostHealthState>> {
+        self.states.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `host`'s state from its new sample; returns the change, if
+    /// it is one, after sending it out.
+    pub(super) fn observe(
+        &self,
+        host: &str,
+        environment: &str,
+        sample: &HealthSample,
+    ) -> Option<HostHealthChange> {
+        let to = crate::domain::health::state_of(sample);
+        let from = self
+            .states()
+            .insert(host.to_owned(), to)
+            .unwrap_or(HostHealthState::Unknown);
+        if from == to {
+            return None;
+        }
+        let change = HostHealthChange {
+            host: host.to_owned(),
+            environment: environment.to_owned(),
+            from,
+            to,
+            sample: sample.clone(),
+        };
+        announce(&change);
+        // Nobody listening is fine: the change is logged anyway.
+        let _ = self.changes.send(change.clone());
+        Some(change)
+    }
+
+    /// Forgets the hosts for which `keep` is false (removed ones).
+    pub(super) fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
+        self.states().retain(|host, _| keep(host));
+    }
+}
+
+/// Logs a change: a host that went down or degraded is a warning.
+fn announce(change: &HostHealthChange) {
+    let (from, to) = (change.from.as_str_name(), change.to.as_str_name());
+    let failing: Vec<&str> = change
+        .sample
+        .apps
+        .iter()
+        .filter(|a| a.state == slipway_proto::agent::v1::AppHealthState::Failing as i32)
+        .map(|a| a.app.as_str())
+        .collect();
+    let (host, environment) = (&change.host, &change.environment);
+    match change.to {
+        HostHealthState::Down => {
+            let error = &change.sample.error;
+            tracing::warn!(%host, %environment, from, to, %error, "host health changed: agent not answering");
+        }
+        HostHealthState::Degraded => {
+            tracing::warn!(%host, %environment, from, to, ?failing, "host health changed: app health failing");
+        }
+        _ => tracing::info!(%host, %environment, from, to, "host health changed"),
+    }
+}
+
+/// Samples every host each interval, and aggregates and expires samples
+/// every 5 minutes, until `stop`; the first round comes one interval after
+/// the start.
+pub async fn run(sampler: Sampler, stop: CancellationToken) {
+    let every = sampler.health.every();
+    let start = tokio::time::Instant::now() + every;
+    let mut ticks = tokio::time::interval_at(start, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut maintained = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let now = SystemTime::now();
+        // A round waits on agents for up to the sampling timeout: a
+        // shutdown does not.
+        let sampled = tokio::select! {
+            sampled = sampler.round(now) => sampled,
+            () = stop.cancelled() => return,
+        };
+        if let Err(err) = sampled {
+            tracing::warn!(error = %slipway_proto::daemon::chain(&err), "cannot record health samples");
+        }
+        if maintained.elapsed() >= BUCKET {
+            maintained = tokio::time::Instant::now();
+            if let Err(err) = maintenance::maintain(&sampler.store, now).await {
+                tracing::warn!(error = %slipway_proto::daemon::chain(&err), "cannot aggregate or expire health samples");
+            }
+        }
+    }
+}
