@@ -9,6 +9,7 @@ pub mod audit;
 pub mod catalog;
 pub mod deployments;
 pub mod events;
+pub mod feed;
 pub mod identity;
 pub mod join_tokens;
 pub mod locks;
@@ -64,10 +65,12 @@ pub enum Tree {
     Revocations,
     /// SHA-256 of a join token -> the host it enrolls and its expiry.
     JoinTokens,
+    /// be64(cursor) -> `FeedItem`: the live feed, oldest first
+    Feed,
 }
 
 impl Tree {
-    const ALL: [Tree; 17] = [
+    const ALL: [Tree; 18] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -85,6 +88,7 @@ impl Tree {
         Tree::HostsUnknown,
         Tree::Revocations,
         Tree::JoinTokens,
+        Tree::Feed,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -106,6 +110,7 @@ impl Tree {
             Tree::HostsUnknown => "hosts_unknown",
             Tree::Revocations => "revocations",
             Tree::JoinTokens => "join_tokens",
+            Tree::Feed => "feed",
         }
     }
 

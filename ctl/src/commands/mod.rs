@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod deploy;
 pub mod deployment;
 pub mod env;
+pub mod events;
 mod follow;
 pub mod history;
 pub mod host;
@@ -74,5 +75,6 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Lock(command) => lock::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Events(args) => events::run(args, conn, output).await,
     }
 }
