@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use pbjson_types::Timestamp;
-use slipway_proto::control::v1::{App, Environment};
+use slipway_proto::control::v1::{App, Environment, GetDeploymentStatsRequest};
 
 use super::*;
 use crate::store::SledBackend;
