@@ -313,6 +313,7 @@ pub fn rollback_timeline(
     Ok(timeline)
 }
 
+pub mod retention;
 mod stats;
 #[cfg(test)]
 mod tests;

@@ -29,6 +29,10 @@ struct Args {
     /// Seconds between checks of hosts whose outcome is unknown (default 30).
     #[arg(long, env = "SLIPWAY_CP_RECHECK_EVERY_SECONDS")]
     recheck_every_seconds: Option<u64>,
+    /// Days a finished deployment keeps its event log; 0 keeps every log
+    /// (default 90). Records are always kept.
+    #[arg(long, env = "SLIPWAY_CP_HISTORY_RETENTION_DAYS")]
+    history_retention_days: Option<u64>,
     /// A directory apps' git repositories may lie in (repeatable; default:
     /// any absolute path).
     #[arg(
@@ -82,6 +86,7 @@ fn load(
     file.data_dir = args.data_dir.clone().or(file.data_dir);
     file.log_json = Some(args.log_json || file.log_json.unwrap_or(false));
     file.recheck_every_seconds = args.recheck_every_seconds.or(file.recheck_every_seconds);
+    file.history_retention_days = args.history_retention_days.or(file.history_retention_days);
     file.enroll_listen = args.enroll_listen.or(file.enroll_listen);
     file.metrics_listen = args.metrics_listen.or(file.metrics_listen);
     if !args.source_roots.is_empty() {

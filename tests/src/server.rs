@@ -94,6 +94,7 @@ pub fn control_plane_config(
         log_json: false,
         // Quick, so tests see an unknown host settled soon after it answers.
         recheck_every: std::time::Duration::from_millis(200),
+        history_retention: None,
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,
