@@ -37,6 +37,9 @@ pub struct Config {
     pub recheck_every: std::time::Duration,
     /// How often every host is sampled for its health (default 30 s).
     pub health_sample_every: std::time::Duration,
+    /// How long a finished deployment keeps its event log (default 90
+    /// days); None keeps every log. The record itself is always kept.
+    pub history_retention: Option<std::time::Duration>,
     /// The directories apps' repositories may lie in; none: any absolute
     /// path.
     pub source_roots: SourceRoots,
@@ -75,6 +78,8 @@ pub struct FileConfig {
     pub recheck_every_seconds: Option<u64>,
     /// See [`Config::health_sample_every`], in seconds (at least 1).
     pub health_sample_every_seconds: Option<u64>,
+    /// See [`Config::history_retention`], in days; 0 keeps every log.
+    pub history_retention_days: Option<u64>,
     /// See [`Config::source_roots`]: absolute directories that exist.
     pub source_roots: Option<Vec<PathBuf>>,
     /// See [`Config::signing`].
@@ -196,6 +201,13 @@ impl FileConfig {
                 }
                 Some(s) => std::time::Duration::from_secs(s),
                 None => crate::observe::health::DEFAULT_SAMPLE_EVERY,
+            },
+            history_retention: match self
+                .history_retention_days
+                .unwrap_or(crate::history::retention::DEFAULT_DAYS)
+            {
+                0 => None,
+                days => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
             },
             source_roots: SourceRoots::new(&self.source_roots.unwrap_or_default())?,
             enroll_listen: self.enroll_listen,

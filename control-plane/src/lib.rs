@@ -16,6 +16,7 @@ pub mod domain;
 pub mod enrollment;
 pub mod error;
 pub mod events;
+pub mod feed;
 pub mod fleet;
 pub mod git;
 pub mod git_blob;

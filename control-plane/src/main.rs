@@ -32,6 +32,10 @@ struct Args {
     /// Seconds between two health samples of every host (default 30).
     #[arg(long, env = "SLIPWAY_CP_HEALTH_SAMPLE_EVERY_SECONDS")]
     health_sample_every_seconds: Option<u64>,
+    /// Days a finished deployment keeps its event log; 0 keeps every log
+    /// (default 90). Records are always kept.
+    #[arg(long, env = "SLIPWAY_CP_HISTORY_RETENTION_DAYS")]
+    history_retention_days: Option<u64>,
     /// A directory apps' git repositories may lie in (repeatable; default:
     /// any absolute path).
     #[arg(
@@ -88,6 +92,7 @@ fn load(
     file.health_sample_every_seconds = args
         .health_sample_every_seconds
         .or(file.health_sample_every_seconds);
+    file.history_retention_days = args.history_retention_days.or(file.history_retention_days);
     file.enroll_listen = args.enroll_listen.or(file.enroll_listen);
     file.metrics_listen = args.metrics_listen.or(file.metrics_listen);
     if !args.source_roots.is_empty() {

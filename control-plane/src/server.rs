@@ -11,8 +11,8 @@ use slipway_proto::{
         certificate_service_server::CertificateServiceServer,
         deployment_service_server::DeploymentServiceServer,
         environment_service_server::EnvironmentServiceServer,
-        host_service_server::HostServiceServer, lock_service_server::LockServiceServer,
-        release_service_server::ReleaseServiceServer,
+        feed_service_server::FeedServiceServer, host_service_server::HostServiceServer,
+        lock_service_server::LockServiceServer, release_service_server::ReleaseServiceServer,
     },
     revocation::Revocations,
     tls::{self, Peer, TlsMaterial},
@@ -37,6 +37,8 @@ const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 
 /// How often agents' certificates are checked for renewal.
 const RENEW_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+/// How often history retention looks for event logs past the retention.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
 /// Why the control plane stopped.
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +211,7 @@ pub async fn serve_with(
         .set_serving::<AuditServiceServer<api::AuditTrail>>()
         .await;
     health.set_serving::<LockServiceServer<api::Locks>>().await;
+    health.set_serving::<FeedServiceServer<api::Feed>>().await;
     health
         .set_serving::<CertificateServiceServer<api::Certificates>>()
         .await;
@@ -288,7 +291,8 @@ pub async fn serve_with(
         .add_service(operator_service!(
             DeploymentServiceServer,
             api::Deployments(ctx.clone())
-        ));
+        ))
+        .add_service(operator_service!(FeedServiceServer, api::Feed(ctx.clone())));
     let server_tls_for_enroll = server_tls.clone();
     let reload = {
         let agents = ctx.agents.clone();
@@ -322,8 +326,16 @@ pub async fn serve_with(
         agents: ctx.agents.clone(),
         metrics: ctx.metrics.clone(),
         health: ctx.health.clone(),
+        feed: ctx.events.feed().clone(),
     };
     let sampling = tokio::spawn(observe::health::run(sampler, stop.clone()));
+    let retention = config.history_retention.map(|retention| {
+        tokio::spawn(crate::history::retention::run(
+            ctx.store.clone(),
+            retention,
+            RETENTION_EVERY,
+        ))
+    });
     let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
     let shutdown = {
         let (stop, readiness) = (stop.clone(), readiness.clone());
@@ -352,6 +364,10 @@ pub async fn serve_with(
     let _ = recheck.await;
     // Stopped with `stop`; waited for, as it holds the store too.
     let _ = sampling.await;
+    if let Some(retention) = retention {
+        retention.abort();
+        let _ = retention.await;
+    }
     exporter_stop.cancel();
     if let Some(exporter) = exporter {
         let _ = exporter.await;

@@ -2,7 +2,8 @@
 //! by this test) is probed every second and a control plane that samples
 //! every 200 ms. Samples appear; the endpoint starts failing and its hosts
 //! turn degraded within the intervals; an agent that stops turns its host
-//! down; both daemons export it as metrics; `slipctl health` prints it; and
+//! down; the live feed records each change; both daemons export it as
+//! metrics; `slipctl health` prints it; and
 //! with the clock run ahead on the control plane's store, the samples are
 //! aggregated into 5-minute points that outlive them.
 
@@ -14,50 +15,24 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use futures_util::StreamExt;
 use slipway_control_plane::{
     observe::maintenance::maintain,
     store::health::{self, Series},
 };
 use slipway_proto::{
     agent::v1::{ActivationSpec, AppHealthState, HealthCheck},
-    control::v1::{GetHealthSeriesRequest, GetHealthSeriesResponse, HostHealthState},
+    control::v1::{
+        FeedItem, FeedKind, GetHealthSeriesRequest, GetHealthSeriesResponse, HostHealthState,
+        WatchEventsRequest, feed_service_client::FeedServiceClient,
+    },
     identity::Role,
 };
-use slipway_tests::{Cluster, assert_succeeded, cluster::ENV, scrape::Scrape};
+use slipway_tests::{Cluster, assert_succeeded, cluster::ENV, scrape::Scrape, slipctl};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
 };
-
-use crate::limits::slipctl;
-
-/// Runs `slipctl` as a viewer with `args` (without blocking the in-process
-/// control plane): its stdout, or its stderr when it failed.
-async fn run_slipctl(cluster: &Cluster, args: &[&str]) -> Result<String, String> {
-    let viewer = cluster.pki.operator(Role::Viewer);
-    let binary = tokio::task::spawn_blocking(slipctl)
-        .await
-        .expect("build slipctl");
-    let output = tokio::process::Command::new(binary)
-        .args(["--endpoint", &cluster.addr()])
-        .arg("--ca")
-        .arg(&viewer.ca)
-        .arg("--cert")
-        .arg(&viewer.cert)
-        .arg("--key")
-        .arg(&viewer.key)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .await
-        .expect("run slipctl");
-    let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
-    if output.status.success() {
-        Ok(text(output.stdout))
-    } else {
-        Err(text(output.stderr))
-    }
-}
 
 /// How often the control plane samples each host here.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
@@ -140,7 +115,8 @@ fn states(answer: &GetHealthSeriesResponse) -> Vec<HostHealthState> {
     answer.hosts.iter().map(|h| h.state()).collect()
 }
 
-#[tokio::test]
+// Two workers: slipctl runs as a process while the control plane serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hosts_are_sampled_turn_degraded_and_down_and_samples_are_downsampled() {
     let healthy = Arc::new(AtomicBool::new(true));
     let url = endpoint(healthy.clone()).await;
@@ -206,6 +182,27 @@ async fn hosts_are_sampled_turn_degraded_and_down_and_samples_are_downsampled() 
         "answered HTTP/1.1 500 Internal Server Error: db is down"
     );
 
+    // The change is in the live feed, with the app to blame.
+    let mut feed = FeedServiceClient::new(cluster.channel(Role::Viewer).await);
+    let request = WatchEventsRequest {
+        kinds: vec![FeedKind::Health as i32],
+        app: "web".into(),
+        ..Default::default()
+    };
+    let items: Vec<FeedItem> = feed
+        .watch_events(request)
+        .await
+        .expect("watch the feed")
+        .into_inner()
+        .map(|m| m.expect("message").item.expect("an item"))
+        .collect()
+        .await;
+    let degraded = "web-1 is degraded: app web failing: answered HTTP/1.1 500";
+    assert!(
+        items.iter().any(|i| i.message.starts_with(degraded)),
+        "{items:#?}"
+    );
+
     let cp = Scrape::of(cluster.metrics_addr()).await;
     let web_1 = [("app", "web"), ("environment", ENV), ("host", "web-1")];
     assert_eq!(
@@ -253,9 +250,12 @@ async fn hosts_are_sampled_turn_degraded_and_down_and_samples_are_downsampled() 
     assert!(summary(0).response_p50_ms > 0.0);
     assert!(summary(1).uptime_percent < 100.0);
 
-    let text = run_slipctl(&cluster, &["health", "--env", ENV, "--since", "1h"])
-        .await
-        .unwrap();
+    let (ok, text, stderr) = slipctl::run(
+        &cluster,
+        Role::Viewer,
+        &["health", "--env", ENV, "--since", "1h"],
+    );
+    assert!(ok, "{stderr}");
     assert!(
         text.lines()
             .any(|l| l.starts_with("web-1") && l.contains("healthy")),
@@ -267,9 +267,9 @@ async fn hosts_are_sampled_turn_degraded_and_down_and_samples_are_downsampled() 
         "{text}"
     );
     assert!(text.contains("uptime") && text.contains('█'), "{text}");
-    let json = run_slipctl(&cluster, &["health", "--host", "web-1", "-o", "json"])
-        .await
-        .unwrap();
+    let health_json = ["health", "--host", "web-1", "-o", "json"];
+    let (ok, json, stderr) = slipctl::run(&cluster, Role::Viewer, &health_json);
+    assert!(ok, "{stderr}");
     let parsed: serde_json::Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(parsed["hosts"][0]["state"], "HOST_HEALTH_STATE_HEALTHY");
 

@@ -12,6 +12,7 @@ mod ca_rotation;
 mod crash;
 mod deploy;
 mod enrollment;
+mod feed;
 mod fencing_poison;
 mod fixtures_faults;
 mod grpcurl;

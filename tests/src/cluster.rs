@@ -119,7 +119,8 @@ pub struct Builder {
 
 impl Builder {
     /// How often the in-process control plane samples every host's health
-    /// (default 30 s).
+    /// (by default hourly: samples add agent calls and feed items other
+    /// tests do not expect).
     pub fn health_sample_every(mut self, every: std::time::Duration) -> Self {
         self.sample_every = Some(every);
         self

@@ -288,6 +288,9 @@ impl ControlPlaneProcess {
             .env_remove("SLIPWAY_CP_METRICS_LISTEN")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
+            // Health samples only where a test asks for them (its env):
+            // they add agent calls and feed items.
+            .env("SLIPWAY_CP_HEALTH_SAMPLE_EVERY_SECONDS", "3600")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

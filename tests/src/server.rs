@@ -94,8 +94,11 @@ pub fn control_plane_config(
         log_json: false,
         // Quick, so tests see an unknown host settled soon after it answers.
         recheck_every: std::time::Duration::from_millis(200),
-        // The default: a test that watches health sets its own.
-        health_sample_every: slipway_control_plane::observe::health::DEFAULT_SAMPLE_EVERY,
+        // Health samples only where a test asks for them
+        // (`Builder::health_sample_every`): they add agent calls and feed
+        // items.
+        health_sample_every: std::time::Duration::from_secs(3600),
+        history_retention: None,
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,

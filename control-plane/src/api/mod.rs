@@ -10,6 +10,7 @@ mod certificates;
 mod deployments;
 pub mod enrollment;
 mod environments;
+mod feed;
 mod hosts;
 mod locks;
 mod releases;
@@ -29,7 +30,7 @@ use crate::{
 
 pub use self::{
     apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
-    environments::Environments, hosts::Hosts, locks::Locks, releases::Releases,
+    environments::Environments, feed::Feed, hosts::Hosts, locks::Locks, releases::Releases,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -1,9 +1,10 @@
 //! Health over time, the moving parts: every interval the sampler asks each
 //! host's agent for its facts and its apps' latest probes and stores the
 //! answer (or that there was none) as a raw sample (see `sampling.rs`);
-//! each host's state follows from its latest sample, and every change goes
-//! out through [`Health::subscribe`]; every 5 minutes raw samples are
-//! aggregated and retention is enforced (see `maintenance.rs`).
+//! each host's state follows from its latest sample, and every change is
+//! recorded in the live feed with the samples and goes out through
+//! [`Health::subscribe`]; every 5 minutes raw samples are aggregated and
+//! retention is enforced (see `maintenance.rs`).
 
 use std::{
     collections::HashMap,
@@ -80,9 +81,8 @@ impl Health {
         self.states.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records `host`'s state from its new sample; returns the change, if
-    /// it is one, after sending it out.
-    pub(super) fn observe(
+    /// The change `host`'s new sample makes, if it is one.
+    pub(super) fn change(
         &self,
         host: &str,
         environment: &str,
@@ -91,22 +91,25 @@ impl Health {
         let to = crate::domain::health::state_of(sample);
         let from = self
             .states()
-            .insert(host.to_owned(), to)
+            .get(host)
+            .copied()
             .unwrap_or(HostHealthState::Unknown);
-        if from == to {
-            return None;
-        }
-        let change = HostHealthChange {
+        (from != to).then(|| HostHealthChange {
             host: host.to_owned(),
             environment: environment.to_owned(),
             from,
             to,
             sample: sample.clone(),
-        };
-        announce(&change);
+        })
+    }
+
+    /// Takes a change as the host's state, once it is recorded: logs it and
+    /// sends it out.
+    pub(super) fn apply(&self, change: &HostHealthChange) {
+        self.states().insert(change.host.clone(), change.to);
+        announce(change);
         // Nobody listening is fine: the change is logged anyway.
         let _ = self.changes.send(change.clone());
-        Some(change)
     }
 
     /// Forgets the hosts for which `keep` is false (removed ones).

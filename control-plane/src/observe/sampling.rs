@@ -1,8 +1,9 @@
 //! One sampling round: every registered host's agent asked for its health
 //! in parallel (at most [`PARALLEL`] at once, each within
 //! [`SAMPLE_TIMEOUT`]), an agent that does not answer recorded as
-//! unreachable, every sample stored in one batch, then each host's state,
-//! the changes and the metrics brought up to date.
+//! unreachable, every sample stored in one batch with the live feed's
+//! items for the hosts whose health changed, then each host's state and the
+//! metrics brought up to date.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -12,7 +13,7 @@ use std::{
 
 use slipway_proto::{
     agent::v1::{AppHealth, AppHealthState, GetStatusRequest, HostInfo},
-    control::v1::{AppHealthSample, HealthSample, Host, HostHealthState},
+    control::v1::{AppHealthSample, FeedItem, FeedKind, HealthSample, Host, HostHealthState},
     limits,
 };
 use tokio::{sync::Semaphore, task::JoinSet};
@@ -21,7 +22,9 @@ use super::{
     AppHostLabels, HostStateLabels, Metrics,
     health::{Health, HostHealthChange},
 };
-use crate::{agents::Agents, catalog, domain::health::state_of, error::Error, store::Store};
+use crate::{
+    agents::Agents, catalog, domain::health::state_of, error::Error, feed::Feed, store::Store,
+};
 
 /// Agents asked at once.
 pub const PARALLEL: usize = 64;
@@ -43,6 +46,8 @@ pub struct Sampler {
     pub metrics: Arc<Metrics>,
     /// Each host's state and the changes.
     pub health: Arc<Health>,
+    /// The live feed, which records every change.
+    pub feed: Feed,
 }
 
 /// What one round found.
@@ -77,24 +82,72 @@ impl Sampler {
             .iter()
             .map(|(host, sample)| crate::store::health::put_sample(&host.name, sample))
             .collect();
-        self.store.commit(ops).await?;
+        let changes: Vec<HostHealthChange> = sampled
+            .iter()
+            .filter_map(|(host, sample)| self.health.change(&host.name, &host.environment, sample))
+            .collect();
+        let items = changes.iter().map(feed_item).collect();
+        self.feed.commit(&self.store, items, ops).await?;
 
         let names: HashSet<&str> = sampled.iter().map(|(h, _)| h.name.as_str()).collect();
         self.health.retain(|host| names.contains(host));
-        let mut round = Round {
-            hosts: sampled.len(),
-            ..Round::default()
-        };
+        for change in &changes {
+            self.health.apply(change);
+        }
         for (host, sample) in &sampled {
             self.agents.contacts().set(&host.name, sample.reachable);
-            round.reachable += usize::from(sample.reachable);
-            if let Some(change) = self.health.observe(&host.name, &host.environment, sample) {
-                round.changes.push(change);
-            }
         }
         export(&self.metrics, &sampled, started.elapsed());
-        Ok(round)
+        Ok(Round {
+            hosts: sampled.len(),
+            reachable: sampled.iter().filter(|(_, s)| s.reachable).count(),
+            changes,
+        })
     }
+}
+
+/// The live feed's item of a change: for a host degraded by a failing app,
+/// that app's.
+fn feed_item(change: &HostHealthChange) -> FeedItem {
+    let failing: Vec<&AppHealthSample> = change
+        .sample
+        .apps
+        .iter()
+        .filter(|a| a.state == AppHealthState::Failing as i32)
+        .collect();
+    let state = state_name(change.to);
+    let message = match change.to {
+        HostHealthState::Down => format!("{} is down: {}", change.host, change.sample.error),
+        HostHealthState::Degraded => {
+            let apps: Vec<String> = failing
+                .iter()
+                .map(|a| format!("app {} failing: {}", a.app, a.error))
+                .collect();
+            format!("{} is degraded: {}", change.host, apps.join("; "))
+        }
+        _ => format!(
+            "{} is {state} (was {})",
+            change.host,
+            state_name(change.from)
+        ),
+    };
+    FeedItem {
+        kind: FeedKind::Health as i32,
+        app: failing.first().map(|a| a.app.clone()).unwrap_or_default(),
+        environment: change.environment.clone(),
+        host: change.host.clone(),
+        message: limits::cut(&message, limits::MESSAGE).into_owned(),
+        time: change.sample.time,
+        ..FeedItem::default()
+    }
+}
+
+/// A host health state in lowercase words.
+pub fn state_name(state: HostHealthState) -> String {
+    state
+        .as_str_name()
+        .trim_start_matches("HOST_HEALTH_STATE_")
+        .to_lowercase()
 }
 
 /// `host`'s sample: what its agent answered, or why it did not.
@@ -199,10 +252,9 @@ fn export(metrics: &Metrics, sampled: &[(Host, HealthSample)], took: Duration) {
     }
     metrics.hosts_health.clear();
     for ((environment, state), n) in counts {
-        let state = state.as_str_name().trim_start_matches("HOST_HEALTH_STATE_");
         let labels = HostStateLabels {
             environment,
-            state: state.to_lowercase(),
+            state: state_name(state),
         };
         metrics.hosts_health.get_or_create(&labels).set(n);
     }

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod catalog;
 pub mod deployments;
 pub mod events;
+pub mod feed;
 pub mod health;
 pub mod identity;
 pub mod join_tokens;
@@ -70,10 +71,12 @@ pub enum Tree {
     /// host \0 be64(unix seconds of the start) -> `HealthPoint`: 5-minute
     /// aggregates
     HealthAggregates,
+    /// be64(cursor) -> `FeedItem`: the live feed, oldest first
+    Feed,
 }
 
 impl Tree {
-    const ALL: [Tree; 19] = [
+    const ALL: [Tree; 20] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -93,6 +96,7 @@ impl Tree {
         Tree::JoinTokens,
         Tree::HealthSamples,
         Tree::HealthAggregates,
+        Tree::Feed,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -116,6 +120,7 @@ impl Tree {
             Tree::JoinTokens => "join_tokens",
             Tree::HealthSamples => "health_samples",
             Tree::HealthAggregates => "health_aggregates",
+            Tree::Feed => "feed",
         }
     }
 

@@ -9,6 +9,7 @@ pub mod cancel;
 pub mod deploy;
 pub mod deployment;
 pub mod env;
+pub mod events;
 mod follow;
 pub mod health;
 pub mod history;
@@ -78,5 +79,6 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Lock(command) => lock::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Events(args) => events::run(args, conn, output).await,
     }
 }

@@ -7,6 +7,7 @@ use slipway_proto::control::v1::Environment;
 
 use super::*;
 use crate::{agents::simulated::Fleet, store::tests::scratch};
+use slipway_proto::control::v1::FeedKind;
 
 async fn sampler(fleet: &Arc<Fleet>) -> (tempfile::TempDir, Sampler) {
     let (dir, store) = scratch();
@@ -33,6 +34,7 @@ async fn sampler(fleet: &Arc<Fleet>) -> (tempfile::TempDir, Sampler) {
         agents: Agents::with(Arc::new(fleet.clone())),
         metrics: Arc::default(),
         health: Arc::default(),
+        feed: Feed::default(),
     };
     (dir, sampler)
 }
@@ -69,6 +71,21 @@ async fn each_host_is_sampled_and_each_change_goes_out_once() {
         ]
     );
     assert_eq!(changes.recv().await.unwrap().host, "web-1");
+    // Each change is in the live feed too, with the samples.
+    let items = crate::store::feed::after(&sampler.store, 0, 10).unwrap();
+    let messages: Vec<&str> = items.iter().map(|i| i.message.as_str()).collect();
+    assert_eq!(
+        messages,
+        [
+            "web-1 is healthy (was unknown)",
+            "web-2 is degraded: app web failing: failing (simulated)",
+            "web-3 is down: 10.0.0.3:7444: connection refused (simulated)",
+        ]
+    );
+    assert_eq!(
+        (items[1].kind(), items[1].app.as_str()),
+        (FeedKind::Health, "web")
+    );
     let stored = crate::store::health::latest(&sampler.store, "web-3")
         .unwrap()
         .unwrap();
