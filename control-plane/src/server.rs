@@ -328,7 +328,7 @@ pub async fn serve_with(
         health: ctx.health.clone(),
         feed: ctx.events.feed().clone(),
     };
-    let sampling = tokio::spawn(observe::health::run(sampler, stop.clone()));
+    let sampling = tokio::spawn(observe::sampling::run(sampler, stop.clone()));
     let retention = config.history_retention.map(|retention| {
         tokio::spawn(crate::history::retention::run(
             ctx.store.clone(),

@@ -1,23 +1,16 @@
-//! Health over time, the moving parts: every interval the sampler asks each
-//! host's agent for its facts and its apps' latest probes and stores the
-//! answer (or that there was none) as a raw sample (see `sampling.rs`);
-//! each host's state follows from its latest sample, and every change is
-//! recorded in the live feed with the samples and goes out through
-//! [`Health::subscribe`]; every 5 minutes raw samples are aggregated and
-//! retention is enforced (see `maintenance.rs`).
+//! What the health sampler shares: its interval, each host's state as its
+//! latest sample shows it, and the changes of state, which go out through
+//! [`Health::subscribe`] once the live feed has recorded them with the
+//! samples (see `sampling.rs`).
 
 use std::{
     collections::HashMap,
     sync::{Mutex, MutexGuard},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
 
 use slipway_proto::control::v1::{HealthSample, HostHealthState};
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
-
-use super::{maintenance, sampling::Sampler};
-use crate::domain::health::BUCKET;
 
 /// How often each host is sampled unless configured.
 pub const DEFAULT_SAMPLE_EVERY: Duration = Duration::from_secs(30);
@@ -138,38 +131,5 @@ fn announce(change: &HostHealthChange) {
             tracing::warn!(%host, %environment, from, to, ?failing, "host health changed: app health failing");
         }
         _ => tracing::info!(%host, %environment, from, to, "host health changed"),
-    }
-}
-
-/// Samples every host each interval, and aggregates and expires samples
-/// every 5 minutes, until `stop`; the first round comes one interval after
-/// the start.
-pub async fn run(sampler: Sampler, stop: CancellationToken) {
-    let every = sampler.health.every();
-    let start = tokio::time::Instant::now() + every;
-    let mut ticks = tokio::time::interval_at(start, every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut maintained = tokio::time::Instant::now();
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => {}
-            () = stop.cancelled() => return,
-        }
-        let now = SystemTime::now();
-        // A round waits on agents for up to the sampling timeout: a
-        // shutdown does not.
-        let sampled = tokio::select! {
-            sampled = sampler.round(now) => sampled,
-            () = stop.cancelled() => return,
-        };
-        if let Err(err) = sampled {
-            tracing::warn!(error = %slipway_proto::daemon::chain(&err), "cannot record health samples");
-        }
-        if maintained.elapsed() >= BUCKET {
-            maintained = tokio::time::Instant::now();
-            if let Err(err) = maintenance::maintain(&sampler.store, now).await {
-                tracing::warn!(error = %slipway_proto::daemon::chain(&err), "cannot aggregate or expire health samples");
-            }
-        }
     }
 }

@@ -1,5 +1,7 @@
-//! One sampling round: every registered host's agent asked for its health
-//! in parallel (at most [`PARALLEL`] at once, each within
+//! Health sampling: the task that runs a round every interval and the
+//! aggregation and retention of samples every 5 minutes (see
+//! `maintenance.rs`), and one round: every registered host's agent asked
+//! for its health in parallel (at most [`PARALLEL`] at once, each within
 //! [`SAMPLE_TIMEOUT`]), an agent that does not answer recorded as
 //! unreachable, every sample stored in one batch with the live feed's
 //! items for the hosts whose health changed, then each host's state and the
@@ -17,13 +19,20 @@ use slipway_proto::{
     limits,
 };
 use tokio::{sync::Semaphore, task::JoinSet};
+use tokio_util::sync::CancellationToken;
 
 use super::{
     AppHostLabels, HostStateLabels, Metrics,
     health::{Health, HostHealthChange},
+    maintenance,
 };
 use crate::{
-    agents::Agents, catalog, domain::health::state_of, error::Error, feed::Feed, store::Store,
+    agents::Agents,
+    catalog,
+    domain::health::{BUCKET, state_of},
+    error::Error,
+    feed::Feed,
+    store::Store,
 };
 
 /// Agents asked at once.
@@ -65,6 +74,21 @@ impl Sampler {
     /// Samples every registered host, stamping the samples `at`.
     pub async fn round(&self, at: SystemTime) -> Result<Round, Error> {
         let started = Instant::now();
+        let sampled = self.ask_all(at).await?;
+        let changes = self.record(&sampled).await?;
+        for (host, sample) in &sampled {
+            self.agents.contacts().set(&host.name, sample.reachable);
+        }
+        export(&self.metrics, &sampled, started.elapsed());
+        Ok(Round {
+            hosts: sampled.len(),
+            reachable: sampled.iter().filter(|(_, s)| s.reachable).count(),
+            changes,
+        })
+    }
+
+    /// Every registered host with its sample, by name.
+    async fn ask_all(&self, at: SystemTime) -> Result<Vec<(Host, HealthSample)>, Error> {
         let hosts = catalog::hosts(&self.store, "")?;
         let limit = Arc::new(Semaphore::new(PARALLEL));
         let mut tasks = JoinSet::new();
@@ -78,6 +102,15 @@ impl Sampler {
         }
         let mut sampled = tasks.join_all().await;
         sampled.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        Ok(sampled)
+    }
+
+    /// Stores the samples with the feed's items of the changes they show,
+    /// then takes the changes as the hosts' states.
+    async fn record(
+        &self,
+        sampled: &[(Host, HealthSample)],
+    ) -> Result<Vec<HostHealthChange>, Error> {
         let ops = sampled
             .iter()
             .map(|(host, sample)| crate::store::health::put_sample(&host.name, sample))
@@ -88,21 +121,12 @@ impl Sampler {
             .collect();
         let items = changes.iter().map(feed_item).collect();
         self.feed.commit(&self.store, items, ops).await?;
-
         let names: HashSet<&str> = sampled.iter().map(|(h, _)| h.name.as_str()).collect();
         self.health.retain(|host| names.contains(host));
         for change in &changes {
             self.health.apply(change);
         }
-        for (host, sample) in &sampled {
-            self.agents.contacts().set(&host.name, sample.reachable);
-        }
-        export(&self.metrics, &sampled, started.elapsed());
-        Ok(Round {
-            hosts: sampled.len(),
-            reachable: sampled.iter().filter(|(_, s)| s.reachable).count(),
-            changes,
-        })
+        Ok(changes)
     }
 }
 
@@ -148,6 +172,39 @@ pub fn state_name(state: HostHealthState) -> String {
         .as_str_name()
         .trim_start_matches("HOST_HEALTH_STATE_")
         .to_lowercase()
+}
+
+/// Samples every host each interval, and aggregates and expires samples
+/// every 5 minutes, until `stop`; the first round comes one interval after
+/// the start.
+pub async fn run(sampler: Sampler, stop: CancellationToken) {
+    let every = sampler.health.every();
+    let start = tokio::time::Instant::now() + every;
+    let mut ticks = tokio::time::interval_at(start, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut maintained = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            () = stop.cancelled() => return,
+        }
+        let now = SystemTime::now();
+        // A round waits on agents for up to the sampling timeout: a
+        // shutdown does not.
+        let sampled = tokio::select! {
+            sampled = sampler.round(now) => sampled,
+            () = stop.cancelled() => return,
+        };
+        if let Err(err) = sampled {
+            tracing::warn!(error = %slipway_proto::daemon::chain(&err), "cannot record health samples");
+        }
+        if maintained.elapsed() >= BUCKET {
+            maintained = tokio::time::Instant::now();
+            if let Err(err) = maintenance::maintain(&sampler.store, now).await {
+                tracing::warn!(error = %slipway_proto::daemon::chain(&err), "cannot aggregate or expire health samples");
+            }
+        }
+    }
 }
 
 /// `host`'s sample: what its agent answered, or why it did not.
