@@ -245,7 +245,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            cells(&stats(&[s.clone()])),
+            cells(&stats(std::slice::from_ref(&s))),
             [
                 "web", "prod", "3", "2", "1", "0", "0", "66.7%", "1.5s", "2.1s", "-"
             ]
@@ -276,7 +276,7 @@ mod tests {
                 "66.7%",
                 "1.5s",
                 "2.1s",
-                "42s"
+                "42.0s"
             ]
         );
         assert_eq!(mark(ReleaseMark::Unspecified, "x"), "");
