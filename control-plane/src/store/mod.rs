@@ -14,6 +14,7 @@ pub mod identity;
 pub mod join_tokens;
 pub mod locks;
 pub mod releases;
+pub mod retention;
 pub mod revocations;
 mod sled_backend;
 
