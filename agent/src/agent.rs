@@ -480,6 +480,8 @@ mod activate_tests;
 mod admin;
 #[cfg(test)]
 mod cancel_tests;
+mod drift;
+pub use drift::DriftQuestion;
 #[cfg(test)]
 mod durability_tests;
 #[cfg(test)]

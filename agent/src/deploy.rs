@@ -99,10 +99,10 @@ async fn deploy_steps(
     previous: &mut Option<String>,
 ) -> Result<Done, Error> {
     let (app, id) = (&plan.app, plan.release_id.as_str());
-    let what = if plan.prepare_only {
-        "preparing (without switching)"
-    } else {
-        "deploying"
+    let what = match (plan.rebuild, plan.prepare_only) {
+        (true, _) => "repairing (building afresh, without switching)",
+        (false, true) => "preparing (without switching)",
+        (false, false) => "deploying",
     };
     ctx.say(
         LogLevel::Info,
@@ -187,6 +187,10 @@ async fn build(
         LogLevel::Info,
         format!("materialising release {id} ({how})"),
     );
+    let replaced = plan.rebuild && {
+        let release = app.release(id);
+        blocking(move || Ok::<_, Error>(release.is_dir())).await?
+    };
     let built = {
         let (app, plan, log) = (app.clone(), plan.clone(), ctx.log.clone());
         blocking(move || {
@@ -217,6 +221,7 @@ async fn build(
             };
             let build = Build {
                 copy: plan.activation.copy,
+                rebuild: plan.rebuild,
                 progress: &mut progress,
                 finish: &mut link,
             };
@@ -234,10 +239,12 @@ async fn build(
     ctx.enter(Stage::Materialise, MATERIALISE_START + MATERIALISE_SPAN);
     ctx.say(
         LogLevel::Info,
-        if built {
-            format!("release {id} is complete")
-        } else {
-            format!("release {id} was already on this host; reusing it")
+        match (built, replaced) {
+            (true, true) => format!(
+                "release {id} is complete: built afresh and swapped in for the copy on disk"
+            ),
+            (true, false) => format!("release {id} is complete"),
+            (false, _) => format!("release {id} was already on this host; reusing it"),
         },
     );
 
