@@ -32,6 +32,9 @@ pub struct Config {
     /// How often hosts whose outcome in a finished deployment is unknown
     /// are asked again (default 30 s).
     pub recheck_every: std::time::Duration,
+    /// How often every environment is checked for drift (default 10 min);
+    /// None: only on demand.
+    pub drift_every: Option<std::time::Duration>,
     /// The directories apps' repositories may lie in; none: any absolute
     /// path.
     pub source_roots: SourceRoots,
@@ -42,6 +45,18 @@ pub struct Config {
     /// only enrollment is served there; needs `signing`). None: enrollment
     /// is off.
     pub enroll_listen: Option<SocketAddr>,
+}
+
+/// Seconds between drift checks of every environment unless configured.
+pub const DEFAULT_DRIFT_EVERY_SECONDS: u64 = 600;
+
+/// The interval of drift checks for `drift_every_seconds`: the default
+/// when unset, none for 0.
+fn drift_every(seconds: Option<u64>) -> Option<std::time::Duration> {
+    match seconds.unwrap_or(DEFAULT_DRIFT_EVERY_SECONDS) {
+        0 => None,
+        seconds => Some(std::time::Duration::from_secs(seconds)),
+    }
 }
 
 /// The TOML file.
@@ -62,6 +77,8 @@ pub struct FileConfig {
     pub log_json: Option<bool>,
     /// See [`Config::recheck_every`], in seconds.
     pub recheck_every_seconds: Option<u64>,
+    /// See [`Config::drift_every`], in seconds; 0: off.
+    pub drift_every_seconds: Option<u64>,
     /// See [`Config::source_roots`]: absolute directories that exist.
     pub source_roots: Option<Vec<PathBuf>>,
     /// See [`Config::signing`].
@@ -170,6 +187,7 @@ impl FileConfig {
             recheck_every: std::time::Duration::from_secs(
                 self.recheck_every_seconds.unwrap_or(30).max(1),
             ),
+            drift_every: drift_every(self.drift_every_seconds),
             source_roots: SourceRoots::new(&self.source_roots.unwrap_or_default())?,
             enroll_listen: self.enroll_listen,
             signing: self.signing.map(|files| SigningPaths {
@@ -209,6 +227,17 @@ mod tests {
             let err = file.finish().unwrap_err();
             assert!(matches!(err, ConfigError::SourceRoot(_)), "{roots}: {err}");
         }
+    }
+
+    #[test]
+    fn drift_checks_run_every_ten_minutes_unless_set_and_zero_turns_them_off() {
+        let minutes = |m: u64| Some(std::time::Duration::from_secs(m * 60));
+        assert_eq!(drift_every(None), minutes(10));
+        assert_eq!(drift_every(Some(120)), minutes(2));
+        assert_eq!(drift_every(Some(0)), None);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("control-plane.example.toml");
+        let file = FileConfig::load(&path).unwrap();
+        assert_eq!(file.drift_every_seconds, Some(DEFAULT_DRIFT_EVERY_SECONDS));
     }
 
     #[test]

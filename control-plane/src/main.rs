@@ -29,6 +29,10 @@ struct Args {
     /// Seconds between checks of hosts whose outcome is unknown (default 30).
     #[arg(long, env = "SLIPWAY_CP_RECHECK_EVERY_SECONDS")]
     recheck_every_seconds: Option<u64>,
+    /// Seconds between drift checks of every environment; 0 turns the
+    /// check on an interval off (default 600).
+    #[arg(long, env = "SLIPWAY_CP_DRIFT_EVERY_SECONDS")]
+    drift_every_seconds: Option<u64>,
     /// A directory apps' git repositories may lie in (repeatable; default:
     /// any absolute path).
     #[arg(
@@ -78,6 +82,7 @@ fn load(
     file.data_dir = args.data_dir.clone().or(file.data_dir);
     file.log_json = Some(args.log_json || file.log_json.unwrap_or(false));
     file.recheck_every_seconds = args.recheck_every_seconds.or(file.recheck_every_seconds);
+    file.drift_every_seconds = args.drift_every_seconds.or(file.drift_every_seconds);
     file.enroll_listen = args.enroll_listen.or(file.enroll_listen);
     if !args.source_roots.is_empty() {
         file.source_roots = Some(args.source_roots.clone());

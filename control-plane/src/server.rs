@@ -9,6 +9,7 @@ use slipway_proto::{
         app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
         certificate_service_server::CertificateServiceServer,
         deployment_service_server::DeploymentServiceServer,
+        drift_service_server::DriftServiceServer,
         environment_service_server::EnvironmentServiceServer,
         host_service_server::HostServiceServer, lock_service_server::LockServiceServer,
         release_service_server::ReleaseServiceServer,
@@ -175,6 +176,7 @@ pub async fn serve_with(
     health
         .set_serving::<CertificateServiceServer<api::Certificates>>()
         .await;
+    health.set_serving::<DriftServiceServer<api::Drift>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -250,6 +252,10 @@ pub async fn serve_with(
         .add_service(operator_service!(
             DeploymentServiceServer,
             api::Deployments(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            DriftServiceServer,
+            api::Drift(ctx.clone())
         ));
     let server_tls_for_enroll = server_tls.clone();
     let reload = {
@@ -279,6 +285,9 @@ pub async fn serve_with(
         ctx.clone(),
         RENEW_CHECK_EVERY,
     ));
+    let drift = config
+        .drift_every
+        .map(|every| tokio::spawn(crate::drift::watch::run(ctx.clone(), every)));
     let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
     let shutdown = {
         let stop = stop.clone();
@@ -300,6 +309,10 @@ pub async fn serve_with(
     // Waited for: the task holds the store, which must be closed before
     // this returns (a new control plane may open the same directory).
     reload.abort();
+    if let Some(drift) = drift {
+        drift.abort();
+        let _ = drift.await;
+    }
     recheck.abort();
     let _ = recheck.await;
     Ok(served?)

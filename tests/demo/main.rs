@@ -117,6 +117,7 @@ async fn run(keep: bool) -> Result<()> {
         cache_capacity_bytes: 16 << 20,
         log_json: false,
         recheck_every: std::time::Duration::from_secs(30),
+        drift_every: None,
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,

@@ -8,6 +8,7 @@ mod apps;
 mod audit_trail;
 mod certificates;
 mod deployments;
+mod drift;
 pub mod enrollment;
 mod environments;
 mod hosts;
@@ -29,7 +30,7 @@ use crate::{
 
 pub use self::{
     apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
-    environments::Environments, hosts::Hosts, locks::Locks, releases::Releases,
+    drift::Drift, environments::Environments, hosts::Hosts, locks::Locks, releases::Releases,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod deployments;
+pub mod drift;
 pub mod events;
 pub mod identity;
 pub mod join_tokens;
@@ -63,10 +64,14 @@ pub enum Tree {
     Revocations,
     /// SHA-256 of a join token -> the host it enrolls and its expiry.
     JoinTokens,
+    /// app \0 environment \0 host -> `HostDrift`: the latest drift finding
+    DriftFindings,
+    /// deployment id -> empty: the deployments that repair drift
+    DriftRepairs,
 }
 
 impl Tree {
-    const ALL: [Tree; 17] = [
+    const ALL: [Tree; 19] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -84,6 +89,8 @@ impl Tree {
         Tree::HostsUnknown,
         Tree::Revocations,
         Tree::JoinTokens,
+        Tree::DriftFindings,
+        Tree::DriftRepairs,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -105,6 +112,8 @@ impl Tree {
             Tree::HostsUnknown => "hosts_unknown",
             Tree::Revocations => "revocations",
             Tree::JoinTokens => "join_tokens",
+            Tree::DriftFindings => "drift_findings",
+            Tree::DriftRepairs => "drift_repairs",
         }
     }
 
