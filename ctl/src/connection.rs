@@ -189,6 +189,16 @@ impl Api {
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
+    /// DriftService.
+    pub fn drift(
+        &self,
+    ) -> slipway_proto::control::v1::drift_service_client::DriftServiceClient<Channel> {
+        slipway_proto::control::v1::drift_service_client::DriftServiceClient::new(
+            self.channel.clone(),
+        )
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
     /// LockService.
     pub fn locks(
         &self,
