@@ -53,6 +53,25 @@ fn entry<'a>(report: &'a CheckDriftResponse, host: &str) -> &'a HostDrift {
         .unwrap_or_else(|| panic!("no entry for {host}: {report:?}"))
 }
 
+/// The hosts whose latest kept finding drifted (what `slipctl status`
+/// marks).
+async fn drifted_kept(cluster: &Cluster) -> Vec<String> {
+    drift(cluster, Role::Viewer)
+        .await
+        .list_drift_findings(ListDriftFindingsRequest {
+            environment: ENV.into(),
+            drifted_only: true,
+            ..Default::default()
+        })
+        .await
+        .expect("findings")
+        .into_inner()
+        .findings
+        .into_iter()
+        .map(|f| f.host)
+        .collect()
+}
+
 /// Runs the repair as a deployer; returns the check that decided it, the
 /// deployment's record (none when no host needed one) and its events' text.
 async fn repair(cluster: &Cluster) -> (CheckDriftResponse, Option<Deployment>, Vec<String>) {
@@ -174,19 +193,12 @@ async fn a_hand_edited_file_is_drift_with_its_path_and_a_repair_puts_the_release
     );
     assert!(found.unknown_releases.is_empty());
     assert_eq!(slipctl_drift(&cluster).await, ExitCode::FAILURE);
-    let kept = drift(&cluster, Role::Viewer)
-        .await
-        .list_drift_findings(ListDriftFindingsRequest {
-            environment: ENV.into(),
-            drifted_only: true,
-            ..Default::default()
-        })
-        .await
-        .expect("findings")
-        .into_inner()
-        .findings;
-    let hosts: Vec<&str> = kept.iter().map(|f| f.host.as_str()).collect();
-    assert_eq!(hosts, [web2.name.as_str()], "the latest finding is kept");
+    let kept = drifted_kept(&cluster).await;
+    assert_eq!(
+        kept,
+        std::slice::from_ref(&web2.name),
+        "the latest finding is kept"
+    );
 
     let untouched = std::fs::metadata(web1.release_dir(&release))
         .expect("web-1 release")
@@ -230,6 +242,7 @@ async fn a_hand_edited_file_is_drift_with_its_path_and_a_repair_puts_the_release
 
     let after = check(&cluster).await;
     assert_eq!((after.drifted, after.unknown), (0, 0), "{after:?}");
+    assert!(drifted_kept(&cluster).await.is_empty());
     assert_eq!(slipctl_drift(&cluster).await, ExitCode::SUCCESS);
     cluster.shutdown().await;
 }

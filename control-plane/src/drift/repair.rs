@@ -1,9 +1,10 @@
 //! A repair on request: the app's hosts in the environment checked, then
 //! the recorded release redeployed to those whose `current` or files
-//! drifted (see [`crate::deployment::repair`]). Hosts without drift, and
-//! those that only hold releases the control plane does not know, are left
-//! alone.
+//! drifted (see [`crate::deployment::repair`]), and checked again once it
+//! ended. Hosts without drift, and those that only hold releases the
+//! control plane does not know, are left alone.
 
+use futures_util::StreamExt;
 use slipway_proto::control::v1::{CheckDriftResponse, HostDrift, RepairDriftRequest};
 
 use crate::{
@@ -60,8 +61,22 @@ pub async fn repair(
         hosts,
         policy: request.policy,
     };
+    let (app, environment) = (repair.app.clone(), repair.environment.clone());
     let id = deployment::repair(ctx, caller, repair).await?;
+    tokio::spawn(check_after(ctx.clone(), id.clone(), environment, app));
     Ok((check, Some(id)))
+}
+
+/// Checks the app's hosts again once the repair has ended, so that the
+/// findings kept say what the hosts show now, not what they showed before.
+async fn check_after(ctx: Context, id: String, environment: String, app: String) {
+    let events = ctx.events.stream(ctx.store.clone(), id.clone(), 0, |e| e);
+    // The stream ends with the deployment's final event.
+    events.for_each(|_| async {}).await;
+    if let Err(err) = super::check(&ctx, &environment, &app).await {
+        let error = slipway_proto::daemon::chain(&err);
+        tracing::warn!(deployment = %id, %error, "the drift check after the repair failed");
+    }
 }
 
 /// "drift repair of <release> on web-2 (2 modified, 1 missing), web-3
