@@ -13,6 +13,7 @@ use std::{
 
 use futures_util::Stream;
 use slipway_proto::{agent::v1::ProgressEvent, daemon::chain};
+use tracing::Instrument as _;
 
 use crate::{
     config::Config,
@@ -23,6 +24,7 @@ use crate::{
     hook_env::HookHost,
     journal::{Journal, Journals, Status},
     layout::{AppRoot, Roots},
+    metrics::Metrics,
     objects::ObjectStore,
     operations::{Begin, EventLog, Kind, OperationError, OperationGuard, Operations, Spec},
     recovery,
@@ -52,8 +54,9 @@ pub struct Agent {
 
 impl Agent {
     /// Prepares the data directory, loads the app registry and recovers
-    /// every registered app (see [`recovery`]).
-    pub async fn open(config: &Config) -> Result<Arc<Self>, Error> {
+    /// every registered app (see [`recovery`]); counts what it does in
+    /// `metrics`.
+    pub async fn open(config: &Config, metrics: Arc<Metrics>) -> Result<Arc<Self>, Error> {
         let data_dir = config.data_dir.clone();
         let (registry, instance) = blocking(move || {
             let create = |source| Error::CreateDir {
@@ -73,7 +76,7 @@ impl Agent {
                 config: config.hooks.clone(),
                 instance,
             },
-            operations: Operations::new(),
+            operations: Operations::observed(metrics),
             journals: Journals::default(),
             sizes: Mutex::new(HashMap::new()),
             started: Instant::now(),
@@ -208,8 +211,23 @@ impl Agent {
             return Err(err);
         }
         let events = guard.log().subscribe();
-        tokio::spawn(run(guard));
+        // Under the request's span (which names the host): every line of
+        // the operation names its deployment too.
+        let spec = guard.spec();
+        let span = tracing::info_span!(
+            "operation",
+            deployment_id = %spec.deployment_id,
+            app = %spec.app,
+            release = %spec.release_id,
+            kind = ?spec.kind,
+        );
+        tokio::spawn(run(guard).instrument(span));
         Ok(Box::pin(events))
+    }
+
+    /// The name of this host, as its certificate says.
+    pub fn host_name(&self) -> &str {
+        &self.host_name
     }
 
     /// Where apps may live, for resolving requests.
@@ -255,7 +273,7 @@ impl Agent {
     /// Everything that can be refused is refused before this returns.
     pub async fn deploy(self: &Arc<Self>, mut plan: DeployPlan) -> Result<EventStream, Error> {
         plan.activation.host = self.hooks.clone();
-        let spec = spec(
+        let spec = Spec::of(
             plan.kind(),
             &plan.app,
             &plan.deployment_id,
@@ -359,7 +377,7 @@ impl Agent {
         prepared_only: bool,
     ) -> Result<EventStream, Error> {
         plan.activation.host = self.hooks.clone();
-        let spec = spec(
+        let spec = Spec::of(
             Kind::Rollback,
             &plan.app,
             &plan.deployment_id,
@@ -409,69 +427,9 @@ impl Agent {
         }
     }
 
-    /// Refuses an activation under the deployment id of a prepare of
-    /// another release: that deployment did not prepare this one. (A
-    /// Rollback is refused too, later, as a reused deployment id.)
-    fn prepared_other(journal: &Journal, plan: &RollbackPlan) -> Result<(), Error> {
-        let other = journal.read(|data| {
-            data.operation(&plan.deployment_id, Kind::Prepare)
-                .filter(|op| op.release_id != plan.release_id)
-                .map(|op| op.release_id.clone())
-        });
-        match other {
-            Some(other) => Err(OperationError::NotPrepared {
-                deployment_id: plan.deployment_id.clone(),
-                release_id: plan.release_id.clone(),
-                why: format!("it prepared release {other}"),
-            }
-            .into()),
-            None => Ok(()),
-        }
-    }
-
-    /// For a switch under the deployment id of a prepare of the same
-    /// release: the releases that prepare keeps, once it is known to have
-    /// left the release ready. None for a plain rollback.
-    fn prepared(journal: &Journal, plan: &RollbackPlan) -> Result<Option<usize>, Error> {
-        let Some(prepare) =
-            journal.read(|data| data.operation(&plan.deployment_id, Kind::Prepare).cloned())
-        else {
-            return Ok(None);
-        };
-        let not_prepared = |why: &str| OperationError::NotPrepared {
-            deployment_id: plan.deployment_id.clone(),
-            release_id: plan.release_id.clone(),
-            why: why.to_owned(),
-        };
-        let result = prepare.events.last().and_then(|e| e.result.as_ref());
-        match (prepare.status, result) {
-            (Status::Finished, Some(result)) if result.success => {}
-            (Status::Finished, Some(_)) => return Err(not_prepared("its prepare failed").into()),
-            (Status::Interrupted, _) => {
-                return Err(not_prepared("the agent restarted during its prepare").into());
-            }
-            _ => return Err(not_prepared("its prepare has not finished").into()),
-        }
-        Ok(Some(
-            prepare
-                .keep_releases
-                .unwrap_or(crate::release::DEFAULT_KEEP),
-        ))
-    }
-
     /// Resolves once no operation is running (used when shutting down).
     pub async fn wait_idle(&self) {
         self.operations.wait_idle().await;
-    }
-}
-
-fn spec(kind: Kind, app: &AppRoot, deployment_id: &str, release_id: &str) -> Spec {
-    Spec {
-        deployment_id: deployment_id.to_owned(),
-        kind,
-        app: app.name().to_owned(),
-        root: app.root().to_owned(),
-        release_id: release_id.to_owned(),
     }
 }
 
@@ -492,6 +450,7 @@ mod lifecycle_tests;
 mod overlap_tests;
 #[cfg(test)]
 mod prepare_tests;
+mod prepared;
 #[cfg(test)]
 mod run_id_tests;
 mod status;

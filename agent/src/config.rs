@@ -10,10 +10,12 @@ use std::{
 use serde::Deserialize;
 
 pub use crate::hook_env::HookConfig;
-use slipway_proto::{tls::TlsPaths, validate};
+use slipway_proto::{observe::MetricsListen, tls::TlsPaths, validate};
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:7444";
+/// Default address of the metrics listener: loopback only.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9481";
 /// Default directory holding `<apps_dir>/<app>` roots.
 pub const DEFAULT_APPS_DIR: &str = "/srv";
 /// Default directory for the agent's own state.
@@ -38,6 +40,9 @@ pub struct Config {
     pub log_json: bool,
     /// The `[hooks]` table: PATH and output limits of hooks.
     pub hooks: HookConfig,
+    /// Address of the metrics listener (`/metrics`, `/healthz`, `/readyz`,
+    /// plain HTTP; default 127.0.0.1:9481); None: off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// A configuration that cannot be used.
@@ -116,6 +121,8 @@ pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
     /// See [`Config::log_json`].
     pub log_json: Option<bool>,
+    /// See [`Config::metrics_listen`]: an address, or `"off"`.
+    pub metrics_listen: Option<MetricsListen>,
     /// The `[tls]` table.
     #[serde(default)]
     pub tls: TlsFile,
@@ -167,6 +174,10 @@ impl ConfigFile {
             },
             log_json: self.log_json.unwrap_or(false),
             hooks: self.hooks,
+            metrics_listen: self
+                .metrics_listen
+                .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.parse().expect("a valid default"))
+                .addr(),
         })
     }
 }
@@ -279,6 +290,7 @@ mod tests {
             .unwrap();
         config.check_values().unwrap();
         assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(config.metrics_listen, DEFAULT_METRICS_LISTEN.parse().ok());
         assert_eq!(config.host_name, "web-1.example.com");
         assert_eq!(config.allowed_roots, [PathBuf::from("/opt/apps")]);
     }
@@ -294,6 +306,9 @@ mod tests {
         assert_eq!(config.apps_dir, Path::new(DEFAULT_APPS_DIR));
         assert_eq!(config.data_dir, Path::new(DEFAULT_DATA_DIR));
         config.check_values().unwrap();
+        let off: ConfigFile = toml::from_str("metrics_listen = \"off\"").unwrap();
+        assert_eq!(off.metrics_listen, Some(MetricsListen::Off));
+        assert!(toml::from_str::<ConfigFile>("metrics_listen = \"9481\"").is_err());
     }
 
     #[test]

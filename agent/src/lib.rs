@@ -30,6 +30,7 @@ mod journal;
 mod layout;
 mod manifest;
 mod manifests;
+pub mod metrics;
 mod objects;
 mod operations;
 mod pause;
@@ -46,10 +47,14 @@ mod steps;
 mod trust;
 mod upload;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
-use slipway_proto::tls::{Reloader, TlsMaterial};
+use slipway_proto::{
+    observe::{self, Endpoint, Readiness},
+    tls::{Reloader, TlsMaterial},
+};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 pub use crate::{
     config::{Config, ConfigError, ConfigFile},
@@ -57,33 +62,56 @@ pub use crate::{
     pause::{FINISHED_LINE as PAUSE_FINISHED_LINE, VAR as PAUSE_VAR},
 };
 
-/// Validates `config`, binds `config.listen` and serves until `shutdown`
-/// resolves.
+/// Validates `config`, binds `config.listen` (and `config.metrics_listen`)
+/// and serves until `shutdown` resolves.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     config.validate()?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| Error::Bind {
-            addr: config.listen,
-            source,
-        })?;
+    let listener = bind(config.listen).await?;
     serve(config, listener, shutdown).await
 }
 
-/// Serves on an already-bound listener until `shutdown` resolves, then lets
-/// in-flight calls and running operations finish. Bound the whole drain
-/// with a timeout if it must end (the binary uses `DRAIN_TIMEOUT`).
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
+
+/// Serves on an already-bound listener, and metrics on
+/// `config.metrics_listen`, until `shutdown` resolves.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     config.validate()?;
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    serve_with(config, listener, metrics, shutdown).await
+}
+
+/// Serves on already-bound listeners (the API, and metrics when given)
+/// until `shutdown` resolves, then lets in-flight calls and running
+/// operations finish. Bound the whole drain with a timeout if it must end
+/// (the binary uses `DRAIN_TIMEOUT`).
+pub async fn serve_with(
+    config: Config,
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    config.validate()?;
     let tls = TlsMaterial::load(&config.tls)?;
-    let agent = agent::Agent::open(&config).await?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let readiness = Readiness::default();
+    let stop = CancellationToken::new();
+    let _stop_on_return = stop.clone().drop_guard();
+    let agent = agent::Agent::open(&config, metrics.clone()).await?;
+    let exporter = metrics_listener.map(|l| spawn_metrics(&agent, l, &readiness, &stop));
     let addr = listener
         .local_addr()
         .map_or_else(|_| "?".to_owned(), |a| a.to_string());
@@ -95,13 +123,48 @@ pub async fn serve(
         "slipway-agent listening"
     );
     let trust = trust::Trust::open(&config.data_dir)?.with_material(&config.host_name, tls.clone());
-    let trust = std::sync::Arc::new(trust);
+    let trust = Arc::new(trust);
     let reload = tokio::spawn(Reloader::new([("listener", tls.clone())]).run(|_| {}));
+    let shutdown = {
+        let readiness = readiness.clone();
+        async move {
+            shutdown.await;
+            readiness.set_stopping();
+        }
+    };
+    readiness.set_ready();
     let served = server::serve(agent.clone(), trust, &tls, listener, shutdown).await;
+    readiness.set_stopping();
     reload.abort();
     served?;
     // A deploy outlives its client's stream; do not cut it off mid-way.
     agent.wait_idle().await;
+    stop.cancel();
+    if let Some(exporter) = exporter {
+        let _ = exporter.await;
+    }
     tracing::info!("slipway-agent stopped");
     Ok(())
+}
+
+/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `stop`
+/// is cancelled; each scrape first sizes the apps' content stores.
+fn spawn_metrics(
+    agent: &Arc<agent::Agent>,
+    listener: TcpListener,
+    readiness: &Readiness,
+    stop: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let registry = agent.metrics().registry();
+    let scraped = agent.clone();
+    let endpoint = Endpoint::new(registry, readiness.clone())
+        .refresh_with(Arc::new(move || scraped.refresh_metrics()));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "metrics listening");
+    }
+    tokio::spawn(observe::serve(
+        listener,
+        endpoint,
+        stop.clone().cancelled_owned(),
+    ))
 }

@@ -5,7 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, pin::pin, process::ExitCode};
 
 use clap::Parser;
 use slipway_agent::{Config, ConfigError, ConfigFile};
-use slipway_proto::daemon::{self, DRAIN_TIMEOUT, EXIT_CONFIG, chain};
+use slipway_proto::{
+    daemon::{self, DRAIN_TIMEOUT, EXIT_CONFIG, chain},
+    observe::MetricsListen,
+};
 
 /// Slipway agent: materialises releases and switches `current` on this host.
 /// Only the control plane may call it (mutual TLS).
@@ -48,6 +51,10 @@ struct Args {
     /// Log one JSON object per line.
     #[arg(long, env = "SLIPWAY_AGENT_LOG_JSON")]
     log_json: bool,
+    /// Address of the metrics listener (/metrics, /healthz, /readyz over
+    /// plain HTTP), or `off` [default: 127.0.0.1:9481].
+    #[arg(long, env = "SLIPWAY_AGENT_METRICS_LISTEN", value_name = "ADDR|off")]
+    metrics_listen: Option<MetricsListen>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -133,6 +140,7 @@ impl Args {
             }
         };
         file.listen = self.listen.or(file.listen);
+        file.metrics_listen = self.metrics_listen.or(file.metrics_listen);
         file.host_name = self.host_name.or(file.host_name);
         set(&mut file.apps_dir, self.apps_dir);
         set(&mut file.data_dir, self.data_dir);

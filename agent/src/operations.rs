@@ -9,13 +9,14 @@ use std::{
     fmt,
     path::PathBuf,
     sync::{Arc, Mutex, MutexGuard},
+    time::Instant,
 };
 
 use slipway_proto::agent::v1::{LogLevel, OperationResult, ProgressEvent, Stage};
 use tokio::sync::watch;
 
 pub use crate::event_log::{Event, EventLog};
-use crate::{cancel::Cancel, run_id::RunIds};
+use crate::{cancel::Cancel, layout::AppRoot, metrics::Metrics, run_id::RunIds};
 
 /// Finished operations remembered in memory for replay; the app's journal
 /// remembers the last ones across restarts.
@@ -38,6 +39,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Its name in metrics and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Deploy => "deploy",
+            Kind::Rollback => "rollback",
+            Kind::Prepare => "prepare",
+        }
+    }
+
     // A prepare before the switch that shares its deployment id: a request
     // refused for reusing the id is told about the prepare (the deployment
     // as it began), not about its activation.
@@ -60,6 +70,17 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The operation `kind` of `deployment_id` on `app` with `release_id`.
+    pub fn of(kind: Kind, app: &AppRoot, deployment_id: &str, release_id: &str) -> Self {
+        Spec {
+            deployment_id: deployment_id.to_owned(),
+            kind,
+            app: app.name().to_owned(),
+            root: app.root().to_owned(),
+            release_id: release_id.to_owned(),
+        }
+    }
+
     /// Whether `self` and `other` may share a deployment id: a prepare and
     /// the rollback that activates the release it prepared.
     pub fn pairs_with(&self, other: &Spec) -> bool {
@@ -203,16 +224,30 @@ pub struct Operations {
     state: Mutex<State>,
     running: watch::Sender<usize>,
     run_ids: RunIds,
+    metrics: Arc<Metrics>,
 }
 
 impl Operations {
-    /// No operations yet; run ids under a new boot id.
+    /// No operations yet; run ids under a new boot id; counted nowhere.
+    #[cfg(test)]
     pub fn new() -> Arc<Self> {
+        Self::observed(Arc::default())
+    }
+
+    /// No operations yet; run ids under a new boot id; counts operations, hooks and health
+    /// checks in `metrics`.
+    pub fn observed(metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             running: watch::Sender::new(0),
             run_ids: RunIds::new(),
+            metrics,
         })
+    }
+
+    /// Where operations are counted.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -245,6 +280,7 @@ impl Operations {
             spec,
             log,
             cancel,
+            started: Instant::now(),
         }))
     }
 
@@ -334,6 +370,7 @@ pub struct OperationGuard {
     spec: Spec,
     log: Arc<EventLog>,
     cancel: Cancel,
+    started: Instant,
 }
 
 impl OperationGuard {
@@ -350,6 +387,17 @@ impl OperationGuard {
     /// Its cancel switch.
     pub fn cancel(&self) -> &Cancel {
         &self.cancel
+    }
+
+    /// Where its hooks and health check are counted.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.operations.metrics
+    }
+
+    fn count(&self, succeeded: bool) {
+        let took = self.started.elapsed();
+        let kind = self.spec.kind.name();
+        (self.operations.metrics).operation_finished(kind, succeeded, took);
     }
 
     /// Gives the app back without the operation having run: it is not
@@ -380,6 +428,7 @@ impl OperationGuard {
         F: FnOnce(Vec<ProgressEvent>) -> Fut,
         Fut: std::future::Future<Output = ()>,
     {
+        self.count(result.success);
         let events = self.log.seal(last, result);
         let final_event = events.last().cloned().expect("seal adds the final event");
         record(events).await;
@@ -395,6 +444,7 @@ impl OperationGuard {
 impl Drop for OperationGuard {
     fn drop(&mut self) {
         if !self.log.is_finished() {
+            self.count(false);
             self.operations.release(&self.spec, true);
             let last = self.log.last();
             let error = "the operation stopped unexpectedly; see the agent log".to_owned();

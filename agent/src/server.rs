@@ -96,6 +96,9 @@ pub async fn serve(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
     let revocations = trust.revocations();
+    // Every request's lines name this host and the method.
+    let host = agent.host_name().to_owned();
+    let grpc = agent.metrics().grpc().layer();
     let api = AgentServiceServer::new(AgentApi::new(agent).with_trust(trust))
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
@@ -109,7 +112,10 @@ pub async fn serve(
             .await;
     };
     let tls = tls::server_config(tls, Peer::ControlPlane, revocations);
+    let span = move |request: &tonic::codegen::http::Request<()>| tracing::info_span!("rpc", host = %host, method = %request.uri().path());
     Server::builder()
+        .trace_fn(span)
+        .layer(grpc)
         .http2_keepalive_interval(Some(KEEPALIVE))
         // Release contents arrive as bulk streams.
         .initial_stream_window_size(slipway_proto::tls::STREAM_WINDOW)

@@ -186,6 +186,7 @@ impl AgentApi {
         }
         drop(chunks);
         let summary = writer.await??;
+        (self.agent.metrics()).received(summary.objects, summary.bytes);
         Ok(UploadObjectsResponse {
             objects: summary.objects,
             bytes: summary.bytes,

@@ -3,7 +3,7 @@
 //! check, the journal's release states along the way, and the points where
 //! a cancel stops the operation.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use slipway_proto::{
     agent::v1::{LogLevel, Stage},
@@ -19,12 +19,13 @@ use crate::{
     hooks::{self, Command, HookError, Output, Tracker},
     journal::{Journal, State},
     layout::AppRoot,
+    metrics::Metrics,
     operations::{EventLog, Kind},
     release,
 };
 
 /// Step name of health check events.
-pub const HEALTH_STEP: &str = "health-check";
+pub const HEALTH_STEP: &str = slipway_proto::HEALTH_CHECK_STEP;
 
 /// A running operation: where its events go, where it is, what it works on.
 #[derive(Debug)]
@@ -51,6 +52,8 @@ pub struct Ctx {
     pub cancel: Cancel,
     /// The hook output the operation still records as events.
     pub output: Arc<OutputBudget>,
+    /// Where hooks and the health check are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Ctx {
@@ -173,7 +176,17 @@ impl Ctx {
                 step: hook.name.clone(),
                 budget: self.output.clone(),
             };
-            match hooks::run(&cmd, &out, Some(&tracker), cancel).await {
+            let started = Instant::now();
+            let ran = hooks::run(&cmd, &out, Some(&tracker), cancel).await;
+            let outcome = match &ran {
+                Ok(_) => "succeeded",
+                Err(HookError::Cancelled { .. }) => "cancelled",
+                Err(HookError::TimedOut { .. }) => "timed_out",
+                Err(_) => "failed",
+            };
+            let (app, took) = (self.app.name(), started.elapsed());
+            (self.metrics).hook_ran(app, point.name(), &hook.name, outcome, took);
+            match ran {
                 Ok(_) => {}
                 Err(HookError::Cancelled { what, .. }) => {
                     return Err(Error::Cancelled {
@@ -199,7 +212,15 @@ impl Ctx {
             step: HEALTH_STEP.to_owned(),
             budget: self.output.clone(),
         };
-        match health::check(&check, &cmd, &out, Some(&self.tracker()), &self.cancel).await {
+        let started = Instant::now();
+        let checked = health::check(&check, &cmd, &out, Some(&self.tracker()), &self.cancel).await;
+        let result = match &checked {
+            Ok(()) => "passed",
+            Err(err) if err.cancelled => "cancelled",
+            Err(_) => "failed",
+        };
+        (self.metrics).health_checked(self.app.name(), result, started.elapsed());
+        match checked {
             Ok(()) => Ok(()),
             Err(err) if err.cancelled => Err(Error::Cancelled {
                 during: "during the health check".to_owned(),

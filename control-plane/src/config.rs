@@ -7,7 +7,10 @@ use std::{
 };
 
 use serde::Deserialize;
-use slipway_proto::tls::{TlsMaterial, TlsPaths};
+use slipway_proto::{
+    observe::MetricsListen,
+    tls::{TlsMaterial, TlsPaths},
+};
 
 use crate::{
     signing::{Signer, SigningPaths},
@@ -45,6 +48,9 @@ pub struct Config {
     /// only enrollment is served there; needs `signing`). None: enrollment
     /// is off.
     pub enroll_listen: Option<SocketAddr>,
+    /// Address of the metrics listener (`/metrics`, `/healthz`, `/readyz`,
+    /// plain HTTP); None: off.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Seconds between drift checks of every environment unless configured.
@@ -58,6 +64,9 @@ fn drift_every(seconds: Option<u64>) -> Option<std::time::Duration> {
         seconds => Some(std::time::Duration::from_secs(seconds)),
     }
 }
+
+/// Where the metrics listener goes unless configured: loopback only.
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9480";
 
 /// The TOML file.
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +94,8 @@ pub struct FileConfig {
     pub signing: Option<SigningFiles>,
     /// See [`Config::enroll_listen`].
     pub enroll_listen: Option<SocketAddr>,
+    /// See [`Config::metrics_listen`]: an address, or `"off"`.
+    pub metrics_listen: Option<MetricsListen>,
 }
 
 /// The `[signing]` table: the CA that signs agents' certificates.
@@ -190,6 +201,10 @@ impl FileConfig {
             drift_every: drift_every(self.drift_every_seconds),
             source_roots: SourceRoots::new(&self.source_roots.unwrap_or_default())?,
             enroll_listen: self.enroll_listen,
+            metrics_listen: self
+                .metrics_listen
+                .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.parse().expect("valid address"))
+                .addr(),
             signing: self.signing.map(|files| SigningPaths {
                 ca_cert: files.ca_cert,
                 ca_key: files.ca_key,
@@ -213,6 +228,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("control-plane.example.toml");
         let file = FileConfig::load(&path).unwrap();
         assert_eq!(file.listen, Some("0.0.0.0:7443".parse().unwrap()));
+        let metrics = file.metrics_listen.and_then(MetricsListen::addr);
+        assert_eq!(metrics, DEFAULT_METRICS_LISTEN.parse().ok());
         assert!(file.tls.is_some() && file.agent_tls.is_some());
     }
 
@@ -238,6 +255,20 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("control-plane.example.toml");
         let file = FileConfig::load(&path).unwrap();
         assert_eq!(file.drift_every_seconds, Some(DEFAULT_DRIFT_EVERY_SECONDS));
+    }
+
+    #[test]
+    fn metrics_listen_is_an_address_or_off() {
+        let parse = |text: &str| toml::from_str::<FileConfig>(text).map(|f| f.metrics_listen);
+        assert_eq!(parse("").unwrap(), None);
+        let off = parse("metrics_listen = \"off\"").unwrap();
+        assert_eq!(off, Some(MetricsListen::Off));
+        let anywhere = parse("metrics_listen = \"0.0.0.0:9000\"").unwrap();
+        assert_eq!(
+            anywhere.and_then(MetricsListen::addr),
+            "0.0.0.0:9000".parse().ok()
+        );
+        assert!(parse("metrics_listen = \"nowhere\"").is_err());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 use slipway_proto::revocation::Revocations;
 
 use crate::{
-    agents::Agents, events::EventHub, running::Running, sources::SourceRoots, store::Store,
+    agents::Agents, events::EventHub, observe::Metrics, running::Running, sources::SourceRoots,
+    store::Store,
 };
 
 /// What the services and rollouts share.
@@ -24,4 +25,6 @@ pub struct Context {
     pub signer: Option<std::sync::Arc<crate::signing::Signer>>,
     /// The directories apps' repositories may lie in.
     pub sources: SourceRoots,
+    /// This control plane's metrics.
+    pub metrics: std::sync::Arc<Metrics>,
 }

@@ -32,11 +32,14 @@ pub async fn status(ctx: &Context, environment: &str, app: &str) -> Result<Vec<H
     for host in hosts {
         let (ctx, apps) = (ctx.clone(), apps.clone());
         tasks.spawn(async move {
-            match tokio::time::timeout(STATUS_TIMEOUT, ask(&ctx, &host, apps)).await {
+            let name = host.name.clone();
+            let state = match tokio::time::timeout(STATUS_TIMEOUT, ask(&ctx, &host, apps)).await {
                 Ok(Ok(state)) => state,
                 Ok(Err(error)) => unreachable(host, error),
                 Err(_) => unreachable(host, format!("no answer within {STATUS_TIMEOUT:?}")),
-            }
+            };
+            ctx.agents.contacts().set(&name, state.reachable);
+            state
         });
     }
     let mut states = tasks.join_all().await;

@@ -198,6 +198,51 @@ fn succeeded(d: &Deployment) -> bool {
     d.status() == DeploymentStatus::Succeeded
 }
 
+/// Whether `d` brought the release a manual `rollback` went back from.
+fn brought(rollback: &Deployment, d: &Deployment) -> bool {
+    succeeded(d) && d.release == rollback.previous_release
+}
+
+/// A successful rollback's time to recovery: from the end of the deployment
+/// that brought the bad release (`undone`); an automatic rollback runs
+/// inside the deployment it undoes, which ends after it, so from that
+/// deployment's start. 0 when the rollback did not succeed.
+fn recovery_ms(rollback: &Deployment, undone: &Deployment) -> u64 {
+    if !succeeded(rollback) {
+        return 0;
+    }
+    let bad_since = if rollback.rollback_of.is_empty() {
+        undone.finished_at.as_ref()
+    } else {
+        undone.started_at.as_ref()
+    };
+    millis_between(bad_since, rollback.finished_at.as_ref()).unwrap_or(0)
+}
+
+/// The time to recovery of a rollback that just succeeded, with the
+/// deployment it undid read from the store (as in [`rollback_timeline`]);
+/// None when it did not succeed or what it undid is not on record.
+pub fn time_to_recovery(
+    store: &Store,
+    rollback: &Deployment,
+) -> Result<Option<std::time::Duration>, store::StoreError> {
+    if rollback.kind() != DeploymentKind::Rollback || !succeeded(rollback) {
+        return Ok(None);
+    }
+    let undone = if !rollback.rollback_of.is_empty() {
+        deployments::get(store, &rollback.rollback_of)?
+    } else if rollback.previous_release.is_empty() {
+        None
+    } else {
+        let target = Scope::Target(&rollback.app, &rollback.environment);
+        let mut earlier = deployments::newest_first(store, target, Some(&rollback.id));
+        earlier
+            .find(|d| d.as_ref().map_or(true, |d| brought(rollback, d)))
+            .transpose()?
+    };
+    Ok(undone.map(|d| std::time::Duration::from_millis(recovery_ms(rollback, &d))))
+}
+
 /// Milliseconds from `from` to `to`, if both are set and in order.
 fn millis_between(
     from: Option<&pbjson_types::Timestamp>,
@@ -236,9 +281,7 @@ pub fn rollback_timeline(
         } else if rollback.previous_release.is_empty() {
             None
         } else {
-            here[i + 1..]
-                .iter()
-                .find(|d| succeeded(d) && d.release == rollback.previous_release)
+            here[i + 1..].iter().find(|d| brought(rollback, d))
         };
         let from_release = match undone {
             Some(d) if automatic => d.release.clone(),
@@ -254,20 +297,7 @@ pub fn rollback_timeline(
         } else {
             rollback.message.clone()
         };
-        // From the end of the deployment that brought the bad release; an
-        // automatic rollback runs inside the deployment it undoes, which
-        // ends after it, so from that deployment's start.
-        let time_to_recovery_ms = match undone {
-            Some(d) if succeeded(rollback) => {
-                let bad_since = if automatic {
-                    d.started_at.as_ref()
-                } else {
-                    d.finished_at.as_ref()
-                };
-                millis_between(bad_since, rollback.finished_at.as_ref()).unwrap_or(0)
-            }
-            _ => 0,
-        };
+        let time_to_recovery_ms = undone.map_or(0, |d| recovery_ms(rollback, d));
         timeline.push(RollbackEntry {
             rollback: Some(rollback.clone()),
             reason,

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
 use slipway_control_plane::config::{FileConfig, SigningFiles, TlsFiles};
-use slipway_proto::daemon;
+use slipway_proto::{daemon, observe::MetricsListen};
 
 /// The Slipway control plane: operator gRPC API, state in sled, rollouts to agents.
 #[derive(Parser, Debug)]
@@ -46,6 +46,10 @@ struct Args {
     /// needs the CA's key, e.g. ca.key in --pki-dir).
     #[arg(long, env = "SLIPWAY_CP_ENROLL_LISTEN")]
     enroll_listen: Option<SocketAddr>,
+    /// Address of the metrics listener (/metrics, /healthz, /readyz over
+    /// plain HTTP), or `off` (default 127.0.0.1:9480).
+    #[arg(long, env = "SLIPWAY_CP_METRICS_LISTEN")]
+    metrics_listen: Option<MetricsListen>,
 }
 
 #[tokio::main]
@@ -84,6 +88,7 @@ fn load(
     file.recheck_every_seconds = args.recheck_every_seconds.or(file.recheck_every_seconds);
     file.drift_every_seconds = args.drift_every_seconds.or(file.drift_every_seconds);
     file.enroll_listen = args.enroll_listen.or(file.enroll_listen);
+    file.metrics_listen = args.metrics_listen.or(file.metrics_listen);
     if !args.source_roots.is_empty() {
         file.source_roots = Some(args.source_roots.clone());
     }

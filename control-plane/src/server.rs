@@ -4,6 +4,7 @@
 
 use std::{future::Future, sync::Arc};
 
+use slipway_proto::observe::Readiness;
 use slipway_proto::{
     control::v1::{
         app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
@@ -22,7 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tonic::{service::interceptor::InterceptedService, transport::Server};
 
 use crate::{
-    Config, Context, agents, api, auth, deployment, error, events, running, signing::Signer, store,
+    Config, Context, agents, api, auth, deployment, error, events, observe, running,
+    signing::Signer, store,
 };
 
 /// Concurrent calls (HTTP/2 streams) one operator connection may hold open.
@@ -84,31 +86,53 @@ pub async fn run(
 }
 
 /// Serves on a bound listener until `shutdown` resolves; binds the
-/// enrollment listener when the configuration names one.
+/// enrollment and metrics listeners the configuration names.
 pub async fn serve(
     config: Config,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
-    let enroll = match config.enroll_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| Error::Bind { addr, source })?,
-        ),
-        None => None,
+    let listeners = Listeners {
+        api: listener,
+        enroll: bind(config.enroll_listen).await?,
+        metrics: bind(config.metrics_listen).await?,
     };
-    serve_with(config, listener, enroll, shutdown).await
+    serve_with(config, listeners, shutdown).await
 }
 
-/// Serves the operator API on `listener` and, when the control plane holds
-/// a CA key, enrollment on `enroll`, until `shutdown` resolves.
+async fn bind(addr: Option<std::net::SocketAddr>) -> Result<Option<TcpListener>, Error> {
+    match addr {
+        Some(addr) => TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|source| Error::Bind { addr, source }),
+        None => Ok(None),
+    }
+}
+
+/// The bound listeners of a control plane.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The operator API.
+    pub api: TcpListener,
+    /// Enrollment, served when the control plane holds a CA key.
+    pub enroll: Option<TcpListener>,
+    /// `/metrics`, `/healthz` and `/readyz`.
+    pub metrics: Option<TcpListener>,
+}
+
+/// Serves the operator API, and enrollment and metrics when their
+/// listeners are given, until `shutdown` resolves.
 pub async fn serve_with(
     config: Config,
-    listener: TcpListener,
-    enroll: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
+    let Listeners {
+        api: listener,
+        enroll,
+        metrics: metrics_listener,
+    } = listeners;
     let signer = match &config.signing {
         Some(paths) => Some(Arc::new(Signer::load(paths)?)),
         None => None,
@@ -117,7 +141,8 @@ pub async fn serve_with(
     let agent_tls = TlsMaterial::load(&config.agent_tls)?;
     let backend = store::SledBackend::open(&config.data_dir, config.cache_capacity_bytes)?;
     let revocations = Revocations::default();
-    let store = store::Store::new(Arc::new(backend));
+    let metrics = Arc::new(observe::Metrics::new());
+    let store = store::Store::new(Arc::new(backend)).timed(metrics.commit_timer());
     // The epoch of this control plane's fencing tokens on every agent.
     let epoch = store::identity::ensure(&store)
         .await
@@ -130,7 +155,18 @@ pub async fn serve_with(
         revocations: revocations.clone(),
         sources: config.source_roots.clone(),
         signer,
+        metrics,
     };
+    // The metrics listener answers until the drain is over (`/readyz`
+    // says 503 meanwhile), and stops whichever way this returns.
+    let exporter_stop = CancellationToken::new();
+    let _stop_exporter = exporter_stop.clone().drop_guard();
+    let readiness = Readiness::default();
+    let exporter = metrics_listener.map(|listener| {
+        let reads = (ctx.store.clone(), ctx.agents.contacts().clone());
+        let (metrics, stop) = (ctx.metrics.clone(), exporter_stop.clone());
+        observe::spawn_listener(metrics, reads, listener, readiness.clone(), stop)
+    });
     crate::trust::load(&ctx).map_err(Error::Revocations)?;
     if !ctx.sources.is_restricted() {
         tracing::warn!(
@@ -218,6 +254,7 @@ pub async fn serve_with(
         .layer(tower::util::MapRequestLayer::new(
             auth::tag_method::<tonic::body::Body>,
         ))
+        .layer(ctx.metrics.grpc().layer())
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
@@ -290,15 +327,18 @@ pub async fn serve_with(
         .map(|every| tokio::spawn(crate::drift::watch::run(ctx.clone(), every)));
     let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
     let shutdown = {
-        let stop = stop.clone();
+        let (stop, readiness) = (stop.clone(), readiness.clone());
         async move {
             shutdown.await;
+            readiness.set_stopping();
             stop.cancel();
         }
     };
+    readiness.set_ready();
     let served = router
         .serve_with_incoming_shutdown(tls::Incoming::new(listener, tls), shutdown)
         .await;
+    readiness.set_stopping();
     stop.cancel();
     if let Some(enrollment) = enrollment
         && let Ok(Err(err)) = enrollment.await
@@ -315,5 +355,9 @@ pub async fn serve_with(
     }
     recheck.abort();
     let _ = recheck.await;
+    exporter_stop.cancel();
+    if let Some(exporter) = exporter {
+        let _ = exporter.await;
+    }
     Ok(served?)
 }

@@ -18,11 +18,15 @@ pub fn install_crypto_provider() {
 }
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `info`); `json` selects
-/// one JSON object per line for log shippers.
+/// one JSON object per line for log shippers. Colours only on a terminal,
+/// and never with `NO_COLOR` set.
 pub fn init_tracing(json: bool) {
+    use std::io::IsTerminal as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();

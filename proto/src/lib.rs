@@ -7,6 +7,7 @@ pub mod codec;
 pub mod daemon;
 pub mod identity;
 pub mod limits;
+pub mod observe;
 pub mod reason;
 pub mod revocation;
 pub mod tls;
@@ -39,6 +40,11 @@ pub mod control {
 /// ([`reason`]), 3 CheckDrift and RepairRelease; an agent that reports 0
 /// predates the field (version 1).
 pub const AGENT_CONTRACT_VERSION: u32 = 3;
+
+/// The `step` of an agent's health check events (`ProgressEvent.step`):
+/// each attempt is one event, at INFO when it passed and WARN when it
+/// failed.
+pub const HEALTH_CHECK_STEP: &str = "health-check";
 
 /// Encoded `FileDescriptorSet` of every Slipway proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("slipway_descriptor");

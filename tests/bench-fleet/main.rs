@@ -57,6 +57,7 @@ async fn main() -> Result<()> {
         revocations: Default::default(),
         signer: None,
         sources: Default::default(),
+        metrics: Default::default(),
     };
     let repo = SampleRepo::new();
     let contents: Vec<(String, Vec<u8>)> = (0..args.files)

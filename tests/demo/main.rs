@@ -97,6 +97,7 @@ async fn run(keep: bool) -> Result<()> {
             tls: paths(&pki_dir, &format!("agent-{host}")),
             log_json: false,
             hooks: slipway_agent::config::HookConfig::default(),
+            metrics_listen: None,
         };
         std::fs::create_dir_all(&config.data_dir)?;
         let stop = stopped(stop_rx.clone());
@@ -121,13 +122,22 @@ async fn run(keep: bool) -> Result<()> {
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,
+        metrics_listen: None,
+    };
+    let metrics = TcpListener::bind("127.0.0.1:0").await?;
+    let metrics_addr = metrics.local_addr()?;
+    let listeners = slipway_control_plane::server::Listeners {
+        api: listener,
+        enroll: None,
+        metrics: Some(metrics),
     };
     let stop = stopped(stop_rx.clone());
     servers.spawn(async move {
-        slipway_control_plane::serve(config, listener, stop)
+        slipway_control_plane::server::serve_with(config, listeners, stop)
             .await
             .map_err(anyhow::Error::from)
     });
+    println!("# control plane metrics: curl http://{metrics_addr}/metrics");
     println!(
         "# control plane on {cp_addr}; agents {}",
         agents

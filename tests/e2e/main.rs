@@ -19,6 +19,8 @@ mod grpcurl;
 mod history;
 mod integrity;
 mod limits;
+mod logs;
+mod metrics;
 mod operations;
 mod refusals;
 mod release_rules;

@@ -95,7 +95,13 @@ fn a_missing_source_root_stops_the_control_plane_at_start() {
     let pki = TestPki::new();
     let data = tempfile::tempdir().expect("temp dir");
     let output = Command::new(control_plane_binary())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+            "--data-dir",
+        ])
         .arg(data.path())
         .arg("--pki-dir")
         .arg(pki.dir())

@@ -79,6 +79,15 @@ impl AgentHost {
         }
     }
 
+    /// Where the agent serves `/metrics`, `/healthz` and `/readyz`.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        match (&self.server, &self.process) {
+            (Some(server), _) => server.metrics,
+            (None, Some(process)) => process.metrics.expect("metrics listening"),
+            (None, None) => panic!("agent {} is not running", self.name),
+        }
+    }
+
     /// The address the control plane dials: the fault proxy's if there is
     /// one, else the agent's.
     pub fn registered_addr(&self) -> SocketAddr {
@@ -104,6 +113,7 @@ pub struct Builder {
     proxied: Vec<usize>,
     process_control_plane: bool,
     enrollment: bool,
+    json_logs: bool,
 }
 
 impl Builder {
@@ -165,6 +175,21 @@ impl Builder {
         self
     }
 
+    /// Process agents and a process control plane log JSON lines.
+    pub fn json_logs(mut self) -> Self {
+        self.json_logs = true;
+        self
+    }
+
+    /// Variables for a process daemon's environment.
+    fn env(&self, json_var: &str) -> Vec<(String, String)> {
+        if self.json_logs {
+            vec![(json_var.to_owned(), "true".to_owned())]
+        } else {
+            Vec::new()
+        }
+    }
+
     /// Starts everything.
     pub async fn start(self) -> Cluster {
         if let Some(i) = self.proxied.iter().find(|&&i| i >= self.agents) {
@@ -181,11 +206,12 @@ impl Builder {
             std::fs::create_dir_all(&apps_dir).expect("mkdir");
             std::fs::create_dir_all(&data_dir).expect("mkdir");
             let (server, process) = if self.process {
-                let process = AgentProcess::start(
+                let process = AgentProcess::start_with(
                     &name,
                     pki.agent(&name),
                     apps_dir.clone(),
                     data_dir.clone(),
+                    self.env("SLIPWAY_AGENT_LOG_JSON"),
                 )
                 .await;
                 (None, Some(process))
@@ -217,7 +243,8 @@ impl Builder {
         let data_dir = work.path().join("control-plane");
         let mut enroll_addr = None;
         let (cp, cp_process) = if self.process_control_plane {
-            let process = ControlPlaneProcess::start(&pki, data_dir.clone()).await;
+            let env = self.env("SLIPWAY_CP_LOG_JSON");
+            let process = ControlPlaneProcess::start_with(&pki, data_dir.clone(), env).await;
             (None, Some(process))
         } else if self.enrollment {
             let (cp, addr) = server::control_plane_enrolling(
@@ -286,6 +313,7 @@ impl Cluster {
             proxied: Vec::new(),
             process_control_plane: false,
             enrollment: false,
+            json_logs: false,
         }
     }
 
@@ -299,6 +327,14 @@ impl Cluster {
             .expect("control plane running")
             .addr
             .to_string()
+    }
+
+    /// Where the control plane serves `/metrics`, `/healthz` and `/readyz`.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        if let Some(process) = &self.cp_process {
+            return process.metrics.expect("metrics listening");
+        }
+        self.cp.as_ref().expect("control plane running").metrics
     }
 
     /// A channel to the control plane as an operator with `role`.

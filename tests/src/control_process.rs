@@ -26,7 +26,10 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-use crate::{TestPki, process::strip_ansi};
+use crate::{
+    TestPki,
+    process::{MetricsLine, strip_ansi},
+};
 
 /// How long the control plane may take from spawn to answering health checks.
 const STARTUP: Duration = Duration::from_secs(60);
@@ -115,6 +118,8 @@ fn serving_addr(line: &str) -> Option<SocketAddr> {
 pub struct ControlPlaneProcess {
     /// Where it listens; the same across restarts.
     pub addr: SocketAddr,
+    /// Where it serves metrics (an ephemeral port, new at each start).
+    pub metrics: Option<SocketAddr>,
     /// Its sled directory.
     pub data_dir: PathBuf,
     pki_dir: PathBuf,
@@ -122,19 +127,28 @@ pub struct ControlPlaneProcess {
     probe: TlsMaterial,
     child: Option<Child>,
     log: Arc<Mutex<Vec<String>>>,
+    env: Vec<(String, String)>,
 }
 
 impl ControlPlaneProcess {
     /// Starts the control plane on an ephemeral loopback port with the
     /// certificates of `pki` and waits until it answers health checks.
     pub async fn start(pki: &TestPki, data_dir: PathBuf) -> Self {
+        Self::start_with(pki, data_dir, Vec::new()).await
+    }
+
+    /// [`start`](Self::start) with these variables in its environment, on
+    /// every (re)start.
+    pub async fn start_with(pki: &TestPki, data_dir: PathBuf, env: Vec<(String, String)>) -> Self {
         let mut cp = Self {
             addr: "127.0.0.1:0".parse().expect("addr"),
+            metrics: None,
             data_dir,
             pki_dir: pki.dir().to_owned(),
             probe: TestPki::material(&pki.operator(Role::Viewer)),
             child: None,
             log: Arc::new(Mutex::new(Vec::new())),
+            env,
         };
         cp.spawn().await;
         cp
@@ -259,6 +273,7 @@ impl ControlPlaneProcess {
         let mut child = Command::new(control_plane_binary())
             .arg("--listen")
             .arg(self.addr.to_string())
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--pki-dir")
@@ -270,8 +285,10 @@ impl ControlPlaneProcess {
             .env_remove("SLIPWAY_CP_PKI_DIR")
             .env_remove("SLIPWAY_CP_LOG_JSON")
             .env_remove("SLIPWAY_CP_SOURCE_ROOTS")
+            .env_remove("SLIPWAY_CP_METRICS_LISTEN")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -282,12 +299,15 @@ impl ControlPlaneProcess {
         let stderr = child.stderr.take().expect("piped stderr");
         let (found, serving) = mpsc::channel();
         let log = self.log.clone();
+        let metrics = MetricsLine::default();
+        let metrics_seen = metrics.clone();
         // Drains stderr for the process's whole life so the pipe never fills.
         std::thread::spawn(move || {
             let mut found = Some(found);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let line = strip_ansi(&line);
+                metrics_seen.scan(&line);
                 if let Some(addr) = serving_addr(&line)
                     && let Some(tx) = found.take()
                 {
@@ -312,6 +332,7 @@ impl ControlPlaneProcess {
             }
         };
         self.addr = addr;
+        self.metrics = metrics.get();
         self.child = Some(child);
         self.wait_healthy(started + STARTUP).await;
     }

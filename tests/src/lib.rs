@@ -16,7 +16,9 @@ pub mod events;
 pub mod faults;
 pub mod pki;
 pub mod process;
+pub mod prometheus;
 pub mod repo;
+pub mod scrape;
 pub mod server;
 pub mod spec;
 

@@ -62,6 +62,10 @@ pub(crate) fn addr_in_line(line: &str, marker: &str) -> Option<SocketAddr> {
     if !line.contains(marker) {
         return None;
     }
+    if let Some((_, rest)) = line.split_once("\"addr\":\"") {
+        // A JSON line.
+        return rest.split('"').next()?.parse().ok();
+    }
     line.split_whitespace()
         .find_map(|word| word.strip_prefix("addr="))
         .and_then(|addr| addr.trim_matches('"').parse().ok())
@@ -111,11 +115,33 @@ impl Log {
     }
 }
 
+/// Where a daemon's metrics listener is, from its stderr lines as they
+/// pass: a daemon logs "metrics listening addr=..." before it reports
+/// serving, so the address is known by then.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MetricsLine(Arc<Mutex<Option<SocketAddr>>>);
+
+impl MetricsLine {
+    /// Notes the address if `line` reports it.
+    pub(crate) fn scan(&self, line: &str) {
+        if let Some(addr) = addr_in_line(line, "metrics listening") {
+            *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(addr);
+        }
+    }
+
+    /// The address last reported.
+    pub(crate) fn get(&self) -> Option<SocketAddr> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// A `slipway-agent` child process with its directories, restartable on the
 /// same address. Killed (SIGKILL) when dropped.
 pub struct AgentProcess {
     /// Where it listens; the same across restarts.
     pub addr: SocketAddr,
+    /// Where it serves metrics (an ephemeral port, new at each start).
+    pub metrics: Option<SocketAddr>,
     host_name: String,
     tls: TlsPaths,
     apps_dir: PathBuf,
@@ -137,8 +163,21 @@ impl AgentProcess {
         apps_dir: PathBuf,
         data_dir: PathBuf,
     ) -> Self {
+        Self::start_with(host_name, tls, apps_dir, data_dir, Vec::new()).await
+    }
+
+    /// [`start`](Self::start) with these variables in its environment, on
+    /// every (re)start.
+    pub async fn start_with(
+        host_name: &str,
+        tls: TlsPaths,
+        apps_dir: PathBuf,
+        data_dir: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let mut agent = Self {
             addr: "127.0.0.1:0".parse().expect("addr"),
+            metrics: None,
             host_name: host_name.to_owned(),
             tls,
             apps_dir,
@@ -146,7 +185,7 @@ impl AgentProcess {
             child: None,
             log: Arc::default(),
             pause_at: None,
-            env: Vec::new(),
+            env,
             started_at_line: 0,
         };
         agent.spawn().await;
@@ -235,6 +274,7 @@ impl AgentProcess {
         let mut child = command
             .arg("--listen")
             .arg(self.addr.to_string())
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(["--host-name", &self.host_name])
             .arg("--apps-dir")
             .arg(&self.apps_dir)
@@ -250,6 +290,7 @@ impl AgentProcess {
             .env_remove("SLIPWAY_AGENT_CONFIG")
             .env_remove("SLIPWAY_AGENT_ALLOWED_ROOT")
             .env_remove("SLIPWAY_AGENT_LOG_JSON")
+            .env_remove("SLIPWAY_AGENT_METRICS_LISTEN")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -261,6 +302,8 @@ impl AgentProcess {
         let stderr = child.stderr.take().expect("piped stderr");
         let (found, listening) = mpsc::channel();
         let log = self.log.clone();
+        let metrics = MetricsLine::default();
+        let metrics_seen = metrics.clone();
         // Drains stderr for the agent's whole life so the pipe never fills.
         // Not joined: a leftover hook may hold the pipe open after the agent
         // died.
@@ -269,6 +312,7 @@ impl AgentProcess {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let line = strip_ansi(&line);
+                metrics_seen.scan(&line);
                 if let Some(addr) = listening_addr(&line)
                     && let Some(tx) = found.take()
                 {
@@ -283,6 +327,7 @@ impl AgentProcess {
         match addr {
             Ok(addr) => {
                 self.addr = addr;
+                self.metrics = metrics.get();
                 self.child = Some(child);
             }
             Err(err) => {

@@ -3,6 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf};
 
+use slipway_control_plane::server::Listeners;
 use slipway_proto::tls::TlsPaths;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
@@ -10,26 +11,36 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 pub struct Running {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where it serves `/metrics`, `/healthz` and `/readyz`.
+    pub metrics: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), String>>>,
+}
+
+/// An API listener and a metrics listener on ephemeral loopback ports.
+async fn bind_two() -> (TcpListener, TcpListener) {
+    let bind = || TcpListener::bind("127.0.0.1:0");
+    let api = bind().await.expect("bind loopback");
+    let metrics = bind().await.expect("bind loopback");
+    (api, metrics)
 }
 
 impl Running {
     async fn spawn<F, Fut, E>(serve: F) -> Self
     where
-        F: FnOnce(TcpListener, oneshot::Receiver<()>) -> Fut,
+        F: FnOnce(TcpListener, TcpListener, oneshot::Receiver<()>) -> Fut,
         Fut: std::future::Future<Output = Result<(), E>> + Send + 'static,
         E: std::fmt::Display,
     {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind loopback");
+        let (listener, metrics) = bind_two().await;
         let addr = listener.local_addr().expect("local addr");
+        let metrics_addr = metrics.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel();
-        let fut = serve(listener, stopped);
+        let fut = serve(listener, metrics, stopped);
         let task = tokio::spawn(async move { fut.await.map_err(|e| e.to_string()) });
         Self {
             addr,
+            metrics: metrics_addr,
             stop: Some(stop),
             task: Some(task),
         }
@@ -88,13 +99,21 @@ pub fn control_plane_config(
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,
+        // The fixtures bind the metrics listener themselves.
+        metrics_listen: None,
     }
 }
 
-/// Starts a control plane with `config` on `127.0.0.1:0`.
+/// Starts a control plane with `config` on `127.0.0.1:0`, with its metrics
+/// on another ephemeral port.
 pub async fn serve_control_plane(config: slipway_control_plane::Config) -> Running {
-    Running::spawn(move |listener, stopped| {
-        slipway_control_plane::serve(config, listener, async move {
+    Running::spawn(move |api, metrics, stopped| {
+        let listeners = Listeners {
+            api,
+            enroll: None,
+            metrics: Some(metrics),
+        };
+        slipway_control_plane::server::serve_with(config, listeners, async move {
             let _ = stopped.await;
         })
     })
@@ -119,8 +138,13 @@ pub async fn control_plane_enrolling(
         .await
         .expect("bind loopback");
     let enroll_addr = enroll.local_addr().expect("local addr");
-    let running = Running::spawn(move |listener, stopped| {
-        slipway_control_plane::server::serve_with(config, listener, Some(enroll), async move {
+    let running = Running::spawn(move |api, metrics, stopped| {
+        let listeners = Listeners {
+            api,
+            enroll: Some(enroll),
+            metrics: Some(metrics),
+        };
+        slipway_control_plane::server::serve_with(config, listeners, async move {
             let _ = stopped.await;
         })
     })
@@ -138,13 +162,18 @@ pub async fn agent_on(
 ) -> Running {
     let config = agent_config(host, tls, apps_dir, data_dir);
     let addr = listener.local_addr().expect("local addr");
+    let metrics = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let metrics_addr = metrics.local_addr().expect("local addr");
     let (stop, stopped) = oneshot::channel();
-    let serve = slipway_agent::serve(config, listener, async move {
+    let serve = slipway_agent::serve_with(config, listener, Some(metrics), async move {
         let _ = stopped.await;
     });
     let task = tokio::spawn(async move { serve.await.map_err(|e| e.to_string()) });
     Running {
         addr,
+        metrics: metrics_addr,
         stop: Some(stop),
         task: Some(task),
     }
@@ -165,14 +194,17 @@ fn agent_config(
         tls,
         log_json: false,
         hooks: slipway_agent::config::HookConfig::default(),
+        // The fixtures bind the metrics listener themselves.
+        metrics_listen: None,
     }
 }
 
-/// Starts an agent for `host` on `127.0.0.1:0`.
+/// Starts an agent for `host` on `127.0.0.1:0`, with its metrics on another
+/// ephemeral port.
 pub async fn agent(host: &str, tls: TlsPaths, apps_dir: PathBuf, data_dir: PathBuf) -> Running {
     let config = agent_config(host, tls, apps_dir, data_dir);
-    Running::spawn(move |listener, stopped| {
-        slipway_agent::serve(config, listener, async move {
+    Running::spawn(move |api, metrics, stopped| {
+        slipway_agent::serve_with(config, api, Some(metrics), async move {
             let _ = stopped.await;
         })
     })

@@ -1,5 +1,6 @@
 //! GetStatus and PinRelease: the releases of each app on disk with their
-//! journaled state, size and pin, `current` and the previous good release.
+//! journaled state, size and pin, `current` and the previous good release;
+//! and the agent's metrics.
 
 use std::sync::Arc;
 
@@ -14,10 +15,33 @@ use crate::{
     host,
     journal::{JournalData, State},
     layout::AppRoot,
+    metrics::Metrics,
     release::{self, ReleaseError},
 };
 
 impl Agent {
+    /// Where this agent counts what it does.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        self.operations.metrics()
+    }
+
+    /// Sets the gauges read at scrape time: each registered app's content
+    /// store size. Blocking (walks the stores).
+    pub fn refresh_metrics(&self) {
+        let mut sizes = Vec::new();
+        for (name, root) in self.registry.apps() {
+            let objects = AppRoot::new(name.clone(), root).objects();
+            match release::size(&objects) {
+                Ok(bytes) => sizes.push((name, bytes)),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+                Err(err) => {
+                    tracing::warn!(app = %name, error = %err, "cannot size the content store")
+                }
+            }
+        }
+        self.metrics().set_store_sizes(sizes);
+    }
+
     /// The host and the given apps; every registered app when none is given.
     pub async fn status(
         self: &Arc<Self>,

@@ -31,7 +31,7 @@ pub(super) async fn fixture() -> Fixture {
     config.apps_dir = dir.path().join("srv");
     config.data_dir = dir.path().join("data");
     config.allowed_roots = vec![dir.path().join("opt")];
-    let agent = Agent::open(&config).await.unwrap();
+    let agent = Agent::open(&config, Default::default()).await.unwrap();
     Fixture { dir, agent, config }
 }
 
@@ -52,7 +52,7 @@ fn entry(path: &str, kind: FileKind, content: &[u8]) -> FileEntry {
 impl Fixture {
     /// A new agent on the same directories, as after a restart.
     pub(super) async fn restart(&mut self) {
-        self.agent = Agent::open(&self.config).await.unwrap();
+        self.agent = Agent::open(&self.config, Default::default()).await.unwrap();
     }
 
     pub(super) fn app(&self) -> AppRoot {
@@ -222,7 +222,7 @@ async fn a_second_deployment_waits_for_the_first() {
     let f = fixture().await;
     let contents: [&[u8]; 3] = [b"r1", b"<h1>hi</h1>", b"public/index.html"];
     f.upload(&f.files("r1"), &contents).await;
-    let spec = spec(Kind::Deploy, &f.app(), "d0", "r0");
+    let spec = Spec::of(Kind::Deploy, &f.app(), "d0", "r0");
     let Begin::New(guard) = f.agent.operations.begin(spec).unwrap() else {
         panic!()
     };

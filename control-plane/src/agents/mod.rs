@@ -124,30 +124,47 @@ pub struct Agents {
     kept: Arc<Mutex<HashMap<String, (String, AgentClient)>>>,
     /// Host name -> the certificate its agent served at the last handshake.
     certificates: Certificates,
+    /// Host name -> whether the last dial of its agent succeeded.
+    contacts: Contacts,
+}
+
+/// One value per host name, shared by clones.
+#[derive(Clone, Debug)]
+pub struct PerHost<T>(Arc<Mutex<HashMap<String, T>>>);
+
+impl<T> Default for PerHost<T> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<T: Clone> PerHost<T> {
+    fn map(&self) -> MutexGuard<'_, HashMap<String, T>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `value` for `host`.
+    pub fn set(&self, host: &str, value: T) {
+        self.map().insert(host.to_owned(), value);
+    }
+
+    /// The value of `host`, if one was recorded.
+    pub fn get(&self, host: &str) -> Option<T> {
+        self.map().get(host).cloned()
+    }
+
+    /// Forgets every host for which `keep` is false.
+    pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
+        self.map().retain(|host, _| keep(host));
+    }
 }
 
 /// The certificate each agent served at its last handshake.
-#[derive(Clone, Default)]
-pub struct Certificates(Arc<Mutex<HashMap<String, CertSummary>>>);
+pub type Certificates = PerHost<CertSummary>;
 
-impl Certificates {
-    /// Records what `host` served.
-    pub fn seen(&self, host: &str, summary: CertSummary) {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(host.to_owned(), summary);
-    }
-
-    /// What `host` served last, if it was dialed.
-    pub fn get(&self, host: &str) -> Option<CertSummary> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(host)
-            .cloned()
-    }
-}
+/// Whether each agent answered the last time it was dialed (a connection
+/// made, or a status asked): what `slipway_agent_up` reports.
+pub type Contacts = PerHost<bool>;
 
 impl Agents {
     /// Real agents, dialed with this client identity. The agent's
@@ -168,12 +185,18 @@ impl Agents {
         self.certificates.get(host)
     }
 
+    /// Whether each agent answered when it was last dialed.
+    pub fn contacts(&self) -> &Contacts {
+        &self.contacts
+    }
+
     /// Agents reached through `dial`.
     pub fn with(dial: Arc<dyn Dial>) -> Self {
         Self {
             dial,
             kept: Arc::default(),
             certificates: Certificates::default(),
+            contacts: Contacts::default(),
         }
     }
 
@@ -199,7 +222,9 @@ impl Agents {
         {
             return Ok(client.clone());
         }
-        let client = self.dial.dial(host).await?;
+        let dialed = self.dial.dial(host).await;
+        self.contacts.set(&host.name, dialed.is_ok());
+        let client = dialed?;
         self.kept()
             .insert(host.name.clone(), (host.address.clone(), client.clone()));
         Ok(client)

@@ -47,7 +47,7 @@ impl Dial for TlsDial {
                 .revocations(&self.revocations)
                 .on_peer_certificate(Arc::new(move |der| {
                     if let Some(summary) = tls::summary(der) {
-                        certificates.seen(&name, summary);
+                        certificates.set(&name, summary);
                     }
                 }))
                 .connect()

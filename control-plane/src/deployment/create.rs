@@ -95,7 +95,7 @@ pub(super) async fn create<T>(
             ops,
             keep,
         } = draft(&taken.id);
-        let mut recorder = Recorder::open(&ctx.store, &ctx.events, deployment);
+        let mut recorder = Recorder::open(ctx, deployment);
         let mut batch = taken.ops;
         batch.extend(ops);
         match recorder.record_with(first, batch).await {

@@ -15,6 +15,7 @@ mod record;
 mod repair;
 mod resume;
 mod start;
+mod story;
 mod supervisor;
 
 pub use cancel::cancel;

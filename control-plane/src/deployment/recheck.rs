@@ -131,7 +131,7 @@ async fn recheck(ctx: &Context, deployment: Deployment, name: &str) -> Result<bo
     };
     // Appended to the finished deployment's log: the record now says what
     // the host did.
-    let mut recorder = Recorder::open(&ctx.store, &ctx.events, deployment);
+    let mut recorder = Recorder::open(ctx, deployment);
     recorder.record(event).await?;
     recorder.abandon();
     Ok(true)

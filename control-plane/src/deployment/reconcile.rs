@@ -81,7 +81,7 @@ async fn interrupt(ctx: &Context, deployment: Deployment, why: &str) -> Result<(
         .filter(|h| h.status() == DeploymentStatus::Pending)
         .map(|h| h.host.clone())
         .collect();
-    let mut recorder = Recorder::open(&ctx.store, &ctx.events, deployment);
+    let mut recorder = Recorder::open(ctx, deployment);
     for (host, answer) in hosts {
         let started = !never_started.contains(&host);
         recorder

@@ -5,8 +5,10 @@
 use slipway_proto::control::v1::{Deployment, DeploymentEvent, DeploymentStatus, EventKind};
 
 use crate::{
+    Context,
     domain::event::is_final,
     events::EventHub,
+    observe::DeploymentObserver,
     store::{self, Op, Store, StoreError, deployments},
 };
 
@@ -14,16 +16,18 @@ use crate::{
 pub struct Recorder {
     store: Store,
     events: EventHub,
+    observer: DeploymentObserver,
     deployment: Deployment,
 }
 
 impl Recorder {
     /// A writer for `deployment`; its streams can subscribe from now on.
-    pub fn open(store: &Store, events: &EventHub, deployment: Deployment) -> Self {
-        events.open(&deployment.id);
+    pub fn open(ctx: &Context, deployment: Deployment) -> Self {
+        ctx.events.open(&deployment.id);
         Self {
-            store: store.clone(),
-            events: events.clone(),
+            store: ctx.store.clone(),
+            events: ctx.events.clone(),
+            observer: DeploymentObserver::new(ctx.metrics.clone(), &deployment),
             deployment,
         }
     }
@@ -78,6 +82,7 @@ impl Recorder {
     ) -> Result<(), StoreError> {
         let mut next = self.deployment.clone();
         let mut last = false;
+        let mut recorded = Vec::with_capacity(entries.len());
         for Entry { mut event, sent } in entries {
             next.last_event += 1;
             event.sequence = next.last_event;
@@ -89,6 +94,7 @@ impl Recorder {
             let before = host_status(&next, &event.host);
             apply(&mut next, &event);
             let after = host_status(&next, &event.host);
+            self.observer.recorded(&next, &event);
             ops.extend(deployments::host_changed(
                 &next.id,
                 &event.host,
@@ -103,14 +109,20 @@ impl Recorder {
                 ops.extend(deployments::finished(&next));
             }
             ops.push(store::events::append(&event));
+            recorded.push(event);
         }
         ops.push(deployments::put(&next));
         self.store.commit(ops).await?;
+        for event in &recorded {
+            super::story::tell(&next, event);
+        }
         self.deployment = next;
+        self.observer.committed(recorded.len());
         let id = &self.deployment.id;
         self.events.published(id, self.deployment.last_event);
         if last {
             self.events.close(id);
+            self.observer.finished(&self.store, &self.deployment);
         }
         Ok(())
     }

@@ -98,7 +98,7 @@ pub(super) async fn start(ctx: &Context, d: Deployment, resume: Resume) -> Resul
         plan.fencing_token,
         hosts.len()
     );
-    let mut recorder = Recorder::open(&ctx.store, &ctx.events, d);
+    let mut recorder = Recorder::open(ctx, d);
     let event = deployment_event(
         DeploymentStatus::Running,
         "resumed",

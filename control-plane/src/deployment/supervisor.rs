@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus, Host, LogLevel, ReleaseMark};
 use tokio::sync::mpsc;
+use tracing::Instrument as _;
 
 use super::{Lease, Recorder, auto_rollback, record::Entry};
 
@@ -36,7 +37,18 @@ pub async fn supervise(
     control: Arc<Control>,
 ) {
     let id = plan.deployment_id.clone();
-    if let Err(err) = drive(&ctx, plan, hosts, &mut recorder, &mut lease, control).await {
+    // Every line logged while it runs, its hosts' included, names it.
+    let span = tracing::info_span!(
+        "deployment",
+        deployment_id = %id,
+        app = %plan.app.name,
+        environment = %plan.environment,
+        release = %plan.release.id,
+    );
+    let driven = drive(&ctx, plan, hosts, &mut recorder, &mut lease, control)
+        .instrument(span)
+        .await;
+    if let Err(err) = driven {
         // The store failed: nothing more can be recorded. The next start
         // of the control plane resumes the deployment (or ends it).
         tracing::error!(deployment = %id, error = ?err, "recording the deployment failed");

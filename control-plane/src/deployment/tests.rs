@@ -52,6 +52,7 @@ async fn fixture(hosts: usize) -> Fixture {
         revocations: Default::default(),
         signer: None,
         sources: Default::default(),
+        metrics: Default::default(),
     };
     let app = App {
         name: "web".into(),

@@ -4,6 +4,15 @@
 
 use slipway_proto::control::v1::{DeploymentEvent, DeploymentStatus, EventKind, LogLevel};
 
+/// The stage name of an agent's stage in the deployment's events:
+/// `STAGE_HEALTH_CHECK` is `health_check`.
+pub fn agent_stage(stage: slipway_proto::agent::v1::Stage) -> String {
+    stage
+        .as_str_name()
+        .trim_start_matches("STAGE_")
+        .to_lowercase()
+}
+
 /// Whether an event ends its deployment.
 pub fn is_final(event: &DeploymentEvent) -> bool {
     event.kind() == EventKind::Status && event.host.is_empty() && is_final_status(event.status())

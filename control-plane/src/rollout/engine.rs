@@ -9,6 +9,7 @@ use tokio::{
     sync::{Semaphore, mpsc},
     task::JoinSet,
 };
+use tracing::Instrument as _;
 
 use super::{
     Outcome, Plan, Update,
@@ -324,11 +325,16 @@ impl Engine {
         for (index, host) in hosts.iter().enumerate() {
             let run = HostRun::new(self.shared.clone(), host.clone(), batch);
             let limit = limit.clone();
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                let result = run.phase(phase).await;
-                (index, run.into_host(), result)
-            });
+            // A child of the deployment's span: a host's lines name both.
+            let span = tracing::info_span!("host", host = %host.name);
+            tasks.spawn(
+                async move {
+                    let _permit = limit.acquire_owned().await;
+                    let result = run.phase(phase).await;
+                    (index, run.into_host(), result)
+                }
+                .instrument(span),
+            );
         }
         let mut results = Vec::with_capacity(hosts.len());
         while let Some(joined) = tasks.join_next().await {

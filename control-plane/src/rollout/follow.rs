@@ -91,7 +91,7 @@ impl HostRun {
     /// An agent's progress event as an event of the deployment.
     fn relayed(&self, event: ProgressEvent, phase: Phase, run: &str) -> DeploymentEvent {
         let stage = agent::Stage::try_from(event.stage)
-            .map(|s| s.as_str_name().trim_start_matches("STAGE_").to_lowercase())
+            .map(crate::domain::event::agent_stage)
             .unwrap_or_default();
         let span = event.percent.min(100) * PREPARE_SHARE / 100;
         let percent = match phase {

@@ -19,6 +19,7 @@ mod sled_backend;
 
 use std::sync::Arc;
 
+use prometheus_client::metrics::histogram::Histogram;
 use prost::Message;
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -207,6 +208,10 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Entries, StoreError>;
     /// Applies every op atomically and makes it durable before returning.
     fn commit(&self, ops: &[Op]) -> Result<(), StoreError>;
+    /// Bytes the store takes on disk, when the backend knows.
+    fn size_on_disk(&self) -> Option<u64> {
+        None
+    }
 }
 
 pub(crate) fn backend_err(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -244,12 +249,29 @@ fn corrupt(tree: Tree, key: &[u8]) -> StoreError {
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+    /// Where the time of each durable commit goes, if anywhere.
+    commit_seconds: Option<Histogram>,
 }
 
 impl Store {
     /// Wraps a backend.
     pub fn new(backend: Arc<dyn Backend>) -> Self {
-        Self { backend }
+        Self {
+            backend,
+            commit_seconds: None,
+        }
+    }
+
+    /// Observes the seconds of every commit (transaction and flush) in
+    /// `histogram`.
+    pub fn timed(mut self, histogram: Histogram) -> Self {
+        self.commit_seconds = Some(histogram);
+        self
+    }
+
+    /// Bytes the store takes on disk, when the backend knows. Blocking.
+    pub fn size_on_disk(&self) -> Option<u64> {
+        self.backend.size_on_disk()
     }
 
     /// Reads one protobuf record.
@@ -308,10 +330,17 @@ impl Store {
 
     /// Applies a batch atomically and durably, off the async runtime.
     pub async fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        let backend = self.backend.clone();
-        tokio::task::spawn_blocking(move || backend.commit(&ops))
-            .await
-            .map_err(backend_err)?
+        let (backend, timer) = (self.backend.clone(), self.commit_seconds.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = std::time::Instant::now();
+            let committed = backend.commit(&ops);
+            if let Some(timer) = timer {
+                timer.observe(started.elapsed().as_secs_f64());
+            }
+            committed
+        })
+        .await
+        .map_err(backend_err)?
     }
 
     /// Raw pairs under `prefix` with keys before `before`, newest key first,

@@ -194,6 +194,10 @@ impl Backend for SledBackend {
         Ok(())
     }
 
+    fn size_on_disk(&self) -> Option<u64> {
+        self.db.size_on_disk().ok()
+    }
+
     fn scan_rev(
         &self,
         tree: Tree,
