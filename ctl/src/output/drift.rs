@@ -47,7 +47,7 @@ pub fn drift(entries: &[HostDrift]) -> String {
 
 /// The closing line of a check: how many entries drifted or are unknown.
 pub fn drift_summary(entries: usize, drifted: u32, unknown: u32) -> String {
-    format!("{entries} checked: {drifted} drifted, {unknown} unknown\n")
+    format!("{entries} host/app pairs checked: {drifted} drifted, {unknown} unknown\n")
 }
 
 /// A status row's marker for a host's latest drift finding of an app.
