@@ -6,6 +6,7 @@ use std::{env, path::PathBuf};
 const PROTOS: &[&str] = &[
     "slipway/agent/v1/agent.proto",
     "slipway/control/v1/control.proto",
+    "slipway/control/v1/feed.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

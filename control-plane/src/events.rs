@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
-use crate::{domain::event::is_final, store::Store};
+use crate::{domain::event::is_final, feed::Feed, store::Store};
 
 /// Events a stream reads from the store at once.
 const PAGE: usize = 256;
@@ -21,9 +21,15 @@ const PAGE: usize = 256;
 #[derive(Clone, Default)]
 pub struct EventHub {
     live: Arc<Mutex<HashMap<String, watch::Sender<u64>>>>,
+    feed: Feed,
 }
 
 impl EventHub {
+    /// The live feed of state changes across deployments.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
+    }
+
     /// Registers a deployment that is about to record events.
     pub fn open(&self, deployment: &str) {
         let (tx, _) = watch::channel(0);

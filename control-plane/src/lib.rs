@@ -17,6 +17,7 @@ pub mod drift;
 pub mod enrollment;
 pub mod error;
 pub mod events;
+pub mod feed;
 pub mod fleet;
 pub mod git;
 pub mod git_blob;

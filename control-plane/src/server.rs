@@ -12,8 +12,8 @@ use slipway_proto::{
         deployment_service_server::DeploymentServiceServer,
         drift_service_server::DriftServiceServer,
         environment_service_server::EnvironmentServiceServer,
-        host_service_server::HostServiceServer, lock_service_server::LockServiceServer,
-        release_service_server::ReleaseServiceServer,
+        feed_service_server::FeedServiceServer, host_service_server::HostServiceServer,
+        lock_service_server::LockServiceServer, release_service_server::ReleaseServiceServer,
     },
     revocation::Revocations,
     tls::{self, Peer, TlsMaterial},
@@ -209,6 +209,7 @@ pub async fn serve_with(
         .set_serving::<AuditServiceServer<api::AuditTrail>>()
         .await;
     health.set_serving::<LockServiceServer<api::Locks>>().await;
+    health.set_serving::<FeedServiceServer<api::Feed>>().await;
     health
         .set_serving::<CertificateServiceServer<api::Certificates>>()
         .await;
@@ -293,7 +294,8 @@ pub async fn serve_with(
         .add_service(operator_service!(
             DriftServiceServer,
             api::Drift(ctx.clone())
-        ));
+        ))
+        .add_service(operator_service!(FeedServiceServer, api::Feed(ctx.clone())));
     let server_tls_for_enroll = server_tls.clone();
     let reload = {
         let agents = ctx.agents.clone();

@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
     commands::{
-        app, audit, cancel, deploy, deployment, drift, env, history, host, lock, pki, release,
-        rollback, rollbacks, stats, status, watch,
+        app, audit, cancel, deploy, deployment, drift, env, events, history, host, lock, pki,
+        release, rollback, rollbacks, stats, status, watch,
     },
     connection::Connection,
 };
@@ -104,6 +104,9 @@ pub enum Command {
     /// Show deployment locks, or free one whose holder is gone.
     #[command(subcommand)]
     Lock(lock::LockCommand),
+    /// The feed of deployment and host state changes across the fleet;
+    /// `--follow` keeps watching and resumes after a dropped connection.
+    Events(events::EventsArgs),
 }
 
 #[cfg(test)]

@@ -179,6 +179,16 @@ impl Api {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
     }
 
+    /// FeedService.
+    pub fn feed(
+        &self,
+    ) -> slipway_proto::control::v1::feed_service_client::FeedServiceClient<Channel> {
+        slipway_proto::control::v1::feed_service_client::FeedServiceClient::new(
+            self.channel.clone(),
+        )
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
     /// AuditService.
     pub fn audit(
         &self,

@@ -9,7 +9,6 @@
 use std::{
     os::unix::fs::{MetadataExt, PermissionsExt, symlink},
     path::Path,
-    process::ExitCode,
 };
 
 use futures_util::StreamExt;
@@ -26,6 +25,7 @@ use slipway_tests::{
     Cluster, assert_succeeded,
     cluster::{APP, ENV},
     repo::{Change, assert_tree_matches},
+    slipctl,
 };
 use tonic::{Code, transport::Channel};
 
@@ -101,22 +101,12 @@ async fn repair(cluster: &Cluster) -> (CheckDriftResponse, Option<Deployment>, V
     (check, Some(record), lines)
 }
 
-/// `slipctl drift --env prod`, run in this process against the cluster.
-async fn slipctl_drift(cluster: &Cluster) -> ExitCode {
-    let pki = cluster.pki.dir().display().to_string();
-    let addr = cluster.addr();
-    let args = [
-        "slipctl",
-        "--endpoint",
-        &addr,
-        "--pki-dir",
-        &pki,
-        "drift",
-        "--env",
-        ENV,
-    ];
-    let cli = <slipctl::Cli as clap::Parser>::try_parse_from(args).expect("parse");
-    slipctl::commands::run(&cli).await.expect("slipctl drift")
+/// `slipctl drift --env prod` as a viewer: whether it exited 0, and what
+/// it printed.
+fn slipctl_drift(cluster: &Cluster) -> (bool, String) {
+    let (ok, out, err) = slipctl::run(cluster, Role::Viewer, &["drift", "--env", ENV]);
+    assert!(err.is_empty(), "{err}");
+    (ok, out)
 }
 
 fn sha256(data: &[u8]) -> String {
@@ -147,7 +137,7 @@ async fn a_hand_edited_file_is_drift_with_its_path_and_a_repair_puts_the_release
     let release = deployed.release.clone();
     let clean = check(&cluster).await;
     assert_eq!((clean.drifted, clean.unknown), (0, 0), "{clean:?}");
-    assert_eq!(slipctl_drift(&cluster).await, ExitCode::SUCCESS);
+    assert!(slipctl_drift(&cluster).0, "exit 0: nothing drifted");
 
     let (web1, web2) = (&cluster.agents[0], &cluster.agents[1]);
     let current = web2.app_root().join("current");
@@ -192,12 +182,27 @@ async fn a_hand_edited_file_is_drift_with_its_path_and_a_repair_puts_the_release
         ]
     );
     assert!(found.unknown_releases.is_empty());
-    assert_eq!(slipctl_drift(&cluster).await, ExitCode::FAILURE);
+    let (ok, table) = slipctl_drift(&cluster);
+    assert!(!ok, "exit 1 on drift:\n{table}");
+    assert!(
+        table.contains("config/app.toml (missing), index.html (modified), notes.txt (added)"),
+        "{table}"
+    );
     let kept = drifted_kept(&cluster).await;
     assert_eq!(
         kept,
         std::slice::from_ref(&web2.name),
         "the latest finding is kept"
+    );
+    let (ok, status, _) = slipctl::run(&cluster, Role::Viewer, &["status", "--env", ENV]);
+    assert!(ok);
+    let marked: Vec<&str> = status
+        .lines()
+        .filter(|l| l.contains("drifted (checked"))
+        .collect();
+    assert!(
+        marked.len() == 1 && marked[0].starts_with("web-2"),
+        "{status}"
     );
 
     let untouched = std::fs::metadata(web1.release_dir(&release))
@@ -243,7 +248,7 @@ async fn a_hand_edited_file_is_drift_with_its_path_and_a_repair_puts_the_release
     let after = check(&cluster).await;
     assert_eq!((after.drifted, after.unknown), (0, 0), "{after:?}");
     assert!(drifted_kept(&cluster).await.is_empty());
-    assert_eq!(slipctl_drift(&cluster).await, ExitCode::SUCCESS);
+    assert!(slipctl_drift(&cluster).0);
     cluster.shutdown().await;
 }
 
@@ -283,9 +288,24 @@ async fn a_current_switched_by_hand_and_an_unknown_release_are_drift() {
         "an unknown release is reported, not repaired"
     );
 
-    let (_, repaired, _) = repair(&cluster).await;
-    let repaired = repaired.expect("a repair deployment");
+    // Through slipctl this time, for every app with a host to repair.
+    let args = [
+        "deploy",
+        "--repair",
+        "--env",
+        ENV,
+        "-m",
+        "back to the record",
+    ];
+    let (ok, out, err) = slipctl::run(&cluster, Role::Deployer, &args);
+    assert!(ok, "{out}\n{err}");
+    let repaired = cluster.history().await.remove(0);
     assert_succeeded(&repaired);
+    assert!(
+        repaired.message.ends_with(": back to the record"),
+        "{}",
+        repaired.message
+    );
     let hosts: Vec<&str> = repaired.hosts.iter().map(|h| h.host.as_str()).collect();
     assert_eq!(hosts, [web1.name.as_str()]);
     assert_eq!(web1.current().as_deref(), Some(second.release.as_str()));

@@ -5,11 +5,7 @@
 //! INVALID_ARGUMENT, and an entry edited in the store breaks the trail's
 //! hash chain where `slipctl audit verify` shows it.
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-    sync::OnceLock,
-};
+use std::path::Path;
 
 use bytes::BufMut;
 use slipway_control_plane::store::{SledBackend, Store, audit};
@@ -23,7 +19,7 @@ use slipway_proto::{
 use slipway_tests::{
     Cluster,
     cluster::{APP, ENV},
-    control_process::cargo_build,
+    slipctl,
 };
 use tonic::{
     Code,
@@ -46,32 +42,11 @@ fn disk_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
-/// The `slipctl` binary of this build.
-fn slipctl() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| cargo_build("slipctl", "slipctl"))
-}
-
 /// Runs `slipctl` as the admin with `args`; its exit success and stdout.
 fn run_slipctl(cluster: &Cluster, args: &[&str]) -> (bool, String) {
-    let admin = cluster.pki.operator(Role::Admin);
-    let output = Command::new(slipctl())
-        .arg("--endpoint")
-        .arg(cluster.addr())
-        .arg("--ca")
-        .arg(&admin.ca)
-        .arg("--cert")
-        .arg(&admin.cert)
-        .arg("--key")
-        .arg(&admin.key)
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("run slipctl");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (ok, stdout, stderr) = slipctl::run(cluster, Role::Admin, args);
     assert!(stderr.len() < 4096, "slipctl stderr: {stderr}");
-    (output.status.success(), stdout)
+    (ok, stdout)
 }
 
 fn app_named(name: String) -> CreateAppRequest {

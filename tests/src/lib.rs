@@ -20,6 +20,7 @@ pub mod prometheus;
 pub mod repo;
 pub mod scrape;
 pub mod server;
+pub mod slipctl;
 pub mod spec;
 
 pub use cluster::Cluster;

@@ -11,6 +11,7 @@ mod deployments;
 mod drift;
 pub mod enrollment;
 mod environments;
+mod feed;
 mod hosts;
 mod locks;
 mod releases;
@@ -30,7 +31,8 @@ use crate::{
 
 pub use self::{
     apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
-    drift::Drift, environments::Environments, hosts::Hosts, locks::Locks, releases::Releases,
+    drift::Drift, environments::Environments, feed::Feed, hosts::Hosts, locks::Locks,
+    releases::Releases,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

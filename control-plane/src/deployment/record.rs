@@ -2,7 +2,9 @@
 //! folded into the record and both are committed together, durably, before
 //! any stream is woken.
 
-use slipway_proto::control::v1::{Deployment, DeploymentEvent, DeploymentStatus, EventKind};
+use slipway_proto::control::v1::{
+    Deployment, DeploymentEvent, DeploymentStatus, EventKind, FeedItem, FeedKind,
+};
 
 use crate::{
     Context,
@@ -83,6 +85,7 @@ impl Recorder {
         let mut next = self.deployment.clone();
         let mut last = false;
         let mut recorded = Vec::with_capacity(entries.len());
+        let mut feed = Vec::new();
         for Entry { mut event, sent } in entries {
             next.last_event += 1;
             event.sequence = next.last_event;
@@ -92,8 +95,17 @@ impl Recorder {
                 add_sent(&mut next, &event.host, sent);
             }
             let before = host_status(&next, &event.host);
+            let status_before = next.status;
             apply(&mut next, &event);
             let after = host_status(&next, &event.host);
+            let changed = if event.host.is_empty() {
+                event.sequence == 1 || status_before != next.status
+            } else {
+                before != after
+            };
+            if changed && event.kind() == EventKind::Status {
+                feed.push(feed_item(&next, &event));
+            }
             self.observer.recorded(&next, &event);
             ops.extend(deployments::host_changed(
                 &next.id,
@@ -112,7 +124,7 @@ impl Recorder {
             recorded.push(event);
         }
         ops.push(deployments::put(&next));
-        self.store.commit(ops).await?;
+        self.events.feed().commit(&self.store, feed, ops).await?;
         for event in &recorded {
             super::story::tell(&next, event);
         }
@@ -139,6 +151,30 @@ pub struct Entry {
 impl From<DeploymentEvent> for Entry {
     fn from(event: DeploymentEvent) -> Self {
         Self { event, sent: None }
+    }
+}
+
+/// The feed item of a status change `event` made in `d`: the deployment's
+/// own, or one of its hosts'.
+fn feed_item(d: &Deployment, event: &DeploymentEvent) -> FeedItem {
+    let kind = if event.host.is_empty() {
+        FeedKind::Deployment
+    } else {
+        FeedKind::Host
+    };
+    FeedItem {
+        kind: kind as i32,
+        app: d.app.clone(),
+        environment: d.environment.clone(),
+        deployment_id: d.id.clone(),
+        host: event.host.clone(),
+        deployment_kind: d.kind,
+        status: event.status,
+        release: d.release.clone(),
+        message: event.message.clone(),
+        event_sequence: event.sequence,
+        time: event.time,
+        ..FeedItem::default()
     }
 }
 

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod deployments;
 pub mod drift;
 pub mod events;
+pub mod feed;
 pub mod identity;
 pub mod join_tokens;
 pub mod locks;
@@ -65,6 +66,8 @@ pub enum Tree {
     Revocations,
     /// SHA-256 of a join token -> the host it enrolls and its expiry.
     JoinTokens,
+    /// be64(cursor) -> `FeedItem`: the live feed, oldest first
+    Feed,
     /// app \0 environment \0 host -> `HostDrift`: the latest drift finding
     DriftFindings,
     /// deployment id -> empty: the deployments that repair drift
@@ -72,7 +75,7 @@ pub enum Tree {
 }
 
 impl Tree {
-    const ALL: [Tree; 19] = [
+    const ALL: [Tree; 20] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -90,6 +93,7 @@ impl Tree {
         Tree::HostsUnknown,
         Tree::Revocations,
         Tree::JoinTokens,
+        Tree::Feed,
         Tree::DriftFindings,
         Tree::DriftRepairs,
     ];
@@ -113,6 +117,7 @@ impl Tree {
             Tree::HostsUnknown => "hosts_unknown",
             Tree::Revocations => "revocations",
             Tree::JoinTokens => "join_tokens",
+            Tree::Feed => "feed",
             Tree::DriftFindings => "drift_findings",
             Tree::DriftRepairs => "drift_repairs",
         }

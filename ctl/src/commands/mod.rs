@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod deployment;
 pub mod drift;
 pub mod env;
+pub mod events;
 mod follow;
 pub mod history;
 pub mod host;
@@ -76,5 +77,6 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Lock(command) => lock::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Events(args) => events::run(args, conn, output).await,
     }
 }
