@@ -38,6 +38,9 @@ pub struct Config {
     /// How often every environment is checked for drift (default 10 min);
     /// None: only on demand.
     pub drift_every: Option<std::time::Duration>,
+    /// How long a finished deployment keeps its event log (default 90
+    /// days); None keeps every log. The record itself is always kept.
+    pub history_retention: Option<std::time::Duration>,
     /// The directories apps' repositories may lie in; none: any absolute
     /// path.
     pub source_roots: SourceRoots,
@@ -88,6 +91,8 @@ pub struct FileConfig {
     pub recheck_every_seconds: Option<u64>,
     /// See [`Config::drift_every`], in seconds; 0: off.
     pub drift_every_seconds: Option<u64>,
+    /// See [`Config::history_retention`], in days; 0 keeps every log.
+    pub history_retention_days: Option<u64>,
     /// See [`Config::source_roots`]: absolute directories that exist.
     pub source_roots: Option<Vec<PathBuf>>,
     /// See [`Config::signing`].
@@ -199,6 +204,13 @@ impl FileConfig {
                 self.recheck_every_seconds.unwrap_or(30).max(1),
             ),
             drift_every: drift_every(self.drift_every_seconds),
+            history_retention: match self
+                .history_retention_days
+                .unwrap_or(crate::history::retention::DEFAULT_DAYS)
+            {
+                0 => None,
+                days => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
+            },
             source_roots: SourceRoots::new(&self.source_roots.unwrap_or_default())?,
             enroll_listen: self.enroll_listen,
             metrics_listen: self

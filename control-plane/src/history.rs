@@ -3,13 +3,12 @@
 //! in an environment with their time to recovery, and success statistics.
 //! Everything here only reads the store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use slipway_proto::{
     control::v1::{
-        Deployment, DeploymentEvent, DeploymentKind, DeploymentStats, DeploymentStatus,
-        GetDeploymentStatsRequest, ListDeploymentEventsRequest, ListDeploymentsRequest, LogLevel,
-        Release, RollbackEntry,
+        Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, ListDeploymentEventsRequest,
+        ListDeploymentsRequest, LogLevel, Release, RollbackEntry,
     },
     validate::{self, InvalidField},
 };
@@ -17,7 +16,6 @@ use slipway_proto::{
 use crate::{
     audit::{check_range, instant, page_size, principal_matches, sequence_token, within},
     catalog,
-    domain::event::is_final_status,
     error::Error,
     releases,
     store::{
@@ -315,65 +313,9 @@ pub fn rollback_timeline(
     Ok(timeline)
 }
 
-/// Success rate and mean duration of the finished deployments per app and
-/// environment, by app then environment.
-pub fn stats(
-    store: &Store,
-    req: &GetDeploymentStatsRequest,
-) -> Result<Vec<DeploymentStats>, Error> {
-    if !req.app.is_empty() {
-        catalog::app(store, &req.app)?;
-    }
-    if !req.environment.is_empty() {
-        catalog::environment(store, &req.environment)?;
-    }
-    let mut groups: BTreeMap<(String, String), (DeploymentStats, u64)> = BTreeMap::new();
-    let scope = Scope::of(&req.app, &req.environment, "");
-    for d in deployments::newest_first(store, scope, None) {
-        let d = d?;
-        // Newest first: once one started before `since`, so did the rest.
-        if req.since.is_some() && !within(d.started_at.as_ref(), req.since.as_ref(), None) {
-            break;
-        }
-        let counted = is_final_status(d.status())
-            && (req.app.is_empty() || d.app == req.app)
-            && (req.environment.is_empty() || d.environment == req.environment)
-            && within(d.started_at.as_ref(), req.since.as_ref(), None);
-        if !counted {
-            continue;
-        }
-        let (s, total_ms) = groups
-            .entry((d.app.clone(), d.environment.clone()))
-            .or_insert_with(|| {
-                (
-                    DeploymentStats {
-                        app: d.app.clone(),
-                        environment: d.environment.clone(),
-                        ..Default::default()
-                    },
-                    0,
-                )
-            });
-        s.total += 1;
-        match d.status() {
-            DeploymentStatus::Succeeded => s.succeeded += 1,
-            DeploymentStatus::Cancelled => s.cancelled += 1,
-            _ => s.failed += 1,
-        }
-        if d.kind() == DeploymentKind::Rollback {
-            s.rollbacks += 1;
-        }
-        *total_ms += d.duration_ms;
-    }
-    Ok(groups
-        .into_values()
-        .map(|(mut s, total_ms)| {
-            s.success_rate = s.succeeded as f64 / s.total as f64;
-            s.mean_duration_ms = total_ms / s.total;
-            s
-        })
-        .collect())
-}
-
+pub mod retention;
+mod stats;
 #[cfg(test)]
 mod tests;
+
+pub use stats::stats;

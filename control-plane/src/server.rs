@@ -38,6 +38,8 @@ const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10
 
 /// How often agents' certificates are checked for renewal.
 const RENEW_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+/// How often history retention looks for event logs past the retention.
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
 /// Why the control plane stopped.
 #[derive(Debug, thiserror::Error)]
@@ -327,6 +329,13 @@ pub async fn serve_with(
     let drift = config
         .drift_every
         .map(|every| tokio::spawn(crate::drift::watch::run(ctx.clone(), every)));
+    let retention = config.history_retention.map(|retention| {
+        tokio::spawn(crate::history::retention::run(
+            ctx.store.clone(),
+            retention,
+            RETENTION_EVERY,
+        ))
+    });
     let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
     let shutdown = {
         let (stop, readiness) = (stop.clone(), readiness.clone());
@@ -357,6 +366,10 @@ pub async fn serve_with(
     }
     recheck.abort();
     let _ = recheck.await;
+    if let Some(retention) = retention {
+        retention.abort();
+        let _ = retention.await;
+    }
     exporter_stop.cancel();
     if let Some(exporter) = exporter {
         let _ = exporter.await;

@@ -10,7 +10,7 @@ use slipway_proto::{
     control::v1::{
         DeployRequest, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus,
         GetDeploymentStatsRequest, GetRollbackTimelineRequest, ListDeploymentEventsRequest,
-        ListDeploymentsRequest, LogLevel, RolloutPolicy,
+        ListDeploymentsRequest, LogLevel, RolloutPolicy, StatsPeriod,
         deployment_service_client::DeploymentServiceClient,
     },
     identity::Role,
@@ -427,6 +427,7 @@ async fn stats_count_a_mix_of_outcomes() {
             app: APP.into(),
             environment: ENV.into(),
             since: d4.started_at,
+            ..Default::default()
         })
         .await
         .expect("stats since")
@@ -438,6 +439,48 @@ async fn stats_count_a_mix_of_outcomes() {
         (2, 1, 1)
     );
     assert!((since[0].success_rate - 0.5).abs() < 1e-9);
+
+    // Per day: today's row counts them all, with the p95 of the durations
+    // and the rollback's time to recovery; `until` leaves out the newest.
+    let by_day = client
+        .get_deployment_stats(GetDeploymentStatsRequest {
+            by: StatsPeriod::Day as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("stats by day")
+        .into_inner()
+        .stats;
+    let today = |d: &Deployment| d.started_at.unwrap().seconds.div_euclid(86_400) * 86_400;
+    let days: std::collections::BTreeSet<i64> = all.iter().map(today).collect();
+    assert_eq!(by_day.len(), days.len(), "{by_day:#?}");
+    assert_eq!(by_day.iter().map(|s| s.total).sum::<u64>(), 5);
+    let day = by_day.last().unwrap();
+    assert_eq!(day.period_start.unwrap().seconds, *days.last().unwrap());
+    if by_day.len() == 1 {
+        let slowest = all.iter().map(|d| d.duration_ms).max().unwrap();
+        assert_eq!(day.p95_duration_ms, slowest, "nearest rank of five");
+        assert_eq!(day.recoveries, 1, "{day:#?}");
+        assert!(day.mean_time_to_recovery_ms > 0, "{day:#?}");
+    }
+    let until = client
+        .get_deployment_stats(GetDeploymentStatsRequest {
+            until: d4.started_at,
+            ..Default::default()
+        })
+        .await
+        .expect("stats until")
+        .into_inner()
+        .stats;
+    assert_eq!(until[0].total, 3);
+    let status = client
+        .get_deployment_stats(GetDeploymentStatsRequest {
+            by: 99,
+            ..Default::default()
+        })
+        .await
+        .expect_err("no such period");
+    assert_eq!(status.code(), Code::InvalidArgument);
 
     let status = client
         .get_deployment_stats(GetDeploymentStatsRequest {

@@ -96,6 +96,7 @@ pub fn control_plane_config(
         recheck_every: std::time::Duration::from_millis(200),
         // Checked on demand: a test decides when.
         drift_every: None,
+        history_retention: None,
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,

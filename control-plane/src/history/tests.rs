@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use pbjson_types::Timestamp;
-use slipway_proto::control::v1::{App, Environment};
+use slipway_proto::control::v1::{App, Environment, GetDeploymentStatsRequest};
 
 use super::*;
 use crate::store::SledBackend;
@@ -12,12 +12,12 @@ fn at(seconds: i64) -> Option<Timestamp> {
     Some(Timestamp { seconds, nanos: 0 })
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    store: Store,
+pub(super) struct Fixture {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) store: Store,
 }
 
-async fn fixture(deployments: Vec<Deployment>) -> Fixture {
+pub(super) async fn fixture(deployments: Vec<Deployment>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::new(Arc::new(SledBackend::open(dir.path(), 8 << 20).unwrap()));
     let mut ops = vec![
@@ -43,7 +43,12 @@ async fn fixture(deployments: Vec<Deployment>) -> Fixture {
     Fixture { _dir: dir, store }
 }
 
-fn dep(n: u32, kind: DeploymentKind, status: DeploymentStatus, release: &str) -> Deployment {
+pub(super) fn dep(
+    n: u32,
+    kind: DeploymentKind,
+    status: DeploymentStatus,
+    release: &str,
+) -> Deployment {
     Deployment {
         id: format!("dep-{n:010}"),
         kind: kind as i32,

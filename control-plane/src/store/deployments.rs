@@ -94,6 +94,37 @@ fn author_prefix(name: &str) -> Vec<u8> {
     key2(name, "")
 }
 
+/// The key in [`Tree::Meta`] of history retention's cursor: every
+/// deployment up to this number is compacted or inside the retention.
+const RETENTION: &[u8] = b"retention";
+
+/// The deployments numbered above `after` (0: from the first), oldest
+/// first, at most `limit`.
+pub fn oldest_after(
+    store: &Store,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Deployment>, StoreError> {
+    store.list_after(Tree::Deployments, b"", id(after).as_bytes(), limit)
+}
+
+/// History retention's cursor: the last deployment number it is done with.
+pub fn retention_cursor(store: &Store) -> Result<u64, StoreError> {
+    match store.get_raw(Tree::Meta, RETENTION)? {
+        Some(raw) => be64(&raw).ok_or_else(|| super::corrupt(Tree::Meta, RETENTION)),
+        None => Ok(0),
+    }
+}
+
+/// The write that moves history retention's cursor to `number`.
+pub fn set_retention_cursor(number: u64) -> Op {
+    Op::Put(
+        Tree::Meta,
+        RETENTION.to_vec(),
+        number.to_be_bytes().to_vec(),
+    )
+}
+
 /// The write of a deployment's record (its index entries are written by
 /// [`created`], [`finished`] and [`host_changed`] in the same batch).
 pub fn put(d: &Deployment) -> Op {

@@ -25,3 +25,15 @@ pub fn after(
 ) -> Result<Vec<DeploymentEvent>, StoreError> {
     store.list_after(Tree::Events, &key2(id, ""), &event_key(id, after), limit)
 }
+
+/// The writes that drop up to `limit` of deployment `id`'s events, oldest
+/// first; none once its log is empty.
+pub fn removal(store: &Store, id: &str, limit: usize) -> Result<Vec<Op>, StoreError> {
+    let prefix = key2(id, "");
+    Ok(store
+        .backend
+        .scan_after(Tree::Events, &prefix, &prefix, limit)?
+        .into_iter()
+        .map(|(key, _)| Op::Delete(Tree::Events, key))
+        .collect())
+}

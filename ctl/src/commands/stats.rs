@@ -1,9 +1,9 @@
 //! `slipctl stats`: success rate and mean duration of finished deployments
 //! per app and environment.
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use pbjson_types::Timestamp;
-use slipway_proto::control::v1::GetDeploymentStatsRequest;
+use slipway_proto::control::v1::{GetDeploymentStatsRequest, StatsPeriod};
 
 use super::times;
 use crate::{
@@ -24,6 +24,30 @@ pub struct StatsArgs {
     /// an age such as 2h or 3d
     #[arg(long, value_name = "TIME", value_parser = times::parse)]
     pub since: Option<Timestamp>,
+    /// Only deployments started before this time (same forms as --since)
+    #[arg(long, value_name = "TIME", value_parser = times::parse)]
+    pub until: Option<Timestamp>,
+    /// One row per day or week (UTC; weeks start on Monday)
+    #[arg(long, value_enum)]
+    pub by: Option<PeriodArg>,
+}
+
+/// A period of `stats --by`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PeriodArg {
+    /// Per UTC day
+    Day,
+    /// Per week, Monday to Sunday
+    Week,
+}
+
+impl From<PeriodArg> for StatsPeriod {
+    fn from(period: PeriodArg) -> Self {
+        match period {
+            PeriodArg::Day => StatsPeriod::Day,
+            PeriodArg::Week => StatsPeriod::Week,
+        }
+    }
 }
 
 /// Prints one row per app and environment.
@@ -32,6 +56,8 @@ pub async fn run(args: &StatsArgs, conn: &Connection, output: Output) -> anyhow:
         app: args.app.clone().unwrap_or_default(),
         environment: args.env.clone().unwrap_or_default(),
         since: args.since,
+        by: args.by.map_or(StatsPeriod::Unspecified, StatsPeriod::from) as i32,
+        until: args.until,
     };
     let response = rpc(conn
         .api()
@@ -66,6 +92,11 @@ mod tests {
         };
         assert_eq!(args.app.as_deref(), Some("web"));
         assert!(args.since.is_some());
+        let cli = parse(&["stats", "--since", "30d", "--by", "day"]).unwrap();
+        let Command::Stats(args) = cli.command else {
+            panic!("not stats")
+        };
+        assert_eq!(args.by, Some(super::PeriodArg::Day));
 
         let cli = parse(&[
             "audit",

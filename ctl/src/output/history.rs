@@ -96,7 +96,10 @@ pub fn stats(stats: &[DeploymentStats]) -> String {
     if stats.is_empty() {
         return "no finished deployments match\n".to_owned();
     }
-    let mut table = Table::new(&[
+    // A period column only when the statistics are per day or week.
+    let periods = stats.iter().any(|s| s.period_start.is_some());
+    let mut headers = if periods { vec!["PERIOD"] } else { Vec::new() };
+    headers.extend([
         "APP",
         "ENV",
         "TOTAL",
@@ -106,9 +109,25 @@ pub fn stats(stats: &[DeploymentStats]) -> String {
         "ROLLBACKS",
         "SUCCESS",
         "MEAN DURATION",
+        "P95",
+        "MTTR",
     ]);
+    let mut table = Table::new(&headers);
     for s in stats {
-        table.row(vec![
+        let mut row = if periods {
+            let day = s.period_start.as_ref().map_or_else(String::new, |t| {
+                super::time(Some(t)).chars().take(10).collect()
+            });
+            vec![day]
+        } else {
+            Vec::new()
+        };
+        let mttr = if s.recoveries == 0 {
+            "-".to_owned()
+        } else {
+            duration_ms(s.mean_time_to_recovery_ms)
+        };
+        row.extend([
             s.app.clone(),
             s.environment.clone(),
             s.total.to_string(),
@@ -118,7 +137,10 @@ pub fn stats(stats: &[DeploymentStats]) -> String {
             s.rollbacks.to_string(),
             format!("{:.1}%", s.success_rate * 100.0),
             duration_ms(s.mean_duration_ms),
+            duration_ms(s.p95_duration_ms),
+            mttr,
         ]);
+        table.row(row);
     }
     table.render()
 }
