@@ -427,56 +427,6 @@ impl Agent {
         }
     }
 
-    /// Refuses an activation under the deployment id of a prepare of
-    /// another release: that deployment did not prepare this one. (A
-    /// Rollback is refused too, later, as a reused deployment id.)
-    fn prepared_other(journal: &Journal, plan: &RollbackPlan) -> Result<(), Error> {
-        let other = journal.read(|data| {
-            data.operation(&plan.deployment_id, Kind::Prepare)
-                .filter(|op| op.release_id != plan.release_id)
-                .map(|op| op.release_id.clone())
-        });
-        match other {
-            Some(other) => Err(OperationError::NotPrepared {
-                deployment_id: plan.deployment_id.clone(),
-                release_id: plan.release_id.clone(),
-                why: format!("it prepared release {other}"),
-            }
-            .into()),
-            None => Ok(()),
-        }
-    }
-
-    /// For a switch under the deployment id of a prepare of the same
-    /// release: the releases that prepare keeps, once it is known to have
-    /// left the release ready. None for a plain rollback.
-    fn prepared(journal: &Journal, plan: &RollbackPlan) -> Result<Option<usize>, Error> {
-        let Some(prepare) =
-            journal.read(|data| data.operation(&plan.deployment_id, Kind::Prepare).cloned())
-        else {
-            return Ok(None);
-        };
-        let not_prepared = |why: &str| OperationError::NotPrepared {
-            deployment_id: plan.deployment_id.clone(),
-            release_id: plan.release_id.clone(),
-            why: why.to_owned(),
-        };
-        let result = prepare.events.last().and_then(|e| e.result.as_ref());
-        match (prepare.status, result) {
-            (Status::Finished, Some(result)) if result.success => {}
-            (Status::Finished, Some(_)) => return Err(not_prepared("its prepare failed").into()),
-            (Status::Interrupted, _) => {
-                return Err(not_prepared("the agent restarted during its prepare").into());
-            }
-            _ => return Err(not_prepared("its prepare has not finished").into()),
-        }
-        Ok(Some(
-            prepare
-                .keep_releases
-                .unwrap_or(crate::release::DEFAULT_KEEP),
-        ))
-    }
-
     /// Resolves once no operation is running (used when shutting down).
     pub async fn wait_idle(&self) {
         self.operations.wait_idle().await;
@@ -488,6 +438,8 @@ mod activate_tests;
 mod admin;
 #[cfg(test)]
 mod cancel_tests;
+mod drift;
+pub use drift::DriftQuestion;
 #[cfg(test)]
 mod durability_tests;
 #[cfg(test)]
@@ -498,6 +450,7 @@ mod lifecycle_tests;
 mod overlap_tests;
 #[cfg(test)]
 mod prepare_tests;
+mod prepared;
 #[cfg(test)]
 mod run_id_tests;
 mod status;

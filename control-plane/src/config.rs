@@ -35,6 +35,9 @@ pub struct Config {
     /// How often hosts whose outcome in a finished deployment is unknown
     /// are asked again (default 30 s).
     pub recheck_every: std::time::Duration,
+    /// How often every environment is checked for drift (default 10 min);
+    /// None: only on demand.
+    pub drift_every: Option<std::time::Duration>,
     /// How long a finished deployment keeps its event log (default 90
     /// days); None keeps every log. The record itself is always kept.
     pub history_retention: Option<std::time::Duration>,
@@ -51,6 +54,18 @@ pub struct Config {
     /// Address of the metrics listener (`/metrics`, `/healthz`, `/readyz`,
     /// plain HTTP); None: off.
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Seconds between drift checks of every environment unless configured.
+pub const DEFAULT_DRIFT_EVERY_SECONDS: u64 = 600;
+
+/// The interval of drift checks for `drift_every_seconds`: the default
+/// when unset, none for 0.
+fn drift_every(seconds: Option<u64>) -> Option<std::time::Duration> {
+    match seconds.unwrap_or(DEFAULT_DRIFT_EVERY_SECONDS) {
+        0 => None,
+        seconds => Some(std::time::Duration::from_secs(seconds)),
+    }
 }
 
 /// Where the metrics listener goes unless configured: loopback only.
@@ -74,6 +89,8 @@ pub struct FileConfig {
     pub log_json: Option<bool>,
     /// See [`Config::recheck_every`], in seconds.
     pub recheck_every_seconds: Option<u64>,
+    /// See [`Config::drift_every`], in seconds; 0: off.
+    pub drift_every_seconds: Option<u64>,
     /// See [`Config::history_retention`], in days; 0 keeps every log.
     pub history_retention_days: Option<u64>,
     /// See [`Config::source_roots`]: absolute directories that exist.
@@ -186,6 +203,7 @@ impl FileConfig {
             recheck_every: std::time::Duration::from_secs(
                 self.recheck_every_seconds.unwrap_or(30).max(1),
             ),
+            drift_every: drift_every(self.drift_every_seconds),
             history_retention: match self
                 .history_retention_days
                 .unwrap_or(crate::history::retention::DEFAULT_DAYS)
@@ -238,6 +256,17 @@ mod tests {
             let err = file.finish().unwrap_err();
             assert!(matches!(err, ConfigError::SourceRoot(_)), "{roots}: {err}");
         }
+    }
+
+    #[test]
+    fn drift_checks_run_every_ten_minutes_unless_set_and_zero_turns_them_off() {
+        let minutes = |m: u64| Some(std::time::Duration::from_secs(m * 60));
+        assert_eq!(drift_every(None), minutes(10));
+        assert_eq!(drift_every(Some(120)), minutes(2));
+        assert_eq!(drift_every(Some(0)), None);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("control-plane.example.toml");
+        let file = FileConfig::load(&path).unwrap();
+        assert_eq!(file.drift_every_seconds, Some(DEFAULT_DRIFT_EVERY_SECONDS));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod config;
 pub mod context;
 pub mod deployment;
 pub mod domain;
+pub mod drift;
 pub mod enrollment;
 pub mod error;
 pub mod events;

@@ -29,6 +29,10 @@ struct Args {
     /// Seconds between checks of hosts whose outcome is unknown (default 30).
     #[arg(long, env = "SLIPWAY_CP_RECHECK_EVERY_SECONDS")]
     recheck_every_seconds: Option<u64>,
+    /// Seconds between drift checks of every environment; 0 turns the
+    /// check on an interval off (default 600).
+    #[arg(long, env = "SLIPWAY_CP_DRIFT_EVERY_SECONDS")]
+    drift_every_seconds: Option<u64>,
     /// Days a finished deployment keeps its event log; 0 keeps every log
     /// (default 90). Records are always kept.
     #[arg(long, env = "SLIPWAY_CP_HISTORY_RETENTION_DAYS")]
@@ -86,6 +90,7 @@ fn load(
     file.data_dir = args.data_dir.clone().or(file.data_dir);
     file.log_json = Some(args.log_json || file.log_json.unwrap_or(false));
     file.recheck_every_seconds = args.recheck_every_seconds.or(file.recheck_every_seconds);
+    file.drift_every_seconds = args.drift_every_seconds.or(file.drift_every_seconds);
     file.history_retention_days = args.history_retention_days.or(file.history_retention_days);
     file.enroll_listen = args.enroll_listen.or(file.enroll_listen);
     file.metrics_listen = args.metrics_listen.or(file.metrics_listen);

@@ -10,6 +10,7 @@ use slipway_proto::{
         app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
         certificate_service_server::CertificateServiceServer,
         deployment_service_server::DeploymentServiceServer,
+        drift_service_server::DriftServiceServer,
         environment_service_server::EnvironmentServiceServer,
         feed_service_server::FeedServiceServer, host_service_server::HostServiceServer,
         lock_service_server::LockServiceServer, release_service_server::ReleaseServiceServer,
@@ -214,6 +215,7 @@ pub async fn serve_with(
     health
         .set_serving::<CertificateServiceServer<api::Certificates>>()
         .await;
+    health.set_serving::<DriftServiceServer<api::Drift>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -291,6 +293,10 @@ pub async fn serve_with(
             DeploymentServiceServer,
             api::Deployments(ctx.clone())
         ))
+        .add_service(operator_service!(
+            DriftServiceServer,
+            api::Drift(ctx.clone())
+        ))
         .add_service(operator_service!(FeedServiceServer, api::Feed(ctx.clone())));
     let server_tls_for_enroll = server_tls.clone();
     let reload = {
@@ -320,6 +326,9 @@ pub async fn serve_with(
         ctx.clone(),
         RENEW_CHECK_EVERY,
     ));
+    let drift = config
+        .drift_every
+        .map(|every| tokio::spawn(crate::drift::watch::run(ctx.clone(), every)));
     let retention = config.history_retention.map(|retention| {
         tokio::spawn(crate::history::retention::run(
             ctx.store.clone(),
@@ -351,6 +360,10 @@ pub async fn serve_with(
     // Waited for: the task holds the store, which must be closed before
     // this returns (a new control plane may open the same directory).
     reload.abort();
+    if let Some(drift) = drift {
+        drift.abort();
+        let _ = drift.await;
+    }
     recheck.abort();
     let _ = recheck.await;
     if let Some(retention) = retention {

@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
     commands::{
-        app, audit, cancel, deploy, deployment, env, events, history, host, lock, pki, release,
-        rollback, rollbacks, stats, status, watch,
+        app, audit, cancel, deploy, deployment, drift, env, events, history, host, lock, pki,
+        release, rollback, rollbacks, stats, status, watch,
     },
     connection::Connection,
 };
@@ -81,6 +81,10 @@ pub enum Command {
     Watch(watch::WatchArgs),
     /// Ask every agent for its live state: health and current releases.
     Status(status::StatusArgs),
+    /// Check an environment's hosts for drift now: `current` not the
+    /// recorded release, its files edited, deleted or added by hand,
+    /// releases the control plane does not know. Exits 1 when any drifted.
+    Drift(drift::DriftArgs),
     /// List past and running deployments, newest first.
     History(history::HistoryArgs),
     /// Inspect one deployment.
@@ -150,7 +154,7 @@ mod tests {
         let Command::Deploy(args) = cli.command else {
             panic!("not deploy")
         };
-        assert_eq!(args.app, "web");
+        assert_eq!(args.app.as_deref(), Some("web"));
         assert_eq!(args.env, "prod");
         assert_eq!(args.git_ref.as_deref(), Some("main"));
         assert_eq!(args.release, None);

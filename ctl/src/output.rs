@@ -4,6 +4,7 @@
 
 mod catalog;
 mod deployments;
+mod drift;
 mod history;
 mod rollout;
 
@@ -17,6 +18,7 @@ use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus};
 
 pub use catalog::{app, apps, certs, environment, environments, host, hosts, release, releases};
 pub use deployments::{deployment, deployments, event_line, fleet};
+pub use drift::{drift, drift_marker, drift_summary};
 pub use history::{audit_events, event_lines, mark, rollbacks, stats};
 pub use rollout::{locks, plan};
 

@@ -37,8 +37,9 @@ pub mod control {
 /// The version of the agent contract this crate describes, reported by
 /// agents in `HostInfo.contract_version`. 2 added PrepareRelease,
 /// ActivateRelease, `ProgressEvent.run_id` and error reasons
-/// ([`reason`]); an agent that reports 0 predates the field (version 1).
-pub const AGENT_CONTRACT_VERSION: u32 = 2;
+/// ([`reason`]), 3 CheckDrift and RepairRelease; an agent that reports 0
+/// predates the field (version 1).
+pub const AGENT_CONTRACT_VERSION: u32 = 3;
 
 /// The `step` of an agent's health check events (`ProgressEvent.step`):
 /// each attempt is one event, at INFO when it passed and WARN when it

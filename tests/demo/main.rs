@@ -118,6 +118,7 @@ async fn run(keep: bool) -> Result<()> {
         cache_capacity_bytes: 16 << 20,
         log_json: false,
         recheck_every: std::time::Duration::from_secs(30),
+        drift_every: None,
         history_retention: Some(std::time::Duration::from_secs(90 * 86_400)),
         source_roots: Default::default(),
         signing: None,

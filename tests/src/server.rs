@@ -94,6 +94,8 @@ pub fn control_plane_config(
         log_json: false,
         // Quick, so tests see an unknown host settled soon after it answers.
         recheck_every: std::time::Duration::from_millis(200),
+        // Checked on demand: a test decides when.
+        drift_every: None,
         history_retention: None,
         source_roots: Default::default(),
         signing: None,

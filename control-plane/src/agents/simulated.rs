@@ -12,10 +12,11 @@ use std::{
 use slipway_proto::{
     agent::v1::{
         ActivateReleaseRequest, AppStatus, CancelOperationRequest, CancelOperationResponse,
-        GetStatusRequest, GetStatusResponse, HostInfo, MissingObjectsRequest,
-        MissingObjectsResponse, OperationResult, PinReleaseRequest, PinReleaseResponse,
-        PrepareReleaseRequest, ProgressEvent, ReleaseOnDisk, ReleaseState, ResetFencingRequest,
-        ResetFencingResponse, RollbackRequest, Stage, UploadObjectsResponse,
+        CheckDriftRequest, CheckDriftResponse, GetStatusRequest, GetStatusResponse, HostInfo,
+        MissingObjectsRequest, MissingObjectsResponse, OperationResult, PinReleaseRequest,
+        PinReleaseResponse, PrepareReleaseRequest, ProgressEvent, ReleaseOnDisk, ReleaseState,
+        RepairReleaseRequest, ResetFencingRequest, ResetFencingResponse, RollbackRequest, Stage,
+        UploadObjectsResponse,
     },
     control::v1::Host,
     reason::{self, Reason},
@@ -216,10 +217,10 @@ impl SimAgent {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(format!("{} {what} {release}", self.name));
-        let queue = if what == "prepare" {
-            &mut state.prepare
-        } else {
+        let queue = if what == "activate" {
             &mut state.activate
+        } else {
+            &mut state.prepare
         };
         let behaviour = queue.pop_front().unwrap_or(Behaviour::Succeed);
         self.host.cancelled.send_replace(false);
@@ -422,5 +423,35 @@ impl AgentApi for SimAgent {
         Err(Status::unimplemented(
             "simulated agents hold no certificate",
         ))
+    }
+
+    /// Reports `current` and the releases on disk, without drift: a
+    /// simulated host keeps no files.
+    async fn check_drift(&self, _request: CheckDriftRequest) -> Result<CheckDriftResponse, Status> {
+        self.host.log("check-drift".into());
+        let state = self.host.state();
+        if state.down {
+            return Err(Status::unavailable("connection refused (simulated)"));
+        }
+        Ok(CheckDriftResponse {
+            current_release: state.current.clone(),
+            checked_release: state.current.clone(),
+            releases: state.releases.iter().cloned().collect(),
+            counts: Some(Default::default()),
+            ..Default::default()
+        })
+    }
+
+    /// A prepare, logged as `repair <release>`; it follows the host's
+    /// script for its next prepare.
+    async fn repair_release(
+        &self,
+        request: RepairReleaseRequest,
+    ) -> Result<ProgressStream, Status> {
+        let release = request.release.unwrap_or_default().release_id;
+        let behaviour = self.operation("repair", &release)?;
+        Ok(self.run(Stage::Materialise, behaviour, |state| {
+            state.releases.insert(release);
+        }))
     }
 }

@@ -243,3 +243,16 @@ checked!(RenewAgentCertificateRequest, |r| bounded(
     &r.host,
     limits::HOST_NAME
 ));
+audited!(
+    RepairDriftRequest,
+    "DriftService/RepairDrift",
+    Deployer,
+    Checked<Self>,
+    |r| app_env(&r.app, &r.environment)
+);
+checked!(RepairDriftRequest, |r| start_bounds(
+    &r.app,
+    &r.environment,
+    "",
+    &r.message
+));

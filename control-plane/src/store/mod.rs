@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod deployments;
+pub mod drift;
 pub mod events;
 pub mod feed;
 pub mod identity;
@@ -68,10 +69,14 @@ pub enum Tree {
     JoinTokens,
     /// be64(cursor) -> `FeedItem`: the live feed, oldest first
     Feed,
+    /// app \0 environment \0 host -> `HostDrift`: the latest drift finding
+    DriftFindings,
+    /// deployment id -> empty: the deployments that repair drift
+    DriftRepairs,
 }
 
 impl Tree {
-    const ALL: [Tree; 18] = [
+    const ALL: [Tree; 20] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -90,6 +95,8 @@ impl Tree {
         Tree::Revocations,
         Tree::JoinTokens,
         Tree::Feed,
+        Tree::DriftFindings,
+        Tree::DriftRepairs,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -112,6 +119,8 @@ impl Tree {
             Tree::Revocations => "revocations",
             Tree::JoinTokens => "join_tokens",
             Tree::Feed => "feed",
+            Tree::DriftFindings => "drift_findings",
+            Tree::DriftRepairs => "drift_repairs",
         }
     }
 

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cancel;
 pub mod deploy;
 pub mod deployment;
+pub mod drift;
 pub mod env;
 pub mod events;
 mod follow;
@@ -55,6 +56,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy::run(args, conn, output).await,
         Command::Rollback(args) => rollback::run(args, conn, output).await,
         Command::Watch(args) => watch::run(args, conn, output).await,
+        Command::Drift(args) => drift::run(args, conn, output).await,
         Command::Status(args) => status::run(args, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
