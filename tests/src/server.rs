@@ -95,6 +95,8 @@ pub fn control_plane_config(
         // Quick, so tests see an unknown host settled soon after it answers.
         recheck_every: std::time::Duration::from_millis(200),
         history_retention: None,
+        // Short, so a receiver that comes back is retried soon.
+        notify_retry_max: std::time::Duration::from_millis(200),
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,

@@ -13,6 +13,7 @@ mod environments;
 mod feed;
 mod hosts;
 mod locks;
+mod notify;
 mod releases;
 mod targets;
 
@@ -30,7 +31,8 @@ use crate::{
 
 pub use self::{
     apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
-    environments::Environments, feed::Feed, hosts::Hosts, locks::Locks, releases::Releases,
+    environments::Environments, feed::Feed, hosts::Hosts, locks::Locks, notify::Notifications,
+    releases::Releases,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -13,6 +13,7 @@ pub mod feed;
 pub mod identity;
 pub mod join_tokens;
 pub mod locks;
+pub mod notify;
 pub mod releases;
 pub mod revocations;
 mod sled_backend;
@@ -67,10 +68,18 @@ pub enum Tree {
     JoinTokens,
     /// be64(cursor) -> `FeedItem`: the live feed, oldest first
     Feed,
+    /// name -> `Subscription`: notification webhooks
+    Subscriptions,
+    /// subscription id -> its signing secret
+    SubscriptionSecrets,
+    /// subscription id -> be64(feed cursor handled last)
+    SubscriptionCursors,
+    /// subscription id \0 be64(sequence) -> `Delivery`: the latest attempts
+    Deliveries,
 }
 
 impl Tree {
-    const ALL: [Tree; 18] = [
+    const ALL: [Tree; 22] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -89,6 +98,10 @@ impl Tree {
         Tree::Revocations,
         Tree::JoinTokens,
         Tree::Feed,
+        Tree::Subscriptions,
+        Tree::SubscriptionSecrets,
+        Tree::SubscriptionCursors,
+        Tree::Deliveries,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -111,6 +124,10 @@ impl Tree {
             Tree::Revocations => "revocations",
             Tree::JoinTokens => "join_tokens",
             Tree::Feed => "feed",
+            Tree::Subscriptions => "subscriptions",
+            Tree::SubscriptionSecrets => "subscription_secrets",
+            Tree::SubscriptionCursors => "subscription_cursors",
+            Tree::Deliveries => "deliveries",
         }
     }
 
