@@ -21,6 +21,7 @@ mod integrity;
 mod limits;
 mod logs;
 mod metrics;
+mod notify;
 mod operations;
 mod refusals;
 mod release_rules;
