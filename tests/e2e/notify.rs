@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use slipway_proto::{
     control::v1::{
-        CreateSubscriptionRequest, DeleteSubscriptionRequest, DeploymentStatus,
+        CreateSubscriptionRequest, DeleteSubscriptionRequest, Delivery, DeploymentStatus,
         ListDeliveriesRequest, ListSubscriptionsRequest, TestSubscriptionRequest,
         notification_service_client::NotificationServiceClient,
     },
@@ -20,6 +20,31 @@ const WITHIN: Duration = Duration::from_secs(30);
 
 async fn notify(cluster: &Cluster, role: Role) -> NotificationServiceClient<Channel> {
     NotificationServiceClient::new(cluster.channel(role).await)
+}
+
+/// The delivery log of `ops` once `done` holds of it, asked every 50 ms
+/// for at most [`WITHIN`].
+async fn deliveries_until(
+    client: &mut NotificationServiceClient<Channel>,
+    done: impl Fn(&[Delivery]) -> bool,
+) -> Vec<Delivery> {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let log = client
+            .list_deliveries(ListDeliveriesRequest { name: "ops".into() })
+            .await
+            .expect("deliveries")
+            .into_inner()
+            .deliveries;
+        if done(&log) {
+            return log;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "delivery log: {log:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,20 +137,18 @@ async fn a_receiver_that_was_down_gets_every_notification_once_in_order_signed()
         "in feed order: {keys:?}"
     );
 
-    // The delivery log tells the refusals and the deliveries, newest first.
-    let log = admin
-        .list_deliveries(ListDeliveriesRequest { name: "ops".into() })
-        .await
-        .expect("deliveries")
-        .into_inner()
-        .deliveries;
+    // The delivery log tells the refusals and the deliveries, newest first
+    // (the last is recorded just after the receiver answered it).
+    let log = deliveries_until(&mut admin, |log| {
+        log.iter().filter(|d| d.delivered).count() == 4
+    })
+    .await;
     assert!(
         log[0].delivered && log[0].http_status == 200,
         "{:?}",
         log[0]
     );
     assert!(log.iter().any(|d| !d.delivered && d.http_status == 503));
-    assert_eq!(log.iter().filter(|d| d.delivered).count(), 4);
 
     // A test delivery is signed and answered now.
     let tested = admin
