@@ -12,7 +12,7 @@ use slipway_proto::{
     },
     identity::Role,
 };
-use slipway_tests::{Cluster, assert_succeeded, repo::Change, spec, webhook::Receiver};
+use slipway_tests::{Cluster, assert_succeeded, repo::Change, slipctl, spec, webhook::Receiver};
 use tonic::{Code, transport::Channel};
 
 /// How long a test waits for a condition before it fails.
@@ -236,4 +236,47 @@ async fn bad_subscriptions_are_refused_and_viewers_cannot_subscribe() {
         .await
         .expect_err("unknown");
     assert_eq!(err.code(), Code::NotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slipctl_adds_tests_lists_and_removes_a_slack_webhook() {
+    let cluster = Cluster::builder().agents(1).start().await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url();
+    let add = ["notify", "add", "chat", "--url", &url, "--format", "slack"];
+    let (ok, _, err) = slipctl::run(&cluster, Role::Viewer, &add);
+    assert!(!ok && err.contains("permission denied"), "{err}");
+    let (ok, out, err) = slipctl::run(&cluster, Role::Admin, &add);
+    assert!(ok, "{err}");
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .expect("the secret is shown");
+    receiver.set_secret(secret);
+
+    let (ok, out, err) = slipctl::run(&cluster, Role::Admin, &["notify", "test", "chat"]);
+    assert!(ok, "{out}{err}");
+    let taken = receiver.taken();
+    assert_eq!(taken.len(), 1);
+    let text = taken[0].body["text"].as_str().expect("slack text");
+    assert!(text.starts_with("slipway test"), "{text}");
+
+    let (ok, out, _) = slipctl::run(&cluster, Role::Viewer, &["notify", "list"]);
+    assert!(ok && out.contains("chat") && out.contains(&url), "{out}");
+    assert!(!out.contains(secret), "the secret is never listed");
+    let deliveries = ["notify", "deliveries", "chat"];
+    let (ok, out, _) = slipctl::run(&cluster, Role::Viewer, &deliveries);
+    assert!(
+        ok && out.contains("delivered") && out.contains("200"),
+        "{out}"
+    );
+
+    receiver.set_up(false);
+    let (ok, out, _) = slipctl::run(&cluster, Role::Admin, &["notify", "test", "chat"]);
+    assert!(!ok && out.contains("503"), "a refused test fails: {out}");
+
+    let (ok, _, err) = slipctl::run(&cluster, Role::Admin, &["notify", "remove", "chat"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = slipctl::run(&cluster, Role::Viewer, &deliveries);
+    assert!(!ok && err.contains("not found"), "{err}");
 }
