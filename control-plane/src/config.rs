@@ -41,6 +41,9 @@ pub struct Config {
     /// How long a finished deployment keeps its event log (default 90
     /// days); None keeps every log. The record itself is always kept.
     pub history_retention: Option<std::time::Duration>,
+    /// The longest pause between two attempts to deliver a notification
+    /// (default 60 s; attempts start 100 ms apart and double).
+    pub notify_retry_max: std::time::Duration,
     /// The directories apps' repositories may lie in; none: any absolute
     /// path.
     pub source_roots: SourceRoots,
@@ -93,6 +96,8 @@ pub struct FileConfig {
     pub drift_every_seconds: Option<u64>,
     /// See [`Config::history_retention`], in days; 0 keeps every log.
     pub history_retention_days: Option<u64>,
+    /// See [`Config::notify_retry_max`], in seconds.
+    pub notify_retry_max_seconds: Option<u64>,
     /// See [`Config::source_roots`]: absolute directories that exist.
     pub source_roots: Option<Vec<PathBuf>>,
     /// See [`Config::signing`].
@@ -211,6 +216,9 @@ impl FileConfig {
                 0 => None,
                 days => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
             },
+            notify_retry_max: std::time::Duration::from_secs(
+                self.notify_retry_max_seconds.unwrap_or(60).max(1),
+            ),
             source_roots: SourceRoots::new(&self.source_roots.unwrap_or_default())?,
             enroll_listen: self.enroll_listen,
             metrics_listen: self

@@ -27,4 +27,6 @@ pub struct Context {
     pub sources: SourceRoots,
     /// This control plane's metrics.
     pub metrics: std::sync::Arc<Metrics>,
+    /// The notifiers of the webhook subscriptions.
+    pub notifiers: crate::notify::Notifiers,
 }

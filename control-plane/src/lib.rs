@@ -24,6 +24,7 @@ pub mod git_blob;
 pub mod git_error;
 pub mod history;
 pub mod locks;
+pub mod notify;
 pub mod observe;
 pub mod planning;
 pub mod policy;

@@ -13,7 +13,9 @@ use slipway_proto::{
         drift_service_server::DriftServiceServer,
         environment_service_server::EnvironmentServiceServer,
         feed_service_server::FeedServiceServer, host_service_server::HostServiceServer,
-        lock_service_server::LockServiceServer, release_service_server::ReleaseServiceServer,
+        lock_service_server::LockServiceServer,
+        notification_service_server::NotificationServiceServer,
+        release_service_server::ReleaseServiceServer,
     },
     revocation::Revocations,
     tls::{self, Peer, TlsMaterial},
@@ -158,6 +160,7 @@ pub async fn serve_with(
         sources: config.source_roots.clone(),
         signer,
         metrics,
+        notifiers: crate::notify::Notifiers::new(config.notify_retry_max),
     };
     // The metrics listener answers until the drain is over (`/readyz`
     // says 503 meanwhile), and stops whichever way this returns.
@@ -212,6 +215,9 @@ pub async fn serve_with(
         .await;
     health.set_serving::<LockServiceServer<api::Locks>>().await;
     health.set_serving::<FeedServiceServer<api::Feed>>().await;
+    health
+        .set_serving::<NotificationServiceServer<api::Notifications>>()
+        .await;
     health
         .set_serving::<CertificateServiceServer<api::Certificates>>()
         .await;
@@ -297,7 +303,11 @@ pub async fn serve_with(
             DriftServiceServer,
             api::Drift(ctx.clone())
         ))
-        .add_service(operator_service!(FeedServiceServer, api::Feed(ctx.clone())));
+        .add_service(operator_service!(FeedServiceServer, api::Feed(ctx.clone())))
+        .add_service(operator_service!(
+            NotificationServiceServer,
+            api::Notifications(ctx.clone())
+        ));
     let server_tls_for_enroll = server_tls.clone();
     let reload = {
         let agents = ctx.agents.clone();
@@ -336,6 +346,13 @@ pub async fn serve_with(
             RETENTION_EVERY,
         ))
     });
+    let notifiers = ctx.notifiers.clone();
+    match notifiers.start_all(&ctx.store, ctx.events.feed()) {
+        Ok(subscriptions) => tracing::info!(subscriptions, "notifiers started"),
+        Err(err) => {
+            tracing::error!(error = %err, "reading the subscriptions failed; no notifications are sent")
+        }
+    }
     let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
     let shutdown = {
         let (stop, readiness) = (stop.clone(), readiness.clone());
@@ -366,6 +383,7 @@ pub async fn serve_with(
     }
     recheck.abort();
     let _ = recheck.await;
+    notifiers.shutdown().await;
     if let Some(retention) = retention {
         retention.abort();
         let _ = retention.await;

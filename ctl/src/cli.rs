@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
     commands::{
-        app, audit, cancel, deploy, deployment, drift, env, events, history, host, lock, pki,
-        release, rollback, rollbacks, stats, status, watch,
+        app, audit, cancel, deploy, deployment, drift, env, events, history, host, lock, notify,
+        pki, release, rollback, rollbacks, stats, status, watch,
     },
     connection::Connection,
 };
@@ -107,6 +107,10 @@ pub enum Command {
     /// The feed of deployment and host state changes across the fleet;
     /// `--follow` keeps watching and resumes after a dropped connection.
     Events(events::EventsArgs),
+    /// Webhook notifications of deployment, host and drift events: add,
+    /// list, remove, test, deliveries.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
 }
 
 #[cfg(test)]

@@ -58,6 +58,7 @@ async fn main() -> Result<()> {
         signer: None,
         sources: Default::default(),
         metrics: Default::default(),
+        notifiers: Default::default(),
     };
     let repo = SampleRepo::new();
     let contents: Vec<(String, Vec<u8>)> = (0..args.files)

@@ -120,6 +120,7 @@ async fn run(keep: bool) -> Result<()> {
         recheck_every: std::time::Duration::from_secs(30),
         drift_every: None,
         history_retention: Some(std::time::Duration::from_secs(90 * 86_400)),
+        notify_retry_max: slipway_control_plane::notify::DEFAULT_RETRY_MAX,
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,

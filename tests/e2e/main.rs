@@ -22,6 +22,7 @@ mod integrity;
 mod limits;
 mod logs;
 mod metrics;
+mod notify;
 mod operations;
 mod refusals;
 mod release_rules;

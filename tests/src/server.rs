@@ -97,6 +97,8 @@ pub fn control_plane_config(
         // Checked on demand: a test decides when.
         drift_every: None,
         history_retention: None,
+        // Short, so a receiver that comes back is retried soon.
+        notify_retry_max: std::time::Duration::from_millis(200),
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,

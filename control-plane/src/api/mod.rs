@@ -14,6 +14,7 @@ mod environments;
 mod feed;
 mod hosts;
 mod locks;
+mod notify;
 mod releases;
 mod targets;
 
@@ -32,7 +33,7 @@ use crate::{
 pub use self::{
     apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
     drift::Drift, environments::Environments, feed::Feed, hosts::Hosts, locks::Locks,
-    releases::Releases,
+    notify::Notifications, releases::Releases,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

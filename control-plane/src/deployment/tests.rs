@@ -53,6 +53,7 @@ async fn fixture(hosts: usize) -> Fixture {
         signer: None,
         sources: Default::default(),
         metrics: Default::default(),
+        notifiers: Default::default(),
     };
     let app = App {
         name: "web".into(),

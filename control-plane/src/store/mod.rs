@@ -14,6 +14,7 @@ pub mod feed;
 pub mod identity;
 pub mod join_tokens;
 pub mod locks;
+pub mod notify;
 pub mod releases;
 pub mod retention;
 pub mod revocations;
@@ -73,10 +74,18 @@ pub enum Tree {
     DriftFindings,
     /// deployment id -> empty: the deployments that repair drift
     DriftRepairs,
+    /// name -> `Subscription`: notification webhooks
+    Subscriptions,
+    /// subscription id -> its signing secret
+    SubscriptionSecrets,
+    /// subscription id -> be64(feed cursor handled last)
+    SubscriptionCursors,
+    /// subscription id \0 be64(sequence) -> `Delivery`: the latest attempts
+    Deliveries,
 }
 
 impl Tree {
-    const ALL: [Tree; 20] = [
+    const ALL: [Tree; 24] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -97,6 +106,10 @@ impl Tree {
         Tree::Feed,
         Tree::DriftFindings,
         Tree::DriftRepairs,
+        Tree::Subscriptions,
+        Tree::SubscriptionSecrets,
+        Tree::SubscriptionCursors,
+        Tree::Deliveries,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -121,6 +134,10 @@ impl Tree {
             Tree::Feed => "feed",
             Tree::DriftFindings => "drift_findings",
             Tree::DriftRepairs => "drift_repairs",
+            Tree::Subscriptions => "subscriptions",
+            Tree::SubscriptionSecrets => "subscription_secrets",
+            Tree::SubscriptionCursors => "subscription_cursors",
+            Tree::Deliveries => "deliveries",
         }
     }
 

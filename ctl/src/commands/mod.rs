@@ -15,6 +15,7 @@ mod follow;
 pub mod history;
 pub mod host;
 pub mod lock;
+pub mod notify;
 pub mod pki;
 pub mod policy;
 pub mod release;
@@ -78,5 +79,8 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Events(args) => events::run(args, conn, output).await,
+        Command::Notify(command) => notify::run(command, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }
