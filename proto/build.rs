@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "slipway/agent/v1/agent.proto",
     "slipway/control/v1/control.proto",
     "slipway/control/v1/feed.proto",
+    "slipway/control/v1/notify.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -424,6 +424,8 @@ mod activate_tests;
 mod admin;
 #[cfg(test)]
 mod cancel_tests;
+mod drift;
+pub use drift::DriftQuestion;
 #[cfg(test)]
 mod durability_tests;
 #[cfg(test)]
@@ -436,6 +438,7 @@ mod lifecycle_tests;
 mod overlap_tests;
 #[cfg(test)]
 mod prepare_tests;
+mod prepared;
 #[cfg(test)]
 mod run_id_tests;
 mod status;

@@ -17,28 +17,24 @@ use crate::{
     hook_output::OutputBudget,
     journal::{Journal, OperationRecord, State, Status, now_unix},
     layout::AppRoot,
-    objects::ObjectStore,
     operations::{Event, Kind, OperationGuard},
-    pause::{self, PausePoint},
     probes::Probes,
     registry::Registry,
-    release::{self, Build},
-    retention, shared,
+    release, retention, shared,
     steps::Ctx,
 };
 
 pub use crate::plans::{DeployPlan, RollbackPlan};
 
+mod place;
+use place::{MATERIALISE_SPAN, MATERIALISE_START};
+
 /// Where each stage of a deploy starts on the 0-100 scale; materialising is
 /// the long part.
 const LINK_SHARED_AT: u32 = 2;
-const MATERIALISE_START: u32 = 5;
-const MATERIALISE_SPAN: u32 = 80;
 const BEFORE_ACTIVATE_AT: u32 = 86;
 const ACTIVATE_AT: u32 = 90;
 const PRUNE_AT: u32 = 97;
-/// The least time between two "placed N of M files" events.
-const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Where a switch to a release on disk switches.
 const SWITCH_AT: u32 = 50;
 
@@ -105,10 +101,10 @@ async fn deploy_steps(
     previous: &mut Option<String>,
 ) -> Result<Done, Error> {
     let (app, id) = (&plan.app, plan.release_id.as_str());
-    let what = if plan.prepare_only {
-        "preparing (without switching)"
-    } else {
-        "deploying"
+    let what = match (plan.rebuild, plan.prepare_only) {
+        (true, _) => "repairing (building afresh, without switching)",
+        (false, true) => "preparing (without switching)",
+        (false, false) => "deploying",
     };
     ctx.say(
         LogLevel::Info,
@@ -193,57 +189,23 @@ async fn build(
         LogLevel::Info,
         format!("materialising release {id} ({how})"),
     );
+    let replaced = plan.rebuild && {
+        let release = app.release(id);
+        blocking(move || Ok::<_, Error>(release.is_dir())).await?
+    };
     let built = {
         let (app, plan, log) = (app.clone(), plan.clone(), ctx.log.clone());
-        blocking(move || {
-            let store = ObjectStore::new(&app);
-            let mut reported = std::time::Instant::now();
-            let pause = PausePoint::configured();
-            let mut progress = |done: usize, total: usize| {
-                let percent = MATERIALISE_START + MATERIALISE_SPAN * done as u32 / total as u32;
-                // At most one a second, none for a release placed within
-                // one: "complete" follows anyway.
-                if reported.elapsed() >= PROGRESS_EVERY && done < total {
-                    reported = std::time::Instant::now();
-                    let message = format!("placed {done} of {total} files");
-                    log.push(Stage::Materialise, percent, LogLevel::Info, message, None);
-                }
-                if pause.is_some_and(|point| point.reached(done, total)) {
-                    let message = format!("paused at {done} of {total} files ({})", pause::VAR);
-                    log.push(Stage::Materialise, percent, LogLevel::Warn, message, None);
-                    pause::hold();
-                }
-            };
-            let at = MATERIALISE_START + MATERIALISE_SPAN;
-            let mut link = |dir: &std::path::Path| {
-                for line in shared::link(dir, &plan.activation.shared)? {
-                    log.push(Stage::LinkShared, at, LogLevel::Info, line, None);
-                }
-                Ok(())
-            };
-            let build = Build {
-                copy: plan.activation.copy,
-                progress: &mut progress,
-                finish: &mut link,
-            };
-            let (release, deployment) = (&plan.release_id, &plan.deployment_id);
-            let built =
-                release::materialise(&app, &store, release, deployment, &plan.manifest, build)?;
-            if !built {
-                // Reused: links a spec added since it was built.
-                link(&app.release(release))?;
-            }
-            Ok::<_, release::ReleaseError>(built)
-        })
-        .await?
+        blocking(move || place::place(&app, &plan, &log)).await?
     };
     ctx.enter(Stage::Materialise, MATERIALISE_START + MATERIALISE_SPAN);
     ctx.say(
         LogLevel::Info,
-        if built {
-            format!("release {id} is complete")
-        } else {
-            format!("release {id} was already on this host; reusing it")
+        match (built, replaced) {
+            (true, true) => format!(
+                "release {id} is complete: built afresh and swapped in for the copy on disk"
+            ),
+            (true, false) => format!("release {id} is complete"),
+            (false, _) => format!("release {id} was already on this host; reusing it"),
         },
     );
 

@@ -1,13 +1,20 @@
 //! Filesystem helpers for every module that writes under an app root or the
 //! data dir: durable directory creation and syncs, removing a tree the app
-//! made read-only, and a failed call with its action and path. Imports
-//! nothing of the crate, so any module can use it. Blocking.
+//! made read-only, hashing a file as it streams, and a failed call with its
+//! action and path. Imports nothing of the crate, so any module can use it.
+//! Blocking.
 
 use std::{
-    fs, io,
-    os::unix::fs::PermissionsExt,
+    fs,
+    io::{self, Read},
+    os::unix::fs::{OpenOptionsExt, PermissionsExt},
     path::{Path, PathBuf},
 };
+
+use sha2::{Digest, Sha256};
+
+/// What [`hash_file`] reads at once: memory stays this whatever the size.
+const HASH_BUFFER: usize = 64 << 10;
 
 /// A filesystem call that failed: what the agent was doing, and where.
 /// Modules with their own `Io` variant convert it (`ReleaseError::Io`).
@@ -97,6 +104,38 @@ pub const SYNC_EACH_UP_TO: usize = 32;
 pub fn sync_filesystem(path: &Path) -> io::Result<()> {
     let dir = fs::File::open(path)?;
     rustix::fs::syncfs(&dir).map_err(io::Error::from)
+}
+
+/// The lowercase hex SHA-256 of the regular file at `path` and its size,
+/// read in fixed-size pieces. A symlink is not followed and a FIFO does not
+/// block the reader: both fail to open.
+pub fn hash_file(path: &Path) -> io::Result<(String, u64)> {
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0; HASH_BUFFER];
+    let mut size = 0;
+    loop {
+        match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                hasher.update(&buffer[..n]);
+                size += n as u64;
+            }
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok((hex::encode(hasher.finalize()), size))
 }
 
 /// Removes a file or a directory tree, first making directories writable

@@ -11,6 +11,7 @@ mod cancel;
 pub mod certificate;
 pub mod config;
 mod deploy;
+mod drift;
 pub mod enroll;
 pub mod error;
 mod event_log;

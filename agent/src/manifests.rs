@@ -56,6 +56,13 @@ pub fn exists(app: &AppRoot, release_id: &str) -> bool {
     path(app, release_id).is_file()
 }
 
+/// The manifest kept for a release; None when there is none, or it cannot
+/// be read (the caller then treats the release as having no manifest).
+pub fn load(app: &AppRoot, release_id: &str) -> Option<Vec<FileEntry>> {
+    let raw = fs::read(path(app, release_id)).ok()?;
+    Some(ReleaseManifest::decode(raw.as_slice()).ok()?.files)
+}
+
 /// Forgets a pruned release's manifest.
 pub fn remove(app: &AppRoot, release_id: &str) {
     let _ = fs::remove_file(path(app, release_id));
@@ -78,17 +85,11 @@ pub fn merge_with_base(
     if !app.release(base).is_dir() {
         return Ok(None);
     }
-    let Ok(raw) = fs::read(path(app, base)) else {
+    let Some(kept) = load(app, base) else {
         return Ok(None);
     };
-    let Ok(kept) = ReleaseManifest::decode(raw.as_slice()) else {
-        return Ok(None);
-    };
-    let mut files: BTreeMap<String, FileEntry> = kept
-        .files
-        .into_iter()
-        .map(|f| (f.path.clone(), f))
-        .collect();
+    let mut files: BTreeMap<String, FileEntry> =
+        kept.into_iter().map(|f| (f.path.clone(), f)).collect();
     for path in removed {
         files.remove(path);
     }

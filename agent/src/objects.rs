@@ -101,6 +101,36 @@ impl ObjectStore {
             .collect()
     }
 
+    /// Removes object `sha256` and its executable variant when either no
+    /// longer holds content hashing to `sha256` with the store's mode: an
+    /// edit or a chmod through a release's hard link reaches the object, so
+    /// every later release linking it would carry the edit. Returns how many
+    /// were removed; [`ObjectStore::missing`] then reports the hash.
+    /// Blocking.
+    pub fn discard_if_corrupt(&self, sha256: &str) -> Result<u32, ObjectError> {
+        let mut removed = 0;
+        for (executable, mode) in [(false, OBJECT_MODE), (true, EXECUTABLE_MODE)] {
+            let path = self.path(sha256, executable);
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(meta) => meta,
+                Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                Err(err) => return Err(ObjectError::io("inspect", &path)(err)),
+            };
+            let intact = meta.is_file()
+                && meta.permissions().mode() & 0o777 == mode
+                && fsutil::hash_file(&path).is_ok_and(|(hash, _)| hash == sha256);
+            if intact {
+                continue;
+            }
+            std::fs::remove_file(&path).map_err(ObjectError::io("remove", &path))?;
+            let dir = path.parent().expect("object paths have a parent");
+            fsutil::sync_dir(dir).map_err(ObjectError::io("sync", dir))?;
+            tracing::warn!(object = %path.display(), "removed a stored object whose content or mode no longer matched");
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     /// Reads a small object (a symlink target), refusing more than `limit`
     /// bytes. Blocking.
     pub fn read_small(&self, sha256: &str, limit: u64) -> Result<Vec<u8>, ObjectError> {

@@ -25,6 +25,8 @@ pub struct DeployPlan {
     pub environment: String,
     /// Stop once the release is ready, without switching.
     pub prepare_only: bool,
+    /// Build the release afresh even when it is on disk (RepairRelease).
+    pub rebuild: bool,
     /// The lock's fencing token (0: unfenced).
     pub fencing_token: u64,
     /// The control plane store identity of the token.

@@ -112,6 +112,9 @@ pub fn preflight(store: &ObjectStore, manifest: &Manifest) -> Result<(), Release
 pub struct Build<'a> {
     /// Private writable copies instead of hard links into the store.
     pub copy: bool,
+    /// Build a new tree even when the release is on disk, and swap it in
+    /// for the old one (a drift repair).
+    pub rebuild: bool,
     /// Called after each entry with (done, total).
     pub progress: &'a mut dyn FnMut(usize, usize),
     /// Runs on the complete staging tree before it is published (links the
@@ -119,12 +122,12 @@ pub struct Build<'a> {
     pub finish: &'a mut dyn FnMut(&Path) -> Result<(), ReleaseError>,
 }
 
-/// Builds `releases/<id>/` unless it exists. Returns false when it was
-/// already there.
+/// Builds `releases/<id>/` unless it exists (or, with `rebuild`, builds it
+/// again). Returns false when it was already there and kept.
 ///
 /// The release is assembled in `.slipway/staging/<id>.<deployment_id>`,
-/// synced, and only then renamed into `releases/`: a crash at any point
-/// leaves no partial directory there.
+/// synced, and only then renamed into `releases/` (or swapped with the
+/// copy there): a crash at any point leaves no partial directory there.
 pub fn materialise(
     app: &AppRoot,
     store: &ObjectStore,
@@ -134,7 +137,8 @@ pub fn materialise(
     build: Build<'_>,
 ) -> Result<bool, ReleaseError> {
     let release = app.release(release_id);
-    if release.is_dir() {
+    let existing = release.is_dir();
+    if existing && !build.rebuild {
         if !crate::manifests::exists(app, release_id) {
             crate::manifests::save(app, release_id, manifest.wire())?;
         }
@@ -152,10 +156,35 @@ pub fn materialise(
         return Err(err);
     }
     crate::manifests::save(app, release_id, manifest.wire())?;
+    if existing {
+        return replace(app, &staging, &release).map(|()| true);
+    }
     fs::rename(&staging, &release).map_err(io_err("rename the staged release to", &release))?;
     let releases = app.releases();
     fsutil::sync_dir(&releases).map_err(io_err("sync", &releases))?;
     Ok(true)
+}
+
+/// Swaps the tree built in `staging` with the release of the same id in one
+/// rename(2) (`RENAME_EXCHANGE`): a `current` that points there resolves
+/// to the old tree, then to the new one, never to nothing or a partial one.
+/// The old tree, now at the staging path, goes to the trash and is removed
+/// (what is left of it, the next start clears).
+fn replace(app: &AppRoot, staging: &Path, release: &Path) -> Result<(), ReleaseError> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    renameat_with(CWD, staging, CWD, release, RenameFlags::EXCHANGE)
+        .map_err(|err| io_err("swap the rebuilt tree with", release)(err.into()))?;
+    let releases = app.releases();
+    fsutil::sync_dir(&releases).map_err(io_err("sync", &releases))?;
+    let name = staging.file_name().unwrap_or_default().to_string_lossy();
+    let trash = app
+        .trash()
+        .join(format!("{name}.{:016x}", rand::random::<u64>()));
+    let removed = fs::rename(staging, &trash).and_then(|()| remove_tree(&trash));
+    if let Err(err) = removed {
+        tracing::warn!(release = %release.display(), error = %err, "cannot remove the replaced tree");
+    }
+    Ok(())
 }
 
 /// `<release_id>.<deployment_id>`, unless that exceeds NAME_MAX (both ids
@@ -386,5 +415,7 @@ pub fn size(dir: &Path) -> io::Result<u64> {
     Ok(total)
 }
 
+#[cfg(test)]
+pub(crate) mod fixture;
 #[cfg(test)]
 mod tests;

@@ -7,25 +7,26 @@ use futures_util::StreamExt;
 use slipway_proto::{
     agent::v1::{
         ActivateReleaseRequest, ActivateReleaseResponse, AppTarget, CancelOperationRequest,
-        CancelOperationResponse, DeployRequest, DeployResponse, GetHealthRequest,
-        GetHealthResponse, GetStatusRequest, GetStatusResponse, InstallCertificateRequest,
-        InstallCertificateResponse, MissingObjectsRequest, MissingObjectsResponse,
-        PinReleaseRequest, PinReleaseResponse, PrepareCertificateRequest,
+        CancelOperationResponse, CheckDriftRequest, CheckDriftResponse, DeployRequest,
+        DeployResponse, GetHealthRequest, GetHealthResponse, GetStatusRequest, GetStatusResponse,
+        InstallCertificateRequest, InstallCertificateResponse, MissingObjectsRequest,
+        MissingObjectsResponse, PinReleaseRequest, PinReleaseResponse, PrepareCertificateRequest,
         PrepareCertificateResponse, PrepareReleaseRequest, PrepareReleaseResponse,
-        ResetFencingRequest, ResetFencingResponse, RollbackRequest, RollbackResponse,
-        SetRevocationsRequest, SetRevocationsResponse, UploadObjectsRequest, UploadObjectsResponse,
-        agent_service_server::AgentService,
+        RepairReleaseRequest, RepairReleaseResponse, ResetFencingRequest, ResetFencingResponse,
+        RollbackRequest, RollbackResponse, SetRevocationsRequest, SetRevocationsResponse,
+        UploadObjectsRequest, UploadObjectsResponse, agent_service_server::AgentService,
     },
-    identity::Identity,
     validate::{self, InvalidField},
 };
 use tonic::{Request, Response, Status, Streaming};
 
+use self::requests::{
+    activation_switch, caller, certificate_status, chunk, environment, prepare_only_deploy,
+};
 use crate::{
     activation::Activation,
     agent::Agent,
     cancel::DEFAULT_GRACE,
-    certificate::CertificateError,
     deploy::{DeployPlan, RollbackPlan},
     error::Error,
     fencing::{self, Fence},
@@ -35,6 +36,8 @@ use crate::{
     trust::Trust,
     upload::Chunk,
 };
+
+mod requests;
 
 /// Chunks of an upload waiting for its writer thread.
 const UPLOAD_QUEUE: usize = 16;
@@ -116,6 +119,7 @@ impl AgentApi {
             activation,
             environment: request.environment,
             prepare_only,
+            rebuild: false,
             fencing_token,
             fencing_epoch,
         })
@@ -190,82 +194,13 @@ impl AgentApi {
     }
 }
 
-/// A PrepareRelease as the prepare-only Deploy it is: one plan for both.
-fn prepare_only_deploy(request: PrepareReleaseRequest) -> DeployRequest {
-    #[allow(deprecated)]
-    DeployRequest {
-        deployment_id: request.deployment_id,
-        app: request.app,
-        release_id: request.release_id,
-        files: request.files,
-        keep_releases: request.keep_releases,
-        spec: request.spec,
-        environment: request.environment,
-        base_release: request.base_release,
-        removed_paths: request.removed_paths,
-        prepare_only: true,
-        fencing_token: request.fencing_token,
-        fencing_epoch: request.fencing_epoch,
-    }
-}
-
-/// An ActivateRelease as the switch it shares with Rollback: one plan for
-/// both ([`Agent::activate`] adds that the release must be prepared).
-fn activation_switch(request: ActivateReleaseRequest) -> RollbackRequest {
-    RollbackRequest {
-        deployment_id: request.deployment_id,
-        app: request.app,
-        release_id: request.release_id,
-        spec: request.spec,
-        environment: request.environment,
-        fencing_token: request.fencing_token,
-        fencing_epoch: request.fencing_epoch,
-    }
-}
-
-/// The environment name hooks see; empty when the caller has none.
-fn environment(name: &str) -> Result<(), InvalidField> {
-    if name.is_empty() {
-        Ok(())
-    } else {
-        validate::name("environment", name)
-    }
-}
-
-fn chunk(message: UploadObjectsRequest) -> Chunk {
-    Chunk {
-        sha256: message.sha256,
-        size: message.size,
-        offset: message.offset,
-        data: message.data,
-    }
-}
-
-/// Who called, for the log; the interceptor put it there.
-/// The status of a renewal step that failed.
-fn certificate_status(err: CertificateError) -> Status {
-    let message = slipway_proto::daemon::chain(&err);
-    match err {
-        CertificateError::NothingPending | CertificateError::Unusable(_) => {
-            Status::failed_precondition(message)
-        }
-        CertificateError::Request(_) | CertificateError::Write { .. } => Status::internal(message),
-    }
-}
-
-fn caller<T>(request: &Request<T>) -> String {
-    request
-        .extensions()
-        .get::<Identity>()
-        .map_or_else(|| "unknown".to_owned(), Identity::principal)
-}
-
 #[tonic::async_trait]
 impl AgentService for AgentApi {
     type DeployStream = ResponseStream<DeployResponse>;
     type RollbackStream = ResponseStream<RollbackResponse>;
     type PrepareReleaseStream = ResponseStream<PrepareReleaseResponse>;
     type ActivateReleaseStream = ResponseStream<ActivateReleaseResponse>;
+    type RepairReleaseStream = ResponseStream<RepairReleaseResponse>;
 
     async fn prepare_certificate(
         &self,
@@ -468,6 +403,35 @@ impl AgentService for AgentApi {
         tracing::info!(%caller, deployment = %plan.deployment_id, app = plan.app.name(), release = %plan.release_id, "activate requested");
         let events = self.agent.activate(plan).await?;
         let stream = events.map(|event| Ok(ActivateReleaseResponse { event: Some(event) }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn check_drift(
+        &self,
+        request: Request<CheckDriftRequest>,
+    ) -> Result<Response<CheckDriftResponse>, Status> {
+        let caller = caller(&request);
+        let question = self.drift_question(request.into_inner())?;
+        if question.discard.is_some() {
+            tracing::info!(%caller, app = question.app.name(), "drift check discarding corrupted objects requested");
+        }
+        Ok(Response::new(self.agent.check_drift(question).await?))
+    }
+
+    async fn repair_release(
+        &self,
+        request: Request<RepairReleaseRequest>,
+    ) -> Result<Response<Self::RepairReleaseStream>, Status> {
+        let caller = caller(&request);
+        let release = request
+            .into_inner()
+            .release
+            .ok_or_else(|| Error::from(InvalidField::new("release", "is required")))?;
+        let mut plan = self.deploy_plan(prepare_only_deploy(release))?;
+        plan.rebuild = true;
+        tracing::info!(%caller, deployment = %plan.deployment_id, app = plan.app.name(), release = %plan.release_id, files = plan.manifest.len(), "repair requested");
+        let events = self.agent.deploy(plan).await?;
+        let stream = events.map(|event| Ok(RepairReleaseResponse { event: Some(event) }));
         Ok(Response::new(Box::pin(stream)))
     }
 }

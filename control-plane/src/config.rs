@@ -37,9 +37,15 @@ pub struct Config {
     pub recheck_every: std::time::Duration,
     /// How often every host is sampled for its health (default 30 s).
     pub health_sample_every: std::time::Duration,
+    /// How often every environment is checked for drift (default 10 min);
+    /// None: only on demand.
+    pub drift_every: Option<std::time::Duration>,
     /// How long a finished deployment keeps its event log (default 90
     /// days); None keeps every log. The record itself is always kept.
     pub history_retention: Option<std::time::Duration>,
+    /// The longest pause between two attempts to deliver a notification
+    /// (default 60 s; attempts start 100 ms apart and double).
+    pub notify_retry_max: std::time::Duration,
     /// The directories apps' repositories may lie in; none: any absolute
     /// path.
     pub source_roots: SourceRoots,
@@ -53,6 +59,18 @@ pub struct Config {
     /// Address of the metrics listener (`/metrics`, `/healthz`, `/readyz`,
     /// plain HTTP); None: off.
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Seconds between drift checks of every environment unless configured.
+pub const DEFAULT_DRIFT_EVERY_SECONDS: u64 = 600;
+
+/// The interval of drift checks for `drift_every_seconds`: the default
+/// when unset, none for 0.
+fn drift_every(seconds: Option<u64>) -> Option<std::time::Duration> {
+    match seconds.unwrap_or(DEFAULT_DRIFT_EVERY_SECONDS) {
+        0 => None,
+        seconds => Some(std::time::Duration::from_secs(seconds)),
+    }
 }
 
 /// Where the metrics listener goes unless configured: loopback only.
@@ -78,8 +96,12 @@ pub struct FileConfig {
     pub recheck_every_seconds: Option<u64>,
     /// See [`Config::health_sample_every`], in seconds (at least 1).
     pub health_sample_every_seconds: Option<u64>,
+    /// See [`Config::drift_every`], in seconds; 0: off.
+    pub drift_every_seconds: Option<u64>,
     /// See [`Config::history_retention`], in days; 0 keeps every log.
     pub history_retention_days: Option<u64>,
+    /// See [`Config::notify_retry_max`], in seconds.
+    pub notify_retry_max_seconds: Option<u64>,
     /// See [`Config::source_roots`]: absolute directories that exist.
     pub source_roots: Option<Vec<PathBuf>>,
     /// See [`Config::signing`].
@@ -202,6 +224,7 @@ impl FileConfig {
                 Some(s) => std::time::Duration::from_secs(s),
                 None => crate::observe::health::DEFAULT_SAMPLE_EVERY,
             },
+            drift_every: drift_every(self.drift_every_seconds),
             history_retention: match self
                 .history_retention_days
                 .unwrap_or(crate::history::retention::DEFAULT_DAYS)
@@ -209,6 +232,9 @@ impl FileConfig {
                 0 => None,
                 days => Some(std::time::Duration::from_secs(days.saturating_mul(86_400))),
             },
+            notify_retry_max: std::time::Duration::from_secs(
+                self.notify_retry_max_seconds.unwrap_or(60).max(1),
+            ),
             source_roots: SourceRoots::new(&self.source_roots.unwrap_or_default())?,
             enroll_listen: self.enroll_listen,
             metrics_listen: self
@@ -254,6 +280,17 @@ mod tests {
             let err = file.finish().unwrap_err();
             assert!(matches!(err, ConfigError::SourceRoot(_)), "{roots}: {err}");
         }
+    }
+
+    #[test]
+    fn drift_checks_run_every_ten_minutes_unless_set_and_zero_turns_them_off() {
+        let minutes = |m: u64| Some(std::time::Duration::from_secs(m * 60));
+        assert_eq!(drift_every(None), minutes(10));
+        assert_eq!(drift_every(Some(120)), minutes(2));
+        assert_eq!(drift_every(Some(0)), None);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("control-plane.example.toml");
+        let file = FileConfig::load(&path).unwrap();
+        assert_eq!(file.drift_every_seconds, Some(DEFAULT_DRIFT_EVERY_SECONDS));
     }
 
     #[test]

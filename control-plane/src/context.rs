@@ -30,4 +30,6 @@ pub struct Context {
     /// Hosts' health as sampled: the interval, each host's state and the
     /// changes.
     pub health: std::sync::Arc<crate::observe::health::Health>,
+    /// The notifiers of the webhook subscriptions.
+    pub notifiers: crate::notify::Notifiers,
 }

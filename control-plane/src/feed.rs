@@ -114,6 +114,11 @@ impl Feed {
         Ok(())
     }
 
+    /// The newest cursor, which changes whenever items are made durable.
+    pub fn head(&self) -> watch::Receiver<u64> {
+        self.head.subscribe()
+    }
+
     /// The items after `start` that pass `filter`; with `follow`, then live
     /// ones. A watcher that takes nothing from its full queue for
     /// `max_wait` gets `fell_behind` and its stream ends; so does one whose

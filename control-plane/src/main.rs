@@ -32,6 +32,10 @@ struct Args {
     /// Seconds between two health samples of every host (default 30).
     #[arg(long, env = "SLIPWAY_CP_HEALTH_SAMPLE_EVERY_SECONDS")]
     health_sample_every_seconds: Option<u64>,
+    /// Seconds between drift checks of every environment; 0 turns the
+    /// check on an interval off (default 600).
+    #[arg(long, env = "SLIPWAY_CP_DRIFT_EVERY_SECONDS")]
+    drift_every_seconds: Option<u64>,
     /// Days a finished deployment keeps its event log; 0 keeps every log
     /// (default 90). Records are always kept.
     #[arg(long, env = "SLIPWAY_CP_HISTORY_RETENTION_DAYS")]
@@ -92,6 +96,7 @@ fn load(
     file.health_sample_every_seconds = args
         .health_sample_every_seconds
         .or(file.health_sample_every_seconds);
+    file.drift_every_seconds = args.drift_every_seconds.or(file.drift_every_seconds);
     file.history_retention_days = args.history_retention_days.or(file.history_retention_days);
     file.enroll_listen = args.enroll_listen.or(file.enroll_listen);
     file.metrics_listen = args.metrics_listen.or(file.metrics_listen);

@@ -10,9 +10,12 @@ use slipway_proto::{
         app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
         certificate_service_server::CertificateServiceServer,
         deployment_service_server::DeploymentServiceServer,
+        drift_service_server::DriftServiceServer,
         environment_service_server::EnvironmentServiceServer,
         feed_service_server::FeedServiceServer, host_service_server::HostServiceServer,
-        lock_service_server::LockServiceServer, release_service_server::ReleaseServiceServer,
+        lock_service_server::LockServiceServer,
+        notification_service_server::NotificationServiceServer,
+        release_service_server::ReleaseServiceServer,
     },
     revocation::Revocations,
     tls::{self, Peer, TlsMaterial},
@@ -158,6 +161,7 @@ pub async fn serve_with(
         signer,
         metrics,
         health: Arc::new(observe::health::Health::new(config.health_sample_every)),
+        notifiers: crate::notify::Notifiers::new(config.notify_retry_max),
     };
     // The metrics listener answers until the drain is over (`/readyz`
     // says 503 meanwhile), and stops whichever way this returns.
@@ -213,8 +217,12 @@ pub async fn serve_with(
     health.set_serving::<LockServiceServer<api::Locks>>().await;
     health.set_serving::<FeedServiceServer<api::Feed>>().await;
     health
+        .set_serving::<NotificationServiceServer<api::Notifications>>()
+        .await;
+    health
         .set_serving::<CertificateServiceServer<api::Certificates>>()
         .await;
+    health.set_serving::<DriftServiceServer<api::Drift>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -292,7 +300,15 @@ pub async fn serve_with(
             DeploymentServiceServer,
             api::Deployments(ctx.clone())
         ))
-        .add_service(operator_service!(FeedServiceServer, api::Feed(ctx.clone())));
+        .add_service(operator_service!(
+            DriftServiceServer,
+            api::Drift(ctx.clone())
+        ))
+        .add_service(operator_service!(FeedServiceServer, api::Feed(ctx.clone())))
+        .add_service(operator_service!(
+            NotificationServiceServer,
+            api::Notifications(ctx.clone())
+        ));
     let server_tls_for_enroll = server_tls.clone();
     let reload = {
         let agents = ctx.agents.clone();
@@ -329,6 +345,9 @@ pub async fn serve_with(
         feed: ctx.events.feed().clone(),
     };
     let sampling = tokio::spawn(observe::sampling::run(sampler, stop.clone()));
+    let drift = config
+        .drift_every
+        .map(|every| tokio::spawn(crate::drift::watch::run(ctx.clone(), every)));
     let retention = config.history_retention.map(|retention| {
         tokio::spawn(crate::history::retention::run(
             ctx.store.clone(),
@@ -336,6 +355,13 @@ pub async fn serve_with(
             RETENTION_EVERY,
         ))
     });
+    let notifiers = ctx.notifiers.clone();
+    match notifiers.start_all(&ctx.store, ctx.events.feed()) {
+        Ok(subscriptions) => tracing::info!(subscriptions, "notifiers started"),
+        Err(err) => {
+            tracing::error!(error = %err, "reading the subscriptions failed; no notifications are sent")
+        }
+    }
     let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
     let shutdown = {
         let (stop, readiness) = (stop.clone(), readiness.clone());
@@ -360,10 +386,15 @@ pub async fn serve_with(
     // Waited for: the task holds the store, which must be closed before
     // this returns (a new control plane may open the same directory).
     reload.abort();
+    if let Some(drift) = drift {
+        drift.abort();
+        let _ = drift.await;
+    }
     recheck.abort();
     let _ = recheck.await;
     // Stopped with `stop`; waited for, as it holds the store too.
     let _ = sampling.await;
+    notifiers.shutdown().await;
     if let Some(retention) = retention {
         retention.abort();
         let _ = retention.await;

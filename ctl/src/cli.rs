@@ -5,8 +5,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
     commands::{
-        app, audit, cancel, deploy, deployment, env, events, health, history, host, lock, pki,
-        release, rollback, rollbacks, stats, status, watch,
+        app, audit, cancel, deploy, deployment, drift, env, events, health, history, host, lock,
+        notify, pki, release, rollback, rollbacks, stats, status, watch,
     },
     connection::Connection,
 };
@@ -85,6 +85,10 @@ pub enum Command {
     /// uptime, response time and error rate of the apps' health probes, and
     /// a sparkline per metric.
     Health(health::HealthArgs),
+    /// Check an environment's hosts for drift now: `current` not the
+    /// recorded release, its files edited, deleted or added by hand,
+    /// releases the control plane does not know. Exits 1 when any drifted.
+    Drift(drift::DriftArgs),
     /// List past and running deployments, newest first.
     History(history::HistoryArgs),
     /// Inspect one deployment.
@@ -107,6 +111,10 @@ pub enum Command {
     /// The feed of deployment and host state changes across the fleet;
     /// `--follow` keeps watching and resumes after a dropped connection.
     Events(events::EventsArgs),
+    /// Webhook notifications of deployment, host and drift events: add,
+    /// list, remove, test, deliveries.
+    #[command(subcommand)]
+    Notify(notify::NotifyCommand),
 }
 
 #[cfg(test)]
@@ -154,7 +162,7 @@ mod tests {
         let Command::Deploy(args) = cli.command else {
             panic!("not deploy")
         };
-        assert_eq!(args.app, "web");
+        assert_eq!(args.app.as_deref(), Some("web"));
         assert_eq!(args.env, "prod");
         assert_eq!(args.git_ref.as_deref(), Some("main"));
         assert_eq!(args.release, None);

@@ -3,16 +3,12 @@
 
 use std::{fmt, path::PathBuf};
 
-use slipway_proto::{
-    MAX_MESSAGE_BYTES,
-    control::v1::{
-        app_service_client::AppServiceClient, deployment_service_client::DeploymentServiceClient,
-        environment_service_client::EnvironmentServiceClient,
-        host_service_client::HostServiceClient, release_service_client::ReleaseServiceClient,
-    },
-    tls::{self, ConnectError, Peer, TlsError, TlsMaterial, TlsPaths},
-};
+use slipway_proto::tls::{self, ConnectError, Peer, TlsError, TlsMaterial, TlsPaths};
 use tonic::{Code, Status, transport::Channel};
+
+pub use self::api::Api;
+
+mod api;
 
 /// Default control plane address.
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7443";
@@ -136,76 +132,6 @@ impl Connection {
     /// Dials the control plane and returns its API clients.
     pub async fn api(&self) -> anyhow::Result<Api> {
         Ok(Api::new(self.channel().await?))
-    }
-}
-
-/// The operator API's clients over one channel, each accepting messages up
-/// to [`MAX_MESSAGE_BYTES`] (a release's manifest can be large).
-#[derive(Clone, Debug)]
-pub struct Api {
-    channel: Channel,
-}
-
-impl Api {
-    /// Clients over `channel`.
-    pub fn new(channel: Channel) -> Self {
-        Self { channel }
-    }
-
-    /// AppService.
-    pub fn apps(&self) -> AppServiceClient<Channel> {
-        AppServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
-    }
-
-    /// EnvironmentService.
-    pub fn environments(&self) -> EnvironmentServiceClient<Channel> {
-        EnvironmentServiceClient::new(self.channel.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    }
-
-    /// HostService.
-    pub fn hosts(&self) -> HostServiceClient<Channel> {
-        HostServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
-    }
-
-    /// ReleaseService.
-    pub fn releases(&self) -> ReleaseServiceClient<Channel> {
-        ReleaseServiceClient::new(self.channel.clone()).max_decoding_message_size(MAX_MESSAGE_BYTES)
-    }
-
-    /// DeploymentService.
-    pub fn deployments(&self) -> DeploymentServiceClient<Channel> {
-        DeploymentServiceClient::new(self.channel.clone())
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    }
-
-    /// FeedService.
-    pub fn feed(
-        &self,
-    ) -> slipway_proto::control::v1::feed_service_client::FeedServiceClient<Channel> {
-        slipway_proto::control::v1::feed_service_client::FeedServiceClient::new(
-            self.channel.clone(),
-        )
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    }
-
-    /// AuditService.
-    pub fn audit(
-        &self,
-    ) -> slipway_proto::control::v1::audit_service_client::AuditServiceClient<Channel> {
-        slipway_proto::control::v1::audit_service_client::AuditServiceClient::new(
-            self.channel.clone(),
-        )
-        .max_decoding_message_size(MAX_MESSAGE_BYTES)
-    }
-
-    /// LockService.
-    pub fn locks(
-        &self,
-    ) -> slipway_proto::control::v1::lock_service_client::LockServiceClient<Channel> {
-        slipway_proto::control::v1::lock_service_client::LockServiceClient::new(
-            self.channel.clone(),
-        )
     }
 }
 

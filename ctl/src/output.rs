@@ -4,6 +4,7 @@
 
 mod catalog;
 mod deployments;
+mod drift;
 mod health;
 mod history;
 mod rollout;
@@ -18,6 +19,7 @@ use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus};
 
 pub use catalog::{app, apps, certs, environment, environments, host, hosts, release, releases};
 pub use deployments::{deployment, deployments, event_line, fleet};
+pub use drift::{drift, drift_marker, drift_summary};
 pub use health::health;
 pub use history::{audit_events, event_lines, mark, rollbacks, stats};
 pub use rollout::{locks, plan};

@@ -37,10 +37,10 @@ pub mod control {
 /// The version of the agent contract this crate describes, reported by
 /// agents in `HostInfo.contract_version`. 2 added PrepareRelease,
 /// ActivateRelease, `ProgressEvent.run_id` and error reasons
-/// ([`reason`]); 3 added GetHealth (continuous probes), https health checks
-/// and `HealthCheck.probe_interval_seconds`; an agent that reports 0
-/// predates the field (version 1).
-pub const AGENT_CONTRACT_VERSION: u32 = 3;
+/// ([`reason`]), 3 CheckDrift and RepairRelease, 4 GetHealth (continuous
+/// probes), https health checks and `HealthCheck.probe_interval_seconds`;
+/// an agent that reports 0 predates the field (version 1).
+pub const AGENT_CONTRACT_VERSION: u32 = 4;
 
 /// The `step` of an agent's health check events (`ProgressEvent.step`):
 /// each attempt is one event, at INFO when it passed and WARN when it

@@ -59,6 +59,7 @@ async fn main() -> Result<()> {
         sources: Default::default(),
         metrics: Default::default(),
         health: Default::default(),
+        notifiers: Default::default(),
     };
     let repo = SampleRepo::new();
     let contents: Vec<(String, Vec<u8>)> = (0..args.files)

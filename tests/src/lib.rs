@@ -22,6 +22,7 @@ pub mod scrape;
 pub mod server;
 pub mod slipctl;
 pub mod spec;
+pub mod webhook;
 
 pub use cluster::Cluster;
 pub use pki::TestPki;

@@ -98,7 +98,11 @@ pub fn control_plane_config(
         // (`Builder::health_sample_every`): they add agent calls and feed
         // items.
         health_sample_every: std::time::Duration::from_secs(3600),
+        // Checked on demand: a test decides when.
+        drift_every: None,
         history_retention: None,
+        // Short, so a receiver that comes back is retried soon.
+        notify_retry_max: std::time::Duration::from_millis(200),
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,

@@ -138,6 +138,7 @@ async fn prepare_leaves_current_and_the_release_ready_and_activate_switches() {
     // The same operation as a prepare-only Deploy: that replays it.
     let plan = DeployPlan {
         prepare_only: true,
+        rebuild: false,
         ..f.plan("d2", "r2")
     };
     let same: Vec<_> = f.agent.deploy(plan).await.unwrap().collect().await;
@@ -194,7 +195,7 @@ async fn prepare_leaves_current_and_the_release_ready_and_activate_switches() {
         .host
         .unwrap();
     assert_eq!(host.contract_version, AGENT_CONTRACT_VERSION);
-    assert_eq!(host.contract_version, 3);
+    assert_eq!(host.contract_version, 4);
     assert_eq!(host.agent_version, env!("CARGO_PKG_VERSION"));
 }
 

@@ -140,6 +140,7 @@ async fn a_group_that_ignores_sigterm_is_killed_after_the_grace() {
     let plan = DeployPlan {
         activation: holding(&f, true),
         prepare_only: true,
+        rebuild: false,
         ..f.plan("d1", "r1")
     };
     let mut events = f.agent.deploy(plan).await.unwrap();

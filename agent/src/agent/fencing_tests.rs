@@ -81,6 +81,7 @@ async fn a_stale_token_is_refused_everywhere_and_changes_nothing() {
     );
     let prepare = DeployPlan {
         prepare_only: true,
+        rebuild: false,
         ..deploy_plan(&f, "d2", "r2", 3)
     };
     assert_stale(f.agent.deploy(prepare).await.err().unwrap());

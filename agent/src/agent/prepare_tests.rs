@@ -16,6 +16,7 @@ use crate::activation::{Activation, Point, Probe};
 fn prepare_plan(f: &Fixture, deployment: &str, id: &str, activation: &Activation) -> DeployPlan {
     DeployPlan {
         prepare_only: true,
+        rebuild: false,
         activation: activation.clone(),
         keep: 1,
         ..f.plan(deployment, id)

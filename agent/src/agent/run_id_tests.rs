@@ -65,6 +65,7 @@ async fn a_client_that_attaches_again_sees_the_same_run_and_sequences() {
     let plan = DeployPlan {
         activation: waiting(&f),
         prepare_only: true,
+        rebuild: false,
         ..f.plan("d2", "r2")
     };
     let mut first = f.agent.deploy(plan.clone()).await.unwrap();

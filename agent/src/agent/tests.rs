@@ -92,6 +92,7 @@ impl Fixture {
             activation: Activation::default(),
             environment: "test".into(),
             prepare_only: false,
+            rebuild: false,
             fencing_token: 1,
             fencing_epoch: String::new(),
         }

@@ -3,61 +3,9 @@
 
 use std::{fs, os::unix::fs::MetadataExt};
 
-use sha2::{Digest, Sha256};
-use slipway_proto::agent::v1::{FileEntry, FileKind};
-
-use super::*;
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    app: AppRoot,
-    store: ObjectStore,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let app = AppRoot::new("web", dir.path().join("web"));
-    app.ensure().unwrap();
-    let store = ObjectStore::new(&app);
-    Fixture {
-        _dir: dir,
-        app,
-        store,
-    }
-}
+use super::{fixture::*, *};
 
 impl Fixture {
-    /// Stores `content` and returns its hash.
-    fn put(&self, content: &[u8]) -> String {
-        let sha = hex::encode(Sha256::digest(content));
-        if !self.store.contains(&sha) {
-            let mut pending = self.store.begin(&sha, content.len() as u64).unwrap();
-            pending.write(content).unwrap();
-            pending.finish().unwrap();
-        }
-        sha
-    }
-
-    fn file(&self, path: &str, mode: u32, content: &[u8]) -> FileEntry {
-        FileEntry {
-            path: path.into(),
-            kind: FileKind::Regular as i32,
-            mode,
-            size: content.len() as u64,
-            sha256: self.put(content),
-        }
-    }
-
-    fn link(&self, path: &str, target: &str) -> FileEntry {
-        FileEntry {
-            path: path.into(),
-            kind: FileKind::Symlink as i32,
-            mode: 0o777,
-            size: target.len() as u64,
-            sha256: self.put(target.as_bytes()),
-        }
-    }
-
     /// A release whose `VERSION` file says `id`.
     fn manifest(&self, id: &str) -> Manifest {
         Manifest::from_wire(vec![
@@ -83,6 +31,7 @@ impl Fixture {
         preflight(&self.store, manifest)?;
         let build = Build {
             copy,
+            rebuild: false,
             progress: &mut |_, _| {},
             finish: &mut |_| Ok(()),
         };
@@ -178,6 +127,7 @@ fn a_failed_materialise_leaves_no_release_and_current_untouched() {
     fs::remove_file(&lost).unwrap();
     let build = Build {
         copy: false,
+        rebuild: false,
         progress: &mut |_, _| {},
         finish: &mut |_| Ok(()),
     };
@@ -265,6 +215,7 @@ fn the_staging_step_runs_before_publishing_and_its_failure_publishes_nothing() {
     let manifest = f.manifest("r1");
     let build = Build {
         copy: false,
+        rebuild: false,
         progress: &mut |_, _| {},
         finish: &mut |staging| {
             assert!(staging.starts_with(f.app.staging()));

@@ -15,11 +15,11 @@ use std::{
 
 use slipway_proto::{
     agent::v1::{
-        ActivateReleaseRequest, CancelOperationRequest, CancelOperationResponse, GetHealthResponse,
-        GetStatusRequest, GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse,
-        PinReleaseRequest, PinReleaseResponse, PrepareReleaseRequest, ProgressEvent,
-        ResetFencingRequest, ResetFencingResponse, RollbackRequest, UploadObjectsRequest,
-        UploadObjectsResponse,
+        ActivateReleaseRequest, CancelOperationRequest, CancelOperationResponse, CheckDriftRequest,
+        CheckDriftResponse, GetHealthResponse, GetStatusRequest, GetStatusResponse,
+        MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest, PinReleaseResponse,
+        PrepareReleaseRequest, ProgressEvent, RepairReleaseRequest, ResetFencingRequest,
+        ResetFencingResponse, RollbackRequest, UploadObjectsRequest, UploadObjectsResponse,
     },
     control::v1::Host,
     revocation::Revocations,
@@ -75,6 +75,13 @@ pub trait AgentApi: Send + Sync {
     async fn prepare_certificate(&self) -> Result<String, Status>;
     /// Installs the certificate signed for that key; returns its serial.
     async fn install_certificate(&self, certificate_pem: String) -> Result<String, Status>;
+    /// How a release on disk compares with its manifest; with a fencing
+    /// token, also discards the stored contents a hand edit reached.
+    async fn check_drift(&self, request: CheckDriftRequest) -> Result<CheckDriftResponse, Status>;
+    /// Phase one of a drift repair: the release built afresh and swapped
+    /// in for the copy on disk, not switched to.
+    async fn repair_release(&self, request: RepairReleaseRequest)
+    -> Result<ProgressStream, Status>;
 }
 
 /// A connected agent.

@@ -12,11 +12,12 @@ use std::{
 
 use slipway_proto::{
     agent::v1::{
-        ActivateReleaseRequest, AppHealth, AppHealthState, AppStatus, CancelOperationRequest,
-        CancelOperationResponse, GetHealthResponse, GetStatusRequest, GetStatusResponse, HostInfo,
-        MissingObjectsRequest, MissingObjectsResponse, OperationResult, PinReleaseRequest,
-        PinReleaseResponse, PrepareReleaseRequest, ProgressEvent, ReleaseOnDisk, ReleaseState,
-        ResetFencingRequest, ResetFencingResponse, RollbackRequest, Stage, UploadObjectsResponse,
+        ActivateReleaseRequest, AppStatus, CancelOperationRequest, CancelOperationResponse,
+        CheckDriftRequest, CheckDriftResponse, GetHealthResponse, GetStatusRequest,
+        GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse, OperationResult,
+        PinReleaseRequest, PinReleaseResponse, PrepareReleaseRequest, ProgressEvent, ReleaseOnDisk,
+        ReleaseState, RepairReleaseRequest, ResetFencingRequest, ResetFencingResponse,
+        RollbackRequest, Stage, UploadObjectsResponse,
     },
     control::v1::Host,
     reason::{self, Reason},
@@ -201,24 +202,6 @@ fn event(
 }
 
 impl SimAgent {
-    /// The host's facts, or UNAVAILABLE while it is down.
-    fn facts(&self, state: &State) -> Result<HostInfo, Status> {
-        if state.down {
-            return Err(Status::unavailable("connection refused (simulated)"));
-        }
-        Ok(HostInfo {
-            host_name: self.name.clone(),
-            agent_version: "simulated".into(),
-            contract_version: slipway_proto::AGENT_CONTRACT_VERSION,
-            uptime_seconds: 86_400,
-            load_average: 0.5,
-            memory_total_bytes: 8 << 30,
-            memory_available_bytes: 4 << 30,
-            disk_free_bytes: 100 << 30,
-            ..Default::default()
-        })
-    }
-
     /// An activation or a rollback: `current` switched to a release on disk.
     fn switch(&self, release: String) -> Result<ProgressStream, Status> {
         let behaviour = self.operation("activate", &release)?;
@@ -244,10 +227,10 @@ impl SimAgent {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(format!("{} {what} {release}", self.name));
-        let queue = if what == "prepare" {
-            &mut state.prepare
-        } else {
+        let queue = if what == "activate" {
             &mut state.activate
+        } else {
+            &mut state.prepare
         };
         let behaviour = queue.pop_front().unwrap_or(Behaviour::Succeed);
         self.host.cancelled.send_replace(false);
@@ -360,30 +343,7 @@ impl AgentApi for SimAgent {
     }
 
     async fn get_health(&self) -> Result<GetHealthResponse, Status> {
-        let state = self.host.state();
-        let host = self.facts(&state)?;
-        let apps = state
-            .health
-            .iter()
-            .map(|(name, (passing, ms))| AppHealth {
-                name: name.clone(),
-                release_id: state.current.clone(),
-                state: if *passing {
-                    AppHealthState::Healthy
-                } else {
-                    AppHealthState::Failing
-                } as i32,
-                checked_at: Some(slipway_proto::now()),
-                response_ms: *ms,
-                error: if *passing { "" } else { "failing (simulated)" }.to_owned(),
-                interval_seconds: 30,
-                ..Default::default()
-            })
-            .collect();
-        Ok(GetHealthResponse {
-            host: Some(host),
-            apps,
-        })
+        self.health()
     }
 
     async fn missing_objects(
@@ -470,4 +430,36 @@ impl AgentApi for SimAgent {
             "simulated agents hold no certificate",
         ))
     }
+
+    /// Reports `current` and the releases on disk, without drift: a
+    /// simulated host keeps no files.
+    async fn check_drift(&self, _request: CheckDriftRequest) -> Result<CheckDriftResponse, Status> {
+        self.host.log("check-drift".into());
+        let state = self.host.state();
+        if state.down {
+            return Err(Status::unavailable("connection refused (simulated)"));
+        }
+        Ok(CheckDriftResponse {
+            current_release: state.current.clone(),
+            checked_release: state.current.clone(),
+            releases: state.releases.iter().cloned().collect(),
+            counts: Some(Default::default()),
+            ..Default::default()
+        })
+    }
+
+    /// A prepare, logged as `repair <release>`; it follows the host's
+    /// script for its next prepare.
+    async fn repair_release(
+        &self,
+        request: RepairReleaseRequest,
+    ) -> Result<ProgressStream, Status> {
+        let release = request.release.unwrap_or_default().release_id;
+        let behaviour = self.operation("repair", &release)?;
+        Ok(self.run(Stage::Materialise, behaviour, |state| {
+            state.releases.insert(release);
+        }))
+    }
 }
+
+mod health;

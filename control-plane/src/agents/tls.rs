@@ -248,4 +248,23 @@ impl AgentApi for TlsAgent {
             .into_inner()
             .serial)
     }
+
+    async fn check_drift(
+        &self,
+        mut request: CheckDriftRequest,
+    ) -> Result<CheckDriftResponse, Status> {
+        request.fencing_epoch = self.epoch(request.fencing_token);
+        Ok(self.0.clone().check_drift(request).await?.into_inner())
+    }
+
+    async fn repair_release(
+        &self,
+        mut request: RepairReleaseRequest,
+    ) -> Result<ProgressStream, Status> {
+        if let Some(release) = request.release.as_mut() {
+            release.fencing_epoch = self.epoch(release.fencing_token);
+        }
+        let stream = self.0.clone().repair_release(request).await?.into_inner();
+        Ok(progress(stream, |r: RepairReleaseResponse| r.event))
+    }
 }

@@ -8,11 +8,13 @@ mod apps;
 mod audit_trail;
 mod certificates;
 mod deployments;
+mod drift;
 pub mod enrollment;
 mod environments;
 mod feed;
 mod hosts;
 mod locks;
+mod notify;
 mod releases;
 mod targets;
 
@@ -30,7 +32,8 @@ use crate::{
 
 pub use self::{
     apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
-    environments::Environments, feed::Feed, hosts::Hosts, locks::Locks, releases::Releases,
+    drift::Drift, environments::Environments, feed::Feed, hosts::Hosts, locks::Locks,
+    notify::Notifications, releases::Releases,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

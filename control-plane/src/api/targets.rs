@@ -10,7 +10,7 @@ use slipway_proto::{
     control::v1::*,
     identity::Role,
     limits,
-    validate::{InvalidField, bounded},
+    validate::{self, InvalidField, bounded},
 };
 
 use super::{Audited, Checked};
@@ -243,3 +243,41 @@ checked!(RenewAgentCertificateRequest, |r| bounded(
     &r.host,
     limits::HOST_NAME
 ));
+audited!(
+    RepairDriftRequest,
+    "DriftService/RepairDrift",
+    Deployer,
+    Checked<Self>,
+    |r| app_env(&r.app, &r.environment)
+);
+checked!(RepairDriftRequest, |r| start_bounds(
+    &r.app,
+    &r.environment,
+    "",
+    &r.message
+));
+audited!(
+    CreateSubscriptionRequest,
+    "NotificationService/CreateSubscription",
+    Admin,
+    crate::notify::spec::NewSubscription,
+    |r| format!("subscription {}", r.name)
+);
+audited!(
+    DeleteSubscriptionRequest,
+    "NotificationService/DeleteSubscription",
+    Admin,
+    Checked<Self>,
+    |r| format!("subscription {}", r.name)
+);
+checked!(DeleteSubscriptionRequest, |r| validate::name(
+    "name", &r.name
+));
+audited!(
+    TestSubscriptionRequest,
+    "NotificationService/TestSubscription",
+    Admin,
+    Checked<Self>,
+    |r| format!("subscription {}", r.name)
+);
+checked!(TestSubscriptionRequest, |r| validate::name("name", &r.name));

@@ -79,6 +79,7 @@ pub(super) async fn begin(
         policy: Policy::new(spec),
         fencing_token: recorder.deployment().fencing_token,
         done: Done::default(),
+        repair: false,
     };
     let child = Child {
         plan,

@@ -1,7 +1,8 @@
-//! Deployments: starting one under the (app, environment) lock, the record
-//! and its event fold, the supervisor that owns the lease for a
-//! deployment's whole life (automatic rollback included), cancel, reading
-//! deployments back, and reconciliation after a restart.
+//! Deployments: starting one under the (app, environment) lock (a drift
+//! repair included), the record and its event fold, the supervisor that
+//! owns the lease for a deployment's whole life (automatic rollback
+//! included), cancel, reading deployments back, and reconciliation after a
+//! restart.
 
 mod auto_rollback;
 mod cancel;
@@ -11,6 +12,7 @@ mod queries;
 pub mod recheck;
 mod reconcile;
 mod record;
+mod repair;
 mod resume;
 mod start;
 mod story;
@@ -21,6 +23,7 @@ pub use lease::Lease;
 pub use queries::{get, last_succeeded, previous_good};
 pub use reconcile::{Reconciled, reconcile};
 pub use record::Recorder;
+pub use repair::{Repair, repair};
 pub use start::{Resolved, Start, Target, resolve_start, start};
 
 #[cfg(test)]

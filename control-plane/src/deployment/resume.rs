@@ -19,6 +19,7 @@ use crate::{
     policy::Policy,
     releases,
     rollout::{Done, Plan},
+    store::drift,
 };
 
 /// A deployment that can resume: its plan, the hosts still to go, and its
@@ -47,6 +48,8 @@ pub(super) fn prepare(ctx: &Context, d: &Deployment) -> Result<Resume, String> {
     let manifest = Arc::new(releases::manifest(store, &d.app, &d.release).map_err(gone)?);
     let base = match d.kind() {
         DeploymentKind::Rollback => None,
+        // A repair redeploys the release itself.
+        _ if d.previous_release == d.release => None,
         _ if d.previous_release.is_empty() => None,
         _ => releases::manifest(store, &d.app, &d.previous_release)
             .ok()
@@ -81,6 +84,7 @@ pub(super) fn prepare(ctx: &Context, d: &Deployment) -> Result<Resume, String> {
         policy: Policy::new(d.policy.unwrap_or_default()),
         fencing_token: d.fencing_token,
         done,
+        repair: drift::is_repair(store, &d.id).map_err(|err| err.to_string())?,
     };
     Ok(Resume { plan, hosts, lease })
 }

@@ -29,7 +29,7 @@ use crate::{
     policy::{self, Policy},
     releases,
     rollout::{Done, Plan},
-    store::{Store, StoreError},
+    store::{Store, StoreError, drift},
 };
 
 /// What to activate.
@@ -210,18 +210,45 @@ fn resolve(store: &Store, start: &Start, release: Option<Release>) -> Result<Res
 
 /// Starts a deployment and returns its id; the rollout runs on its own task.
 pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<String, Error> {
-    let r = resolve_start(ctx, &start).await?;
+    let resolved = resolve_start(ctx, &start).await?;
+    let how = Launch {
+        kind: start.kind,
+        message: start.message,
+        repair: false,
+    };
+    launch(ctx, caller, resolved, how).await
+}
+
+/// What kind of deployment a launch records.
+pub(super) struct Launch {
+    /// Deploy or rollback.
+    pub kind: DeploymentKind,
+    /// The message recorded with it.
+    pub message: String,
+    /// A drift repair: recorded as one, and each host builds the release
+    /// afresh.
+    pub repair: bool,
+}
+
+/// Records a resolved deployment (number, lock, record and first event in
+/// one transaction) and runs it on its own task; returns its id.
+pub(super) async fn launch(
+    ctx: &Context,
+    caller: &Caller,
+    r: Resolved,
+    how: Launch,
+) -> Result<String, Error> {
     let batches = r.policy.batches(r.hosts.clone());
     let created = create(ctx, |id| {
         let lock = locks::new_lock(&r.app.name, &r.environment, id, &caller.principal());
         let deployment = NewRecord {
-            kind: start.kind,
+            kind: how.kind,
             app: &r.app.name,
             environment: &r.environment,
             release: &r.release,
             previous_release: &r.current,
             author: caller.principal(),
-            message: start.message.clone(),
+            message: how.message.clone(),
             batches: &batches,
             policy: r.policy.spec,
             fencing_token: lock.fencing_token,
@@ -229,12 +256,16 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
             reason: "",
         }
         .build(id);
-        let first = first_event(&deployment, r.hosts.len());
+        let first = first_event(&deployment, r.hosts.len(), how.repair);
         let lease = Lease::new(&ctx.store, lock);
+        let mut ops = vec![lease.take()];
+        if how.repair {
+            ops.push(drift::mark_repair(id));
+        }
         Draft {
             deployment,
             first,
-            ops: vec![lease.take()],
+            ops,
             keep: lease,
         }
     });
@@ -249,7 +280,7 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
     let control = ctx.running.register(&id);
     let plan = Plan {
         deployment_id: id.clone(),
-        kind: start.kind,
+        kind: how.kind,
         app: r.app,
         environment: r.environment,
         release: r.release,
@@ -258,6 +289,7 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
         policy: r.policy,
         fencing_token: lease.lock().fencing_token,
         done: Done::default(),
+        repair: how.repair,
     };
     let supervise = supervisor::supervise(ctx.clone(), plan, r.hosts, recorder, lease, control);
     tokio::spawn(supervise);
@@ -265,11 +297,11 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
 }
 
 /// "deploy <release> of <app> to <environment> (<n> hosts) by <author>, fencing token <n>"
-fn first_event(d: &Deployment, hosts: usize) -> DeploymentEvent {
-    let kind = if d.kind() == DeploymentKind::Rollback {
-        "rollback"
-    } else {
-        "deploy"
+fn first_event(d: &Deployment, hosts: usize, repair: bool) -> DeploymentEvent {
+    let kind = match (repair, d.kind()) {
+        (true, _) => "drift repair: deploy",
+        (false, DeploymentKind::Rollback) => "rollback",
+        (false, _) => "deploy",
     };
     deployment_event(
         DeploymentStatus::Pending,

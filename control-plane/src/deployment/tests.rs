@@ -54,6 +54,7 @@ async fn fixture(hosts: usize) -> Fixture {
         sources: Default::default(),
         metrics: Default::default(),
         health: Default::default(),
+        notifiers: Default::default(),
     };
     let app = App {
         name: "web".into(),

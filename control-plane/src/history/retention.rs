@@ -13,7 +13,7 @@ use crate::{
     audit::{self, Actor},
     domain::event::is_final_status,
     error::Error,
-    store::{Store, StoreError, deployments, events},
+    store::{Store, StoreError, deployments, events, retention},
 };
 
 /// Deployments read at once.
@@ -45,9 +45,9 @@ pub async fn compact(store: &Store, cutoff: SystemTime) -> Result<Compacted, Sto
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let mut done = Compacted::default();
-    let mut cursor = deployments::retention_cursor(store)?;
+    let mut cursor = retention::cursor(store)?;
     loop {
-        let page = deployments::oldest_after(store, cursor, PAGE)?;
+        let page = retention::oldest_after(store, cursor, PAGE)?;
         if page.is_empty() {
             return Ok(done);
         }
@@ -64,7 +64,7 @@ pub async fn compact(store: &Store, cutoff: SystemTime) -> Result<Compacted, Sto
                 store.commit(ops).await?;
             }
             cursor = deployments::number(&d.id);
-            let mut ops = vec![deployments::set_retention_cursor(cursor)];
+            let mut ops = vec![retention::set_cursor(cursor)];
             if !d.events_compacted {
                 d.events_compacted = true;
                 done.deployments += 1;

@@ -162,6 +162,7 @@ fn feed_item(change: &HostHealthChange) -> FeedItem {
         host: change.host.clone(),
         message: limits::cut(&message, limits::MESSAGE).into_owned(),
         time: change.sample.time,
+        health: change.to as i32,
         ..FeedItem::default()
     }
 }
@@ -234,7 +235,7 @@ async fn ask(agents: &Agents, host: &Host) -> Result<HealthSample, String> {
     let client = agents.connect_once(host).await.map_err(|e| e.to_string())?;
     match client.get_health().await {
         Ok(answer) => Ok(facts(answer.host.unwrap_or_default(), &answer.apps)),
-        // An agent older than contract 3 probes nothing: its facts only.
+        // An agent older than contract 4 probes nothing: its facts only.
         Err(status) if status.code() == tonic::Code::Unimplemented => {
             let request = GetStatusRequest {
                 apps: Vec::new(),

@@ -367,6 +367,9 @@ impl HostRun {
     /// Phase one: the release ready on the host, not switched.
     async fn prepare(&self, seen: &mut Seen) -> Result<(), Failure> {
         let client = self.connect().await?;
+        if self.plan().repair {
+            return self.prepare_repair(&client, seen).await;
+        }
         if self.plan().kind == DeploymentKind::Rollback {
             if self.has_release(&client).await? {
                 return Ok(());

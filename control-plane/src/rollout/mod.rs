@@ -10,6 +10,7 @@ mod delta;
 mod engine;
 mod follow;
 mod host;
+mod repair;
 mod settle;
 mod transfer;
 
@@ -46,6 +47,10 @@ pub struct Plan {
     /// Hosts that finished before this run: a deployment resumed after a
     /// restart of the control plane goes on with the others.
     pub done: Done,
+    /// A drift repair: each host discards the contents a hand edit reached,
+    /// is sent what it lacks and builds the release afresh (RepairRelease)
+    /// before the switch.
+    pub repair: bool,
 }
 
 /// Hosts of a deployment that finished before the engine runs.

@@ -55,6 +55,7 @@ fn plan(kind: DeploymentKind, policy: RolloutPolicy) -> Plan {
         policy: Policy::new(policy),
         fencing_token: 2,
         done: Done::default(),
+        repair: false,
     }
 }
 
@@ -580,5 +581,24 @@ async fn by_default_a_host_is_retried_until_its_step_deadline() {
     assert!(
         took >= std::time::Duration::from_secs(20) && took <= std::time::Duration::from_secs(30),
         "{took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repair_discards_ships_and_rebuilds_before_the_switch() {
+    let fleet = Fleet::new();
+    fleet.host("web-1").install(RELEASE);
+    let mut repair = plan(DeploymentKind::Deploy, RolloutPolicy::default());
+    repair.repair = true;
+    let run = roll(&fleet, repair, hosts(1)).await;
+    assert_eq!(run.outcome.status, DeploymentStatus::Succeeded);
+    assert_eq!(
+        fleet.host("web-1").calls(),
+        [
+            "check-drift".to_owned(),
+            "missing".into(),
+            format!("repair {RELEASE}"),
+            format!("activate {RELEASE}"),
+        ]
     );
 }

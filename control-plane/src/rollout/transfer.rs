@@ -87,11 +87,25 @@ impl HostRun {
             Some((id, delta)) => (id, delta.removed),
             None => (String::new(), Vec::new()),
         };
-        let request = PrepareReleaseRequest {
+        let files = files.into_iter().map(file_entry).collect();
+        let request = self.prepare_request(files, base_release, removed_paths);
+        self.call("PrepareRelease", client.prepare(request)).await
+    }
+
+    /// What the agent is asked to prepare: the release's `files`, or their
+    /// difference against `base_release`.
+    pub(super) fn prepare_request(
+        &self,
+        files: Vec<FileEntry>,
+        base_release: String,
+        removed_paths: Vec<String>,
+    ) -> PrepareReleaseRequest {
+        let plan = self.plan();
+        PrepareReleaseRequest {
             deployment_id: plan.deployment_id.clone(),
             app: Some(self.target()),
             release_id: plan.release.id.clone(),
-            files: files.into_iter().map(file_entry).collect(),
+            files,
             keep_releases: plan.app.keep_releases,
             spec: plan.app.activation.clone(),
             environment: plan.environment.clone(),
@@ -100,11 +114,15 @@ impl HostRun {
             fencing_token: plan.fencing_token,
             // Set by the agent client (the store identity).
             fencing_epoch: String::new(),
-        };
-        self.call("PrepareRelease", client.prepare(request)).await
+        }
     }
 
-    async fn transfer(&self, client: &AgentClient, files: &[&ManifestFile]) -> Result<(), Failure> {
+    /// Asks the host which of `files`' contents it lacks and sends those.
+    pub(super) async fn transfer(
+        &self,
+        client: &AgentClient,
+        files: &[&ManifestFile],
+    ) -> Result<(), Failure> {
         let host = &self.host.name;
         let mut by_hash: HashMap<&str, (&str, u64)> = HashMap::new();
         for f in files {
@@ -244,7 +262,8 @@ fn produce_chunks(
     Ok(())
 }
 
-fn file_entry(f: &ManifestFile) -> FileEntry {
+/// A manifest file as the agent's wire form.
+pub(super) fn file_entry(f: &ManifestFile) -> FileEntry {
     FileEntry {
         path: f.path.clone(),
         kind: if f.symlink {

@@ -69,7 +69,7 @@ fn newest_number(store: &Store) -> Result<u64, StoreError> {
         .map_or(0, |(key, _)| number(&String::from_utf8_lossy(key))))
 }
 
-fn be64(raw: &[u8]) -> Option<u64> {
+pub(super) fn be64(raw: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(raw.try_into().ok()?))
 }
 
@@ -92,37 +92,6 @@ fn author_name(author: &str) -> &str {
 
 fn author_prefix(name: &str) -> Vec<u8> {
     key2(name, "")
-}
-
-/// The key in [`Tree::Meta`] of history retention's cursor: every
-/// deployment up to this number is compacted or inside the retention.
-const RETENTION: &[u8] = b"retention";
-
-/// The deployments numbered above `after` (0: from the first), oldest
-/// first, at most `limit`.
-pub fn oldest_after(
-    store: &Store,
-    after: u64,
-    limit: usize,
-) -> Result<Vec<Deployment>, StoreError> {
-    store.list_after(Tree::Deployments, b"", id(after).as_bytes(), limit)
-}
-
-/// History retention's cursor: the last deployment number it is done with.
-pub fn retention_cursor(store: &Store) -> Result<u64, StoreError> {
-    match store.get_raw(Tree::Meta, RETENTION)? {
-        Some(raw) => be64(&raw).ok_or_else(|| super::corrupt(Tree::Meta, RETENTION)),
-        None => Ok(0),
-    }
-}
-
-/// The write that moves history retention's cursor to `number`.
-pub fn set_retention_cursor(number: u64) -> Op {
-    Op::Put(
-        Tree::Meta,
-        RETENTION.to_vec(),
-        number.to_be_bytes().to_vec(),
-    )
 }
 
 /// The write of a deployment's record (its index entries are written by

@@ -8,13 +8,16 @@
 pub mod audit;
 pub mod catalog;
 pub mod deployments;
+pub mod drift;
 pub mod events;
 pub mod feed;
 pub mod health;
 pub mod identity;
 pub mod join_tokens;
 pub mod locks;
+pub mod notify;
 pub mod releases;
+pub mod retention;
 pub mod revocations;
 mod sled_backend;
 
@@ -73,10 +76,22 @@ pub enum Tree {
     HealthAggregates,
     /// be64(cursor) -> `FeedItem`: the live feed, oldest first
     Feed,
+    /// app \0 environment \0 host -> `HostDrift`: the latest drift finding
+    DriftFindings,
+    /// deployment id -> empty: the deployments that repair drift
+    DriftRepairs,
+    /// name -> `Subscription`: notification webhooks
+    Subscriptions,
+    /// subscription id -> its signing secret
+    SubscriptionSecrets,
+    /// subscription id -> be64(feed cursor handled last)
+    SubscriptionCursors,
+    /// subscription id \0 be64(sequence) -> `Delivery`: the latest attempts
+    Deliveries,
 }
 
 impl Tree {
-    const ALL: [Tree; 20] = [
+    const ALL: [Tree; 26] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -97,6 +112,12 @@ impl Tree {
         Tree::HealthSamples,
         Tree::HealthAggregates,
         Tree::Feed,
+        Tree::DriftFindings,
+        Tree::DriftRepairs,
+        Tree::Subscriptions,
+        Tree::SubscriptionSecrets,
+        Tree::SubscriptionCursors,
+        Tree::Deliveries,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -121,6 +142,12 @@ impl Tree {
             Tree::HealthSamples => "health_samples",
             Tree::HealthAggregates => "health_aggregates",
             Tree::Feed => "feed",
+            Tree::DriftFindings => "drift_findings",
+            Tree::DriftRepairs => "drift_repairs",
+            Tree::Subscriptions => "subscriptions",
+            Tree::SubscriptionSecrets => "subscription_secrets",
+            Tree::SubscriptionCursors => "subscription_cursors",
+            Tree::Deliveries => "deliveries",
         }
     }
 

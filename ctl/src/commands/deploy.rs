@@ -1,5 +1,6 @@
-//! `slipctl deploy`: ship a release to an environment and follow it live, or
-//! (`--plan`) print what it would do.
+//! `slipctl deploy`: ship a release to an environment and follow it live,
+//! (`--plan`) print what it would do, or (`--repair`) put the recorded
+//! release back on the hosts that drifted from it.
 
 use std::process::ExitCode;
 
@@ -7,7 +8,11 @@ use clap::Args;
 use futures_util::StreamExt;
 use slipway_proto::control::v1::{DeployRequest, GetEnvironmentRequest, PlanDeploymentRequest};
 
-use super::{follow::follow, policy::PolicyArgs};
+use super::{
+    drift::{self, RepairArgs},
+    follow::follow,
+    policy::PolicyArgs,
+};
 use crate::{
     cli::Output,
     connection::{Api, Connection, rpc},
@@ -17,8 +22,9 @@ use crate::{
 /// Flags of `deploy`.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// App to deploy
-    pub app: String,
+    /// App to deploy (with --repair: the app to repair; default every app)
+    #[arg(required_unless_present = "repair")]
+    pub app: Option<String>,
     /// Environment to deploy to
     #[arg(long, value_name = "ENV")]
     pub env: String,
@@ -34,6 +40,11 @@ pub struct DeployArgs {
     /// Print the batches, hosts, release and what each host lacks; deploy nothing
     #[arg(long)]
     pub plan: bool,
+    /// Check the environment's hosts for drift and deploy the recorded
+    /// release again, built afresh, to each host whose current release or
+    /// files drifted
+    #[arg(long, conflicts_with_all = ["git_ref", "release", "plan"])]
+    pub repair: bool,
     /// Policy for this deployment (default: the environment's)
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -64,13 +75,23 @@ pub async fn policy_override(
 /// unless it succeeded.
 pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow::Result<ExitCode> {
     let api = conn.api().await?;
+    let policy = policy_override(&api, &args.env, &args.policy).await?;
+    if args.repair {
+        let repair = RepairArgs {
+            app: args.app.as_deref(),
+            env: &args.env,
+            message: args.message.clone().unwrap_or_default(),
+            policy,
+        };
+        return drift::repair(&api, repair, output).await;
+    }
     let request = DeployRequest {
-        app: args.app.clone(),
+        app: args.app.clone().unwrap_or_default(),
         environment: args.env.clone(),
         git_ref: args.git_ref.clone().unwrap_or_default(),
         release_id: args.release.clone().unwrap_or_default(),
         message: args.message.clone().unwrap_or_default(),
-        policy: policy_override(&api, &args.env, &args.policy).await?,
+        policy,
     };
     if args.plan {
         let plan = rpc(api

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod cancel;
 pub mod deploy;
 pub mod deployment;
+pub mod drift;
 pub mod env;
 pub mod events;
 mod follow;
@@ -15,6 +16,7 @@ pub mod health;
 pub mod history;
 pub mod host;
 pub mod lock;
+pub mod notify;
 pub mod pki;
 pub mod policy;
 pub mod release;
@@ -56,6 +58,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Deploy(args) => deploy::run(args, conn, output).await,
         Command::Rollback(args) => rollback::run(args, conn, output).await,
         Command::Watch(args) => watch::run(args, conn, output).await,
+        Command::Drift(args) => drift::run(args, conn, output).await,
         Command::Status(args) => status::run(args, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
@@ -80,5 +83,8 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Events(args) => events::run(args, conn, output).await,
+        Command::Notify(command) => notify::run(command, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
     }
 }

@@ -1,11 +1,12 @@
-//! `slipctl status`: the fleet's live state, asked of every agent.
+//! `slipctl status`: the fleet's live state, asked of every agent, with the
+//! latest drift finding of each host's apps.
 
 use clap::Args;
-use slipway_proto::control::v1::GetFleetStatusRequest;
+use slipway_proto::control::v1::{GetFleetStatusRequest, HostDrift, ListDriftFindingsRequest};
 
 use crate::{
     cli::Output,
-    connection::{Connection, rpc},
+    connection::{Api, Connection, RpcError, rpc},
     output,
 };
 
@@ -21,15 +22,40 @@ pub struct StatusArgs {
 }
 
 /// Prints one row per host (reachable, agent version, load, memory, disk)
-/// and one per app on each host (current release, releases on disk).
+/// and one per app on each host (current release, drift, releases on
+/// disk). JSON: the fleet status, with `drift` holding the drifted
+/// findings.
 pub async fn run(args: &StatusArgs, conn: &Connection, output: Output) -> anyhow::Result<()> {
     let request = GetFleetStatusRequest {
         environment: args.env.clone().unwrap_or_default(),
         app: args.app.clone().unwrap_or_default(),
     };
-    let response = rpc(conn.api().await?.hosts().get_fleet_status(request).await)?;
+    let api = conn.api().await?;
+    let response = rpc(api.hosts().get_fleet_status(request).await)?;
+    let drift = drifted(&api, args).await;
     match output {
-        Output::Json => output::json(&response),
-        Output::Text => Ok(output::emit(&output::fleet(&response.hosts))?),
+        Output::Json => {
+            let mut value = serde_json::to_value(&response)?;
+            value["drift"] = serde_json::to_value(&drift)?;
+            output::json(&value)
+        }
+        Output::Text => Ok(output::emit(&output::fleet(&response.hosts, &drift))?),
+    }
+}
+
+/// The latest drifted findings; a control plane that cannot say (an older
+/// one) gets a warning, not a failed status.
+async fn drifted(api: &Api, args: &StatusArgs) -> Vec<HostDrift> {
+    let request = ListDriftFindingsRequest {
+        environment: args.env.clone().unwrap_or_default(),
+        app: args.app.clone().unwrap_or_default(),
+        drifted_only: true,
+    };
+    match api.drift().list_drift_findings(request).await {
+        Ok(response) => response.into_inner().findings,
+        Err(status) => {
+            eprintln!("warning: no drift findings: {}", RpcError(status));
+            Vec::new()
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! deployment, the history table, and the fleet's live state.
 
 use slipway_proto::control::v1::{
-    Deployment, DeploymentEvent, DeploymentStatus, EventKind, HostState, LogLevel,
+    Deployment, DeploymentEvent, DeploymentStatus, EventKind, HostDrift, HostState, LogLevel,
 };
 
 use super::{
@@ -156,8 +156,9 @@ fn certificate_expiry(expires: Option<&pbjson_types::Timestamp>) -> String {
     }
 }
 
-/// The fleet's live state: one row per host, then one per app on each host.
-pub fn fleet(states: &[HostState]) -> String {
+/// The fleet's live state: one row per host, then one per app on each host,
+/// marked when the latest drift check found it drifted.
+pub fn fleet(states: &[HostState], drift: &[HostDrift]) -> String {
     if states.is_empty() {
         return "no hosts match\n".to_owned();
     }
@@ -173,7 +174,14 @@ pub fn fleet(states: &[HostState]) -> String {
         "CERT EXPIRES",
         "ERROR",
     ]);
-    let mut apps = Table::new(&["HOST", "APP", "CURRENT", "PREVIOUS", "RELEASES ON DISK"]);
+    let mut apps = Table::new(&[
+        "HOST",
+        "APP",
+        "CURRENT",
+        "PREVIOUS",
+        "DRIFT",
+        "RELEASES ON DISK",
+    ]);
     for state in states {
         let (name, env) = state
             .host
@@ -222,11 +230,13 @@ pub fn fleet(states: &[HostState]) -> String {
             } else {
                 format!("{}: {}", listed.len(), listed.join(", "))
             };
+            let finding = drift.iter().find(|f| f.host == name && f.app == app.app);
             apps.row(vec![
                 name.to_owned(),
                 app.app.clone(),
                 or_dash(&app.current_release),
                 or_dash(&app.previous_release),
+                super::drift_marker(finding),
                 on_disk,
             ]);
         }

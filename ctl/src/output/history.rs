@@ -241,11 +241,43 @@ mod tests {
             failed: 1,
             success_rate: 2.0 / 3.0,
             mean_duration_ms: 1500,
+            p95_duration_ms: 2100,
             ..Default::default()
         };
         assert_eq!(
-            cells(&stats(&[s])),
-            ["web", "prod", "3", "2", "1", "0", "0", "66.7%", "1.5s"]
+            cells(&stats(std::slice::from_ref(&s))),
+            [
+                "web", "prod", "3", "2", "1", "0", "0", "66.7%", "1.5s", "2.1s", "-"
+            ]
+        );
+        let day = DeploymentStats {
+            period_start: Some(pbjson_types::Timestamp {
+                seconds: 1_795_910_400,
+                nanos: 0,
+            }),
+            rollbacks: 1,
+            recoveries: 1,
+            mean_time_to_recovery_ms: 42_000,
+            ..s
+        };
+        let table = stats(&[day]);
+        assert!(table.starts_with("PERIOD"), "{table}");
+        assert_eq!(
+            cells(&table),
+            [
+                "2026-11-29",
+                "web",
+                "prod",
+                "3",
+                "2",
+                "1",
+                "0",
+                "1",
+                "66.7%",
+                "1.5s",
+                "2.1s",
+                "42.0s"
+            ]
         );
         assert_eq!(mark(ReleaseMark::Unspecified, "x"), "");
     }

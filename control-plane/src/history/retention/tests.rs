@@ -74,7 +74,7 @@ async fn old_logs_go_records_stay_and_each_run_starts_where_the_last_stopped() {
         assert!(d.events_compacted, "the summary says so");
         assert_eq!(d.status(), Succeeded, "the summary stays");
     }
-    assert_eq!(deployments::retention_cursor(store).unwrap(), 2);
+    assert_eq!(retention::cursor(store).unwrap(), 2);
     // Again: nothing new.
     assert_eq!(compact(store, at(500)).await.unwrap(), Compacted::default());
 
@@ -92,7 +92,7 @@ async fn old_logs_go_records_stay_and_each_run_starts_where_the_last_stopped() {
             events: 10_000
         }
     );
-    assert_eq!(deployments::retention_cursor(store).unwrap(), 4);
+    assert_eq!(retention::cursor(store).unwrap(), 4);
 }
 
 #[tokio::test]
