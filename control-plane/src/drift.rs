@@ -11,7 +11,11 @@ pub mod watch;
 
 use std::collections::HashMap;
 
-use slipway_proto::control::v1::{CheckDriftResponse, DriftState, HostDrift};
+use slipway_proto::{
+    agent::v1::DriftKind,
+    control::v1::{CheckDriftResponse, DriftState, FeedItem, FeedKind, HostDrift},
+    limits,
+};
 
 use crate::{
     Context, catalog,
@@ -27,7 +31,7 @@ pub async fn check(
     app: &str,
 ) -> Result<CheckDriftResponse, Error> {
     let found = check::check(ctx, environment, app).await?;
-    keep(&ctx.store, &found).await?;
+    keep(ctx, &found).await?;
     let hosts: Vec<HostDrift> = found.into_iter().filter(|e| !check::is_empty(e)).collect();
     let count = |state| hosts.iter().filter(|e| e.state() == state).count() as u32;
     Ok(CheckDriftResponse {
@@ -39,19 +43,94 @@ pub async fn check(
 
 /// Keeps each answer as its host's latest finding for the app; an unknown
 /// one (no answer, an operation running) leaves the last finding in place.
-/// Every finding passes here, on demand and on the interval: the one place
-/// where a count of drifted hosts would be exported, or a notification of
-/// new drift raised.
-async fn keep(store: &Store, found: &[HostDrift]) -> Result<(), Error> {
-    let writes: Vec<_> = found
-        .iter()
-        .filter(|e| e.state() != DriftState::Unknown)
-        .map(store::drift::put)
-        .collect();
+/// Every finding passes here, on demand and on the interval: a host that
+/// drifted, or whose drift cleared, since its last finding is an item of the
+/// live feed (and so a `drift.found` notification), committed with it.
+async fn keep(ctx: &Context, found: &[HostDrift]) -> Result<(), Error> {
+    let store = &ctx.store;
+    let mut writes = Vec::new();
+    let mut items = Vec::new();
+    for finding in found.iter().filter(|e| e.state() != DriftState::Unknown) {
+        let before = store::drift::latest(store, finding)?.map(|f| f.state());
+        if let Some(item) = change(before, finding) {
+            items.push(item);
+        }
+        writes.push(store::drift::put(finding));
+    }
     if !writes.is_empty() {
-        store.commit(writes).await?;
+        ctx.events.feed().commit(store, items, writes).await?;
     }
     Ok(())
+}
+
+/// The feed item of `finding` when its host's state changed from `before`:
+/// drift found, or drift that cleared. A first clean finding is not news.
+fn change(before: Option<DriftState>, finding: &HostDrift) -> Option<FeedItem> {
+    let now = finding.state();
+    let was_drifted = before == Some(DriftState::Drifted);
+    let message = match now {
+        DriftState::Drifted if !was_drifted => drifted_message(finding),
+        DriftState::Clean if was_drifted => format!(
+            "{} no longer drifts from release {} of {}",
+            finding.host, finding.expected_release, finding.app
+        ),
+        _ => return None,
+    };
+    Some(FeedItem {
+        kind: FeedKind::Drift as i32,
+        app: finding.app.clone(),
+        environment: finding.environment.clone(),
+        host: finding.host.clone(),
+        release: finding.expected_release.clone(),
+        message: limits::cut(&message, limits::MESSAGE).into_owned(),
+        drift: now as i32,
+        ..FeedItem::default()
+    })
+}
+
+/// `DRIFT_KIND_TYPE_CHANGED` as `type changed`.
+fn kind_name(kind: DriftKind) -> String {
+    kind.as_str_name()
+        .trim_start_matches("DRIFT_KIND_")
+        .replace('_', " ")
+        .to_lowercase()
+}
+
+/// `web-2 drifted from release r1: index.html (modified), ...`.
+fn drifted_message(finding: &HostDrift) -> String {
+    let mut what: Vec<String> = Vec::new();
+    if finding.current_release != finding.expected_release {
+        what.push(format!(
+            "current is {}",
+            if finding.current_release.is_empty() {
+                "missing"
+            } else {
+                &finding.current_release
+            }
+        ));
+    }
+    what.extend(
+        finding
+            .findings
+            .iter()
+            .map(|f| format!("{} ({})", f.path, kind_name(f.kind()))),
+    );
+    if finding.findings_truncated {
+        what.push("...".into());
+    }
+    what.extend(
+        finding
+            .unknown_releases
+            .iter()
+            .map(|r| format!("unknown release {r}")),
+    );
+    format!(
+        "{} drifted from release {} of {}: {}",
+        finding.host,
+        finding.expected_release,
+        finding.app,
+        what.join(", ")
+    )
 }
 
 /// The latest findings kept, of one environment and one app when named,

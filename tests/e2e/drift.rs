@@ -3,7 +3,8 @@
 //! host are found by path on that host only, `slipctl drift` exits 1, and
 //! a repair deploys the recorded release there afresh: its tree matches the
 //! commit again, the store no longer holds the edited object, and the next
-//! check is clean. Also: a `current` switched by hand, a release directory
+//! check is clean; the live feed says once when drift was found and once
+//! when it cleared. Also: a `current` switched by hand, a release directory
 //! the control plane does not know, and the refusals.
 
 use std::{
@@ -16,8 +17,9 @@ use sha2::{Digest, Sha256};
 use slipway_proto::{
     agent::v1::DriftKind,
     control::v1::{
-        CheckDriftRequest, CheckDriftResponse, Deployment, DeploymentStatus, DriftState, HostDrift,
-        ListDriftFindingsRequest, RepairDriftRequest, drift_service_client::DriftServiceClient,
+        CheckDriftRequest, CheckDriftResponse, Deployment, DeploymentStatus, DriftState, FeedItem,
+        FeedKind, HostDrift, ListDriftFindingsRequest, RepairDriftRequest, WatchEventsRequest,
+        drift_service_client::DriftServiceClient, feed_service_client::FeedServiceClient,
     },
     identity::Role,
 };
@@ -249,7 +251,42 @@ async fn a_hand_edited_file_is_drift_with_its_path_and_a_repair_puts_the_release
     assert_eq!((after.drifted, after.unknown), (0, 0), "{after:?}");
     assert!(drifted_kept(&cluster).await.is_empty());
     assert!(slipctl_drift(&cluster).0);
+
+    // The live feed says when drift was found and when it cleared, once
+    // each, however many checks saw it.
+    let items = drift_feed(&cluster).await;
+    let seen: Vec<(&str, DriftState, &str)> = items
+        .iter()
+        .map(|i| (i.host.as_str(), i.drift(), i.message.as_str()))
+        .collect();
+    let found = format!(
+        "web-2 drifted from release {release} of {APP}: config/app.toml (missing), \
+         index.html (modified), notes.txt (added)"
+    );
+    let cleared = format!("web-2 no longer drifts from release {release} of {APP}");
+    assert_eq!(
+        seen,
+        [
+            ("web-2", DriftState::Drifted, found.as_str()),
+            ("web-2", DriftState::Clean, cleared.as_str()),
+        ]
+    );
     cluster.shutdown().await;
+}
+
+/// The drift items of the live feed so far.
+async fn drift_feed(cluster: &Cluster) -> Vec<FeedItem> {
+    FeedServiceClient::new(cluster.channel(Role::Viewer).await)
+        .watch_events(WatchEventsRequest {
+            kinds: vec![FeedKind::Drift as i32],
+            ..Default::default()
+        })
+        .await
+        .expect("watch the feed")
+        .into_inner()
+        .map(|m| m.expect("message").item.expect("an item"))
+        .collect()
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

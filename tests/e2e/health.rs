@@ -2,7 +2,8 @@
 //! by this test) is probed every second and a control plane that samples
 //! every 200 ms. Samples appear; the endpoint starts failing and its hosts
 //! turn degraded within the intervals; an agent that stops turns its host
-//! down; the live feed records each change; both daemons export it as
+//! down; the live feed records each change and a webhook is notified of
+//! each (degraded, recovered, down); both daemons export it as
 //! metrics; `slipctl health` prints it; and
 //! with the clock run ahead on the control plane's store, the samples are
 //! aggregated into 5-minute points that outlive them.
@@ -23,12 +24,20 @@ use slipway_control_plane::{
 use slipway_proto::{
     agent::v1::{ActivationSpec, AppHealthState, HealthCheck},
     control::v1::{
-        FeedItem, FeedKind, GetHealthSeriesRequest, GetHealthSeriesResponse, HostHealthState,
-        WatchEventsRequest, feed_service_client::FeedServiceClient,
+        CreateSubscriptionRequest, FeedItem, FeedKind, GetHealthSeriesRequest,
+        GetHealthSeriesResponse, HostHealthState, WatchEventsRequest,
+        feed_service_client::FeedServiceClient,
+        notification_service_client::NotificationServiceClient,
     },
     identity::Role,
 };
-use slipway_tests::{Cluster, assert_succeeded, cluster::ENV, scrape::Scrape, slipctl};
+use slipway_tests::{
+    Cluster, assert_succeeded,
+    cluster::ENV,
+    scrape::Scrape,
+    slipctl,
+    webhook::{Received, Receiver},
+};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -38,6 +47,8 @@ use tokio::{
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 /// How often each agent probes the app here (the least an app may ask).
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// How long a test waits for a notification before it fails.
+const WITHIN: Duration = Duration::from_secs(30);
 
 /// An HTTP endpoint answering 200 while `healthy` holds, else 500.
 async fn endpoint(healthy: Arc<AtomicBool>) -> String {
@@ -137,6 +148,20 @@ async fn hosts_are_sampled_turn_degraded_and_down_and_samples_are_downsampled() 
         .health_sample_every(SAMPLE_EVERY)
         .start()
         .await;
+    let receiver = Receiver::start().await;
+    let created = NotificationServiceClient::new(cluster.channel(Role::Admin).await)
+        .create_subscription(CreateSubscriptionRequest {
+            name: "pager".into(),
+            url: receiver.url(),
+            events: ["host.degraded", "host.recovered", "host.down"]
+                .map(String::from)
+                .to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("subscribe")
+        .into_inner();
+    receiver.set_secret(&created.secret);
     let started = SystemTime::now();
     cluster.commit_text("v1");
     let (_, deployment) = cluster.deploy("main").await;
@@ -203,6 +228,33 @@ async fn hosts_are_sampled_turn_degraded_and_down_and_samples_are_downsampled() 
         "{items:#?}"
     );
 
+    // And it is a notification, one per host, signed.
+    let notified = |events: &[(&str, &str)]| {
+        let events: Vec<(String, String)> = events
+            .iter()
+            .map(|(e, h)| (e.to_string(), h.to_string()))
+            .collect();
+        move |taken: &[Received], _: &[String]| {
+            let seen: Vec<(String, String)> = taken
+                .iter()
+                .map(|r| {
+                    (
+                        r.event.clone(),
+                        r.body["host"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect();
+            events.iter().all(|e| seen.contains(e))
+        }
+    };
+    let degraded = [("host.degraded", "web-1"), ("host.degraded", "web-2")];
+    assert!(
+        receiver.wait_for(WITHIN, notified(&degraded)).await,
+        "{:#?}",
+        receiver.taken()
+    );
+    assert_eq!(receiver.bad_signatures(), 0);
+
     let cp = Scrape::of(cluster.metrics_addr()).await;
     let web_1 = [("app", "web"), ("environment", ENV), ("host", "web-1")];
     assert_eq!(
@@ -239,6 +291,23 @@ async fn hosts_are_sampled_turn_degraded_and_down_and_samples_are_downsampled() 
     })
     .await;
     assert!(!answer.hosts[1].latest.as_ref().unwrap().error.is_empty());
+    let after = [
+        ("host.recovered", "web-1"),
+        ("host.recovered", "web-2"),
+        ("host.down", "web-2"),
+    ];
+    assert!(
+        receiver.wait_for(WITHIN, notified(&after)).await,
+        "{:#?}",
+        receiver.taken()
+    );
+    assert!(
+        receiver
+            .taken()
+            .iter()
+            .all(|r| r.body["host"] != "web-1" || r.event != "host.down"),
+        "web-1 never went down"
+    );
 
     // The whole range in figures: web-2 was not always up; web-1 failed
     // some probes.

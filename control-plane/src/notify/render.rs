@@ -3,15 +3,15 @@
 //! (generic JSON, schema [`SCHEMA`], or a Slack-compatible `{"text": ...}`).
 
 use slipway_proto::control::v1::{
-    DeploymentKind, DeploymentStatus, FeedItem, FeedKind, HostHealthState, NotificationFormat,
-    Subscription,
+    DeploymentKind, DeploymentStatus, DriftState, FeedItem, FeedKind, HostHealthState,
+    NotificationFormat, Subscription,
 };
 
 /// The schema of the generic JSON body.
 pub const SCHEMA: &str = "slipway.notification/v1";
 
 /// The events a subscription may name.
-pub const EVENTS: [&str; 8] = [
+pub const EVENTS: [&str; 10] = [
     "deployment.started",
     "deployment.succeeded",
     "deployment.failed",
@@ -19,6 +19,8 @@ pub const EVENTS: [&str; 8] = [
     "deployment.rolled_back",
     "approval.requested",
     "host.down",
+    "host.degraded",
+    "host.recovered",
     "drift.found",
 ];
 
@@ -29,12 +31,24 @@ pub const TEST_EVENT: &str = "test";
 pub fn event(item: &FeedItem) -> Option<&'static str> {
     match item.kind() {
         FeedKind::Deployment => deployment_event(item),
-        // A host that went down; degraded and recovered hosts are not
-        // notified (yet).
-        FeedKind::Health if item.health() == HostHealthState::Down => Some("host.down"),
-        FeedKind::Health => None,
-        FeedKind::Drift => Some("drift.found"),
-        FeedKind::Host | FeedKind::Unspecified => None,
+        FeedKind::Health => health_event(item),
+        FeedKind::Drift if item.drift() == DriftState::Drifted => Some("drift.found"),
+        FeedKind::Drift | FeedKind::Host | FeedKind::Unspecified => None,
+    }
+}
+
+/// A host that went down or degraded, or came back from either; a host
+/// seen for the first time is not news.
+fn health_event(item: &FeedItem) -> Option<&'static str> {
+    let was_bad = matches!(
+        item.previous_health(),
+        HostHealthState::Down | HostHealthState::Degraded
+    );
+    match item.health() {
+        HostHealthState::Down => Some("host.down"),
+        HostHealthState::Degraded => Some("host.degraded"),
+        HostHealthState::Healthy if was_bad => Some("host.recovered"),
+        _ => None,
     }
 }
 
@@ -170,17 +184,31 @@ mod tests {
     }
 
     #[test]
-    fn only_a_host_that_went_down_is_host_down() {
-        let health = |state: HostHealthState| FeedItem {
+    fn health_changes_are_news_except_a_host_seen_for_the_first_time() {
+        use HostHealthState::{Degraded, Down, Healthy, Unknown};
+        let health = |from: HostHealthState, to: HostHealthState| FeedItem {
             kind: FeedKind::Health as i32,
             host: "web-1".into(),
-            health: state as i32,
+            previous_health: from as i32,
+            health: to as i32,
             ..Default::default()
         };
-        assert_eq!(event(&health(HostHealthState::Down)), Some("host.down"));
-        for state in [HostHealthState::Degraded, HostHealthState::Healthy] {
-            assert_eq!(event(&health(state)), None, "{state:?}");
-        }
+        assert_eq!(event(&health(Healthy, Down)), Some("host.down"));
+        assert_eq!(event(&health(Healthy, Degraded)), Some("host.degraded"));
+        assert_eq!(event(&health(Down, Healthy)), Some("host.recovered"));
+        assert_eq!(event(&health(Degraded, Healthy)), Some("host.recovered"));
+        assert_eq!(event(&health(Unknown, Healthy)), None);
+    }
+
+    #[test]
+    fn drift_found_is_news_and_drift_cleared_is_not() {
+        let drift = |state: DriftState| FeedItem {
+            kind: FeedKind::Drift as i32,
+            drift: state as i32,
+            ..Default::default()
+        };
+        assert_eq!(event(&drift(DriftState::Drifted)), Some("drift.found"));
+        assert_eq!(event(&drift(DriftState::Clean)), None);
     }
 
     #[test]

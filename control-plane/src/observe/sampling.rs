@@ -163,6 +163,7 @@ fn feed_item(change: &HostHealthChange) -> FeedItem {
         message: limits::cut(&message, limits::MESSAGE).into_owned(),
         time: change.sample.time,
         health: change.to as i32,
+        previous_health: change.from as i32,
         ..FeedItem::default()
     }
 }

@@ -19,6 +19,11 @@ pub fn put(finding: &HostDrift) -> Op {
     Op::Put(Tree::DriftFindings, key(finding), encode_proto(finding))
 }
 
+/// The finding kept for `finding`'s host and app, if any.
+pub fn latest(store: &Store, finding: &HostDrift) -> Result<Option<HostDrift>, StoreError> {
+    store.get(Tree::DriftFindings, &key(finding))
+}
+
 /// The latest findings, by app, environment and host; of one app when
 /// `app` is not empty.
 pub fn findings(store: &Store, app: &str) -> Result<Vec<HostDrift>, StoreError> {

@@ -56,7 +56,8 @@ pub struct AddArgs {
     pub env: Option<String>,
     /// Only these events, comma-separated (deployment.started,
     /// deployment.succeeded, deployment.failed, deployment.cancelled,
-    /// deployment.rolled_back, approval.requested, host.down, drift.found)
+    /// deployment.rolled_back, approval.requested, host.down, host.degraded,
+    /// host.recovered, drift.found)
     #[arg(long, value_delimiter = ',')]
     pub events: Vec<String>,
     /// Body format
