@@ -8,6 +8,7 @@ mod drift;
 mod health;
 mod history;
 mod rollout;
+mod summary;
 
 use std::{
     io::{self, IsTerminal, Write},
@@ -23,6 +24,7 @@ pub use drift::{drift, drift_marker, drift_summary};
 pub use health::health;
 pub use history::{audit_events, event_lines, mark, rollbacks, stats};
 pub use rollout::{locks, plan};
+pub use summary::environment_status;
 
 /// Writes `text` to stdout, adding a final newline when it lacks one.
 pub fn emit(text: &str) -> io::Result<()> {

@@ -13,6 +13,7 @@ mod crash;
 mod deploy;
 mod drift;
 mod enrollment;
+mod env_status;
 mod feed;
 mod fencing_poison;
 mod fixtures_faults;

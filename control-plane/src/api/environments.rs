@@ -5,7 +5,7 @@ use slipway_proto::{control::v1::*, identity::Role};
 use tonic::{Request, Response};
 
 use super::{Reply, audited};
-use crate::{Context, auth::require, catalog};
+use crate::{Context, auth::require, catalog, observe::summary};
 
 /// `slipway.control.v1.EnvironmentService`.
 pub struct Environments(pub Context);
@@ -43,6 +43,15 @@ impl environment_service_server::EnvironmentService for Environments {
         let environment = Some(catalog::environment(&self.0.store, name)?);
         let hosts = catalog::hosts(&self.0.store, name)?;
         Ok(Response::new(GetEnvironmentResponse { environment, hosts }))
+    }
+
+    async fn get_environment_status(
+        &self,
+        request: Request<GetEnvironmentStatusRequest>,
+    ) -> Reply<GetEnvironmentStatusResponse> {
+        require(&request, Role::Viewer)?;
+        let name = &request.get_ref().name;
+        Ok(Response::new(summary::environment(&self.0, name).await?))
     }
 
     async fn list_environments(

@@ -12,6 +12,7 @@ pub mod maintenance;
 pub mod sampling;
 mod scrape;
 pub mod series;
+pub mod summary;
 
 use std::sync::{Arc, atomic::AtomicU64};
 

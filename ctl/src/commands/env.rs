@@ -2,8 +2,8 @@
 
 use clap::{Args, Subcommand};
 use slipway_proto::control::v1::{
-    CreateEnvironmentRequest, Environment, GetEnvironmentRequest, ListEnvironmentsRequest,
-    UpdateEnvironmentRequest,
+    CreateEnvironmentRequest, Environment, GetEnvironmentRequest, GetEnvironmentStatusRequest,
+    ListEnvironmentsRequest, UpdateEnvironmentRequest,
 };
 
 use crate::{
@@ -23,6 +23,13 @@ pub enum EnvCommand {
     List,
     /// Show one environment with its hosts.
     Show {
+        /// Environment name
+        name: String,
+    },
+    /// Summarise an environment per app: the release it runs and on how
+    /// many hosts, who deployed it and when, the last deployment, health,
+    /// releases not deployed yet.
+    Status {
         /// Environment name
         name: String,
     },
@@ -118,6 +125,14 @@ pub async fn run(command: &EnvCommand, conn: &Connection, output: Output) -> any
                     let env = response.environment.clone().unwrap_or_default();
                     Ok(output::emit(&output::environment(&env, &response.hosts))?)
                 }
+            }
+        }
+        EnvCommand::Status { name } => {
+            let request = GetEnvironmentStatusRequest { name: name.clone() };
+            let response = rpc(envs.get_environment_status(request).await)?;
+            match output {
+                Output::Json => output::json(&response),
+                Output::Text => Ok(output::emit(&output::environment_status(&response))?),
             }
         }
     }
