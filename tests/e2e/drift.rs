@@ -27,6 +27,7 @@ use slipway_tests::{
     Cluster, assert_succeeded,
     cluster::{APP, ENV},
     repo::{Change, assert_tree_matches},
+    scrape::Scrape,
     slipctl,
 };
 use tonic::{Code, transport::Channel};
@@ -190,6 +191,7 @@ async fn a_hand_edited_file_is_drift_with_its_path_and_a_repair_puts_the_release
         table.contains("config/app.toml (missing), index.html (modified), notes.txt (added)"),
         "{table}"
     );
+    assert_eq!(drifted_metric(&cluster).await, Some(1.0));
     let kept = drifted_kept(&cluster).await;
     assert_eq!(
         kept,
@@ -251,6 +253,7 @@ async fn a_hand_edited_file_is_drift_with_its_path_and_a_repair_puts_the_release
     assert_eq!((after.drifted, after.unknown), (0, 0), "{after:?}");
     assert!(drifted_kept(&cluster).await.is_empty());
     assert!(slipctl_drift(&cluster).0);
+    assert_eq!(drifted_metric(&cluster).await, Some(0.0));
 
     // The live feed says when drift was found and when it cleared, once
     // each, however many checks saw it.
@@ -272,6 +275,15 @@ async fn a_hand_edited_file_is_drift_with_its_path_and_a_repair_puts_the_release
         ]
     );
     cluster.shutdown().await;
+}
+
+/// `slipway_hosts_drifted` of the app in the environment, as scraped.
+async fn drifted_metric(cluster: &Cluster) -> Option<f64> {
+    let scraped = Scrape::of(cluster.metrics_addr()).await;
+    scraped.value(
+        "slipway_hosts_drifted",
+        &[("app", APP), ("environment", ENV)],
+    )
 }
 
 /// The drift items of the live feed so far.

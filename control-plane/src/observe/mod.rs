@@ -113,6 +113,7 @@ pub struct Metrics {
     app_health: Family<AppHostLabels, Gauge>,
     app_response: Family<AppHostLabels, Gauge<f64, AtomicU64>>,
     hosts_health: Family<HostStateLabels, Gauge>,
+    drifted: Family<TargetLabels, Gauge>,
     sampling_seconds: Histogram,
     grpc: GrpcCalls,
 }
@@ -217,6 +218,12 @@ impl Metrics {
             "Hosts by environment and health as last sampled (healthy, degraded, down, unknown)",
             None,
         );
+        let drifted = register(
+            r,
+            "slipway_hosts_drifted",
+            "Hosts whose latest drift finding for the app drifted from the record",
+            None,
+        );
         let sampling_seconds = short();
         r.register_with_unit(
             "slipway_health_sampling_duration",
@@ -241,6 +248,7 @@ impl Metrics {
             app_health,
             app_response,
             hosts_health,
+            drifted,
             sampling_seconds,
             grpc,
         }

@@ -1,10 +1,13 @@
 //! What is read rather than counted, brought up to date when Prometheus
 //! scrapes: the store's size on disk, each registered host's agent as last
-//! dialed, and the hosts of each environment by state.
+//! dialed, the hosts of each environment by state, and the hosts that drifted
+//! by app and environment.
 
 use std::collections::{BTreeMap, HashSet};
 
-use super::{HostLabels, HostStateLabels, Metrics};
+use slipway_proto::control::v1::{DriftState, Host};
+
+use super::{HostLabels, HostStateLabels, Metrics, TargetLabels};
 use crate::{agents::Contacts, catalog, store::Store};
 
 /// The states a host is counted in.
@@ -60,5 +63,35 @@ pub fn refresh(metrics: &Metrics, store: &Store, contacts: &Contacts) {
             state: state.to_owned(),
         };
         metrics.hosts.get_or_create(&labels).set(n);
+    }
+    drifted(metrics, store, &hosts);
+}
+
+/// Hosts whose latest finding drifted, by app and environment: zero for
+/// every pair with a finding, so a cleared drift reads 0.
+fn drifted(metrics: &Metrics, store: &Store, hosts: &[Host]) {
+    let findings = match crate::store::drift::findings(store, "") {
+        Ok(findings) => findings,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the drift findings for the metrics");
+            return;
+        }
+    };
+    let placed: HashSet<(&str, &str)> = hosts
+        .iter()
+        .map(|h| (h.name.as_str(), h.environment.as_str()))
+        .collect();
+    let mut counts: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for f in findings {
+        if !placed.contains(&(f.host.as_str(), f.environment.as_str())) {
+            continue;
+        }
+        let drifted = i64::from(f.state() == DriftState::Drifted);
+        *counts.entry((f.app, f.environment)).or_default() += drifted;
+    }
+    metrics.drifted.clear();
+    for ((app, environment), n) in counts {
+        let labels = TargetLabels { app, environment };
+        metrics.drifted.get_or_create(&labels).set(n);
     }
 }
