@@ -10,19 +10,45 @@ use std::sync::Arc;
 
 use tonic::{Request, Status, codegen::http, service::Interceptor};
 
-/// The authenticated operator behind a request.
+/// The authenticated operator behind a request, or the webhook of an app
+/// (a git server or CI that proved the app's secret).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Caller {
-    /// Operator name from the certificate.
+    /// Operator name from the certificate; the app, for a webhook.
     pub name: String,
-    /// Operator role from the certificate.
+    /// Operator role from the certificate; deployer, for a webhook.
     pub role: Role,
+    /// True for an app's webhook.
+    pub webhook: bool,
 }
 
 impl Caller {
-    /// How the caller is recorded as an author: `role/name`.
+    /// The operator `name` with `role`.
+    pub fn operator(name: impl Into<String>, role: Role) -> Self {
+        Self {
+            name: name.into(),
+            role,
+            webhook: false,
+        }
+    }
+
+    /// The webhook of `app`: it may deploy that app.
+    pub fn webhook(app: &str) -> Self {
+        Self {
+            name: app.to_owned(),
+            role: Role::Deployer,
+            webhook: true,
+        }
+    }
+
+    /// How the caller is recorded as an author: `role/name`, or
+    /// `webhook/<app>`.
     pub fn principal(&self) -> String {
-        format!("{}/{}", self.role, self.name)
+        if self.webhook {
+            format!("webhook/{}", self.name)
+        } else {
+            format!("{}/{}", self.role, self.name)
+        }
     }
 }
 
@@ -139,7 +165,9 @@ fn authenticate(
     }
     match Identity::from_request(&request) {
         Ok(Identity::Operator { name, role }) => {
-            request.extensions_mut().insert(Caller { name, role });
+            request
+                .extensions_mut()
+                .insert(Caller::operator(name, role));
             Ok(request)
         }
         Ok(other) => Err(Status::permission_denied(format!(
@@ -173,10 +201,9 @@ mod tests {
 
     fn request_as(role: Role) -> Request<()> {
         let mut request = Request::new(());
-        request.extensions_mut().insert(Caller {
-            name: "alice".into(),
-            role,
-        });
+        request
+            .extensions_mut()
+            .insert(Caller::operator("alice", role));
         request
     }
 

@@ -59,6 +59,10 @@ pub struct Config {
     /// Address of the metrics listener (`/metrics`, `/healthz`, `/readyz`,
     /// plain HTTP); None: off.
     pub metrics_listen: Option<SocketAddr>,
+    /// Address of the web listener (HTTPS with the server certificate, no
+    /// client certificate asked: the webhooks git servers and CI call).
+    /// None: off.
+    pub web_listen: Option<SocketAddr>,
 }
 
 /// Seconds between drift checks of every environment unless configured.
@@ -110,6 +114,8 @@ pub struct FileConfig {
     pub enroll_listen: Option<SocketAddr>,
     /// See [`Config::metrics_listen`]: an address, or `"off"`.
     pub metrics_listen: Option<MetricsListen>,
+    /// See [`Config::web_listen`].
+    pub web_listen: Option<SocketAddr>,
 }
 
 /// The `[signing]` table: the CA that signs agents' certificates.
@@ -237,6 +243,7 @@ impl FileConfig {
             ),
             source_roots: SourceRoots::new(&self.source_roots.unwrap_or_default())?,
             enroll_listen: self.enroll_listen,
+            web_listen: self.web_listen,
             metrics_listen: self
                 .metrics_listen
                 .unwrap_or_else(|| DEFAULT_METRICS_LISTEN.parse().expect("valid address"))

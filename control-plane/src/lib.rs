@@ -36,7 +36,9 @@ pub mod server;
 pub mod signing;
 pub mod sources;
 pub mod store;
+pub mod triggers;
 pub mod trust;
+pub mod web;
 
 pub use config::Config;
 pub use context::Context;

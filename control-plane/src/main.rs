@@ -57,6 +57,11 @@ struct Args {
     /// plain HTTP), or `off` (default 127.0.0.1:9480).
     #[arg(long, env = "SLIPWAY_CP_METRICS_LISTEN")]
     metrics_listen: Option<MetricsListen>,
+    /// Address of the web listener: HTTPS with the server certificate, for
+    /// the webhooks of git servers and CI (`/hooks/<app>`), e.g.
+    /// 0.0.0.0:7480 (off by default).
+    #[arg(long, env = "SLIPWAY_CP_WEB_LISTEN")]
+    web_listen: Option<SocketAddr>,
 }
 
 #[tokio::main]
@@ -100,6 +105,7 @@ fn load(
     file.history_retention_days = args.history_retention_days.or(file.history_retention_days);
     file.enroll_listen = args.enroll_listen.or(file.enroll_listen);
     file.metrics_listen = args.metrics_listen.or(file.metrics_listen);
+    file.web_listen = args.web_listen.or(file.web_listen);
     if !args.source_roots.is_empty() {
         file.source_roots = Some(args.source_roots.clone());
     }

@@ -15,7 +15,7 @@ use slipway_proto::{
         feed_service_server::FeedServiceServer, host_service_server::HostServiceServer,
         lock_service_server::LockServiceServer,
         notification_service_server::NotificationServiceServer,
-        release_service_server::ReleaseServiceServer,
+        release_service_server::ReleaseServiceServer, trigger_service_server::TriggerServiceServer,
     },
     revocation::Revocations,
     tls::{self, Peer, TlsMaterial},
@@ -100,6 +100,7 @@ pub async fn serve(
         api: listener,
         enroll: bind(config.enroll_listen).await?,
         metrics: bind(config.metrics_listen).await?,
+        web: bind(config.web_listen).await?,
     };
     serve_with(config, listeners, shutdown).await
 }
@@ -123,6 +124,8 @@ pub struct Listeners {
     pub enroll: Option<TcpListener>,
     /// `/metrics`, `/healthz` and `/readyz`.
     pub metrics: Option<TcpListener>,
+    /// HTTPS: the webhooks of git servers and CI.
+    pub web: Option<TcpListener>,
 }
 
 /// Serves the operator API, and enrollment and metrics when their
@@ -136,6 +139,7 @@ pub async fn serve_with(
         api: listener,
         enroll,
         metrics: metrics_listener,
+        web,
     } = listeners;
     let signer = match &config.signing {
         Some(paths) => Some(Arc::new(Signer::load(paths)?)),
@@ -223,6 +227,9 @@ pub async fn serve_with(
         .set_serving::<CertificateServiceServer<api::Certificates>>()
         .await;
     health.set_serving::<DriftServiceServer<api::Drift>>().await;
+    health
+        .set_serving::<TriggerServiceServer<api::Triggers>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -308,8 +315,12 @@ pub async fn serve_with(
         .add_service(operator_service!(
             NotificationServiceServer,
             api::Notifications(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            TriggerServiceServer,
+            api::Triggers(ctx.clone())
         ));
-    let server_tls_for_enroll = server_tls.clone();
+    let listener_material = server_tls.clone();
     let reload = {
         let agents = ctx.agents.clone();
         let reloader = tls::Reloader::new([("listener", server_tls), ("agents", agent_tls)]);
@@ -322,7 +333,7 @@ pub async fn serve_with(
     let stop = CancellationToken::new();
     let enrollment = match enroll {
         Some(listener) if ctx.signer.is_some() => {
-            let (ctx, material, stop) = (ctx.clone(), server_tls_for_enroll, stop.clone());
+            let (ctx, material, stop) = (ctx.clone(), listener_material.clone(), stop.clone());
             Some(tokio::spawn(async move {
                 api::enrollment::serve(ctx, &material, listener, stop.cancelled_owned()).await
             }))
@@ -333,6 +344,12 @@ pub async fn serve_with(
         }
         None => None,
     };
+    let web = web.map(|listener| {
+        let (ctx, material, stop) = (ctx.clone(), listener_material.clone(), stop.clone());
+        tokio::spawn(async move {
+            crate::web::serve(ctx, &material, listener, stop.cancelled_owned()).await;
+        })
+    });
     let renewal = tokio::spawn(crate::renewal::renew_expiring(
         ctx.clone(),
         RENEW_CHECK_EVERY,
@@ -381,6 +398,9 @@ pub async fn serve_with(
         && let Ok(Err(err)) = enrollment.await
     {
         tracing::error!(error = %slipway_proto::daemon::chain(&err), "the enrollment listener failed");
+    }
+    if let Some(web) = web {
+        let _ = web.await;
     }
     renewal.abort();
     // Waited for: the task holds the store, which must be closed before

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::{
     commands::{
         app, audit, cancel, deploy, deployment, drift, env, events, health, history, host, lock,
-        notify, pki, release, rollback, rollbacks, stats, status, watch,
+        notify, pki, release, rollback, rollbacks, stats, status, watch, webhook,
     },
     connection::Connection,
 };
@@ -115,6 +115,10 @@ pub enum Command {
     /// list, remove, test, deliveries.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// The webhook git servers and CI call on a push, and the branch each
+    /// environment auto-deploys: enable, disable, auto-deploy, show.
+    #[command(subcommand)]
+    Webhook(webhook::WebhookCommand),
 }
 
 #[cfg(test)]

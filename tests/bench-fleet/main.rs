@@ -111,10 +111,7 @@ async fn register(ctx: &Context, repo: &SampleRepo, hosts: usize) -> Result<()> 
 
 /// Runs one deployment to its final event and prints its row.
 async fn timed(ctx: &Context, step: &str, kind: DeploymentKind, args: &Args) -> Result<Deployment> {
-    let caller = Caller {
-        name: "bench".into(),
-        role: Role::Deployer,
-    };
+    let caller = Caller::operator("bench", Role::Deployer);
     let target = match kind {
         DeploymentKind::Rollback => Target::Previous,
         _ => Target::Ref("main".into()),

@@ -126,6 +126,7 @@ async fn run(keep: bool) -> Result<()> {
         signing: None,
         enroll_listen: None,
         metrics_listen: None,
+        web_listen: None,
     };
     let metrics = TcpListener::bind("127.0.0.1:0").await?;
     let metrics_addr = metrics.local_addr()?;
@@ -133,6 +134,7 @@ async fn run(keep: bool) -> Result<()> {
         api: listener,
         enroll: None,
         metrics: Some(metrics),
+        web: None,
     };
     let stop = stopped(stop_rx.clone());
     servers.spawn(async move {

@@ -37,3 +37,4 @@ mod sources;
 mod streams;
 mod trust;
 mod unknown_hosts;
+mod webhooks;

@@ -362,6 +362,13 @@ impl Cluster {
         self.cp.as_ref().expect("control plane running").metrics
     }
 
+    /// Where the in-process control plane serves its web listener (HTTPS:
+    /// webhooks).
+    pub fn web_addr(&self) -> SocketAddr {
+        let cp = self.cp.as_ref().expect("an in-process control plane");
+        cp.web.expect("web listening")
+    }
+
     /// A channel to the control plane as an operator with `role`.
     pub async fn channel(&self, role: Role) -> Channel {
         self.channel_with(&self.pki.operator(role)).await

@@ -13,6 +13,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Where it serves `/metrics`, `/healthz` and `/readyz`.
     pub metrics: SocketAddr,
+    /// Where a control plane serves its web listener (HTTPS: webhooks).
+    pub web: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), String>>>,
 }
@@ -41,6 +43,7 @@ impl Running {
         Self {
             addr,
             metrics: metrics_addr,
+            web: None,
             stop: Some(stop),
             task: Some(task),
         }
@@ -106,25 +109,33 @@ pub fn control_plane_config(
         source_roots: Default::default(),
         signing: None,
         enroll_listen: None,
-        // The fixtures bind the metrics listener themselves.
+        // The fixtures bind the metrics and web listeners themselves.
         metrics_listen: None,
+        web_listen: None,
     }
 }
 
 /// Starts a control plane with `config` on `127.0.0.1:0`, with its metrics
-/// on another ephemeral port.
+/// and its web listener on other ephemeral ports.
 pub async fn serve_control_plane(config: slipway_control_plane::Config) -> Running {
-    Running::spawn(move |api, metrics, stopped| {
+    let web = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let web_addr = web.local_addr().expect("local addr");
+    let mut running = Running::spawn(move |api, metrics, stopped| {
         let listeners = Listeners {
             api,
             enroll: None,
             metrics: Some(metrics),
+            web: Some(web),
         };
         slipway_control_plane::server::serve_with(config, listeners, async move {
             let _ = stopped.await;
         })
     })
-    .await
+    .await;
+    running.web = Some(web_addr);
+    running
 }
 
 /// Starts a control plane that holds the CA key in `pki_dir` (signing
@@ -150,6 +161,7 @@ pub async fn control_plane_enrolling(
             api,
             enroll: Some(enroll),
             metrics: Some(metrics),
+            web: None,
         };
         slipway_control_plane::server::serve_with(config, listeners, async move {
             let _ = stopped.await;
@@ -181,6 +193,7 @@ pub async fn agent_on(
     Running {
         addr,
         metrics: metrics_addr,
+        web: None,
         stop: Some(stop),
         task: Some(task),
     }

@@ -17,6 +17,7 @@ mod locks;
 mod notify;
 mod releases;
 mod targets;
+mod triggers;
 
 use std::{future::Future, pin::Pin};
 
@@ -33,7 +34,7 @@ use crate::{
 pub use self::{
     apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
     drift::Drift, environments::Environments, feed::Feed, hosts::Hosts, locks::Locks,
-    notify::Notifications, releases::Releases,
+    notify::Notifications, releases::Releases, triggers::Triggers,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

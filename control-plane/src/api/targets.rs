@@ -281,3 +281,31 @@ audited!(
     |r| format!("subscription {}", r.name)
 );
 checked!(TestSubscriptionRequest, |r| validate::name("name", &r.name));
+audited!(
+    RotateWebhookSecretRequest,
+    "TriggerService/RotateWebhookSecret",
+    Admin,
+    Checked<Self>,
+    |r| format!("app {}", r.app)
+);
+checked!(RotateWebhookSecretRequest, |r| validate::name(
+    "app", &r.app
+));
+audited!(
+    DisableWebhookRequest,
+    "TriggerService/DisableWebhook",
+    Admin,
+    Checked<Self>,
+    |r| format!("app {}", r.app)
+);
+checked!(DisableWebhookRequest, |r| validate::name("app", &r.app));
+audited!(
+    SetAutoDeployRequest,
+    "TriggerService/SetAutoDeploy",
+    Admin,
+    Checked<Self>,
+    |r| format!("app {}, environment {}", r.app, r.environment)
+);
+checked!(SetAutoDeployRequest, |r| validate::name("app", &r.app)
+    .and_then(|()| validate::name("environment", &r.environment))
+    .and_then(|()| bounded("branch", &r.branch, limits::GIT_REF)));

@@ -110,10 +110,7 @@ fn commit(repo: &git2::Repository, text: &str) {
 
 /// Starts a deploy of `main` and follows it to its final record.
 async fn deploy(f: &Fixture, policy: RolloutPolicy) -> Deployment {
-    let caller = Caller {
-        name: "alice".into(),
-        role: Role::Deployer,
-    };
+    let caller = Caller::operator("alice", Role::Deployer);
     let start = Start {
         kind: DeploymentKind::Deploy,
         app: "web".into(),

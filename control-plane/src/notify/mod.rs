@@ -183,7 +183,8 @@ pub fn get(store: &Store, name: &str) -> Result<Subscription, Error> {
     store::notify::get(store, name)?.ok_or_else(|| Error::not_found("subscription", name))
 }
 
-fn random_hex(bytes: usize) -> String {
+/// `bytes` random bytes as hex: secrets and ids.
+pub fn random_hex(bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     rand::rng().fill_bytes(&mut raw);
     hex::encode(raw)

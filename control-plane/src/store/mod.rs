@@ -20,6 +20,7 @@ pub mod releases;
 pub mod retention;
 pub mod revocations;
 mod sled_backend;
+pub mod triggers;
 
 use std::sync::Arc;
 
@@ -88,10 +89,17 @@ pub enum Tree {
     SubscriptionCursors,
     /// subscription id \0 be64(sequence) -> `Delivery`: the latest attempts
     Deliveries,
+    /// app -> `Triggers`: webhook and auto-deploy settings
+    Triggers,
+    /// app -> its webhook secret
+    WebhookSecrets,
+    /// app \0 delivery id -> `WebhookDelivery`: deliveries handled, for
+    /// idempotency
+    WebhookDeliveries,
 }
 
 impl Tree {
-    const ALL: [Tree; 26] = [
+    const ALL: [Tree; 29] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -118,6 +126,9 @@ impl Tree {
         Tree::SubscriptionSecrets,
         Tree::SubscriptionCursors,
         Tree::Deliveries,
+        Tree::Triggers,
+        Tree::WebhookSecrets,
+        Tree::WebhookDeliveries,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -148,6 +159,9 @@ impl Tree {
             Tree::SubscriptionSecrets => "subscription_secrets",
             Tree::SubscriptionCursors => "subscription_cursors",
             Tree::Deliveries => "deliveries",
+            Tree::Triggers => "triggers",
+            Tree::WebhookSecrets => "webhook_secrets",
+            Tree::WebhookDeliveries => "webhook_deliveries",
         }
     }
 

@@ -27,6 +27,7 @@ pub mod stats;
 pub mod status;
 mod times;
 pub mod watch;
+pub mod webhook;
 
 use std::process::ExitCode;
 
@@ -84,6 +85,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             .map(|()| ExitCode::SUCCESS),
         Command::Events(args) => events::run(args, conn, output).await,
         Command::Notify(command) => notify::run(command, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Webhook(command) => webhook::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
     }

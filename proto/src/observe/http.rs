@@ -21,12 +21,18 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
+use futures_util::{Stream, StreamExt};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     service::TowerToHyperService,
 };
 use prometheus_client::registry::Registry;
-use tokio::{net::TcpListener, sync::Semaphore, task::JoinSet};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+    sync::Semaphore,
+    task::JoinSet,
+};
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -172,22 +178,47 @@ pub async fn serve(
     endpoint: Endpoint,
     shutdown: impl Future<Output = ()> + Send,
 ) {
-    let router = router(endpoint);
+    let accepted = futures_util::stream::unfold(listener, |listener| async move {
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        if accepted.is_err() {
+            tokio::time::sleep(ACCEPT_BACKOFF).await;
+        }
+        Some((accepted, listener))
+    });
+    serve_router("metrics", accepted, router(endpoint), shutdown).await;
+}
+
+/// Serves `router` over HTTP/1.1 on each connection `accepted` yields
+/// (plain TCP or TLS), at most [`MAX_CONNECTIONS`] at once, until
+/// `shutdown` resolves; open connections are closed then. `name` names the
+/// listener in logs.
+pub async fn serve_router<S>(
+    name: &'static str,
+    accepted: impl Stream<Item = std::io::Result<S>>,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
+    tokio::pin!(accepted);
     loop {
-        let accepted = tokio::select! {
+        let permit = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = accept(&listener, &permits) => accepted,
+            permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
         };
-        let (stream, permit) = match accepted {
-            Ok(accepted) => accepted,
-            Err(err) => {
-                tracing::warn!(error = %err, "the metrics listener cannot accept");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
+        let stream = tokio::select! {
+            _ = &mut shutdown => break,
+            next = accepted.next() => match next {
+                Some(Ok(stream)) => stream,
+                Some(Err(err)) => {
+                    tracing::warn!(listener = name, error = %err, "cannot accept");
+                    continue;
+                }
+                None => break,
+            },
         };
         let service = TowerToHyperService::new(router.clone());
         connections.spawn(async move {
@@ -197,27 +228,13 @@ pub async fn serve(
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
             if let Err(err) = served {
-                tracing::debug!(error = %err, "a metrics connection failed");
+                tracing::debug!(listener = name, error = %err, "a connection failed");
             }
             drop(permit);
         });
         while connections.try_join_next().is_some() {}
     }
     connections.shutdown().await;
-}
-
-/// The next connection, once fewer than [`MAX_CONNECTIONS`] are open.
-async fn accept(
-    listener: &TcpListener,
-    permits: &Arc<Semaphore>,
-) -> std::io::Result<(tokio::net::TcpStream, tokio::sync::OwnedSemaphorePermit)> {
-    let permit = permits
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("the semaphore is never closed");
-    let (stream, _) = listener.accept().await?;
-    Ok((stream, permit))
 }
 
 #[cfg(test)]

@@ -83,6 +83,19 @@ pub fn enrollment_server_config(
     Arc::new(config)
 }
 
+/// An HTTPS listener's configuration (webhooks from git servers and CI, a
+/// browser): no client certificate is asked for, the certificate in force
+/// is presented, HTTP/1.1.
+pub fn https_server_config(material: &TlsMaterial) -> Arc<ServerConfig> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default protocol versions")
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Resolver(material.clone())));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
 /// A server configuration for `material`: clients must present a
 /// certificate naming `peer`, not in `revocations`. HTTP/2 only.
 pub fn server_config(

@@ -1,0 +1,70 @@
+//! The web listener: HTTPS with the control plane's server certificate (the
+//! one in force: a reload applies to new connections), no client
+//! certificate asked, HTTP/1.1. It serves the webhooks of git servers and
+//! CI at `POST /hooks/<app>`, each delivery proved by the app's secret
+//! ([`crate::triggers::webhook`]). Bodies are bounded by [`MAX_BODY`];
+//! connections by the shared HTTP server's limits.
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use slipway_proto::tls::{self, TlsMaterial};
+use tokio::net::TcpListener;
+
+use crate::{
+    Context,
+    triggers::{sender::Headers, webhook},
+};
+
+/// The largest delivery body taken (push payloads list commits: a big push
+/// is a few hundred KiB); a larger one is answered 413.
+pub const MAX_BODY: usize = 4 << 20;
+
+struct Request<'a>(&'a HeaderMap);
+
+impl Headers for Request<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+async fn hook(
+    State(ctx): State<Context>,
+    Path(app): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = webhook::handle(&ctx, &app, &Request(&headers), &body).await;
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut text = answer.body.to_string();
+    text.push('\n');
+    (status, [(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+/// The routes of the web listener.
+pub fn router(ctx: Context) -> Router {
+    Router::new()
+        .route("/hooks/{app}", post(hook))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(ctx)
+}
+
+/// Serves the web listener on `listener` with `material`'s certificate
+/// until `shutdown` resolves.
+pub async fn serve(
+    ctx: Context,
+    material: &TlsMaterial,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "web listener serving (webhooks at /hooks/<app>)");
+    }
+    let connections = tls::Incoming::new(listener, tls::https_server_config(material));
+    slipway_proto::observe::serve_router("web", connections, router(ctx), shutdown).await;
+}
