@@ -191,7 +191,10 @@ async fn a_signed_push_deploys_and_bad_deliveries_change_nothing() {
         .map(|d| d.delivery_id.as_str())
         .collect();
     assert_eq!(ids, ["t-1", "g-1", "d-1"]);
-    assert_eq!(shown.deliveries[2].deployment_ids, std::slice::from_ref(&id));
+    assert_eq!(
+        shown.deliveries[2].deployment_ids,
+        std::slice::from_ref(&id)
+    );
     let trail = audit_trail(&cluster).await;
     let by_webhook: Vec<(&str, &str)> = trail
         .iter()
