@@ -27,6 +27,7 @@ mod notify;
 mod operations;
 mod refusals;
 mod release_rules;
+mod remote_sources;
 mod restart;
 mod resume;
 mod retention;

@@ -16,6 +16,7 @@ mod hosts;
 mod locks;
 mod notify;
 mod releases;
+mod sources;
 mod targets;
 
 use std::{future::Future, pin::Pin};
@@ -33,7 +34,7 @@ use crate::{
 pub use self::{
     apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
     drift::Drift, environments::Environments, feed::Feed, hosts::Hosts, locks::Locks,
-    notify::Notifications, releases::Releases,
+    notify::Notifications, releases::Releases, sources::Sources,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

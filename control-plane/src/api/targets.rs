@@ -281,3 +281,11 @@ audited!(
     |r| format!("subscription {}", r.name)
 );
 checked!(TestSubscriptionRequest, |r| validate::name("name", &r.name));
+audited!(
+    FetchSourceRequest,
+    "SourceService/FetchSource",
+    Deployer,
+    Checked<Self>,
+    |r| format!("app {}", r.app)
+);
+checked!(FetchSourceRequest, |r| bounded("app", &r.app, limits::NAME));

@@ -100,6 +100,8 @@ async fn execute(
     control: Arc<Control>,
 ) -> Result<Outcome, StoreError> {
     let (tx, mut rx) = mpsc::channel::<Update>(UPDATES);
+    // Contents are read from the app's mirror when its source is remote.
+    let plan = localised(ctx, plan);
     let engine = tokio::spawn(rollout::run(ctx.agents.clone(), plan, hosts, control, tx));
     let mut renew = tokio::time::interval(locks::RENEW_EVERY);
     renew.tick().await;
@@ -277,4 +279,16 @@ async fn run_child(
     };
     ctx.running.finish(&id);
     status
+}
+
+/// `plan` with its app's repository replaced by the local repository its
+/// contents are read from (the mirror of a remote source).
+fn localised(ctx: &Context, plan: Arc<Plan>) -> Arc<Plan> {
+    let local = ctx.sources.local_repository(&plan.app);
+    if local == plan.app.repository {
+        return plan;
+    }
+    let mut plan = Plan::clone(&plan);
+    plan.app.repository = local;
+    Arc::new(plan)
 }

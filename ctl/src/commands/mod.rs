@@ -6,6 +6,7 @@ pub mod activation;
 pub mod app;
 pub mod audit;
 pub mod cancel;
+pub mod credentials;
 pub mod deploy;
 pub mod deployment;
 pub mod drift;
