@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::{
     commands::{
         app, audit, cancel, deploy, deployment, drift, env, events, health, history, host, lock,
-        notify, pki, release, rollback, rollbacks, stats, status, watch,
+        notify, pki, release, rollback, rollbacks, source, stats, status, watch,
     },
     connection::Connection,
 };
@@ -115,6 +115,9 @@ pub enum Command {
     /// list, remove, test, deliveries.
     #[command(subcommand)]
     Notify(notify::NotifyCommand),
+    /// Apps' git sources: status against each environment, fetch now.
+    #[command(subcommand)]
+    Source(source::SourceCommand),
 }
 
 #[cfg(test)]

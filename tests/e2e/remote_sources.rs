@@ -20,6 +20,7 @@ use slipway_tests::{
     git_https::{GitHttps, HttpsCa},
     git_server::GitDaemon,
     repo::{Change, assert_tree_matches},
+    slipctl,
 };
 use tonic::Code;
 
@@ -82,14 +83,8 @@ async fn a_git_daemon_source_of_2000_files_deploys_and_shows_the_commits_behind(
                 .commit(s, &[Change::File("NEWS", s.as_bytes())])
         })
         .collect();
-    let fetched = SourceServiceClient::new(cluster.channel(Role::Deployer).await)
-        .fetch_source(FetchSourceRequest { app: APP.into() })
-        .await
-        .expect("fetch")
-        .into_inner()
-        .fetch
-        .expect("outcome");
-    assert!(fetched.ok, "{}", fetched.error);
+    let (ok, out, err) = slipctl::run(&cluster, Role::Deployer, &["source", "fetch", APP]);
+    assert!(ok && out.starts_with("fetched "), "{out}{err}");
     let status = source_status(&cluster).await;
     assert_eq!(status.tip.as_ref().expect("tip").sha, pushed[2]);
     let prod = &status.environments[0];
@@ -109,6 +104,26 @@ async fn a_git_daemon_source_of_2000_files_deploys_and_shows_the_commits_behind(
         ]
     );
     assert!(prod.undeployed.iter().all(|c| c.author.contains('@')));
+
+    // slipctl shows the same, as a table and as JSON.
+    let (ok, out, err) = slipctl::run(&cluster, Role::Viewer, &["source", "status", APP]);
+    assert!(ok, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with(ENV))
+        .unwrap_or_else(|| panic!("no {ENV} row: {out}"));
+    assert!(row.trim_end().ends_with(" 3"), "{row}");
+    assert!(out.contains(&url) && out.contains("three"), "{out}");
+    let (ok, out, err) = slipctl::run(
+        &cluster,
+        Role::Viewer,
+        &["source", "status", APP, "--commits", "2", "-o", "json"],
+    );
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let env = &json["status"]["environments"][0];
+    assert_eq!(env["behind"], 3);
+    assert_eq!(env["undeployed"].as_array().map(Vec::len), Some(2));
     cluster.shutdown().await;
 }
 

@@ -24,6 +24,7 @@ pub mod release;
 pub mod revoke;
 pub mod rollback;
 pub mod rollbacks;
+pub mod source;
 pub mod stats;
 pub mod status;
 mod times;
@@ -87,5 +88,12 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Notify(command) => notify::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Source(command) => source::run(command, conn, output).await.map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }),
     }
 }
