@@ -64,7 +64,10 @@ pub async fn update_app(
     app.created_at = existing.created_at;
     store.commit(vec![records::put(&app)]).await?;
     if existing.repository != app.repository {
-        sources.vault().forget(&app.name).map_err(vault_failed)?;
+        sources
+            .vault()
+            .forget_remote(&app.name)
+            .map_err(vault_failed)?;
     }
     hold_credentials(sources, &app.name, credentials)?;
     Ok(app)

@@ -9,6 +9,7 @@ use slipway_proto::{
     control::v1::{
         app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
         certificate_service_server::CertificateServiceServer,
+        deploy_key_service_server::DeployKeyServiceServer,
         deployment_service_server::DeploymentServiceServer,
         drift_service_server::DriftServiceServer,
         environment_service_server::EnvironmentServiceServer,
@@ -233,6 +234,9 @@ pub async fn serve_with(
     health
         .set_serving::<SourceServiceServer<api::Sources>>()
         .await;
+    health
+        .set_serving::<DeployKeyServiceServer<api::DeployKeys>>()
+        .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -322,6 +326,10 @@ pub async fn serve_with(
         .add_service(operator_service!(
             SourceServiceServer,
             api::Sources(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            DeployKeyServiceServer,
+            api::DeployKeys(ctx.clone())
         ));
     let server_tls_for_enroll = server_tls.clone();
     let reload = {

@@ -24,6 +24,7 @@ pub mod scrape;
 pub mod server;
 pub mod slipctl;
 pub mod spec;
+pub mod sshd;
 pub mod webhook;
 
 pub use cluster::Cluster;

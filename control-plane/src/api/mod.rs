@@ -7,6 +7,7 @@
 mod apps;
 mod audit_trail;
 mod certificates;
+mod deploy_keys;
 mod deployments;
 mod drift;
 pub mod enrollment;
@@ -32,9 +33,9 @@ use crate::{
 };
 
 pub use self::{
-    apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
-    drift::Drift, environments::Environments, feed::Feed, hosts::Hosts, locks::Locks,
-    notify::Notifications, releases::Releases, sources::Sources,
+    apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deploy_keys::DeployKeys,
+    deployments::Deployments, drift::Drift, environments::Environments, feed::Feed, hosts::Hosts,
+    locks::Locks, notify::Notifications, releases::Releases, sources::Sources,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -3,6 +3,7 @@
 //! ([`mirror`]), what is held per app ([`vault`]), the fetch settings and
 //! the poller. [`Sources`] is what the rest of the control plane uses.
 
+pub mod keys;
 pub mod location;
 pub mod mirror;
 pub mod poll;
@@ -15,8 +16,8 @@ pub mod vault;
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, atomic::AtomicBool},
-    time::{Duration, Instant},
+    sync::{Arc, Mutex},
+    time::Instant,
 };
 
 use slipway_proto::control::v1::{App, FetchOutcome};
@@ -151,38 +152,9 @@ impl Sources {
     }
 
     async fn run_fetch(&self, app: &str, url: String) -> Result<mirror::Fetched, FetchError> {
-        let vault = self.vault.clone();
-        let name = app.to_owned();
-        let credentials = vault.credentials(app).ok().flatten();
-        let timeout = self.settings.timeout;
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (roots, max_bytes, stop) = (
-            self.https_roots.clone(),
-            self.settings.max_bytes,
-            cancel.clone(),
-        );
-        let task = tokio::task::spawn_blocking(move || {
-            let mirror = vault.mirror(&name);
-            let fetch = mirror::Fetch {
-                url: &url,
-                mirror: &mirror,
-                credentials,
-                https_roots: roots,
-                max_bytes,
-                deadline: Instant::now() + timeout,
-                cancel: stop,
-            };
-            mirror::fetch(&fetch, timeout.as_secs())
-        });
-        // The callbacks give up at the deadline whenever data flows; this
-        // answers at the deadline even when the server stays silent.
-        match tokio::time::timeout(timeout + Duration::from_secs(1), task).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(FetchError::Git("the fetch task failed".into())),
-            Err(_) => {
-                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-                Err(FetchError::TimedOut(timeout.as_secs()))
-            }
+        match self.connect(app, url, false).await.0? {
+            keys::Connected::Fetched(fetched) => Ok(fetched),
+            keys::Connected::Listed(_) => Ok(mirror::Fetched::default()),
         }
     }
 

@@ -49,6 +49,35 @@ pub struct Vault {
 
 const CREDENTIALS: &str = "credentials.json";
 const LAST_FETCH: &str = "last-fetch.json";
+const DEPLOY_KEY: &str = "deploy-key";
+const DEPLOY_KEY_INFO: &str = "deploy-key.json";
+const KNOWN_HOST: &str = "known-host.json";
+
+/// The public half of a deploy key and its use, as held.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct KeyInfo {
+    /// OpenSSH public key line.
+    pub public_key: String,
+    /// `SHA256:...`.
+    pub fingerprint: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the last authentication with it.
+    pub last_used_at: Option<i64>,
+}
+
+/// The pinned host key of an app's ssh server.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct HostPin {
+    /// OpenSSH public key line of the server's key.
+    pub public_key: String,
+    /// Key type.
+    pub algorithm: String,
+    /// `SHA256:...`.
+    pub fingerprint: String,
+    /// Unix seconds.
+    pub pinned_at: i64,
+}
 
 impl Vault {
     /// The vault under `data_dir`.
@@ -95,7 +124,76 @@ impl Vault {
         self.write_json(app, LAST_FETCH, outcome)
     }
 
-    /// Forgets everything held for `app` (its URL changed, or it is gone).
+    /// The deploy key's private half (OpenSSH PEM), if any.
+    pub fn deploy_key(&self, app: &str) -> Result<Option<zeroize::Zeroizing<String>>, VaultError> {
+        let path = self.dir(app).join(DEPLOY_KEY);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(zeroize::Zeroizing::new(text))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(VaultError {
+                action: "reading",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// The deploy key's public half and use, if any.
+    pub fn key_info(&self, app: &str) -> Result<Option<KeyInfo>, VaultError> {
+        self.read_json(app, DEPLOY_KEY_INFO)
+    }
+
+    /// Holds a deploy key (replacing any).
+    pub fn set_deploy_key(
+        &self,
+        app: &str,
+        private: &str,
+        info: &KeyInfo,
+    ) -> Result<(), VaultError> {
+        write_private(&self.dir(app), DEPLOY_KEY, private.as_bytes())?;
+        self.write_json(app, DEPLOY_KEY_INFO, info)
+    }
+
+    /// Records the key's public half and use.
+    pub fn set_key_info(&self, app: &str, info: &KeyInfo) -> Result<(), VaultError> {
+        self.write_json(app, DEPLOY_KEY_INFO, info)
+    }
+
+    /// Deletes the deploy key.
+    pub fn remove_deploy_key(&self, app: &str) -> Result<(), VaultError> {
+        self.remove(app, DEPLOY_KEY)?;
+        self.remove(app, DEPLOY_KEY_INFO)
+    }
+
+    /// The pinned host key, if any.
+    pub fn known_host(&self, app: &str) -> Result<Option<HostPin>, VaultError> {
+        self.read_json(app, KNOWN_HOST)
+    }
+
+    /// Pins a host key.
+    pub fn set_known_host(&self, app: &str, pin: &HostPin) -> Result<(), VaultError> {
+        self.write_json(app, KNOWN_HOST, pin)
+    }
+
+    /// Forgets what belongs to `app`'s old remote (its URL changed): the
+    /// mirror, the last fetch, the pinned host key and the credentials. The
+    /// deploy key stays: it is the app's.
+    pub fn forget_remote(&self, app: &str) -> Result<(), VaultError> {
+        for name in [CREDENTIALS, LAST_FETCH, KNOWN_HOST] {
+            self.remove(app, name)?;
+        }
+        let mirror = self.mirror(app);
+        match fs::remove_dir_all(&mirror) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(VaultError {
+                action: "removing",
+                path: mirror,
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Forgets everything held for `app` (a new app of that name).
     pub fn forget(&self, app: &str) -> Result<(), VaultError> {
         let dir = self.dir(app);
         match fs::remove_dir_all(&dir) {

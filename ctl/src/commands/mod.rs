@@ -25,6 +25,7 @@ pub mod revoke;
 pub mod rollback;
 pub mod rollbacks;
 pub mod source;
+mod source_key;
 pub mod stats;
 pub mod status;
 mod times;

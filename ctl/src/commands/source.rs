@@ -7,6 +7,7 @@ use slipway_proto::control::v1::{
     FetchSourceRequest, GetSourceStatusRequest, source_service_client::SourceServiceClient,
 };
 
+use super::source_key::{self, KeyCommand};
 use crate::{
     cli::Output,
     connection::{Connection, rpc},
@@ -33,6 +34,9 @@ pub enum SourceCommand {
         /// App name
         app: String,
     },
+    /// The app's SSH deploy key: create, show, test, rotate, revoke.
+    #[command(subcommand)]
+    Key(KeyCommand),
 }
 
 /// Runs a `source` subcommand; Ok(false) when a fetch failed.
@@ -67,5 +71,6 @@ pub async fn run(
             }
             Ok(fetch.ok)
         }
+        SourceCommand::Key(command) => source_key::run(command, conn, output).await,
     }
 }
