@@ -287,3 +287,56 @@ fn problem(err: &FetchError) -> DeployKeyProblem {
         _ => DeployKeyProblem::Other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn sources(dir: &std::path::Path) -> Sources {
+        Sources::new(Default::default(), dir, Default::default()).unwrap()
+    }
+
+    #[test]
+    fn a_key_is_generated_once_held_privately_and_shown_without_its_private_half() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = sources(dir.path());
+        let key = sources.create_key("web", false, "").unwrap();
+        let public = PublicKey::from_openssh(&key.public_key).unwrap();
+        assert_eq!(public.algorithm(), ssh_key::Algorithm::Ed25519);
+        assert_eq!(key.fingerprint, fingerprint(&public));
+        assert!(key.fingerprint.starts_with("SHA256:"));
+        let private = sources.vault().dir("web").join("deploy-key");
+        let mode = std::fs::metadata(&private).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(matches!(
+            sources.create_key("web", false, ""),
+            Err(Error::AlreadyExists { .. })
+        ));
+        let rotated = sources.create_key("web", true, "").unwrap();
+        assert_ne!(rotated.fingerprint, key.fingerprint);
+        let (shown, pin) = sources.key("web").unwrap();
+        assert_eq!(shown.fingerprint, rotated.fingerprint);
+        assert!(pin.is_none() && shown.last_used_at.is_none());
+        sources.revoke_key("web").unwrap();
+        assert!(matches!(sources.key("web"), Err(Error::NotFound { .. })));
+    }
+
+    #[test]
+    fn a_known_host_must_be_an_openssh_key_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = sources(dir.path());
+        assert!(matches!(
+            sources.create_key("web", false, "not a key"),
+            Err(Error::Invalid(_))
+        ));
+        let other = sources.create_key("other", false, "").unwrap();
+        let key = sources.create_key("web", false, &other.public_key).unwrap();
+        let (_, pin) = sources.key("web").unwrap();
+        let pin = pin.expect("pinned");
+        assert_eq!(pin.fingerprint, other.fingerprint);
+        assert_eq!(pin.algorithm, "ssh-ed25519");
+        assert_ne!(key.fingerprint, other.fingerprint);
+    }
+}
