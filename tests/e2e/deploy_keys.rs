@@ -2,7 +2,8 @@
 //! slipctl is refused until the server authorizes it (an authentication
 //! error), then fetches, releases and deploys; the first connection pins
 //! the server's host key, and a changed one is refused with both
-//! fingerprints until the new key is pinned with `--known-host`.
+//! fingerprints until the new key is pinned with `--known-host`. A
+//! successful deployment pushes its release tag with the key.
 
 use slipway_proto::identity::Role;
 use slipway_tests::{
@@ -48,8 +49,34 @@ async fn a_deploy_key_fetches_over_ssh_and_the_host_key_is_pinned() {
     assert!(!shown.contains("last used  never"), "{shown}");
     assert!(!shown.contains("PRIVATE"), "{shown}");
 
-    let (_, deployed) = cluster.deploy("main").await;
+    // The key may write: each successful deployment tags its commit.
+    cluster.update_app(|app| app.release_tags = true).await;
+    let (events, deployed) = cluster.deploy("main").await;
     assert_succeeded(&deployed);
+    let tagged = events
+        .iter()
+        .find(|e| e.stage == "tag")
+        .unwrap_or_else(|| panic!("no tag event: {events:?}"));
+    assert!(tagged.message.starts_with("tagged "), "{}", tagged.message);
+    let tags = git2::Repository::open(cluster.repo.path())
+        .expect("open")
+        .tag_names(Some("release_*"))
+        .expect("tags");
+    let tag = tags
+        .get(0)
+        .ok()
+        .flatten()
+        .expect("a release tag")
+        .to_owned();
+    assert_eq!(tag.len(), "release_20261129_090507".len(), "{tag}");
+    let tagged_commit = git2::Repository::open(cluster.repo.path())
+        .expect("open")
+        .revparse_single(&tag)
+        .and_then(|o| o.peel_to_commit())
+        .expect("tag")
+        .id()
+        .to_string();
+    assert_eq!(tagged_commit, commit);
     assert_tree_matches(
         &cluster.agents[0].app_root().join("current"),
         &cluster.repo,

@@ -56,8 +56,20 @@ async fn a_git_daemon_source_of_2000_files_deploys_and_shows_the_commits_behind(
     let url = daemon.url(cluster.repo.path());
     cluster.update_app(|app| app.repository = url.clone()).await;
 
-    let (_, deployed) = cluster.deploy("main").await;
+    // git:// is read-only: the release tag cannot be pushed, which the
+    // deployment reports and survives.
+    cluster.update_app(|app| app.release_tags = true).await;
+    let (events, deployed) = cluster.deploy("main").await;
     assert_succeeded(&deployed);
+    let tag = events
+        .iter()
+        .find(|e| e.stage == "tag")
+        .unwrap_or_else(|| panic!("no tag event: {events:?}"));
+    assert!(
+        tag.message.contains("tagging the release as release_"),
+        "{}",
+        tag.message
+    );
     let host = &cluster.agents[0];
     assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &first);
     let status = source_status(&cluster).await;

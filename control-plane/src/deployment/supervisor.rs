@@ -177,6 +177,9 @@ async fn conclude(
             }
         }
     }
+    if status == DeploymentStatus::Succeeded && plan.kind == DeploymentKind::Deploy {
+        tag_release(ctx, recorder, plan).await?;
+    }
     let (level, stage) = match status {
         DeploymentStatus::Succeeded => (LogLevel::Info, "done"),
         DeploymentStatus::Cancelled => (LogLevel::Error, "cancelled"),
@@ -291,4 +294,29 @@ fn localised(ctx: &Context, plan: Arc<Plan>) -> Arc<Plan> {
     let mut plan = Plan::clone(&plan);
     plan.app.repository = local;
     Arc::new(plan)
+}
+
+/// Pushes the release tag when the app asks for one; the outcome is an
+/// event, never the deployment's failure.
+async fn tag_release(
+    ctx: &Context,
+    recorder: &mut Recorder,
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    let Some(tagged) = ctx
+        .sources
+        .tag_release(&plan.app, &plan.release.commit)
+        .await
+    else {
+        return Ok(());
+    };
+    let (level, message) = match tagged {
+        Ok(message) => (LogLevel::Info, message),
+        Err(message) => {
+            tracing::warn!(app = %plan.app.name, deployment = %plan.deployment_id, %message, "release tag not pushed");
+            (LogLevel::Warn, message)
+        }
+    };
+    let event = deployment_event(DeploymentStatus::Running, "tag", level, message);
+    recorder.record(event).await
 }

@@ -47,6 +47,8 @@ impl TryFrom<App> for AppSpec {
         if let Some(credentials) = &app.credentials {
             check_credentials(&app.repository, credentials)?;
         }
+        crate::sources::tags::check_pattern(&app.release_tag_pattern)
+            .map_err(|e| InvalidField::new("app.release_tag_pattern", e))?;
         Ok(Self(app))
     }
 }

@@ -7,27 +7,15 @@
 use slipway_proto::control::v1::{
     App, DeployKey, DeployKeyProblem, KnownHost, TestDeployKeyResponse,
 };
-use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, rand_core::OsRng};
+use ssh_key::{LineEnding, PrivateKey, PublicKey, rand_core::OsRng};
 
+pub use super::fingerprint::{blob_fingerprint, fingerprint};
 use super::{
     FetchError, Location, Sources,
     mirror::{self, Handshake},
     vault::{HostPin, KeyInfo},
 };
 use crate::error::Error;
-
-/// `SHA256:...` of a public key.
-pub fn fingerprint(key: &PublicKey) -> String {
-    key.fingerprint(HashAlg::Sha256).to_string()
-}
-
-/// `SHA256:...` of a public key in wire format.
-pub fn blob_fingerprint(blob: &[u8]) -> String {
-    match PublicKey::from_bytes(blob) {
-        Ok(key) => fingerprint(&key),
-        Err(_) => "(an unreadable key)".to_owned(),
-    }
-}
 
 /// A host key to pin from an OpenSSH public key line.
 pub fn pin_from_line(line: &str) -> Result<HostPin, String> {
@@ -163,7 +151,7 @@ impl Sources {
                 .set_known_host(&app.name, &pin)
                 .map_err(vault_failed)?;
         }
-        let (result, handshake) = self.connect(&app.name, url, true).await;
+        let (result, handshake) = self.connect(&app.name, url, Op::List).await;
         let host_key = handshake
             .host_key
             .as_deref()
@@ -215,7 +203,7 @@ impl Sources {
         &self,
         app: &str,
         url: String,
-        list: bool,
+        op: Op,
     ) -> (Result<Connected, FetchError>, Handshake) {
         let (settings, roots, vault) = (
             self.settings().clone(),
@@ -239,12 +227,19 @@ impl Sources {
                 cancel: stop,
             };
             let seconds = settings.timeout.as_secs();
-            if list {
-                let (result, handshake) = mirror::list_refs(&fetch, seconds);
-                (result.map(Connected::Listed), handshake)
-            } else {
-                let (result, handshake) = mirror::fetch(&fetch, seconds);
-                (result.map(Connected::Fetched), handshake)
+            match op {
+                Op::List => {
+                    let (result, handshake) = mirror::list_refs(&fetch, seconds);
+                    (result.map(Connected::Listed), handshake)
+                }
+                Op::Fetch => {
+                    let (result, handshake) = mirror::fetch(&fetch, seconds);
+                    (result.map(Connected::Fetched), handshake)
+                }
+                Op::Tag { name, commit } => {
+                    let (result, handshake) = mirror::push_tag(&fetch, seconds, &name, &commit);
+                    (result.map(|()| Connected::Tagged), handshake)
+                }
             }
         });
         let timeout = self.settings().timeout;
@@ -270,8 +265,25 @@ impl Sources {
     }
 }
 
+/// What a connection does.
+pub(super) enum Op {
+    /// Fetch into the mirror.
+    Fetch,
+    /// List the remote's refs.
+    List,
+    /// Push a tag of a commit.
+    Tag {
+        /// Tag name.
+        name: String,
+        /// Commit id.
+        commit: String,
+    },
+}
+
 /// What a connection did.
 pub(super) enum Connected {
+    /// Pushed the tag.
+    Tagged,
     /// Listed this many refs.
     Listed(u32),
     /// Fetched into the mirror.

@@ -149,6 +149,46 @@ pub fn list_refs(fetch: &Fetch<'_>, timeout_secs: u64) -> (Result<u32, FetchErro
     (result, seen.handshake())
 }
 
+/// Tags `commit` as `tag` in the mirror and pushes the tag to the remote;
+/// a tag of that name already there is an error (never overwritten).
+pub fn push_tag(
+    fetch: &Fetch<'_>,
+    timeout_secs: u64,
+    tag: &str,
+    commit: &str,
+) -> (Result<(), FetchError>, Handshake) {
+    let seen = Seen::default();
+    let rejected = std::cell::RefCell::new(None::<String>);
+    let result = (|| {
+        let git = |e: git2::Error| FetchError::Git(e.message().to_owned());
+        let repo = open_or_init(fetch.mirror)?;
+        let oid = git2::Oid::from_str(commit).map_err(git)?;
+        let name = format!("refs/tags/{tag}");
+        repo.reference(&name, oid, false, "release tag")
+            .map_err(git)?;
+        let mut remote = repo.remote_anonymous(fetch.url).map_err(git)?;
+        let mut callbacks = callbacks(fetch, &seen);
+        callbacks.push_update_reference(|_, status| {
+            if let Some(status) = status {
+                *rejected.borrow_mut() = Some(status.to_owned());
+            }
+            Ok(())
+        });
+        let mut options = git2::PushOptions::new();
+        options.remote_callbacks(callbacks);
+        remote
+            .push(&[format!("{name}:{name}")], Some(&mut options))
+            .map_err(|e| classify(&e, &seen, fetch.max_bytes, timeout_secs))?;
+        match rejected.borrow().clone() {
+            Some(why) => Err(FetchError::Git(format!(
+                "the remote refused the tag: {why}"
+            ))),
+            None => Ok(()),
+        }
+    })();
+    (result, seen.handshake())
+}
+
 fn fetch_seen(fetch: &Fetch<'_>, timeout_secs: u64, seen: &Seen) -> Result<Fetched, FetchError> {
     let repo = open_or_init(fetch.mirror)?;
     let mut remote = repo
@@ -271,8 +311,8 @@ fn check_host_key(
         return Ok(CertificateCheckStatus::CertificateOk);
     }
     *seen.host_changed.borrow_mut() = Some((
-        super::keys::fingerprint(&pinned),
-        super::keys::blob_fingerprint(offered),
+        super::fingerprint::fingerprint(&pinned),
+        super::fingerprint::blob_fingerprint(offered),
     ));
     Err(git2::Error::from_str("the ssh host key changed"))
 }

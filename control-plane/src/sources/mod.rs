@@ -3,6 +3,7 @@
 //! ([`mirror`]), what is held per app ([`vault`]), the fetch settings and
 //! the poller. [`Sources`] is what the rest of the control plane uses.
 
+mod fingerprint;
 pub mod keys;
 pub mod location;
 pub mod mirror;
@@ -11,6 +12,7 @@ pub mod report;
 mod roots;
 pub mod settings;
 pub mod status;
+pub mod tags;
 pub mod vault;
 
 use std::{
@@ -152,9 +154,9 @@ impl Sources {
     }
 
     async fn run_fetch(&self, app: &str, url: String) -> Result<mirror::Fetched, FetchError> {
-        match self.connect(app, url, false).await.0? {
+        match self.connect(app, url, keys::Op::Fetch).await.0? {
             keys::Connected::Fetched(fetched) => Ok(fetched),
-            keys::Connected::Listed(_) => Ok(mirror::Fetched::default()),
+            _ => Ok(mirror::Fetched::default()),
         }
     }
 

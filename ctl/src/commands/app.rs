@@ -61,6 +61,14 @@ pub struct CreateArgs {
     /// https credentials.
     #[command(flatten)]
     pub credentials: CredentialArgs,
+    /// Push a tag of the release to the remote after each deployment that
+    /// succeeds (a failed push is reported, never fails the deployment)
+    #[arg(long)]
+    pub release_tags: bool,
+    /// The tag's name as a strftime pattern (UTC; default
+    /// release_%Y%m%d_%H%M%S)
+    #[arg(long, value_name = "PATTERN")]
+    pub release_tag_pattern: Option<String>,
 }
 
 /// Flags of `app update`.
@@ -90,6 +98,12 @@ pub struct UpdateArgs {
     /// https credentials.
     #[command(flatten)]
     pub credentials: CredentialArgs,
+    /// Push a release tag to the remote after each successful deployment
+    #[arg(long, value_name = "true|false")]
+    pub release_tags: Option<bool>,
+    /// The tag's name as a strftime pattern (UTC)
+    #[arg(long, value_name = "PATTERN")]
+    pub release_tag_pattern: Option<String>,
 }
 
 /// Runs an `app` subcommand.
@@ -107,6 +121,8 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                 activation: args.activation.apply(None),
                 max_file_bytes: args.max_file_bytes.unwrap_or_default(),
                 credentials: args.credentials.read()?,
+                release_tags: args.release_tags,
+                release_tag_pattern: args.release_tag_pattern.clone().unwrap_or_default(),
             };
             let response = rpc(apps.create_app(CreateAppRequest { app: Some(app) }).await)?;
             match output {
@@ -141,6 +157,11 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                 max_file_bytes: args.max_file_bytes.unwrap_or(current.max_file_bytes),
                 activation: args.activation.apply(current.activation),
                 credentials: args.credentials.read()?,
+                release_tags: args.release_tags.unwrap_or(current.release_tags),
+                release_tag_pattern: args
+                    .release_tag_pattern
+                    .clone()
+                    .unwrap_or(current.release_tag_pattern),
                 ..current
             };
             let response = rpc(apps.update_app(UpdateAppRequest { app: Some(app) }).await)?;
