@@ -209,6 +209,63 @@ mod tests {
     }
 
     #[test]
+    fn credentials_are_for_https_alone_and_never_quoted_back() {
+        let app = |repository: &str, c: SourceCredentials| App {
+            name: "web".into(),
+            repository: repository.into(),
+            credentials: Some(c),
+            ..Default::default()
+        };
+        let token = |t: &str| SourceCredentials {
+            token: t.into(),
+            ..Default::default()
+        };
+        assert!(AppSpec::try_from(app("https://git.example.com/web.git", token("s3cret"))).is_ok());
+        for (repository, credentials) in [
+            ("git://git.example.com/web.git", token("s3cret")),
+            ("git@git.example.com:web.git", token("s3cret")),
+            ("/srv/git/web.git", token("s3cret")),
+            (
+                "https://git.example.com/web.git",
+                SourceCredentials::default(),
+            ),
+            (
+                "https://git.example.com/web.git",
+                SourceCredentials {
+                    password: "s3cret".into(),
+                    ..Default::default()
+                },
+            ),
+            (
+                "https://git.example.com/web.git",
+                SourceCredentials {
+                    clear: true,
+                    ..token("s3cret")
+                },
+            ),
+            ("https://git.example.com/web.git", token(&"s".repeat(5000))),
+        ] {
+            let err = AppSpec::try_from(app(repository, credentials)).expect_err("refused");
+            assert_eq!(err.field, "app.credentials", "{repository}");
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+        let clear = SourceCredentials {
+            clear: true,
+            ..Default::default()
+        };
+        assert!(AppSpec::try_from(app("git://x/web.git", clear)).is_ok());
+        let bad_pattern = App {
+            name: "web".into(),
+            release_tag_pattern: "%Q".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            field(AppSpec::try_from(bad_pattern)),
+            "app.release_tag_pattern"
+        );
+    }
+
+    #[test]
     fn requests_become_checked_specs_or_name_the_bad_field() {
         assert_eq!(
             field(AppSpec::try_from(CreateAppRequest { app: None })),
