@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "slipway/control/v1/feed.proto",
     "slipway/control/v1/notify.proto",
     "slipway/control/v1/triggers.proto",
+    "slipway/control/v1/sources.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

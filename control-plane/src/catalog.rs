@@ -1,7 +1,7 @@
 //! Apps, environments and hosts: validated, then recorded.
 
 use slipway_proto::{
-    control::v1::{App, Environment, Host},
+    control::v1::{App, Environment, Host, SourceCredentials},
     validate::{self, InvalidField},
 };
 
@@ -9,7 +9,7 @@ use crate::{
     domain::catalog::{AppSpec, EnvironmentSpec, HostSpec},
     error::Error,
     git,
-    sources::SourceRoots,
+    sources::{Credentials, Sources},
     store::{
         Store, StoreError,
         catalog::{self as records, Named},
@@ -32,36 +32,93 @@ async fn create(store: &Store, what: &'static str, record: &impl Named) -> Resul
         })
 }
 
-/// Registers an app after checking its repository is trusted and opens.
+/// Registers an app after checking its repository (a trusted local one
+/// opens; a remote one is fetched later). Credentials are held apart from
+/// the record, which never carries them.
 pub async fn create_app(
     store: &Store,
-    sources: &SourceRoots,
+    sources: &Sources,
     AppSpec(mut app): AppSpec,
 ) -> Result<App, Error> {
+    let credentials = app.credentials.take();
     check_repository(sources, &app).await?;
     app.created_at = Some(slipway_proto::now());
     create(store, "app", &app).await?;
+    // A name used before starts afresh: no mirror, credentials or fetch.
+    sources.vault().forget(&app.name).map_err(vault_failed)?;
+    hold_credentials(sources, &app.name, credentials)?;
     Ok(app)
 }
 
-/// Replaces an app's settings, keeping its creation time.
+/// Replaces an app's settings, keeping its creation time. Credentials not
+/// given are kept, unless the repository changes: they are never sent to
+/// another server than the one they were given for.
 pub async fn update_app(
     store: &Store,
-    sources: &SourceRoots,
+    sources: &Sources,
     AppSpec(mut app): AppSpec,
 ) -> Result<App, Error> {
+    let credentials = app.credentials.take();
     let existing = self::app(store, &app.name)?;
     check_repository(sources, &app).await?;
     app.created_at = existing.created_at;
     store.commit(vec![records::put(&app)]).await?;
+    if existing.repository != app.repository {
+        sources
+            .vault()
+            .forget_remote(&app.name)
+            .map_err(vault_failed)?;
+    }
+    hold_credentials(sources, &app.name, credentials)?;
     Ok(app)
 }
 
-/// The repository is under a trusted directory and opens.
-async fn check_repository(sources: &SourceRoots, app: &App) -> Result<(), Error> {
+/// Holds, forgets or keeps (None) the https credentials of `app`.
+fn hold_credentials(
+    sources: &Sources,
+    app: &str,
+    credentials: Option<SourceCredentials>,
+) -> Result<(), Error> {
+    let Some(c) = credentials else {
+        return Ok(());
+    };
+    let held = if c.clear {
+        None
+    } else if c.token.is_empty() {
+        Some(Credentials {
+            username: c.username,
+            password: c.password,
+        })
+    } else {
+        Some(Credentials {
+            username: if c.username.is_empty() {
+                "x-token".into()
+            } else {
+                c.username
+            },
+            password: c.token,
+        })
+    };
     sources
+        .vault()
+        .set_credentials(app, held.as_ref())
+        .map_err(vault_failed)
+}
+
+fn vault_failed(err: crate::sources::vault::VaultError) -> Error {
+    tracing::error!(error = %slipway_proto::daemon::chain(&err), "the sources vault failed");
+    Error::Precondition("the control plane could not record the app's source settings".into())
+}
+
+/// A local repository is under a trusted directory and opens; a remote
+/// one is well formed (credentials only for https).
+async fn check_repository(sources: &Sources, app: &App) -> Result<(), Error> {
+    let location = sources
         .check(&app.repository)
         .map_err(|e| InvalidField::new("app.repository", e.to_string()))?;
+    if location.is_remote() {
+        return Ok(());
+    }
     let source = app.repository.clone();
     tokio::task::spawn_blocking(move || git::open(&source).map(drop))
         .await

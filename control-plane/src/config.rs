@@ -14,7 +14,7 @@ use slipway_proto::{
 
 use crate::{
     signing::{Signer, SigningPaths},
-    sources::{SourceRootError, SourceRoots},
+    sources::{FetchSettings, SourceRootError, SourceRoots, settings::SourcesFile},
 };
 
 /// Everything the control plane needs to start.
@@ -49,6 +49,9 @@ pub struct Config {
     /// The directories apps' repositories may lie in; none: any absolute
     /// path.
     pub source_roots: SourceRoots,
+    /// How remote sources are fetched (poll interval, timeout, byte bound,
+    /// extra CAs for https).
+    pub sources: FetchSettings,
     /// The CA certificate and key that sign agents' certificates
     /// (enrollment and renewal); none: the control plane holds no CA key.
     pub signing: Option<SigningPaths>,
@@ -108,6 +111,8 @@ pub struct FileConfig {
     pub notify_retry_max_seconds: Option<u64>,
     /// See [`Config::source_roots`]: absolute directories that exist.
     pub source_roots: Option<Vec<PathBuf>>,
+    /// See [`Config::sources`].
+    pub sources: Option<SourcesFile>,
     /// See [`Config::signing`].
     pub signing: Option<SigningFiles>,
     /// See [`Config::enroll_listen`].
@@ -183,6 +188,9 @@ pub enum ConfigError {
     /// A trusted source directory is relative or missing.
     #[error(transparent)]
     SourceRoot(#[from] SourceRootError),
+    /// The sources settings are unusable (the extra CA file).
+    #[error(transparent)]
+    Sources(#[from] crate::sources::SourcesConfigError),
     /// A value out of its range.
     #[error("{0}")]
     Invalid(&'static str),
@@ -242,6 +250,11 @@ impl FileConfig {
                 self.notify_retry_max_seconds.unwrap_or(60).max(1),
             ),
             source_roots: SourceRoots::new(&self.source_roots.unwrap_or_default())?,
+            sources: self
+                .sources
+                .unwrap_or_default()
+                .finish()
+                .map_err(ConfigError::Invalid)?,
             enroll_listen: self.enroll_listen,
             web_listen: self.web_listen,
             metrics_listen: self
@@ -258,6 +271,9 @@ impl FileConfig {
         }
         TlsMaterial::load(&config.tls)?;
         TlsMaterial::load(&config.agent_tls)?;
+        if let Some(path) = &config.sources.https_ca_file {
+            crate::sources::load_roots(path)?;
+        }
         Ok(config)
     }
 }

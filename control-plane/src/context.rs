@@ -3,7 +3,7 @@
 use slipway_proto::revocation::Revocations;
 
 use crate::{
-    agents::Agents, events::EventHub, observe::Metrics, running::Running, sources::SourceRoots,
+    agents::Agents, events::EventHub, observe::Metrics, running::Running, sources::Sources,
     store::Store,
 };
 
@@ -23,8 +23,8 @@ pub struct Context {
     /// The CA key that signs agents' certificates (enrollment, renewal);
     /// none when the control plane does not hold it.
     pub signer: Option<std::sync::Arc<crate::signing::Signer>>,
-    /// The directories apps' repositories may lie in.
-    pub sources: SourceRoots,
+    /// Apps' git sources: trusted directories, mirrors of remotes.
+    pub sources: Sources,
     /// This control plane's metrics.
     pub metrics: std::sync::Arc<Metrics>,
     /// Hosts' health as sampled: the interval, each host's state and the

@@ -48,6 +48,14 @@ struct Args {
         value_delimiter = ','
     )]
     source_roots: Vec<PathBuf>,
+    /// Seconds between fetches of every remote git source (default 300;
+    /// 0: only before a release cut and on demand).
+    #[arg(long, env = "SLIPWAY_CP_SOURCE_POLL_SECONDS")]
+    source_poll_seconds: Option<u64>,
+    /// PEM file of extra CA certificates trusted for https git sources,
+    /// besides the system's.
+    #[arg(long, env = "SLIPWAY_CP_SOURCE_HTTPS_CA_FILE")]
+    source_https_ca_file: Option<PathBuf>,
     /// Address of the enrollment listener, where new agents get their
     /// certificate with a join token, e.g. 0.0.0.0:7445 (off by default;
     /// needs the CA's key, e.g. ca.key in --pki-dir).
@@ -109,6 +117,12 @@ fn load(
     if !args.source_roots.is_empty() {
         file.source_roots = Some(args.source_roots.clone());
     }
+    let sources = file.sources.get_or_insert_with(Default::default);
+    sources.poll_seconds = args.source_poll_seconds.or(sources.poll_seconds);
+    sources.https_ca_file = args
+        .source_https_ca_file
+        .clone()
+        .or(sources.https_ca_file.take());
     if let Some(dir) = &args.pki_dir {
         let files = |name: &str| TlsFiles {
             ca: dir.join("ca.crt"),

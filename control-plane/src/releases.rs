@@ -10,6 +10,7 @@ use crate::{
     domain::manifest::Manifest,
     error::Error,
     git,
+    sources::Sources,
     store::{Store, releases as records},
 };
 
@@ -55,6 +56,7 @@ pub fn manifest_entries(manifest: &Manifest) -> Vec<ManifestEntry> {
 /// the existing release of the same commit. The bool tells whether it is new.
 pub async fn create(
     store: &Store,
+    sources: &Sources,
     app_name: &str,
     git_ref: &str,
 ) -> Result<(Release, bool), Error> {
@@ -67,6 +69,7 @@ pub async fn create(
     // One cut at a time: two concurrent deploys of the same ref must get the
     // same release, not two, and not a clash of ids.
     let _cutting = CUTTING.lock().await;
+    sources.prepare_cut(&app, &git_ref).await?;
     let existing = list(store, app_name)?;
     let previous = existing.first().cloned();
     let previous_commit = previous.as_ref().map(|p| p.commit.clone());
@@ -75,7 +78,7 @@ pub async fn create(
         Some(p) => Some(manifest(store, app_name, &p.id)?),
         None => None,
     };
-    let source = app.repository.clone();
+    let source = sources.local_repository(&app);
     let ref_for_cut = git_ref.clone();
     let max_file_bytes = match app.max_file_bytes {
         0 => slipway_proto::limits::DEFAULT_MAX_FILE_BYTES,

@@ -9,13 +9,15 @@ use slipway_proto::{
     control::v1::{
         app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
         certificate_service_server::CertificateServiceServer,
+        deploy_key_service_server::DeployKeyServiceServer,
         deployment_service_server::DeploymentServiceServer,
         drift_service_server::DriftServiceServer,
         environment_service_server::EnvironmentServiceServer,
         feed_service_server::FeedServiceServer, host_service_server::HostServiceServer,
         lock_service_server::LockServiceServer,
         notification_service_server::NotificationServiceServer,
-        release_service_server::ReleaseServiceServer, trigger_service_server::TriggerServiceServer,
+        release_service_server::ReleaseServiceServer, source_service_server::SourceServiceServer,
+        trigger_service_server::TriggerServiceServer,
     },
     revocation::Revocations,
     tls::{self, Peer, TlsMaterial},
@@ -70,6 +72,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// The sources settings are unusable.
+    #[error(transparent)]
+    Sources(#[from] crate::sources::SourcesConfigError),
     /// The gRPC server failed.
     #[error("the gRPC server failed")]
     Serve(#[from] tonic::transport::Error),
@@ -161,7 +166,11 @@ pub async fn serve_with(
         agents: agents::Agents::new(agent_tls.clone(), revocations.clone(), epoch),
         running: running::Running::default(),
         revocations: revocations.clone(),
-        sources: config.source_roots.clone(),
+        sources: crate::sources::Sources::new(
+            config.source_roots.clone(),
+            &config.data_dir,
+            config.sources.clone(),
+        )?,
         signer,
         metrics,
         health: Arc::new(observe::health::Health::new(config.health_sample_every)),
@@ -178,7 +187,7 @@ pub async fn serve_with(
         observe::spawn_listener(metrics, reads, listener, readiness.clone(), stop)
     });
     crate::trust::load(&ctx).map_err(Error::Revocations)?;
-    if !ctx.sources.is_restricted() {
+    if !ctx.sources.roots().is_restricted() {
         tracing::warn!(
             "no source_roots configured: an admin may point an app at any repository this process can read"
         );
@@ -229,6 +238,12 @@ pub async fn serve_with(
     health.set_serving::<DriftServiceServer<api::Drift>>().await;
     health
         .set_serving::<TriggerServiceServer<api::Triggers>>()
+        .await;
+    health
+        .set_serving::<SourceServiceServer<api::Sources>>()
+        .await;
+    health
+        .set_serving::<DeployKeyServiceServer<api::DeployKeys>>()
         .await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
@@ -319,6 +334,14 @@ pub async fn serve_with(
         .add_service(operator_service!(
             TriggerServiceServer,
             api::Triggers(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            SourceServiceServer,
+            api::Sources(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            DeployKeyServiceServer,
+            api::DeployKeys(ctx.clone())
         ));
     let listener_material = server_tls.clone();
     let reload = {
@@ -365,6 +388,10 @@ pub async fn serve_with(
     let drift = config
         .drift_every
         .map(|every| tokio::spawn(crate::drift::watch::run(ctx.clone(), every)));
+    let poll = ctx.sources.settings().poll_every.map(|every| {
+        let (store, sources) = (ctx.store.clone(), ctx.sources.clone());
+        tokio::spawn(crate::sources::poll::run(store, sources, every))
+    });
     let retention = config.history_retention.map(|retention| {
         tokio::spawn(crate::history::retention::run(
             ctx.store.clone(),
@@ -406,9 +433,9 @@ pub async fn serve_with(
     // Waited for: the task holds the store, which must be closed before
     // this returns (a new control plane may open the same directory).
     reload.abort();
-    if let Some(drift) = drift {
-        drift.abort();
-        let _ = drift.await;
+    for task in [drift, poll].into_iter().flatten() {
+        task.abort();
+        let _ = task.await;
     }
     recheck.abort();
     let _ = recheck.await;

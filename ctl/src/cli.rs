@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::{
     commands::{
         app, audit, cancel, deploy, deployment, drift, env, events, health, history, host, lock,
-        notify, pki, release, rollback, rollbacks, stats, status, watch, webhook,
+        notify, pki, release, rollback, rollbacks, source, stats, status, watch, webhook,
     },
     connection::Connection,
 };
@@ -119,6 +119,9 @@ pub enum Command {
     /// environment auto-deploys: enable, disable, auto-deploy, show.
     #[command(subcommand)]
     Webhook(webhook::WebhookCommand),
+    /// Apps' git sources: status against each environment, fetch now.
+    #[command(subcommand)]
+    Source(source::SourceCommand),
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ mod drift;
 mod health;
 mod history;
 mod rollout;
+pub mod source;
 mod summary;
 
 use std::{

@@ -56,7 +56,11 @@ async fn main() -> Result<()> {
         running: Running::default(),
         revocations: Default::default(),
         signer: None,
-        sources: Default::default(),
+        sources: slipway_control_plane::sources::Sources::new(
+            Default::default(),
+            dir.path(),
+            Default::default(),
+        )?,
         metrics: Default::default(),
         health: Default::default(),
         notifiers: Default::default(),

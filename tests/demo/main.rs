@@ -123,6 +123,7 @@ async fn run(keep: bool) -> Result<()> {
         history_retention: Some(std::time::Duration::from_secs(90 * 86_400)),
         notify_retry_max: slipway_control_plane::notify::DEFAULT_RETRY_MAX,
         source_roots: Default::default(),
+        sources: Default::default(),
         signing: None,
         enroll_listen: None,
         metrics_listen: None,

@@ -115,9 +115,18 @@ pub struct Builder {
     enrollment: bool,
     json_logs: bool,
     sample_every: Option<std::time::Duration>,
+    control_plane_env: Vec<(String, String)>,
 }
 
 impl Builder {
+    /// An environment variable for the control-plane process
+    /// ([`Builder::process_control_plane`]).
+    pub fn control_plane_env(mut self, key: &str, value: &str) -> Self {
+        self.control_plane_env
+            .push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// How often the in-process control plane samples every host's health
     /// (by default hourly: samples add agent calls and feed items other
     /// tests do not expect).
@@ -252,7 +261,8 @@ impl Builder {
         let data_dir = work.path().join("control-plane");
         let mut enroll_addr = None;
         let (cp, cp_process) = if self.process_control_plane {
-            let env = self.env("SLIPWAY_CP_LOG_JSON");
+            let mut env = self.env("SLIPWAY_CP_LOG_JSON");
+            env.extend(self.control_plane_env.iter().cloned());
             let process = ControlPlaneProcess::start_with(&pki, data_dir.clone(), env).await;
             (None, Some(process))
         } else if self.enrollment {
@@ -339,6 +349,7 @@ impl Cluster {
             enrollment: false,
             json_logs: false,
             sample_every: None,
+            control_plane_env: Vec::new(),
         }
     }
 

@@ -286,6 +286,10 @@ impl ControlPlaneProcess {
             .env_remove("SLIPWAY_CP_LOG_JSON")
             .env_remove("SLIPWAY_CP_SOURCE_ROOTS")
             .env_remove("SLIPWAY_CP_METRICS_LISTEN")
+            .env_remove("SLIPWAY_CP_SOURCE_HTTPS_CA_FILE")
+            // Remote sources are fetched where a test asks (its env may
+            // turn polling on).
+            .env("SLIPWAY_CP_SOURCE_POLL_SECONDS", "0")
             .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             // Health samples only where a test asks for them (its env):

@@ -14,6 +14,8 @@ pub mod direct;
 pub mod disk;
 pub mod events;
 pub mod faults;
+pub mod git_https;
+pub mod git_server;
 pub mod https;
 pub mod pki;
 pub mod process;
@@ -23,6 +25,7 @@ pub mod scrape;
 pub mod server;
 pub mod slipctl;
 pub mod spec;
+pub mod sshd;
 pub mod webhook;
 
 pub use cluster::Cluster;

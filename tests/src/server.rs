@@ -107,6 +107,11 @@ pub fn control_plane_config(
         // Short, so a receiver that comes back is retried soon.
         notify_retry_max: std::time::Duration::from_millis(200),
         source_roots: Default::default(),
+        // Fetched on demand: a test decides when.
+        sources: slipway_control_plane::sources::FetchSettings {
+            poll_every: None,
+            ..Default::default()
+        },
         signing: None,
         enroll_listen: None,
         // The fixtures bind the metrics and web listeners themselves.

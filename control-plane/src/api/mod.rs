@@ -7,6 +7,7 @@
 mod apps;
 mod audit_trail;
 mod certificates;
+mod deploy_keys;
 mod deployments;
 mod drift;
 pub mod enrollment;
@@ -16,6 +17,7 @@ mod hosts;
 mod locks;
 mod notify;
 mod releases;
+mod sources;
 mod targets;
 mod triggers;
 
@@ -32,9 +34,9 @@ use crate::{
 };
 
 pub use self::{
-    apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
-    drift::Drift, environments::Environments, feed::Feed, hosts::Hosts, locks::Locks,
-    notify::Notifications, releases::Releases, triggers::Triggers,
+    apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deploy_keys::DeployKeys,
+    deployments::Deployments, drift::Drift, environments::Environments, feed::Feed, hosts::Hosts,
+    locks::Locks, notify::Notifications, releases::Releases, sources::Sources, triggers::Triggers,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -17,7 +17,8 @@ impl release_service_server::ReleaseService for Releases {
         request: Request<CreateReleaseRequest>,
     ) -> Reply<CreateReleaseResponse> {
         audited(&self.0, request, |ctx, _, Checked(req)| async move {
-            let (release, created) = releases::create(&ctx.store, &req.app, &req.git_ref).await?;
+            let (release, created) =
+                releases::create(&ctx.store, &ctx.sources, &req.app, &req.git_ref).await?;
             let verb = if created { "created" } else { "existing" };
             let message = format!("{verb} release {}", release.id);
             let release = Some(release);

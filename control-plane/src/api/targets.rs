@@ -309,3 +309,49 @@ audited!(
 checked!(SetAutoDeployRequest, |r| validate::name("app", &r.app)
     .and_then(|()| validate::name("environment", &r.environment))
     .and_then(|()| bounded("branch", &r.branch, limits::GIT_REF)));
+audited!(
+    FetchSourceRequest,
+    "SourceService/FetchSource",
+    Deployer,
+    Checked<Self>,
+    |r| format!("app {}", r.app)
+);
+checked!(FetchSourceRequest, |r| bounded("app", &r.app, limits::NAME));
+/// Admin calls on one app's deploy key, audited as acting on the app.
+macro_rules! deploy_key_calls {
+    ($($request:ty => $method:literal),* $(,)?) => {
+        $(audited!($request, $method, Admin, Checked<Self>, |r| format!("app {}", r.app));)*
+    };
+}
+deploy_key_calls!(
+    CreateDeployKeyRequest => "DeployKeyService/CreateDeployKey",
+    TestDeployKeyRequest => "DeployKeyService/TestDeployKey",
+    RotateDeployKeyRequest => "DeployKeyService/RotateDeployKey",
+    RevokeDeployKeyRequest => "DeployKeyService/RevokeDeployKey",
+);
+checked!(CreateDeployKeyRequest, |r| app_and_host_key(
+    &r.app,
+    &r.known_host
+));
+checked!(TestDeployKeyRequest, |r| app_and_host_key(
+    &r.app,
+    &r.known_host
+));
+checked!(RotateDeployKeyRequest, |r| bounded(
+    "app",
+    &r.app,
+    limits::NAME
+));
+checked!(RevokeDeployKeyRequest, |r| bounded(
+    "app",
+    &r.app,
+    limits::NAME
+));
+
+fn app_and_host_key(app: &str, known_host: &str) -> Result<(), InvalidField> {
+    bounded("app", app, limits::NAME)?;
+    bounded("known_host", known_host, MAX_HOST_KEY_LINE)
+}
+
+/// Longest OpenSSH host key line accepted (an RSA 16384-bit key fits).
+const MAX_HOST_KEY_LINE: usize = 4096;

@@ -144,7 +144,11 @@ pub async fn resolve_start(ctx: &Context, start: &Start) -> Result<Resolved, Err
             // Checked first, so a bad name never cuts a release.
             catalog::app(store, &start.app)?;
             catalog::environment(store, &start.environment)?;
-            Some(releases::create(store, &start.app, git_ref).await?.0)
+            Some(
+                releases::create(store, &ctx.sources, &start.app, git_ref)
+                    .await?
+                    .0,
+            )
         }
         _ => None,
     };

@@ -100,6 +100,8 @@ async fn execute(
     control: Arc<Control>,
 ) -> Result<Outcome, StoreError> {
     let (tx, mut rx) = mpsc::channel::<Update>(UPDATES);
+    // Contents are read from the app's mirror when its source is remote.
+    let plan = localised(ctx, plan);
     let engine = tokio::spawn(rollout::run(ctx.agents.clone(), plan, hosts, control, tx));
     let mut renew = tokio::time::interval(locks::RENEW_EVERY);
     renew.tick().await;
@@ -174,6 +176,9 @@ async fn conclude(
                 tracing::warn!(release = %from, error = %err, "marking the release bad failed");
             }
         }
+    }
+    if status == DeploymentStatus::Succeeded && plan.kind == DeploymentKind::Deploy {
+        tag_release(ctx, recorder, plan).await?;
     }
     let (level, stage) = match status {
         DeploymentStatus::Succeeded => (LogLevel::Info, "done"),
@@ -277,4 +282,41 @@ async fn run_child(
     };
     ctx.running.finish(&id);
     status
+}
+
+/// `plan` with its app's repository replaced by the local repository its
+/// contents are read from (the mirror of a remote source).
+fn localised(ctx: &Context, plan: Arc<Plan>) -> Arc<Plan> {
+    let local = ctx.sources.local_repository(&plan.app);
+    if local == plan.app.repository {
+        return plan;
+    }
+    let mut plan = Plan::clone(&plan);
+    plan.app.repository = local;
+    Arc::new(plan)
+}
+
+/// Pushes the release tag when the app asks for one; the outcome is an
+/// event, never the deployment's failure.
+async fn tag_release(
+    ctx: &Context,
+    recorder: &mut Recorder,
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    let Some(tagged) = ctx
+        .sources
+        .tag_release(&plan.app, &plan.release.commit)
+        .await
+    else {
+        return Ok(());
+    };
+    let (level, message) = match tagged {
+        Ok(message) => (LogLevel::Info, message),
+        Err(message) => {
+            tracing::warn!(app = %plan.app.name, deployment = %plan.deployment_id, %message, "release tag not pushed");
+            (LogLevel::Warn, message)
+        }
+    };
+    let event = deployment_event(DeploymentStatus::Running, "tag", level, message);
+    recorder.record(event).await
 }

@@ -51,7 +51,8 @@ async fn fixture(hosts: usize) -> Fixture {
         running: Running::default(),
         revocations: Default::default(),
         signer: None,
-        sources: Default::default(),
+        sources: crate::sources::Sources::new(Default::default(), dir.path(), Default::default())
+            .unwrap(),
         metrics: Default::default(),
         health: Default::default(),
         notifiers: Default::default(),

@@ -4,10 +4,11 @@
 //! environment exists, the repository is trusted and opens) is checked by
 //! [`crate::catalog`].
 
+use crate::sources::{Location, Transport};
 use slipway_proto::{
     control::v1::{
         AddHostRequest, App, CreateAppRequest, CreateEnvironmentRequest, Environment, Host,
-        UpdateAppRequest, UpdateEnvironmentRequest,
+        SourceCredentials, UpdateAppRequest, UpdateEnvironmentRequest,
     },
     limits,
     tls::https_uri,
@@ -43,9 +44,71 @@ impl TryFrom<App> for AppSpec {
         if let Some(spec) = &app.activation {
             validate::activation("app.activation", spec)?;
         }
+        if let Some(credentials) = &app.credentials {
+            check_credentials(&app.repository, credentials)?;
+        }
+        crate::sources::tags::check_pattern(&app.release_tag_pattern)
+            .map_err(|e| InvalidField::new("app.release_tag_pattern", e))?;
         Ok(Self(app))
     }
 }
+
+/// Credentials are for an https repository: a token, or a user name with a
+/// password, or a clear alone; each within its bound. Messages never quote
+/// a value.
+fn check_credentials(repository: &str, c: &SourceCredentials) -> Result<(), InvalidField> {
+    let field = "app.credentials";
+    bounded("app.credentials.username", &c.username, MAX_USERNAME)?;
+    for (value, what) in [(&c.password, "password"), (&c.token, "token")] {
+        if value.len() > MAX_SECRET {
+            return Err(InvalidField::new(
+                field,
+                format!("the {what} is longer than {MAX_SECRET} bytes"),
+            ));
+        }
+    }
+    let given = !c.username.is_empty() || !c.password.is_empty() || !c.token.is_empty();
+    if c.clear {
+        return if given {
+            Err(InvalidField::new(field, "clear goes alone, without values"))
+        } else {
+            Ok(())
+        };
+    }
+    if !matches!(
+        Location::parse(repository),
+        Ok(Location::Remote {
+            transport: Transport::Https,
+            ..
+        })
+    ) {
+        return Err(InvalidField::new(
+            field,
+            "credentials are for https:// repositories (ssh uses a deploy key; git:// and local paths take none)",
+        ));
+    }
+    match (
+        c.token.is_empty(),
+        c.password.is_empty(),
+        c.username.is_empty(),
+    ) {
+        (false, false, _) => Err(InvalidField::new(
+            field,
+            "give a token or a password, not both",
+        )),
+        (true, true, _) => Err(InvalidField::new(
+            field,
+            "give a token, or a user name and a password",
+        )),
+        (true, false, true) => Err(InvalidField::new(field, "a password needs a user name")),
+        _ => Ok(()),
+    }
+}
+
+/// Longest user name held.
+const MAX_USERNAME: usize = 256;
+/// Longest password or token held.
+const MAX_SECRET: usize = 4096;
 
 impl TryFrom<CreateAppRequest> for AppSpec {
     type Error = InvalidField;
@@ -143,6 +206,63 @@ mod tests {
 
     fn field<T: std::fmt::Debug>(result: Result<T, InvalidField>) -> String {
         result.expect_err("refused").field
+    }
+
+    #[test]
+    fn credentials_are_for_https_alone_and_never_quoted_back() {
+        let app = |repository: &str, c: SourceCredentials| App {
+            name: "web".into(),
+            repository: repository.into(),
+            credentials: Some(c),
+            ..Default::default()
+        };
+        let token = |t: &str| SourceCredentials {
+            token: t.into(),
+            ..Default::default()
+        };
+        assert!(AppSpec::try_from(app("https://git.example.com/web.git", token("s3cret"))).is_ok());
+        for (repository, credentials) in [
+            ("git://git.example.com/web.git", token("s3cret")),
+            ("git@git.example.com:web.git", token("s3cret")),
+            ("/srv/git/web.git", token("s3cret")),
+            (
+                "https://git.example.com/web.git",
+                SourceCredentials::default(),
+            ),
+            (
+                "https://git.example.com/web.git",
+                SourceCredentials {
+                    password: "s3cret".into(),
+                    ..Default::default()
+                },
+            ),
+            (
+                "https://git.example.com/web.git",
+                SourceCredentials {
+                    clear: true,
+                    ..token("s3cret")
+                },
+            ),
+            ("https://git.example.com/web.git", token(&"s".repeat(5000))),
+        ] {
+            let err = AppSpec::try_from(app(repository, credentials)).expect_err("refused");
+            assert_eq!(err.field, "app.credentials", "{repository}");
+            assert!(!err.to_string().contains("s3cret"), "{err}");
+        }
+        let clear = SourceCredentials {
+            clear: true,
+            ..Default::default()
+        };
+        assert!(AppSpec::try_from(app("git://x/web.git", clear)).is_ok());
+        let bad_pattern = App {
+            name: "web".into(),
+            release_tag_pattern: "%Q".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            field(AppSpec::try_from(bad_pattern)),
+            "app.release_tag_pattern"
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub use delta::Delta;
 use crate::{agents::Agents, domain::manifest::Manifest, policy::Policy, running::Control};
 
 /// What one deployment activates.
+#[derive(Clone)]
 pub struct Plan {
     /// Deployment id, sent to agents for idempotency.
     pub deployment_id: String,

@@ -7,7 +7,7 @@ use slipway_proto::control::v1::{
     App, CreateAppRequest, GetAppRequest, ListAppsRequest, UpdateAppRequest,
 };
 
-use super::activation::ActivationArgs;
+use super::{activation::ActivationArgs, credentials::CredentialArgs};
 
 use crate::{
     cli::Output,
@@ -19,9 +19,9 @@ use crate::{
 #[derive(Debug, Subcommand)]
 pub enum AppCommand {
     /// Register an application and its git repository (admin).
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// Change an application's settings (admin); flags not given stay as they are.
-    Update(UpdateArgs),
+    Update(Box<UpdateArgs>),
     /// List the applications.
     List,
     /// Show one application.
@@ -36,9 +36,10 @@ pub enum AppCommand {
 pub struct CreateArgs {
     /// App name: lowercase letters, digits and '-', starting with a letter
     pub name: String,
-    /// Git repository the control plane reads: a path on its machine or a
-    /// file:// URL (a relative path that exists here is made absolute)
-    #[arg(long, value_name = "PATH_OR_FILE_URL")]
+    /// Git repository: a path on the control plane's machine or a file://
+    /// URL (a relative path that exists here is made absolute), or a remote
+    /// the control plane mirrors: https://, ssh://, user@host:path, git://
+    #[arg(long, value_name = "PATH_OR_URL")]
     pub repo: String,
     /// Branch deployed when no ref is given (default: the repository's HEAD)
     #[arg(long)]
@@ -57,6 +58,17 @@ pub struct CreateArgs {
     /// Shared paths, hooks, health check, materialise mode.
     #[command(flatten)]
     pub activation: ActivationArgs,
+    /// https credentials.
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+    /// Push a tag of the release to the remote after each deployment that
+    /// succeeds (a failed push is reported, never fails the deployment)
+    #[arg(long)]
+    pub release_tags: bool,
+    /// The tag's name as a strftime pattern (UTC; default
+    /// release_%Y%m%d_%H%M%S)
+    #[arg(long, value_name = "PATTERN")]
+    pub release_tag_pattern: Option<String>,
 }
 
 /// Flags of `app update`.
@@ -64,8 +76,9 @@ pub struct CreateArgs {
 pub struct UpdateArgs {
     /// App name
     pub name: String,
-    /// Git repository: a path on the control plane's machine or a file:// URL
-    #[arg(long, value_name = "PATH_OR_FILE_URL")]
+    /// Git repository: a path on the control plane's machine, a file:// URL
+    /// or a remote (https://, ssh://, user@host:path, git://)
+    #[arg(long, value_name = "PATH_OR_URL")]
     pub repo: Option<String>,
     /// Branch deployed when no ref is given
     #[arg(long)]
@@ -82,6 +95,15 @@ pub struct UpdateArgs {
     /// Shared paths, hooks, health check, materialise mode.
     #[command(flatten)]
     pub activation: ActivationArgs,
+    /// https credentials.
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+    /// Push a release tag to the remote after each successful deployment
+    #[arg(long, value_name = "true|false")]
+    pub release_tags: Option<bool>,
+    /// The tag's name as a strftime pattern (UTC)
+    #[arg(long, value_name = "PATTERN")]
+    pub release_tag_pattern: Option<String>,
 }
 
 /// Runs an `app` subcommand.
@@ -98,6 +120,9 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                 created_at: None,
                 activation: args.activation.apply(None),
                 max_file_bytes: args.max_file_bytes.unwrap_or_default(),
+                credentials: args.credentials.read()?,
+                release_tags: args.release_tags,
+                release_tag_pattern: args.release_tag_pattern.clone().unwrap_or_default(),
             };
             let response = rpc(apps.create_app(CreateAppRequest { app: Some(app) }).await)?;
             match output {
@@ -131,6 +156,12 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                 keep_releases: args.keep.unwrap_or(current.keep_releases),
                 max_file_bytes: args.max_file_bytes.unwrap_or(current.max_file_bytes),
                 activation: args.activation.apply(current.activation),
+                credentials: args.credentials.read()?,
+                release_tags: args.release_tags.unwrap_or(current.release_tags),
+                release_tag_pattern: args
+                    .release_tag_pattern
+                    .clone()
+                    .unwrap_or(current.release_tag_pattern),
                 ..current
             };
             let response = rpc(apps.update_app(UpdateAppRequest { app: Some(app) }).await)?;

@@ -6,6 +6,7 @@ pub mod activation;
 pub mod app;
 pub mod audit;
 pub mod cancel;
+pub mod credentials;
 pub mod deploy;
 pub mod deployment;
 pub mod drift;
@@ -23,6 +24,8 @@ pub mod release;
 pub mod revoke;
 pub mod rollback;
 pub mod rollbacks;
+pub mod source;
+mod source_key;
 pub mod stats;
 pub mod status;
 mod times;
@@ -90,5 +93,12 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Webhook(command) => webhook::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Source(command) => source::run(command, conn, output).await.map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }),
     }
 }

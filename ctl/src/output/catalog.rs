@@ -44,6 +44,13 @@ pub fn app(app: &App) -> String {
         ("keep", keep(app)),
         ("created", time(app.created_at.as_ref())),
     ];
+    if app.release_tags {
+        let pattern = match app.release_tag_pattern.as_str() {
+            "" => "release_%Y%m%d_%H%M%S",
+            p => p,
+        };
+        rows.push(("release tags", pattern.to_owned()));
+    }
     rows.extend(crate::commands::activation::describe(
         app.activation.as_ref(),
     ));

@@ -5,9 +5,10 @@
 //! accepted (and the control plane says so at start). Relative paths are
 //! always refused: they would depend on the process's working directory.
 
-use std::{path::PathBuf, sync::Arc};
-
-use crate::git;
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 /// The trusted source directories, canonical (symlinks resolved).
 #[derive(Clone, Debug, Default)]
@@ -33,9 +34,9 @@ pub enum SourceRootError {
 /// Why an app's repository is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    /// Not a local path or file:// URL.
+    /// Not a path or URL Slipway can fetch.
     #[error(transparent)]
-    Unsupported(#[from] git::GitError),
+    Location(#[from] super::location::LocationError),
     /// A relative path.
     #[error("{0} is relative; give an absolute path or a file:// URL")]
     Relative(String),
@@ -76,14 +77,14 @@ impl SourceRoots {
         !self.0.is_empty()
     }
 
-    /// The repository behind `source` when an app may use it: absolute, and
-    /// (resolving symlinks) under a trusted directory when any is configured.
-    pub fn check(&self, source: &str) -> Result<PathBuf, SourceError> {
-        let path = git::local_path(source)?;
+    /// The local repository at `path` when an app may use it: absolute,
+    /// and (resolving symlinks) under a trusted directory when any is
+    /// configured.
+    pub fn check(&self, path: &Path) -> Result<PathBuf, SourceError> {
         if !path.is_absolute() {
-            return Err(SourceError::Relative(source.to_owned()));
+            return Err(SourceError::Relative(path.display().to_string()));
         }
-        let resolved = std::fs::canonicalize(&path)
+        let resolved = std::fs::canonicalize(path)
             .map_err(|_| SourceError::Missing(path.display().to_string()))?;
         if self.is_restricted() && !self.0.iter().any(|root| resolved.starts_with(root)) {
             return Err(SourceError::Untrusted {
@@ -113,28 +114,20 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), trusted.path().join("escape")).unwrap();
         let roots = SourceRoots::new(&[trusted.path().to_owned()]).unwrap();
 
-        assert!(roots.check(&repo.display().to_string()).is_ok());
-        assert!(roots.check(&format!("file://{}", repo.display())).is_ok());
+        assert!(roots.check(&repo).is_ok());
         for (source, wanted) in [
-            ("web.git".to_owned(), "relative"),
-            (outside.path().display().to_string(), "not under a trusted"),
-            (
-                trusted.path().join("escape").display().to_string(),
-                "not under a trusted",
-            ),
-            (
-                trusted.path().join("nope").display().to_string(),
-                "does not exist",
-            ),
-            ("https://example.com/x.git".to_owned(), "not a local path"),
+            (PathBuf::from("web.git"), "relative"),
+            (outside.path().to_owned(), "not under a trusted"),
+            (trusted.path().join("escape"), "not under a trusted"),
+            (trusted.path().join("nope"), "does not exist"),
         ] {
             let err = roots.check(&source).unwrap_err().to_string();
-            assert!(err.contains(wanted), "{source}: {err}");
+            assert!(err.contains(wanted), "{}: {err}", source.display());
         }
         // Unrestricted: any absolute path, never a relative one.
         let open = SourceRoots::default();
-        assert!(open.check(&outside.path().display().to_string()).is_ok());
-        assert!(open.check("web.git").is_err());
+        assert!(open.check(outside.path()).is_ok());
+        assert!(open.check(Path::new("web.git")).is_err());
     }
 
     #[test]
