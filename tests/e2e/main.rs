@@ -11,6 +11,7 @@ mod bad_input;
 mod ca_rotation;
 mod crash;
 mod deploy;
+mod detach;
 mod drift;
 mod enrollment;
 mod feed;

@@ -10,7 +10,7 @@ use slipway_proto::control::v1::{DeployRequest, GetEnvironmentRequest, PlanDeplo
 
 use super::{
     drift::{self, RepairArgs},
-    follow::follow,
+    follow::{detach, follow},
     policy::PolicyArgs,
 };
 use crate::{
@@ -45,6 +45,10 @@ pub struct DeployArgs {
     /// files drifted
     #[arg(long, conflicts_with_all = ["git_ref", "release", "plan"])]
     pub repair: bool,
+    /// Print the deployment's id (with `-o json`: its record) and exit 0
+    /// at once; the deployment goes on (follow it with `slipctl watch ID`)
+    #[arg(long, conflicts_with_all = ["plan", "repair"])]
+    pub detach: bool,
     /// Policy for this deployment (default: the environment's)
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -108,5 +112,8 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
     }
     let stream = rpc(api.deployments().deploy(request).await)?;
     let events = stream.map(|item| item.map(|response| response.event));
+    if args.detach {
+        return detach(&api, output, events).await;
+    }
     follow(&api, output, events, None, 0).await
 }
