@@ -8,6 +8,7 @@ const PROTOS: &[&str] = &[
     "slipway/control/v1/control.proto",
     "slipway/control/v1/feed.proto",
     "slipway/control/v1/notify.proto",
+    "slipway/control/v1/queue.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

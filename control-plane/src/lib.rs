@@ -37,6 +37,7 @@ pub mod signing;
 pub mod sources;
 pub mod store;
 pub mod trust;
+pub mod waiting;
 
 pub use config::Config;
 pub use context::Context;

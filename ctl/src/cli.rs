@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::{
     commands::{
         app, audit, cancel, deploy, deployment, drift, env, events, health, history, host, lock,
-        notify, pki, release, rollback, rollbacks, stats, status, watch,
+        notify, pki, queue, release, rollback, rollbacks, stats, status, watch,
     },
     connection::Connection,
 };
@@ -105,6 +105,9 @@ pub enum Command {
     /// Stop a running deployment: no new step starts, running hooks are
     /// terminated, and it ends cancelled once nothing runs any more.
     Cancel(cancel::CancelArgs),
+    /// The deployments that wait before they start: queued behind the lock
+    /// of their app and environment. `slipctl cancel ID` cancels one.
+    Queue(queue::QueueArgs),
     /// Show deployment locks, or free one whose holder is gone.
     #[command(subcommand)]
     Lock(lock::LockCommand),

@@ -26,6 +26,7 @@ mod logs;
 mod metrics;
 mod notify;
 mod operations;
+mod queue;
 mod refusals;
 mod release_rules;
 mod restart;

@@ -15,6 +15,7 @@ mod feed;
 mod hosts;
 mod locks;
 mod notify;
+mod queue;
 mod releases;
 mod targets;
 
@@ -33,7 +34,7 @@ use crate::{
 pub use self::{
     apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
     drift::Drift, environments::Environments, feed::Feed, hosts::Hosts, locks::Locks,
-    notify::Notifications, releases::Releases,
+    notify::Notifications, queue::Queue, releases::Releases,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -4,11 +4,13 @@
 //! included), cancel, reading deployments back, and reconciliation after a
 //! restart.
 
+pub mod admit;
 mod auto_rollback;
 mod cancel;
 mod create;
 mod lease;
 mod queries;
+mod queue;
 pub mod recheck;
 mod reconcile;
 mod record;
@@ -21,6 +23,7 @@ mod supervisor;
 pub use cancel::cancel;
 pub use lease::Lease;
 pub use queries::{get, last_succeeded, previous_good};
+pub use queue::{is_waiting, list as queued};
 pub use reconcile::{Reconciled, reconcile};
 pub use record::Recorder;
 pub use repair::{Repair, repair};

@@ -37,6 +37,7 @@ pub async fn repair(ctx: &Context, caller: &Caller, repair: Repair) -> Result<St
         target: Target::Release(repair.release.clone()),
         message: String::new(),
         policy: repair.policy,
+        queue: false,
     };
     let mut resolved = resolve_start(ctx, &start).await?;
     if resolved.current != repair.release {

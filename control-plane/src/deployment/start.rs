@@ -7,17 +7,17 @@ use std::sync::Arc;
 
 use slipway_proto::{
     control::v1::{
-        App, DeployRequest, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Host,
-        LogLevel, Release, RollbackRequest, RolloutPolicy,
+        App, DeployGates, DeployRequest, Deployment, DeploymentEvent, DeploymentKind,
+        DeploymentStatus, Host, LogLevel, Release, RollbackRequest, RolloutPolicy,
     },
     limits,
     validate::{self, InvalidField},
 };
 
 use super::{
-    Lease,
+    Lease, Recorder,
     create::{Draft, NewRecord, create},
-    queries, supervisor,
+    queries, queue, supervisor,
 };
 use crate::{
     Context,
@@ -29,7 +29,7 @@ use crate::{
     policy::{self, Policy},
     releases,
     rollout::{Done, Plan},
-    store::{Store, StoreError, drift},
+    store::{self, Store, StoreError, drift},
 };
 
 /// What to activate.
@@ -56,6 +56,8 @@ pub struct Start {
     pub message: String,
     /// Replaces the environment's rollout policy.
     pub policy: Option<RolloutPolicy>,
+    /// Wait in the queue while another deployment holds the lock.
+    pub queue: bool,
 }
 
 /// Longest operator message recorded with a deployment.
@@ -88,6 +90,7 @@ impl TryFrom<DeployRequest> for Start {
             target,
             message: req.message,
             policy: req.policy,
+            queue: req.queue,
         })
     }
 }
@@ -111,11 +114,13 @@ impl TryFrom<RollbackRequest> for Start {
             target,
             message: req.message,
             policy: req.policy,
+            queue: req.queue,
         })
     }
 }
 
 /// Everything a deployment needs, resolved and checked; nothing recorded.
+#[derive(Clone)]
 pub struct Resolved {
     /// The app.
     pub app: App,
@@ -133,6 +138,37 @@ pub struct Resolved {
     pub current: String,
     /// The policy it runs with.
     pub policy: Policy,
+    /// What deployments to the environment wait for.
+    pub gates: DeployGates,
+}
+
+impl Resolved {
+    /// The pending record of deployment `id` of this: every host pending
+    /// in its batch.
+    fn record(
+        &self,
+        kind: DeploymentKind,
+        author: String,
+        message: String,
+        id: &str,
+    ) -> Deployment {
+        let batches = self.policy.batches(self.hosts.clone());
+        NewRecord {
+            kind,
+            app: &self.app.name,
+            environment: &self.environment,
+            release: &self.release,
+            previous_release: &self.current,
+            author,
+            message,
+            batches: &batches,
+            policy: self.policy.spec,
+            fencing_token: locks::fencing_token(id),
+            rollback_of: "",
+            reason: "",
+        }
+        .build(id)
+    }
 }
 
 /// Resolves a start request, cutting the release from git if it names a
@@ -151,7 +187,11 @@ pub async fn resolve_start(ctx: &Context, start: &Start) -> Result<Resolved, Err
     resolve(store, start, release)
 }
 
-fn resolve(store: &Store, start: &Start, release: Option<Release>) -> Result<Resolved, Error> {
+pub(super) fn resolve(
+    store: &Store,
+    start: &Start,
+    release: Option<Release>,
+) -> Result<Resolved, Error> {
     let app = catalog::app(store, &start.app)?;
     let env = catalog::environment(store, &start.environment)?;
     let hosts = catalog::hosts(store, &env.name)?;
@@ -205,10 +245,13 @@ fn resolve(store: &Store, start: &Start, release: Option<Release>) -> Result<Res
         base,
         current,
         policy: Policy::new(spec),
+        gates: env.gates.unwrap_or_default(),
     })
 }
 
-/// Starts a deployment and returns its id; the rollout runs on its own task.
+/// Starts a deployment and returns its id; the rollout runs on its own
+/// task. Asked to queue (or by the environment's gates), it waits in the
+/// queue while the lock is held or others wait ahead of it.
 pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<String, Error> {
     let resolved = resolve_start(ctx, &start).await?;
     let how = Launch {
@@ -216,10 +259,71 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
         message: start.message,
         repair: false,
     };
-    launch(ctx, caller, resolved, how).await
+    if !start.queue && !resolved.gates.queue {
+        return launch(ctx, caller, resolved, how).await;
+    }
+    let _gate = ctx.waiting.gate().await;
+    let (app, env) = (resolved.app.name.clone(), resolved.environment.clone());
+    let free = store::queue::of_target(&ctx.store, &app, &env)?.is_empty()
+        && locks::get_raw(&ctx.store, &app, &env)?.is_none();
+    if free {
+        match launch(ctx, caller, resolved.clone(), how.clone()).await {
+            Err(Error::Locked { .. }) => {}
+            started => return started,
+        }
+    }
+    let r = &resolved;
+    let build = |id: &str| r.record(how.kind, caller.principal(), how.message.clone(), id);
+    queue::enqueue(ctx, (&app, &env), build, r.gates.latest_wins).await
+}
+
+/// Starts a queued deployment now that its turn came: resolved again (the
+/// environment's hosts and current release may have changed while it
+/// waited), its record amended, the lock taken and its queue entry removed
+/// in the transaction of its next event. False when the lock was taken
+/// first, or it no longer waits.
+pub(super) async fn admit(ctx: &Context, d: Deployment) -> Result<bool, Error> {
+    let start = Start {
+        kind: d.kind(),
+        app: d.app.clone(),
+        environment: d.environment.clone(),
+        target: Target::Release(d.release.clone()),
+        message: d.message.clone(),
+        policy: d.policy,
+        queue: false,
+    };
+    let r = resolve(&ctx.store, &start, None)?;
+    let lock = locks::new_lock(&d.app, &d.environment, &d.id, &d.author);
+    let fresh = r.record(d.kind(), d.author.clone(), d.message.clone(), &d.id);
+    let mut ops = store::queue::remove(&d.app, &d.environment, &d.id);
+    let mut recorder = Recorder::open(ctx, d);
+    recorder.amend(|d| {
+        d.previous_release = fresh.previous_release;
+        d.hosts = fresh.hosts;
+        d.batches = fresh.batches;
+        d.started_at = fresh.started_at;
+        d.policy = fresh.policy;
+        d.queue_position = 0;
+    });
+    let first = first_event(recorder.deployment(), r.hosts.len(), false);
+    let lease = Lease::new(&ctx.store, lock);
+    ops.push(lease.take());
+    match recorder.record_with(first, ops).await {
+        Ok(()) => {}
+        Err(StoreError::Exists { .. } | StoreError::Conflict { .. }) => return Ok(false),
+        Err(err) => return Err(err.into()),
+    }
+    let how = Launch {
+        kind: recorder.deployment().kind(),
+        message: String::new(),
+        repair: false,
+    };
+    run(ctx, recorder, lease, r, &how);
+    Ok(true)
 }
 
 /// What kind of deployment a launch records.
+#[derive(Clone)]
 pub(super) struct Launch {
     /// Deploy or rollback.
     pub kind: DeploymentKind,
@@ -238,24 +342,9 @@ pub(super) async fn launch(
     r: Resolved,
     how: Launch,
 ) -> Result<String, Error> {
-    let batches = r.policy.batches(r.hosts.clone());
     let created = create(ctx, |id| {
         let lock = locks::new_lock(&r.app.name, &r.environment, id, &caller.principal());
-        let deployment = NewRecord {
-            kind: how.kind,
-            app: &r.app.name,
-            environment: &r.environment,
-            release: &r.release,
-            previous_release: &r.current,
-            author: caller.principal(),
-            message: how.message.clone(),
-            batches: &batches,
-            policy: r.policy.spec,
-            fencing_token: lock.fencing_token,
-            rollback_of: "",
-            reason: "",
-        }
-        .build(id);
+        let deployment = r.record(how.kind, caller.principal(), how.message.clone(), id);
         let first = first_event(&deployment, r.hosts.len(), how.repair);
         let lease = Lease::new(&ctx.store, lock);
         let mut ops = vec![lease.take()];
@@ -277,6 +366,13 @@ pub(super) async fn launch(
         Err(err) => return Err(err.into()),
     };
     let id = recorder.deployment().id.clone();
+    run(ctx, recorder, lease, r, &how);
+    Ok(id)
+}
+
+/// Runs a recorded deployment that holds its lock on its own task.
+fn run(ctx: &Context, recorder: Recorder, lease: Lease, r: Resolved, how: &Launch) {
+    let id = recorder.deployment().id.clone();
     let control = ctx.running.register(&id);
     let plan = Plan {
         deployment_id: id.clone(),
@@ -293,7 +389,6 @@ pub(super) async fn launch(
     };
     let supervise = supervisor::supervise(ctx.clone(), plan, r.hosts, recorder, lease, control);
     tokio::spawn(supervise);
-    Ok(id)
 }
 
 /// "deploy <release> of <app> to <environment> (<n> hosts) by <author>, fencing token <n>"

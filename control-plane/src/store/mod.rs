@@ -16,6 +16,7 @@ pub mod identity;
 pub mod join_tokens;
 pub mod locks;
 pub mod notify;
+pub mod queue;
 pub mod releases;
 pub mod retention;
 pub mod revocations;
@@ -88,10 +89,13 @@ pub enum Tree {
     SubscriptionCursors,
     /// subscription id \0 be64(sequence) -> `Delivery`: the latest attempts
     Deliveries,
+    /// app \0 environment \0 be64(number) -> deployment id: the deployments
+    /// waiting before they start, oldest first
+    Queue,
 }
 
 impl Tree {
-    const ALL: [Tree; 26] = [
+    const ALL: [Tree; 27] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -118,6 +122,7 @@ impl Tree {
         Tree::SubscriptionSecrets,
         Tree::SubscriptionCursors,
         Tree::Deliveries,
+        Tree::Queue,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -148,6 +153,7 @@ impl Tree {
             Tree::SubscriptionSecrets => "subscription_secrets",
             Tree::SubscriptionCursors => "subscription_cursors",
             Tree::Deliveries => "deliveries",
+            Tree::Queue => "queue",
         }
     }
 

@@ -49,6 +49,10 @@ pub struct DeployArgs {
     /// at once; the deployment goes on (follow it with `slipctl watch ID`)
     #[arg(long, conflicts_with_all = ["plan", "repair"])]
     pub detach: bool,
+    /// While another deployment holds the lock, wait in the queue instead of
+    /// being refused (`slipctl queue` lists it, `slipctl cancel ID` cancels it)
+    #[arg(long)]
+    pub queue: bool,
     /// Policy for this deployment (default: the environment's)
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -96,6 +100,7 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
         release_id: args.release.clone().unwrap_or_default(),
         message: args.message.clone().unwrap_or_default(),
         policy,
+        queue: args.queue,
     };
     if args.plan {
         let plan = rpc(api

@@ -12,6 +12,7 @@ pub mod drift;
 pub mod env;
 pub mod events;
 mod follow;
+pub mod gates;
 pub mod health;
 pub mod history;
 pub mod host;
@@ -19,6 +20,7 @@ pub mod lock;
 pub mod notify;
 pub mod pki;
 pub mod policy;
+pub mod queue;
 pub mod release;
 pub mod revoke;
 pub mod rollback;
@@ -83,6 +85,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Events(args) => events::run(args, conn, output).await,
+        Command::Queue(args) => queue::run(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Notify(command) => notify::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),

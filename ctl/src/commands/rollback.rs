@@ -31,6 +31,10 @@ pub struct RollbackArgs {
     /// once; it goes on (follow it with `slipctl watch ID`)
     #[arg(long)]
     pub detach: bool,
+    /// While another deployment holds the lock, wait in the queue instead of
+    /// being refused (`slipctl queue` lists it, `slipctl cancel ID` cancels it)
+    #[arg(long)]
+    pub queue: bool,
     /// Policy for this rollback (default: the environment's)
     #[command(flatten)]
     pub policy: super::policy::PolicyArgs,
@@ -50,6 +54,7 @@ pub async fn run(
         release_id: args.to.clone().unwrap_or_default(),
         message: args.message.clone().unwrap_or_default(),
         policy: super::deploy::policy_override(&api, &args.env, &args.policy).await?,
+        queue: args.queue,
     };
     let stream = rpc(api.deployments().rollback(request).await)?;
     let events = stream.map(|item| item.map(|response| response.event));

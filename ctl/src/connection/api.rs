@@ -8,7 +8,8 @@ use slipway_proto::{
         drift_service_client::DriftServiceClient,
         environment_service_client::EnvironmentServiceClient,
         feed_service_client::FeedServiceClient, host_service_client::HostServiceClient,
-        lock_service_client::LockServiceClient, release_service_client::ReleaseServiceClient,
+        lock_service_client::LockServiceClient, queue_service_client::QueueServiceClient,
+        release_service_client::ReleaseServiceClient,
     },
 };
 use tonic::transport::Channel;
@@ -51,4 +52,5 @@ clients! {
     "AuditService." audit: AuditServiceClient;
     "DriftService." drift: DriftServiceClient;
     "LockService." locks: LockServiceClient;
+    "QueueService." queue: QueueServiceClient;
 }

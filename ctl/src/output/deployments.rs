@@ -123,19 +123,41 @@ pub fn deployments(list: &[Deployment]) -> String {
         "ID", "KIND", "APP", "ENV", "RELEASE", "STATUS", "AUTHOR", "STARTED", "DURATION",
     ]);
     for d in list {
-        table.row(vec![
-            d.id.clone(),
-            kind_name(d.kind()).to_owned(),
-            d.app.clone(),
-            d.environment.clone(),
-            d.release.clone(),
-            status_name(d.status()).to_owned(),
-            d.author.clone(),
-            time(d.started_at.as_ref()),
-            duration(d),
-        ]);
+        let mut row = summary(d);
+        row.extend([time(d.started_at.as_ref()), duration(d)]);
+        table.row(row);
     }
     table.render()
+}
+
+/// The waiting deployments as a table, each with its place.
+pub fn queue(list: &[Deployment]) -> String {
+    if list.is_empty() {
+        return "no deployments wait\n".to_owned();
+    }
+    let mut table = Table::new(&[
+        "POS", "ID", "KIND", "APP", "ENV", "RELEASE", "STATUS", "AUTHOR", "QUEUED",
+    ]);
+    for d in list {
+        let mut row = vec![d.queue_position.to_string()];
+        row.extend(summary(d));
+        row.push(time(d.queued_at.as_ref()));
+        table.row(row);
+    }
+    table.render()
+}
+
+/// ID, kind, app, environment, release, status and author of a deployment.
+fn summary(d: &Deployment) -> Vec<String> {
+    vec![
+        d.id.clone(),
+        kind_name(d.kind()).to_owned(),
+        d.app.clone(),
+        d.environment.clone(),
+        d.release.clone(),
+        status_name(d.status()).to_owned(),
+        d.author.clone(),
+    ]
 }
 
 /// When an agent's certificate expires, marked at 30, 7 and 1 days left.

@@ -1,0 +1,190 @@
+//! Deployments queued behind the lock of their (app, environment): recorded
+//! with status queued and an entry in the queue repository, numbered by
+//! their place in the queue (each move is an event), skipped when a newer
+//! one supersedes them under "latest wins", and cancelled without ever
+//! holding the lock. Every change here happens under the waiting gate.
+
+use slipway_proto::control::v1::{Deployment, DeploymentStatus, LogLevel};
+
+use super::{
+    Recorder,
+    create::{Draft, create},
+    queries::get,
+};
+use crate::{
+    Context,
+    domain::event::deployment_event,
+    error::Error,
+    store::{self, Op, StoreError},
+};
+
+/// Whether a deployment waits before it starts.
+pub fn is_waiting(status: DeploymentStatus) -> bool {
+    status == DeploymentStatus::Queued
+}
+
+/// Queues the deployment `build` records under its id; with `latest_wins`,
+/// the deployments queued before it for the same app and environment are
+/// skipped. Returns its id. The caller holds the waiting gate.
+pub(super) async fn enqueue(
+    ctx: &Context,
+    (app, environment): (&str, &str),
+    mut build: impl FnMut(&str) -> Deployment,
+    latest_wins: bool,
+) -> Result<String, Error> {
+    let ahead = store::queue::of_target(&ctx.store, app, environment)?;
+    let holder = match store::locks::get(&ctx.store, app, environment)? {
+        Some((lock, _)) => format!("{} holds the lock", lock.deployment_id),
+        None => format!("{} deployments wait ahead", ahead.len()),
+    };
+    let position = if latest_wins { 1 } else { ahead.len() + 1 };
+    let created = create(ctx, |id| {
+        let mut deployment = build(id);
+        deployment.status = DeploymentStatus::Queued as i32;
+        deployment.stage = "queued".into();
+        deployment.queue_position = position as u32;
+        deployment.queued_at = deployment.started_at;
+        let first = deployment_event(
+            DeploymentStatus::Queued,
+            "queued",
+            LogLevel::Info,
+            format!(
+                "{} {} of {} to {} by {} queued, position {position}: {holder}",
+                kind(&deployment),
+                deployment.release,
+                deployment.app,
+                deployment.environment,
+                deployment.author
+            ),
+        );
+        Draft {
+            ops: vec![store::queue::add(app, environment, id)],
+            deployment,
+            first,
+            keep: (),
+        }
+    });
+    // The recorder is dropped, not closed: streams follow the deployment
+    // until it starts and ends.
+    let (recorder, ()) = created.await?;
+    let id = recorder.deployment().id.clone();
+    if latest_wins {
+        for older in ahead {
+            let why = format!(
+                "skipped: superseded by {id}, a newer deployment of the same app and environment (latest wins)"
+            );
+            end(
+                ctx,
+                &older,
+                DeploymentStatus::Cancelled,
+                "skipped",
+                &why,
+                None,
+            )
+            .await?;
+        }
+    }
+    Ok(id)
+}
+
+fn kind(d: &Deployment) -> &'static str {
+    match d.kind() {
+        slipway_proto::control::v1::DeploymentKind::Rollback => "rollback",
+        _ => "deploy",
+    }
+}
+
+/// Ends a waiting deployment (cancelled by `by`, skipped, failed) with
+/// `why` and takes it out of its queue; None when it no longer waits.
+pub(super) async fn end(
+    ctx: &Context,
+    id: &str,
+    status: DeploymentStatus,
+    stage: &str,
+    why: &str,
+    by: Option<&str>,
+) -> Result<Option<Deployment>, Error> {
+    let d = get(&ctx.store, id)?;
+    if !is_waiting(d.status()) {
+        return Ok(None);
+    }
+    let remove = store::queue::remove(&d.app, &d.environment, &d.id);
+    let mut recorder = Recorder::open(ctx, d);
+    match by {
+        Some(by) => recorder.note_cancel(by, why),
+        None => recorder.note_reason(why),
+    }
+    recorder.amend(|d| d.queue_position = 0);
+    let level = match status {
+        DeploymentStatus::Failed => LogLevel::Error,
+        _ => LogLevel::Warn,
+    };
+    let event = deployment_event(status, stage, level, why.to_owned());
+    match recorder.record_with(event, remove).await {
+        Ok(()) => {}
+        // Started or ended meanwhile.
+        Err(StoreError::Conflict { .. }) => return Ok(None),
+        Err(err) => return Err(err.into()),
+    }
+    ctx.waiting.wake();
+    Ok(Some(recorder.deployment().clone()))
+}
+
+/// Cancels a waiting deployment on an operator's request; None when it no
+/// longer waits (it started meanwhile).
+pub(super) async fn cancel(
+    ctx: &Context,
+    by: &str,
+    id: &str,
+    reason: &str,
+) -> Result<Option<Deployment>, Error> {
+    let _gate = ctx.waiting.gate().await;
+    let why = format!("cancelled by {by} before it started: {reason}");
+    let ended = end(
+        ctx,
+        id,
+        DeploymentStatus::Cancelled,
+        "cancelled",
+        &why,
+        Some(by),
+    )
+    .await?;
+    if let Some(d) = &ended {
+        renumber(ctx, &d.app, &d.environment).await?;
+    }
+    Ok(ended)
+}
+
+/// Records the new place of each deployment of an app's queue in an
+/// environment whose place changed ("queued, position 1").
+pub(super) async fn renumber(ctx: &Context, app: &str, environment: &str) -> Result<(), Error> {
+    let ids = store::queue::of_target(&ctx.store, app, environment)?;
+    for (i, id) in ids.iter().enumerate() {
+        let position = i as u32 + 1;
+        let d = get(&ctx.store, id)?;
+        if d.queue_position == position || !is_waiting(d.status()) {
+            continue;
+        }
+        let mut recorder = Recorder::open(ctx, d);
+        recorder.amend(|d| d.queue_position = position);
+        let message = format!("queued, position {position}");
+        let event = deployment_event(DeploymentStatus::Queued, "queued", LogLevel::Info, message);
+        recorder.record_with(event, Vec::<Op>::new()).await?;
+    }
+    Ok(())
+}
+
+/// The waiting deployments, optionally of one app and one environment, by
+/// app and environment, then place.
+pub fn list(ctx: &Context, app: &str, environment: &str) -> Result<Vec<Deployment>, Error> {
+    let mut out = Vec::new();
+    for entry in store::queue::all(&ctx.store)? {
+        if (!app.is_empty() && entry.app != app)
+            || (!environment.is_empty() && entry.environment != environment)
+        {
+            continue;
+        }
+        out.push(get(&ctx.store, &entry.deployment_id)?);
+    }
+    Ok(out)
+}
