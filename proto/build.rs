@@ -5,6 +5,7 @@ use std::{env, path::PathBuf};
 
 const PROTOS: &[&str] = &[
     "slipway/agent/v1/agent.proto",
+    "slipway/control/v1/approvals.proto",
     "slipway/control/v1/control.proto",
     "slipway/control/v1/feed.proto",
     "slipway/control/v1/notify.proto",

@@ -7,7 +7,8 @@ use std::{future::Future, sync::Arc};
 use slipway_proto::observe::Readiness;
 use slipway_proto::{
     control::v1::{
-        app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
+        app_service_server::AppServiceServer, approval_service_server::ApprovalServiceServer,
+        audit_service_server::AuditServiceServer,
         certificate_service_server::CertificateServiceServer,
         deployment_service_server::DeploymentServiceServer,
         drift_service_server::DriftServiceServer,
@@ -219,6 +220,9 @@ pub async fn serve_with(
     health.set_serving::<FeedServiceServer<api::Feed>>().await;
     health.set_serving::<QueueServiceServer<api::Queue>>().await;
     health
+        .set_serving::<ApprovalServiceServer<api::Approvals>>()
+        .await;
+    health
         .set_serving::<NotificationServiceServer<api::Notifications>>()
         .await;
     health
@@ -310,6 +314,10 @@ pub async fn serve_with(
         .add_service(operator_service!(
             QueueServiceServer,
             api::Queue(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            ApprovalServiceServer,
+            api::Approvals(ctx.clone())
         ))
         .add_service(operator_service!(
             NotificationServiceServer,

@@ -175,6 +175,7 @@ pub fn status_name(status: DeploymentStatus) -> &'static str {
         DeploymentStatus::Interrupted => "interrupted",
         DeploymentStatus::Unknown => "unknown",
         DeploymentStatus::Queued => "queued",
+        DeploymentStatus::AwaitingApproval => "awaiting_approval",
     }
 }
 

@@ -8,8 +8,7 @@ use futures_util::StreamExt;
 use slipway_proto::{
     control::v1::{
         CancelDeploymentRequest, DeployGates, DeployRequest, DeployResponse, DeploymentEvent,
-        DeploymentStatus, Environment, GetEnvironmentRequest, ListQueueRequest,
-        UpdateEnvironmentRequest, queue_service_client::QueueServiceClient,
+        DeploymentStatus, ListQueueRequest, queue_service_client::QueueServiceClient,
     },
     identity::Role,
 };
@@ -17,7 +16,7 @@ use slipway_tests::{
     Cluster, assert_succeeded,
     cluster::{APP, ENV},
     events::wait_for_event,
-    slipctl, spec,
+    gates, slipctl, spec,
 };
 use tonic::Streaming;
 
@@ -71,26 +70,6 @@ async fn queued(cluster: &Cluster) -> Vec<slipway_proto::control::v1::Deployment
         .expect("list queue")
         .into_inner()
         .deployments
-}
-
-async fn set_gates(cluster: &Cluster, gates: DeployGates) {
-    let mut envs = cluster.environments(Role::Admin).await;
-    let env = envs
-        .get_environment(GetEnvironmentRequest { name: ENV.into() })
-        .await
-        .expect("get environment")
-        .into_inner()
-        .environment
-        .expect("environment");
-    let environment = Environment {
-        gates: Some(gates),
-        ..env
-    };
-    envs.update_environment(UpdateEnvironmentRequest {
-        environment: Some(environment),
-    })
-    .await
-    .expect("update environment");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,11 +174,12 @@ async fn queued_deploys_wait_in_order_show_their_place_and_one_is_cancelled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latest_wins_skips_the_older_queued_deploy() {
     let cluster = Cluster::builder().agents(2).start().await;
-    set_gates(
+    gates::set_gates(
         &cluster,
         DeployGates {
             queue: true,
             latest_wins: true,
+            ..Default::default()
         },
     )
     .await;

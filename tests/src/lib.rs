@@ -14,6 +14,7 @@ pub mod direct;
 pub mod disk;
 pub mod events;
 pub mod faults;
+pub mod gates;
 pub mod pki;
 pub mod process;
 pub mod prometheus;

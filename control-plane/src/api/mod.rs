@@ -4,6 +4,7 @@
 //! role, records the audit entry (refusals included) and maps the error;
 //! reads check the role with [`require`](crate::auth::require).
 
+mod approvals;
 mod apps;
 mod audit_trail;
 mod certificates;
@@ -32,9 +33,9 @@ use crate::{
 };
 
 pub use self::{
-    apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deployments::Deployments,
-    drift::Drift, environments::Environments, feed::Feed, hosts::Hosts, locks::Locks,
-    notify::Notifications, queue::Queue, releases::Releases,
+    approvals::Approvals, apps::Apps, audit_trail::AuditTrail, certificates::Certificates,
+    deployments::Deployments, drift::Drift, environments::Environments, feed::Feed, hosts::Hosts,
+    locks::Locks, notify::Notifications, queue::Queue, releases::Releases,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

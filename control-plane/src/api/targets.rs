@@ -281,3 +281,40 @@ audited!(
     |r| format!("subscription {}", r.name)
 );
 checked!(TestSubscriptionRequest, |r| validate::name("name", &r.name));
+audited!(
+    ApproveDeploymentRequest,
+    "ApprovalService/ApproveDeployment",
+    Deployer,
+    Checked<Self>,
+    |r| if r.admin_override {
+        format!("deployment {}, admin override", r.deployment_id)
+    } else {
+        format!("deployment {}", r.deployment_id)
+    }
+);
+checked!(ApproveDeploymentRequest, |r| bounded(
+    "deployment_id",
+    &r.deployment_id,
+    limits::DEPLOYMENT_ID
+)
+.and_then(|()| bounded("message", &r.message, limits::MESSAGE)));
+audited!(
+    RejectDeploymentRequest,
+    "ApprovalService/RejectDeployment",
+    Deployer,
+    Checked<Self>,
+    |r| format!("deployment {}", r.deployment_id)
+);
+checked!(RejectDeploymentRequest, |r| bounded(
+    "deployment_id",
+    &r.deployment_id,
+    limits::DEPLOYMENT_ID
+)
+.and_then(|()| bounded("message", &r.message, limits::MESSAGE))
+.and_then(|()| match r.message.trim().is_empty() {
+    true => Err(InvalidField::new(
+        "message",
+        "is required: say why it is rejected"
+    )),
+    false => Ok(()),
+}));

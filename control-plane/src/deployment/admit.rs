@@ -1,14 +1,15 @@
 //! The admission task: whenever a lock may have been freed or a waiting
-//! deployment changed (and on a slow tick besides), it starts the oldest
-//! queued deployment of each (app, environment) whose lock is free, and
-//! renumbers the rest of that queue.
+//! deployment changed (and when the next request for approval expires, or
+//! on a slow tick besides), it ends the expired requests for approval,
+//! starts the oldest queued deployment of each (app, environment) whose
+//! lock is free, and renumbers the rest of that queue.
 
 use std::{collections::BTreeMap, time::Duration};
 
 use slipway_proto::control::v1::DeploymentStatus;
 use tokio_util::sync::CancellationToken;
 
-use super::{queries::get, queue, start};
+use super::{approval, queries::get, queue, start};
 use crate::{Context, error::Error, locks, store};
 
 /// A pass at least this often, whatever wakes it.
@@ -17,12 +18,23 @@ const TICK: Duration = Duration::from_secs(5);
 /// Runs until `stop`.
 pub async fn run(ctx: Context, stop: CancellationToken) {
     loop {
+        let next = match approval::expire(&ctx).await {
+            Ok(next) => next,
+            Err(err) => {
+                tracing::error!(error = ?err, "ending expired requests for approval failed");
+                None
+            }
+        };
         if let Err(err) = pass(&ctx).await {
             tracing::error!(error = ?err, "admitting queued deployments failed");
         }
+        // Until the next expiry, at most a tick.
+        let wait = next
+            .and_then(|at| at.duration_since(std::time::SystemTime::now()).ok())
+            .map_or(TICK, |left| left.min(TICK));
         tokio::select! {
             () = ctx.waiting.woken() => {}
-            () = tokio::time::sleep(TICK) => {}
+            () = tokio::time::sleep(wait) => {}
             () = stop.cancelled() => return,
         }
     }
@@ -51,8 +63,8 @@ async fn pass(ctx: &Context) -> Result<(), Error> {
                 // It cannot start (its release or environment changed):
                 // it ends failed, and the next one gets its turn.
                 let why = format!("could not start when its turn came: {err}");
-                let status = DeploymentStatus::Failed;
-                queue::end(ctx, &id, status, "failed", &why, None).await?;
+                let ending = queue::Ending::new(DeploymentStatus::Failed, "failed", why);
+                queue::end(ctx, &id, ending).await?;
                 continue;
             }
             break;

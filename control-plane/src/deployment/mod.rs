@@ -5,6 +5,7 @@
 //! restart.
 
 pub mod admit;
+mod approval;
 mod auto_rollback;
 mod cancel;
 mod create;
@@ -20,6 +21,7 @@ mod start;
 mod story;
 mod supervisor;
 
+pub use approval::{MAX_EXPIRY_SECONDS, MAX_REQUIRED, approve, reject};
 pub use cancel::cancel;
 pub use lease::Lease;
 pub use queries::{get, last_succeeded, previous_good};

@@ -4,7 +4,7 @@
 //! one supersedes them under "latest wins", and cancelled without ever
 //! holding the lock. Every change here happens under the waiting gate.
 
-use slipway_proto::control::v1::{Deployment, DeploymentStatus, LogLevel};
+use slipway_proto::control::v1::{Approval, Deployment, DeploymentStatus, LogLevel};
 
 use super::{
     Recorder,
@@ -20,7 +20,53 @@ use crate::{
 
 /// Whether a deployment waits before it starts.
 pub fn is_waiting(status: DeploymentStatus) -> bool {
-    status == DeploymentStatus::Queued
+    matches!(
+        status,
+        DeploymentStatus::Queued | DeploymentStatus::AwaitingApproval
+    )
+}
+
+/// What a deployment waits for.
+pub(super) enum Wait {
+    /// The lock; with `latest_wins`, it skips the older queued ones.
+    Lock {
+        /// Skip the older queued deployments.
+        latest_wins: bool,
+    },
+    /// Approvals, then the lock.
+    Approval {
+        /// How many.
+        required: u32,
+        /// When the request expires.
+        expires: std::time::SystemTime,
+    },
+}
+
+/// How a waiting deployment ends.
+pub(super) struct Ending {
+    /// Its final status.
+    pub status: DeploymentStatus,
+    /// The stage of its last event (`cancelled`, `skipped`, `rejected`, ...).
+    pub stage: &'static str,
+    /// Why, for its record and its last event.
+    pub why: String,
+    /// Who cancelled it, if someone did.
+    pub by: Option<String>,
+    /// The decision that ended it, kept with its approvals.
+    pub decision: Option<Approval>,
+}
+
+impl Ending {
+    /// Ended with `status` at `stage` for `why`, by nobody in particular.
+    pub fn new(status: DeploymentStatus, stage: &'static str, why: String) -> Self {
+        Self {
+            status,
+            stage,
+            why,
+            by: None,
+            decision: None,
+        }
+    }
 }
 
 /// Queues the deployment `build` records under its id; with `latest_wins`,
@@ -30,8 +76,9 @@ pub(super) async fn enqueue(
     ctx: &Context,
     (app, environment): (&str, &str),
     mut build: impl FnMut(&str) -> Deployment,
-    latest_wins: bool,
+    wait: Wait,
 ) -> Result<String, Error> {
+    let latest_wins = matches!(wait, Wait::Lock { latest_wins: true });
     let ahead = store::queue::of_target(&ctx.store, app, environment)?;
     let holder = match store::locks::get(&ctx.store, app, environment)? {
         Some((lock, _)) => format!("{} holds the lock", lock.deployment_id),
@@ -40,23 +87,40 @@ pub(super) async fn enqueue(
     let position = if latest_wins { 1 } else { ahead.len() + 1 };
     let created = create(ctx, |id| {
         let mut deployment = build(id);
-        deployment.status = DeploymentStatus::Queued as i32;
-        deployment.stage = "queued".into();
         deployment.queue_position = position as u32;
         deployment.queued_at = deployment.started_at;
-        let first = deployment_event(
-            DeploymentStatus::Queued,
-            "queued",
-            LogLevel::Info,
-            format!(
-                "{} {} of {} to {} by {} queued, position {position}: {holder}",
-                kind(&deployment),
-                deployment.release,
-                deployment.app,
-                deployment.environment,
-                deployment.author
-            ),
+        let what = format!(
+            "{} {} of {} to {} by {}",
+            kind(&deployment),
+            deployment.release,
+            deployment.app,
+            deployment.environment,
+            deployment.author
         );
+        let first = match &wait {
+            Wait::Lock { .. } => deployment_event(
+                DeploymentStatus::Queued,
+                "queued",
+                LogLevel::Info,
+                format!("{what} queued, position {position}: {holder}"),
+            ),
+            Wait::Approval { required, expires } => {
+                deployment.approvals_required = *required;
+                deployment.approval_expires_at = Some(slipway_proto::timestamp(*expires));
+                let until = chrono::DateTime::<chrono::Utc>::from(*expires)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                deployment_event(
+                    DeploymentStatus::AwaitingApproval,
+                    "approval",
+                    LogLevel::Info,
+                    format!(
+                        "{what} awaits {required} approvals from operators other than its requester (`slipctl approve {id}`); the request expires at {until}"
+                    ),
+                )
+            }
+        };
+        deployment.status = first.status;
+        deployment.stage = first.stage.clone();
         Draft {
             ops: vec![store::queue::add(app, environment, id)],
             deployment,
@@ -68,20 +132,15 @@ pub(super) async fn enqueue(
     // until it starts and ends.
     let (recorder, ()) = created.await?;
     let id = recorder.deployment().id.clone();
+    // The admission task learns of it (and of when its request expires).
+    ctx.waiting.wake();
     if latest_wins {
         for older in ahead {
             let why = format!(
                 "skipped: superseded by {id}, a newer deployment of the same app and environment (latest wins)"
             );
-            end(
-                ctx,
-                &older,
-                DeploymentStatus::Cancelled,
-                "skipped",
-                &why,
-                None,
-            )
-            .await?;
+            let ending = Ending::new(DeploymentStatus::Cancelled, "skipped", why);
+            end(ctx, &older, ending).await?;
         }
     }
     Ok(id)
@@ -99,10 +158,7 @@ fn kind(d: &Deployment) -> &'static str {
 pub(super) async fn end(
     ctx: &Context,
     id: &str,
-    status: DeploymentStatus,
-    stage: &str,
-    why: &str,
-    by: Option<&str>,
+    ending: Ending,
 ) -> Result<Option<Deployment>, Error> {
     let d = get(&ctx.store, id)?;
     if !is_waiting(d.status()) {
@@ -110,16 +166,20 @@ pub(super) async fn end(
     }
     let remove = store::queue::remove(&d.app, &d.environment, &d.id);
     let mut recorder = Recorder::open(ctx, d);
-    match by {
-        Some(by) => recorder.note_cancel(by, why),
-        None => recorder.note_reason(why),
+    match &ending.by {
+        Some(by) => recorder.note_cancel(by, &ending.why),
+        None => recorder.note_reason(&ending.why),
     }
-    recorder.amend(|d| d.queue_position = 0);
-    let level = match status {
+    recorder.amend(|d| {
+        d.queue_position = 0;
+        d.approval_expires_at = None;
+        d.approvals.extend(ending.decision);
+    });
+    let level = match ending.status {
         DeploymentStatus::Failed => LogLevel::Error,
         _ => LogLevel::Warn,
     };
-    let event = deployment_event(status, stage, level, why.to_owned());
+    let event = deployment_event(ending.status, ending.stage, level, ending.why);
     match recorder.record_with(event, remove).await {
         Ok(()) => {}
         // Started or ended meanwhile.
@@ -140,15 +200,9 @@ pub(super) async fn cancel(
 ) -> Result<Option<Deployment>, Error> {
     let _gate = ctx.waiting.gate().await;
     let why = format!("cancelled by {by} before it started: {reason}");
-    let ended = end(
-        ctx,
-        id,
-        DeploymentStatus::Cancelled,
-        "cancelled",
-        &why,
-        Some(by),
-    )
-    .await?;
+    let mut ending = Ending::new(DeploymentStatus::Cancelled, "cancelled", why);
+    ending.by = Some(by.to_owned());
+    let ended = end(ctx, id, ending).await?;
     if let Some(d) = &ended {
         renumber(ctx, &d.app, &d.environment).await?;
     }

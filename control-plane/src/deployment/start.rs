@@ -15,7 +15,7 @@ use slipway_proto::{
 };
 
 use super::{
-    Lease, Recorder,
+    Lease, Recorder, approval,
     create::{Draft, NewRecord, create},
     queries, queue, supervisor,
 };
@@ -259,14 +259,16 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
         message: start.message,
         repair: false,
     };
-    if !start.queue && !resolved.gates.queue {
+    let gates = resolved.gates;
+    let approvals = gates.approvals_required > 0;
+    if !start.queue && !gates.queue && !approvals {
         return launch(ctx, caller, resolved, how).await;
     }
     let _gate = ctx.waiting.gate().await;
     let (app, env) = (resolved.app.name.clone(), resolved.environment.clone());
     let free = store::queue::of_target(&ctx.store, &app, &env)?.is_empty()
         && locks::get_raw(&ctx.store, &app, &env)?.is_none();
-    if free {
+    if free && !approvals {
         match launch(ctx, caller, resolved.clone(), how.clone()).await {
             Err(Error::Locked { .. }) => {}
             started => return started,
@@ -274,7 +276,17 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
     }
     let r = &resolved;
     let build = |id: &str| r.record(how.kind, caller.principal(), how.message.clone(), id);
-    queue::enqueue(ctx, (&app, &env), build, r.gates.latest_wins).await
+    let wait = if approvals {
+        queue::Wait::Approval {
+            required: gates.approvals_required,
+            expires: approval::expires(&gates),
+        }
+    } else {
+        queue::Wait::Lock {
+            latest_wins: gates.latest_wins,
+        }
+    };
+    queue::enqueue(ctx, (&app, &env), build, wait).await
 }
 
 /// Starts a queued deployment now that its turn came: resolved again (the

@@ -76,6 +76,22 @@ impl TryFrom<Environment> for EnvironmentSpec {
         if let Some(policy) = &env.rollout_policy {
             crate::policy::validate("environment.rollout_policy", policy)?;
         }
+        let gates = env.gates.unwrap_or_default();
+        if gates.approvals_required > crate::deployment::MAX_REQUIRED {
+            return Err(InvalidField::new(
+                "environment.gates.approvals_required",
+                format!("must be at most {}", crate::deployment::MAX_REQUIRED),
+            ));
+        }
+        if gates.approval_expiry_seconds > crate::deployment::MAX_EXPIRY_SECONDS {
+            return Err(InvalidField::new(
+                "environment.gates.approval_expiry_seconds",
+                format!(
+                    "must be at most {} (30 days)",
+                    crate::deployment::MAX_EXPIRY_SECONDS
+                ),
+            ));
+        }
         Ok(Self(env))
     }
 }

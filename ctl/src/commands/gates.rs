@@ -16,6 +16,12 @@ pub struct GatesArgs {
     /// A newer queued deployment skips the older queued ones of the same app
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub latest_wins: Option<bool>,
+    /// Approvals a deployment needs from operators other than its requester (0: none)
+    #[arg(long, value_name = "N")]
+    pub approvals: Option<u32>,
+    /// Seconds a request for approval stays open (0: a day)
+    #[arg(long, value_name = "SECONDS")]
+    pub approval_expiry: Option<u32>,
 }
 
 impl GatesArgs {
@@ -24,6 +30,8 @@ impl GatesArgs {
         DeployGates {
             queue: self.queue.unwrap_or(base.queue),
             latest_wins: self.latest_wins.unwrap_or(base.latest_wins),
+            approvals_required: self.approvals.unwrap_or(base.approvals_required),
+            approval_expiry_seconds: self.approval_expiry.unwrap_or(base.approval_expiry_seconds),
         }
     }
 }
@@ -39,6 +47,16 @@ pub fn describe(gates: &DeployGates) -> String {
         });
     } else if gates.latest_wins {
         parts.push("latest wins for --queue deploys".to_owned());
+    }
+    if gates.approvals_required > 0 {
+        let expiry = match gates.approval_expiry_seconds {
+            0 => "a day".to_owned(),
+            s => format!("{s} s"),
+        };
+        parts.push(format!(
+            "{} approvals (requests expire after {expiry})",
+            gates.approvals_required
+        ));
     }
     if parts.is_empty() {
         return "none".to_owned();

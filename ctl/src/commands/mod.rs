@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod app;
+pub mod approve;
 pub mod audit;
 pub mod cancel;
 pub mod deploy;
@@ -85,6 +86,12 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Events(args) => events::run(args, conn, output).await,
+        Command::Approve(args) => approve::approve(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Reject(args) => approve::reject(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Queue(args) => queue::run(args, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),

@@ -3,7 +3,8 @@
 use slipway_proto::{
     MAX_MESSAGE_BYTES,
     control::v1::{
-        app_service_client::AppServiceClient, audit_service_client::AuditServiceClient,
+        app_service_client::AppServiceClient, approval_service_client::ApprovalServiceClient,
+        audit_service_client::AuditServiceClient,
         deployment_service_client::DeploymentServiceClient,
         drift_service_client::DriftServiceClient,
         environment_service_client::EnvironmentServiceClient,
@@ -53,4 +54,5 @@ clients! {
     "DriftService." drift: DriftServiceClient;
     "LockService." locks: LockServiceClient;
     "QueueService." queue: QueueServiceClient;
+    "ApprovalService." approvals: ApprovalServiceClient;
 }

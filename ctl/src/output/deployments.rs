@@ -2,7 +2,8 @@
 //! deployment, the history table, and the fleet's live state.
 
 use slipway_proto::control::v1::{
-    Deployment, DeploymentEvent, DeploymentStatus, EventKind, HostDrift, HostState, LogLevel,
+    ApprovalDecision, Deployment, DeploymentEvent, DeploymentStatus, EventKind, HostDrift,
+    HostState, LogLevel,
 };
 
 use super::{
@@ -91,6 +92,9 @@ pub fn deployment(d: &Deployment) -> String {
         ("duration", duration(d)),
         ("error", d.error.clone()),
     ]);
+    if d.approvals_required > 0 || !d.approvals.is_empty() {
+        out.push_str(&approvals(d));
+    }
     if !d.hosts.is_empty() {
         out.push('\n');
         let mut table = Table::new(&["HOST", "STATUS", "STAGE", "PROGRESS", "SENT", "ERROR"]);
@@ -110,6 +114,36 @@ pub fn deployment(d: &Deployment) -> String {
             ]);
         }
         out.push_str(&table.render());
+    }
+    out
+}
+
+/// The approvals a deployment needed and the decisions on it.
+fn approvals(d: &Deployment) -> String {
+    let mut out = format!("approvals    {} required", d.approvals_required);
+    if d.approval_expires_at.is_some() {
+        out.push_str(&format!(
+            ", expires {}",
+            time(d.approval_expires_at.as_ref())
+        ));
+    }
+    out.push('\n');
+    for a in &d.approvals {
+        let decision = match (a.decision(), a.admin_override) {
+            (_, true) => "override",
+            (ApprovalDecision::Rejected, _) => "rejected",
+            _ => "approved",
+        };
+        out.push_str(&format!(
+            "  {decision} by {} at {}{}\n",
+            a.by,
+            time(a.at.as_ref()),
+            if a.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", a.message)
+            }
+        ));
     }
     out
 }
