@@ -38,6 +38,7 @@ pub mod sources;
 pub mod store;
 pub mod trust;
 pub mod waiting;
+pub mod windows;
 
 pub use config::Config;
 pub use context::Context;

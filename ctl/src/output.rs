@@ -176,6 +176,7 @@ pub fn status_name(status: DeploymentStatus) -> &'static str {
         DeploymentStatus::Unknown => "unknown",
         DeploymentStatus::Queued => "queued",
         DeploymentStatus::AwaitingApproval => "awaiting_approval",
+        DeploymentStatus::Scheduled => "scheduled",
     }
 }
 

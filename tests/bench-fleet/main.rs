@@ -128,6 +128,8 @@ async fn timed(ctx: &Context, step: &str, kind: DeploymentKind, args: &Args) -> 
         message: step.into(),
         policy: None,
         queue: false,
+        run_at: None,
+        force: false,
     };
     let started = Instant::now();
     let id = deployment::start(ctx, &caller, start).await?;

@@ -35,6 +35,7 @@ mod resume;
 mod retention;
 mod rollout;
 mod rollout_faults;
+mod schedules;
 mod sources;
 mod streams;
 mod trust;

@@ -193,7 +193,14 @@ audited!(
     "DeploymentService/Deploy",
     Deployer,
     Start,
-    |r| app_env(&r.app, &r.environment)
+    |r| if r.force {
+        format!(
+            "{}, forced past windows and freezes",
+            app_env(&r.app, &r.environment)
+        )
+    } else {
+        app_env(&r.app, &r.environment)
+    }
 );
 audited!(
     RollbackRequest,

@@ -9,8 +9,20 @@ use std::{collections::BTreeMap, time::Duration};
 use slipway_proto::control::v1::DeploymentStatus;
 use tokio_util::sync::CancellationToken;
 
-use super::{approval, queries::get, queue, start};
-use crate::{Context, error::Error, locks, store};
+use slipway_proto::control::v1::Deployment;
+
+use super::{
+    Lease, Recorder, approval,
+    queries::get,
+    queue, schedule,
+    start::{self, Launch, Start, Target, first_event, resolve},
+};
+use crate::{
+    Context,
+    error::Error,
+    locks,
+    store::{self, StoreError},
+};
 
 /// A pass at least this often, whatever wakes it.
 const TICK: Duration = Duration::from_secs(5);
@@ -18,12 +30,17 @@ const TICK: Duration = Duration::from_secs(5);
 /// Runs until `stop`.
 pub async fn run(ctx: Context, stop: CancellationToken) {
     loop {
-        let next = match approval::expire(&ctx).await {
-            Ok(next) => next,
-            Err(err) => {
-                tracing::error!(error = ?err, "ending expired requests for approval failed");
-                None
-            }
+        let expiry = approval::expire(&ctx).await.unwrap_or_else(|err| {
+            tracing::error!(error = ?err, "ending expired requests for approval failed");
+            None
+        });
+        let scheduled = schedule::release(&ctx).await.unwrap_or_else(|err| {
+            tracing::error!(error = ?err, "queueing scheduled deployments failed");
+            None
+        });
+        let next = match (expiry, scheduled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
         if let Err(err) = pass(&ctx).await {
             tracing::error!(error = ?err, "admitting queued deployments failed");
@@ -59,7 +76,7 @@ async fn pass(ctx: &Context) -> Result<(), Error> {
             if d.status() != DeploymentStatus::Queued {
                 continue;
             }
-            if let Err(err) = start::admit(ctx, d).await {
+            if let Err(err) = admit(ctx, d).await {
                 // It cannot start (its release or environment changed):
                 // it ends failed, and the next one gets its turn.
                 let why = format!("could not start when its turn came: {err}");
@@ -72,4 +89,52 @@ async fn pass(ctx: &Context) -> Result<(), Error> {
         queue::renumber(ctx, &app, &environment).await?;
     }
     Ok(())
+}
+
+/// Starts a queued deployment now that its turn came: resolved again (the
+/// environment's hosts and current release may have changed while it
+/// waited), its record amended, the lock taken and its queue entry removed
+/// in the transaction of its next event. False when the lock was taken
+/// first, or it no longer waits.
+async fn admit(ctx: &Context, d: Deployment) -> Result<bool, Error> {
+    let start = Start {
+        kind: d.kind(),
+        app: d.app.clone(),
+        environment: d.environment.clone(),
+        target: Target::Release(d.release.clone()),
+        message: d.message.clone(),
+        policy: d.policy,
+        queue: false,
+        run_at: None,
+        force: false,
+    };
+    let r = resolve(&ctx.store, &start, None)?;
+    let lock = locks::new_lock(&d.app, &d.environment, &d.id, &d.author);
+    let fresh = r.record(d.kind(), d.author.clone(), d.message.clone(), &d.id);
+    let mut ops = store::queue::remove(&d.app, &d.environment, &d.id);
+    let mut recorder = Recorder::open(ctx, d);
+    recorder.amend(|d| {
+        d.previous_release = fresh.previous_release;
+        d.hosts = fresh.hosts;
+        d.batches = fresh.batches;
+        d.started_at = fresh.started_at;
+        d.policy = fresh.policy;
+        d.queue_position = 0;
+    });
+    let first = first_event(recorder.deployment(), r.hosts.len(), false);
+    let lease = Lease::new(&ctx.store, lock);
+    ops.push(lease.take());
+    match recorder.record_with(first, ops).await {
+        Ok(()) => {}
+        Err(StoreError::Exists { .. } | StoreError::Conflict { .. }) => return Ok(false),
+        Err(err) => return Err(err.into()),
+    }
+    let how = Launch {
+        kind: recorder.deployment().kind(),
+        message: String::new(),
+        repair: false,
+        forced: None,
+    };
+    start::run(ctx, recorder, lease, r, &how);
+    Ok(true)
 }

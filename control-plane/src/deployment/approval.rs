@@ -111,14 +111,22 @@ pub async fn approve(
     } else {
         format!(": {message}")
     };
+    // Approved, it waits for its time if it has one still to come.
+    let now = slipway_proto::now().seconds;
+    let (next, stage, then) = match d.run_at.filter(|at| at.seconds > now) {
+        Some(_) => (
+            DeploymentStatus::Scheduled,
+            "scheduled",
+            "scheduled to start at its time",
+        ),
+        None => (DeploymentStatus::Queued, "queued", "queued to start"),
+    };
     let event = if admin_override {
-        let text = format!(
-            "approval overridden by {by} ({have} of {need} approvals){why}; queued to start"
-        );
-        deployment_event(DeploymentStatus::Queued, "queued", LogLevel::Warn, text)
+        let text = format!("approval overridden by {by} ({have} of {need} approvals){why}; {then}");
+        deployment_event(next, stage, LogLevel::Warn, text)
     } else if have >= need {
-        let text = format!("approved by {by} ({have} of {need}){why}; queued to start");
-        deployment_event(DeploymentStatus::Queued, "queued", LogLevel::Info, text)
+        let text = format!("approved by {by} ({have} of {need}){why}; {then}");
+        deployment_event(next, stage, LogLevel::Info, text)
     } else {
         let text = format!("approved by {by} ({have} of {need}){why}");
         deployment_event(
@@ -128,7 +136,7 @@ pub async fn approve(
             text,
         )
     };
-    if event.status() == DeploymentStatus::Queued {
+    if event.status() != DeploymentStatus::AwaitingApproval {
         recorder.amend(|d| d.approval_expires_at = None);
     }
     recorder.record(event).await?;

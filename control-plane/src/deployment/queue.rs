@@ -22,7 +22,7 @@ use crate::{
 pub fn is_waiting(status: DeploymentStatus) -> bool {
     matches!(
         status,
-        DeploymentStatus::Queued | DeploymentStatus::AwaitingApproval
+        DeploymentStatus::Queued | DeploymentStatus::AwaitingApproval | DeploymentStatus::Scheduled
     )
 }
 
@@ -32,6 +32,11 @@ pub(super) enum Wait {
     Lock {
         /// Skip the older queued deployments.
         latest_wins: bool,
+    },
+    /// Its time, then the lock.
+    Schedule {
+        /// When.
+        at: std::time::SystemTime,
     },
     /// Approvals, then the lock.
     Approval {
@@ -104,11 +109,16 @@ pub(super) async fn enqueue(
                 LogLevel::Info,
                 format!("{what} queued, position {position}: {holder}"),
             ),
+            Wait::Schedule { at } => deployment_event(
+                DeploymentStatus::Scheduled,
+                "scheduled",
+                LogLevel::Info,
+                format!("{what} scheduled for {}", rfc3339(*at)),
+            ),
             Wait::Approval { required, expires } => {
                 deployment.approvals_required = *required;
                 deployment.approval_expires_at = Some(slipway_proto::timestamp(*expires));
-                let until = chrono::DateTime::<chrono::Utc>::from(*expires)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                let until = rfc3339(*expires);
                 deployment_event(
                     DeploymentStatus::AwaitingApproval,
                     "approval",
@@ -144,6 +154,11 @@ pub(super) async fn enqueue(
         }
     }
     Ok(id)
+}
+
+/// `2026-12-01T02:00:00Z`.
+pub(super) fn rfc3339(at: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 fn kind(d: &Deployment) -> &'static str {

@@ -38,6 +38,8 @@ pub async fn repair(ctx: &Context, caller: &Caller, repair: Repair) -> Result<St
         message: String::new(),
         policy: repair.policy,
         queue: false,
+        run_at: None,
+        force: false,
     };
     let mut resolved = resolve_start(ctx, &start).await?;
     if resolved.current != repair.release {
@@ -56,6 +58,7 @@ pub async fn repair(ctx: &Context, caller: &Caller, repair: Repair) -> Result<St
         kind: DeploymentKind::Deploy,
         message: repair.message,
         repair: true,
+        forced: None,
     };
     launch(ctx, caller, resolved, how).await
 }

@@ -17,7 +17,7 @@ use slipway_proto::{
 use super::{
     Lease, Recorder, approval,
     create::{Draft, NewRecord, create},
-    queries, queue, supervisor,
+    gating, queries, queue, supervisor,
 };
 use crate::{
     Context,
@@ -58,6 +58,10 @@ pub struct Start {
     pub policy: Option<RolloutPolicy>,
     /// Wait in the queue while another deployment holds the lock.
     pub queue: bool,
+    /// Start at this time rather than now.
+    pub run_at: Option<std::time::SystemTime>,
+    /// Deploy outside the windows or inside a freeze (an admin).
+    pub force: bool,
 }
 
 /// Longest operator message recorded with a deployment.
@@ -91,6 +95,8 @@ impl TryFrom<DeployRequest> for Start {
             message: req.message,
             policy: req.policy,
             queue: req.queue,
+            run_at: gating::run_at(req.run_at.as_ref())?,
+            force: req.force,
         })
     }
 }
@@ -115,6 +121,8 @@ impl TryFrom<RollbackRequest> for Start {
             message: req.message,
             policy: req.policy,
             queue: req.queue,
+            run_at: None,
+            force: false,
         })
     }
 }
@@ -145,7 +153,7 @@ pub struct Resolved {
 impl Resolved {
     /// The pending record of deployment `id` of this: every host pending
     /// in its batch.
-    fn record(
+    pub(super) fn record(
         &self,
         kind: DeploymentKind,
         author: String,
@@ -254,84 +262,49 @@ pub(super) fn resolve(
 /// queue while the lock is held or others wait ahead of it.
 pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<String, Error> {
     let resolved = resolve_start(ctx, &start).await?;
+    let gates = resolved.gates.clone();
+    let asked = (start.kind, start.run_at, start.force);
+    let forced = gating::windows(caller, asked, &gates)?;
     let how = Launch {
         kind: start.kind,
         message: start.message,
         repair: false,
+        forced,
     };
-    let gates = resolved.gates;
     let approvals = gates.approvals_required > 0;
-    if !start.queue && !gates.queue && !approvals {
+    if !start.queue && !gates.queue && !approvals && start.run_at.is_none() {
         return launch(ctx, caller, resolved, how).await;
     }
     let _gate = ctx.waiting.gate().await;
     let (app, env) = (resolved.app.name.clone(), resolved.environment.clone());
     let free = store::queue::of_target(&ctx.store, &app, &env)?.is_empty()
         && locks::get_raw(&ctx.store, &app, &env)?.is_none();
-    if free && !approvals {
+    if free && !approvals && start.run_at.is_none() {
         match launch(ctx, caller, resolved.clone(), how.clone()).await {
             Err(Error::Locked { .. }) => {}
             started => return started,
         }
     }
     let r = &resolved;
-    let build = |id: &str| r.record(how.kind, caller.principal(), how.message.clone(), id);
+    let build = |id: &str| {
+        let mut d = r.record(how.kind, caller.principal(), how.message.clone(), id);
+        d.run_at = start.run_at.map(slipway_proto::timestamp);
+        d.forced = how.forced.is_some();
+        d
+    };
     let wait = if approvals {
         queue::Wait::Approval {
             required: gates.approvals_required,
             expires: approval::expires(&gates),
         }
+    } else if let Some(at) = start.run_at {
+        queue::Wait::Schedule { at }
     } else {
         queue::Wait::Lock {
             latest_wins: gates.latest_wins,
         }
     };
     queue::enqueue(ctx, (&app, &env), build, wait).await
-}
-
-/// Starts a queued deployment now that its turn came: resolved again (the
-/// environment's hosts and current release may have changed while it
-/// waited), its record amended, the lock taken and its queue entry removed
-/// in the transaction of its next event. False when the lock was taken
-/// first, or it no longer waits.
-pub(super) async fn admit(ctx: &Context, d: Deployment) -> Result<bool, Error> {
-    let start = Start {
-        kind: d.kind(),
-        app: d.app.clone(),
-        environment: d.environment.clone(),
-        target: Target::Release(d.release.clone()),
-        message: d.message.clone(),
-        policy: d.policy,
-        queue: false,
-    };
-    let r = resolve(&ctx.store, &start, None)?;
-    let lock = locks::new_lock(&d.app, &d.environment, &d.id, &d.author);
-    let fresh = r.record(d.kind(), d.author.clone(), d.message.clone(), &d.id);
-    let mut ops = store::queue::remove(&d.app, &d.environment, &d.id);
-    let mut recorder = Recorder::open(ctx, d);
-    recorder.amend(|d| {
-        d.previous_release = fresh.previous_release;
-        d.hosts = fresh.hosts;
-        d.batches = fresh.batches;
-        d.started_at = fresh.started_at;
-        d.policy = fresh.policy;
-        d.queue_position = 0;
-    });
-    let first = first_event(recorder.deployment(), r.hosts.len(), false);
-    let lease = Lease::new(&ctx.store, lock);
-    ops.push(lease.take());
-    match recorder.record_with(first, ops).await {
-        Ok(()) => {}
-        Err(StoreError::Exists { .. } | StoreError::Conflict { .. }) => return Ok(false),
-        Err(err) => return Err(err.into()),
-    }
-    let how = Launch {
-        kind: recorder.deployment().kind(),
-        message: String::new(),
-        repair: false,
-    };
-    run(ctx, recorder, lease, r, &how);
-    Ok(true)
 }
 
 /// What kind of deployment a launch records.
@@ -344,6 +317,9 @@ pub(super) struct Launch {
     /// A drift repair: recorded as one, and each host builds the release
     /// afresh.
     pub repair: bool,
+    /// Why an admin's --force was needed (outside the windows, in a
+    /// freeze), when it was.
+    pub forced: Option<String>,
 }
 
 /// Records a resolved deployment (number, lock, record and first event in
@@ -356,8 +332,14 @@ pub(super) async fn launch(
 ) -> Result<String, Error> {
     let created = create(ctx, |id| {
         let lock = locks::new_lock(&r.app.name, &r.environment, id, &caller.principal());
-        let deployment = r.record(how.kind, caller.principal(), how.message.clone(), id);
-        let first = first_event(&deployment, r.hosts.len(), how.repair);
+        let mut deployment = r.record(how.kind, caller.principal(), how.message.clone(), id);
+        deployment.forced = how.forced.is_some();
+        let mut first = first_event(&deployment, r.hosts.len(), how.repair);
+        if let Some(why) = &how.forced {
+            first
+                .message
+                .push_str(&format!("; forced by {}: {why}", caller.principal()));
+        }
         let lease = Lease::new(&ctx.store, lock);
         let mut ops = vec![lease.take()];
         if how.repair {
@@ -383,7 +365,7 @@ pub(super) async fn launch(
 }
 
 /// Runs a recorded deployment that holds its lock on its own task.
-fn run(ctx: &Context, recorder: Recorder, lease: Lease, r: Resolved, how: &Launch) {
+pub(super) fn run(ctx: &Context, recorder: Recorder, lease: Lease, r: Resolved, how: &Launch) {
     let id = recorder.deployment().id.clone();
     let control = ctx.running.register(&id);
     let plan = Plan {
@@ -404,7 +386,7 @@ fn run(ctx: &Context, recorder: Recorder, lease: Lease, r: Resolved, how: &Launc
 }
 
 /// "deploy <release> of <app> to <environment> (<n> hosts) by <author>, fencing token <n>"
-fn first_event(d: &Deployment, hosts: usize, repair: bool) -> DeploymentEvent {
+pub(super) fn first_event(d: &Deployment, hosts: usize, repair: bool) -> DeploymentEvent {
     let kind = match (repair, d.kind()) {
         (true, _) => "drift repair: deploy",
         (false, DeploymentKind::Rollback) => "rollback",

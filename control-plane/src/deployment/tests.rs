@@ -123,6 +123,8 @@ async fn deploy(f: &Fixture, policy: RolloutPolicy) -> Deployment {
         message: String::new(),
         policy: Some(policy),
         queue: false,
+        run_at: None,
+        force: false,
     };
     let id = super::start(&f.ctx, &caller, start).await.unwrap();
     let mut events = f

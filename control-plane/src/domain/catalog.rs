@@ -76,7 +76,7 @@ impl TryFrom<Environment> for EnvironmentSpec {
         if let Some(policy) = &env.rollout_policy {
             crate::policy::validate("environment.rollout_policy", policy)?;
         }
-        let gates = env.gates.unwrap_or_default();
+        let gates = env.gates.clone().unwrap_or_default();
         if gates.approvals_required > crate::deployment::MAX_REQUIRED {
             return Err(InvalidField::new(
                 "environment.gates.approvals_required",
@@ -92,6 +92,7 @@ impl TryFrom<Environment> for EnvironmentSpec {
                 ),
             ));
         }
+        crate::windows::validate(&gates)?;
         Ok(Self(env))
     }
 }

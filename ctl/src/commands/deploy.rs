@@ -53,6 +53,13 @@ pub struct DeployArgs {
     /// being refused (`slipctl queue` lists it, `slipctl cancel ID` cancels it)
     #[arg(long)]
     pub queue: bool,
+    /// Start at this time (UTC, e.g. 2026-12-01T02:00Z) instead of now; `slipctl queue`
+    /// lists it, `slipctl cancel ID` cancels it
+    #[arg(long, value_name = "TIME", value_parser = super::gates::parse_time)]
+    pub at: Option<pbjson_types::Timestamp>,
+    /// Deploy outside the environment's deploy windows or inside a freeze (admin; audited)
+    #[arg(long)]
+    pub force: bool,
     /// Policy for this deployment (default: the environment's)
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -101,6 +108,8 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
         message: args.message.clone().unwrap_or_default(),
         policy,
         queue: args.queue,
+        run_at: args.at,
+        force: args.force,
     };
     if args.plan {
         let plan = rpc(api

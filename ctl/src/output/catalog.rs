@@ -88,7 +88,7 @@ pub fn environment(env: &Environment, env_hosts: &[Host]) -> String {
         ),
         (
             "gates",
-            crate::commands::gates::describe(&env.gates.unwrap_or_default()),
+            crate::commands::gates::describe(&env.gates.clone().unwrap_or_default()),
         ),
         ("hosts", env_hosts.len().to_string()),
     ]);
