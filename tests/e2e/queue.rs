@@ -233,3 +233,65 @@ async fn a_queued_deploy_survives_a_restart_and_runs_after_it() {
     }
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_awaiting_approval_keeps_waiting_for_it_when_it_moves_up() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    let (gate, holder) = held(&cluster).await;
+    cluster.commit_text("v2");
+    let queued_id = first(&mut deploy(&cluster, true).await).await.deployment_id;
+    let approvals = DeployGates {
+        approvals_required: 1,
+        ..Default::default()
+    };
+    gates::set_gates(&cluster, approvals).await;
+    let mut awaiting = deploy(&cluster, false).await;
+    let event = first(&mut awaiting).await;
+    assert_eq!(event.status(), DeploymentStatus::AwaitingApproval);
+    let id = event.deployment_id;
+    cluster
+        .deployments(Role::Deployer)
+        .await
+        .cancel_deployment(CancelDeploymentRequest {
+            deployment_id: queued_id,
+            reason: "not this one".into(),
+            grace_seconds: 0,
+        })
+        .await
+        .expect("cancel");
+    let mut seen = Vec::new();
+    let moved = wait_for_event(&mut awaiting, &mut seen, "position 1", |e| {
+        e.message.ends_with("position 1")
+    })
+    .await;
+    assert_eq!(
+        moved.status(),
+        DeploymentStatus::AwaitingApproval,
+        "{moved:?}"
+    );
+    std::fs::write(&gate, b"go").expect("open the gate");
+    assert_succeeded(&cluster.watch(&holder).await.1);
+    let approve = slipway_proto::control::v1::ApproveDeploymentRequest {
+        deployment_id: id.clone(),
+        ..Default::default()
+    };
+    slipway_proto::control::v1::approval_service_client::ApprovalServiceClient::new(
+        cluster.channel(Role::Admin).await,
+    )
+    .approve_deployment(approve)
+    .await
+    .expect("approve: it still awaited approval");
+    let (events, d) = cluster.watch(&id).await;
+    assert_succeeded(&d);
+    let approved_at = events
+        .iter()
+        .position(|e| e.message.starts_with("approved by"))
+        .expect("approved");
+    assert!(
+        events[..approved_at]
+            .iter()
+            .all(|e| e.status() == DeploymentStatus::AwaitingApproval),
+        "{events:?}"
+    );
+    cluster.shutdown().await;
+}

@@ -175,6 +175,7 @@ pub async fn reject(
 /// Ends every request for approval that expired; returns when the next
 /// one expires.
 pub(super) async fn expire(ctx: &Context) -> Result<Option<SystemTime>, Error> {
+    let _gate = ctx.waiting.gate().await;
     let now = slipway_proto::now();
     let mut next: Option<SystemTime> = None;
     for d in queue::list(ctx, "", "")? {

@@ -234,13 +234,24 @@ pub(super) async fn renumber(ctx: &Context, app: &str, environment: &str) -> Res
         if d.queue_position == position || !is_waiting(d.status()) {
             continue;
         }
+        // Its status stays what it is (awaiting approval, scheduled, queued).
+        let (status, stage) = (d.status(), d.stage.clone());
         let mut recorder = Recorder::open(ctx, d);
         recorder.amend(|d| d.queue_position = position);
-        let message = format!("queued, position {position}");
-        let event = deployment_event(DeploymentStatus::Queued, "queued", LogLevel::Info, message);
+        let message = format!("{}, position {position}", stage_word(status));
+        let event = deployment_event(status, &stage, LogLevel::Info, message);
         recorder.record_with(event, Vec::<Op>::new()).await?;
     }
     Ok(())
+}
+
+/// How a waiting status reads in a place announcement.
+fn stage_word(status: DeploymentStatus) -> &'static str {
+    match status {
+        DeploymentStatus::AwaitingApproval => "awaiting approval",
+        DeploymentStatus::Scheduled => "scheduled",
+        _ => "queued",
+    }
 }
 
 /// The waiting deployments, optionally of one app and one environment, by
