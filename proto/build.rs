@@ -5,11 +5,13 @@ use std::{env, path::PathBuf};
 
 const PROTOS: &[&str] = &[
     "slipway/agent/v1/agent.proto",
+    "slipway/control/v1/approvals.proto",
     "slipway/control/v1/control.proto",
     "slipway/control/v1/feed.proto",
     "slipway/control/v1/notify.proto",
     "slipway/control/v1/triggers.proto",
     "slipway/control/v1/sources.proto",
+    "slipway/control/v1/queue.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -157,6 +157,7 @@ pub async fn update_environment(
     let updated = Environment {
         description: env.description,
         rollout_policy: env.rollout_policy,
+        gates: env.gates,
         ..current
     };
     store.commit(vec![records::put(&updated)]).await?;

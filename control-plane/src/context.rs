@@ -32,4 +32,7 @@ pub struct Context {
     pub health: std::sync::Arc<crate::observe::health::Health>,
     /// The notifiers of the webhook subscriptions.
     pub notifiers: crate::notify::Notifiers,
+    /// The deployments that wait before they start: their gate and the
+    /// admission task's wake-up.
+    pub waiting: crate::waiting::Waiting,
 }

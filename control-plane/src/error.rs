@@ -43,6 +43,9 @@ pub enum Error {
     /// A credential (a join token) was refused.
     #[error("{0}")]
     Unauthenticated(String),
+    /// The caller may not do this (its role or identity does not allow it).
+    #[error("{0}")]
+    Denied(String),
     /// Git could not produce the release.
     #[error(transparent)]
     Git(#[from] GitError),
@@ -82,6 +85,7 @@ impl From<Error> for Status {
                 Status::failed_precondition(err.to_string())
             }
             Error::Unauthenticated(_) => Status::unauthenticated(err.to_string()),
+            Error::Denied(_) => Status::permission_denied(err.to_string()),
             Error::Git(git) => match git {
                 GitError::UnsupportedSource(_) => Status::invalid_argument(err.to_string()),
                 GitError::UnknownRef { .. } => Status::not_found(err.to_string()),

@@ -30,13 +30,14 @@ impl EventHub {
         &self.feed
     }
 
-    /// Registers a deployment that is about to record events.
+    /// Registers a deployment that is about to record events; one already
+    /// registered (a queued deployment that starts) keeps its streams.
     pub fn open(&self, deployment: &str) {
-        let (tx, _) = watch::channel(0);
         self.live
             .lock()
             .expect("hub lock")
-            .insert(deployment.to_owned(), tx);
+            .entry(deployment.to_owned())
+            .or_insert_with(|| watch::channel(0).0);
     }
 
     /// Tells the streams that events up to `sequence` are persisted.

@@ -38,7 +38,9 @@ pub mod sources;
 pub mod store;
 pub mod triggers;
 pub mod trust;
+pub mod waiting;
 pub mod web;
+pub mod windows;
 
 pub use config::Config;
 pub use context::Context;

@@ -89,6 +89,7 @@ pub async fn force_release(
     ctx.store
         .commit(vec![store::locks::release(&lock, &raw)])
         .await?;
+    ctx.waiting.wake();
     let request = StopRequest {
         by: by.to_owned(),
         reason: format!("lock released by force by {by}: {reason}"),

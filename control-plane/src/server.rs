@@ -7,7 +7,8 @@ use std::{future::Future, sync::Arc};
 use slipway_proto::observe::Readiness;
 use slipway_proto::{
     control::v1::{
-        app_service_server::AppServiceServer, audit_service_server::AuditServiceServer,
+        app_service_server::AppServiceServer, approval_service_server::ApprovalServiceServer,
+        audit_service_server::AuditServiceServer,
         certificate_service_server::CertificateServiceServer,
         deploy_key_service_server::DeployKeyServiceServer,
         deployment_service_server::DeploymentServiceServer,
@@ -16,8 +17,8 @@ use slipway_proto::{
         feed_service_server::FeedServiceServer, host_service_server::HostServiceServer,
         lock_service_server::LockServiceServer,
         notification_service_server::NotificationServiceServer,
-        release_service_server::ReleaseServiceServer, source_service_server::SourceServiceServer,
-        trigger_service_server::TriggerServiceServer,
+        queue_service_server::QueueServiceServer, release_service_server::ReleaseServiceServer,
+        source_service_server::SourceServiceServer, trigger_service_server::TriggerServiceServer,
     },
     revocation::Revocations,
     tls::{self, Peer, TlsMaterial},
@@ -175,6 +176,7 @@ pub async fn serve_with(
         metrics,
         health: Arc::new(observe::health::Health::new(config.health_sample_every)),
         notifiers: crate::notify::Notifiers::new(config.notify_retry_max),
+        waiting: Default::default(),
     };
     // The metrics listener answers until the drain is over (`/readyz`
     // says 503 meanwhile), and stops whichever way this returns.
@@ -229,6 +231,10 @@ pub async fn serve_with(
         .await;
     health.set_serving::<LockServiceServer<api::Locks>>().await;
     health.set_serving::<FeedServiceServer<api::Feed>>().await;
+    health.set_serving::<QueueServiceServer<api::Queue>>().await;
+    health
+        .set_serving::<ApprovalServiceServer<api::Approvals>>()
+        .await;
     health
         .set_serving::<NotificationServiceServer<api::Notifications>>()
         .await;
@@ -328,6 +334,14 @@ pub async fn serve_with(
         ))
         .add_service(operator_service!(FeedServiceServer, api::Feed(ctx.clone())))
         .add_service(operator_service!(
+            QueueServiceServer,
+            api::Queue(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            ApprovalServiceServer,
+            api::Approvals(ctx.clone())
+        ))
+        .add_service(operator_service!(
             NotificationServiceServer,
             api::Notifications(ctx.clone())
         ))
@@ -406,6 +420,7 @@ pub async fn serve_with(
             tracing::error!(error = %err, "reading the subscriptions failed; no notifications are sent")
         }
     }
+    let admission = tokio::spawn(deployment::admit::run(ctx.clone(), stop.clone()));
     let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
     let shutdown = {
         let (stop, readiness) = (stop.clone(), readiness.clone());
@@ -439,6 +454,8 @@ pub async fn serve_with(
     }
     recheck.abort();
     let _ = recheck.await;
+    admission.abort();
+    let _ = admission.await;
     // Stopped with `stop`; waited for, as it holds the store too.
     let _ = sampling.await;
     notifiers.shutdown().await;

@@ -5,8 +5,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::{
     commands::{
-        app, audit, cancel, deploy, deployment, drift, env, events, health, history, host, lock,
-        notify, pki, release, rollback, rollbacks, source, stats, status, watch, webhook,
+        app, approve, audit, cancel, deploy, deployment, drift, env, events, health, history, host,
+        lock, notify, pki, queue, release, rollback, rollbacks, source, stats, status, watch,
+        webhook,
     },
     connection::Connection,
 };
@@ -105,6 +106,14 @@ pub enum Command {
     /// Stop a running deployment: no new step starts, running hooks are
     /// terminated, and it ends cancelled once nothing runs any more.
     Cancel(cancel::CancelArgs),
+    /// Approve a deployment that awaits approval (not your own); with
+    /// --override (admin), release it whatever approvals are missing.
+    Approve(approve::ApproveArgs),
+    /// Reject a deployment that awaits approval: it ends cancelled.
+    Reject(approve::RejectArgs),
+    /// The deployments that wait before they start: queued behind the lock
+    /// of their app and environment. `slipctl cancel ID` cancels one.
+    Queue(queue::QueueArgs),
     /// Show deployment locks, or free one whose holder is gone.
     #[command(subcommand)]
     Lock(lock::LockCommand),

@@ -20,7 +20,7 @@ use serde::Serialize;
 use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus};
 
 pub use catalog::{app, apps, certs, environment, environments, host, hosts, release, releases};
-pub use deployments::{deployment, deployments, event_line, fleet};
+pub use deployments::{deployment, deployments, event_line, fleet, queue};
 pub use drift::{drift, drift_marker, drift_summary};
 pub use health::health;
 pub use history::{audit_events, event_lines, mark, rollbacks, stats};
@@ -177,6 +177,9 @@ pub fn status_name(status: DeploymentStatus) -> &'static str {
         DeploymentStatus::Cancelled => "cancelled",
         DeploymentStatus::Interrupted => "interrupted",
         DeploymentStatus::Unknown => "unknown",
+        DeploymentStatus::Queued => "queued",
+        DeploymentStatus::AwaitingApproval => "awaiting_approval",
+        DeploymentStatus::Scheduled => "scheduled",
     }
 }
 

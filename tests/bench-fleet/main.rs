@@ -64,6 +64,7 @@ async fn main() -> Result<()> {
         metrics: Default::default(),
         health: Default::default(),
         notifiers: Default::default(),
+        waiting: Default::default(),
     };
     let repo = SampleRepo::new();
     let contents: Vec<(String, Vec<u8>)> = (0..args.files)
@@ -127,6 +128,9 @@ async fn timed(ctx: &Context, step: &str, kind: DeploymentKind, args: &Args) -> 
         target,
         message: step.into(),
         policy: None,
+        queue: false,
+        run_at: None,
+        force: false,
     };
     let started = Instant::now();
     let id = deployment::start(ctx, &caller, start).await?;

@@ -182,6 +182,7 @@ impl Slipway {
             release_id: String::new(),
             message: "bench: roll back".into(),
             policy: None,
+            queue: false,
         };
         let mut client = self.client.clone();
         self.measure(async move {

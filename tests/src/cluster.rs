@@ -639,6 +639,7 @@ impl Cluster {
                 release_id: release.into(),
                 message: "roll back".into(),
                 policy: None,
+                queue: false,
             })
             .await
             .expect("rollback")

@@ -14,6 +14,7 @@ pub mod direct;
 pub mod disk;
 pub mod events;
 pub mod faults;
+pub mod gates;
 pub mod git_https;
 pub mod git_server;
 pub mod https;

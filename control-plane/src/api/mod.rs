@@ -4,6 +4,7 @@
 //! role, records the audit entry (refusals included) and maps the error;
 //! reads check the role with [`require`](crate::auth::require).
 
+mod approvals;
 mod apps;
 mod audit_trail;
 mod certificates;
@@ -16,6 +17,7 @@ mod feed;
 mod hosts;
 mod locks;
 mod notify;
+mod queue;
 mod releases;
 mod sources;
 mod targets;
@@ -34,9 +36,10 @@ use crate::{
 };
 
 pub use self::{
-    apps::Apps, audit_trail::AuditTrail, certificates::Certificates, deploy_keys::DeployKeys,
-    deployments::Deployments, drift::Drift, environments::Environments, feed::Feed, hosts::Hosts,
-    locks::Locks, notify::Notifications, releases::Releases, sources::Sources, triggers::Triggers,
+    approvals::Approvals, apps::Apps, audit_trail::AuditTrail, certificates::Certificates,
+    deploy_keys::DeployKeys, deployments::Deployments, drift::Drift, environments::Environments,
+    feed::Feed, hosts::Hosts, locks::Locks, notify::Notifications, queue::Queue,
+    releases::Releases, sources::Sources, triggers::Triggers,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -193,7 +193,14 @@ audited!(
     "DeploymentService/Deploy",
     Deployer,
     Start,
-    |r| app_env(&r.app, &r.environment)
+    |r| if r.force {
+        format!(
+            "{}, forced past windows and freezes",
+            app_env(&r.app, &r.environment)
+        )
+    } else {
+        app_env(&r.app, &r.environment)
+    }
 );
 audited!(
     RollbackRequest,
@@ -355,3 +362,40 @@ fn app_and_host_key(app: &str, known_host: &str) -> Result<(), InvalidField> {
 
 /// Longest OpenSSH host key line accepted (an RSA 16384-bit key fits).
 const MAX_HOST_KEY_LINE: usize = 4096;
+audited!(
+    ApproveDeploymentRequest,
+    "ApprovalService/ApproveDeployment",
+    Deployer,
+    Checked<Self>,
+    |r| if r.admin_override {
+        format!("deployment {}, admin override", r.deployment_id)
+    } else {
+        format!("deployment {}", r.deployment_id)
+    }
+);
+checked!(ApproveDeploymentRequest, |r| bounded(
+    "deployment_id",
+    &r.deployment_id,
+    limits::DEPLOYMENT_ID
+)
+.and_then(|()| bounded("message", &r.message, limits::MESSAGE)));
+audited!(
+    RejectDeploymentRequest,
+    "ApprovalService/RejectDeployment",
+    Deployer,
+    Checked<Self>,
+    |r| format!("deployment {}", r.deployment_id)
+);
+checked!(RejectDeploymentRequest, |r| bounded(
+    "deployment_id",
+    &r.deployment_id,
+    limits::DEPLOYMENT_ID
+)
+.and_then(|()| bounded("message", &r.message, limits::MESSAGE))
+.and_then(|()| match r.message.trim().is_empty() {
+    true => Err(InvalidField::new(
+        "message",
+        "is required: say why it is rejected"
+    )),
+    false => Ok(()),
+}));

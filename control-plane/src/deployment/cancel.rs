@@ -20,6 +20,16 @@ pub async fn cancel(
     if is_final_status(deployment.status()) {
         return Ok(deployment);
     }
+    if super::queue::is_waiting(deployment.status()) {
+        let reason = if reason.is_empty() {
+            "cancelled by an operator"
+        } else {
+            reason
+        };
+        if let Some(ended) = super::queue::cancel(ctx, &caller.principal(), id, reason).await? {
+            return Ok(ended);
+        }
+    }
     let request = StopRequest {
         by: caller.principal(),
         reason: if reason.is_empty() {

@@ -4,23 +4,30 @@
 //! included), cancel, reading deployments back, and reconciliation after a
 //! restart.
 
+pub mod admit;
+mod approval;
 mod auto_rollback;
 mod cancel;
 mod create;
+mod gating;
 mod lease;
 mod queries;
+mod queue;
 pub mod recheck;
 mod reconcile;
 mod record;
 mod repair;
 mod resume;
+mod schedule;
 mod start;
 mod story;
 mod supervisor;
 
+pub use approval::{MAX_EXPIRY_SECONDS, MAX_REQUIRED, approve, reject};
 pub use cancel::cancel;
 pub use lease::Lease;
 pub use queries::{get, last_succeeded, previous_good};
+pub use queue::{is_waiting, list as queued};
 pub use reconcile::{Reconciled, reconcile};
 pub use record::Recorder;
 pub use repair::{Repair, repair};

@@ -39,7 +39,14 @@ pub struct Reconciled {
 
 /// Resumes or interrupts every unfinished deployment.
 pub async fn reconcile(ctx: &Context) -> Result<Reconciled, Error> {
-    let open = deployments::open(&ctx.store)?;
+    let (waiting, open): (Vec<_>, Vec<_>) = deployments::open(&ctx.store)?
+        .into_iter()
+        .partition(|d| super::queue::is_waiting(d.status()));
+    // Waiting deployments never held a lock: they wait on, followed by
+    // their streams, until the admission task starts them.
+    for d in waiting {
+        ctx.events.open(&d.id);
+    }
     let ids: HashSet<String> = open.iter().map(|d| d.id.clone()).collect();
     // Automatic rollbacks ran under their parent's lock: the parent, resumed,
     // decides again what to roll back.

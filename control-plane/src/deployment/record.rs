@@ -55,6 +55,12 @@ impl Recorder {
         self.deployment.rolled_back_by = id.to_owned();
     }
 
+    /// Changes the record with the next event: a waiting deployment's place,
+    /// or its hosts and batches when it starts.
+    pub fn amend(&mut self, change: impl FnOnce(&mut Deployment)) {
+        change(&mut self.deployment);
+    }
+
     /// Records, with the next event, the reason it ended as it did.
     pub fn note_reason(&mut self, reason: &str) {
         self.deployment.reason = reason.to_owned();

@@ -37,6 +37,9 @@ pub async fn repair(ctx: &Context, caller: &Caller, repair: Repair) -> Result<St
         target: Target::Release(repair.release.clone()),
         message: String::new(),
         policy: repair.policy,
+        queue: false,
+        run_at: None,
+        force: false,
     };
     let mut resolved = resolve_start(ctx, &start).await?;
     if resolved.current != repair.release {
@@ -55,6 +58,7 @@ pub async fn repair(ctx: &Context, caller: &Caller, repair: Repair) -> Result<St
         kind: DeploymentKind::Deploy,
         message: repair.message,
         repair: true,
+        forced: None,
     };
     launch(ctx, caller, resolved, how).await
 }

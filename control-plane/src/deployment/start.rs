@@ -7,17 +7,17 @@ use std::sync::Arc;
 
 use slipway_proto::{
     control::v1::{
-        App, DeployRequest, Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, Host,
-        LogLevel, Release, RollbackRequest, RolloutPolicy,
+        App, DeployGates, DeployRequest, Deployment, DeploymentEvent, DeploymentKind,
+        DeploymentStatus, Host, LogLevel, Release, RollbackRequest, RolloutPolicy,
     },
     limits,
     validate::{self, InvalidField},
 };
 
 use super::{
-    Lease,
+    Lease, Recorder, approval,
     create::{Draft, NewRecord, create},
-    queries, supervisor,
+    gating, queries, queue, supervisor,
 };
 use crate::{
     Context,
@@ -29,7 +29,7 @@ use crate::{
     policy::{self, Policy},
     releases,
     rollout::{Done, Plan},
-    store::{Store, StoreError, drift},
+    store::{self, Store, StoreError, drift},
 };
 
 /// What to activate.
@@ -56,6 +56,12 @@ pub struct Start {
     pub message: String,
     /// Replaces the environment's rollout policy.
     pub policy: Option<RolloutPolicy>,
+    /// Wait in the queue while another deployment holds the lock.
+    pub queue: bool,
+    /// Start at this time rather than now.
+    pub run_at: Option<std::time::SystemTime>,
+    /// Deploy outside the windows or inside a freeze (an admin).
+    pub force: bool,
 }
 
 /// Longest operator message recorded with a deployment.
@@ -88,6 +94,9 @@ impl TryFrom<DeployRequest> for Start {
             target,
             message: req.message,
             policy: req.policy,
+            queue: req.queue,
+            run_at: gating::run_at(req.run_at.as_ref())?,
+            force: req.force,
         })
     }
 }
@@ -111,11 +120,15 @@ impl TryFrom<RollbackRequest> for Start {
             target,
             message: req.message,
             policy: req.policy,
+            queue: req.queue,
+            run_at: None,
+            force: false,
         })
     }
 }
 
 /// Everything a deployment needs, resolved and checked; nothing recorded.
+#[derive(Clone)]
 pub struct Resolved {
     /// The app.
     pub app: App,
@@ -133,6 +146,37 @@ pub struct Resolved {
     pub current: String,
     /// The policy it runs with.
     pub policy: Policy,
+    /// What deployments to the environment wait for.
+    pub gates: DeployGates,
+}
+
+impl Resolved {
+    /// The pending record of deployment `id` of this: every host pending
+    /// in its batch.
+    pub(super) fn record(
+        &self,
+        kind: DeploymentKind,
+        author: String,
+        message: String,
+        id: &str,
+    ) -> Deployment {
+        let batches = self.policy.batches(self.hosts.clone());
+        NewRecord {
+            kind,
+            app: &self.app.name,
+            environment: &self.environment,
+            release: &self.release,
+            previous_release: &self.current,
+            author,
+            message,
+            batches: &batches,
+            policy: self.policy.spec,
+            fencing_token: locks::fencing_token(id),
+            rollback_of: "",
+            reason: "",
+        }
+        .build(id)
+    }
 }
 
 /// Resolves a start request, cutting the release from git if it names a
@@ -155,7 +199,11 @@ pub async fn resolve_start(ctx: &Context, start: &Start) -> Result<Resolved, Err
     resolve(store, start, release)
 }
 
-fn resolve(store: &Store, start: &Start, release: Option<Release>) -> Result<Resolved, Error> {
+pub(super) fn resolve(
+    store: &Store,
+    start: &Start,
+    release: Option<Release>,
+) -> Result<Resolved, Error> {
     let app = catalog::app(store, &start.app)?;
     let env = catalog::environment(store, &start.environment)?;
     let hosts = catalog::hosts(store, &env.name)?;
@@ -209,21 +257,62 @@ fn resolve(store: &Store, start: &Start, release: Option<Release>) -> Result<Res
         base,
         current,
         policy: Policy::new(spec),
+        gates: env.gates.unwrap_or_default(),
     })
 }
 
-/// Starts a deployment and returns its id; the rollout runs on its own task.
+/// Starts a deployment and returns its id; the rollout runs on its own
+/// task. Asked to queue (or by the environment's gates), it waits in the
+/// queue while the lock is held or others wait ahead of it.
 pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<String, Error> {
     let resolved = resolve_start(ctx, &start).await?;
+    let gates = resolved.gates.clone();
+    let asked = (start.kind, start.run_at, start.force);
+    let forced = gating::windows(caller, asked, &gates)?;
     let how = Launch {
         kind: start.kind,
         message: start.message,
         repair: false,
+        forced,
     };
-    launch(ctx, caller, resolved, how).await
+    let approvals = gates.approvals_required > 0;
+    if !start.queue && !gates.queue && !approvals && start.run_at.is_none() {
+        return launch(ctx, caller, resolved, how).await;
+    }
+    let _gate = ctx.waiting.gate().await;
+    let (app, env) = (resolved.app.name.clone(), resolved.environment.clone());
+    let free = store::queue::of_target(&ctx.store, &app, &env)?.is_empty()
+        && locks::get_raw(&ctx.store, &app, &env)?.is_none();
+    if free && !approvals && start.run_at.is_none() {
+        match launch(ctx, caller, resolved.clone(), how.clone()).await {
+            Err(Error::Locked { .. }) => {}
+            started => return started,
+        }
+    }
+    let r = &resolved;
+    let build = |id: &str| {
+        let mut d = r.record(how.kind, caller.principal(), how.message.clone(), id);
+        d.run_at = start.run_at.map(slipway_proto::timestamp);
+        d.forced = how.forced.is_some();
+        d
+    };
+    let wait = if approvals {
+        queue::Wait::Approval {
+            required: gates.approvals_required,
+            expires: approval::expires(&gates),
+        }
+    } else if let Some(at) = start.run_at {
+        queue::Wait::Schedule { at }
+    } else {
+        queue::Wait::Lock {
+            latest_wins: gates.latest_wins,
+        }
+    };
+    queue::enqueue(ctx, (&app, &env), build, wait).await
 }
 
 /// What kind of deployment a launch records.
+#[derive(Clone)]
 pub(super) struct Launch {
     /// Deploy or rollback.
     pub kind: DeploymentKind,
@@ -232,6 +321,9 @@ pub(super) struct Launch {
     /// A drift repair: recorded as one, and each host builds the release
     /// afresh.
     pub repair: bool,
+    /// Why an admin's --force was needed (outside the windows, in a
+    /// freeze), when it was.
+    pub forced: Option<String>,
 }
 
 /// Records a resolved deployment (number, lock, record and first event in
@@ -242,25 +334,16 @@ pub(super) async fn launch(
     r: Resolved,
     how: Launch,
 ) -> Result<String, Error> {
-    let batches = r.policy.batches(r.hosts.clone());
     let created = create(ctx, |id| {
         let lock = locks::new_lock(&r.app.name, &r.environment, id, &caller.principal());
-        let deployment = NewRecord {
-            kind: how.kind,
-            app: &r.app.name,
-            environment: &r.environment,
-            release: &r.release,
-            previous_release: &r.current,
-            author: caller.principal(),
-            message: how.message.clone(),
-            batches: &batches,
-            policy: r.policy.spec,
-            fencing_token: lock.fencing_token,
-            rollback_of: "",
-            reason: "",
+        let mut deployment = r.record(how.kind, caller.principal(), how.message.clone(), id);
+        deployment.forced = how.forced.is_some();
+        let mut first = first_event(&deployment, r.hosts.len(), how.repair);
+        if let Some(why) = &how.forced {
+            first
+                .message
+                .push_str(&format!("; forced by {}: {why}", caller.principal()));
         }
-        .build(id);
-        let first = first_event(&deployment, r.hosts.len(), how.repair);
         let lease = Lease::new(&ctx.store, lock);
         let mut ops = vec![lease.take()];
         if how.repair {
@@ -281,6 +364,13 @@ pub(super) async fn launch(
         Err(err) => return Err(err.into()),
     };
     let id = recorder.deployment().id.clone();
+    run(ctx, recorder, lease, r, &how);
+    Ok(id)
+}
+
+/// Runs a recorded deployment that holds its lock on its own task.
+pub(super) fn run(ctx: &Context, recorder: Recorder, lease: Lease, r: Resolved, how: &Launch) {
+    let id = recorder.deployment().id.clone();
     let control = ctx.running.register(&id);
     let plan = Plan {
         deployment_id: id.clone(),
@@ -297,11 +387,10 @@ pub(super) async fn launch(
     };
     let supervise = supervisor::supervise(ctx.clone(), plan, r.hosts, recorder, lease, control);
     tokio::spawn(supervise);
-    Ok(id)
 }
 
 /// "deploy <release> of <app> to <environment> (<n> hosts) by <author>, fencing token <n>"
-fn first_event(d: &Deployment, hosts: usize, repair: bool) -> DeploymentEvent {
+pub(super) fn first_event(d: &Deployment, hosts: usize, repair: bool) -> DeploymentEvent {
     let kind = match (repair, d.kind()) {
         (true, _) => "drift repair: deploy",
         (false, DeploymentKind::Rollback) => "rollback",

@@ -54,6 +54,8 @@ pub async fn supervise(
         tracing::error!(deployment = %id, error = ?err, "recording the deployment failed");
     }
     ctx.running.finish(&id);
+    // Its lock is free: the next queued deployment may start.
+    ctx.waiting.wake();
 }
 
 /// The rollout, the automatic rollback its policy asks for, and the final

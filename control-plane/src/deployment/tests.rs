@@ -56,6 +56,7 @@ async fn fixture(hosts: usize) -> Fixture {
         metrics: Default::default(),
         health: Default::default(),
         notifiers: Default::default(),
+        waiting: Default::default(),
     };
     let app = App {
         name: "web".into(),
@@ -119,6 +120,9 @@ async fn deploy(f: &Fixture, policy: RolloutPolicy) -> Deployment {
         target: Target::Ref("main".into()),
         message: String::new(),
         policy: Some(policy),
+        queue: false,
+        run_at: None,
+        force: false,
     };
     let id = super::start(&f.ctx, &caller, start).await.unwrap();
     let mut events = f

@@ -139,6 +139,23 @@ impl TryFrom<Environment> for EnvironmentSpec {
         if let Some(policy) = &env.rollout_policy {
             crate::policy::validate("environment.rollout_policy", policy)?;
         }
+        let gates = env.gates.clone().unwrap_or_default();
+        if gates.approvals_required > crate::deployment::MAX_REQUIRED {
+            return Err(InvalidField::new(
+                "environment.gates.approvals_required",
+                format!("must be at most {}", crate::deployment::MAX_REQUIRED),
+            ));
+        }
+        if gates.approval_expiry_seconds > crate::deployment::MAX_EXPIRY_SECONDS {
+            return Err(InvalidField::new(
+                "environment.gates.approval_expiry_seconds",
+                format!(
+                    "must be at most {} (30 days)",
+                    crate::deployment::MAX_EXPIRY_SECONDS
+                ),
+            ));
+        }
+        crate::windows::validate(&gates)?;
         Ok(Self(env))
     }
 }

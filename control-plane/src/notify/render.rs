@@ -56,6 +56,7 @@ fn deployment_event(item: &FeedItem) -> Option<&'static str> {
     let rollback = item.deployment_kind() == DeploymentKind::Rollback;
     match item.status() {
         DeploymentStatus::Pending => Some("deployment.started"),
+        DeploymentStatus::AwaitingApproval => Some("approval.requested"),
         DeploymentStatus::Succeeded if rollback => Some("deployment.rolled_back"),
         DeploymentStatus::Succeeded => Some("deployment.succeeded"),
         DeploymentStatus::Failed | DeploymentStatus::Interrupted => Some("deployment.failed"),
@@ -181,6 +182,18 @@ mod tests {
                 "message": "hook failed",
             })
         );
+    }
+
+    #[test]
+    fn a_deployment_awaiting_approval_is_approval_requested_and_a_queued_one_nothing() {
+        let item = |status: DeploymentStatus| FeedItem {
+            kind: FeedKind::Deployment as i32,
+            status: status as i32,
+            ..Default::default()
+        };
+        let awaiting = item(DeploymentStatus::AwaitingApproval);
+        assert_eq!(event(&awaiting), Some("approval.requested"));
+        assert_eq!(event(&item(DeploymentStatus::Queued)), None);
     }
 
     #[test]

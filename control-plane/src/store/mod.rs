@@ -16,6 +16,7 @@ pub mod identity;
 pub mod join_tokens;
 pub mod locks;
 pub mod notify;
+pub mod queue;
 pub mod releases;
 pub mod retention;
 pub mod revocations;
@@ -96,10 +97,13 @@ pub enum Tree {
     /// app \0 delivery id -> `WebhookDelivery`: deliveries handled, for
     /// idempotency
     WebhookDeliveries,
+    /// app \0 environment \0 be64(number) -> deployment id: the deployments
+    /// waiting before they start, oldest first
+    Queue,
 }
 
 impl Tree {
-    const ALL: [Tree; 29] = [
+    const ALL: [Tree; 30] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -129,6 +133,7 @@ impl Tree {
         Tree::Triggers,
         Tree::WebhookSecrets,
         Tree::WebhookDeliveries,
+        Tree::Queue,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -162,6 +167,7 @@ impl Tree {
             Tree::Triggers => "triggers",
             Tree::WebhookSecrets => "webhook_secrets",
             Tree::WebhookDeliveries => "webhook_deliveries",
+            Tree::Queue => "queue",
         }
     }
 

@@ -219,6 +219,11 @@ async fn deploy(
             target: Target::Ref(push.commit.clone()),
             message: limits::cut(&message(push), limits::MESSAGE).into_owned(),
             policy: None,
+            // The environment's gates apply: its queue, approvals, windows
+            // and freezes; a webhook never forces.
+            queue: false,
+            run_at: None,
+            force: false,
         };
         match deployment::start(ctx, &caller, start).await {
             Ok(id) => {

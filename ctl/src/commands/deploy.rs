@@ -10,7 +10,7 @@ use slipway_proto::control::v1::{DeployRequest, GetEnvironmentRequest, PlanDeplo
 
 use super::{
     drift::{self, RepairArgs},
-    follow::follow,
+    follow::{detach, follow},
     policy::PolicyArgs,
 };
 use crate::{
@@ -45,6 +45,21 @@ pub struct DeployArgs {
     /// files drifted
     #[arg(long, conflicts_with_all = ["git_ref", "release", "plan"])]
     pub repair: bool,
+    /// Print the deployment's id (with `-o json`: its record) and exit 0
+    /// at once; the deployment goes on (follow it with `slipctl watch ID`)
+    #[arg(long, conflicts_with_all = ["plan", "repair"])]
+    pub detach: bool,
+    /// While another deployment holds the lock, wait in the queue instead of
+    /// being refused (`slipctl queue` lists it, `slipctl cancel ID` cancels it)
+    #[arg(long)]
+    pub queue: bool,
+    /// Start at this time (UTC, e.g. 2026-12-01T02:00Z) instead of now; `slipctl queue`
+    /// lists it, `slipctl cancel ID` cancels it
+    #[arg(long, value_name = "TIME", value_parser = super::gates::parse_time)]
+    pub at: Option<pbjson_types::Timestamp>,
+    /// Deploy outside the environment's deploy windows or inside a freeze (admin; audited)
+    #[arg(long)]
+    pub force: bool,
     /// Policy for this deployment (default: the environment's)
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -92,6 +107,9 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
         release_id: args.release.clone().unwrap_or_default(),
         message: args.message.clone().unwrap_or_default(),
         policy,
+        queue: args.queue,
+        run_at: args.at,
+        force: args.force,
     };
     if args.plan {
         let plan = rpc(api
@@ -108,5 +126,8 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
     }
     let stream = rpc(api.deployments().deploy(request).await)?;
     let events = stream.map(|item| item.map(|response| response.event));
+    if args.detach {
+        return detach(&api, output, events).await;
+    }
     follow(&api, output, events, None, 0).await
 }

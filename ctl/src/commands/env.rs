@@ -46,6 +46,9 @@ pub struct CreateArgs {
     /// How deployments to it roll out
     #[command(flatten)]
     pub policy: super::policy::PolicyArgs,
+    /// What a deployment waits for before it starts
+    #[command(flatten)]
+    pub gates: super::gates::GatesArgs,
 }
 
 /// Runs an `env` subcommand.
@@ -58,6 +61,7 @@ pub async fn run(command: &EnvCommand, conn: &Connection, output: Output) -> any
                 description: args.description.clone().unwrap_or_default(),
                 created_at: None,
                 rollout_policy: Some(args.policy.apply(Default::default())),
+                gates: Some(args.gates.apply(Default::default())),
             };
             let request = CreateEnvironmentRequest {
                 environment: Some(environment),
@@ -90,6 +94,7 @@ pub async fn run(command: &EnvCommand, conn: &Connection, output: Output) -> any
                     args.policy
                         .apply(current.rollout_policy.unwrap_or_default()),
                 ),
+                gates: Some(args.gates.apply(current.gates.unwrap_or_default())),
                 ..current
             };
             let request = UpdateEnvironmentRequest {

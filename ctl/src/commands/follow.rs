@@ -224,3 +224,36 @@ fn finish(
         .into())
     }
 }
+
+/// Reads the first event of `events` (the control plane sends it once the
+/// deployment is recorded), prints the deployment's id (or, with `-o json`,
+/// its record) and returns at once: the deployment goes on in the control
+/// plane.
+pub(crate) async fn detach<S>(api: &Api, output: Output, events: S) -> anyhow::Result<ExitCode>
+where
+    S: Stream<Item = Result<Option<DeploymentEvent>, Status>>,
+{
+    let mut events = std::pin::pin!(events);
+    let first = loop {
+        match events.next().await {
+            Some(Ok(Some(event))) => break event,
+            Some(Ok(None)) => {}
+            Some(Err(status)) => return Err(RpcError(status).into()),
+            None => anyhow::bail!("the control plane ended the stream without sending any event"),
+        }
+    };
+    let deployment_id = first.deployment_id;
+    match output {
+        Output::Text => output::emit(&deployment_id)?,
+        Output::Json => {
+            let request = GetDeploymentRequest { deployment_id };
+            let response = api
+                .deployments()
+                .get_deployment(request)
+                .await
+                .map_err(RpcError)?;
+            output::json(&response.into_inner())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

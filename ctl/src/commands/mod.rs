@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod app;
+pub mod approve;
 pub mod audit;
 pub mod cancel;
 pub mod credentials;
@@ -13,6 +14,7 @@ pub mod drift;
 pub mod env;
 pub mod events;
 mod follow;
+pub mod gates;
 pub mod health;
 pub mod history;
 pub mod host;
@@ -20,6 +22,7 @@ pub mod lock;
 pub mod notify;
 pub mod pki;
 pub mod policy;
+pub mod queue;
 pub mod release;
 pub mod revoke;
 pub mod rollback;
@@ -87,6 +90,15 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             .await
             .map(|()| ExitCode::SUCCESS),
         Command::Events(args) => events::run(args, conn, output).await,
+        Command::Approve(args) => approve::approve(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Reject(args) => approve::reject(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
+        Command::Queue(args) => queue::run(args, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Notify(command) => notify::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),

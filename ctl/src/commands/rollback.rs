@@ -6,7 +6,7 @@ use clap::Args;
 use futures_util::StreamExt;
 use slipway_proto::control::v1::RollbackRequest;
 
-use super::follow::follow;
+use super::follow::{detach, follow};
 use crate::{
     cli::Output,
     connection::{Connection, rpc},
@@ -27,6 +27,14 @@ pub struct RollbackArgs {
     /// Why, recorded with the rollback
     #[arg(short, long)]
     pub message: Option<String>,
+    /// Print the rollback's id (with `-o json`: its record) and exit 0 at
+    /// once; it goes on (follow it with `slipctl watch ID`)
+    #[arg(long)]
+    pub detach: bool,
+    /// While another deployment holds the lock, wait in the queue instead of
+    /// being refused (`slipctl queue` lists it, `slipctl cancel ID` cancels it)
+    #[arg(long)]
+    pub queue: bool,
     /// Policy for this rollback (default: the environment's)
     #[command(flatten)]
     pub policy: super::policy::PolicyArgs,
@@ -46,8 +54,12 @@ pub async fn run(
         release_id: args.to.clone().unwrap_or_default(),
         message: args.message.clone().unwrap_or_default(),
         policy: super::deploy::policy_override(&api, &args.env, &args.policy).await?,
+        queue: args.queue,
     };
     let stream = rpc(api.deployments().rollback(request).await)?;
     let events = stream.map(|item| item.map(|response| response.event));
+    if args.detach {
+        return detach(&api, output, events).await;
+    }
     follow(&api, output, events, None, 0).await
 }

@@ -3,12 +3,14 @@
 use slipway_proto::{
     MAX_MESSAGE_BYTES,
     control::v1::{
-        app_service_client::AppServiceClient, audit_service_client::AuditServiceClient,
+        app_service_client::AppServiceClient, approval_service_client::ApprovalServiceClient,
+        audit_service_client::AuditServiceClient,
         deployment_service_client::DeploymentServiceClient,
         drift_service_client::DriftServiceClient,
         environment_service_client::EnvironmentServiceClient,
         feed_service_client::FeedServiceClient, host_service_client::HostServiceClient,
-        lock_service_client::LockServiceClient, release_service_client::ReleaseServiceClient,
+        lock_service_client::LockServiceClient, queue_service_client::QueueServiceClient,
+        release_service_client::ReleaseServiceClient,
     },
 };
 use tonic::transport::Channel;
@@ -51,4 +53,6 @@ clients! {
     "AuditService." audit: AuditServiceClient;
     "DriftService." drift: DriftServiceClient;
     "LockService." locks: LockServiceClient;
+    "QueueService." queue: QueueServiceClient;
+    "ApprovalService." approvals: ApprovalServiceClient;
 }

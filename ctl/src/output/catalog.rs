@@ -93,6 +93,10 @@ pub fn environment(env: &Environment, env_hosts: &[Host]) -> String {
             "rollout",
             crate::commands::policy::describe(&env.rollout_policy.unwrap_or_default()),
         ),
+        (
+            "gates",
+            crate::commands::gates::describe(&env.gates.clone().unwrap_or_default()),
+        ),
         ("hosts", env_hosts.len().to_string()),
     ]);
     if !env_hosts.is_empty() {

@@ -2,7 +2,8 @@
 //! deployment, the history table, and the fleet's live state.
 
 use slipway_proto::control::v1::{
-    Deployment, DeploymentEvent, DeploymentStatus, EventKind, HostDrift, HostState, LogLevel,
+    ApprovalDecision, Deployment, DeploymentEvent, DeploymentStatus, EventKind, HostDrift,
+    HostState, LogLevel,
 };
 
 use super::{
@@ -91,6 +92,9 @@ pub fn deployment(d: &Deployment) -> String {
         ("duration", duration(d)),
         ("error", d.error.clone()),
     ]);
+    if d.approvals_required > 0 || !d.approvals.is_empty() {
+        out.push_str(&approvals(d));
+    }
     if !d.hosts.is_empty() {
         out.push('\n');
         let mut table = Table::new(&["HOST", "STATUS", "STAGE", "PROGRESS", "SENT", "ERROR"]);
@@ -114,6 +118,36 @@ pub fn deployment(d: &Deployment) -> String {
     out
 }
 
+/// The approvals a deployment needed and the decisions on it.
+fn approvals(d: &Deployment) -> String {
+    let mut out = format!("approvals    {} required", d.approvals_required);
+    if d.approval_expires_at.is_some() {
+        out.push_str(&format!(
+            ", expires {}",
+            time(d.approval_expires_at.as_ref())
+        ));
+    }
+    out.push('\n');
+    for a in &d.approvals {
+        let decision = match (a.decision(), a.admin_override) {
+            (_, true) => "override",
+            (ApprovalDecision::Rejected, _) => "rejected",
+            _ => "approved",
+        };
+        out.push_str(&format!(
+            "  {decision} by {} at {}{}\n",
+            a.by,
+            time(a.at.as_ref()),
+            if a.message.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", a.message)
+            }
+        ));
+    }
+    out
+}
+
 /// Deployments as a history table, newest first.
 pub fn deployments(list: &[Deployment]) -> String {
     if list.is_empty() {
@@ -123,19 +157,41 @@ pub fn deployments(list: &[Deployment]) -> String {
         "ID", "KIND", "APP", "ENV", "RELEASE", "STATUS", "AUTHOR", "STARTED", "DURATION",
     ]);
     for d in list {
-        table.row(vec![
-            d.id.clone(),
-            kind_name(d.kind()).to_owned(),
-            d.app.clone(),
-            d.environment.clone(),
-            d.release.clone(),
-            status_name(d.status()).to_owned(),
-            d.author.clone(),
-            time(d.started_at.as_ref()),
-            duration(d),
-        ]);
+        let mut row = summary(d);
+        row.extend([time(d.started_at.as_ref()), duration(d)]);
+        table.row(row);
     }
     table.render()
+}
+
+/// The waiting deployments as a table, each with its place.
+pub fn queue(list: &[Deployment]) -> String {
+    if list.is_empty() {
+        return "no deployments wait\n".to_owned();
+    }
+    let mut table = Table::new(&[
+        "POS", "ID", "KIND", "APP", "ENV", "RELEASE", "STATUS", "AUTHOR", "QUEUED",
+    ]);
+    for d in list {
+        let mut row = vec![d.queue_position.to_string()];
+        row.extend(summary(d));
+        row.push(time(d.queued_at.as_ref()));
+        table.row(row);
+    }
+    table.render()
+}
+
+/// ID, kind, app, environment, release, status and author of a deployment.
+fn summary(d: &Deployment) -> Vec<String> {
+    vec![
+        d.id.clone(),
+        kind_name(d.kind()).to_owned(),
+        d.app.clone(),
+        d.environment.clone(),
+        d.release.clone(),
+        status_name(d.status()).to_owned(),
+        d.author.clone(),
+    ]
 }
 
 /// When an agent's certificate expires, marked at 30, 7 and 1 days left.

@@ -1,0 +1,43 @@
+//! The environment's deploy gates (queue, approvals) set for a test, and
+//! the audit trail's newest entries read back.
+
+use slipway_proto::{
+    control::v1::{
+        AuditEvent, DeployGates, Environment, GetEnvironmentRequest, ListAuditEventsRequest,
+        UpdateEnvironmentRequest,
+    },
+    identity::Role,
+};
+
+use crate::{Cluster, cluster::ENV};
+
+/// Replaces the gates of the cluster's environment as an admin.
+pub async fn set_gates(cluster: &Cluster, gates: DeployGates) {
+    let mut envs = cluster.environments(Role::Admin).await;
+    let env = envs
+        .get_environment(GetEnvironmentRequest { name: ENV.into() })
+        .await
+        .expect("get environment")
+        .into_inner()
+        .environment
+        .expect("environment");
+    let environment = Some(Environment {
+        gates: Some(gates),
+        ..env
+    });
+    envs.update_environment(UpdateEnvironmentRequest { environment })
+        .await
+        .expect("update environment");
+}
+
+/// The first page of the audit trail, newest first.
+pub async fn audit_events(cluster: &Cluster) -> Vec<AuditEvent> {
+    cluster
+        .audit()
+        .await
+        .list_audit_events(ListAuditEventsRequest::default())
+        .await
+        .expect("audit")
+        .into_inner()
+        .events
+}
