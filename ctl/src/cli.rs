@@ -1,7 +1,7 @@
 //! The command line: global flags and the tree of subcommands. Each
 //! subcommand's own flags live next to its code under `commands/`.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 use crate::{
     commands::{
@@ -10,6 +10,7 @@ use crate::{
         webhook,
     },
     connection::Connection,
+    output::Output,
 };
 
 /// slipctl: ship releases to your fleet with Slipway and roll them back.
@@ -44,16 +45,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Output format.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// Aligned tables and lines for people.
-    #[default]
-    Text,
-    /// Proto3 JSON, as grpcurl prints it.
-    Json,
 }
 
 /// The subcommands.

@@ -8,20 +8,22 @@
 pub mod cli;
 pub mod commands;
 pub mod connection;
+mod dispatch;
 pub mod output;
 pub mod pki;
 
 use std::process::ExitCode;
 
-pub use cli::{Cli, Command, Output};
+pub use cli::{Cli, Command};
 pub use connection::Connection;
+pub use output::Output;
 
 /// Runs the command and reports a failure on stderr: one line `error: ...`
 /// with every cause, and a `hint: ...` line when there is something to do.
 /// Exit codes: 0 success, 1 failure or a deployment that did not succeed
 /// (clap exits 2 on usage errors before this runs).
 pub async fn run(cli: Cli) -> ExitCode {
-    match commands::run(&cli).await {
+    match dispatch::run(&cli).await {
         Ok(code) => code,
         // `slipctl history | head`: the reader left; nothing to report. A
         // followed deployment's outcome is unknown then, so that is not a success.

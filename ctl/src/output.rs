@@ -16,6 +16,7 @@ use std::{
     sync::OnceLock,
 };
 
+use clap::ValueEnum;
 use serde::Serialize;
 use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus};
 
@@ -26,6 +27,16 @@ pub use health::health;
 pub use history::{audit_events, event_lines, mark, rollbacks, stats};
 pub use rollout::{locks, plan};
 pub use summary::environment_status;
+
+/// Output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned tables and lines for people.
+    #[default]
+    Text,
+    /// Proto3 JSON, as grpcurl prints it.
+    Json,
+}
 
 /// Writes `text` to stdout, adding a final newline when it lacks one.
 pub fn emit(text: &str) -> io::Result<()> {

@@ -10,9 +10,9 @@ use slipway_proto::control::v1::{
 use super::{activation::ActivationArgs, credentials::CredentialArgs};
 
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Applications.

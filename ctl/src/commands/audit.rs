@@ -9,9 +9,9 @@ use slipway_proto::control::v1::{ListAuditEventsRequest, VerifyAuditTrailRequest
 
 use super::{history::shell_word, times};
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Flags of `audit`.

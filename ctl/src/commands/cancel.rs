@@ -6,9 +6,9 @@ use clap::Args;
 use slipway_proto::control::v1::{CancelDeploymentRequest, DeploymentStatus};
 
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Flags of `cancel`.

@@ -14,9 +14,9 @@ use super::{
     policy::PolicyArgs,
 };
 use crate::{
-    cli::Output,
     connection::{Api, Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Flags of `deploy`.

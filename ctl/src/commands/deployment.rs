@@ -5,9 +5,9 @@ use slipway_proto::control::v1::{GetDeploymentRequest, ListDeploymentEventsReque
 
 use super::history::{shell_word, value_name};
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Deployments.

@@ -11,9 +11,9 @@ use tokio_stream::StreamExt;
 
 use super::follow::follow;
 use crate::{
-    cli::Output,
     connection::{Api, Connection, RpcError, rpc},
     output,
+    output::Output,
 };
 
 /// Flags of `drift`.

@@ -11,8 +11,8 @@ use slipway_proto::control::v1::{FeedItem, FeedKind, WatchEventsRequest};
 use tonic::Code;
 
 use crate::{
-    cli::Output,
     connection::{Connection, RpcError, rpc},
+    output::Output,
     output::{self, or_dash, status_name},
 };
 

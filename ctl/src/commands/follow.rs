@@ -10,9 +10,9 @@ use slipway_proto::control::v1::{
 use tonic::Status;
 
 use crate::{
-    cli::Output,
     connection::{Api, RpcError},
     output,
+    output::Output,
 };
 
 /// Exit code after Ctrl-C (128 + SIGINT).

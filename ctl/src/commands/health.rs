@@ -8,9 +8,9 @@ use slipway_proto::control::v1::GetHealthSeriesRequest;
 
 use super::times;
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Characters of a sparkline unless --step says otherwise.

@@ -6,9 +6,9 @@ use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus, ListDeploymen
 
 use super::times;
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Flags of `history`.

@@ -4,9 +4,9 @@ use clap::{Args, Subcommand};
 use slipway_proto::control::v1::{GetLockRequest, ListLocksRequest, ReleaseLockRequest};
 
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Deployment locks.

@@ -10,9 +10,9 @@ use slipway_proto::control::v1::{
 use tonic::transport::Channel;
 
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Notification webhooks.

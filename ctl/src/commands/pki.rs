@@ -12,9 +12,9 @@ use slipway_proto::revocation::RevocationList;
 
 use super::revoke::{self, RevokeArgs};
 use crate::{
-    cli::Output,
     connection::Connection,
     output,
+    output::Output,
     pki::{self, InitOptions, IssueOptions, Issued},
 };
 

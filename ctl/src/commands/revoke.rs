@@ -14,8 +14,8 @@ use slipway_proto::{
 };
 
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
+    output::Output,
     output::{self, Table},
 };
 

@@ -8,8 +8,8 @@ use slipway_proto::control::v1::RollbackRequest;
 
 use super::follow::{detach, follow};
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
+    output::Output,
 };
 
 /// Flags of `rollback`.

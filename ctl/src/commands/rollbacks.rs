@@ -5,9 +5,9 @@ use clap::Args;
 use slipway_proto::control::v1::GetRollbackTimelineRequest;
 
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Flags of `rollbacks`.

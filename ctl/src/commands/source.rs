@@ -9,9 +9,9 @@ use slipway_proto::control::v1::{
 
 use super::source_key::{self, KeyCommand};
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// App git sources.

@@ -9,9 +9,9 @@ use slipway_proto::control::v1::{
 };
 
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Deploy keys.

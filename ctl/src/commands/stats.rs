@@ -7,9 +7,9 @@ use slipway_proto::control::v1::{GetDeploymentStatsRequest, StatsPeriod};
 
 use super::times;
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// Flags of `stats`.

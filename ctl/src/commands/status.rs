@@ -5,9 +5,9 @@ use clap::Args;
 use slipway_proto::control::v1::{GetFleetStatusRequest, HostDrift, ListDriftFindingsRequest};
 
 use crate::{
-    cli::Output,
     connection::{Api, Connection, RpcError, rpc},
     output,
+    output::Output,
 };
 
 /// Flags of `status`.

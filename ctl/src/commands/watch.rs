@@ -8,8 +8,8 @@ use slipway_proto::control::v1::WatchDeploymentRequest;
 
 use super::follow::follow;
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
+    output::Output,
 };
 
 /// Flags of `watch`.

@@ -8,9 +8,9 @@ use slipway_proto::control::v1::{
 };
 
 use crate::{
-    cli::Output,
     connection::{Connection, rpc},
     output,
+    output::Output,
 };
 
 /// An app's webhook and auto-deploy settings.
