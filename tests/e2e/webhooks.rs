@@ -4,13 +4,15 @@
 //! `webhook/web`; a redelivery, a bad signature, a missing signature or
 //! delivery id and an unknown app are refused and start nothing; a push to
 //! a branch nobody deploys and a ping are acknowledged; GitLab's token and
-//! Gitea's signature are understood; the secret is never read back.
+//! Gitea's signature are understood; the secret is never read back. A push
+//! while the app is deploying is refused, or queued when the environment's
+//! gate says so, and runs once the lock is free.
 
 use slipway_control_plane::triggers::sender::github_signature;
 use slipway_proto::{
     control::v1::{
-        AuditEvent, GetTriggersRequest, ListAuditEventsRequest, RotateWebhookSecretRequest,
-        SetAutoDeployRequest, audit_service_client::AuditServiceClient,
+        AuditEvent, DeployGates, DeploymentStatus, GetTriggersRequest, ListAuditEventsRequest,
+        RotateWebhookSecretRequest, SetAutoDeployRequest, audit_service_client::AuditServiceClient,
         trigger_service_client::TriggerServiceClient,
     },
     identity::Role,
@@ -18,8 +20,10 @@ use slipway_proto::{
 use slipway_tests::{
     Cluster, assert_succeeded,
     cluster::{APP, ENV},
+    events::wait_for_event,
+    gates::set_gates,
     https::{Answer, WebClient},
-    slipctl,
+    slipctl, spec,
 };
 use tonic::{Code, transport::Channel};
 
@@ -50,6 +54,27 @@ async fn github(web: &WebClient, app: &str, secret: &str, delivery: &str, body: 
     web.post(&format!("/hooks/{app}"), &headers, body).await
 }
 
+/// Enables the app's webhook with `main` deployed to the environment;
+/// returns the secret.
+async fn enable(cluster: &Cluster) -> String {
+    let mut admin = triggers(cluster, Role::Admin).await;
+    let secret = admin
+        .rotate_webhook_secret(RotateWebhookSecretRequest { app: APP.into() })
+        .await
+        .expect("enable the webhook")
+        .into_inner()
+        .secret;
+    admin
+        .set_auto_deploy(SetAutoDeployRequest {
+            app: APP.into(),
+            environment: ENV.into(),
+            branch: "main".into(),
+        })
+        .await
+        .expect("auto-deploy main");
+    secret
+}
+
 async fn audit_trail(cluster: &Cluster) -> Vec<AuditEvent> {
     AuditServiceClient::new(cluster.channel(Role::Admin).await)
         .list_audit_events(ListAuditEventsRequest {
@@ -73,22 +98,8 @@ async fn a_signed_push_deploys_and_bad_deliveries_change_nothing() {
     let refused = github(&web, APP, "guess", "d-0", &body).await;
     assert_eq!(refused.status, 404, "{refused:?}");
 
-    let mut admin = triggers(&cluster, Role::Admin).await;
-    let secret = admin
-        .rotate_webhook_secret(RotateWebhookSecretRequest { app: APP.into() })
-        .await
-        .expect("enable the webhook")
-        .into_inner()
-        .secret;
+    let secret = enable(&cluster).await;
     assert_eq!(secret.len(), 64, "{secret}");
-    admin
-        .set_auto_deploy(SetAutoDeployRequest {
-            app: APP.into(),
-            environment: ENV.into(),
-            branch: "main".into(),
-        })
-        .await
-        .expect("auto-deploy main");
 
     // A signed push to main: the pushed commit is deployed, by the webhook.
     let commit = cluster.commit_text("v2");
@@ -227,7 +238,8 @@ async fn a_signed_push_deploys_and_bad_deliveries_change_nothing() {
         .await
         .expect_err("a deployer may not");
     assert_eq!(refused.code(), Code::PermissionDenied);
-    let bad_branch = admin
+    let bad_branch = triggers(&cluster, Role::Admin)
+        .await
         .set_auto_deploy(SetAutoDeployRequest {
             app: APP.into(),
             environment: ENV.into(),
@@ -236,5 +248,60 @@ async fn a_signed_push_deploys_and_bad_deliveries_change_nothing() {
         .await
         .expect_err("not a branch");
     assert_eq!(bad_branch.code(), Code::InvalidArgument);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_while_deploying_is_refused_or_queued_by_the_environments_gate() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    let web = WebClient::new(cluster.web_addr(), &cluster.pki.dir().join("ca.crt"));
+    let secret = enable(&cluster).await;
+    cluster.commit_text("v1");
+    let gate = cluster.hold_in_hook(1, spec::before_activate).await;
+    let mut holder = cluster.deploy_stream("main").await;
+    let mut seen = Vec::new();
+    wait_for_event(&mut holder, &mut seen, "web-2 holds", |e| {
+        e.host == "web-2" && e.message == "holding"
+    })
+    .await;
+
+    // Busy, no queue: refused, nothing started, the reason in the answer.
+    let commit = cluster.commit_text("v2");
+    let body = push("main", &commit);
+    let busy = github(&web, APP, &secret, "b-1", &body).await;
+    assert_eq!(busy.status, 409, "{busy:?}");
+    assert_eq!(busy.body["deployment_ids"], serde_json::json!([]));
+    let reason = busy.body["message"].as_str().unwrap_or_default();
+    assert!(reason.starts_with(&format!("{ENV}: ")), "{reason}");
+
+    // With the environment's queue: queued behind the holder, then run.
+    set_gates(
+        &cluster,
+        DeployGates {
+            queue: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let queued = github(&web, APP, &secret, "b-2", &body).await;
+    assert_eq!(queued.status, 202, "{queued:?}");
+    let id = queued.body["deployment_ids"][0]
+        .as_str()
+        .expect("a deployment id")
+        .to_owned();
+    assert_eq!(
+        cluster.deployment(&id).await.status(),
+        DeploymentStatus::Queued
+    );
+    std::fs::write(&gate, b"").expect("open the gate");
+    let (_, deployment) = cluster.watch(&id).await;
+    assert_succeeded(&deployment);
+    assert_eq!(deployment.commit, commit);
+    for agent in &cluster.agents {
+        assert_eq!(
+            agent.current().as_deref(),
+            Some(deployment.release.as_str())
+        );
+    }
     cluster.shutdown().await;
 }
