@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use slipway_proto::{
     control::v1::{
-        AppEnvironmentStatus, CreateReleaseRequest, GetEnvironmentStatusRequest,
-        GetEnvironmentStatusResponse, HealthCounts,
+        AppEnvironmentStatus, GetEnvironmentStatusRequest, GetEnvironmentStatusResponse,
+        HealthCounts,
     },
     identity::Role,
 };
@@ -93,18 +93,7 @@ async fn an_environment_summary_shows_the_release_its_hosts_their_health_and_wha
 
     // A release cut since, not deployed: listed.
     cluster.commit_text("v2");
-    let cut = cluster
-        .releases(Role::Deployer)
-        .await
-        .create_release(CreateReleaseRequest {
-            app: APP.into(),
-            git_ref: "main".into(),
-        })
-        .await
-        .expect("cut a release")
-        .into_inner()
-        .release
-        .expect("release");
+    let cut = cluster.cut_release("main").await.expect("cut a release");
 
     // An agent that stops: not answering now, down once sampled.
     let stopped = cluster.agents[1].server.take().expect("in-process agent");

@@ -9,7 +9,7 @@ use slipway_proto::{
         DeployRequest as AgentDeploy, FileEntry, FileKind, MissingObjectsRequest,
         UploadObjectsRequest, agent_service_client::AgentServiceClient,
     },
-    control::v1::{CreateReleaseRequest, DeployRequest, ListDeploymentsRequest},
+    control::v1::{DeployRequest, ListDeploymentsRequest},
     identity::Role,
 };
 use slipway_tests::assert_succeeded;
@@ -123,12 +123,7 @@ async fn symlink_escaping_the_release_is_refused() {
         .repo
         .commit("evil", &[Change::Link("evil", "../../../../etc")]);
     let status = cluster
-        .releases(Role::Deployer)
-        .await
-        .create_release(CreateReleaseRequest {
-            app: APP.into(),
-            git_ref: "main".into(),
-        })
+        .cut_release("main")
         .await
         .expect_err("a release with an escaping symlink");
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");

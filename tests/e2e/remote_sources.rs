@@ -8,8 +8,8 @@
 
 use slipway_proto::{
     control::v1::{
-        CreateReleaseRequest, FetchSourceRequest, GetAppRequest, GetSourceStatusRequest,
-        ListAppsRequest, ListAuditEventsRequest, SourceCredentials, SourceStatus, UpdateAppRequest,
+        FetchSourceRequest, GetAppRequest, GetSourceStatusRequest, ListAppsRequest,
+        ListAuditEventsRequest, SourceCredentials, SourceStatus, UpdateAppRequest,
         source_service_client::SourceServiceClient,
     },
     identity::Role,
@@ -233,12 +233,7 @@ async fn an_https_source_needs_the_right_credentials_and_never_shows_them() {
         fetch.error
     );
     let cut = cluster
-        .releases(Role::Deployer)
-        .await
-        .create_release(CreateReleaseRequest {
-            app: APP.into(),
-            git_ref: "main".into(),
-        })
+        .cut_release("main")
         .await
         .expect_err("wrong credentials");
     assert_eq!(cut.code(), Code::FailedPrecondition);

@@ -495,6 +495,23 @@ impl Cluster {
         gate
     }
 
+    /// Cuts a release of the app from `git_ref` as a deployer, without
+    /// deploying it; the refusal when it cannot be cut.
+    pub async fn cut_release(
+        &self,
+        git_ref: &str,
+    ) -> Result<slipway_proto::control::v1::Release, tonic::Status> {
+        let answer = self
+            .releases(Role::Deployer)
+            .await
+            .create_release(slipway_proto::control::v1::CreateReleaseRequest {
+                app: APP.into(),
+                git_ref: git_ref.into(),
+            })
+            .await?;
+        Ok(answer.into_inner().release.expect("a release"))
+    }
+
     /// Deploys `git_ref` as admin and collects the whole event stream and the
     /// final record.
     pub async fn deploy(&self, git_ref: &str) -> (Vec<DeploymentEvent>, Deployment) {
