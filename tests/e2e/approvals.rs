@@ -148,7 +148,7 @@ async fn another_operator_approves_the_requester_cannot_and_decisions_are_audite
         .expect_err("no longer pending");
     assert_eq!(again.code(), Code::FailedPrecondition);
 
-    let audit = gates::audit_events(&cluster).await;
+    let audit = cluster.audit_trail().await;
     let decisions: Vec<_> = audit
         .iter()
         .filter(|e| e.method.ends_with("ApprovalService/ApproveDeployment"))
@@ -234,7 +234,7 @@ async fn an_admin_override_releases_it_and_is_audited() {
         "{events:?}"
     );
     assert_succeeded(&cluster.deployment(&id).await);
-    let audit = gates::audit_events(&cluster).await;
+    let audit = cluster.audit_trail().await;
     assert!(
         audit
             .iter()

@@ -6,10 +6,7 @@
 use std::path::Path;
 
 use slipway_proto::{
-    control::v1::{
-        AddHostRequest, GetFleetStatusRequest, Host, ListAuditEventsRequest,
-        RenewAgentCertificateRequest,
-    },
+    control::v1::{AddHostRequest, GetFleetStatusRequest, Host, RenewAgentCertificateRequest},
     identity::Role,
     tls::{Peer, TlsPaths},
 };
@@ -143,14 +140,7 @@ async fn a_host_enrolls_from_an_empty_directory_and_takes_a_deploy() {
     );
 
     // Every attempt is in the audit trail: one success, three refusals.
-    let trail = cluster
-        .audit()
-        .await
-        .list_audit_events(ListAuditEventsRequest::default())
-        .await
-        .expect("audit")
-        .into_inner()
-        .events;
+    let trail = cluster.audit_trail().await;
     let attempts: Vec<_> = trail
         .iter()
         .filter(|e| e.method.ends_with("EnrollmentService/EnrollAgent"))

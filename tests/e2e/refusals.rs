@@ -5,7 +5,7 @@ use slipway_proto::{
     agent::v1::{GetStatusRequest, agent_service_client::AgentServiceClient},
     control::v1::{
         AddHostRequest, CreateEnvironmentRequest, DeployRequest, DeploymentStatus, Environment,
-        Host, ListAppsRequest, ListAuditEventsRequest, ListDeploymentsRequest, ListHostsRequest,
+        Host, ListAppsRequest, ListDeploymentsRequest, ListHostsRequest,
         app_service_client::AppServiceClient,
     },
     identity::Role,
@@ -136,14 +136,7 @@ async fn connections_without_a_valid_operator_certificate_are_refused() {
     let hex = fingerprint.trim_start_matches("SHA256:").to_owned();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let entry = loop {
-        let trail = cluster
-            .audit()
-            .await
-            .list_audit_events(ListAuditEventsRequest::default())
-            .await
-            .expect("audit")
-            .into_inner()
-            .events;
+        let trail = cluster.audit_trail().await;
         if let Some(entry) = trail.into_iter().find(|e| e.certificate_sha256 == hex) {
             break entry;
         }

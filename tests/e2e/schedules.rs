@@ -203,7 +203,7 @@ async fn outside_a_window_or_inside_a_freeze_only_an_admin_forces_a_deploy() {
     let (_, d) = cluster.watch(&first.deployment_id).await;
     assert_succeeded(&d);
     assert!(d.forced);
-    let audit = gates::audit_events(&cluster).await;
+    let audit = cluster.audit_trail().await;
     assert!(
         audit
             .iter()

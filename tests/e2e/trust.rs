@@ -5,10 +5,9 @@ use std::time::{Duration, Instant};
 
 use slipway_proto::{
     control::v1::{
-        AddHostRequest, DeploymentStatus, Host, ListAppsRequest, ListAuditEventsRequest,
-        ListRevocationsRequest, RemoveHostRequest, RevokeCertificateRequest,
-        WatchDeploymentRequest, app_service_client::AppServiceClient,
-        certificate_service_client::CertificateServiceClient,
+        AddHostRequest, DeploymentStatus, Host, ListAppsRequest, ListRevocationsRequest,
+        RemoveHostRequest, RevokeCertificateRequest, WatchDeploymentRequest,
+        app_service_client::AppServiceClient, certificate_service_client::CertificateServiceClient,
         deployment_service_client::DeploymentServiceClient,
     },
     identity::Role,
@@ -257,14 +256,7 @@ async fn a_revoked_operator_is_refused_on_its_open_connection_and_on_new_ones() 
     assert_eq!(list[0].fingerprint, fingerprint);
     assert_eq!(list[0].revoked_by, "admin/admin");
     assert_eq!(list[1].identity, "viewer/viewer-op");
-    let trail = cluster
-        .audit()
-        .await
-        .list_audit_events(ListAuditEventsRequest::default())
-        .await
-        .expect("audit")
-        .into_inner()
-        .events;
+    let trail = cluster.audit_trail().await;
     let revokes: Vec<_> = trail
         .iter()
         .filter(|e| e.method.ends_with("CertificateService/RevokeCertificate"))

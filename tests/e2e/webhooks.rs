@@ -11,9 +11,8 @@
 use slipway_control_plane::triggers::sender::github_signature;
 use slipway_proto::{
     control::v1::{
-        AuditEvent, DeployGates, DeploymentStatus, GetTriggersRequest, ListAuditEventsRequest,
-        RotateWebhookSecretRequest, SetAutoDeployRequest, audit_service_client::AuditServiceClient,
-        trigger_service_client::TriggerServiceClient,
+        DeployGates, DeploymentStatus, GetTriggersRequest, RotateWebhookSecretRequest,
+        SetAutoDeployRequest, trigger_service_client::TriggerServiceClient,
     },
     identity::Role,
 };
@@ -73,18 +72,6 @@ async fn enable(cluster: &Cluster) -> String {
         .await
         .expect("auto-deploy main");
     secret
-}
-
-async fn audit_trail(cluster: &Cluster) -> Vec<AuditEvent> {
-    AuditServiceClient::new(cluster.channel(Role::Admin).await)
-        .list_audit_events(ListAuditEventsRequest {
-            page_size: 100,
-            ..Default::default()
-        })
-        .await
-        .expect("audit trail")
-        .into_inner()
-        .events
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +193,7 @@ async fn a_signed_push_deploys_and_bad_deliveries_change_nothing() {
         shown.deliveries[2].deployment_ids,
         std::slice::from_ref(&id)
     );
-    let trail = audit_trail(&cluster).await;
+    let trail = cluster.audit_trail().await;
     let by_webhook: Vec<(&str, &str)> = trail
         .iter()
         .filter(|e| e.actor == "webhook/web")

@@ -435,6 +435,17 @@ impl Cluster {
         )
     }
 
+    /// The first page of the audit trail, newest first, read as an admin.
+    pub async fn audit_trail(&self) -> Vec<slipway_proto::control::v1::AuditEvent> {
+        self.audit()
+            .await
+            .list_audit_events(slipway_proto::control::v1::ListAuditEventsRequest::default())
+            .await
+            .expect("the audit trail")
+            .into_inner()
+            .events
+    }
+
     async fn register(&self, activation: Option<ActivationSpec>, keep: u32) {
         let mut apps = self.apps(Role::Admin).await;
         apps.create_app(CreateAppRequest {

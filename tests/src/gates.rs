@@ -1,11 +1,7 @@
-//! The environment's deploy gates (queue, approvals) set for a test, and
-//! the audit trail's newest entries read back.
+//! The environment's deploy gates (queue, approvals) set for a test.
 
 use slipway_proto::{
-    control::v1::{
-        AuditEvent, DeployGates, Environment, GetEnvironmentRequest, ListAuditEventsRequest,
-        UpdateEnvironmentRequest,
-    },
+    control::v1::{DeployGates, Environment, GetEnvironmentRequest, UpdateEnvironmentRequest},
     identity::Role,
 };
 
@@ -28,16 +24,4 @@ pub async fn set_gates(cluster: &Cluster, gates: DeployGates) {
     envs.update_environment(UpdateEnvironmentRequest { environment })
         .await
         .expect("update environment");
-}
-
-/// The first page of the audit trail, newest first.
-pub async fn audit_events(cluster: &Cluster) -> Vec<AuditEvent> {
-    cluster
-        .audit()
-        .await
-        .list_audit_events(ListAuditEventsRequest::default())
-        .await
-        .expect("audit")
-        .into_inner()
-        .events
 }
