@@ -3,7 +3,10 @@
 
 use std::{fmt, path::PathBuf};
 
-use slipway_proto::tls::{self, ConnectError, Peer, TlsError, TlsMaterial, TlsPaths};
+use rustls::pki_types::UnixTime;
+use slipway_proto::tls::{
+    self, CertificateProblem, ConnectError, Peer, TlsError, TlsMaterial, TlsPaths,
+};
 use tonic::{Code, Status, transport::Channel};
 
 pub use self::api::Api;
@@ -122,6 +125,8 @@ impl Connection {
     pub async fn channel(&self) -> anyhow::Result<Channel> {
         let paths = self.tls_paths()?;
         let material = TlsMaterial::load(&paths)?;
+        // What a handshake would only say as an alert, said plainly first.
+        material.check_own(UnixTime::now())?;
         let channel = tls::endpoint(&self.endpoint, Peer::ControlPlane, &material)?
             .server_name(self.server_name())?
             .connect()
@@ -259,37 +264,100 @@ fn deployment_id_in(message: &str) -> Option<&str> {
     None
 }
 
+/// Hints for transport failures, by what the TLS error names; the first
+/// match wins, so the specific come before the general.
+fn certificate_hint(chain: &str, endpoint: &str) -> Option<String> {
+    const RENEW_OURS: &str = "an admin issues a new one with `slipctl pki issue operator NAME \
+                              --role ROLE --dir DIR`";
+    let hint = if chain.contains("expected a control plane") {
+        format!(
+            "{endpoint} is not a control plane (is it an agent's address?); point --endpoint \
+             at the control plane"
+        )
+    } else if chain.contains("is revoked") || chain.contains("are revoked") {
+        "the control plane's certificate is revoked; ask an admin for its new one".into()
+    } else if chain.contains("CertificateRevoked") {
+        format!("the control plane refused your certificate as revoked; {RENEW_OURS}")
+    } else if chain.contains("CertificateExpired") {
+        format!(
+            "the control plane says your certificate has expired (check this machine's clock \
+             with `date -u`); {RENEW_OURS}"
+        )
+    } else if chain.contains("received fatal alert") {
+        "the control plane refused your certificate: it is not signed by a CA the control plane \
+         trusts; use an operator certificate of its CA (check with `slipctl pki list --dir DIR`)"
+            .into()
+    } else if [
+        "connection closed",
+        "connection reset",
+        "broken pipe",
+        "operation was canceled",
+    ]
+    .iter()
+    .any(|closed| chain.to_lowercase().contains(closed))
+    {
+        // TLS 1.3: the client's certificate is judged after the handshake
+        // completes on its side, so a refusal can arrive as a bare close.
+        "the control plane closed the connection: most often it refused your certificate (signed \
+         by a CA it does not trust, or revoked); check it with `slipctl pki list --dir DIR`"
+            .into()
+    } else if chain.contains("UnknownIssuer") || chain.contains("BadSignature") {
+        "the control plane's certificate is not signed by your CA; check --ca / --pki-dir".into()
+    } else if chain.contains("NotValidYet") {
+        "the control plane's certificate is not valid yet: check both machines' clocks".into()
+    } else if chain.contains("Expired") {
+        "the control plane's certificate has expired; an admin renews it with `slipctl pki \
+         issue control-plane --dir DIR --force` and sends the control plane SIGHUP"
+            .into()
+    } else {
+        return None;
+    };
+    Some(hint)
+}
+
+/// What to do about unusable local certificate files.
+fn tls_error_hint(err: &TlsError) -> String {
+    let renew = "an admin issues a new one with `slipctl pki issue operator NAME --role ROLE \
+                 --dir DIR`";
+    match err {
+        TlsError::Unusable { problem, .. } => match problem {
+            CertificateProblem::Expired { .. } => format!("your certificate has expired; {renew}"),
+            CertificateProblem::NotYetValid { .. } => {
+                "check this machine's clock with `date -u`; the certificate is valid from the \
+                 time shown"
+                    .into()
+            }
+            CertificateProblem::ForeignCa { .. } => {
+                "--cert and --ca come from different CAs: use the certificate and ca.crt of the \
+                 same `slipctl pki` directory (list it with `slipctl pki list --dir DIR`)"
+                    .into()
+            }
+            CertificateProblem::Other(_) => format!("the certificate cannot be used; {renew}"),
+        },
+        TlsError::Invalid { reason, .. } if reason.contains("does not match its private key") => {
+            "--key is not the key of --cert: pass the .key file written beside the certificate"
+                .into()
+        }
+        _ => PKI_INIT_HINT.into(),
+    }
+}
+
+const PKI_INIT_HINT: &str = "make certificates with `slipctl pki init --dir DIR`, then pass \
+                             --pki-dir DIR or set SLIPWAY_PKI_DIR";
+
+/// Whether `cause` says the control plane could not be reached or trusted
+/// (as opposed to a refusal from it).
+pub fn is_connection_error(cause: &(dyn std::error::Error + 'static)) -> bool {
+    cause.is::<MissingCredentials>()
+        || cause.is::<TlsError>()
+        || cause.is::<ConnectError>()
+        || cause.is::<tonic::transport::Error>()
+}
+
 /// The hint for any error a command returned, looking through its causes.
 pub fn error_hint(err: &anyhow::Error, conn: &Connection) -> Option<String> {
     let chain = format!("{err:#}");
-    let certificate_problem = || {
-        if chain.contains("expected a control plane") {
-            Some(format!(
-                "{} is not a control plane (is it an agent's address?); point --endpoint at \
-                 the control plane",
-                conn.endpoint
-            ))
-        } else if chain.contains("is revoked") || chain.contains("are revoked") {
-            Some("the control plane's certificate is revoked; ask an admin for its new one".into())
-        } else if chain.contains("UnknownIssuer") || chain.contains("BadSignature") {
-            Some(
-                "the control plane's certificate is not signed by your CA; check --ca / --pki-dir"
-                    .to_owned(),
-            )
-        } else if chain.contains("received fatal alert") {
-            Some(
-                "the control plane refused your certificate; use an operator certificate signed \
-                 by its CA (check with `slipctl pki list --dir DIR`)"
-                    .to_owned(),
-            )
-        } else if chain.contains("Expired") {
-            Some(
-                "a certificate has expired; list them with `slipctl pki list --dir DIR`".to_owned(),
-            )
-        } else {
-            None
-        }
-    };
+    let certificate_problem = || certificate_hint(&chain, &conn.endpoint);
     for cause in err.chain() {
         if let Some(lost) = cause.downcast_ref::<crate::commands::StreamLost>() {
             return Some(format!(
@@ -306,12 +374,11 @@ pub fn error_hint(err: &anyhow::Error, conn: &Connection) -> Option<String> {
         if let Some(ConnectError::Transport { .. }) = cause.downcast_ref::<ConnectError>() {
             return certificate_problem().or_else(|| Some(unavailable_hint(&conn.endpoint)));
         }
-        if cause.is::<MissingCredentials>() || cause.is::<TlsError>() {
-            return Some(
-                "make certificates with `slipctl pki init --dir DIR`, then pass --pki-dir DIR \
-                 or set SLIPWAY_PKI_DIR"
-                    .to_owned(),
-            );
+        if let Some(err) = cause.downcast_ref::<TlsError>() {
+            return Some(tls_error_hint(err));
+        }
+        if cause.is::<MissingCredentials>() {
+            return Some(PKI_INIT_HINT.into());
         }
     }
     None

@@ -1,8 +1,7 @@
 //! Runs the subcommand a command line names: each subcommand's `run`,
-//! with the exit code of those that decide one (a deployment that did not
-//! succeed exits 1).
+//! with the exit code of those that decide one (see [`crate::exit`]).
 
-use std::process::ExitCode;
+use crate::exit::Exit;
 
 use crate::{
     cli::{Cli, Command},
@@ -10,75 +9,65 @@ use crate::{
 };
 
 /// Runs the command `cli` names. `Ok` carries the exit code of a command
-/// that decides it (a deployment that did not succeed exits 1).
-pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+/// that decides it ([`Exit`]).
+pub async fn run(cli: &Cli) -> anyhow::Result<Exit> {
     let conn = &cli.conn;
     let output = cli.output;
     match &cli.command {
         Command::Pki(command) => pki::run(command, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
         Command::App(command) => app::run(command, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
         Command::Env(command) => env::run(command, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
         Command::Host(command) => host::run(command, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
         Command::Release(command) => release::run(command, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
         Command::Deploy(args) => deploy::run(args, conn, output).await,
         Command::Rollback(args) => rollback::run(args, conn, output).await,
         Command::Watch(args) => watch::run(args, conn, output).await,
         Command::Drift(args) => drift::run(args, conn, output).await,
-        Command::Status(args) => status::run(args, conn, output)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+        Command::Status(args) => status::run(args, conn, output).await,
         Command::Health(args) => health::run(args, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
         Command::History(args) => history::run(args, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
         Command::Deployment(command) => deployment::run(command, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
         Command::Rollbacks(args) => rollbacks::run(args, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
-        Command::Stats(args) => stats::run(args, conn, output)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
+        Command::Stats(args) => stats::run(args, conn, output).await.map(|()| Exit::Success),
         Command::Audit(args) => audit::run(args, conn, output).await,
         Command::Cancel(args) => cancel::run(args, conn, output).await,
         Command::Lock(command) => lock::run(command, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
         Command::Events(args) => events::run(args, conn, output).await,
         Command::Approve(args) => approve::approve(args, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
         Command::Reject(args) => approve::reject(args, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
-        Command::Queue(args) => queue::run(args, conn, output)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
+        Command::Queue(args) => queue::run(args, conn, output).await.map(|()| Exit::Success),
         Command::Notify(command) => notify::run(command, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
+            .map(|()| Exit::Success),
         Command::Webhook(command) => webhook::run(command, conn, output)
             .await
-            .map(|()| ExitCode::SUCCESS),
-        Command::Source(command) => source::run(command, conn, output).await.map(|ok| {
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }),
+            .map(|()| Exit::Success),
+        Command::Source(command) => source::run(command, conn, output)
+            .await
+            .map(Exit::success_if),
     }
 }

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod connection;
 mod dispatch;
+pub mod exit;
 pub mod output;
 pub mod pki;
 
@@ -16,29 +17,31 @@ use std::process::ExitCode;
 
 pub use cli::{Cli, Command};
 pub use connection::Connection;
+pub use exit::Exit;
 pub use output::Output;
 
 /// Runs the command and reports a failure on stderr: one line `error: ...`
 /// with every cause, and a `hint: ...` line when there is something to do.
-/// Exit codes: 0 success, 1 failure or a deployment that did not succeed
-/// (clap exits 2 on usage errors before this runs).
+/// The exit code is an [`Exit`] (clap exits 2 on usage errors before this
+/// runs).
 pub async fn run(cli: Cli) -> ExitCode {
-    match dispatch::run(&cli).await {
-        Ok(code) => code,
+    let exit = match dispatch::run(&cli).await {
+        Ok(exit) => exit,
         // `slipctl history | head`: the reader left; nothing to report. A
         // followed deployment's outcome is unknown then, so that is not a success.
         Err(err) if is_broken_pipe(&err) => match cli.command {
-            Command::Deploy(_) | Command::Rollback(_) | Command::Watch(_) => ExitCode::FAILURE,
-            _ => ExitCode::SUCCESS,
+            Command::Deploy(_) | Command::Rollback(_) | Command::Watch(_) => Exit::DeploymentFailed,
+            _ => Exit::Success,
         },
         Err(err) => {
             eprintln!("error: {}", error_line(&err));
             if let Some(hint) = connection::error_hint(&err, &cli.conn) {
                 eprintln!("hint: {hint}");
             }
-            ExitCode::FAILURE
+            Exit::of_error(&err)
         }
-    }
+    };
+    exit.into()
 }
 
 /// The error and its causes on one line, like `{err:#}`, but without the
@@ -57,11 +60,12 @@ pub fn error_line(err: &anyhow::Error) -> String {
     parts.join(": ")
 }
 
+/// The reader of stdout left; a broken pipe of a socket is not this.
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|cause| {
         cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .downcast_ref::<output::StdoutError>()
+            .is_some_and(output::StdoutError::reader_left)
     })
 }
 

@@ -39,13 +39,30 @@ pub enum Output {
 }
 
 /// Writes `text` to stdout, adding a final newline when it lacks one.
-pub fn emit(text: &str) -> io::Result<()> {
+pub fn emit(text: &str) -> Result<(), StdoutError> {
     let mut out = io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    if !text.ends_with('\n') {
-        out.write_all(b"\n")?;
+    let mut write = || {
+        out.write_all(text.as_bytes())?;
+        if !text.ends_with('\n') {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    };
+    write().map_err(StdoutError)
+}
+
+/// Writing to stdout failed. Only this error, with
+/// [`StdoutError::reader_left`], means the reader of a pipe left: a broken
+/// pipe anywhere else (a TLS socket the control plane closed) is a failure.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to stdout")]
+pub struct StdoutError(#[source] pub io::Error);
+
+impl StdoutError {
+    /// `slipctl history | head`: the reader closed the pipe.
+    pub fn reader_left(&self) -> bool {
+        self.0.kind() == io::ErrorKind::BrokenPipe
     }
-    out.flush()
 }
 
 /// Writes `value` as pretty proto3 JSON.

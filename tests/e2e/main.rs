@@ -10,6 +10,7 @@ mod approvals;
 mod audit;
 mod bad_input;
 mod ca_rotation;
+mod cli_errors;
 mod crash;
 mod deploy;
 mod deploy_keys;

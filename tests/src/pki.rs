@@ -81,6 +81,39 @@ impl TestPki {
         paths
     }
 
+    /// An operator certificate of `role` named `name`, valid from
+    /// `not_before` to `not_after` (in the past or the future, which
+    /// `slipctl pki` never issues), signed by this CA.
+    pub fn operator_valid(
+        &self,
+        name: &str,
+        role: Role,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> TlsPaths {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, Issuer, KeyPair, SanType};
+        let read = |name: &str| std::fs::read_to_string(self.file(name)).expect("CA file");
+        let ca_key = KeyPair::from_pem(&read("ca.key")).expect("CA key");
+        let issuer = Issuer::from_ca_cert_pem(&read("ca.crt"), ca_key).expect("CA");
+        let identity = slipway_proto::identity::Identity::Operator {
+            name: name.to_owned(),
+            role,
+        };
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.not_before = not_before;
+        params.not_after = not_after;
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params
+            .subject_alt_names
+            .push(SanType::URI(identity.uri().try_into().expect("URI")));
+        let key = KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &issuer).expect("sign");
+        let paths = self.paths(&format!("operator-{name}"));
+        std::fs::write(&paths.cert, cert.pem()).expect("write certificate");
+        std::fs::write(&paths.key, key.serialize_pem()).expect("write key");
+        paths
+    }
+
     /// Loads PEM material.
     pub fn material(paths: &TlsPaths) -> TlsMaterial {
         TlsMaterial::load(paths).expect("load PEM files")

@@ -1,7 +1,7 @@
 //! `slipctl audit`: the trail of every mutating call, newest first, and
 //! `slipctl audit verify`, which checks its hash chain (admin).
 
-use std::process::ExitCode;
+use crate::exit::Exit;
 
 use clap::{Args, Subcommand};
 use pbjson_types::Timestamp;
@@ -51,14 +51,14 @@ pub enum AuditCommand {
 }
 
 /// Runs `audit` or `audit verify`.
-pub async fn run(args: &AuditArgs, conn: &Connection, output: Output) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &AuditArgs, conn: &Connection, output: Output) -> anyhow::Result<Exit> {
     match args.command {
         Some(AuditCommand::Verify) => verify(conn, output).await,
-        None => list(args, conn, output).await.map(|()| ExitCode::SUCCESS),
+        None => list(args, conn, output).await.map(|()| Exit::Success),
     }
 }
 
-async fn verify(conn: &Connection, output: Output) -> anyhow::Result<ExitCode> {
+async fn verify(conn: &Connection, output: Output) -> anyhow::Result<Exit> {
     let request = VerifyAuditTrailRequest {};
     let response = rpc(conn.api().await?.audit().verify_audit_trail(request).await)?;
     match output {
@@ -73,9 +73,9 @@ async fn verify(conn: &Connection, output: Output) -> anyhow::Result<ExitCode> {
         ))?,
     }
     Ok(if response.broken_sequence == 0 {
-        ExitCode::SUCCESS
+        Exit::Success
     } else {
-        ExitCode::FAILURE
+        Exit::Failure
     })
 }
 

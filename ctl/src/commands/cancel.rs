@@ -1,6 +1,6 @@
 //! `slipctl cancel`: stop a running deployment.
 
-use std::process::ExitCode;
+use crate::exit::Exit;
 
 use clap::Args;
 use slipway_proto::control::v1::{CancelDeploymentRequest, DeploymentStatus};
@@ -26,7 +26,7 @@ pub struct CancelArgs {
 
 /// Asks the control plane to stop the deployment and waits until nothing
 /// of it runs any more; exits 1 unless it ended cancelled.
-pub async fn run(args: &CancelArgs, conn: &Connection, output: Output) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &CancelArgs, conn: &Connection, output: Output) -> anyhow::Result<Exit> {
     let api = conn.api().await?;
     let response = rpc(api
         .deployments()
@@ -42,8 +42,8 @@ pub async fn run(args: &CancelArgs, conn: &Connection, output: Output) -> anyhow
         Output::Text => output::emit(&output::deployment(&deployment))?,
     }
     Ok(if deployment.status == DeploymentStatus::Cancelled as i32 {
-        ExitCode::SUCCESS
+        Exit::Success
     } else {
-        ExitCode::FAILURE
+        Exit::Failure
     })
 }

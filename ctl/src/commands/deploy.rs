@@ -2,7 +2,7 @@
 //! (`--plan`) print what it would do, or (`--repair`) put the recorded
 //! release back on the hosts that drifted from it.
 
-use std::process::ExitCode;
+use crate::exit::Exit;
 
 use clap::Args;
 use futures_util::StreamExt;
@@ -88,7 +88,7 @@ pub async fn policy_override(
 
 /// Starts the deployment and prints its events until it finishes; exits 1
 /// unless it succeeded.
-pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow::Result<Exit> {
     let api = conn.api().await?;
     let policy = policy_override(&api, &args.env, &args.policy).await?;
     if args.repair {
@@ -122,7 +122,7 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
             Output::Json => output::json(&plan)?,
             Output::Text => output::emit(&output::plan(&plan))?,
         }
-        return Ok(ExitCode::SUCCESS);
+        return Ok(Exit::Success);
     }
     let stream = rpc(api.deployments().deploy(request).await)?;
     let events = stream.map(|item| item.map(|response| response.event));

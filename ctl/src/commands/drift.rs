@@ -1,7 +1,9 @@
 //! `slipctl drift`: check an environment's hosts for drift now; and the
 //! repair that `slipctl deploy --repair` starts and follows.
 
-use std::{collections::BTreeSet, process::ExitCode};
+use std::collections::BTreeSet;
+
+use crate::exit::Exit;
 
 use clap::Args;
 use slipway_proto::control::v1::{
@@ -29,7 +31,7 @@ pub struct DriftArgs {
 
 /// Checks now and prints one row per host and app; exits 1 when any
 /// drifted (unknown hosts alone do not change the exit code).
-pub async fn run(args: &DriftArgs, conn: &Connection, output: Output) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &DriftArgs, conn: &Connection, output: Output) -> anyhow::Result<Exit> {
     let api = conn.api().await?;
     let report = check(&api, &args.env, args.app.as_deref().unwrap_or_default()).await?;
     match output {
@@ -44,9 +46,9 @@ pub async fn run(args: &DriftArgs, conn: &Connection, output: Output) -> anyhow:
         }
     }
     Ok(if report.drifted > 0 {
-        ExitCode::FAILURE
+        Exit::Failure
     } else {
-        ExitCode::SUCCESS
+        Exit::Success
     })
 }
 
@@ -73,7 +75,7 @@ pub struct RepairArgs<'a> {
 /// Repairs the app (or, in turn, every app with a host to repair): prints
 /// the check, then follows the repair deployment. Exits 0 when nothing
 /// needed a repair or every repair succeeded.
-pub async fn repair(api: &Api, args: RepairArgs<'_>, output: Output) -> anyhow::Result<ExitCode> {
+pub async fn repair(api: &Api, args: RepairArgs<'_>, output: Output) -> anyhow::Result<Exit> {
     let apps: Vec<String> = match args.app {
         Some(app) => vec![app.to_owned()],
         None => check(api, args.env, "")
@@ -122,9 +124,9 @@ pub async fn repair(api: &Api, args: RepairArgs<'_>, output: Output) -> anyhow::
         }
         let events = stream.map(|item| item.map(|response| response.event));
         let code = follow(api, output, events, Some(id), 0).await?;
-        if code != ExitCode::SUCCESS {
+        if code != Exit::Success {
             return Ok(code);
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

@@ -3,7 +3,9 @@
 //! "fell behind" it resumes after the last cursor it printed: no gap, no
 //! duplicate.
 
-use std::{process::ExitCode, time::Duration};
+use std::time::Duration;
+
+use crate::exit::Exit;
 
 use clap::{Args, ValueEnum};
 use futures_util::StreamExt;
@@ -67,7 +69,7 @@ pub struct EventsArgs {
 }
 
 /// Prints the feed; with `--follow`, until interrupted.
-pub async fn run(args: &EventsArgs, conn: &Connection, output: Output) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &EventsArgs, conn: &Connection, output: Output) -> anyhow::Result<Exit> {
     let mut cursor = args.after;
     let mut from_now = args.now;
     let mut quiet = 0;
@@ -101,7 +103,7 @@ pub async fn run(args: &EventsArgs, conn: &Connection, output: Output) -> anyhow
             anyhow::Ok(printed)
         };
         match watched.await {
-            Ok(_) if !args.follow => return Ok(ExitCode::SUCCESS),
+            Ok(_) if !args.follow => return Ok(Exit::Success),
             Ok(true) => quiet = 0,
             Ok(false) => quiet += 1,
             Err(err) if args.follow && is_transient(&err) => {

@@ -1,7 +1,9 @@
 //! Following a deployment's event stream, shared by `deploy`, `rollback` and
 //! `watch`: print each event as it arrives, then the deployment's summary.
 
-use std::{fmt, process::ExitCode};
+use std::fmt;
+
+use crate::exit::Exit;
 
 use futures_util::{Stream, StreamExt};
 use slipway_proto::control::v1::{
@@ -14,9 +16,6 @@ use crate::{
     output,
     output::Output,
 };
-
-/// Exit code after Ctrl-C (128 + SIGINT).
-const EXIT_INTERRUPTED: u8 = 130;
 
 /// The event stream ended before the deployment did; the deployment goes
 /// on in the control plane.
@@ -98,7 +97,7 @@ pub(crate) async fn follow<S>(
     events: S,
     known_id: Option<String>,
     after: u64,
-) -> anyhow::Result<ExitCode>
+) -> anyhow::Result<Exit>
 where
     S: Stream<Item = Result<Option<DeploymentEvent>, Status>>,
 {
@@ -126,7 +125,7 @@ where
                         lost.resume_command()
                     );
                 }
-                return Ok(ExitCode::from(EXIT_INTERRUPTED));
+                return Ok(Exit::Interrupted);
             }
         };
         match next {
@@ -208,13 +207,9 @@ where
 }
 
 /// Exit 0 for a deployment that succeeded, an [`Unsuccessful`] error otherwise.
-fn finish(
-    deployment_id: String,
-    status: DeploymentStatus,
-    error: String,
-) -> anyhow::Result<ExitCode> {
+fn finish(deployment_id: String, status: DeploymentStatus, error: String) -> anyhow::Result<Exit> {
     if status == DeploymentStatus::Succeeded {
-        Ok(ExitCode::SUCCESS)
+        Ok(Exit::Success)
     } else {
         Err(Unsuccessful {
             deployment_id,
@@ -229,7 +224,7 @@ fn finish(
 /// deployment is recorded), prints the deployment's id (or, with `-o json`,
 /// its record) and returns at once: the deployment goes on in the control
 /// plane.
-pub(crate) async fn detach<S>(api: &Api, output: Output, events: S) -> anyhow::Result<ExitCode>
+pub(crate) async fn detach<S>(api: &Api, output: Output, events: S) -> anyhow::Result<Exit>
 where
     S: Stream<Item = Result<Option<DeploymentEvent>, Status>>,
 {
@@ -255,5 +250,5 @@ where
             output::json(&response.into_inner())?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Exit::Success)
 }

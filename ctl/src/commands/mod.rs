@@ -35,4 +35,4 @@ mod times;
 pub mod watch;
 pub mod webhook;
 
-pub use follow::StreamLost;
+pub use follow::{StreamLost, Unsuccessful};

@@ -1,6 +1,6 @@
 //! `slipctl rollback`: switch an environment back to an earlier release.
 
-use std::process::ExitCode;
+use crate::exit::Exit;
 
 use clap::Args;
 use futures_util::StreamExt;
@@ -42,11 +42,7 @@ pub struct RollbackArgs {
 
 /// Starts the rollback and prints its events until it finishes; exits 1
 /// unless it succeeded.
-pub async fn run(
-    args: &RollbackArgs,
-    conn: &Connection,
-    output: Output,
-) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &RollbackArgs, conn: &Connection, output: Output) -> anyhow::Result<Exit> {
     let api = conn.api().await?;
     let request = RollbackRequest {
         app: args.app.clone(),

@@ -6,6 +6,7 @@ use slipway_proto::control::v1::{GetFleetStatusRequest, HostDrift, ListDriftFind
 
 use crate::{
     connection::{Api, Connection, RpcError, rpc},
+    exit::Exit,
     output,
     output::Output,
 };
@@ -24,8 +25,8 @@ pub struct StatusArgs {
 /// Prints one row per host (reachable, agent version, load, memory, disk)
 /// and one per app on each host (current release, drift, releases on
 /// disk). JSON: the fleet status, with `drift` holding the drifted
-/// findings.
-pub async fn run(args: &StatusArgs, conn: &Connection, output: Output) -> anyhow::Result<()> {
+/// findings. Exits [`Exit::Partial`] when a host did not answer.
+pub async fn run(args: &StatusArgs, conn: &Connection, output: Output) -> anyhow::Result<Exit> {
     let request = GetFleetStatusRequest {
         environment: args.env.clone().unwrap_or_default(),
         app: args.app.clone().unwrap_or_default(),
@@ -37,10 +38,16 @@ pub async fn run(args: &StatusArgs, conn: &Connection, output: Output) -> anyhow
         Output::Json => {
             let mut value = serde_json::to_value(&response)?;
             value["drift"] = serde_json::to_value(&drift)?;
-            output::json(&value)
+            output::json(&value)?;
         }
-        Output::Text => Ok(output::emit(&output::fleet(&response.hosts, &drift))?),
+        Output::Text => output::emit(&output::fleet(&response.hosts, &drift))?,
     }
+    let all_answered = response.hosts.iter().all(|h| h.reachable);
+    Ok(if all_answered {
+        Exit::Success
+    } else {
+        Exit::Partial
+    })
 }
 
 /// The latest drifted findings; a control plane that cannot say (an older

@@ -1,6 +1,6 @@
 //! `slipctl watch`: follow a deployment, replaying the events already recorded.
 
-use std::process::ExitCode;
+use crate::exit::Exit;
 
 use clap::Args;
 use futures_util::StreamExt;
@@ -23,7 +23,7 @@ pub struct WatchArgs {
 }
 
 /// Prints the deployment's events until it finishes; exits 1 unless it succeeded.
-pub async fn run(args: &WatchArgs, conn: &Connection, output: Output) -> anyhow::Result<ExitCode> {
+pub async fn run(args: &WatchArgs, conn: &Connection, output: Output) -> anyhow::Result<Exit> {
     let api = conn.api().await?;
     let request = WatchDeploymentRequest {
         deployment_id: args.deployment_id.clone(),

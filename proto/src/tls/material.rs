@@ -12,9 +12,9 @@ use std::{
 };
 
 use rustls::{
-    RootCertStore,
+    CertificateError, RootCertStore,
     crypto::CryptoProvider,
-    pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject},
     server::{WebPkiClientVerifier, danger::ClientCertVerifier},
     sign::CertifiedKey,
 };
@@ -57,6 +57,45 @@ pub enum TlsError {
         /// What is wrong.
         reason: String,
     },
+    /// This party's own certificate would be refused by any peer that
+    /// trusts the same CA bundle.
+    #[error("certificate {path}: {problem}")]
+    Unusable {
+        /// Its path (empty for material given as bytes).
+        path: PathBuf,
+        /// Why.
+        problem: CertificateProblem,
+    },
+}
+
+/// Why a certificate is not valid under its own CA bundle.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateProblem {
+    /// Its validity ended.
+    #[error("expired {ago} ago (valid until {not_after})")]
+    Expired {
+        /// When it stopped being valid.
+        not_after: String,
+        /// How long ago, in words.
+        ago: String,
+    },
+    /// Its validity has not begun (or this machine's clock is behind).
+    #[error("not valid yet: valid from {not_before}, in {wait}")]
+    NotYetValid {
+        /// When it becomes valid.
+        not_before: String,
+        /// How long until then, in words.
+        wait: String,
+    },
+    /// It is not signed by any CA of the bundle.
+    #[error("not signed by the CA in {ca}")]
+    ForeignCa {
+        /// The CA bundle's path.
+        ca: String,
+    },
+    /// Anything else the verifier refuses.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// The SHA-256 of a certificate's DER bytes, as `SHA256:` and lower-case
@@ -265,8 +304,88 @@ impl TlsMaterial {
         self.current().ca_certs.clone()
     }
 
+    /// Checks this party's own certificate against its own CA bundle at
+    /// `now`, as a peer trusting that bundle would: expired, not yet
+    /// valid, or signed by another CA. A client checks before it dials, so
+    /// the operator reads what is wrong instead of a refused handshake.
+    pub fn check_own(&self, now: UnixTime) -> Result<(), TlsError> {
+        let loaded = self.current();
+        let (leaf, intermediates) = loaded.certified.cert.split_first().expect("a leaf");
+        let paths = self.shared.paths.as_ref();
+        let path = paths.map(|p| p.cert.clone()).unwrap_or_default();
+        let ca = paths
+            .map(|p| p.ca.display().to_string())
+            .unwrap_or_default();
+        match loaded
+            .client_verifier
+            .verify_client_cert(leaf, intermediates, now)
+        {
+            Ok(_) => Ok(()),
+            Err(err) => Err(TlsError::Unusable {
+                path,
+                problem: CertificateProblem::of(err, ca),
+            }),
+        }
+    }
+
     /// This party's own certificate (the leaf), DER.
     pub fn leaf_der(&self) -> CertificateDer<'static> {
         self.current().certified.cert[0].clone()
     }
+}
+
+impl CertificateProblem {
+    fn of(err: rustls::Error, ca: String) -> Self {
+        let at = |t: UnixTime| {
+            let secs = i64::try_from(t.as_secs()).unwrap_or(i64::MAX);
+            x509_parser::time::ASN1Time::from_timestamp(secs)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| secs.to_string())
+        };
+        let span =
+            |from: UnixTime, to: UnixTime| span_words(to.as_secs().saturating_sub(from.as_secs()));
+        match err {
+            rustls::Error::InvalidCertificate(CertificateError::ExpiredContext {
+                time,
+                not_after,
+            }) => CertificateProblem::Expired {
+                not_after: at(not_after),
+                ago: span(not_after, time),
+            },
+            rustls::Error::InvalidCertificate(CertificateError::NotValidYetContext {
+                time,
+                not_before,
+            }) => CertificateProblem::NotYetValid {
+                not_before: at(not_before),
+                wait: span(time, not_before),
+            },
+            rustls::Error::InvalidCertificate(
+                CertificateError::UnknownIssuer | CertificateError::BadSignature,
+            ) => CertificateProblem::ForeignCa { ca },
+            rustls::Error::InvalidCertificate(CertificateError::Expired) => {
+                CertificateProblem::Expired {
+                    not_after: "an earlier date".into(),
+                    ago: "some time".into(),
+                }
+            }
+            rustls::Error::InvalidCertificate(CertificateError::NotValidYet) => {
+                CertificateProblem::NotYetValid {
+                    not_before: "a later date".into(),
+                    wait: "some time".into(),
+                }
+            }
+            other => CertificateProblem::Other(other.to_string()),
+        }
+    }
+}
+
+/// "3 days", "5 hours", "12 minutes", "40 seconds".
+fn span_words(secs: u64) -> String {
+    let (n, unit) = match secs {
+        s if s >= 2 * 86_400 => (s / 86_400, "days"),
+        s if s >= 2 * 3_600 => (s / 3_600, "hours"),
+        s if s >= 2 * 60 => (s / 60, "minutes"),
+        s => (s, "seconds"),
+    };
+    format!("{n} {unit}")
 }

@@ -13,7 +13,7 @@ mod verify;
 pub use dial::{
     Connector, Dialer, client_config, connect, endpoint, endpoint_with, pinned_client_config,
 };
-pub use material::{TlsError, TlsMaterial, TlsPaths, fingerprint};
+pub use material::{CertificateProblem, TlsError, TlsMaterial, TlsPaths, fingerprint};
 pub use reload::{CertSummary, POLL_EVERY, Reloader, serial_and_expiry, summary};
 pub use serve::{Incoming, enrollment_server_config, https_server_config, server_config};
 pub use verify::{Peer, PeerError, verify_chain};
