@@ -4,10 +4,11 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use slipway_proto::{
-    FILE_DESCRIPTOR_SET, MAX_MESSAGE_BYTES,
+    MAX_MESSAGE_BYTES,
     agent::v1::agent_service_server::{AgentServiceServer, SERVICE_NAME},
     identity::{Identity, IdentityError},
     reason::{self, Reason},
+    reflection,
     revocation::Revocations,
     tls::{self, Peer, TlsMaterial},
 };
@@ -87,10 +88,11 @@ pub async fn serve(
     health
         .set_service_status(SERVICE_NAME, ServingStatus::Serving)
         .await;
-    // grpcurl 1.8.6 speaks only v1alpha reflection; newer clients use v1.
+    // Only the agent's own service; grpcurl 1.8.6 speaks only v1alpha
+    // reflection, newer clients v1.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_file_descriptor_set(reflection::descriptor_set(reflection::AGENT_PACKAGE))
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let reflection_v1 = reflection().build_v1()?;

@@ -251,14 +251,16 @@ pub async fn serve_with(
     health
         .set_serving::<DeployKeyServiceServer<api::DeployKeys>>()
         .await;
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("descriptor set is valid");
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(slipway_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Only the control plane's own services (grpcurl 1.8.6 speaks v1alpha).
+    let reflection = || {
+        let own =
+            slipway_proto::reflection::descriptor_set(slipway_proto::reflection::CONTROL_PACKAGE);
+        tonic_reflection::server::Builder::configure()
+            .register_file_descriptor_set(own)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().expect("descriptor set is valid");
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("descriptor set is valid");
 

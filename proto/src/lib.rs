@@ -9,6 +9,7 @@ pub mod identity;
 pub mod limits;
 pub mod observe;
 pub mod reason;
+pub mod reflection;
 pub mod revocation;
 pub mod tls;
 pub mod validate;

@@ -80,6 +80,8 @@ async fn grpcurl_lists_and_calls_both_daemons() {
                 "{service} missing from:\n{services}"
             );
         }
+        // Each daemon lists only the services it answers.
+        assert!(!services.contains("slipway.agent.v1"), "{services}");
         let described = grpcurl(
             &admin,
             "127.0.0.1",
@@ -123,6 +125,7 @@ async fn grpcurl_lists_and_calls_both_daemons() {
             services.contains("slipway.agent.v1.AgentService"),
             "{services}"
         );
+        assert!(!services.contains("slipway.control.v1"), "{services}");
         let status = grpcurl(
             &cp_client,
             "web-1",
