@@ -13,6 +13,7 @@ pub mod reflection;
 pub mod revocation;
 pub mod tls;
 pub mod validate;
+pub mod words;
 
 /// `slipway.agent.v1`: the API every host's agent serves to the control plane.
 pub mod agent {

@@ -165,6 +165,46 @@ async fn a_failed_canary_stops_the_rollout_before_other_hosts_get_anything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosts_prepared_in_a_batch_that_does_not_switch_are_recorded_as_not_switched() {
+    let (cluster, good) = with_a_good_release(4).await;
+    cluster
+        .update_app(|app| {
+            app.activation = Some(spec::hooks(vec![spec::before_activate(
+                "smoke",
+                &format!("if {}; then exit 3; fi", on_host("web-1")),
+            )]));
+        })
+        .await;
+    cluster.commit_text("v2");
+    let policy = RolloutPolicy {
+        canary: true,
+        ..rolling(2)
+    };
+    let (_, deployment) = cluster.deploy_with("main", policy).await;
+    assert_eq!(deployment.status, DeploymentStatus::Failed as i32);
+    let progress = |name: &str| {
+        deployment
+            .hosts
+            .iter()
+            .find(|h| h.host == name)
+            .expect("host")
+            .clone()
+    };
+    // web-2 prepared the release beside web-1 and never switched: the
+    // record says so, not "running".
+    let web2 = progress("web-2");
+    assert_eq!(web2.status, DeploymentStatus::Cancelled as i32, "{web2:?}");
+    assert_eq!(web2.stage, "not switched");
+    assert!(cluster.agents[1].release_dir(&deployment.release).exists());
+    for name in ["web-3", "web-4"] {
+        assert_eq!(progress(name).stage, "skipped");
+    }
+    for host in &cluster.agents {
+        assert_eq!(host.current().as_deref(), Some(good.release.as_str()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_hosts_never_exceed_the_policy_at_any_moment() {
     let (cluster, good) = with_a_good_release(6).await;
     let broken = format!(

@@ -4,7 +4,10 @@
 
 use std::{collections::HashSet, sync::Arc};
 
-use slipway_proto::control::v1::{DeploymentKind, DeploymentStatus, Host, LogLevel};
+use slipway_proto::{
+    control::v1::{DeploymentKind, DeploymentStatus, Host, LogLevel},
+    words,
+};
 use tokio::{
     sync::{Semaphore, mpsc},
     task::JoinSet,
@@ -98,9 +101,10 @@ impl Engine {
             "rollout",
             LogLevel::Info,
             format!(
-                "rolling out {} to {total} hosts in {count} batch{}: {}",
+                "rolling out {} to {} in {}: {}",
                 self.plan.release.id,
-                if count == 1 { "" } else { "es" },
+                words::count(total, "host"),
+                words::count(count, "batch"),
                 self.policy().describe(total)
             ),
         ))
@@ -115,8 +119,8 @@ impl Engine {
         let max_failed = self.policy().spec.max_failed_hosts as usize;
         if tally.missed() > max_failed {
             tally.stop = Some(format!(
-                "{} hosts failed, more than the {max_failed} tolerated",
-                tally.missed()
+                "{} failed, more than the {max_failed} tolerated",
+                words::count(tally.missed(), "host")
             ));
         }
         if self.plan.kind == DeploymentKind::Rollback {
@@ -140,9 +144,9 @@ impl Engine {
         let max_failed = self.policy().spec.max_failed_hosts as usize;
         if tally.failed.len() > max_failed {
             tally.stop = Some(format!(
-                "{} is not usable on {} hosts, more than the {max_failed} tolerated; no host switched",
+                "{} is not usable on {}, more than the {max_failed} tolerated; no host switched",
                 self.plan.release.id,
-                tally.failed.len()
+                words::count(tally.failed.len(), "host")
             ));
         }
     }
@@ -214,6 +218,12 @@ impl Engine {
             batch.iter().filter(usable).cloned().collect()
         };
         if self.cancelled() {
+            // An operator's cancel ends these hosts here; a shutdown leaves
+            // them for the resumed deployment.
+            if let Some(request) = self.control.stop_request() {
+                let why = format!("cancelled: {}", request.reason);
+                self.not_switched(&prepared, &why).await;
+            }
             return;
         }
         let spent = budget_spent(
@@ -224,7 +234,9 @@ impl Engine {
             tally.missed(),
         );
         if let Some(why) = spent {
-            tally.stop = Some(format!("{why}; batch {number} did not switch"));
+            let why = format!("{why}; batch {number} did not switch");
+            self.not_switched(&prepared, &why).await;
+            tally.stop = Some(why);
             return;
         }
         for (host, result) in self.on_hosts(&prepared, Phase::Activate, number).await {
@@ -249,6 +261,22 @@ impl Engine {
             batch.len(),
             tally.missed(),
         );
+    }
+
+    /// Hosts that prepared the release but will not switch to it end as
+    /// that: their record says prepared and not switched, never running.
+    async fn not_switched(&self, hosts: &[Host], why: &str) {
+        for host in hosts {
+            self.emit(host_status(
+                &host.name,
+                DeploymentStatus::Cancelled,
+                "not switched",
+                0,
+                LogLevel::Warn,
+                format!("prepared, not switched: {why}"),
+            ))
+            .await;
+        }
     }
 
     /// Hosts of batches never started are recorded as skipped, so no host is
@@ -290,8 +318,10 @@ impl Engine {
             (
                 DeploymentStatus::Cancelled,
                 format!(
-                    "cancelled by {}: {}; {switched} of {total} hosts on {release}",
-                    request.by, request.reason,
+                    "cancelled by {}: {}; {switched} of {} on {release}",
+                    request.by,
+                    request.reason,
+                    words::count(total, "host"),
                 ),
             )
         } else if let Some(stop) = tally.stop {
@@ -299,13 +329,17 @@ impl Engine {
         } else if tally.missed() == 0 {
             (
                 DeploymentStatus::Succeeded,
-                format!("{release} is current on all {total} hosts"),
+                format!(
+                    "{release} is current on all {}",
+                    words::count(total, "host")
+                ),
             )
         } else {
             (
                 DeploymentStatus::Succeeded,
                 format!(
-                    "{release} is current on {switched} of {total} hosts; {} not (at most {max_failed} tolerated): {failed}",
+                    "{release} is current on {switched} of {}; {} not (at most {max_failed} tolerated): {failed}",
+                    words::count(total, "host"),
                     tally.missed(),
                 ),
             )
@@ -364,11 +398,13 @@ fn budget_spent(
     let max_failed = policy.spec.max_failed_hosts as usize;
     if policy.spec.canary && index == 0 && batch_failed > 0 {
         Some(format!(
-            "the canary batch failed on {batch_failed} of {batch_len} hosts"
+            "the canary batch failed on {batch_failed} of {}",
+            words::count(batch_len, "host")
         ))
     } else if failed > max_failed {
         Some(format!(
-            "{failed} hosts failed, more than the {max_failed} tolerated"
+            "{} failed, more than the {max_failed} tolerated",
+            words::count(failed, "host")
         ))
     } else {
         None

@@ -203,7 +203,14 @@ where
         }
         .into());
     }
-    finish(deployment_id, deployment.status(), deployment.error)
+    // The summary just printed holds the error: the last line need not
+    // repeat it.
+    let status = deployment.status();
+    let error = match output {
+        Output::Text => String::new(),
+        Output::Json => deployment.error,
+    };
+    finish(deployment_id, status, error)
 }
 
 /// Exit 0 for a deployment that succeeded, an [`Unsuccessful`] error otherwise.
