@@ -195,8 +195,9 @@ async fn main() -> ExitCode {
     daemon::init_tracing(config.log_json);
 
     let (signalled, on_signal) = tokio::sync::oneshot::channel();
+    let signal = daemon::shutdown_signal();
     let shutdown = async move {
-        daemon::shutdown_signal().await;
+        signal.await;
         let _ = signalled.send(());
     };
     let mut server = pin!(slipway_agent::run(config, shutdown));

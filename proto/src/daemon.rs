@@ -36,30 +36,57 @@ pub fn init_tracing(json: bool) {
 }
 
 /// Resolves on the first SIGINT or SIGTERM. A second signal ends the process
-/// at once, for an operator who does not want to wait for the drain.
-pub async fn shutdown_signal() {
-    wait_for_signal().await;
-    tracing::info!("shutting down; a second signal exits at once");
-    tokio::spawn(async {
-        wait_for_signal().await;
-        tracing::warn!("second signal: exiting without draining");
-        process::exit(130);
-    });
+/// at once, for an operator who does not want to wait for the drain. The
+/// handlers are installed when this is called, not when it is first polled,
+/// so a signal that comes early (systemd stopping a unit that just said
+/// READY) drains instead of killing the process.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    let first = Signals::listen();
+    async move {
+        first.recv().await;
+        tracing::info!("shutting down; a second signal exits at once");
+        let second = Signals::listen();
+        tokio::spawn(async move {
+            second.recv().await;
+            tracing::warn!("second signal: exiting without draining");
+            process::exit(130);
+        });
+    }
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(err) => {
-            tracing::error!(%err, "cannot listen for SIGTERM; relying on SIGINT");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+/// SIGINT and SIGTERM, listened to from creation on.
+struct Signals {
+    interrupt: Option<tokio::signal::unix::Signal>,
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn listen() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind, name| {
+            signal(kind)
+                .map_err(|err| tracing::error!(%err, "cannot listen for {name}"))
+                .ok()
+        };
+        Self {
+            interrupt: listen(SignalKind::interrupt(), "SIGINT"),
+            terminate: listen(SignalKind::terminate(), "SIGTERM"),
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    }
+
+    async fn recv(mut self) {
+        async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => {
+                    signal.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = next(&mut self.interrupt) => {}
+            _ = next(&mut self.terminate) => {}
+        }
     }
 }
 
@@ -73,4 +100,42 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Tells systemd, when it started this daemon as `Type=notify`, what state
+/// it is in; without `NOTIFY_SOCKET` these do nothing.
+pub mod systemd {
+    use sd_notify::NotifyState;
+
+    /// The daemon serves its API: `READY=1`, and, when the unit sets
+    /// `WatchdogSec=`, a ping at half that interval for as long as the
+    /// runtime runs (a wedged runtime misses them and systemd restarts it).
+    pub fn ready() {
+        notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
+        if let Some(interval) = sd_notify::watchdog_enabled() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let mut tick = tokio::time::interval(interval / 2);
+                    loop {
+                        tick.tick().await;
+                        notify(&[NotifyState::Watchdog]);
+                    }
+                });
+            }
+        }
+    }
+
+    /// The daemon drains before it stops: `STOPPING=1`.
+    pub fn stopping() {
+        notify(&[NotifyState::Stopping, NotifyState::Status("draining")]);
+    }
+
+    fn notify(state: &[NotifyState<'_>]) {
+        if std::env::var_os("NOTIFY_SOCKET").is_none() {
+            return;
+        }
+        if let Err(err) = sd_notify::notify(state) {
+            tracing::warn!(error = %err, "cannot notify systemd");
+        }
+    }
 }

@@ -42,6 +42,7 @@ mod rollout_faults;
 mod schedules;
 mod sources;
 mod streams;
+mod systemd;
 mod trust;
 mod unknown_hosts;
 mod webhooks;

@@ -184,29 +184,8 @@ impl ControlPlaneProcess {
     /// Stops it with SIGTERM and waits (bounded) for the drain and exit;
     /// panics if it does not exit or exits with a failure.
     pub async fn terminate(&mut self) {
-        let mut child = self.child.take().expect("control plane running");
-        let pid = child.id().to_string();
-        let sent = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM {pid} failed");
-        let (child, status) = tokio::task::spawn_blocking(move || {
-            let deadline = Instant::now() + DRAIN;
-            loop {
-                match child.try_wait() {
-                    Ok(Some(status)) => return (child, Some(status)),
-                    Ok(None) if Instant::now() < deadline => {
-                        // No event to wait on with a deadline for a child in
-                        // std; short steps bound the wait.
-                        std::thread::sleep(Duration::from_millis(20));
-                    }
-                    _ => return (child, None),
-                }
-            }
-        })
-        .await
-        .expect("join");
+        let child = self.child.take().expect("control plane running");
+        let (child, status) = crate::process::sigterm_and_wait(child, DRAIN).await;
         match status {
             Some(status) if status.success() => self.note("--- stopped with SIGTERM ---"),
             Some(status) => panic!(

@@ -14,6 +14,36 @@ use std::{
 use slipway_agent::PAUSE_VAR;
 use slipway_proto::tls::TlsPaths;
 
+/// Sends SIGTERM to `child` and waits up to `limit` for it to exit; the
+/// child back with its exit status, or `None` when it still runs.
+pub async fn sigterm_and_wait(
+    mut child: Child,
+    limit: Duration,
+) -> (Child, Option<std::process::ExitStatus>) {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -TERM {pid} failed");
+    tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + limit;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return (child, Some(status)),
+                Ok(None) if Instant::now() < deadline => {
+                    // No event to wait on with a deadline for a child in
+                    // std; short steps bound the wait.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => return (child, None),
+            }
+        }
+    })
+    .await
+    .expect("join")
+}
+
 /// How long an agent may take from spawn to its "listening" line.
 const STARTUP: Duration = Duration::from_secs(60);
 
@@ -226,6 +256,19 @@ impl AgentProcess {
         child.kill().expect("SIGKILL the agent");
         child.wait().expect("reap the agent");
         self.note("--- killed with SIGKILL ---");
+    }
+
+    /// Stops it with SIGTERM and waits (bounded) for it to exit; panics if
+    /// it does not or exits with a failure.
+    pub async fn terminate(&mut self) {
+        let child = self.child.take().expect("agent running");
+        match sigterm_and_wait(child, STARTUP).await {
+            (_, Some(status)) if status.success() => self.note("--- stopped with SIGTERM ---"),
+            (_, status) => panic!(
+                "slipway-agent did not stop cleanly after SIGTERM ({status:?}); its log:\n{}",
+                self.log()
+            ),
+        }
     }
 
     /// Starts the agent again on the same address with the same directories

@@ -56,16 +56,22 @@ const STOPPING: u8 = 2;
 pub struct Readiness(Arc<AtomicU8>);
 
 impl Readiness {
-    /// The daemon serves its API: `/readyz` answers 200.
+    /// The daemon serves its API: `/readyz` answers 200. Under systemd, the unit is ready from now on too.
     pub fn set_ready(&self) {
-        let _ = self
+        let first = self
             .0
             .compare_exchange(STARTING, READY, Ordering::SeqCst, Ordering::SeqCst);
+        if first.is_ok() {
+            crate::daemon::systemd::ready();
+        }
     }
 
-    /// The daemon drains: `/readyz` answers 503 from now on.
+    /// The daemon drains: `/readyz` answers 503 from now on (and systemd is
+    /// told it stops).
     pub fn set_stopping(&self) {
-        self.0.store(STOPPING, Ordering::SeqCst);
+        if self.0.swap(STOPPING, Ordering::SeqCst) != STOPPING {
+            crate::daemon::systemd::stopping();
+        }
     }
 
     /// Whether `/readyz` answers 200.
