@@ -112,16 +112,16 @@ pub mod systemd {
     /// runtime runs (a wedged runtime misses them and systemd restarts it).
     pub fn ready() {
         notify(&[NotifyState::Ready, NotifyState::Status("serving")]);
-        if let Some(interval) = sd_notify::watchdog_enabled() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let mut tick = tokio::time::interval(interval / 2);
-                    loop {
-                        tick.tick().await;
-                        notify(&[NotifyState::Watchdog]);
-                    }
-                });
-            }
+        if let Some(interval) = sd_notify::watchdog_enabled()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(interval / 2);
+                loop {
+                    tick.tick().await;
+                    notify(&[NotifyState::Watchdog]);
+                }
+            });
         }
     }
 
