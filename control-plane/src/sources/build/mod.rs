@@ -212,11 +212,12 @@ impl Builder {
             return Attempt::failed(failure, ran.tail, ran.duration_ms);
         }
         let (repo, commit, id) = (job.repo.clone(), job.commit.clone(), job.id.clone());
-        let out = src.join(&job.spec.output);
+        let out = job.spec.output.clone();
         let max = job.max_file_bytes;
+        let owner = self.user.as_ref().map(|u| u.uid);
         let output = blocking(move || {
             let repo = git::open(&repo).map_err(|e| e.to_string())?;
-            output::record(&repo, &commit, &id, &out, max)
+            output::record(&repo, &commit, &id, (&src, &out), max, owner)
         })
         .await;
         Attempt {

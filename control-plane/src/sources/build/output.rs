@@ -95,21 +95,31 @@ pub fn record(
     repo: &Repository,
     source: &str,
     id: &str,
-    dir: &Path,
+    (checkout, output): (&Path, &str),
     max_file_bytes: u64,
+    owner: Option<u32>,
 ) -> Result<Output, String> {
-    let meta = std::fs::symlink_metadata(dir)
-        .map_err(|_| "the build left no output directory".to_owned())?;
-    if !meta.is_dir() {
-        return Err("the build's output is not a directory".into());
+    // Every step of the way is a real directory: a symlink the build left
+    // would make the control plane read what it points to.
+    let mut dir = checkout.to_owned();
+    for part in output.split('/') {
+        dir.push(part);
+        let meta = std::fs::symlink_metadata(&dir)
+            .map_err(|_| format!("the build left no output directory {output}"))?;
+        if !meta.is_dir() {
+            return Err(format!(
+                "the build's output {output} is not a directory (a symlink or a file on its way)"
+            ));
+        }
     }
     let mut walk = Walk {
         repo,
         max_file_bytes,
+        owner,
         files: 0,
     };
     let tree = walk
-        .tree(dir, "")?
+        .tree(&dir, "")?
         .ok_or("the build's output directory is empty")?;
     let git = |e: git2::Error| e.message().to_owned();
     let tree = repo.find_tree(tree).map_err(git)?;
@@ -134,6 +144,9 @@ pub fn record(
 struct Walk<'r> {
     repo: &'r Repository,
     max_file_bytes: u64,
+    /// The build user: every entry of the output must be its own (a hard
+    /// link to another user's file is refused).
+    owner: Option<u32>,
     files: usize,
 }
 
@@ -169,6 +182,12 @@ impl Walk<'_> {
     fn entry(&mut self, path: &Path, rel: &str) -> Result<Option<(Oid, i32)>, String> {
         let git = |e: git2::Error| e.message().to_owned();
         let meta = std::fs::symlink_metadata(path).map_err(|e| format!("{rel}: {e}"))?;
+        if let Some(uid) = self.owner.filter(|uid| *uid != meta.uid()) {
+            return Err(format!(
+                "{rel} belongs to uid {}, not to the build user (uid {uid}): releases hold only what the build wrote",
+                meta.uid()
+            ));
+        }
         let kind = meta.file_type();
         if kind.is_dir() {
             return Ok(self
@@ -207,5 +226,68 @@ impl Walk<'_> {
             0o100644
         };
         Ok(Some((oid, mode)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository with one commit, and a checkout directory.
+    fn setup() -> (tempfile::TempDir, Repository, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path().join("repo.git")).unwrap();
+        let tree = repo.treebuilder(None).unwrap().write().unwrap();
+        let tree = repo.find_tree(tree).unwrap();
+        let who = Signature::now("t", "t@example.com").unwrap();
+        let commit = repo.commit(None, &who, &who, "c", &tree, &[]).unwrap();
+        drop(tree);
+        (dir, repo, commit.to_string())
+    }
+
+    #[test]
+    fn the_output_keeps_modes_and_inner_symlinks_and_refuses_escapes() {
+        let (dir, repo, commit) = setup();
+        let checkout = dir.path().join("src");
+        let dist = checkout.join("dist");
+        std::fs::create_dir_all(dist.join("bin")).unwrap();
+        std::fs::write(dist.join("index.html"), "hi").unwrap();
+        std::fs::write(dist.join("bin/run"), "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(dist.join("bin/run"), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        std::os::unix::fs::symlink("index.html", dist.join("latest")).unwrap();
+        let out = record(&repo, &commit, "b1", (&checkout, "dist"), 1 << 20, None).unwrap();
+        assert_eq!(out.files, 3);
+        let tree = repo
+            .find_commit(Oid::from_str(&out.commit).unwrap())
+            .unwrap()
+            .tree()
+            .unwrap();
+        let mode = |p: &str| tree.get_path(Path::new(p)).unwrap().filemode();
+        assert_eq!(mode("bin/run"), 0o100755);
+        assert_eq!(mode("index.html"), 0o100644);
+        assert_eq!(mode("latest"), 0o120000);
+        assert!(repo.find_reference("refs/slipway/builds/b1").is_ok());
+
+        std::os::unix::fs::symlink("../../etc/passwd", dist.join("leak")).unwrap();
+        let err = record(&repo, &commit, "b2", (&checkout, "dist"), 1 << 20, None).unwrap_err();
+        assert!(err.contains("leak"), "{err}");
+        // An output reached through a symlink is not read.
+        std::os::unix::fs::symlink("/etc", checkout.join("etc")).unwrap();
+        let err = record(&repo, &commit, "b3", (&checkout, "etc"), 1 << 20, None).unwrap_err();
+        assert!(err.contains("not a directory"), "{err}");
+        // Files the build user does not own are refused.
+        std::fs::remove_file(dist.join("leak")).unwrap();
+        let stranger = rustix::process::geteuid().as_raw() + 1;
+        let err = record(
+            &repo,
+            &commit,
+            "b4",
+            (&checkout, "dist"),
+            1 << 20,
+            Some(stranger),
+        )
+        .unwrap_err();
+        assert!(err.contains("not to the build user"), "{err}");
     }
 }
