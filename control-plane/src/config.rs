@@ -14,7 +14,9 @@ use slipway_proto::{
 
 use crate::{
     signing::{Signer, SigningPaths},
-    sources::{FetchSettings, SourceRootError, SourceRoots, settings::SourcesFile},
+    sources::{
+        FetchSettings, SourceRootError, SourceRoots, build::BuildConfig, settings::SourcesFile,
+    },
 };
 
 /// Everything the control plane needs to start.
@@ -66,6 +68,8 @@ pub struct Config {
     /// client certificate asked: the webhooks git servers and CI call).
     /// None: off.
     pub web_listen: Option<SocketAddr>,
+    /// Who apps' builds run as and where their scratch directories go.
+    pub builds: BuildConfig,
 }
 
 /// Seconds between drift checks of every environment unless configured.
@@ -121,6 +125,10 @@ pub struct FileConfig {
     pub metrics_listen: Option<MetricsListen>,
     /// See [`Config::web_listen`].
     pub web_listen: Option<SocketAddr>,
+    /// See [`BuildConfig::user`].
+    pub build_user: Option<String>,
+    /// See [`BuildConfig::dir`].
+    pub build_dir: Option<PathBuf>,
 }
 
 /// The `[signing]` table: the CA that signs agents' certificates.
@@ -265,7 +273,13 @@ impl FileConfig {
                 ca_cert: files.ca_cert,
                 ca_key: files.ca_key,
             }),
+            builds: BuildConfig {
+                user: self.build_user,
+                dir: self.build_dir,
+            },
         };
+        crate::sources::build::Builder::new(&config.builds, &config.data_dir)
+            .map_err(crate::sources::SourcesConfigError::from)?;
         if let Some(signing) = &config.signing {
             Signer::load(signing)?;
         }

@@ -28,6 +28,7 @@ pub mod notify;
 pub mod observe;
 pub mod planning;
 pub mod policy;
+pub mod progress;
 pub mod releases;
 pub mod renewal;
 pub mod rollout;

@@ -1,7 +1,7 @@
 //! Releases: cut from git (or reused for a commit that has one), read back.
 
 use slipway_proto::{
-    control::v1::{ManifestEntry, Release, ReleaseMark},
+    control::v1::{App, ManifestEntry, Release, ReleaseMark},
     validate,
 };
 
@@ -10,7 +10,8 @@ use crate::{
     domain::manifest::Manifest,
     error::Error,
     git,
-    sources::Sources,
+    progress::Progress,
+    sources::{Sources, build::Obtained},
     store::{Store, releases as records},
 };
 
@@ -52,67 +53,135 @@ pub fn manifest_entries(manifest: &Manifest) -> Vec<ManifestEntry> {
         .collect()
 }
 
+/// The app, which must declare a build.
+pub fn require_build(store: &Store, app_name: &str) -> Result<App, Error> {
+    let app = catalog::app(store, app_name)?;
+    if app.build.is_none() {
+        return Err(Error::Precondition(format!(
+            "app {app_name} declares no build; declare one with `slipctl app set-build {app_name} --build-command CMD --build-output DIR`"
+        )));
+    }
+    Ok(app)
+}
+
+/// A release cut (or found), with the build it is the output of.
+pub struct Cut {
+    /// The release.
+    pub release: Release,
+    /// It is new.
+    pub created: bool,
+    /// The app's build of its commit, when the app declares one.
+    pub build: Option<Obtained>,
+}
+
 /// Cuts a release of `git_ref` (empty: the app's default branch), or returns
-/// the existing release of the same commit. The bool tells whether it is new.
+/// the existing release of the same commit (and build). A remote source is
+/// fetched first when its mirror may lack the ref, and an app that declares
+/// a build has the commit built (once per build spec); both report to
+/// `progress`.
 pub async fn create(
     store: &Store,
     sources: &Sources,
     app_name: &str,
     git_ref: &str,
-) -> Result<(Release, bool), Error> {
+    progress: &Progress,
+) -> Result<Cut, Error> {
     let app = catalog::app(store, app_name)?;
     let git_ref = if git_ref.is_empty() {
         app.default_branch.clone()
     } else {
         git_ref.to_owned()
     };
+    sources.prepare_cut(&app, &git_ref, progress).await?;
+    let source = sources.local_repository(&app);
+    let commit = resolve(source.clone(), git_ref.clone()).await?;
+    let build = match &app.build {
+        Some(_) => Some(
+            sources
+                .builder()
+                .obtain(store, source.clone(), &app, &commit.sha, progress)
+                .await?,
+        ),
+        None => None,
+    };
+    let built = build.as_ref().map(|b| &b.build);
+    let files = Files {
+        build_id: built.map(|b| b.id.clone()).unwrap_or_default(),
+        output_commit: built.map(|b| b.output_commit.clone()).unwrap_or_default(),
+    };
     // One cut at a time: two concurrent deploys of the same ref must get the
     // same release, not two, and not a clash of ids.
     let _cutting = CUTTING.lock().await;
-    sources.prepare_cut(&app, &git_ref).await?;
-    let existing = list(store, app_name)?;
+    let (release, created) = cut(store, &app, source, git_ref, commit, files).await?;
+    Ok(Cut {
+        release,
+        created,
+        build,
+    })
+}
+
+/// Where a release's files come from besides its commit.
+struct Files {
+    build_id: String,
+    output_commit: String,
+}
+
+async fn resolve(source: String, git_ref: String) -> Result<git::CommitInfo, Error> {
+    tokio::task::spawn_blocking(move || -> Result<_, Error> {
+        Ok(git::resolve(&git::open(&source)?, &git_ref)?)
+    })
+    .await
+    .map_err(|_| Error::Precondition("resolving the ref failed".into()))?
+}
+
+/// The commit whose tree is a release's files.
+fn files_commit(release: &Release) -> &str {
+    if release.output_commit.is_empty() {
+        &release.commit
+    } else {
+        &release.output_commit
+    }
+}
+
+async fn cut(
+    store: &Store,
+    app: &App,
+    source: String,
+    git_ref: String,
+    commit: git::CommitInfo,
+    files: Files,
+) -> Result<(Release, bool), Error> {
+    let existing = list(store, &app.name)?;
+    if let Some(release) = existing
+        .iter()
+        .find(|r| r.commit == commit.sha && r.build_id == files.build_id)
+    {
+        return Ok((release.clone(), false));
+    }
     let previous = existing.first().cloned();
-    let previous_commit = previous.as_ref().map(|p| p.commit.clone());
+    let previous_files = previous.as_ref().map(|p| files_commit(p).to_owned());
     let previous_created = previous.as_ref().and_then(|p| p.created_at);
     let previous_manifest = match &previous {
-        Some(p) => Some(manifest(store, app_name, &p.id)?),
+        Some(p) => Some(manifest(store, &app.name, &p.id)?),
         None => None,
     };
-    let source = sources.local_repository(&app);
-    let ref_for_cut = git_ref.clone();
     let max_file_bytes = match app.max_file_bytes {
         0 => slipway_proto::limits::DEFAULT_MAX_FILE_BYTES,
         n => n,
     };
-    let cut = tokio::task::spawn_blocking(move || -> Result<Cut, Error> {
+    let tree = if files.output_commit.is_empty() {
+        commit.sha.clone()
+    } else {
+        files.output_commit.clone()
+    };
+    let (manifest, changes) = tokio::task::spawn_blocking(move || -> Result<_, Error> {
         let repo = git::open(&source)?;
-        let commit = git::resolve(&repo, &ref_for_cut)?;
-        if let Some(release) = existing.into_iter().find(|r| r.commit == commit.sha) {
-            return Ok(Cut::Existing(release));
-        }
-        let manifest = git::manifest(
-            &repo,
-            &commit.sha,
-            previous_manifest.as_ref(),
-            max_file_bytes,
-        )?;
-        let changes = git::changes(&repo, previous_commit.as_deref(), &commit.sha)?;
-        Ok(Cut::New {
-            commit,
-            manifest,
-            changes,
-        })
+        let manifest = git::manifest(&repo, &tree, previous_manifest.as_ref(), max_file_bytes)?;
+        let changes = git::changes(&repo, previous_files.as_deref(), &tree)?;
+        Ok((manifest, changes))
     })
     .await
     .map_err(|_| Error::Precondition("cutting the release failed".into()))??;
-    let (commit, manifest, changes) = match cut {
-        Cut::Existing(release) => return Ok((release, false)),
-        Cut::New {
-            commit,
-            manifest,
-            changes,
-        } => (commit, manifest, changes),
-    };
     let created = release_time(previous_created);
     let release = Release {
         id: format!(
@@ -137,6 +206,8 @@ pub async fn create(
         mark: 0,
         mark_reason: String::new(),
         manifest: Vec::new(),
+        build_id: files.build_id,
+        output_commit: files.output_commit,
     };
     store.commit(records::create(&release, &manifest)).await?;
     tracing::info!(app = %app.name, release = %release.id, files = release.file_count, "release cut");
@@ -161,15 +232,6 @@ fn release_time(previous: Option<pbjson_types::Timestamp>) -> chrono::DateTime<c
     };
     // Ids carry milliseconds: drop the rest so created_at and the id agree.
     chrono::DateTime::from_timestamp_millis(at.timestamp_millis()).unwrap_or(at)
-}
-
-enum Cut {
-    Existing(Release),
-    New {
-        commit: git::CommitInfo,
-        manifest: Manifest,
-        changes: Vec<slipway_proto::control::v1::FileChange>,
-    },
 }
 
 /// Marks a release good or bad, or clears the mark (`Unspecified`), with why

@@ -171,7 +171,8 @@ pub async fn serve_with(
             config.source_roots.clone(),
             &config.data_dir,
             config.sources.clone(),
-        )?,
+        )?
+        .with_builds(&config.builds, &config.data_dir)?,
         signer,
         metrics,
         health: Arc::new(observe::health::Health::new(config.health_sample_every)),

@@ -128,6 +128,7 @@ async fn run(keep: bool) -> Result<()> {
         enroll_listen: None,
         metrics_listen: None,
         web_listen: None,
+        builds: Default::default(),
     };
     let metrics = TcpListener::bind("127.0.0.1:0").await?;
     let metrics_addr = metrics.local_addr()?;

@@ -9,6 +9,7 @@ mod agent_prepare;
 mod approvals;
 mod audit;
 mod bad_input;
+mod builds;
 mod ca_rotation;
 mod cli_errors;
 mod crash;

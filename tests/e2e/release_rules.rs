@@ -23,6 +23,7 @@ async fn refused_cut(cluster: &Cluster) -> String {
         .create_release(CreateReleaseRequest {
             app: APP.into(),
             git_ref: "main".into(),
+            build: false,
         })
         .await
         .expect_err("the cut is refused");

@@ -216,6 +216,11 @@ impl Builder {
         slipway_proto::daemon::install_crypto_provider();
         let pki = TestPki::new();
         let work = tempfile::tempdir().expect("temp dir");
+        // The build user (nobody) passes through to the control plane's
+        // build directory; it lists nothing.
+        let passable =
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o711);
+        std::fs::set_permissions(work.path(), passable).expect("chmod");
         let mut agents = Vec::new();
         for i in 1..=self.agents {
             let name = format!("web-{i}");
@@ -518,6 +523,7 @@ impl Cluster {
             .create_release(slipway_proto::control::v1::CreateReleaseRequest {
                 app: APP.into(),
                 git_ref: git_ref.into(),
+                build: false,
             })
             .await?;
         Ok(answer.into_inner().release.expect("a release"))

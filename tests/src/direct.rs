@@ -81,6 +81,7 @@ impl Cluster {
             .create_release(CreateReleaseRequest {
                 app: APP.into(),
                 git_ref: git_ref.into(),
+                build: false,
             })
             .await
             .expect("create release")

@@ -117,6 +117,8 @@ pub fn control_plane_config(
         // The fixtures bind the metrics and web listeners themselves.
         metrics_listen: None,
         web_listen: None,
+        // Builds run as `nobody` (the tests run as root).
+        builds: Default::default(),
     }
 }
 

@@ -17,12 +17,22 @@ impl release_service_server::ReleaseService for Releases {
         request: Request<CreateReleaseRequest>,
     ) -> Reply<CreateReleaseResponse> {
         audited(&self.0, request, |ctx, _, Checked(req)| async move {
-            let (release, created) =
-                releases::create(&ctx.store, &ctx.sources, &req.app, &req.git_ref).await?;
-            let verb = if created { "created" } else { "existing" };
-            let message = format!("{verb} release {}", release.id);
-            let release = Some(release);
-            Ok((CreateReleaseResponse { release, created }, message))
+            if req.build {
+                releases::require_build(&ctx.store, &req.app)?;
+            }
+            let progress = crate::progress::Progress::none();
+            let cut = releases::create(&ctx.store, &ctx.sources, &req.app, &req.git_ref, &progress)
+                .await?;
+            let verb = if cut.created { "created" } else { "existing" };
+            let message = format!("{verb} release {}", cut.release.id);
+            let built = cut.build.as_ref().is_some_and(|b| b.ran);
+            let response = CreateReleaseResponse {
+                release: Some(cut.release),
+                created: cut.created,
+                build: cut.build.map(|b| b.build),
+                built,
+            };
+            Ok((response, message))
         })
         .await
     }

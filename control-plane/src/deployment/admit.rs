@@ -14,8 +14,11 @@ use slipway_proto::control::v1::Deployment;
 use super::{
     Lease, Recorder, approval,
     queries::get,
-    queue, schedule,
-    start::{self, Launch, Start, Target, first_event, resolve},
+    queue,
+    resolve::{Start, resolve},
+    run::{self, Launch},
+    schedule,
+    start::first_event,
 };
 use crate::{
     Context,
@@ -97,28 +100,15 @@ async fn pass(ctx: &Context) -> Result<(), Error> {
 /// in the transaction of its next event. False when the lock was taken
 /// first, or it no longer waits.
 async fn admit(ctx: &Context, d: Deployment) -> Result<bool, Error> {
-    let start = Start {
-        kind: d.kind(),
-        app: d.app.clone(),
-        environment: d.environment.clone(),
-        target: Target::Release(d.release.clone()),
-        message: d.message.clone(),
-        policy: d.policy,
-        queue: false,
-        run_at: None,
-        force: false,
-    };
+    let start = Start::again(&d, d.release.clone());
     let r = resolve(&ctx.store, &start, None)?;
     let lock = locks::new_lock(&d.app, &d.environment, &d.id, &d.author);
     let fresh = r.record(d.kind(), d.author.clone(), d.message.clone(), &d.id);
     let mut ops = store::queue::remove(&d.app, &d.environment, &d.id);
     let mut recorder = Recorder::open(ctx, d);
     recorder.amend(|d| {
-        d.previous_release = fresh.previous_release;
-        d.hosts = fresh.hosts;
-        d.batches = fresh.batches;
         d.started_at = fresh.started_at;
-        d.policy = fresh.policy;
+        super::again::refresh(d, fresh);
         d.queue_position = 0;
     });
     let first = first_event(recorder.deployment(), r.hosts.len(), false);
@@ -135,6 +125,6 @@ async fn admit(ctx: &Context, d: Deployment) -> Result<bool, Error> {
         repair: false,
         forced: None,
     };
-    start::run(ctx, recorder, lease, r, &how);
+    run::run(ctx, recorder, lease, r, &how);
     Ok(true)
 }

@@ -95,17 +95,17 @@ pub(super) async fn create<T>(
             ops,
             keep,
         } = draft(&taken.id);
-        let mut recorder = Recorder::open(ctx, deployment);
+        // Unannounced: a concurrent start may record this number first.
+        let mut recorder = Recorder::unannounced(ctx, deployment);
         let mut batch = taken.ops;
         batch.extend(ops);
         match recorder.record_with(first, batch).await {
-            Ok(()) => return Ok((recorder, keep)),
-            Err(err) => {
-                recorder.abandon();
-                if !matches!(err, StoreError::Conflict { .. }) {
-                    return Err(err);
-                }
+            Ok(()) => {
+                recorder.announce();
+                return Ok((recorder, keep));
             }
+            Err(err) if !matches!(err, StoreError::Conflict { .. }) => return Err(err),
+            Err(_) => {}
         }
     }
 }

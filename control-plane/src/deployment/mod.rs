@@ -5,19 +5,24 @@
 //! restart.
 
 pub mod admit;
+mod again;
 mod approval;
 mod auto_rollback;
 mod cancel;
 mod create;
 mod gating;
 mod lease;
+mod prepare;
 mod queries;
 mod queue;
 pub mod recheck;
 mod reconcile;
 mod record;
+mod relay;
 mod repair;
+mod resolve;
 mod resume;
+mod run;
 mod schedule;
 mod start;
 mod story;
@@ -31,7 +36,8 @@ pub use queue::{is_waiting, list as queued};
 pub use reconcile::{Reconciled, reconcile};
 pub use record::Recorder;
 pub use repair::{Repair, repair};
-pub use start::{Resolved, Start, Target, resolve_start, start};
+pub use resolve::{Resolved, Start, Target, resolve_start};
+pub use start::start;
 
 #[cfg(test)]
 mod tests;

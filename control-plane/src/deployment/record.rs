@@ -26,12 +26,28 @@ impl Recorder {
     /// A writer for `deployment`; its streams can subscribe from now on.
     pub fn open(ctx: &Context, deployment: Deployment) -> Self {
         ctx.events.open(&deployment.id);
+        Self::unannounced(ctx, deployment)
+    }
+
+    /// A writer for a new deployment whose number a concurrent start may
+    /// take first: its streams open only once its first event is recorded
+    /// ([`Recorder::announce`]), so a start that loses the number never
+    /// closes the streams of the one that won it.
+    pub fn unannounced(ctx: &Context, deployment: Deployment) -> Self {
         Self {
             store: ctx.store.clone(),
             events: ctx.events.clone(),
             observer: DeploymentObserver::new(ctx.metrics.clone(), &deployment),
             deployment,
         }
+    }
+
+    /// Opens the streams of a deployment made with
+    /// [`Recorder::unannounced`], once its first event is recorded.
+    pub fn announce(&self) {
+        let id = &self.deployment.id;
+        self.events.open(id);
+        self.events.published(id, self.deployment.last_event);
     }
 
     /// Gives up on a deployment whose first event could not be recorded.

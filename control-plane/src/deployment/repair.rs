@@ -7,7 +7,11 @@
 
 use slipway_proto::control::v1::{DeploymentKind, Host, RolloutPolicy};
 
-use super::start::{Launch, Start, Target, launch, resolve_start};
+use super::{
+    resolve::{Start, Target, resolve_start},
+    run::Launch,
+    start::launch,
+};
 use crate::{Context, auth::Caller, error::Error, policy::Policy};
 
 /// What a repair redeploys, and where.

@@ -1,277 +1,48 @@
-//! Starting a deployment: the request resolved into an app, an environment,
-//! its hosts and a release (cut from git when it names a ref), the record
-//! built, and the lock, the record and its first event committed together;
-//! then the supervisor runs it on its own task.
+//! Starting a deployment: the request resolved ([`super::resolve`]), the
+//! record built, and the lock, the record and its first event committed
+//! together; then it runs on its own task ([`super::run`]), making its
+//! release first when that takes time ([`super::prepare`]).
 
-use std::sync::Arc;
-
-use slipway_proto::{
-    control::v1::{
-        App, DeployGates, DeployRequest, Deployment, DeploymentEvent, DeploymentKind,
-        DeploymentStatus, Host, LogLevel, Release, RollbackRequest, RolloutPolicy,
-    },
-    limits,
-    validate::{self, InvalidField},
+use slipway_proto::control::v1::{
+    Deployment, DeploymentEvent, DeploymentKind, DeploymentStatus, LogLevel,
 };
 
 use super::{
-    Lease, Recorder, approval,
-    create::{Draft, NewRecord, create},
-    gating, queries, queue, supervisor,
+    Lease, approval,
+    create::{Draft, create},
+    gating, queue,
+    resolve::{Resolved, Start, resolve, resolve_start},
+    run::{Launch, run},
 };
 use crate::{
     Context,
     auth::Caller,
-    catalog,
-    domain::{event::deployment_event, manifest::Manifest},
+    domain::event::deployment_event,
     error::Error,
     locks,
-    policy::{self, Policy},
-    releases,
-    rollout::{Done, Plan},
     store::{self, Store, StoreError, drift},
 };
-
-/// What to activate.
-pub enum Target {
-    /// A release by id.
-    Release(String),
-    /// Cut or reuse a release from this ref.
-    Ref(String),
-    /// The release before the current one.
-    Previous,
-}
-
-/// What an operator asked to start.
-pub struct Start {
-    /// Deploy or rollback.
-    pub kind: DeploymentKind,
-    /// App name.
-    pub app: String,
-    /// Environment name.
-    pub environment: String,
-    /// Release to activate.
-    pub target: Target,
-    /// Operator's message.
-    pub message: String,
-    /// Replaces the environment's rollout policy.
-    pub policy: Option<RolloutPolicy>,
-    /// Wait in the queue while another deployment holds the lock.
-    pub queue: bool,
-    /// Start at this time rather than now.
-    pub run_at: Option<std::time::SystemTime>,
-    /// Deploy outside the windows or inside a freeze (an admin).
-    pub force: bool,
-}
-
-/// Longest operator message recorded with a deployment.
-const MAX_MESSAGE: usize = limits::MESSAGE;
-
-/// The app and environment names are within their bound; whether they
-/// exist is for the store to say (NOT_FOUND).
-fn names(app: &str, environment: &str) -> Result<(), InvalidField> {
-    validate::bounded("app", app, limits::NAME)?;
-    validate::bounded("environment", environment, limits::NAME)
-}
-
-impl TryFrom<DeployRequest> for Start {
-    type Error = InvalidField;
-
-    fn try_from(req: DeployRequest) -> Result<Self, InvalidField> {
-        names(&req.app, &req.environment)?;
-        validate::bounded("git_ref", &req.git_ref, limits::GIT_REF)?;
-        validate::bounded("message", &req.message, MAX_MESSAGE)?;
-        let target = if req.release_id.is_empty() {
-            Target::Ref(req.git_ref)
-        } else {
-            validate::release_id("release_id", &req.release_id)?;
-            Target::Release(req.release_id)
-        };
-        Ok(Start {
-            kind: DeploymentKind::Deploy,
-            app: req.app,
-            environment: req.environment,
-            target,
-            message: req.message,
-            policy: req.policy,
-            queue: req.queue,
-            run_at: gating::run_at(req.run_at.as_ref())?,
-            force: req.force,
-        })
-    }
-}
-
-impl TryFrom<RollbackRequest> for Start {
-    type Error = InvalidField;
-
-    fn try_from(req: RollbackRequest) -> Result<Self, InvalidField> {
-        names(&req.app, &req.environment)?;
-        validate::bounded("message", &req.message, MAX_MESSAGE)?;
-        let target = if req.release_id.is_empty() {
-            Target::Previous
-        } else {
-            validate::release_id("release_id", &req.release_id)?;
-            Target::Release(req.release_id)
-        };
-        Ok(Start {
-            kind: DeploymentKind::Rollback,
-            app: req.app,
-            environment: req.environment,
-            target,
-            message: req.message,
-            policy: req.policy,
-            queue: req.queue,
-            run_at: None,
-            force: false,
-        })
-    }
-}
-
-/// Everything a deployment needs, resolved and checked; nothing recorded.
-#[derive(Clone)]
-pub struct Resolved {
-    /// The app.
-    pub app: App,
-    /// The environment's name.
-    pub environment: String,
-    /// Its hosts.
-    pub hosts: Vec<Host>,
-    /// The release to activate.
-    pub release: Release,
-    /// Its files.
-    pub manifest: Arc<Manifest>,
-    /// The last good release and its files, for deltas.
-    pub base: Option<(String, Arc<Manifest>)>,
-    /// The last good release's id, or empty.
-    pub current: String,
-    /// The policy it runs with.
-    pub policy: Policy,
-    /// What deployments to the environment wait for.
-    pub gates: DeployGates,
-}
-
-impl Resolved {
-    /// The pending record of deployment `id` of this: every host pending
-    /// in its batch.
-    pub(super) fn record(
-        &self,
-        kind: DeploymentKind,
-        author: String,
-        message: String,
-        id: &str,
-    ) -> Deployment {
-        let batches = self.policy.batches(self.hosts.clone());
-        NewRecord {
-            kind,
-            app: &self.app.name,
-            environment: &self.environment,
-            release: &self.release,
-            previous_release: &self.current,
-            author,
-            message,
-            batches: &batches,
-            policy: self.policy.spec,
-            fencing_token: locks::fencing_token(id),
-            rollback_of: "",
-            reason: "",
-        }
-        .build(id)
-    }
-}
-
-/// Resolves a start request, cutting the release from git if it names a
-/// ref (cutting is idempotent). Nothing else is recorded.
-pub async fn resolve_start(ctx: &Context, start: &Start) -> Result<Resolved, Error> {
-    let store = &ctx.store;
-    let release = match &start.target {
-        Target::Ref(git_ref) => {
-            // Checked first, so a bad name never cuts a release.
-            catalog::app(store, &start.app)?;
-            catalog::environment(store, &start.environment)?;
-            Some(
-                releases::create(store, &ctx.sources, &start.app, git_ref)
-                    .await?
-                    .0,
-            )
-        }
-        _ => None,
-    };
-    resolve(store, start, release)
-}
-
-pub(super) fn resolve(
-    store: &Store,
-    start: &Start,
-    release: Option<Release>,
-) -> Result<Resolved, Error> {
-    let app = catalog::app(store, &start.app)?;
-    let env = catalog::environment(store, &start.environment)?;
-    let hosts = catalog::hosts(store, &env.name)?;
-    if hosts.is_empty() {
-        return Err(Error::Precondition(format!(
-            "environment {} has no hosts; add one with `slipctl host add`",
-            env.name
-        )));
-    }
-    let spec = match &start.policy {
-        Some(policy) => {
-            policy::validate("policy", policy)?;
-            *policy
-        }
-        None => env.rollout_policy.unwrap_or_default(),
-    };
-    let current = queries::last_succeeded(store, &app.name, &env.name)?.unwrap_or_default();
-    let release = match (release, &start.target) {
-        (Some(release), _) => release,
-        (None, Target::Release(id)) => {
-            validate::release_id("release_id", id)?;
-            releases::get(store, &app.name, id)?
-        }
-        (None, Target::Ref(_)) => unreachable!("refs are cut before resolving"),
-        (None, Target::Previous) => {
-            let previous = queries::previous_good(store, &app.name, &env.name, &current)?
-                .ok_or_else(|| {
-                    Error::Precondition(format!(
-                        "app {} has no earlier good release in {} to roll back to; name one with --to",
-                        app.name, env.name
-                    ))
-                })?;
-            releases::get(store, &app.name, &previous)?
-        }
-    };
-    let manifest = Arc::new(releases::manifest(store, &app.name, &release.id)?);
-    // Hosts that took the last good release get only the difference.
-    let base = if current.is_empty() || current == release.id {
-        None
-    } else {
-        releases::manifest(store, &app.name, &current)
-            .ok()
-            .map(|m| (current.clone(), Arc::new(m)))
-    };
-    Ok(Resolved {
-        app,
-        environment: env.name,
-        hosts,
-        release,
-        manifest,
-        base,
-        current,
-        policy: Policy::new(spec),
-        gates: env.gates.unwrap_or_default(),
-    })
-}
 
 /// Starts a deployment and returns its id; the rollout runs on its own
 /// task. Asked to queue (or by the environment's gates), it waits in the
 /// queue while the lock is held or others wait ahead of it.
 pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<String, Error> {
-    let resolved = resolve_start(ctx, &start).await?;
+    // A release that takes time to make is made by the deployment itself,
+    // unless the deployment waits (queue, approvals, schedule): those cut
+    // it now.
+    let deferred =
+        !start.queue && start.run_at.is_none() && super::prepare::needed(ctx, &start).await?;
+    let resolved = if deferred {
+        resolve(&ctx.store, &start, None)?
+    } else {
+        resolve_start(ctx, &start).await?
+    };
     let gates = resolved.gates.clone();
     let asked = (start.kind, start.run_at, start.force);
     let forced = gating::windows(caller, asked, &gates)?;
     let how = Launch {
         kind: start.kind,
-        message: start.message,
+        message: start.message.clone(),
         repair: false,
         forced,
     };
@@ -279,6 +50,11 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
     if !start.queue && !gates.queue && !approvals && start.run_at.is_none() {
         return launch(ctx, caller, resolved, how).await;
     }
+    let resolved = if deferred {
+        resolve_start(ctx, &start).await?
+    } else {
+        resolved
+    };
     let _gate = ctx.waiting.gate().await;
     let (app, env) = (resolved.app.name.clone(), resolved.environment.clone());
     let free = store::queue::of_target(&ctx.store, &app, &env)?.is_empty()
@@ -309,21 +85,6 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
         }
     };
     queue::enqueue(ctx, (&app, &env), build, wait).await
-}
-
-/// What kind of deployment a launch records.
-#[derive(Clone)]
-pub(super) struct Launch {
-    /// Deploy or rollback.
-    pub kind: DeploymentKind,
-    /// The message recorded with it.
-    pub message: String,
-    /// A drift repair: recorded as one, and each host builds the release
-    /// afresh.
-    pub repair: bool,
-    /// Why an admin's --force was needed (outside the windows, in a
-    /// freeze), when it was.
-    pub forced: Option<String>,
 }
 
 /// Records a resolved deployment (number, lock, record and first event in
@@ -364,45 +125,35 @@ pub(super) async fn launch(
         Err(err) => return Err(err.into()),
     };
     let id = recorder.deployment().id.clone();
-    run(ctx, recorder, lease, r, &how);
+    if r.release.id.is_empty() {
+        super::prepare::spawn(ctx, recorder, lease, r, how);
+    } else {
+        run(ctx, recorder, lease, r, &how);
+    }
     Ok(id)
 }
 
-/// Runs a recorded deployment that holds its lock on its own task.
-pub(super) fn run(ctx: &Context, recorder: Recorder, lease: Lease, r: Resolved, how: &Launch) {
-    let id = recorder.deployment().id.clone();
-    let control = ctx.running.register(&id);
-    let plan = Plan {
-        deployment_id: id.clone(),
-        kind: how.kind,
-        app: r.app,
-        environment: r.environment,
-        release: r.release,
-        manifest: r.manifest,
-        base: r.base,
-        policy: r.policy,
-        fencing_token: lease.lock().fencing_token,
-        done: Done::default(),
-        repair: how.repair,
-    };
-    let supervise = supervisor::supervise(ctx.clone(), plan, r.hosts, recorder, lease, control);
-    tokio::spawn(supervise);
-}
-
-/// "deploy <release> of <app> to <environment> (<n> hosts) by <author>, fencing token <n>"
+/// "deploy <release> of <app> to <environment> (<n> hosts) by <author>,
+/// fencing token <n>"; for a release still to be made, "deploy <ref> ...:
+/// preparing the release" at stage "preparing".
 pub(super) fn first_event(d: &Deployment, hosts: usize, repair: bool) -> DeploymentEvent {
     let kind = match (repair, d.kind()) {
         (true, _) => "drift repair: deploy",
         (false, DeploymentKind::Rollback) => "rollback",
         (false, _) => "deploy",
     };
+    let (what, stage, then) = if d.release.is_empty() {
+        (&d.git_ref, "preparing", ": preparing the release")
+    } else {
+        (&d.release, "pending", "")
+    };
     deployment_event(
         DeploymentStatus::Pending,
-        "pending",
+        stage,
         LogLevel::Info,
         format!(
-            "{kind} {} of {} to {} ({hosts} hosts) by {}, fencing token {}",
-            d.release, d.app, d.environment, d.author, d.fencing_token
+            "{kind} {what} of {} to {} ({hosts} hosts) by {}, fencing token {}{then}",
+            d.app, d.environment, d.author, d.fencing_token
         ),
     )
 }

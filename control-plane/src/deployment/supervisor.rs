@@ -15,7 +15,6 @@ use super::{Lease, Recorder, auto_rollback, record::Entry};
 use crate::{
     Context,
     domain::event::{deployment_event, host_log},
-    locks,
     rollout::{self, Outcome, Plan, Update},
     running::Control,
     store::StoreError,
@@ -105,28 +104,7 @@ async fn execute(
     // Contents are read from the app's mirror when its source is remote.
     let plan = localised(ctx, plan);
     let engine = tokio::spawn(rollout::run(ctx.agents.clone(), plan, hosts, control, tx));
-    let mut renew = tokio::time::interval(locks::RENEW_EVERY);
-    renew.tick().await;
-    loop {
-        let update = tokio::select! {
-            update = rx.recv() => update,
-            _ = renew.tick() => {
-                lease.renew().await?;
-                continue;
-            }
-        };
-        let Some(update) = update else { break };
-        // Group commit: whatever arrived while the last commit was being
-        // flushed goes into this one.
-        let mut entries = vec![entry(update)];
-        while entries.len() < GROUP_COMMIT {
-            match rx.try_recv() {
-                Ok(update) => entries.push(entry(update)),
-                Err(_) => break,
-            }
-        }
-        recorder.record_all(entries, Vec::new()).await?;
-    }
+    super::relay::relay(&mut rx, recorder, lease, GROUP_COMMIT, entry).await?;
     Ok(engine.await.unwrap_or_else(|err| Outcome {
         status: DeploymentStatus::Failed,
         message: format!("the rollout task failed: {err}"),

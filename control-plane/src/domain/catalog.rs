@@ -49,6 +49,9 @@ impl TryFrom<App> for AppSpec {
         }
         crate::sources::tags::check_pattern(&app.release_tag_pattern)
             .map_err(|e| InvalidField::new("app.release_tag_pattern", e))?;
+        if let Some(build) = &app.build {
+            crate::sources::build::check("app.build", build)?;
+        }
         Ok(Self(app))
     }
 }

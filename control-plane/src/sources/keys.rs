@@ -213,6 +213,10 @@ impl Sources {
         let name = app.to_owned();
         let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stop = cancel.clone();
+        let progress = match &op {
+            Op::Fetch(progress) => progress.clone(),
+            _ => crate::progress::Progress::none(),
+        };
         let task = tokio::task::spawn_blocking(move || {
             let mirror = vault.mirror(&name);
             let fetch = mirror::Fetch {
@@ -225,6 +229,7 @@ impl Sources {
                 max_bytes: settings.max_bytes,
                 deadline: std::time::Instant::now() + settings.timeout,
                 cancel: stop,
+                progress,
             };
             let seconds = settings.timeout.as_secs();
             match op {
@@ -232,7 +237,7 @@ impl Sources {
                     let (result, handshake) = mirror::list_refs(&fetch, seconds);
                     (result.map(Connected::Listed), handshake)
                 }
-                Op::Fetch => {
+                Op::Fetch(_) => {
                     let (result, handshake) = mirror::fetch(&fetch, seconds);
                     (result.map(Connected::Fetched), handshake)
                 }
@@ -267,8 +272,8 @@ impl Sources {
 
 /// What a connection does.
 pub(super) enum Op {
-    /// Fetch into the mirror.
-    Fetch,
+    /// Fetch into the mirror, reporting its progress.
+    Fetch(crate::progress::Progress),
     /// List the remote's refs.
     List,
     /// Push a tag of a commit.

@@ -42,6 +42,8 @@ pub struct Fetch<'a> {
     pub deadline: Instant,
     /// Set by the caller to give up now (its own timeout).
     pub cancel: Arc<AtomicBool>,
+    /// Where the transfer's progress goes (every 10% or second).
+    pub progress: crate::progress::Progress,
 }
 
 /// What a successful fetch received.
@@ -276,12 +278,17 @@ fn callbacks<'a>(fetch: &'a Fetch<'_>, seen: &'a Seen) -> RemoteCallbacks<'a> {
         true
     };
     callbacks.sideband_progress(move |_| go_on());
+    let throttle = Throttle::default();
     callbacks.transfer_progress(move |progress| {
         let stats = Fetched {
             objects: progress.received_objects() as u64,
             bytes: progress.received_bytes() as u64,
         };
         seen.stats.set(stats);
+        if let Some(message) = throttle.tick(stats, progress.total_objects() as u64) {
+            let note = crate::progress::Note::info("fetch", message);
+            fetch.progress.try_note(note);
+        }
         if stats.bytes > fetch.max_bytes {
             seen.too_large.set(true);
             return false;
@@ -289,6 +296,41 @@ fn callbacks<'a>(fetch: &'a Fetch<'_>, seen: &'a Seen) -> RemoteCallbacks<'a> {
         go_on()
     });
     callbacks
+}
+
+/// Reports a transfer every tenth of its objects or every second,
+/// whichever comes first.
+struct Throttle {
+    tenth: Cell<u64>,
+    at: Cell<Instant>,
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Self {
+            tenth: Cell::new(0),
+            at: Cell::new(Instant::now()),
+        }
+    }
+}
+
+impl Throttle {
+    /// The progress line to report now, if any.
+    fn tick(&self, stats: Fetched, total: u64) -> Option<String> {
+        let tenth = (stats.objects * 10).checked_div(total).unwrap_or(0);
+        let due = tenth > self.tenth.get() || self.at.get().elapsed().as_secs() >= 1;
+        if !due || total == 0 {
+            return None;
+        }
+        self.tenth.set(tenth);
+        self.at.set(Instant::now());
+        Some(format!(
+            "received {} of {total} objects ({}%), {} bytes",
+            stats.objects,
+            tenth * 10,
+            stats.bytes
+        ))
+    }
 }
 
 /// The ssh host key against the pin: the same key passes; another is

@@ -3,6 +3,7 @@
 //! ([`mirror`]), what is held per app ([`vault`]), the fetch settings and
 //! the poller. [`Sources`] is what the rest of the control plane uses.
 
+pub mod build;
 mod fingerprint;
 pub mod keys;
 pub mod location;
@@ -24,6 +25,8 @@ use std::{
 
 use slipway_proto::control::v1::{App, FetchOutcome};
 
+use crate::progress::{Note, Progress};
+
 pub use self::{
     location::{Location, Transport},
     mirror::FetchError,
@@ -41,6 +44,7 @@ pub struct Sources {
     https_roots: Option<Arc<rustls::RootCertStore>>,
     /// One fetch per app at a time.
     fetching: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    builder: build::Builder,
 }
 
 /// A source setting that stops the control plane at start.
@@ -49,6 +53,9 @@ pub enum SourcesConfigError {
     /// A trusted directory.
     #[error(transparent)]
     Root(#[from] SourceRootError),
+    /// The build user.
+    #[error(transparent)]
+    BuildUser(#[from] build::UnknownBuildUser),
     /// The extra CA file.
     #[error("sources.https_ca_file {path} holds no readable PEM certificate")]
     CaFile {
@@ -74,7 +81,23 @@ impl Sources {
             settings,
             https_roots,
             fetching: Arc::default(),
+            builder: build::Builder::new(&build::BuildConfig::default(), data_dir)?,
         })
+    }
+
+    /// These sources building with `config`.
+    pub fn with_builds(
+        mut self,
+        config: &build::BuildConfig,
+        data_dir: &Path,
+    ) -> Result<Self, SourcesConfigError> {
+        self.builder = build::Builder::new(config, data_dir)?;
+        Ok(self)
+    }
+
+    /// What runs apps' builds.
+    pub fn builder(&self) -> &build::Builder {
+        &self.builder
     }
 
     /// The trusted local directories.
@@ -113,6 +136,15 @@ impl Sources {
     /// time, within the configured deadline and byte bound) and records the
     /// outcome, failed or not.
     pub async fn fetch(&self, app: &App) -> Result<FetchOutcome, crate::error::Error> {
+        self.fetch_observed(app, &Progress::none()).await
+    }
+
+    /// [`Sources::fetch`], reporting the transfer to `progress`.
+    pub async fn fetch_observed(
+        &self,
+        app: &App,
+        progress: &Progress,
+    ) -> Result<FetchOutcome, crate::error::Error> {
         let Ok(Location::Remote { url, .. }) = Location::parse(&app.repository) else {
             return Err(crate::error::Error::Precondition(format!(
                 "app {} has a local repository: nothing to fetch",
@@ -122,7 +154,7 @@ impl Sources {
         let lock = self.app_lock(&app.name);
         let _one = lock.lock().await;
         let started = Instant::now();
-        let result = self.run_fetch(&app.name, url).await;
+        let result = self.run_fetch(&app.name, url, progress.clone()).await;
         let mut outcome = FetchOutcome {
             at: Some(slipway_proto::now()),
             ok: result.is_ok(),
@@ -153,8 +185,13 @@ impl Sources {
         Ok(outcome)
     }
 
-    async fn run_fetch(&self, app: &str, url: String) -> Result<mirror::Fetched, FetchError> {
-        match self.connect(app, url, keys::Op::Fetch).await.0? {
+    async fn run_fetch(
+        &self,
+        app: &str,
+        url: String,
+        progress: Progress,
+    ) -> Result<mirror::Fetched, FetchError> {
+        match self.connect(app, url, keys::Op::Fetch(progress)).await.0? {
             keys::Connected::Fetched(fetched) => Ok(fetched),
             _ => Ok(mirror::Fetched::default()),
         }
@@ -169,23 +206,29 @@ impl Sources {
     /// remote has it now: a full commit id or a tag the mirror has is used
     /// as is; anything else (a branch moves) is fetched first. A failed
     /// fetch fails the cut with its reason. Local sources need nothing.
-    pub async fn prepare_cut(&self, app: &App, git_ref: &str) -> Result<(), crate::error::Error> {
-        if !matches!(
-            Location::parse(&app.repository),
-            Ok(Location::Remote { .. })
-        ) {
+    pub async fn prepare_cut(
+        &self,
+        app: &App,
+        git_ref: &str,
+        progress: &Progress,
+    ) -> Result<(), crate::error::Error> {
+        if !self.needs_fetch(app, git_ref).await {
             return Ok(());
         }
-        let mirror = self.vault.mirror(&app.name);
-        let wanted = git_ref.to_owned();
-        let held = tokio::task::spawn_blocking(move || holds_fixed(&mirror, &wanted))
-            .await
-            .unwrap_or(false);
-        if held {
-            return Ok(());
-        }
-        let outcome = self.fetch(app).await?;
+        let shown = location::masked(&app.repository);
+        progress
+            .note(Note::info(
+                "fetch",
+                format!("fetching {git_ref} from {shown}"),
+            ))
+            .await;
+        let outcome = self.fetch_observed(app, progress).await?;
         if outcome.ok {
+            let message = format!(
+                "fetched {} objects, {} bytes in {} ms",
+                outcome.objects, outcome.bytes, outcome.duration_ms
+            );
+            progress.note(Note::info("fetch", message)).await;
             Ok(())
         } else {
             Err(crate::error::Error::Precondition(format!(
@@ -193,6 +236,25 @@ impl Sources {
                 app.name, outcome.error
             )))
         }
+    }
+}
+
+impl Sources {
+    /// Whether cutting `git_ref` of `app` fetches first: a remote source
+    /// whose mirror lacks it as a full commit id or a tag.
+    pub async fn needs_fetch(&self, app: &App, git_ref: &str) -> bool {
+        if !matches!(
+            Location::parse(&app.repository),
+            Ok(Location::Remote { .. })
+        ) {
+            return false;
+        }
+        let mirror = self.vault.mirror(&app.name);
+        let wanted = git_ref.to_owned();
+        let held = tokio::task::spawn_blocking(move || holds_fixed(&mirror, &wanted))
+            .await
+            .unwrap_or(false);
+        !held
     }
 }
 

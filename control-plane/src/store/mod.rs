@@ -6,6 +6,7 @@
 //! atomic batch, flushed to disk before the call returns.
 
 pub mod audit;
+pub mod builds;
 pub mod catalog;
 pub mod deployments;
 pub mod drift;
@@ -100,10 +101,13 @@ pub enum Tree {
     /// app \0 environment \0 be64(number) -> deployment id: the deployments
     /// waiting before they start, oldest first
     Queue,
+    /// app \0 commit ":" spec hash -> `Build`: the last build of a commit
+    /// with a build spec
+    Builds,
 }
 
 impl Tree {
-    const ALL: [Tree; 30] = [
+    const ALL: [Tree; 31] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -134,6 +138,7 @@ impl Tree {
         Tree::WebhookSecrets,
         Tree::WebhookDeliveries,
         Tree::Queue,
+        Tree::Builds,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -168,6 +173,7 @@ impl Tree {
             Tree::WebhookSecrets => "webhook_secrets",
             Tree::WebhookDeliveries => "webhook_deliveries",
             Tree::Queue => "queue",
+            Tree::Builds => "builds",
         }
     }
 

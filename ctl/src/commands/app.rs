@@ -7,7 +7,11 @@ use slipway_proto::control::v1::{
     App, CreateAppRequest, GetAppRequest, ListAppsRequest, UpdateAppRequest,
 };
 
-use super::{activation::ActivationArgs, credentials::CredentialArgs};
+use super::{
+    activation::ActivationArgs,
+    build::{BuildArgs, SetBuildArgs},
+    credentials::CredentialArgs,
+};
 
 use crate::{
     connection::{Connection, rpc},
@@ -22,6 +26,9 @@ pub enum AppCommand {
     Create(Box<CreateArgs>),
     /// Change an application's settings (admin); flags not given stay as they are.
     Update(Box<UpdateArgs>),
+    /// Declare (or with --no-build, drop) the build the control plane runs
+    /// once per commit, whose output directory becomes the release (admin).
+    SetBuild(SetBuildArgs),
     /// List the applications.
     List,
     /// Show one application.
@@ -69,6 +76,9 @@ pub struct CreateArgs {
     /// release_%Y%m%d_%H%M%S)
     #[arg(long, value_name = "PATTERN")]
     pub release_tag_pattern: Option<String>,
+    /// The build, if releases are built.
+    #[command(flatten)]
+    pub build: BuildArgs,
 }
 
 /// Flags of `app update`.
@@ -123,6 +133,7 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                 credentials: args.credentials.read()?,
                 release_tags: args.release_tags,
                 release_tag_pattern: args.release_tag_pattern.clone().unwrap_or_default(),
+                build: args.build.spec(),
             };
             let response = rpc(apps.create_app(CreateAppRequest { app: Some(app) }).await)?;
             match output {
@@ -137,14 +148,22 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                 }
             }
         }
+        AppCommand::SetBuild(args) => {
+            let current = current(&mut apps, &args.name).await?;
+            let app = App {
+                build: args.spec(),
+                ..current
+            };
+            let dropped = app.build.is_none();
+            let what = if dropped {
+                "build dropped for app"
+            } else {
+                "build set for app"
+            };
+            update(&mut apps, app, what, output).await
+        }
         AppCommand::Update(args) => {
-            let current = rpc(apps
-                .get_app(GetAppRequest {
-                    name: args.name.clone(),
-                })
-                .await)?
-            .app
-            .unwrap_or_default();
+            let current = current(&mut apps, &args.name).await?;
             let app = App {
                 repository: args
                     .repo
@@ -164,18 +183,7 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
                     .unwrap_or(current.release_tag_pattern),
                 ..current
             };
-            let response = rpc(apps.update_app(UpdateAppRequest { app: Some(app) }).await)?;
-            match output {
-                Output::Json => output::json(&response),
-                Output::Text => {
-                    let app = response.app.unwrap_or_default();
-                    Ok(output::emit(&format!(
-                        "updated app {}\n{}",
-                        app.name,
-                        output::app(&app)
-                    ))?)
-                }
-            }
+            update(&mut apps, app, "updated app", output).await
         }
         AppCommand::List => {
             let response = rpc(apps.list_apps(ListAppsRequest {}).await)?;
@@ -194,6 +202,30 @@ pub async fn run(command: &AppCommand, conn: &Connection, output: Output) -> any
             }
         }
     }
+}
+
+/// Stores `app` and prints it after `what` ("updated app").
+async fn update(apps: &mut AppClient, app: App, what: &str, output: Output) -> anyhow::Result<()> {
+    let response = rpc(apps.update_app(UpdateAppRequest { app: Some(app) }).await)?;
+    match output {
+        Output::Json => output::json(&response),
+        Output::Text => {
+            let app = response.app.unwrap_or_default();
+            let text = format!("{what} {}\n{}", app.name, output::app(&app));
+            Ok(output::emit(&text)?)
+        }
+    }
+}
+
+type AppClient =
+    slipway_proto::control::v1::app_service_client::AppServiceClient<tonic::transport::Channel>;
+
+/// The app as stored.
+async fn current(apps: &mut AppClient, name: &str) -> anyhow::Result<App> {
+    let request = GetAppRequest {
+        name: name.to_owned(),
+    };
+    Ok(rpc(apps.get_app(request).await)?.app.unwrap_or_default())
 }
 
 /// A relative path that exists here becomes absolute, since the control

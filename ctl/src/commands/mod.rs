@@ -6,6 +6,7 @@ pub mod activation;
 pub mod app;
 pub mod approve;
 pub mod audit;
+pub mod build;
 pub mod cancel;
 pub mod credentials;
 pub mod deploy;

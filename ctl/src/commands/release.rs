@@ -88,6 +88,11 @@ pub struct CreateArgs {
     /// Branch, tag or commit (default: the app's branch)
     #[arg(long = "ref", value_name = "REF")]
     pub git_ref: Option<String>,
+    /// Build it with the app's build (run once per commit and build spec;
+    /// a cached build is reused) and print the outcome and log tail; deploys
+    /// nothing
+    #[arg(long)]
+    pub build: bool,
 }
 
 /// Flags of `release list`.
@@ -124,6 +129,7 @@ pub async fn run(
             let request = CreateReleaseRequest {
                 app: args.app.clone(),
                 git_ref: args.git_ref.clone().unwrap_or_default(),
+                build: args.build,
             };
             let response = rpc(releases.create_release(request).await)?;
             match output {
@@ -135,7 +141,15 @@ pub async fn run(
                     } else {
                         "this commit already has release"
                     };
-                    let text = format!("{verb} {}\n{}", release.id, output::release(&release));
+                    let built = match &response.build {
+                        Some(build) => super::build::outcome(build, response.built),
+                        None => String::new(),
+                    };
+                    let text = format!(
+                        "{built}{verb} {}\n{}",
+                        release.id,
+                        output::release(&release)
+                    );
                     Ok(output::emit(&text)?)
                 }
             }

@@ -54,6 +54,7 @@ pub fn app(app: &App) -> String {
     rows.extend(crate::commands::activation::describe(
         app.activation.as_ref(),
     ));
+    rows.extend(crate::commands::build::describe(app.build.as_ref()));
     fields(&rows)
 }
 
@@ -183,6 +184,7 @@ pub fn release(release: &Release) -> String {
         ),
         ("previous", or_dash(&release.previous_release)),
         ("mark", super::mark(release.mark(), &release.mark_reason)),
+        ("build", or_dash(&release.build_id)),
     ]);
     out.push('\n');
     if release.previous_release.is_empty() {
