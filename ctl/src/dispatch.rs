@@ -73,6 +73,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Webhook(command) => webhook::run(command, conn, output)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Dashboard(command) => dashboard::run(command, conn, output)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Source(command) => source::run(command, conn, output).await.map(|ok| {
             if ok {
                 ExitCode::SUCCESS

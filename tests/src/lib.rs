@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod control_process;
+pub mod dashboard;
 pub mod direct;
 pub mod disk;
 pub mod events;

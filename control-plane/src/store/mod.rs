@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod dashboard;
 pub mod deployments;
 pub mod drift;
 pub mod events;
@@ -100,10 +101,14 @@ pub enum Tree {
     /// app \0 environment \0 be64(number) -> deployment id: the deployments
     /// waiting before they start, oldest first
     Queue,
+    /// SHA-256 of a login link's token -> `LoginLink`
+    LoginLinks,
+    /// session id -> `DashboardSession`
+    DashboardSessions,
 }
 
 impl Tree {
-    const ALL: [Tree; 30] = [
+    const ALL: [Tree; 32] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -134,6 +139,8 @@ impl Tree {
         Tree::WebhookSecrets,
         Tree::WebhookDeliveries,
         Tree::Queue,
+        Tree::LoginLinks,
+        Tree::DashboardSessions,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -168,6 +175,8 @@ impl Tree {
             Tree::WebhookSecrets => "webhook_secrets",
             Tree::WebhookDeliveries => "webhook_deliveries",
             Tree::Queue => "queue",
+            Tree::LoginLinks => "login_links",
+            Tree::DashboardSessions => "dashboard_sessions",
         }
     }
 

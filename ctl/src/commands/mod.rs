@@ -8,6 +8,7 @@ pub mod approve;
 pub mod audit;
 pub mod cancel;
 pub mod credentials;
+pub mod dashboard;
 pub mod deploy;
 pub mod deployment;
 pub mod drift;

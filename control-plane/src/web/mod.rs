@@ -1,9 +1,23 @@
 //! The web listener: HTTPS with the control plane's server certificate (the
 //! one in force: a reload applies to new connections), no client
-//! certificate asked, HTTP/1.1. It serves the webhooks of git servers and
-//! CI at `POST /hooks/<app>`, each delivery proved by the app's secret
-//! ([`crate::triggers::webhook`]). Bodies are bounded by [`MAX_BODY`];
-//! connections by the shared HTTP server's limits.
+//! certificate asked, HTTP/1.1. It serves the browser dashboard (sessions
+//! opened by one-time login links, see [`session`]) and the webhooks of git
+//! servers and CI at `POST /hooks/<app>`, each delivery proved by the app's
+//! secret ([`crate::triggers::webhook`]). Bodies are bounded by
+//! [`MAX_BODY`]; connections by the shared HTTP server's limits.
+
+mod assets;
+mod calls;
+mod charts;
+mod deployment;
+mod forms;
+mod history;
+mod html;
+mod i18n;
+mod live;
+mod overview;
+mod pages;
+mod session;
 
 use axum::{
     Router,
@@ -11,7 +25,7 @@ use axum::{
     extract::{DefaultBodyLimit, Path, State},
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::post,
+    routing::{get, post},
 };
 use slipway_proto::tls::{self, TlsMaterial};
 use tokio::net::TcpListener;
@@ -50,8 +64,36 @@ async fn hook(
 pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/hooks/{app}", post(hook))
+        .merge(dashboard())
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(ctx)
+}
+
+/// The dashboard's routes.
+fn dashboard() -> Router<Context> {
+    Router::new()
+        .route("/", get(overview::page))
+        .route("/login/{token}", get(session::login))
+        .route("/logout", post(session::logout))
+        .route("/lang/{code}", get(session::language_switch))
+        .route("/assets/{name}", get(assets::serve))
+        .route("/deployments/{id}", get(deployment::page))
+        .route("/deployments/{id}/events", get(live::events))
+        .route("/deployments/{id}/cancel", post(deployment::cancel))
+        .route("/history", get(history::page))
+        .route("/history/export", get(history::export))
+        .route("/rollbacks", get(pages::rollbacks))
+        .route("/releases/{app}/{id}", get(pages::release))
+        .route("/hosts", get(pages::hosts))
+        .route("/hosts/{name}", get(pages::host))
+        .route("/audit", get(pages::audit))
+        .route("/deploy", get(forms::deploy_form))
+        .route("/deploy/preview", post(forms::deploy_preview))
+        .route("/deploy/confirm", post(forms::deploy_confirm))
+        .route("/rollback", get(forms::rollback_form))
+        .route("/rollback/preview", post(forms::rollback_preview))
+        .route("/rollback/confirm", post(forms::rollback_confirm))
+        .fallback(session::not_found)
 }
 
 /// Serves the web listener on `listener` with `material`'s certificate
@@ -63,7 +105,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "web listener serving (webhooks at /hooks/<app>)");
+        tracing::info!(%addr, "web listener serving (dashboard at /, webhooks at /hooks/<app>)");
     }
     let connections = tls::Incoming::new(listener, tls::https_server_config(material));
     slipway_proto::observe::serve_router("web", connections, router(ctx), shutdown).await;

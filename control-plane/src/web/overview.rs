@@ -1,0 +1,180 @@
+//! The overview page: running deployments with live progress, then each
+//! environment with its apps: the release it runs, who deployed it and
+//! when, hosts by health and the last outcome.
+
+use std::fmt::Write as _;
+
+use axum::{extract::State, response::Response};
+use slipway_proto::{
+    control::v1::{
+        AppEnvironmentStatus, DeploymentStatus, GetEnvironmentStatusRequest,
+        ListDeploymentsRequest, ListEnvironmentsRequest,
+        deployment_service_server::DeploymentService as _,
+        environment_service_server::EnvironmentService as _,
+    },
+    identity::Role,
+};
+
+use super::{
+    calls::{Services, call},
+    html::{self, data, link, num},
+    i18n::{Lang, Msg, fill},
+    session::Viewer,
+};
+use crate::Context;
+
+/// Running deployments shown, at most.
+const RUNNING_SHOWN: u32 = 50;
+
+/// `GET /`.
+pub async fn page(State(ctx): State<Context>, viewer: Viewer) -> Response {
+    let services = Services::new(&ctx);
+    let lang = viewer.lang;
+    let running = call!(
+        &viewer,
+        services.deployments,
+        list_deployments,
+        ListDeploymentsRequest {
+            status: DeploymentStatus::Running.into(),
+            page_size: RUNNING_SHOWN,
+            ..Default::default()
+        }
+    );
+    let mut body = format!("<section><h2>{}</h2>", Msg::Running.text(lang));
+    if running.deployments.is_empty() {
+        let _ = write!(
+            body,
+            "<p class=\"empty\">{}</p>",
+            Msg::NothingRunning.text(lang)
+        );
+    } else {
+        let rows: Vec<_> = running
+            .deployments
+            .iter()
+            .map(|d| {
+                vec![
+                    link(&format!("/deployments/{}", d.id), &data(&d.id)),
+                    data(&d.app),
+                    data(&d.environment),
+                    data(&d.release),
+                    html::progress(d.percent, Some(&d.id)),
+                ]
+            })
+            .collect();
+        let heads = [
+            Msg::Deployment,
+            Msg::App,
+            Msg::Environment,
+            Msg::Release,
+            Msg::Progress,
+        ];
+        body.push_str(&html::table(lang, &heads, &rows, "running"));
+    }
+    body.push_str("</section>");
+    let environments = call!(
+        &viewer,
+        services.environments,
+        list_environments,
+        ListEnvironmentsRequest {}
+    );
+    if environments.environments.is_empty() {
+        let cmd = "<code>slipctl env create</code>";
+        let text = fill(Msg::NoEnvironments.text(lang), &[("cmd", cmd)]);
+        let _ = write!(body, "<p class=\"empty\">{text}</p>");
+    }
+    for env in &environments.environments {
+        let status = call!(
+            &viewer,
+            services.environments,
+            get_environment_status,
+            GetEnvironmentStatusRequest {
+                name: env.name.clone()
+            }
+        );
+        let _ = write!(
+            body,
+            "<section class=\"env\"><h2>{} {}</h2>",
+            Msg::Environment.text(lang),
+            data(&env.name)
+        );
+        if status.apps.is_empty() {
+            let _ = write!(body, "<p class=\"empty\">{}</p>", Msg::NoApps.text(lang));
+        } else {
+            let rows: Vec<_> = status
+                .apps
+                .iter()
+                .map(|app| row(&viewer, &env.name, app))
+                .collect();
+            let heads = [
+                Msg::App,
+                Msg::Current,
+                Msg::DeployedBy,
+                Msg::When,
+                Msg::Health,
+                Msg::LastOutcome,
+                Msg::Deploy,
+            ];
+            body.push_str(&html::table(lang, &heads, &rows, "apps"));
+        }
+        body.push_str("</section>");
+    }
+    html::page(&viewer, Msg::Overview.text(lang), &body)
+}
+
+fn row(viewer: &Viewer, env: &str, app: &AppEnvironmentStatus) -> Vec<String> {
+    let lang = viewer.lang;
+    let (release, author, when) = match &app.current {
+        Some(d) => (
+            link(
+                &format!("/releases/{}/{}", app.app, d.release),
+                &data(&d.release),
+            ),
+            data(&d.author),
+            html::time(d.finished_at.as_ref()),
+        ),
+        None => (Msg::None.text(lang).to_owned(), "—".into(), "—".into()),
+    };
+    let health = app.health.unwrap_or_default();
+    let health = format!(
+        "{} / {} / {}",
+        num(health.healthy),
+        num(health.degraded),
+        num(health.down)
+    );
+    let last = match &app.last {
+        Some(d) => {
+            let live = (d.status() == DeploymentStatus::Running).then_some(d.id.as_str());
+            let progress = live.map(|id| html::progress(d.percent, Some(id)));
+            format!(
+                "{} {}",
+                link(
+                    &format!("/deployments/{}", d.id),
+                    &html::status(lang, d.status)
+                ),
+                progress.unwrap_or_default()
+            )
+        }
+        None => "—".into(),
+    };
+    vec![
+        data(&app.app),
+        release,
+        author,
+        when,
+        health,
+        last,
+        actions(viewer, lang, env, &app.app),
+    ]
+}
+
+fn actions(viewer: &Viewer, lang: Lang, env: &str, app: &str) -> String {
+    if viewer.caller.role < Role::Deployer {
+        return String::new();
+    }
+    let query = format!("app={}&amp;env={}", html::esc(app), html::esc(env));
+    format!(
+        "<a class=\"button\" href=\"/deploy?{query}\">{}</a> <a class=\"button\" href=\"/rollback?{query}\">{}</a>",
+        Msg::Deploy.text(lang),
+        Msg::Rollback.text(lang)
+    )
+}
