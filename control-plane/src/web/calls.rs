@@ -6,7 +6,7 @@
 use axum::response::Response;
 use tonic::Request;
 
-use super::session::{Viewer, failed};
+use super::{session::failed, viewer::Viewer};
 use crate::{Context, api, audit::SessionCertificate};
 
 /// `message` as a request of `viewer`'s operator (its certificate's

@@ -23,7 +23,7 @@ use super::{
     calls::{Services, call},
     html::{self, data, esc, num},
     i18n::{Lang, Msg},
-    session::Viewer,
+    viewer::Viewer,
 };
 use crate::Context;
 

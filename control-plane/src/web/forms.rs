@@ -22,7 +22,7 @@ use super::{
     calls::{Services, call, refused},
     html::{self, data, esc, num},
     i18n::{Lang, Msg, fill},
-    session::Viewer,
+    viewer::Viewer,
 };
 use crate::Context;
 

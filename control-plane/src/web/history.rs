@@ -18,7 +18,7 @@ use super::{
     calls::{Services, call},
     html::{self, data, esc, link},
     i18n::{Lang, Msg},
-    session::Viewer,
+    viewer::Viewer,
 };
 use crate::Context;
 

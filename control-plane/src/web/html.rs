@@ -13,7 +13,7 @@ use slipway_proto::{
 
 use super::{
     i18n::{Lang, Msg},
-    session::Viewer,
+    viewer::Viewer,
 };
 
 /// `text` with the five HTML-special characters escaped.
@@ -119,7 +119,8 @@ pub fn progress(percent: u32, live: Option<&str>) -> String {
 
 /// A table with headings `heads` and `rows` (each its cells' HTML).
 pub fn table(lang: Lang, heads: &[Msg], rows: &[Vec<String>], class: &str) -> String {
-    let mut out = format!("<div class=\"scroll\" tabindex=\"0\"><table class=\"{class}\"><thead><tr>");
+    let mut out =
+        format!("<div class=\"scroll\" tabindex=\"0\"><table class=\"{class}\"><thead><tr>");
     for head in heads {
         let _ = write!(out, "<th scope=\"col\">{}</th>", head.text(lang));
     }

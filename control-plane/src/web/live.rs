@@ -24,7 +24,7 @@ use super::{
     calls::{Services, call},
     html,
     i18n::Lang,
-    session::Viewer,
+    viewer::Viewer,
 };
 use crate::Context;
 

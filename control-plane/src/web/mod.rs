@@ -18,6 +18,7 @@ mod live;
 mod overview;
 mod pages;
 mod session;
+mod viewer;
 
 use axum::{
     Router,

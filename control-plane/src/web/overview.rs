@@ -19,7 +19,7 @@ use super::{
     calls::{Services, call},
     html::{self, data, link, num},
     i18n::{Lang, Msg, fill},
-    session::Viewer,
+    viewer::Viewer,
 };
 use crate::Context;
 

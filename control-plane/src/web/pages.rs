@@ -19,7 +19,7 @@ use super::{
     charts,
     html::{self, data, esc, link, num},
     i18n::{Lang, Msg},
-    session::Viewer,
+    viewer::Viewer,
 };
 use crate::Context;
 

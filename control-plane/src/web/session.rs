@@ -9,32 +9,17 @@ use axum::{
 };
 use tonic::Code;
 
+use super::viewer::Viewer;
 use super::{
     html::{self, esc},
     i18n::{Lang, Msg, fill},
 };
-use crate::{
-    Context,
-    auth::Caller,
-    sessions,
-    store::dashboard::{self, DashboardSession},
-};
+use crate::{Context, sessions, store::dashboard};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "slipway_session";
 /// The language cookie's name.
 const LANG_COOKIE: &str = "slipway_lang";
-
-/// A signed-in operator looking at the dashboard.
-#[derive(Clone, Debug)]
-pub struct Viewer {
-    /// The operator the session acts as.
-    pub caller: Caller,
-    /// The session.
-    pub session: DashboardSession,
-    /// The language of the pages.
-    pub lang: Lang,
-}
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
