@@ -181,7 +181,8 @@ def viewer_story(browser, cfg, deployment):
 def layout_and_language(browser, cfg, state, deployment):
     pages = {"overview": "/", "deployment": f"/deployments/{deployment}", "history": "/history",
              "rollbacks": "/rollbacks", "hosts": "/hosts",
-             "release": f"/releases/{cfg['app']}/{cfg['rollback_to']}"}
+             "release": f"/releases/{cfg['app']}/{cfg['rollback_to']}",
+             "source": f"/sources/{cfg['app']}"}
     for lang in ("en", "ar"):
         context = browser.new_context(ignore_https_errors=True, base_url=cfg["base"],
                                       storage_state=state)

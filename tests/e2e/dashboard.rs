@@ -140,6 +140,28 @@ async fn writes_need_the_role_and_the_csrf_token_and_are_audited() {
     let entry = &cluster.audit_trail().await[0];
     assert_eq!(entry.actor, "deployer/deployer-op");
     assert_eq!(entry.outcome, "OK");
+
+    // A release marked bad from its page, audited the same way.
+    let path = format!("/releases/{APP}/{}", second.release);
+    let page = deployer.get(&path).await;
+    assert!(page.body.contains(&second.commit), "{}", page.body);
+    let csrf = page.csrf().expect("a token");
+    let fields = [
+        ("csrf", csrf.as_str()),
+        ("mark", "bad"),
+        ("reason", "broke login"),
+    ];
+    let marked = deployer.post(&format!("{path}/mark"), &fields).await;
+    assert_eq!(marked.status, 303, "{}", marked.body);
+    let entry = &cluster.audit_trail().await[0];
+    assert_eq!(
+        entry.method,
+        "slipway.control.v1.ReleaseService/MarkRelease"
+    );
+    assert_eq!(entry.actor, "deployer/deployer-op");
+    assert!(deployer.get(&path).await.body.contains(">bad<"));
+    let source = deployer.get(&format!("/sources/{APP}")).await;
+    assert_eq!(source.status, 200, "{}", source.body);
     cluster.shutdown().await;
 }
 

@@ -42,7 +42,7 @@ fn summary(lang: Lang, d: &Deployment) -> String {
         &format!("/releases/{}/{}", d.app, d.release),
         &data(&d.release),
     );
-    let rows = [
+    let mut rows = vec![
         (Msg::Deployment, data(&d.id)),
         (Msg::App, data(&d.app)),
         (Msg::Environment, data(&d.environment)),
@@ -66,24 +66,10 @@ fn summary(lang: Lang, d: &Deployment) -> String {
         (Msg::Duration, html::duration(d.duration_ms)),
         (Msg::Batch, num(d.batches)),
     ];
-    let mut out = String::from("<dl class=\"summary\" id=\"summary\">");
-    for (label, value) in rows {
-        let _ = write!(
-            out,
-            "<div><dt>{}</dt><dd>{value}</dd></div>",
-            label.text(lang)
-        );
-    }
     if !d.error.is_empty() {
-        let _ = write!(
-            out,
-            "<div><dt>{}</dt><dd class=\"error\">{}</dd></div>",
-            Msg::Error.text(lang),
-            data(&d.error)
-        );
+        rows.push((Msg::Error, data(&d.error)));
     }
-    out.push_str("</dl>");
-    out
+    html::summary(lang, "summary", &rows)
 }
 
 /// The hosts' table (also re-read by the script when the deployment ends).

@@ -136,6 +136,25 @@ pub fn table(lang: Lang, heads: &[Msg], rows: &[Vec<String>], class: &str) -> St
     out
 }
 
+/// A definition list of `rows` (label, value HTML) with the element id `id`.
+pub fn summary(lang: Lang, id: &str, rows: &[(Msg, String)]) -> String {
+    let mut out = format!("<dl class=\"summary\" id=\"{id}\">");
+    for (label, value) in rows {
+        let class = if *label == Msg::Error {
+            " class=\"error\""
+        } else {
+            ""
+        };
+        let _ = write!(
+            out,
+            "<div><dt>{}</dt><dd{class}>{value}</dd></div>",
+            label.text(lang)
+        );
+    }
+    out.push_str("</dl>");
+    out
+}
+
 /// A hidden CSRF field for a write form.
 pub fn csrf(viewer: &Viewer) -> String {
     format!(

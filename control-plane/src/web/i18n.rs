@@ -141,6 +141,14 @@ catalog! {
     Modified => "modified", "معدّل";
     Deleted => "deleted", "محذوف";
     Marks => "Mark", "العلامة";
+    MarkGood => "good", "جيد";
+    MarkBad => "bad", "سيئ";
+    Pin => "Pin on an environment's hosts", "تثبيت على خوادم بيئة";
+    Source => "Source", "المصدر";
+    Branch => "Branch tip", "رأس الفرع";
+    Behind => "Commits not deployed", "إيداعات لم تُنشر";
+    Repository => "Repository", "المستودع";
+    LastFetch => "Last fetch", "آخر جلب";
     AgentVersion => "Agent version", "إصدار الوكيل";
     CertExpiry => "Certificate expires", "انتهاء الشهادة";
     Address => "Address", "العنوان";

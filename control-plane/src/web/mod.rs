@@ -17,7 +17,9 @@ mod i18n;
 mod live;
 mod overview;
 mod pages;
+mod release;
 mod session;
+mod source;
 mod viewer;
 
 use axum::{
@@ -84,7 +86,10 @@ fn dashboard() -> Router<Context> {
         .route("/history", get(history::page))
         .route("/history/export", get(history::export))
         .route("/rollbacks", get(pages::rollbacks))
-        .route("/releases/{app}/{id}", get(pages::release))
+        .route("/releases/{app}/{id}", get(release::page))
+        .route("/releases/{app}/{id}/mark", post(release::mark))
+        .route("/releases/{app}/{id}/pin", post(release::pin))
+        .route("/sources/{app}", get(source::page))
         .route("/hosts", get(pages::hosts))
         .route("/hosts/{name}", get(pages::host))
         .route("/audit", get(pages::audit))

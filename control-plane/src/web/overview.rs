@@ -157,7 +157,7 @@ fn row(viewer: &Viewer, env: &str, app: &AppEnvironmentStatus) -> Vec<String> {
         None => "—".into(),
     };
     vec![
-        data(&app.app),
+        link(&format!("/sources/{}", app.app), &data(&app.app)),
         release,
         author,
         when,

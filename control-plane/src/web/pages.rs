@@ -1,5 +1,5 @@
-//! The reading pages: rollbacks timeline, a release, hosts (live state and
-//! health charts) and the audit trail (admin).
+//! The reading pages: rollbacks timeline, hosts (live state and health
+//! charts) and the audit trail (admin).
 
 use std::fmt::Write as _;
 
@@ -8,17 +8,16 @@ use axum::{
     response::Response,
 };
 use slipway_proto::control::v1::{
-    ChangeKind, GetFleetStatusRequest, GetHealthSeriesRequest, GetReleaseRequest,
-    GetRollbackTimelineRequest, ListAuditEventsRequest, audit_service_server::AuditService as _,
+    GetFleetStatusRequest, GetHealthSeriesRequest, GetRollbackTimelineRequest,
+    ListAuditEventsRequest, audit_service_server::AuditService as _,
     deployment_service_server::DeploymentService as _, host_service_server::HostService as _,
-    release_service_server::ReleaseService as _,
 };
 
 use super::{
     calls::{Services, call},
     charts,
-    html::{self, data, esc, link, num},
-    i18n::{Lang, Msg},
+    html::{self, data, link, num},
+    i18n::Msg,
     viewer::Viewer,
 };
 use crate::Context;
@@ -92,70 +91,6 @@ pub async fn rollbacks(
         html::table(lang, &heads, &rows, "timeline")
     };
     html::page(&viewer, Msg::Rollbacks.text(lang), &body)
-}
-
-fn change(lang: Lang, kind: i32) -> &'static str {
-    match ChangeKind::try_from(kind).unwrap_or_default() {
-        ChangeKind::Added => Msg::Added.text(lang),
-        ChangeKind::Deleted => Msg::Deleted.text(lang),
-        _ => Msg::Modified.text(lang),
-    }
-}
-
-/// `GET /releases/<app>/<id>`.
-pub async fn release(
-    State(ctx): State<Context>,
-    viewer: Viewer,
-    Path((app, id)): Path<(String, String)>,
-) -> Response {
-    let lang = viewer.lang;
-    let services = Services::new(&ctx);
-    let request = GetReleaseRequest {
-        app,
-        id,
-        include_manifest: false,
-    };
-    let answer = call!(&viewer, services.releases, get_release, request);
-    let r = answer.release.unwrap_or_default();
-    let rows = [
-        (Msg::Release, data(&r.id)),
-        (Msg::App, data(&r.app)),
-        (Msg::Commit, format!("<code>{}</code>", esc(&r.commit))),
-        (Msg::GitRef, data(&r.git_ref)),
-        (Msg::Author, data(&r.author)),
-        (Msg::Message, data(&r.message)),
-        (Msg::Started, html::time(r.created_at.as_ref())),
-        (Msg::Files, num(r.file_count)),
-        (Msg::Marks, data(&format!("{:?}", r.mark()).to_lowercase())),
-    ];
-    let mut body = String::from("<dl class=\"summary\">");
-    for (label, value) in rows {
-        let _ = write!(
-            body,
-            "<div><dt>{}</dt><dd>{value}</dd></div>",
-            label.text(lang)
-        );
-    }
-    body.push_str("</dl>");
-    let changes: Vec<_> = r
-        .changes
-        .iter()
-        .map(|c| {
-            vec![
-                data(&c.path),
-                change(lang, c.kind).to_owned(),
-                num(format!("+{} −{}", c.lines_added, c.lines_removed)),
-            ]
-        })
-        .collect();
-    let _ = write!(body, "<h2>{}</h2>", Msg::Changes.text(lang));
-    body.push_str(&html::table(
-        lang,
-        &[Msg::Path, Msg::Kind, Msg::Lines],
-        &changes,
-        "changes",
-    ));
-    html::page(&viewer, Msg::Release.text(lang), &body)
 }
 
 /// `GET /hosts`: every host as its agent answers now.
