@@ -33,6 +33,8 @@ pub struct Page {
     pub status: u16,
     /// `Set-Cookie`, if any.
     pub set_cookie: Option<String>,
+    /// The server's time to answer, from `Server-Timing`, in milliseconds.
+    pub server_ms: Option<f64>,
     /// The body.
     pub body: String,
 }
@@ -85,10 +87,17 @@ impl Browser {
             .get("set-cookie")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let server_ms = response
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split("dur=").nth(1))
+            .and_then(|v| v.parse().ok());
         let body = response.text().await.expect("a body");
         Page {
             status,
             set_cookie,
+            server_ms,
             body,
         }
     }
@@ -100,6 +109,16 @@ impl Browser {
             request = request.header(*name, *value);
         }
         self.send(request).await
+    }
+
+    /// GETs `path` and hands back the response as it streams (server-sent
+    /// events).
+    pub async fn stream(&self, path: &str) -> reqwest::Response {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        request.send().await.expect("the web listener answers")
     }
 
     /// GETs `path`.

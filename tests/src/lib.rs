@@ -24,6 +24,7 @@ pub mod process;
 pub mod prometheus;
 pub mod repo;
 pub mod scrape;
+pub mod seed;
 pub mod server;
 pub mod slipctl;
 pub mod spec;

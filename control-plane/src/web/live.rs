@@ -54,6 +54,7 @@ pub fn json(lang: Lang, event: &DeploymentEvent) -> serde_json::Value {
     let status = DeploymentStatus::try_from(event.status).unwrap_or_default();
     serde_json::json!({
         "seq": event.sequence,
+        "time_ms": event.time.map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos / 1_000_000)),
         "host": event.host,
         "status": status.as_str_name().trim_start_matches("DEPLOYMENT_STATUS_").to_ascii_lowercase(),
         "status_text": html::status_msg(status).text(lang),

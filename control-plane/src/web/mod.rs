@@ -100,6 +100,32 @@ fn dashboard() -> Router<Context> {
         .route("/rollback/preview", post(forms::rollback_preview))
         .route("/rollback/confirm", post(forms::rollback_confirm))
         .fallback(session::not_found)
+        .layer(axum::middleware::from_fn(guard))
+}
+
+/// What every dashboard answer carries: no script, style or frame from
+/// anywhere but the control plane, and the server's time to answer
+/// (`Server-Timing`, read by the benchmark and the browser's tools).
+async fn guard(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let fixed = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, header::HeaderValue::from_static(value));
+    }
+    let timing = format!("app;dur={:.2}", started.elapsed().as_secs_f64() * 1000.0);
+    if let Ok(value) = header::HeaderValue::from_str(&timing) {
+        headers.insert("server-timing", value);
+    }
+    response
 }
 
 /// Serves the web listener on `listener` with `material`'s certificate
