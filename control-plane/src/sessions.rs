@@ -6,7 +6,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use slipway_proto::identity::Role;
+use sha2::Digest as _;
+use slipway_proto::{identity::Role, revocation::Revocations};
 
 use crate::{
     auth::Caller,
@@ -39,13 +40,13 @@ fn secret() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
-/// A new login link for `caller`, whose certificate has fingerprint
-/// `certificate_sha256`: the token (shown once) and its expiry in Unix
-/// seconds. Expired links are dropped first; too many live ones refuse.
+/// A new login link for `caller`, who presented `certificate` (DER; empty
+/// when none): the token (shown once) and its expiry in Unix seconds.
+/// Expired links are dropped first; too many live ones refuse.
 pub async fn create_link(
     store: &Store,
     caller: &Caller,
-    certificate_sha256: &str,
+    certificate: &[u8],
 ) -> Result<(String, u64), Error> {
     let now = now_unix();
     let (expired, live): (Vec<_>, Vec<_>) = dashboard::links(store)?
@@ -60,7 +61,12 @@ pub async fn create_link(
     let link = LoginLink {
         name: caller.name.clone(),
         role: caller.role.to_string(),
-        certificate_sha256: certificate_sha256.to_owned(),
+        certificate_sha256: if certificate.is_empty() {
+            String::new()
+        } else {
+            hex::encode(sha2::Sha256::digest(certificate))
+        },
+        certificate_der: hex::encode(certificate),
         expires_unix: now + LINK_TTL.as_secs(),
     };
     let mut ops: Vec<_> = expired
@@ -102,6 +108,7 @@ pub async fn redeem(store: &Store, token: &str) -> Result<(DashboardSession, Str
         name: held.link.name.clone(),
         role: held.link.role.clone(),
         certificate_sha256: held.link.certificate_sha256.clone(),
+        certificate_der: held.link.certificate_der.clone(),
         secret_sha256: dashboard::digest(&cookie_secret),
         csrf: secret(),
         created_unix: now,
@@ -138,6 +145,16 @@ pub fn authenticate(store: &Store, cookie: &str) -> Result<Option<DashboardSessi
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0;
     Ok((matches && session.expires_unix > now_unix()).then_some(session))
+}
+
+/// Why the certificate behind `session` is refused now, if it is revoked
+/// (a session ends the moment its certificate is revoked).
+pub fn revoked(session: &DashboardSession, revocations: &Revocations) -> Option<String> {
+    let der = hex::decode(&session.certificate_der).ok()?;
+    if der.is_empty() {
+        return None;
+    }
+    revocations.check(&der)
 }
 
 /// The operator a session acts as.

@@ -2,13 +2,15 @@
 //! login link opens one session and is refused the second time; the
 //! session cookie is HttpOnly, Secure and SameSite=Strict; a viewer's
 //! forged write is refused 403, audited with its identity and changes
-//! nothing; a write without the CSRF token is refused; an admin lists and
+//! nothing; a session ends when its certificate is revoked; a write without the CSRF token is refused; an admin lists and
 //! revokes sessions; the event stream resumes after `Last-Event-ID` with
 //! no gap or repeat.
 
 use slipway_proto::{
     control::v1::{
-        ListSessionsRequest, RevokeSessionRequest, dashboard_service_client::DashboardServiceClient,
+        DeploymentStatus, ListSessionsRequest, RevokeCertificateRequest, RevokeSessionRequest,
+        certificate_service_client::CertificateServiceClient,
+        dashboard_service_client::DashboardServiceClient,
     },
     identity::Role,
 };
@@ -16,7 +18,8 @@ use slipway_tests::{
     Cluster, assert_succeeded,
     cluster::{APP, ENV},
     dashboard::{Browser, login_path},
-    slipctl,
+    events::wait_for_event,
+    slipctl, spec,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -73,6 +76,19 @@ async fn a_login_link_opens_one_session_bound_to_its_identity() {
         ok && out.trim().starts_with("https://") && out.contains("/login/"),
         "{out}"
     );
+
+    // A session ends the moment its certificate is revoked.
+    let deployer = Browser::logged_in(&cluster, Role::Deployer).await;
+    assert_eq!(deployer.get("/").await.status, 200);
+    CertificateServiceClient::new(cluster.channel(Role::Admin).await)
+        .revoke_certificate(RevokeCertificateRequest {
+            fingerprint: String::new(),
+            identity: "deployer/deployer-op".into(),
+            reason: "left the team".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(deployer.get("/").await.status, 401);
     cluster.shutdown().await;
 }
 
@@ -197,5 +213,37 @@ async fn the_event_stream_resumes_after_the_last_event_id() {
         .await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains(&format!("data-after=\"{total}\"")));
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployer_cancels_a_running_deployment_from_its_page() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    cluster.commit_text("v1");
+    let _gate = cluster.hold_in_hook(1, spec::before_activate).await;
+    let mut stream = cluster.deploy_stream("main").await;
+    let mut seen = Vec::new();
+    let held = wait_for_event(&mut stream, &mut seen, "the hook holding", |e| {
+        e.message.contains("holding")
+    })
+    .await;
+    let path = format!("/deployments/{}", held.deployment_id);
+
+    let viewer = Browser::logged_in(&cluster, Role::Viewer).await;
+    assert!(!viewer.get(&path).await.body.contains("/cancel"));
+    let deployer = Browser::logged_in(&cluster, Role::Deployer).await;
+    let page = deployer.get(&path).await;
+    assert!(
+        page.body.contains(&format!("{path}/cancel")),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf().expect("a token");
+    let fields = [("csrf", csrf.as_str()), ("reason", "wrong branch")];
+    let cancelled = deployer.post(&format!("{path}/cancel"), &fields).await;
+    assert_eq!(cancelled.status, 303, "{}", cancelled.body);
+    let record = cluster.deployment(&held.deployment_id).await;
+    assert_eq!(record.status(), DeploymentStatus::Cancelled);
+    assert!(record.reason.contains("wrong branch"), "{}", record.reason);
     cluster.shutdown().await;
 }

@@ -7,7 +7,6 @@ use tonic::{Request, Response};
 use super::{Checked, Reply, audited};
 use crate::{
     Context,
-    audit::Actor,
     auth::require,
     error::Error,
     sessions::{self, timestamp},
@@ -34,9 +33,12 @@ impl dashboard_service_server::DashboardService for Dashboard {
         &self,
         request: Request<CreateLoginLinkRequest>,
     ) -> Reply<CreateLoginLinkResponse> {
-        let fingerprint = Actor::of(&request).certificate_sha256;
+        let certificate = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| c.as_ref().to_vec()))
+            .unwrap_or_default();
         audited(&self.0, request, |ctx, caller, Checked(_)| async move {
-            let (token, expires) = sessions::create_link(&ctx.store, &caller, &fingerprint).await?;
+            let (token, expires) = sessions::create_link(&ctx.store, &caller, &certificate).await?;
             let answer = CreateLoginLinkResponse {
                 path: format!("/login/{token}"),
                 expires_at: Some(timestamp(expires)),

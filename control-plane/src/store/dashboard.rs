@@ -17,6 +17,10 @@ pub struct LoginLink {
     pub role: String,
     /// Lower-case hex SHA-256 of that certificate.
     pub certificate_sha256: String,
+    /// That certificate (DER, hex), checked against the revocations on
+    /// every request of the session it opens.
+    #[serde(default)]
+    pub certificate_der: String,
     /// When it stops working, in seconds since the Unix epoch.
     pub expires_unix: u64,
 }
@@ -32,6 +36,9 @@ pub struct DashboardSession {
     pub role: String,
     /// Lower-case hex SHA-256 of the certificate the link was asked with.
     pub certificate_sha256: String,
+    /// That certificate (DER, hex); empty when none was presented.
+    #[serde(default)]
+    pub certificate_der: String,
     /// Lower-case hex SHA-256 of the cookie's secret.
     pub secret_sha256: String,
     /// The token every write form carries.
@@ -142,6 +149,7 @@ mod tests {
             name: "alice".into(),
             role: "viewer".into(),
             certificate_sha256: "ab".into(),
+            certificate_der: String::new(),
             expires_unix: 9,
         };
         s.commit(vec![put_link("secret-token", &link)])

@@ -105,15 +105,17 @@ pub async fn page(State(ctx): State<Context>, viewer: Viewer) -> Response {
                 .iter()
                 .map(|app| row(&viewer, &env.name, app))
                 .collect();
-            let heads = [
+            let mut heads = vec![
                 Msg::App,
                 Msg::Current,
                 Msg::DeployedBy,
                 Msg::When,
                 Msg::Health,
                 Msg::LastOutcome,
-                Msg::Deploy,
             ];
+            if viewer.caller.role >= Role::Deployer {
+                heads.push(Msg::Deploy);
+            }
             body.push_str(&html::table(lang, &heads, &rows, "apps"));
         }
         body.push_str("</section>");
@@ -156,21 +158,21 @@ fn row(viewer: &Viewer, env: &str, app: &AppEnvironmentStatus) -> Vec<String> {
         }
         None => "—".into(),
     };
-    vec![
+    let mut cells = vec![
         link(&format!("/sources/{}", app.app), &data(&app.app)),
         release,
         author,
         when,
         health,
         last,
-        actions(viewer, lang, env, &app.app),
-    ]
+    ];
+    if viewer.caller.role >= Role::Deployer {
+        cells.push(actions(lang, env, &app.app));
+    }
+    cells
 }
 
-fn actions(viewer: &Viewer, lang: Lang, env: &str, app: &str) -> String {
-    if viewer.caller.role < Role::Deployer {
-        return String::new();
-    }
+fn actions(lang: Lang, env: &str, app: &str) -> String {
     let query = format!("app={}&amp;env={}", html::esc(app), html::esc(env));
     format!(
         "<a class=\"button\" href=\"/deploy?{query}\">{}</a> <a class=\"button\" href=\"/rollback?{query}\">{}</a>",

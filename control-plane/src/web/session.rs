@@ -95,6 +95,10 @@ impl FromRequestParts<Context> for Viewer {
             return Err(sign_in(lang));
         };
         match sessions::authenticate(&ctx.store, value) {
+            Ok(Some(session)) if sessions::revoked(&session, &ctx.revocations).is_some() => {
+                tracing::warn!(operator = %session.name, id = %session.id, "a dashboard session's certificate is revoked");
+                Err(sign_in(lang))
+            }
             Ok(Some(session)) => Ok(Viewer {
                 caller: sessions::caller(&session),
                 session,
