@@ -57,7 +57,10 @@ fn summary(lang: Lang, d: &Deployment) -> String {
         ),
         (
             Msg::Progress,
-            html::progress(d.percent, running(d).then_some(d.id.as_str())),
+            html::progress(
+                d.percent,
+                running(d).then_some((d.id.as_str(), d.last_event)),
+            ),
         ),
         (Msg::Author, data(&d.author)),
         (Msg::Message, data(&d.message)),

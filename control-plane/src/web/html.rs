@@ -107,10 +107,11 @@ pub fn kind(lang: Lang, kind: i32) -> &'static str {
     }
 }
 
-/// A progress bar with its percentage.
-pub fn progress(percent: u32, live: Option<&str>) -> String {
+/// A progress bar with its percentage; `live` (a deployment's id and its
+/// last event) makes the page's script follow it from there.
+pub fn progress(percent: u32, live: Option<(&str, u64)>) -> String {
     let live = live
-        .map(|id| format!(" data-live=\"{}\"", esc(id)))
+        .map(|(id, after)| format!(" data-live=\"{}\" data-after=\"{after}\"", esc(id)))
         .unwrap_or_default();
     format!(
         "<span class=\"progress\"{live}><progress max=\"100\" value=\"{percent}\">{percent}%</progress> <bdi dir=\"ltr\" class=\"pct\">{percent}%</bdi></span>"

@@ -57,7 +57,7 @@ pub async fn page(State(ctx): State<Context>, viewer: Viewer) -> Response {
                     data(&d.app),
                     data(&d.environment),
                     data(&d.release),
-                    html::progress(d.percent, Some(&d.id)),
+                    html::progress(d.percent, Some((&d.id, d.last_event))),
                 ]
             })
             .collect();
@@ -145,8 +145,9 @@ fn row(viewer: &Viewer, env: &str, app: &AppEnvironmentStatus) -> Vec<String> {
     );
     let last = match &app.last {
         Some(d) => {
-            let live = (d.status() == DeploymentStatus::Running).then_some(d.id.as_str());
-            let progress = live.map(|id| html::progress(d.percent, Some(id)));
+            let live =
+                (d.status() == DeploymentStatus::Running).then_some((d.id.as_str(), d.last_event));
+            let progress = live.map(|live| html::progress(d.percent, Some(live)));
             format!(
                 "{} {}",
                 link(

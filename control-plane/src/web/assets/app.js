@@ -100,7 +100,8 @@
   function bars() {
     document.querySelectorAll("[data-live]").forEach(function (box) {
       const id = box.dataset.live;
-      const source = new EventSource("/deployments/" + encodeURIComponent(id) + "/events?after=0");
+      const after = Number(box.dataset.after || "0");
+      const source = new EventSource("/deployments/" + encodeURIComponent(id) + "/events?after=" + after);
       source.addEventListener("deployment", function (msg) {
         const e = JSON.parse(msg.data);
         if (!e.host) { setProgress(box, e.percent); }
