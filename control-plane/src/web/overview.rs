@@ -7,9 +7,8 @@ use std::fmt::Write as _;
 use axum::{extract::State, response::Response};
 use slipway_proto::{
     control::v1::{
-        AppEnvironmentStatus, DeploymentStatus, GetEnvironmentStatusRequest,
-        ListDeploymentsRequest, ListEnvironmentsRequest,
-        deployment_service_server::DeploymentService as _,
+        AppEnvironmentStatus, Deployment, DeploymentStatus, GetEnvironmentStatusRequest,
+        GetEnvironmentStatusResponse, ListEnvironmentsRequest,
         environment_service_server::EnvironmentService as _,
     },
     identity::Role,
@@ -24,24 +23,21 @@ use super::{
 use crate::Context;
 
 /// Running deployments shown, at most.
-const RUNNING_SHOWN: u32 = 50;
+const RUNNING_SHOWN: usize = 50;
 
-/// `GET /`.
-pub async fn page(State(ctx): State<Context>, viewer: Viewer) -> Response {
-    let services = Services::new(&ctx);
-    let lang = viewer.lang;
-    let running = call!(
-        &viewer,
-        services.deployments,
-        list_deployments,
-        ListDeploymentsRequest {
-            status: DeploymentStatus::Running.into(),
-            page_size: RUNNING_SHOWN,
-            ..Default::default()
-        }
-    );
+/// The running deployments: the newest one of each app in each
+/// environment while it runs (a lock allows one at a time), read from the
+/// environments' summaries rather than a scan of the whole history.
+fn running(lang: Lang, statuses: &[GetEnvironmentStatusResponse]) -> String {
+    let running: Vec<&Deployment> = statuses
+        .iter()
+        .flat_map(|s| s.apps.iter())
+        .filter_map(|app| app.last.as_ref())
+        .filter(|d| d.status() == DeploymentStatus::Running)
+        .take(RUNNING_SHOWN)
+        .collect();
     let mut body = format!("<section><h2>{}</h2>", Msg::Running.text(lang));
-    if running.deployments.is_empty() {
+    if running.is_empty() {
         let _ = write!(
             body,
             "<p class=\"empty\">{}</p>",
@@ -49,7 +45,6 @@ pub async fn page(State(ctx): State<Context>, viewer: Viewer) -> Response {
         );
     } else {
         let rows: Vec<_> = running
-            .deployments
             .iter()
             .map(|d| {
                 vec![
@@ -71,54 +66,76 @@ pub async fn page(State(ctx): State<Context>, viewer: Viewer) -> Response {
         body.push_str(&html::table(lang, &heads, &rows, "running"));
     }
     body.push_str("</section>");
+    body
+}
+
+fn environment(viewer: &Viewer, status: &GetEnvironmentStatusResponse) -> String {
+    let lang = viewer.lang;
+    let name = status
+        .environment
+        .as_ref()
+        .map(|e| e.name.as_str())
+        .unwrap_or_default();
+    let mut body = format!(
+        "<section class=\"env\"><h2>{} {}</h2>",
+        Msg::Environment.text(lang),
+        data(name)
+    );
+    if status.apps.is_empty() {
+        let _ = write!(body, "<p class=\"empty\">{}</p>", Msg::NoApps.text(lang));
+    } else {
+        let rows: Vec<_> = status
+            .apps
+            .iter()
+            .map(|app| row(viewer, name, app))
+            .collect();
+        let mut heads = vec![
+            Msg::App,
+            Msg::Current,
+            Msg::DeployedBy,
+            Msg::When,
+            Msg::Health,
+            Msg::LastOutcome,
+        ];
+        if viewer.caller.role >= Role::Deployer {
+            heads.push(Msg::Deploy);
+        }
+        body.push_str(&html::table(lang, &heads, &rows, "apps"));
+    }
+    body.push_str("</section>");
+    body
+}
+
+/// `GET /`.
+pub async fn page(State(ctx): State<Context>, viewer: Viewer) -> Response {
+    let services = Services::new(&ctx);
+    let lang = viewer.lang;
     let environments = call!(
         &viewer,
         services.environments,
         list_environments,
         ListEnvironmentsRequest {}
     );
-    if environments.environments.is_empty() {
+    let mut statuses = Vec::with_capacity(environments.environments.len());
+    for env in &environments.environments {
+        let request = GetEnvironmentStatusRequest {
+            name: env.name.clone(),
+        };
+        statuses.push(call!(
+            &viewer,
+            services.environments,
+            get_environment_status,
+            request
+        ));
+    }
+    let mut body = running(lang, &statuses);
+    if statuses.is_empty() {
         let cmd = "<code>slipctl env create</code>";
         let text = fill(Msg::NoEnvironments.text(lang), &[("cmd", cmd)]);
         let _ = write!(body, "<p class=\"empty\">{text}</p>");
     }
-    for env in &environments.environments {
-        let status = call!(
-            &viewer,
-            services.environments,
-            get_environment_status,
-            GetEnvironmentStatusRequest {
-                name: env.name.clone()
-            }
-        );
-        let _ = write!(
-            body,
-            "<section class=\"env\"><h2>{} {}</h2>",
-            Msg::Environment.text(lang),
-            data(&env.name)
-        );
-        if status.apps.is_empty() {
-            let _ = write!(body, "<p class=\"empty\">{}</p>", Msg::NoApps.text(lang));
-        } else {
-            let rows: Vec<_> = status
-                .apps
-                .iter()
-                .map(|app| row(&viewer, &env.name, app))
-                .collect();
-            let mut heads = vec![
-                Msg::App,
-                Msg::Current,
-                Msg::DeployedBy,
-                Msg::When,
-                Msg::Health,
-                Msg::LastOutcome,
-            ];
-            if viewer.caller.role >= Role::Deployer {
-                heads.push(Msg::Deploy);
-            }
-            body.push_str(&html::table(lang, &heads, &rows, "apps"));
-        }
-        body.push_str("</section>");
+    for status in &statuses {
+        body.push_str(&environment(&viewer, status));
     }
     html::page(&viewer, Msg::Overview.text(lang), &body)
 }
