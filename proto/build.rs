@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "slipway/control/v1/triggers.proto",
     "slipway/control/v1/sources.proto",
     "slipway/control/v1/queue.proto",
+    "slipway/control/v1/dashboard.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

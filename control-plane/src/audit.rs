@@ -60,6 +60,12 @@ const SCAN: usize = 256;
 /// control planes in one process, each with its own store.
 static APPEND: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The fingerprint (lower-case hex SHA-256) of the certificate a dashboard
+/// session was opened with, in the extensions of the requests the
+/// dashboard makes for it.
+#[derive(Clone, Debug)]
+pub struct SessionCertificate(pub String);
+
 /// Who made a call, as the trail records it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Actor {
@@ -81,6 +87,14 @@ impl Actor {
                 certs
                     .first()
                     .map(|c| hex::encode(Sha256::digest(c.as_ref())))
+            })
+            .or_else(|| {
+                // A dashboard session acts for the certificate that asked
+                // for its login link.
+                request
+                    .extensions()
+                    .get::<SessionCertificate>()
+                    .map(|c| c.0.clone())
             })
             .unwrap_or_default();
         let (principal, role) = match request.extensions().get::<Caller>() {

@@ -34,6 +34,7 @@ pub mod renewal;
 pub mod rollout;
 pub mod running;
 pub mod server;
+pub mod sessions;
 pub mod signing;
 pub mod sources;
 pub mod store;

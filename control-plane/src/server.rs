@@ -10,6 +10,7 @@ use slipway_proto::{
         app_service_server::AppServiceServer, approval_service_server::ApprovalServiceServer,
         audit_service_server::AuditServiceServer,
         certificate_service_server::CertificateServiceServer,
+        dashboard_service_server::DashboardServiceServer,
         deploy_key_service_server::DeployKeyServiceServer,
         deployment_service_server::DeploymentServiceServer,
         drift_service_server::DriftServiceServer,
@@ -244,6 +245,9 @@ pub async fn serve_with(
         .await;
     health.set_serving::<DriftServiceServer<api::Drift>>().await;
     health
+        .set_serving::<DashboardServiceServer<api::Dashboard>>()
+        .await;
+    health
         .set_serving::<TriggerServiceServer<api::Triggers>>()
         .await;
     health
@@ -359,6 +363,10 @@ pub async fn serve_with(
         .add_service(operator_service!(
             DeployKeyServiceServer,
             api::DeployKeys(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            DashboardServiceServer,
+            api::Dashboard(ctx.clone())
         ));
     let listener_material = server_tls.clone();
     let reload = {

@@ -5,9 +5,9 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     commands::{
-        app, approve, audit, cancel, deploy, deployment, drift, env, events, health, history, host,
-        lock, notify, pki, queue, release, rollback, rollbacks, source, stats, status, watch,
-        webhook,
+        app, approve, audit, cancel, dashboard, deploy, deployment, drift, env, events, health,
+        history, host, lock, notify, pki, queue, release, rollback, rollbacks, source, stats,
+        status, watch, webhook,
     },
     connection::Connection,
     output::Output,
@@ -122,6 +122,9 @@ pub enum Command {
     /// Apps' git sources: status against each environment, fetch now.
     #[command(subcommand)]
     Source(source::SourceCommand),
+    /// The browser dashboard: a one-time login link, the open sessions.
+    #[command(subcommand)]
+    Dashboard(dashboard::DashboardCommand),
 }
 
 #[cfg(test)]

@@ -66,6 +66,9 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Exit> {
         Command::Webhook(command) => webhook::run(command, conn, output)
             .await
             .map(|()| Exit::Success),
+        Command::Dashboard(command) => dashboard::run(command, conn, output)
+            .await
+            .map(|()| Exit::Success),
         Command::Source(command) => source::run(command, conn, output)
             .await
             .map(Exit::success_if),

@@ -19,17 +19,11 @@ use std::{
 use anyhow::Result;
 use slipway_control_plane::{
     deployment, history,
-    store::{SledBackend, Store, catalog, deployments, releases},
+    store::{SledBackend, Store, deployments},
 };
-use slipway_proto::control::v1::{
-    App, Deployment, DeploymentStatus, ListDeploymentsRequest, Release,
-};
+use slipway_proto::control::v1::{Deployment, DeploymentStatus, ListDeploymentsRequest};
+use slipway_tests::seed;
 
-/// Apps and environments the deployments spread over.
-const APPS: [&str; 4] = ["web", "api", "worker", "admin"];
-const ENVIRONMENTS: [&str; 3] = ["prod", "staging", "test"];
-/// Distinct releases per app.
-const RELEASES: u64 = 20;
 /// Timed repetitions of each read.
 const RUNS: usize = 200;
 
@@ -40,56 +34,9 @@ async fn main() -> Result<()> {
     for size in [1_000u64, 10_000, 100_000] {
         let dir = tempfile::tempdir()?;
         let store = Store::new(Arc::new(SledBackend::open(dir.path(), 256 << 20)?));
-        fill(&store, size).await?;
+        seed::deployments(&store, size).await?;
         measure(&store, size)?;
     }
-    Ok(())
-}
-
-/// `size` finished deployments, a third of them succeeded, recorded with
-/// their index entries in batches of 1,000.
-async fn fill(store: &Store, size: u64) -> Result<()> {
-    let mut ops = Vec::new();
-    for app in APPS {
-        let record = App {
-            name: app.into(),
-            ..Default::default()
-        };
-        ops.push(catalog::put(&record));
-        for r in 0..RELEASES {
-            let release = Release {
-                id: format!("r{r:02}"),
-                app: app.into(),
-                ..Default::default()
-            };
-            ops.push(releases::put(&release));
-        }
-    }
-    for n in 1..=size {
-        let status = if n % 3 == 0 {
-            DeploymentStatus::Succeeded
-        } else {
-            DeploymentStatus::Failed
-        };
-        let d = Deployment {
-            id: deployments::id(n),
-            app: APPS[n as usize % APPS.len()].into(),
-            environment: ENVIRONMENTS[n as usize % ENVIRONMENTS.len()].into(),
-            release: format!("r{:02}", n % RELEASES),
-            author: "deployer/alice".into(),
-            message: format!("deploy number {n}"),
-            status: status as i32,
-            ..Default::default()
-        };
-        ops.extend(deployments::created(&d));
-        ops.extend(deployments::finished(&d));
-        ops.push(deployments::put(&d));
-        if ops.len() >= 4_000 {
-            store.commit(std::mem::take(&mut ops)).await?;
-        }
-    }
-    store.commit(ops).await?;
-    deployments::ensure_indexes(store).await?;
     Ok(())
 }
 

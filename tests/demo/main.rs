@@ -6,6 +6,7 @@
 //! ```sh
 //! cargo run -p slipway-tests --bin slipway-demo
 //! cargo run -p slipway-tests --bin slipway-demo -- --keep   # keep the PKI, repository and hosts' files
+//! cargo run -p slipway-tests --bin slipway-demo -- --serve  # then keep serving the dashboard
 //! ```
 //!
 //! It lives in the tests crate, not in slipctl, so that the operator CLI
@@ -39,13 +40,17 @@ struct Args {
     /// Keep the temporary directory (PKI, repository, hosts' files) afterwards.
     #[arg(long)]
     keep: bool,
+    /// Keep serving afterwards (the dashboard on https://127.0.0.1:7480)
+    /// until Ctrl-C.
+    #[arg(long)]
+    serve: bool,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
     slipway_proto::daemon::install_crypto_provider();
-    match run(args.keep).await {
+    match run(args.keep, args.serve).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {}", slipctl::error_line(&err));
@@ -56,8 +61,9 @@ async fn main() -> ExitCode {
 
 const HOSTS: [&str; 3] = ["web-1", "web-2", "web-3"];
 
-/// Runs the demo; `keep` leaves the temporary directory in place.
-async fn run(keep: bool) -> Result<()> {
+/// Runs the demo; `keep` leaves the temporary directory in place, `serve`
+/// keeps the servers up until Ctrl-C.
+async fn run(keep: bool, serve: bool) -> Result<()> {
     let tmp = tempfile::Builder::new().prefix("slipway-demo-").tempdir()?;
     let root = tmp.path().to_owned();
     println!("# Slipway demo in {}", root.display());
@@ -132,11 +138,17 @@ async fn run(keep: bool) -> Result<()> {
     };
     let metrics = TcpListener::bind("127.0.0.1:0").await?;
     let metrics_addr = metrics.local_addr()?;
+    // The dashboard on its usual port, or any free one when 7480 is taken.
+    let web = match TcpListener::bind("127.0.0.1:7480").await {
+        Ok(listener) => listener,
+        Err(_) => TcpListener::bind("127.0.0.1:0").await?,
+    };
+    let dashboard = format!("https://127.0.0.1:{}", web.local_addr()?.port());
     let listeners = slipway_control_plane::server::Listeners {
         api: listener,
         enroll: None,
         metrics: Some(metrics),
-        web: None,
+        web: Some(web),
     };
     let stop = stopped(stop_rx.clone());
     servers.spawn(async move {
@@ -145,6 +157,7 @@ async fn run(keep: bool) -> Result<()> {
             .map_err(anyhow::Error::from)
     });
     println!("# control plane metrics: curl http://{metrics_addr}/metrics");
+    println!("# dashboard: {dashboard} (slipctl dashboard login prints a link)");
     println!(
         "# control plane on {cp_addr}; agents {}",
         agents
@@ -174,7 +187,11 @@ async fn run(keep: bool) -> Result<()> {
     )?;
     println!("# git repository {} at {}", repo_dir.display(), &first[..7]);
 
-    let result = script(&cp_addr, &pki_dir, &repo_dir, &repo, &agents).await;
+    let result = script(&cp_addr, &pki_dir, &repo_dir, &repo, &agents, &dashboard).await;
+    if serve && result.is_ok() {
+        println!("\n# serving the dashboard on {dashboard}; Ctrl-C stops");
+        tokio::signal::ctrl_c().await?;
+    }
     let _ = stop_tx.send(true);
     while let Some(joined) = servers.join_next().await {
         joined.context("server task")??;
@@ -192,6 +209,7 @@ async fn script(
     repo_dir: &Path,
     repo: &DemoRepo,
     agents: &[(&str, SocketAddr, PathBuf)],
+    dashboard: &str,
 ) -> Result<()> {
     let ctl = |args: &[&str]| {
         let mut argv = vec![
@@ -271,6 +289,7 @@ async fn script(
         ]),
         ctl(&["status", "--env", "prod", "--app", "web"]),
         ctl(&["history", "--app", "web"]),
+        ctl(&["dashboard", "login", "--url", dashboard]),
     ] {
         step(argv).await?;
     }

@@ -4,6 +4,17 @@
 
 use std::{net::SocketAddr, path::Path};
 
+/// An HTTPS client builder for `localhost` at `addr`, trusting only the
+/// CA in `ca_pem`.
+pub fn client(addr: SocketAddr, ca_pem: &Path) -> reqwest::ClientBuilder {
+    let pem = std::fs::read(ca_pem).expect("read the CA");
+    let ca = reqwest::Certificate::from_pem(&pem).expect("a PEM certificate");
+    reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca)
+        .resolve("localhost", addr)
+}
+
 /// Posts to the control plane's web listener.
 pub struct WebClient {
     client: reqwest::Client,
@@ -23,14 +34,7 @@ impl WebClient {
     /// A client of the listener at `addr` whose certificate chains to the
     /// CA in `ca_pem`.
     pub fn new(addr: SocketAddr, ca_pem: &Path) -> Self {
-        let pem = std::fs::read(ca_pem).expect("read the CA");
-        let ca = reqwest::Certificate::from_pem(&pem).expect("a PEM certificate");
-        let client = reqwest::Client::builder()
-            .tls_built_in_root_certs(false)
-            .add_root_certificate(ca)
-            .resolve("localhost", addr)
-            .build()
-            .expect("an HTTPS client");
+        let client = client(addr, ca_pem).build().expect("an HTTPS client");
         Self {
             client,
             base: format!("https://localhost:{}", addr.port()),

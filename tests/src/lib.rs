@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod control_process;
+pub mod dashboard;
 pub mod direct;
 pub mod disk;
 pub mod events;
@@ -23,6 +24,7 @@ pub mod process;
 pub mod prometheus;
 pub mod repo;
 pub mod scrape;
+pub mod seed;
 pub mod server;
 pub mod slipctl;
 pub mod spec;

@@ -8,6 +8,7 @@ mod approvals;
 mod apps;
 mod audit_trail;
 mod certificates;
+mod dashboard;
 mod deploy_keys;
 mod deployments;
 mod drift;
@@ -37,9 +38,9 @@ use crate::{
 
 pub use self::{
     approvals::Approvals, apps::Apps, audit_trail::AuditTrail, certificates::Certificates,
-    deploy_keys::DeployKeys, deployments::Deployments, drift::Drift, environments::Environments,
-    feed::Feed, hosts::Hosts, locks::Locks, notify::Notifications, queue::Queue,
-    releases::Releases, sources::Sources, triggers::Triggers,
+    dashboard::Dashboard, deploy_keys::DeployKeys, deployments::Deployments, drift::Drift,
+    environments::Environments, feed::Feed, hosts::Hosts, locks::Locks, notify::Notifications,
+    queue::Queue, releases::Releases, sources::Sources, triggers::Triggers,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -399,3 +399,19 @@ checked!(RejectDeploymentRequest, |r| bounded(
     )),
     false => Ok(()),
 }));
+audited!(
+    CreateLoginLinkRequest,
+    "DashboardService/CreateLoginLink",
+    Viewer,
+    Checked<Self>,
+    |_r| "dashboard".to_owned()
+);
+checked!(CreateLoginLinkRequest, |_r| Ok::<(), InvalidField>(()));
+audited!(
+    RevokeSessionRequest,
+    "DashboardService/RevokeSession",
+    Admin,
+    Checked<Self>,
+    |r| format!("dashboard session {}", r.id)
+);
+checked!(RevokeSessionRequest, |r| bounded("id", &r.id, limits::NAME));

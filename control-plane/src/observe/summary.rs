@@ -120,23 +120,32 @@ fn running<'a>(live: &'a [HostState], app: &str) -> HashMap<&'a str, &'a str> {
 }
 
 /// Releases of `app` cut after `current` (all, when none) that never
-/// succeeded in `environment`, newest first, without their changes.
+/// succeeded in `environment`, newest first, without their changes. The
+/// succeeded deployments are walked newest first only until every such
+/// release is accounted for.
 fn undeployed(
     store: &Store,
     app: &str,
     environment: &str,
     current: &str,
 ) -> Result<Vec<Release>, Error> {
-    let succeeded: HashSet<String> = deployments::Succeeded::new(store, app, environment)
-        .map(|entry| entry.map(|(_, release)| release))
-        .collect::<Result<_, _>>()?;
-    Ok(store::releases::newest_first(store, app)?
+    let candidates: Vec<Release> = store::releases::newest_first(store, app)?
         .into_iter()
         .take_while(|r| r.id.as_str() > current)
-        .filter(|r| !succeeded.contains(&r.id))
+        .collect();
+    let mut pending: HashSet<&str> = candidates.iter().map(|r| r.id.as_str()).collect();
+    for entry in deployments::Succeeded::new(store, app, environment) {
+        if pending.is_empty() {
+            break;
+        }
+        pending.remove(entry?.1.as_str());
+    }
+    Ok(candidates
+        .iter()
+        .filter(|r| pending.contains(r.id.as_str()))
         .map(|r| Release {
             changes: Vec::new(),
-            ..r
+            ..r.clone()
         })
         .collect())
 }

@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod builds;
 pub mod catalog;
+pub mod dashboard;
 pub mod deployments;
 pub mod drift;
 pub mod events;
@@ -104,10 +105,14 @@ pub enum Tree {
     /// app \0 commit ":" spec hash -> `Build`: the last build of a commit
     /// with a build spec
     Builds,
+    /// SHA-256 of a login link's token -> `LoginLink`
+    LoginLinks,
+    /// session id -> `DashboardSession`
+    DashboardSessions,
 }
 
 impl Tree {
-    const ALL: [Tree; 31] = [
+    const ALL: [Tree; 33] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -139,6 +144,8 @@ impl Tree {
         Tree::WebhookDeliveries,
         Tree::Queue,
         Tree::Builds,
+        Tree::LoginLinks,
+        Tree::DashboardSessions,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -174,6 +181,8 @@ impl Tree {
             Tree::WebhookDeliveries => "webhook_deliveries",
             Tree::Queue => "queue",
             Tree::Builds => "builds",
+            Tree::LoginLinks => "login_links",
+            Tree::DashboardSessions => "dashboard_sessions",
         }
     }
 

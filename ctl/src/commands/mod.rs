@@ -9,6 +9,7 @@ pub mod audit;
 pub mod build;
 pub mod cancel;
 pub mod credentials;
+pub mod dashboard;
 pub mod deploy;
 pub mod deployment;
 pub mod drift;

@@ -4,7 +4,7 @@ use slipway_proto::{
     MAX_MESSAGE_BYTES,
     control::v1::{
         app_service_client::AppServiceClient, approval_service_client::ApprovalServiceClient,
-        audit_service_client::AuditServiceClient,
+        audit_service_client::AuditServiceClient, dashboard_service_client::DashboardServiceClient,
         deployment_service_client::DeploymentServiceClient,
         drift_service_client::DriftServiceClient,
         environment_service_client::EnvironmentServiceClient,
@@ -55,4 +55,5 @@ clients! {
     "LockService." locks: LockServiceClient;
     "QueueService." queue: QueueServiceClient;
     "ApprovalService." approvals: ApprovalServiceClient;
+    "DashboardService." dashboard: DashboardServiceClient;
 }
