@@ -293,6 +293,12 @@ mod tests {
         assert_eq!(config.metrics_listen, DEFAULT_METRICS_LISTEN.parse().ok());
         assert_eq!(config.host_name, "web-1.example.com");
         assert_eq!(config.allowed_roots, [PathBuf::from("/opt/apps")]);
+        // The names `slipctl pki issue agent HOST` writes.
+        let pki = Path::new("/etc/slipway/pki");
+        assert_eq!(config.tls.ca, pki.join("ca.crt"));
+        let stem = format!("agent-{}", config.host_name);
+        assert_eq!(config.tls.cert, pki.join(format!("{stem}.crt")));
+        assert_eq!(config.tls.key, pki.join(format!("{stem}.key")));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Points in time on the command line (`--since`, `--until`): RFC 3339
 //! (`2026-11-23T14:24:00Z`), a UTC date (`2026-11-23`), or an age counted back
-//! from now (`90s`, `15m`, `2h`, `3d`, `1w`).
+//! from now (`90s`, `15m`, `1h30m`, `3d`, `1w`).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use pbjson_types::Timestamp;
@@ -23,7 +23,7 @@ pub fn parse_at(text: &str, now: DateTime<Utc>) -> Result<Timestamp, String> {
     } else {
         return Err(format!(
             "{text:?} is not a time: use RFC 3339 (2026-11-23T14:24:00Z), a date \
-             (2026-11-23) or an age such as 30m, 2h, 3d, 1w"
+             (2026-11-23) or an age such as 30m, 1h30m, 3d, 1w"
         ));
     };
     Ok(Timestamp {
@@ -32,29 +32,17 @@ pub fn parse_at(text: &str, now: DateTime<Utc>) -> Result<Timestamp, String> {
     })
 }
 
-/// `Some` when `text` looks like an age (digits and one unit); the inner
-/// `None` when it overflows.
+/// `Some` when `text` is an age (`90s`, `1h30m`, `2h 15m`, `3d`, `1w`); the
+/// inner `None` when it overflows.
 fn age(text: &str) -> Option<Option<chrono::Duration>> {
-    let unit = text.chars().last()?;
-    let digits = &text[..text.len() - unit.len_utf8()];
-    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+    if !text.starts_with(|c: char| c.is_ascii_digit()) {
         return None;
     }
-    let seconds_per = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        'd' => 86_400,
-        'w' => 7 * 86_400,
-        _ => return None,
-    };
-    Some(
-        digits
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| n.checked_mul(seconds_per))
-            .and_then(chrono::Duration::try_seconds),
-    )
+    match humantime::parse_duration(text) {
+        Ok(age) => Some(chrono::Duration::from_std(age).ok()),
+        Err(humantime::DurationError::NumberOverflow) => Some(None),
+        Err(_) => None,
+    }
 }
 
 /// A timestamp as RFC 3339 UTC, to the second unless it has a fraction.
@@ -81,6 +69,8 @@ mod tests {
         assert_eq!(at("2h"), "2026-11-23T12:24:00Z");
         assert_eq!(at("3d"), "2026-11-20T14:24:00Z");
         assert_eq!(at("1w"), "2026-11-16T14:24:00Z");
+        assert_eq!(at("1h30m"), "2026-11-23T12:54:00Z");
+        assert_eq!(at("2h 15m"), "2026-11-23T12:09:00Z");
         for bad in [
             "",
             "h",
