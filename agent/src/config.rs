@@ -224,6 +224,16 @@ impl Config {
                 source,
             })?;
         }
+        // A root that does not exist is a typo that would refuse every
+        // deploy under it with a puzzling message.
+        for root in &self.allowed_roots {
+            if !root.is_dir() {
+                return Err(ConfigError::Invalid {
+                    field: "allowed_roots",
+                    reason: format!("{} is not a directory", root.display()),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -315,6 +325,26 @@ mod tests {
         let off: ConfigFile = toml::from_str("metrics_listen = \"off\"").unwrap();
         assert_eq!(off.metrics_listen, Some(MetricsListen::Off));
         assert!(toml::from_str::<ConfigFile>("metrics_listen = \"9481\"").is_err());
+    }
+
+    #[test]
+    fn an_allowed_root_that_is_not_a_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["ca.pem", "agent.pem", "agent.key"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let tls = TlsPaths {
+            ca: dir.path().join("ca.pem"),
+            cert: dir.path().join("agent.pem"),
+            key: dir.path().join("agent.key"),
+        };
+        let mut config = Config::new("web-1", tls);
+        config.allowed_roots = vec![dir.path().to_owned()];
+        config.validate().unwrap();
+        config.allowed_roots.push(dir.path().join("typo"));
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.starts_with("allowed_roots: "), "{err}");
+        assert!(err.ends_with("typo is not a directory"), "{err}");
     }
 
     #[test]
