@@ -187,9 +187,24 @@ pub enum ConfigError {
     /// A required value is absent.
     #[error("missing {0} (set it in the config file or with its flag)")]
     Missing(&'static str),
-    /// A TLS file is unreadable.
-    #[error(transparent)]
-    Tls(#[from] slipway_proto::tls::TlsError),
+    /// A TLS file of a section (`tls`, `agent_tls`) is unusable.
+    #[error("[{section}]")]
+    Tls {
+        /// The section naming the files.
+        section: &'static str,
+        /// Cause.
+        #[source]
+        source: slipway_proto::tls::TlsError,
+    },
+    /// A setting of the file `path` is unusable.
+    #[error("{path}")]
+    InFile {
+        /// The configuration file.
+        path: PathBuf,
+        /// Cause.
+        #[source]
+        source: Box<ConfigError>,
+    },
     /// The signing CA is unusable.
     #[error(transparent)]
     Signing(#[from] crate::signing::SignError),
@@ -283,8 +298,9 @@ impl FileConfig {
         if let Some(signing) = &config.signing {
             Signer::load(signing)?;
         }
-        TlsMaterial::load(&config.tls)?;
-        TlsMaterial::load(&config.agent_tls)?;
+        for (section, paths) in [("tls", &config.tls), ("agent_tls", &config.agent_tls)] {
+            TlsMaterial::load(paths).map_err(|source| ConfigError::Tls { section, source })?;
+        }
         if let Some(path) = &config.sources.https_ca_file {
             crate::sources::load_roots(path)?;
         }

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use slipway_control_plane::config::{FileConfig, SigningFiles, TlsFiles};
+use slipway_control_plane::config::{ConfigError, FileConfig, SigningFiles, TlsFiles};
 use slipway_proto::{daemon, observe::MetricsListen};
 
 /// The Slipway control plane: operator gRPC API, state in sled, rollouts to agents.
@@ -95,9 +95,7 @@ async fn main() -> ExitCode {
     }
 }
 
-fn load(
-    args: &Args,
-) -> Result<slipway_control_plane::Config, slipway_control_plane::config::ConfigError> {
+fn load(args: &Args) -> Result<slipway_control_plane::Config, ConfigError> {
     let mut file = match &args.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
@@ -142,5 +140,12 @@ fn load(
             });
         }
     }
-    file.finish()
+    // Errors of settings name the file they may come from.
+    file.finish().map_err(|err| match &args.config {
+        Some(path) => ConfigError::InFile {
+            path: path.clone(),
+            source: Box::new(err),
+        },
+        None => err,
+    })
 }

@@ -113,3 +113,41 @@ fn a_missing_source_root_stops_the_control_plane_at_start() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/slipway-sources"), "{stderr}");
 }
+
+#[test]
+fn an_unreadable_certificate_stops_the_control_plane_naming_the_file_and_section() {
+    let pki = TestPki::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("control-plane.toml");
+    let missing = dir.path().join("missing-ca.crt");
+    let agent_tls = pki.control_plane_client();
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {data:?}\nmetrics_listen = \"off\"\n\
+             [tls]\nca = {missing:?}\ncert = {cert:?}\nkey = {key:?}\n\
+             [agent_tls]\nca = {aca:?}\ncert = {acert:?}\nkey = {akey:?}\n",
+            data = dir.path().join("data"),
+            cert = pki.control_plane().cert,
+            key = pki.control_plane().key,
+            aca = agent_tls.ca,
+            acert = agent_tls.cert,
+            akey = agent_tls.key,
+        ),
+    )
+    .expect("write the config");
+    let output = Command::new(control_plane_binary())
+        .arg("--config")
+        .arg(&config)
+        .env_remove("SLIPWAY_CP_CONFIG")
+        .output()
+        .expect("run the control plane");
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let expected = format!(
+        "error: {}: [tls]: cannot read CA certificate {}",
+        config.display(),
+        missing.display()
+    );
+    assert!(stderr.starts_with(&expected), "{stderr}");
+}
