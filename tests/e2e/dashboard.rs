@@ -6,10 +6,11 @@
 //! revokes sessions; the event stream resumes after `Last-Event-ID` with
 //! no gap or repeat.
 
+use futures_util::StreamExt as _;
 use slipway_proto::{
     control::v1::{
-        DeploymentStatus, ListSessionsRequest, RevokeCertificateRequest, RevokeSessionRequest,
-        certificate_service_client::CertificateServiceClient,
+        DeployGates, DeploymentStatus, ListSessionsRequest, RevokeCertificateRequest,
+        RevokeSessionRequest, certificate_service_client::CertificateServiceClient,
         dashboard_service_client::DashboardServiceClient,
     },
     identity::Role,
@@ -245,5 +246,95 @@ async fn a_deployer_cancels_a_running_deployment_from_its_page() {
     let record = cluster.deployment(&held.deployment_id).await;
     assert_eq!(record.status(), DeploymentStatus::Cancelled);
     assert!(record.reason.contains("wrong branch"), "{}", record.reason);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_deployer_approves_from_the_dashboard_the_requester_cannot() {
+    let cluster = Cluster::builder().agents(1).start().await;
+    let gates = DeployGates {
+        approvals_required: 1,
+        approval_expiry_seconds: 3600,
+        ..Default::default()
+    };
+    slipway_tests::gates::set_gates(&cluster, gates).await;
+    let (mut stream, first) = slipway_tests::gates::request_deploy(&cluster).await;
+    let id = first.deployment_id;
+    let path = format!("/deployments/{id}");
+
+    // The requester sees the request, and no approve form of its own.
+    let requester = Browser::logged_in(&cluster, Role::Deployer).await;
+    let page = requester.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for shown in [
+        "Awaiting approval",
+        "deployer/deployer-op",
+        "<bdi dir=\"ltr\">0</bdi> / <bdi dir=\"ltr\">1</bdi>",
+        "id=\"own-request\"",
+        "<time datetime=",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    assert!(!page.body.contains(&format!("{path}/approve")));
+    let csrf = page.csrf().expect("a token");
+    let fields = [("csrf", csrf.as_str()), ("message", "mine")];
+    let own = requester.post(&format!("{path}/approve"), &fields).await;
+    assert_eq!(own.status, 403, "{}", own.body);
+    assert!(own.body.contains("cannot approve it"), "{}", own.body);
+    let waiting = cluster.deployment(&id).await;
+    assert_eq!(waiting.status(), DeploymentStatus::AwaitingApproval);
+    assert!(waiting.approvals.is_empty(), "nothing changed");
+
+    // A viewer sees no forms; an admin sees the override.
+    let viewer = Browser::logged_in(&cluster, Role::Viewer).await;
+    assert!(!viewer.get(&path).await.body.contains("/approve"));
+    let admin = Browser::logged_in(&cluster, Role::Admin).await;
+    assert!(
+        admin
+            .get(&path)
+            .await
+            .body
+            .contains("name=\"admin_override\"")
+    );
+
+    // Another deployer approves without its token: refused; with it, the
+    // deployment starts and succeeds, audited as that deployer.
+    let now = time::OffsetDateTime::now_utc();
+    let other = cluster.pki.operator_valid(
+        "deployer-2",
+        Role::Deployer,
+        now - time::Duration::hours(1),
+        now + time::Duration::days(1),
+    );
+    let other = Browser::logged_in_with(&cluster, &other).await;
+    let page = other.get(&path).await;
+    assert!(
+        page.body.contains(&format!("{path}/approve")),
+        "{}",
+        page.body
+    );
+    let no_token = [("message", "ship it")];
+    let refused = other.post(&format!("{path}/approve"), &no_token).await;
+    assert_eq!(refused.status, 403);
+    let csrf = page.csrf().expect("a token");
+    let fields = [("csrf", csrf.as_str()), ("message", "ship it")];
+    let approved = other.post(&format!("{path}/approve"), &fields).await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    while let Some(next) = stream.next().await {
+        next.expect("event");
+    }
+    let d = cluster.deployment(&id).await;
+    assert_succeeded(&d);
+    assert_eq!(d.approvals.len(), 1);
+    assert_eq!(d.approvals[0].by, "deployer/deployer-2");
+    assert_eq!(d.approvals[0].message, "ship it");
+    let entry = cluster
+        .audit_trail()
+        .await
+        .into_iter()
+        .find(|e| e.method.ends_with("ApprovalService/ApproveDeployment") && e.outcome == "OK")
+        .expect("the approval audited");
+    assert_eq!(entry.actor, "deployer/deployer-2");
+    assert!(!entry.certificate_sha256.is_empty());
     cluster.shutdown().await;
 }

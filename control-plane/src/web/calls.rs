@@ -33,6 +33,8 @@ pub struct Services {
     pub releases: api::Releases,
     /// `AuditService`.
     pub audit: api::AuditTrail,
+    /// `ApprovalService`.
+    pub approvals: api::Approvals,
 }
 
 impl Services {
@@ -44,6 +46,7 @@ impl Services {
             hosts: api::Hosts(ctx.clone()),
             releases: api::Releases(ctx.clone()),
             audit: api::AuditTrail(ctx.clone()),
+            approvals: api::Approvals(ctx.clone()),
         }
     }
 }
