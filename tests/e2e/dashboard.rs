@@ -9,9 +9,10 @@
 use futures_util::StreamExt as _;
 use slipway_proto::{
     control::v1::{
-        DeployGates, DeploymentStatus, ListSessionsRequest, RevokeCertificateRequest,
-        RevokeSessionRequest, certificate_service_client::CertificateServiceClient,
-        dashboard_service_client::DashboardServiceClient,
+        CheckDriftRequest, DeployGates, DeploymentStatus, ListSessionsRequest,
+        RevokeCertificateRequest, RevokeSessionRequest,
+        certificate_service_client::CertificateServiceClient,
+        dashboard_service_client::DashboardServiceClient, drift_service_client::DriftServiceClient,
     },
     identity::Role,
 };
@@ -336,5 +337,54 @@ async fn another_deployer_approves_from_the_dashboard_the_requester_cannot() {
         .expect("the approval audited");
     assert_eq!(entry.actor, "deployer/deployer-2");
     assert!(!entry.certificate_sha256.is_empty());
+    cluster.shutdown().await;
+}
+
+/// The row of the Hosts page's drift table for `host`.
+fn drift_row<'a>(page: &'a str, host: &str) -> &'a str {
+    let table = &page[page.find("class=\"drift\"").expect("the drift table")..];
+    table
+        .split("<tr>")
+        .find(|row| row.contains(&format!(">{host}<")))
+        .expect("a row for the host")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_page_shows_the_latest_drift_finding_per_host() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    cluster.commit_text("v1");
+    let (_, deployed) = cluster.deploy("main").await;
+    assert_succeeded(&deployed);
+    let viewer = Browser::logged_in(&cluster, Role::Viewer).await;
+    let before = viewer.get("/hosts").await;
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert!(before.body.contains("No drift check has run yet."));
+
+    let current = cluster.agents[1].app_root().join("current");
+    std::fs::write(current.join("notes.txt"), "left here\n").expect("add");
+    std::fs::write(current.join("more.txt"), "and here\n").expect("add");
+    let report = DriftServiceClient::new(cluster.channel(Role::Viewer).await)
+        .check_drift(CheckDriftRequest {
+            environment: ENV.into(),
+            app: String::new(),
+        })
+        .await
+        .expect("check drift")
+        .into_inner();
+    assert_eq!(report.drifted, 1, "{report:?}");
+
+    let page = viewer.get("/hosts").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (clean, drifted) = (&cluster.agents[0].name, &cluster.agents[1].name);
+    let row = drift_row(&page.body, drifted);
+    for shown in [">drifted<", APP, ">2</bdi>", "<time datetime="] {
+        assert!(row.contains(shown), "{shown}: {row}");
+    }
+    let row = drift_row(&page.body, clean);
+    assert!(row.contains(">clean<") && row.contains(">0</bdi>"), "{row}");
+    let arabic = viewer
+        .get_with("/hosts", &[("accept-language", "ar")])
+        .await;
+    assert!(arabic.body.contains("منحرف"), "{}", arabic.body);
     cluster.shutdown().await;
 }

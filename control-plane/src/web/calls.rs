@@ -35,6 +35,8 @@ pub struct Services {
     pub audit: api::AuditTrail,
     /// `ApprovalService`.
     pub approvals: api::Approvals,
+    /// `DriftService`.
+    pub drift: api::Drift,
 }
 
 impl Services {
@@ -47,6 +49,7 @@ impl Services {
             releases: api::Releases(ctx.clone()),
             audit: api::AuditTrail(ctx.clone()),
             approvals: api::Approvals(ctx.clone()),
+            drift: api::Drift(ctx.clone()),
         }
     }
 }

@@ -215,6 +215,12 @@ catalog! {
     Reject => "Reject", "رفض";
     Override => "Override and start", "تجاوز وابدأ";
     OverrideHelp => "(admin: starts it whatever approvals are missing)", "(مسؤول: يبدأ النشر مهما نقصت الموافقات)";
+    Drift => "Drift", "الانحراف";
+    NoDrift => "No drift check has run yet.", "لم يُجرَ أي فحص انحراف بعد.";
+    DriftClean => "clean", "مطابق";
+    DriftDrifted => "drifted", "منحرف";
+    DriftedPaths => "Paths drifted", "المسارات المنحرفة";
+    Checked => "Checked", "وقت الفحص";
     OwnRequest => "You requested this deployment: another deployer or admin must approve it.", "أنت طلبت هذا النشر: يجب أن يوافق عليه ناشر أو مسؤول آخر.";
 }
 

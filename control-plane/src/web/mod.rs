@@ -11,6 +11,7 @@ mod assets;
 mod calls;
 mod charts;
 mod deployment;
+mod drift;
 mod forms;
 mod history;
 mod html;
