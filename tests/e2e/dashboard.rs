@@ -9,8 +9,8 @@
 use futures_util::StreamExt as _;
 use slipway_proto::{
     control::v1::{
-        CheckDriftRequest, DeployGates, DeploymentStatus, ListSessionsRequest,
-        RevokeCertificateRequest, RevokeSessionRequest,
+        CheckDriftRequest, DeployGates, DeployResponse, DeploymentEvent, DeploymentStatus,
+        ListSessionsRequest, RevokeCertificateRequest, RevokeSessionRequest,
         certificate_service_client::CertificateServiceClient,
         dashboard_service_client::DashboardServiceClient, drift_service_client::DriftServiceClient,
     },
@@ -218,17 +218,30 @@ async fn the_event_stream_resumes_after_the_last_event_id() {
     cluster.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deployer_cancels_a_running_deployment_from_its_page() {
-    let cluster = Cluster::builder().agents(2).start().await;
+/// A deploy of a new commit held in the second agent's before-activate
+/// hook: the gate that releases it, its stream and the holding event.
+async fn held_deploy(
+    cluster: &Cluster,
+) -> (
+    std::path::PathBuf,
+    tonic::Streaming<DeployResponse>,
+    DeploymentEvent,
+) {
     cluster.commit_text("v1");
-    let _gate = cluster.hold_in_hook(1, spec::before_activate).await;
+    let gate = cluster.hold_in_hook(1, spec::before_activate).await;
     let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();
     let held = wait_for_event(&mut stream, &mut seen, "the hook holding", |e| {
         e.message.contains("holding")
     })
     .await;
+    (gate, stream, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployer_cancels_a_running_deployment_from_its_page() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    let (_gate, _stream, held) = held_deploy(&cluster).await;
     let path = format!("/deployments/{}", held.deployment_id);
 
     let viewer = Browser::logged_in(&cluster, Role::Viewer).await;
@@ -386,5 +399,49 @@ async fn the_hosts_page_shows_the_latest_drift_finding_per_host() {
         .get_with("/hosts", &[("accept-language", "ar")])
         .await;
     assert!(arabic.body.contains("منحرف"), "{}", arabic.body);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_sent_to_each_host_reach_the_page_live() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    let (gate, mut stream, held) = held_deploy(&cluster).await;
+    let id = held.deployment_id;
+    let record = cluster.deployment(&id).await;
+    assert_eq!(record.status(), DeploymentStatus::Running);
+    let browser = Browser::logged_in(&cluster, Role::Viewer).await;
+    let page = browser.get(&format!("/deployments/{id}")).await;
+    assert!(page.body.contains("class=\"sent\""), "{}", page.body);
+
+    // While it runs, the stream carries each host's bytes sent so far.
+    let mut live = browser.stream(&format!("/deployments/{id}/events")).await;
+    let mut text = String::new();
+    // One transfer event per host, naming it and its total so far.
+    let wanted: Vec<[String; 2]> = record
+        .hosts
+        .iter()
+        .map(|h| {
+            assert!(h.bytes_sent > 0, "{h:?}");
+            [
+                format!("\"bytes_sent\":{},", h.bytes_sent),
+                format!("\"host\":\"{}\"", h.host),
+            ]
+        })
+        .collect();
+    let shown = |text: &str, [bytes, host]: &[String; 2]| {
+        text.lines()
+            .any(|l| l.contains(bytes.as_str()) && l.contains(host.as_str()))
+    };
+    while !wanted.iter().all(|w| shown(&text, w)) {
+        let chunk = live.chunk().await.expect("the stream").expect("open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!text.contains("event: end"), "the deployment still runs");
+    drop(live);
+    std::fs::write(&gate, "").expect("open the gate");
+    while let Some(next) = stream.next().await {
+        next.expect("event");
+    }
+    assert_succeeded(&cluster.deployment(&id).await);
     cluster.shutdown().await;
 }

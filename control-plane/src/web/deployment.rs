@@ -90,7 +90,7 @@ fn hosts(lang: Lang, d: &Deployment) -> String {
     for h in &d.hosts {
         let _ = write!(
             out,
-            "<tr data-host=\"{name}\"><th scope=\"row\">{host}</th><td class=\"st\">{status}</td><td class=\"stage\">{stage}</td><td>{progress}</td><td>{bytes}</td><td>{batch}</td><td class=\"error\">{error}</td></tr>",
+            "<tr data-host=\"{name}\"><th scope=\"row\">{host}</th><td class=\"st\">{status}</td><td class=\"stage\">{stage}</td><td>{progress}</td><td class=\"sent\">{bytes}</td><td>{batch}</td><td class=\"error\">{error}</td></tr>",
             name = esc(&h.host),
             host = data(&h.host),
             status = html::status(lang, h.status),
