@@ -6,15 +6,11 @@
 
 use futures_util::StreamExt;
 use slipway_proto::control::v1::{
-    ApproveDeploymentRequest, DeployGates, DeployRequest, DeployResponse, DeploymentEvent,
-    DeploymentStatus, RejectDeploymentRequest, approval_service_client::ApprovalServiceClient,
+    ApproveDeploymentRequest, DeployGates, DeployResponse, DeploymentEvent, DeploymentStatus,
+    RejectDeploymentRequest, approval_service_client::ApprovalServiceClient,
 };
 use slipway_proto::identity::Role;
-use slipway_tests::{
-    Cluster, assert_succeeded,
-    cluster::{APP, ENV},
-    gates,
-};
+use slipway_tests::{Cluster, assert_succeeded, gates};
 use tonic::{Code, Streaming, transport::Channel};
 
 async fn require(cluster: &Cluster, approvals_required: u32, approval_expiry_seconds: u32) {
@@ -26,24 +22,8 @@ async fn require(cluster: &Cluster, approvals_required: u32, approval_expiry_sec
     gates::set_gates(cluster, gates).await;
 }
 
-/// A deploy of a new commit by the deployer; its stream and first event.
 async fn request(cluster: &Cluster) -> (Streaming<DeployResponse>, DeploymentEvent) {
-    cluster.commit_text("v1");
-    let mut stream = cluster
-        .deployments(Role::Deployer)
-        .await
-        .deploy(DeployRequest {
-            app: APP.into(),
-            environment: ENV.into(),
-            git_ref: "main".into(),
-            message: "please".into(),
-            ..Default::default()
-        })
-        .await
-        .expect("deploy")
-        .into_inner();
-    let first = stream.next().await.expect("event").expect("event");
-    (stream, first.event.expect("event set"))
+    gates::request_deploy(cluster).await
 }
 
 async fn approvals(cluster: &Cluster, role: Role) -> ApprovalServiceClient<Channel> {

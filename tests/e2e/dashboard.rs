@@ -6,11 +6,13 @@
 //! revokes sessions; the event stream resumes after `Last-Event-ID` with
 //! no gap or repeat.
 
+use futures_util::StreamExt as _;
 use slipway_proto::{
     control::v1::{
-        DeploymentStatus, ListSessionsRequest, RevokeCertificateRequest, RevokeSessionRequest,
+        CheckDriftRequest, DeployGates, DeployResponse, DeploymentEvent, DeploymentStatus,
+        ListSessionsRequest, RevokeCertificateRequest, RevokeSessionRequest,
         certificate_service_client::CertificateServiceClient,
-        dashboard_service_client::DashboardServiceClient,
+        dashboard_service_client::DashboardServiceClient, drift_service_client::DriftServiceClient,
     },
     identity::Role,
 };
@@ -216,17 +218,30 @@ async fn the_event_stream_resumes_after_the_last_event_id() {
     cluster.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deployer_cancels_a_running_deployment_from_its_page() {
-    let cluster = Cluster::builder().agents(2).start().await;
+/// A deploy of a new commit held in the second agent's before-activate
+/// hook: the gate that releases it, its stream and the holding event.
+async fn held_deploy(
+    cluster: &Cluster,
+) -> (
+    std::path::PathBuf,
+    tonic::Streaming<DeployResponse>,
+    DeploymentEvent,
+) {
     cluster.commit_text("v1");
-    let _gate = cluster.hold_in_hook(1, spec::before_activate).await;
+    let gate = cluster.hold_in_hook(1, spec::before_activate).await;
     let mut stream = cluster.deploy_stream("main").await;
     let mut seen = Vec::new();
     let held = wait_for_event(&mut stream, &mut seen, "the hook holding", |e| {
         e.message.contains("holding")
     })
     .await;
+    (gate, stream, held)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployer_cancels_a_running_deployment_from_its_page() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    let (_gate, _stream, held) = held_deploy(&cluster).await;
     let path = format!("/deployments/{}", held.deployment_id);
 
     let viewer = Browser::logged_in(&cluster, Role::Viewer).await;
@@ -245,5 +260,188 @@ async fn a_deployer_cancels_a_running_deployment_from_its_page() {
     let record = cluster.deployment(&held.deployment_id).await;
     assert_eq!(record.status(), DeploymentStatus::Cancelled);
     assert!(record.reason.contains("wrong branch"), "{}", record.reason);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_deployer_approves_from_the_dashboard_the_requester_cannot() {
+    let cluster = Cluster::builder().agents(1).start().await;
+    let gates = DeployGates {
+        approvals_required: 1,
+        approval_expiry_seconds: 3600,
+        ..Default::default()
+    };
+    slipway_tests::gates::set_gates(&cluster, gates).await;
+    let (mut stream, first) = slipway_tests::gates::request_deploy(&cluster).await;
+    let id = first.deployment_id;
+    let path = format!("/deployments/{id}");
+
+    // The requester sees the request, and no approve form of its own.
+    let requester = Browser::logged_in(&cluster, Role::Deployer).await;
+    let page = requester.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for shown in [
+        "Awaiting approval",
+        "deployer/deployer-op",
+        "<bdi dir=\"ltr\">0</bdi> / <bdi dir=\"ltr\">1</bdi>",
+        "id=\"own-request\"",
+        "<time datetime=",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    assert!(!page.body.contains(&format!("{path}/approve")));
+    let csrf = page.csrf().expect("a token");
+    let fields = [("csrf", csrf.as_str()), ("message", "mine")];
+    let own = requester.post(&format!("{path}/approve"), &fields).await;
+    assert_eq!(own.status, 403, "{}", own.body);
+    assert!(own.body.contains("cannot approve it"), "{}", own.body);
+    let waiting = cluster.deployment(&id).await;
+    assert_eq!(waiting.status(), DeploymentStatus::AwaitingApproval);
+    assert!(waiting.approvals.is_empty(), "nothing changed");
+
+    // A viewer sees no forms; an admin sees the override.
+    let viewer = Browser::logged_in(&cluster, Role::Viewer).await;
+    assert!(!viewer.get(&path).await.body.contains("/approve"));
+    let admin = Browser::logged_in(&cluster, Role::Admin).await;
+    assert!(
+        admin
+            .get(&path)
+            .await
+            .body
+            .contains("name=\"admin_override\"")
+    );
+
+    // Another deployer approves without its token: refused; with it, the
+    // deployment starts and succeeds, audited as that deployer.
+    let now = time::OffsetDateTime::now_utc();
+    let other = cluster.pki.operator_valid(
+        "deployer-2",
+        Role::Deployer,
+        now - time::Duration::hours(1),
+        now + time::Duration::days(1),
+    );
+    let other = Browser::logged_in_with(&cluster, &other).await;
+    let page = other.get(&path).await;
+    assert!(
+        page.body.contains(&format!("{path}/approve")),
+        "{}",
+        page.body
+    );
+    let no_token = [("message", "ship it")];
+    let refused = other.post(&format!("{path}/approve"), &no_token).await;
+    assert_eq!(refused.status, 403);
+    let csrf = page.csrf().expect("a token");
+    let fields = [("csrf", csrf.as_str()), ("message", "ship it")];
+    let approved = other.post(&format!("{path}/approve"), &fields).await;
+    assert_eq!(approved.status, 303, "{}", approved.body);
+    while let Some(next) = stream.next().await {
+        next.expect("event");
+    }
+    let d = cluster.deployment(&id).await;
+    assert_succeeded(&d);
+    assert_eq!(d.approvals.len(), 1);
+    assert_eq!(d.approvals[0].by, "deployer/deployer-2");
+    assert_eq!(d.approvals[0].message, "ship it");
+    let entry = cluster
+        .audit_trail()
+        .await
+        .into_iter()
+        .find(|e| e.method.ends_with("ApprovalService/ApproveDeployment") && e.outcome == "OK")
+        .expect("the approval audited");
+    assert_eq!(entry.actor, "deployer/deployer-2");
+    assert!(!entry.certificate_sha256.is_empty());
+    cluster.shutdown().await;
+}
+
+/// The row of the Hosts page's drift table for `host`.
+fn drift_row<'a>(page: &'a str, host: &str) -> &'a str {
+    let table = &page[page.find("class=\"drift\"").expect("the drift table")..];
+    table
+        .split("<tr>")
+        .find(|row| row.contains(&format!(">{host}<")))
+        .expect("a row for the host")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hosts_page_shows_the_latest_drift_finding_per_host() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    cluster.commit_text("v1");
+    let (_, deployed) = cluster.deploy("main").await;
+    assert_succeeded(&deployed);
+    let viewer = Browser::logged_in(&cluster, Role::Viewer).await;
+    let before = viewer.get("/hosts").await;
+    assert_eq!(before.status, 200, "{}", before.body);
+    assert!(before.body.contains("No drift check has run yet."));
+
+    let current = cluster.agents[1].app_root().join("current");
+    std::fs::write(current.join("notes.txt"), "left here\n").expect("add");
+    std::fs::write(current.join("more.txt"), "and here\n").expect("add");
+    let report = DriftServiceClient::new(cluster.channel(Role::Viewer).await)
+        .check_drift(CheckDriftRequest {
+            environment: ENV.into(),
+            app: String::new(),
+        })
+        .await
+        .expect("check drift")
+        .into_inner();
+    assert_eq!(report.drifted, 1, "{report:?}");
+
+    let page = viewer.get("/hosts").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (clean, drifted) = (&cluster.agents[0].name, &cluster.agents[1].name);
+    let row = drift_row(&page.body, drifted);
+    for shown in [">drifted<", APP, ">2</bdi>", "<time datetime="] {
+        assert!(row.contains(shown), "{shown}: {row}");
+    }
+    let row = drift_row(&page.body, clean);
+    assert!(row.contains(">clean<") && row.contains(">0</bdi>"), "{row}");
+    let arabic = viewer
+        .get_with("/hosts", &[("accept-language", "ar")])
+        .await;
+    assert!(arabic.body.contains("منحرف"), "{}", arabic.body);
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_sent_to_each_host_reach_the_page_live() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    let (gate, mut stream, held) = held_deploy(&cluster).await;
+    let id = held.deployment_id;
+    let record = cluster.deployment(&id).await;
+    assert_eq!(record.status(), DeploymentStatus::Running);
+    let browser = Browser::logged_in(&cluster, Role::Viewer).await;
+    let page = browser.get(&format!("/deployments/{id}")).await;
+    assert!(page.body.contains("class=\"sent\""), "{}", page.body);
+
+    // While it runs, the stream carries each host's bytes sent so far.
+    let mut live = browser.stream(&format!("/deployments/{id}/events")).await;
+    let mut text = String::new();
+    // One transfer event per host, naming it and its total so far.
+    let wanted: Vec<[String; 2]> = record
+        .hosts
+        .iter()
+        .map(|h| {
+            assert!(h.bytes_sent > 0, "{h:?}");
+            [
+                format!("\"bytes_sent\":{},", h.bytes_sent),
+                format!("\"host\":\"{}\"", h.host),
+            ]
+        })
+        .collect();
+    let shown = |text: &str, [bytes, host]: &[String; 2]| {
+        text.lines()
+            .any(|l| l.contains(bytes.as_str()) && l.contains(host.as_str()))
+    };
+    while !wanted.iter().all(|w| shown(&text, w)) {
+        let chunk = live.chunk().await.expect("the stream").expect("open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(!text.contains("event: end"), "the deployment still runs");
+    drop(live);
+    std::fs::write(&gate, "").expect("open the gate");
+    while let Some(next) = stream.next().await {
+        next.expect("event");
+    }
+    assert_succeeded(&cluster.deployment(&id).await);
     cluster.shutdown().await;
 }

@@ -9,6 +9,8 @@ use slipway_proto::{
     identity::Role,
 };
 
+use slipway_proto::tls::TlsPaths;
+
 use crate::Cluster;
 
 /// The dashboard's base URL on the in-process control plane.
@@ -18,7 +20,13 @@ pub fn base_url(cluster: &Cluster) -> String {
 
 /// A one-time login link (its path) for the operator of `role`.
 pub async fn login_path(cluster: &Cluster, role: Role) -> String {
-    DashboardServiceClient::new(cluster.channel(role).await)
+    login_path_with(cluster, &cluster.pki.operator(role)).await
+}
+
+/// A one-time login link (its path) for the operator of the certificate
+/// at `paths`.
+pub async fn login_path_with(cluster: &Cluster, paths: &TlsPaths) -> String {
+    DashboardServiceClient::new(cluster.channel_with(paths).await)
         .create_login_link(CreateLoginLinkRequest {})
         .await
         .expect("a login link")
@@ -152,8 +160,13 @@ impl Browser {
 
     /// Logs in as the operator of `role` of `cluster`.
     pub async fn logged_in(cluster: &Cluster, role: Role) -> Self {
+        Self::logged_in_with(cluster, &cluster.pki.operator(role)).await
+    }
+
+    /// Logs in as the operator of the certificate at `paths`.
+    pub async fn logged_in_with(cluster: &Cluster, paths: &TlsPaths) -> Self {
         let mut browser = Self::of(cluster);
-        let page = browser.login(&login_path(cluster, role).await).await;
+        let page = browser.login(&login_path_with(cluster, paths).await).await;
         assert_eq!(page.status, 200, "{}", page.body);
         browser
     }

@@ -114,7 +114,7 @@ impl Recorder {
             event.deployment_id = next.id.clone();
             event.time = Some(slipway_proto::now());
             if let Some(sent) = sent {
-                add_sent(&mut next, &event.host, sent);
+                event.host_bytes_sent = add_sent(&mut next, &event.host, sent);
             }
             let before = host_status(&next, &event.host);
             let status_before = next.status;
@@ -208,13 +208,14 @@ fn host_status(d: &Deployment, host: &str) -> i32 {
         .map_or(0, |h| h.status)
 }
 
-/// Adds to a host's transfer counters: a host may be sent contents twice
-/// (a delta, then everything).
-fn add_sent(d: &mut Deployment, host: &str, (objects, bytes): (u64, u64)) {
-    if let Some(h) = d.hosts.iter_mut().find(|h| h.host == host) {
+/// Adds to a host's transfer counters (a host may be sent contents twice:
+/// a delta, then everything); the host's bytes sent so far.
+fn add_sent(d: &mut Deployment, host: &str, (objects, bytes): (u64, u64)) -> u64 {
+    d.hosts.iter_mut().find(|h| h.host == host).map_or(0, |h| {
         h.objects_sent += objects;
         h.bytes_sent += bytes;
-    }
+        h.bytes_sent
+    })
 }
 
 /// Folds an event into the deployment record.

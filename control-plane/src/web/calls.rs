@@ -33,6 +33,10 @@ pub struct Services {
     pub releases: api::Releases,
     /// `AuditService`.
     pub audit: api::AuditTrail,
+    /// `ApprovalService`.
+    pub approvals: api::Approvals,
+    /// `DriftService`.
+    pub drift: api::Drift,
 }
 
 impl Services {
@@ -44,6 +48,8 @@ impl Services {
             hosts: api::Hosts(ctx.clone()),
             releases: api::Releases(ctx.clone()),
             audit: api::AuditTrail(ctx.clone()),
+            approvals: api::Approvals(ctx.clone()),
+            drift: api::Drift(ctx.clone()),
         }
     }
 }

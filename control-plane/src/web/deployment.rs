@@ -90,7 +90,7 @@ fn hosts(lang: Lang, d: &Deployment) -> String {
     for h in &d.hosts {
         let _ = write!(
             out,
-            "<tr data-host=\"{name}\"><th scope=\"row\">{host}</th><td class=\"st\">{status}</td><td class=\"stage\">{stage}</td><td>{progress}</td><td>{bytes}</td><td>{batch}</td><td class=\"error\">{error}</td></tr>",
+            "<tr data-host=\"{name}\"><th scope=\"row\">{host}</th><td class=\"st\">{status}</td><td class=\"stage\">{stage}</td><td>{progress}</td><td class=\"sent\">{bytes}</td><td>{batch}</td><td class=\"error\">{error}</td></tr>",
             name = esc(&h.host),
             host = data(&h.host),
             status = html::status(lang, h.status),
@@ -158,8 +158,9 @@ pub async fn page(State(ctx): State<Context>, viewer: Viewer, Path(id): Path<Str
     let after = events.events.last().map_or(0, |e| e.sequence);
     let lines: String = events.events.iter().map(line).collect();
     let body = format!(
-        "{summary}{cancel}<h2>{hosts_title}</h2>{hosts}<h2>{events_title}</h2><ol id=\"log\" class=\"log\" tabindex=\"0\" data-deployment=\"{id}\" data-after=\"{after}\" data-follow=\"{follow}\" aria-live=\"polite\">{lines}</ol>",
+        "{summary}{approval}{cancel}<h2>{hosts_title}</h2>{hosts}<h2>{events_title}</h2><ol id=\"log\" class=\"log\" tabindex=\"0\" data-deployment=\"{id}\" data-after=\"{after}\" data-follow=\"{follow}\" aria-live=\"polite\">{lines}</ol>",
         summary = summary(lang, &d),
+        approval = super::approvals::section(&viewer, &d),
         cancel = cancel_form(&viewer, &d),
         hosts_title = Msg::Hosts.text(lang),
         hosts = hosts(lang, &d),

@@ -203,6 +203,25 @@ catalog! {
     Period24h => "24 hours", "24 ساعة";
     Period7d => "7 days", "7 أيام";
     Period30d => "30 days", "30 يوماً";
+    AwaitingApproval => "Awaiting approval", "بانتظار الموافقة";
+    RequestedBy => "Requested by", "طلبه";
+    ApprovalsCount => "Approvals (so far / required)", "الموافقات (حتى الآن / المطلوبة)";
+    Expires => "Request expires", "تنتهي صلاحية الطلب";
+    NoApprovals => "No decision yet.", "لا قرار بعد.";
+    Approved => "Approved by", "وافق عليه";
+    Rejected => "Rejected by", "رفضه";
+    Overridden => "Overridden by", "تجاوزه";
+    Approve => "Approve", "موافقة";
+    Reject => "Reject", "رفض";
+    Override => "Override and start", "تجاوز وابدأ";
+    OverrideHelp => "(admin: starts it whatever approvals are missing)", "(مسؤول: يبدأ النشر مهما نقصت الموافقات)";
+    Drift => "Drift", "الانحراف";
+    NoDrift => "No drift check has run yet.", "لم يُجرَ أي فحص انحراف بعد.";
+    DriftClean => "clean", "مطابق";
+    DriftDrifted => "drifted", "منحرف";
+    DriftedPaths => "Paths drifted", "المسارات المنحرفة";
+    Checked => "Checked", "وقت الفحص";
+    OwnRequest => "You requested this deployment: another deployer or admin must approve it.", "أنت طلبت هذا النشر: يجب أن يوافق عليه ناشر أو مسؤول آخر.";
 }
 
 /// `template` with each `{name}` replaced by its value (values are HTML

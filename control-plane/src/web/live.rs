@@ -60,6 +60,7 @@ pub fn json(lang: Lang, event: &DeploymentEvent) -> serde_json::Value {
         "status_text": html::status_msg(status).text(lang),
         "stage": event.stage,
         "percent": event.percent,
+        "bytes_sent": event.host_bytes_sent,
         "message": event.message,
         "step": event.step,
         "kind": event.kind,

@@ -6,10 +6,12 @@
 //! secret ([`crate::triggers::webhook`]). Bodies are bounded by
 //! [`MAX_BODY`]; connections by the shared HTTP server's limits.
 
+mod approvals;
 mod assets;
 mod calls;
 mod charts;
 mod deployment;
+mod drift;
 mod forms;
 mod history;
 mod html;
@@ -83,6 +85,8 @@ fn dashboard() -> Router<Context> {
         .route("/deployments/{id}", get(deployment::page))
         .route("/deployments/{id}/events", get(live::events))
         .route("/deployments/{id}/cancel", post(deployment::cancel))
+        .route("/deployments/{id}/approve", post(approvals::approve))
+        .route("/deployments/{id}/reject", post(approvals::reject))
         .route("/history", get(history::page))
         .route("/history/export", get(history::export))
         .route("/rollbacks", get(pages::rollbacks))

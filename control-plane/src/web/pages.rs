@@ -1,5 +1,5 @@
-//! The reading pages: rollbacks timeline, hosts (live state and health
-//! charts) and the audit trail (admin).
+//! The reading pages: rollbacks timeline, hosts (live state, drift and
+//! health charts) and the audit trail (admin).
 
 use std::fmt::Write as _;
 
@@ -9,8 +9,9 @@ use axum::{
 };
 use slipway_proto::control::v1::{
     GetFleetStatusRequest, GetHealthSeriesRequest, GetRollbackTimelineRequest,
-    ListAuditEventsRequest, audit_service_server::AuditService as _,
-    deployment_service_server::DeploymentService as _, host_service_server::HostService as _,
+    ListAuditEventsRequest, ListDriftFindingsRequest, audit_service_server::AuditService as _,
+    deployment_service_server::DeploymentService as _, drift_service_server::DriftService as _,
+    host_service_server::HostService as _,
 };
 
 use super::{
@@ -129,7 +130,10 @@ pub async fn hosts(State(ctx): State<Context>, viewer: Viewer) -> Response {
         Msg::CertExpiry,
         Msg::Load,
     ];
-    let body = html::table(lang, &heads, &rows, "hosts");
+    let request = ListDriftFindingsRequest::default();
+    let drift = call!(&viewer, services.drift, list_drift_findings, request);
+    let body =
+        html::table(lang, &heads, &rows, "hosts") + &super::drift::section(lang, &drift.findings);
     html::page(&viewer, Msg::Hosts.text(lang), &body)
 }
 

@@ -43,10 +43,16 @@
   function applyToHost(e) {
     const row = document.querySelector('#hosts tr[data-host="' + CSS.escape(e.host) + '"]');
     if (!row) { return; }
-    row.querySelector(".st").replaceChildren(badge(e.status, e.status_text));
+    // As the record folds events: the status from status events, the
+    // stage when one is given, the highest percentage.
+    if (e.kind === 1) { row.querySelector(".st").replaceChildren(badge(e.status, e.status_text)); }
     const stage = row.querySelector(".stage bdi");
-    if (stage) { stage.textContent = e.stage; }
-    setProgress(row.querySelector(".progress"), e.percent);
+    if (stage && e.stage) { stage.textContent = e.stage; }
+    const box = row.querySelector(".progress");
+    const bar = box && box.querySelector("progress");
+    if (!bar || e.percent > bar.value) { setProgress(box, e.percent); }
+    const sent = row.querySelector(".sent bdi");
+    if (sent && e.bytes_sent) { sent.textContent = e.bytes_sent; }
   }
 
   function refreshRecord(id) {
