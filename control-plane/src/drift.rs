@@ -47,6 +47,11 @@ pub async fn check(
 /// drifted, or whose drift cleared, since its last finding is an item of the
 /// live feed (and so a `drift.found` notification), committed with it.
 async fn keep(ctx: &Context, found: &[HostDrift]) -> Result<(), Error> {
+    // A repair's own check and the interval's may see the same change: the
+    // read of the last finding and the commit of the new one are one step,
+    // so the change is one feed item, not one per check.
+    static KEEPING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one_at_a_time = KEEPING.lock().await;
     let store = &ctx.store;
     let mut writes = Vec::new();
     let mut items = Vec::new();
