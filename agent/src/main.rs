@@ -1,60 +1,34 @@
 //! The slipway-agent binary: configuration from a file, the environment and
-//! flags, validated before anything is bound; then serve until a signal.
+//! flags, validated before anything is bound; then serve until a signal;
+//! SIGHUP reloads what can change live.
 
-use std::{net::SocketAddr, path::PathBuf, pin::pin, process::ExitCode};
+use std::{
+    path::{Path, PathBuf},
+    pin::pin,
+    process::ExitCode,
+};
 
-use clap::Parser;
-use slipway_agent::{Config, ConfigError, ConfigFile};
+use clap::{ArgMatches, Parser};
+use slipway_agent::{Config, config::KEYS};
 use slipway_proto::{
+    config::{ConfigError, Layered, args, start},
     daemon::{self, DRAIN_TIMEOUT, EXIT_CONFIG, chain},
-    observe::MetricsListen,
 };
 
 /// Slipway agent: materialises releases and switches `current` on this host.
-/// Only the control plane may call it (mutual TLS).
+/// Only the control plane may call it (mutual TLS). Every setting below can
+/// also be set in the --config file and by its environment variable; a flag
+/// wins over the variable, the variable over the file.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// Configuration file (TOML); flags and environment variables override its keys.
+    /// Configuration file (TOML).
     #[arg(long, env = "SLIPWAY_AGENT_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address to listen on [default: 0.0.0.0:7444].
-    #[arg(long, env = "SLIPWAY_AGENT_LISTEN", value_name = "ADDR")]
-    listen: Option<SocketAddr>,
-    /// This host's name as registered in the control plane (a DNS name).
-    #[arg(long, env = "SLIPWAY_AGENT_HOST_NAME", value_name = "NAME")]
-    host_name: Option<String>,
-    /// Directory of default app roots `<apps-dir>/<app>` [default: /srv].
-    #[arg(long, env = "SLIPWAY_AGENT_APPS_DIR", value_name = "DIR")]
-    apps_dir: Option<PathBuf>,
-    /// Directory for the agent's state [default: /var/lib/slipway-agent].
-    #[arg(long, env = "SLIPWAY_AGENT_DATA_DIR", value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-    /// A further directory app roots may lie under; repeat for more. Replaces
-    /// the file's list.
-    #[arg(
-        long = "allowed-root",
-        env = "SLIPWAY_AGENT_ALLOWED_ROOT",
-        value_name = "DIR",
-        value_delimiter = ','
-    )]
-    allowed_roots: Vec<PathBuf>,
-    /// CA certificate (PEM) that signed the control plane's certificate.
-    #[arg(long, env = "SLIPWAY_AGENT_CA", value_name = "FILE")]
-    ca: Option<PathBuf>,
-    /// This agent's certificate (PEM).
-    #[arg(long, env = "SLIPWAY_AGENT_CERT", value_name = "FILE")]
-    cert: Option<PathBuf>,
-    /// This agent's private key (PEM).
-    #[arg(long, env = "SLIPWAY_AGENT_KEY", value_name = "FILE")]
-    key: Option<PathBuf>,
-    /// Log one JSON object per line.
-    #[arg(long, env = "SLIPWAY_AGENT_LOG_JSON")]
-    log_json: bool,
-    /// Address of the metrics listener (/metrics, /healthz, /readyz over
-    /// plain HTTP), or `off` [default: 127.0.0.1:9481].
-    #[arg(long, env = "SLIPWAY_AGENT_METRICS_LISTEN", value_name = "ADDR|off")]
-    metrics_listen: Option<MetricsListen>,
+    /// Print the effective configuration with the source of every value and
+    /// exit (0 when it is usable).
+    #[arg(long)]
+    check_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -127,72 +101,32 @@ start the agent with --ca {} --cert {} --key {}",
     }
 }
 
-impl Args {
-    /// The file's settings with every given flag or variable on top.
-    fn into_config(self) -> Result<Config, ConfigError> {
-        let mut file = match &self.config {
-            Some(path) => ConfigFile::read(path)?,
-            None => ConfigFile::default(),
-        };
-        let set = |slot: &mut Option<_>, value: Option<_>| {
-            if value.is_some() {
-                *slot = value;
-            }
-        };
-        file.listen = self.listen.or(file.listen);
-        file.metrics_listen = self.metrics_listen.or(file.metrics_listen);
-        file.host_name = self.host_name.or(file.host_name);
-        set(&mut file.apps_dir, self.apps_dir);
-        set(&mut file.data_dir, self.data_dir);
-        set(&mut file.tls.ca, self.ca);
-        set(&mut file.tls.cert, self.cert);
-        set(&mut file.tls.key, self.key);
-        if !self.allowed_roots.is_empty() {
-            file.allowed_roots = Some(self.allowed_roots);
-        }
-        if self.log_json {
-            file.log_json = Some(true);
-        }
-        let checked = file
-            .into_config()
-            .and_then(|config| config.validate().map(|()| config));
-        // Name the file when there is one: the problem is most likely in it.
-        checked.map_err(|source| match self.config {
-            Some(path) => ConfigError::InFile {
-                path,
-                source: Box::new(source),
-            },
-            None => source,
-        })
-    }
+fn load(file: Option<&Path>, matches: &ArgMatches) -> Result<(Layered, Config), ConfigError> {
+    let layered = Layered::resolve(KEYS, file, args::given(KEYS, matches)?)?;
+    slipway_agent::config::load(layered)
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     daemon::install_crypto_provider();
-    let args = match Args::try_parse() {
-        Ok(args) => args,
-        Err(err) => {
-            let _ = err.print();
-            return if err.use_stderr() {
-                ExitCode::from(EXIT_CONFIG as u8)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+    let (mut args, matches) = match start::parse::<Args>(KEYS) {
+        Ok(parsed) => parsed,
+        Err(code) => return code,
     };
-    let mut args = args;
     if let Some(Command::Enroll(enroll_args)) = args.command.take() {
-        return enroll(enroll_args, args.host_name).await;
+        let host_name = matches.get_one::<String>("host_name").cloned();
+        return enroll(enroll_args, host_name).await;
     }
-    let config = match args.into_config() {
+    let file = args.config.clone();
+    let loaded = start::start(
+        args.check_config,
+        move || load(file.as_deref(), &matches),
+        |config| config.log_json,
+    );
+    let config = match loaded {
         Ok(config) => config,
-        Err(err) => {
-            eprintln!("error: {}", chain(&err));
-            return ExitCode::from(EXIT_CONFIG as u8);
-        }
+        Err(code) => return code,
     };
-    daemon::init_tracing(config.log_json);
 
     let (signalled, on_signal) = tokio::sync::oneshot::channel();
     let signal = daemon::shutdown_signal();

@@ -17,21 +17,44 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`); `json` selects
-/// one JSON object per line for log shippers. Colours only on a terminal,
-/// and never with `NO_COLOR` set.
-pub fn init_tracing(json: bool) {
+/// Logs to stderr, filtered by `level` (the `log_level` key), else
+/// `RUST_LOG`, else `info`; `json` selects one JSON object per line for log
+/// shippers. Colours only on a terminal, and never with `NO_COLOR` set.
+/// The returned handle changes the filter while the daemon runs (SIGHUP).
+pub fn init_tracing(json: bool, level: Option<&str>) -> LogHandle {
     use std::io::IsTerminal as _;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use tracing_subscriber::{layer::SubscriberExt as _, util::SubscriberInitExt as _};
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter(level));
     let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(colour)
         .with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry().with(filter);
     if json {
-        builder.json().init();
+        registry.with(fmt.json()).init();
     } else {
-        builder.init();
+        registry.with(fmt).init();
+    }
+    LogHandle(handle)
+}
+
+/// The filter for `level`, else `RUST_LOG`, else `info`. `level` was
+/// checked with the configuration; an unusable one falls back likewise.
+fn filter(level: Option<&str>) -> EnvFilter {
+    level
+        .and_then(|level| EnvFilter::try_new(level).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new("info"))
+}
+
+/// Changes the log filter of a running daemon.
+#[derive(Clone, Debug)]
+pub struct LogHandle(tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>);
+
+impl LogHandle {
+    /// Filters by `level` from now on (none: `RUST_LOG`, else `info`).
+    pub fn set(&self, level: Option<&str>) -> Result<(), tracing_subscriber::reload::Error> {
+        self.0.reload(filter(level))
     }
 }
 

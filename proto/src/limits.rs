@@ -49,6 +49,45 @@ pub const HOOK_OUTPUT_LINES: u64 = 1_000_000;
 /// Most hook output bytes an app may have recorded per operation.
 pub const HOOK_OUTPUT_BYTES: u64 = 256 << 20;
 
+/// The limits an operator may change without a restart (`[limits]` in the
+/// control plane's configuration, applied on SIGHUP). They are process-wide:
+/// one daemon per process, and every handler reads the values in effect at
+/// the moment it checks a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Live {
+    /// Free text an operator writes: a deploy message, a cancel or mark
+    /// reason (default [`MESSAGE`]).
+    pub message_bytes: usize,
+    /// An environment's description (default [`DESCRIPTION`]).
+    pub description_bytes: usize,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Self {
+            message_bytes: MESSAGE,
+            description_bytes: DESCRIPTION,
+        }
+    }
+}
+
+/// The range each live limit may be set to: whatever is configured, what a
+/// caller sends stays bounded.
+pub const LIVE_RANGE: std::ops::RangeInclusive<usize> = 16..=64 << 10;
+
+static LIVE: std::sync::LazyLock<arc_swap::ArcSwap<Live>> =
+    std::sync::LazyLock::new(|| arc_swap::ArcSwap::from_pointee(Live::default()));
+
+/// The live limits in effect now.
+pub fn live() -> Live {
+    **LIVE.load()
+}
+
+/// Puts `limits` in effect for every check from now on.
+pub fn set_live(limits: Live) {
+    LIVE.store(std::sync::Arc::new(limits));
+}
+
 /// `value` cut to at most `max` bytes on a character boundary, with `…`
 /// appended when something was cut: for echoing a caller's string in an
 /// error or an audit entry without echoing megabytes.

@@ -145,7 +145,7 @@ fn an_unreadable_certificate_stops_the_control_plane_naming_the_file_and_section
     assert_eq!(output.status.code(), Some(64));
     let stderr = String::from_utf8_lossy(&output.stderr);
     let expected = format!(
-        "error: {}: [tls]: cannot read CA certificate {}",
+        "error: {}: [tls] ca: {}: no such file",
         config.display(),
         missing.display()
     );

@@ -51,7 +51,7 @@ fn start_bounds(app: &str, env: &str, release: &str, message: &str) -> Result<()
     bounded("app", app, limits::NAME)?;
     bounded("environment", env, limits::NAME)?;
     bounded("release_id", release, limits::RELEASE_ID)?;
-    bounded("message", message, limits::MESSAGE)
+    bounded("message", message, limits::live().message_bytes)
 }
 
 audited!(
@@ -187,7 +187,11 @@ checked!(CancelDeploymentRequest, |r| bounded(
     &r.deployment_id,
     limits::DEPLOYMENT_ID
 )
-.and_then(|()| bounded("reason", &r.reason, limits::MESSAGE)));
+.and_then(|()| bounded(
+    "reason",
+    &r.reason,
+    limits::live().message_bytes
+)));
 audited!(
     DeployRequest,
     "DeploymentService/Deploy",
@@ -236,7 +240,7 @@ audited!(
 checked!(RevokeCertificateRequest, |r| {
     bounded("fingerprint", &r.fingerprint, limits::NAME + 8)
         .and_then(|()| bounded("identity", &r.identity, limits::HOST_NAME + 32))
-        .and_then(|()| bounded("reason", &r.reason, limits::MESSAGE))
+        .and_then(|()| bounded("reason", &r.reason, limits::live().message_bytes))
 });
 audited!(
     RenewAgentCertificateRequest,
@@ -378,7 +382,11 @@ checked!(ApproveDeploymentRequest, |r| bounded(
     &r.deployment_id,
     limits::DEPLOYMENT_ID
 )
-.and_then(|()| bounded("message", &r.message, limits::MESSAGE)));
+.and_then(|()| bounded(
+    "message",
+    &r.message,
+    limits::live().message_bytes
+)));
 audited!(
     RejectDeploymentRequest,
     "ApprovalService/RejectDeployment",
@@ -391,7 +399,7 @@ checked!(RejectDeploymentRequest, |r| bounded(
     &r.deployment_id,
     limits::DEPLOYMENT_ID
 )
-.and_then(|()| bounded("message", &r.message, limits::MESSAGE))
+.and_then(|()| bounded("message", &r.message, limits::live().message_bytes))
 .and_then(|()| match r.message.trim().is_empty() {
     true => Err(InvalidField::new(
         "message",

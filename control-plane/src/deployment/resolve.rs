@@ -56,9 +56,6 @@ pub struct Start {
     pub force: bool,
 }
 
-/// Longest operator message recorded with a deployment.
-const MAX_MESSAGE: usize = limits::MESSAGE;
-
 /// The app and environment names are within their bound; whether they
 /// exist is for the store to say (NOT_FOUND).
 fn names(app: &str, environment: &str) -> Result<(), InvalidField> {
@@ -72,7 +69,7 @@ impl TryFrom<DeployRequest> for Start {
     fn try_from(req: DeployRequest) -> Result<Self, InvalidField> {
         names(&req.app, &req.environment)?;
         validate::bounded("git_ref", &req.git_ref, limits::GIT_REF)?;
-        validate::bounded("message", &req.message, MAX_MESSAGE)?;
+        validate::bounded("message", &req.message, limits::live().message_bytes)?;
         let target = if req.release_id.is_empty() {
             Target::Ref(req.git_ref)
         } else {
@@ -98,7 +95,7 @@ impl TryFrom<RollbackRequest> for Start {
 
     fn try_from(req: RollbackRequest) -> Result<Self, InvalidField> {
         names(&req.app, &req.environment)?;
-        validate::bounded("message", &req.message, MAX_MESSAGE)?;
+        validate::bounded("message", &req.message, limits::live().message_bytes)?;
         let target = if req.release_id.is_empty() {
             Target::Previous
         } else {

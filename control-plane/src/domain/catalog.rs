@@ -137,7 +137,7 @@ impl TryFrom<Environment> for EnvironmentSpec {
         bounded(
             "environment.description",
             &env.description,
-            limits::DESCRIPTION,
+            limits::live().description_bytes,
         )?;
         if let Some(policy) = &env.rollout_policy {
             crate::policy::validate("environment.rollout_policy", policy)?;

@@ -1,11 +1,18 @@
-//! The agent's configuration: the TOML file, its defaults, and the checks
-//! made before any port is bound.
+//! The agent's configuration: its keys (file, environment, flags through
+//! the shared layered loader), their defaults, and the checks made before
+//! any port is bound.
 
 use std::{
     fs, io,
     net::SocketAddr,
     path::{Path, PathBuf},
 };
+
+mod keys;
+mod layers;
+
+pub use keys::KEYS;
+pub use layers::load;
 
 use serde::Deserialize;
 
@@ -48,24 +55,6 @@ pub struct Config {
 /// A configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file could not be read.
-    #[error("{}: cannot read the configuration file", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
-    /// The file is not valid TOML for this configuration.
-    #[error("{}: invalid configuration", path.display())]
-    Parse {
-        /// The file.
-        path: PathBuf,
-        /// The cause, with line and column.
-        #[source]
-        source: Box<toml::de::Error>,
-    },
     /// A required setting is absent.
     #[error("{field} is required (in the configuration file or as {flag})")]
     Missing {
@@ -93,19 +82,9 @@ pub enum ConfigError {
         #[source]
         source: io::Error,
     },
-    /// A problem found in a configuration that came from a file.
-    #[error("{}", path.display())]
-    InFile {
-        /// The file.
-        path: PathBuf,
-        /// The problem.
-        #[source]
-        source: Box<ConfigError>,
-    },
 }
 
-/// The configuration file as written: every key optional, so command-line
-/// flags can supply or override any of them before [`ConfigFile::into_config`].
+/// The resolved keys as typed values, every one optional (see [`KEYS`]).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -121,6 +100,8 @@ pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
     /// See [`Config::log_json`].
     pub log_json: Option<bool>,
+    /// The log filter (applied live, see `slipway_proto::config::reload`).
+    pub log_level: Option<String>,
     /// See [`Config::metrics_listen`]: an address, or `"off"`.
     pub metrics_listen: Option<MetricsListen>,
     /// The `[tls]` table.
@@ -144,18 +125,6 @@ pub struct TlsFile {
 }
 
 impl ConfigFile {
-    /// Reads and parses a configuration file.
-    pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let text = fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })
-    }
-
     /// Fills in defaults; fails on a missing required setting.
     pub fn into_config(self) -> Result<Config, ConfigError> {
         let missing = |field, flag| ConfigError::Missing { field, flag };
@@ -197,17 +166,6 @@ impl Config {
         }
         .into_config()
         .expect("every required setting is given")
-    }
-
-    /// Reads, completes and validates a configuration file; errors name it.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let in_file = |source| ConfigError::InFile {
-            path: path.to_owned(),
-            source: Box::new(source),
-        };
-        let config = ConfigFile::read(path)?.into_config().map_err(in_file)?;
-        config.validate().map_err(in_file)?;
-        Ok(config)
     }
 
     /// Checks every setting, including that the TLS files are readable.
@@ -285,117 +243,4 @@ impl Config {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn example_path() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("agent.example.toml")
-    }
-
-    #[test]
-    fn the_example_config_parses_and_validates() {
-        let config = ConfigFile::read(&example_path())
-            .unwrap()
-            .into_config()
-            .unwrap();
-        config.check_values().unwrap();
-        assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
-        assert_eq!(config.metrics_listen, DEFAULT_METRICS_LISTEN.parse().ok());
-        assert_eq!(config.host_name, "web-1.example.com");
-        assert_eq!(config.allowed_roots, [PathBuf::from("/opt/apps")]);
-        // The names `slipctl pki issue agent HOST` writes.
-        let pki = Path::new("/etc/slipway/pki");
-        assert_eq!(config.tls.ca, pki.join("ca.crt"));
-        let stem = format!("agent-{}", config.host_name);
-        assert_eq!(config.tls.cert, pki.join(format!("{stem}.crt")));
-        assert_eq!(config.tls.key, pki.join(format!("{stem}.key")));
-    }
-
-    #[test]
-    fn defaults_fill_what_is_not_given() {
-        let tls = TlsPaths {
-            ca: "/ca.pem".into(),
-            cert: "/agent.pem".into(),
-            key: "/agent.key".into(),
-        };
-        let config = Config::new("web-1", tls);
-        assert_eq!(config.apps_dir, Path::new(DEFAULT_APPS_DIR));
-        assert_eq!(config.data_dir, Path::new(DEFAULT_DATA_DIR));
-        config.check_values().unwrap();
-        let off: ConfigFile = toml::from_str("metrics_listen = \"off\"").unwrap();
-        assert_eq!(off.metrics_listen, Some(MetricsListen::Off));
-        assert!(toml::from_str::<ConfigFile>("metrics_listen = \"9481\"").is_err());
-    }
-
-    #[test]
-    fn an_allowed_root_that_is_not_a_directory_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        for name in ["ca.pem", "agent.pem", "agent.key"] {
-            std::fs::write(dir.path().join(name), "").unwrap();
-        }
-        let tls = TlsPaths {
-            ca: dir.path().join("ca.pem"),
-            cert: dir.path().join("agent.pem"),
-            key: dir.path().join("agent.key"),
-        };
-        let mut config = Config::new("web-1", tls);
-        config.allowed_roots = vec![dir.path().to_owned()];
-        config.validate().unwrap();
-        config.allowed_roots.push(dir.path().join("typo"));
-        let err = config.validate().unwrap_err().to_string();
-        assert!(err.starts_with("allowed_roots: "), "{err}");
-        assert!(err.ends_with("typo is not a directory"), "{err}");
-    }
-
-    #[test]
-    fn errors_name_the_file_and_the_setting() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("agent.toml");
-        let chain = |err: &dyn std::error::Error| {
-            let mut text = err.to_string();
-            let mut source = err.source();
-            while let Some(s) = source {
-                text = format!("{text}: {s}");
-                source = s.source();
-            }
-            text
-        };
-
-        fs::write(
-            &path,
-            "host_name = \"Web_1\"\n[tls]\nca = \"/a\"\ncert = \"/b\"\nkey = \"/c\"\n",
-        )
-        .unwrap();
-        let err = Config::load(&path).unwrap_err();
-        assert!(
-            chain(&err).starts_with(&format!("{}: host_name: ", path.display())),
-            "{}",
-            chain(&err)
-        );
-
-        fs::write(&path, "host_name = \"web-1\"\n").unwrap();
-        let err = chain(&Config::load(&path).unwrap_err());
-        assert!(
-            err.ends_with("tls.ca is required (in the configuration file or as --ca)"),
-            "{err}"
-        );
-
-        fs::write(&path, "host_nmae = \"web-1\"\n").unwrap();
-        let err = chain(&Config::load(&path).unwrap_err());
-        assert!(err.contains("unknown field"), "{err}");
-
-        let ca = dir.path().join("ca.pem");
-        fs::write(&path, format!("host_name = \"web-1\"\napps_dir = \"/srv\"\n[tls]\nca = {ca:?}\ncert = {ca:?}\nkey = {ca:?}\n")).unwrap();
-        let err = chain(&Config::load(&path).unwrap_err());
-        assert!(err.contains("tls.ca: cannot read"), "{err}");
-        fs::write(&ca, "pem").unwrap();
-        Config::load(&path).unwrap();
-
-        fs::write(&path, "host_name = \"web-1\"\napps_dir = \"srv\"\n[tls]\nca = \"/a\"\ncert = \"/b\"\nkey = \"/c\"\n").unwrap();
-        let err = chain(&Config::load(&path).unwrap_err());
-        assert!(
-            err.contains("apps_dir: \"srv\" must be an absolute path"),
-            "{err}"
-        );
-    }
-}
+mod tests;
