@@ -173,6 +173,21 @@ impl ControlPlaneProcess {
             .join("\n")
     }
 
+    /// Waits until its log has a line containing `needle`; panics with
+    /// the log after `limit`. Polls the log with a deadline: the daemon
+    /// writes asynchronously.
+    pub async fn wait_for_log(&self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "slipway-control-plane did not log {needle:?} within {limit:?}; its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Kills it with SIGKILL (no drain, no flush) and reaps it.
     pub fn kill_9(&mut self) {
         let mut child = self.child.take().expect("control plane running");
