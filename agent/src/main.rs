@@ -170,6 +170,10 @@ impl Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     daemon::install_crypto_provider();
+    // Packaging: the man page (hidden; the package and the tarball ship it).
+    if daemon::man_requested() {
+        return daemon::print_man(<Args as clap::CommandFactory>::command());
+    }
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(err) => {

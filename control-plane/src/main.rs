@@ -75,6 +75,10 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     daemon::install_crypto_provider();
+    // Packaging: the man page (hidden; the package and the tarball ship it).
+    if daemon::man_requested() {
+        return daemon::print_man(<Args as clap::CommandFactory>::command());
+    }
     let args = Args::parse();
     let config = match load(&args) {
         Ok(config) => config,
