@@ -34,6 +34,7 @@ mod logs;
 mod metrics;
 mod notify;
 mod operations;
+mod package;
 mod queue;
 mod refusals;
 mod release_rules;
