@@ -5,9 +5,9 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     commands::{
-        app, approve, audit, cancel, dashboard, deploy, deployment, drift, env, events, health,
-        history, host, lock, notify, pki, queue, release, rollback, rollbacks, source, stats,
-        status, watch, webhook,
+        app, approve, audit, cancel, completions, dashboard, deploy, deployment, drift, env,
+        events, health, history, host, lock, man, notify, pki, queue, release, rollback, rollbacks,
+        source, stats, status, watch, webhook,
     },
     connection::Connection,
     output::Output,
@@ -125,6 +125,10 @@ pub enum Command {
     /// The browser dashboard: a one-time login link, the open sessions.
     #[command(subcommand)]
     Dashboard(dashboard::DashboardCommand),
+    /// Print the shell completion script for bash, zsh or fish.
+    Completions(completions::CompletionsArgs),
+    /// Write man pages: slipctl.1 and one page per subcommand.
+    Man(man::ManArgs),
 }
 
 #[cfg(test)]

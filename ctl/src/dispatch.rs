@@ -72,5 +72,7 @@ pub async fn run(cli: &Cli) -> anyhow::Result<Exit> {
         Command::Source(command) => source::run(command, conn, output)
             .await
             .map(Exit::success_if),
+        Command::Completions(args) => completions::run(args).map(|()| Exit::Success),
+        Command::Man(args) => man::run(args).map(|()| Exit::Success),
     }
 }

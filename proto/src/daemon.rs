@@ -1,5 +1,5 @@
 //! What both daemons do the same way at start and stop: the crypto provider,
-//! logging, and the shutdown signal.
+//! logging, and the shutdown signal; and the man page their packages ship.
 
 use std::{process, time::Duration};
 
@@ -10,6 +10,25 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Exit code for a bad configuration (EX_USAGE).
 pub const EXIT_CONFIG: i32 = 64;
+
+/// Whether the command line is `--print-man` (see [`print_man`]).
+pub fn man_requested() -> bool {
+    std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == "--print-man")
+}
+
+/// Writes the roff man page of a daemon's command line to stdout
+/// (`--print-man`, hidden: the package and the release tarball ship it).
+pub fn print_man(command: clap::Command) -> process::ExitCode {
+    match clap_mangen::Man::new(command).render(&mut std::io::stdout().lock()) {
+        Ok(()) => process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: cannot write the man page: {err}");
+            process::ExitCode::FAILURE
+        }
+    }
+}
 
 /// Installs ring as the process-wide rustls provider. Safe to call more than
 /// once (tests start several servers in one process).

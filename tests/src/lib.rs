@@ -23,6 +23,7 @@ pub mod pki;
 pub mod process;
 pub mod prometheus;
 pub mod repo;
+pub mod sandbox;
 pub mod scrape;
 pub mod seed;
 pub mod server;

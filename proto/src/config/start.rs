@@ -24,12 +24,14 @@ pub fn parse<A: CommandFactory + FromArgMatches>(
             ExitCode::SUCCESS
         }
     };
-    let matches = A::command()
-        .args(args::args(keys))
-        .try_get_matches()
-        .map_err(usage)?;
+    let matches = command::<A>(keys).try_get_matches().map_err(usage)?;
     let args = A::from_arg_matches(&matches).map_err(usage)?;
     Ok((args, matches))
+}
+
+/// The daemon's whole command line: its own arguments and one flag per key.
+pub fn command<A: CommandFactory>(keys: &'static [Key]) -> clap::Command {
+    A::command().args(args::args(keys))
 }
 
 /// Loads the configuration with `load` (which resolves the layers and
