@@ -176,6 +176,13 @@ catalog! {
     LoginTitle => "Sign in", "تسجيل الدخول";
     LoginHelp => "Run {cmd} and open the link it prints.", "شغّل الأمر {cmd} وافتح الرابط الذي يطبعه.";
     LoginRefused => "This login link is not valid: it was used already, or it expired.", "رابط الدخول هذا غير صالح: استُخدم من قبل أو انتهت صلاحيته.";
+    LinkTampered => "This login link was altered or was not issued by this control plane. Run {cmd} again.", "رابط الدخول هذا مُعدَّل أو لم تُصدره لوحة التحكم هذه. شغّل الأمر {cmd} من جديد.";
+    LinkExpired => "This login link expired: a link works for 60 seconds. Run {cmd} again.", "انتهت صلاحية رابط الدخول هذا: يعمل الرابط 60 ثانية. شغّل الأمر {cmd} من جديد.";
+    LinkUsed => "This login link was used already: each link opens one session. Run {cmd} again.", "استُخدم رابط الدخول هذا من قبل: كل رابط يفتح جلسة واحدة. شغّل الأمر {cmd} من جديد.";
+    CertificateLogin => "Log in with my certificate", "الدخول بشهادتي";
+    CertificateLoginHelp => "Or, if this browser holds your operator certificate, log in with it.", "أو، إن كان هذا المتصفح يحمل شهادة المشغّل الخاصة بك، ادخل بها.";
+    NoCertificate => "This browser presented no certificate. Import your operator certificate (slipctl pki writes it) into the browser, or run {cmd} and open the link it prints.", "لم يقدّم هذا المتصفح أي شهادة. استورد شهادة المشغّل (يكتبها الأمر slipctl pki) إلى المتصفح، أو شغّل الأمر {cmd} وافتح الرابط الذي يطبعه.";
+    NotOperator => "The certificate this browser presented is not an operator's: {who}.", "الشهادة التي قدّمها هذا المتصفح ليست لمشغّل: {who}.";
     SignedIn => "Signed in. Continue to the overview.", "تم تسجيل الدخول. تابع إلى النظرة العامة.";
     Forbidden => "You may not do this.", "لا يحق لك القيام بهذا.";
     CsrfRefused => "The form was refused: its security token is missing or wrong. Reload the page and try again.", "رُفض النموذج: رمز الأمان مفقود أو خاطئ. أعد تحميل الصفحة وحاول مجدداً.";
