@@ -157,6 +157,7 @@ catalog! {
     Memory => "Memory available", "الذاكرة المتاحة";
     Disk => "Disk free", "المساحة الحرة على القرص";
     Availability => "Availability", "التوفر";
+    ResponseTime => "Response time", "زمن الاستجابة";
     NoSamples => "No samples in this period.", "لا توجد عينات في هذه الفترة.";
     Actor => "Actor", "الفاعل";
     Method => "Method", "الطريقة";
