@@ -15,6 +15,7 @@ mod ca_rotation;
 mod cli_errors;
 mod crash;
 mod dashboard;
+mod dashboard_hooks;
 mod dashboard_login;
 mod deploy;
 mod deploy_keys;

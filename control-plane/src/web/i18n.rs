@@ -184,6 +184,14 @@ catalog! {
     CertificateLoginHelp => "Or, if this browser holds your operator certificate, log in with it.", "أو، إن كان هذا المتصفح يحمل شهادة المشغّل الخاصة بك، ادخل بها.";
     NoCertificate => "This browser presented no certificate. Import your operator certificate (slipctl pki writes it) into the browser, or run {cmd} and open the link it prints.", "لم يقدّم هذا المتصفح أي شهادة. استورد شهادة المشغّل (يكتبها الأمر slipctl pki) إلى المتصفح، أو شغّل الأمر {cmd} وافتح الرابط الذي يطبعه.";
     NotOperator => "The certificate this browser presented is not an operator's: {who}.", "الشهادة التي قدّمها هذا المتصفح ليست لمشغّل: {who}.";
+    HookOutput => "Hook output", "مخرجات الخطافات";
+    NoHookOutput => "No hook output yet.", "لا توجد مخرجات خطافات بعد.";
+    HintHook => "A hook failed: its output is in this host's hook section. Fix the command (or its timeout) in the app's hooks, then deploy again.", "فشل خطاف: مخرجاته في قسم خطافات هذا الخادم. أصلح الأمر (أو مهلته) في خطافات التطبيق ثم انشر من جديد.";
+    HintHealth => "The health check failed and current was switched back: check the app's health check and its logs on this host.", "فشل فحص الصحة وأُعيد الإصدار الحالي: راجع فحص صحة التطبيق وسجلاته على هذا الخادم.";
+    HintTransfer => "Sending or building the release failed: check the host's free disk and that its agent is reachable (slipctl host list).", "فشل إرسال الإصدار أو بناؤه: تحقق من المساحة الحرة على الخادم ومن إمكانية الوصول إلى وكيله (slipctl host list).";
+    HintShared => "Linking the shared paths failed: check the app's shared paths on this host.", "فشل ربط المسارات المشتركة: راجع المسارات المشتركة للتطبيق على هذا الخادم.";
+    HintActivate => "Switching current failed: check the deploy root's permissions and free disk on this host.", "فشل تبديل الإصدار الحالي: راجع صلاحيات مجلد النشر والمساحة الحرة على هذا الخادم.";
+    HintOther => "See this host's lines in the event log; deploy again once the cause is fixed.", "راجع أسطر هذا الخادم في سجل الأحداث، وانشر من جديد بعد إصلاح السبب.";
     SignedIn => "Signed in. Continue to the overview.", "تم تسجيل الدخول. تابع إلى النظرة العامة.";
     Forbidden => "You may not do this.", "لا يحق لك القيام بهذا.";
     CsrfRefused => "The form was refused: its security token is missing or wrong. Reload the page and try again.", "رُفض النموذج: رمز الأمان مفقود أو خاطئ. أعد تحميل الصفحة وحاول مجدداً.";

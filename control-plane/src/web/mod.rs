@@ -15,6 +15,7 @@ mod deployment;
 mod drift;
 mod forms;
 mod history;
+mod hooks;
 mod html;
 mod i18n;
 mod live;

@@ -193,11 +193,13 @@ pub async fn host(
     html::page(&viewer, Msg::HealthChart.text(lang), &body)
 }
 
+/// Points of a chart: (unix seconds, value).
+type Series = Vec<(i64, f64)>;
+
 /// Per app probed on the host: the response time of its passed probes
 /// (mean per step) and its availability (passed / probed per step).
 fn app_charts(lang: Lang, points: &[&slipway_proto::control::v1::HealthPoint]) -> String {
-    let mut apps: std::collections::BTreeMap<&str, (Vec<(i64, f64)>, Vec<(i64, f64)>)> =
-        Default::default();
+    let mut apps: std::collections::BTreeMap<&str, (Series, Series)> = Default::default();
     for p in points {
         let at = p.time.map_or(0, |t| t.seconds);
         for a in &p.apps {
