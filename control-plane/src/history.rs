@@ -19,7 +19,7 @@ use crate::{
     error::Error,
     releases,
     store::{
-        self, Store,
+        self, Store, StoreError, deployment_text,
         deployments::{self, Scope},
     },
 };
@@ -89,6 +89,41 @@ fn check_enum<E: TryFrom<i32>>(field: &str, value: i32) -> Result<(), InvalidFie
         .map_err(|_| InvalidField::new(field, format!("{value} is not a known value")))
 }
 
+/// The deployments a listing reads, newest first, below the page token
+/// `before`: those the text index holds for a text of three bytes or more,
+/// else the narrowest index for the filters. Every record is checked
+/// against every filter after.
+fn walk<'a>(
+    store: &'a Store,
+    req: &ListDeploymentsRequest,
+    text: &str,
+    before: Option<&str>,
+) -> Box<dyn Iterator<Item = Result<Deployment, StoreError>> + 'a> {
+    if text.len() >= deployment_text::MIN_NEEDLE {
+        let below = before.map(deployments::number);
+        let found = deployment_text::candidates(store, text, below);
+        return Box::new(found.filter_map(|n| match n {
+            Ok(n) => deployments::get(store, &deployments::id(n)).transpose(),
+            Err(err) => Some(Err(err)),
+        }));
+    }
+    let scope = Scope::of(&req.app, &req.environment, &req.author);
+    Box::new(deployments::newest_first(store, scope, before))
+}
+
+/// Indexes the text of every deployment of a store from before the text
+/// index (commit and ref filled from the release where the record lacks
+/// them, as listings show them). Returns how many were indexed.
+pub async fn ensure_text_index(store: &Store) -> Result<usize, Error> {
+    let mut releases = ReleaseInfo::new(store);
+    deployment_text::ensure(store, |d| {
+        let mut d = d.clone();
+        releases.fill(&mut d)?;
+        Ok(deployment_text::searchable(&d))
+    })
+    .await
+}
+
 /// Deployments newest first, filtered, one page at a time. The page token is
 /// the id of the last deployment of the previous page, so a walk sees every
 /// deployment once even while new ones start.
@@ -109,9 +144,8 @@ pub fn list(
     let mut releases = ReleaseInfo::new(store);
     let mut page = Vec::new();
     // The narrowest index for the filters; the rest are checked per record.
-    let scope = Scope::of(&req.app, &req.environment, &req.author);
     let before = Some(req.page_token.as_str()).filter(|t| !t.is_empty());
-    for d in deployments::newest_first(store, scope, before) {
+    for d in walk(store, req, &text, before) {
         let mut d = d?;
         let matches = (req.app.is_empty() || d.app == req.app)
             && (req.environment.is_empty() || d.environment == req.environment)

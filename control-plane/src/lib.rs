@@ -23,6 +23,7 @@ pub mod git;
 pub mod git_blob;
 pub mod git_error;
 pub mod history;
+pub mod link_token;
 pub mod locks;
 pub mod notify;
 pub mod observe;

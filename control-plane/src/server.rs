@@ -205,6 +205,12 @@ pub async fn serve_with(
             "indexed the deployments of a store from an earlier version"
         );
     }
+    let indexed = crate::history::ensure_text_index(&ctx.store)
+        .await
+        .map_err(Error::Reconcile)?;
+    if indexed > 0 {
+        tracing::info!(indexed, "built the text index of the deployment history");
+    }
     let reconciled = deployment::reconcile(&ctx)
         .await
         .map_err(Error::Reconcile)?;

@@ -1,6 +1,8 @@
 //! Dashboard sessions: an operator asks for a one-time login link over
 //! mutual TLS; opening it in a browser starts a session bound to that
-//! operator's identity and role, carried by a cookie `id.secret`. Links and
+//! operator's identity and role, carried by a cookie `id.secret` (a link's
+//! token is signed, see [`link_token`]; a browser holding an operator
+//! certificate may open a session with it directly). Links and
 //! sessions are records of the store (hashed secrets only), bounded in
 //! number, listed and revoked by an admin.
 
@@ -12,6 +14,7 @@ use slipway_proto::{identity::Role, revocation::Revocations};
 use crate::{
     auth::Caller,
     error::Error,
+    link_token,
     store::{
         Store, StoreError,
         dashboard::{self, DashboardSession, LoginLink},
@@ -36,6 +39,14 @@ pub fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Lower-case hex SHA-256 of a certificate; empty when there is none.
+fn fingerprint(der: &[u8]) -> String {
+    if der.is_empty() {
+        return String::new();
+    }
+    hex::encode(sha2::Sha256::digest(der))
+}
+
 fn secret() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
@@ -57,15 +68,11 @@ pub async fn create_link(
             "{MAX_LINKS} login links are waiting to be used; try again in a minute"
         )));
     }
-    let token = secret();
+    let token = link_token::sign(&link_token::key(store).await?, now + LINK_TTL.as_secs());
     let link = LoginLink {
         name: caller.name.clone(),
         role: caller.role.to_string(),
-        certificate_sha256: if certificate.is_empty() {
-            String::new()
-        } else {
-            hex::encode(sha2::Sha256::digest(certificate))
-        },
+        certificate_sha256: fingerprint(certificate),
         certificate_der: hex::encode(certificate),
         expires_unix: now + LINK_TTL.as_secs(),
     };
@@ -78,21 +85,88 @@ pub async fn create_link(
     Ok((token, link.expires_unix))
 }
 
-/// Opens the link `token`: it must exist, be unexpired and unused; it is
-/// used up by the batch that creates the session. Returns the session and
-/// the cookie value.
-pub async fn redeem(store: &Store, token: &str) -> Result<(DashboardSession, String), Error> {
-    let refused = |why: &str| Error::Unauthenticated(format!("login link refused: {why}"));
-    if token.len() > MAX_SECRET {
-        return Err(refused("unknown or already used"));
+/// Why a login link is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// Its signature does not match (altered, or not a link of this
+    /// control plane).
+    Tampered,
+    /// Its minute has passed.
+    Expired,
+    /// Used already, or never issued.
+    Used,
+}
+
+/// The failure of a login.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// The link is refused.
+    #[error("login link refused: {0:?}")]
+    Refused(Refused),
+    /// The store or a bound refused.
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+impl From<StoreError> for LoginError {
+    fn from(err: StoreError) -> Self {
+        LoginError::Failed(err.into())
     }
-    let held =
-        dashboard::get_link(store, token)?.ok_or_else(|| refused("unknown or already used"))?;
+}
+
+/// Opens the link `token`: its signature must match, it must be unexpired
+/// and unused; it is used up by the batch that creates the session.
+/// Returns the session and the cookie value.
+pub async fn redeem(store: &Store, token: &str) -> Result<(DashboardSession, String), LoginError> {
+    if token.len() > MAX_SECRET {
+        return Err(LoginError::Refused(Refused::Tampered));
+    }
+    let key = link_token::key(store).await?;
     let now = now_unix();
+    link_token::verify(&key, token, now).map_err(|fault| {
+        LoginError::Refused(match fault {
+            link_token::Fault::Tampered => Refused::Tampered,
+            link_token::Fault::Expired => Refused::Expired,
+        })
+    })?;
+    let held = dashboard::get_link(store, token)?.ok_or(LoginError::Refused(Refused::Used))?;
     if held.link.expires_unix <= now {
         store.commit(dashboard::use_up(&held)).await.ok();
-        return Err(refused("expired"));
+        return Err(LoginError::Refused(Refused::Expired));
     }
+    let identity = Identity {
+        name: held.link.name.clone(),
+        role: held.link.role.clone(),
+        certificate_der: hex::decode(&held.link.certificate_der).unwrap_or_default(),
+    };
+    open(store, &identity, dashboard::use_up(&held))
+        .await
+        .map_err(|err| match err {
+            Error::Store(StoreError::Conflict { .. }) => LoginError::Refused(Refused::Used),
+            other => LoginError::Failed(other),
+        })
+}
+
+/// Who a session is opened for.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    /// Operator name.
+    pub name: String,
+    /// Role name.
+    pub role: String,
+    /// The certificate (DER) the identity was read from; empty if none.
+    pub certificate_der: Vec<u8>,
+}
+
+/// Opens a session for `identity` in one batch with `ops` (a link used up,
+/// or nothing); refused when [`MAX_SESSIONS`] are open. Returns the session
+/// and the cookie value.
+pub async fn open(
+    store: &Store,
+    identity: &Identity,
+    mut ops: Vec<crate::store::Op>,
+) -> Result<(DashboardSession, String), Error> {
+    let now = now_unix();
     let live = dashboard::sessions(store)?
         .iter()
         .filter(|s| s.expires_unix > now)
@@ -103,23 +177,20 @@ pub async fn redeem(store: &Store, token: &str) -> Result<(DashboardSession, Str
         )));
     }
     let cookie_secret = secret();
+    let der = &identity.certificate_der;
     let session = DashboardSession {
         id: hex::encode(rand::random::<[u8; 8]>()),
-        name: held.link.name.clone(),
-        role: held.link.role.clone(),
-        certificate_sha256: held.link.certificate_sha256.clone(),
-        certificate_der: held.link.certificate_der.clone(),
+        name: identity.name.clone(),
+        role: identity.role.clone(),
+        certificate_sha256: fingerprint(der),
+        certificate_der: hex::encode(der),
         secret_sha256: dashboard::digest(&cookie_secret),
         csrf: secret(),
         created_unix: now,
         expires_unix: now + SESSION_TTL.as_secs(),
     };
-    let mut ops = dashboard::use_up(&held);
     ops.push(dashboard::create_session(&session));
-    store.commit(ops).await.map_err(|err| match err {
-        StoreError::Conflict { .. } => refused("unknown or already used"),
-        other => Error::Store(other),
-    })?;
+    store.commit(ops).await?;
     let cookie = format!("{}.{cookie_secret}", session.id);
     Ok((session, cookie))
 }

@@ -3,7 +3,9 @@
 //! plane, it times the overview and history pages over HTTPS (the server's
 //! own `Server-Timing`, and the whole request on loopback); then, with 3
 //! real agents, the time from an event being recorded to its arrival at a
-//! server-sent-events client, over a number of held deployments.
+//! server-sent-events client, over a number of held deployments. The text
+//! search is also timed in-process, as a scan of every record and through
+//! the text index, on the same store.
 //!
 //! ```sh
 //! cargo run --release -p slipway-tests --bin slipway-bench-dashboard -- --deployments 100000 --rounds 10
@@ -15,7 +17,11 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use slipway_control_plane::store::{SledBackend, Store};
+use slipway_control_plane::{
+    history,
+    store::{SledBackend, Store, deployments},
+};
+use slipway_proto::control::v1::ListDeploymentsRequest;
 use slipway_proto::identity::Role;
 use slipway_tests::{Cluster, dashboard::Browser, pki::TestPki, seed, server::control_plane, spec};
 
@@ -63,6 +69,7 @@ async fn pages(args: &Args) -> Result<()> {
             256 << 20,
         )?));
         seed::deployments(&store, args.deployments).await?;
+        text_search(&store, args.requests)?;
     }
     let cp = control_plane(
         pki.control_plane(),
@@ -111,6 +118,44 @@ async fn pages(args: &Args) -> Result<()> {
         println!("| {name} | {} | {} |", summary(server), summary(total));
     }
     cp.shutdown().await;
+    Ok(())
+}
+
+/// The text search in-process on the seeded store, before the control
+/// plane opens it: a scan of the records newest first (how a search ran
+/// before the text index) against the listing that reads the index.
+fn text_search(store: &Store, requests: usize) -> Result<()> {
+    const NEEDLE: &str = "number 99999";
+    let request = ListDeploymentsRequest {
+        text: NEEDLE.into(),
+        ..Default::default()
+    };
+    let (mut scan, mut index) = (Vec::new(), Vec::new());
+    for _ in 0..requests {
+        let started = Instant::now();
+        let mut found = Vec::new();
+        for d in deployments::newest_first(store, deployments::Scope::All, None) {
+            let d = d?;
+            let fields = [&d.commit, &d.git_ref, &d.release, &d.message];
+            if fields.iter().any(|f| f.to_lowercase().contains(NEEDLE)) {
+                found.push(d.id);
+            }
+            if found.len() > 50 {
+                break;
+            }
+        }
+        scan.push(started.elapsed().as_secs_f64() * 1000.0);
+        let started = Instant::now();
+        let (page, _) = history::list(store, &request)?;
+        index.push(started.elapsed().as_secs_f64() * 1000.0);
+        let ids: Vec<String> = page.into_iter().map(|d| d.id).collect();
+        anyhow::ensure!(ids == found, "the index and the scan disagree");
+    }
+    println!("| text search \"{NEEDLE}\", in-process | p50 | p99 |");
+    println!("| --- | ---: | ---: |");
+    println!("| scan of every record | {} |", summary(scan));
+    println!("| text index | {} |", summary(index));
+    println!();
     Ok(())
 }
 

@@ -178,11 +178,35 @@ def viewer_story(browser, cfg, deployment):
     context.close()
 
 
+def certificate_login(browser, cfg):
+    """Logs in with the operator certificate the browser holds."""
+    plain = browser.new_context(ignore_https_errors=True, base_url=cfg["base"])
+    page = plain.new_page()
+    answer = page.goto("/login/certificate")
+    assert answer.status == 401, answer.status
+    assert "presented no certificate" in page.content()
+    shot(page, cfg, "login-no-certificate-en")
+    plain.close()
+    op = cfg["operators"]["viewer"]
+    held = browser.new_context(
+        ignore_https_errors=True, base_url=cfg["base"],
+        client_certificates=[{"origin": cfg["base"], "certPath": op["cert"], "keyPath": op["key"]}])
+    page = held.new_page()
+    page.goto("/")
+    assert page.locator('a[href="/login/certificate"]').count() == 1
+    shot(page, cfg, "login-en")
+    page.click('a[href="/login/certificate"]')
+    page.wait_for_url(cfg["base"] + "/")
+    user = page.locator("header form.user").inner_text()
+    assert "viewer-op" in user, user
+    held.close()
+
+
 def layout_and_language(browser, cfg, state, deployment):
     pages = {"overview": "/", "deployment": f"/deployments/{deployment}", "history": "/history",
              "rollbacks": "/rollbacks", "hosts": "/hosts",
              "release": f"/releases/{cfg['app']}/{cfg['rollback_to']}",
-             "source": f"/sources/{cfg['app']}"}
+             "source": f"/sources/{cfg['app']}", "host": "/hosts/web-1"}
     for lang in ("en", "ar"):
         # The dashboard's CSP refuses inline scripts; axe-core is injected
         # by the test only.
@@ -235,6 +259,8 @@ def main():
             "app": cfg["app"], "env": cfg["env"], "release": cfg["rollback_to"]})
         assert refused.status == 403, "a POST without the CSRF token is refused"
         viewer_story(browser, cfg, results["deployment"])
+        certificate_login(browser, cfg)
+        results["certificate_login"] = True
         layout_and_language(browser, cfg, context.storage_state(), results["deployment"])
         browser.close()
     with open(cfg["result"], "w") as f:

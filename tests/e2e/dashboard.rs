@@ -10,8 +10,7 @@ use futures_util::StreamExt as _;
 use slipway_proto::{
     control::v1::{
         CheckDriftRequest, DeployGates, DeployResponse, DeploymentEvent, DeploymentStatus,
-        ListSessionsRequest, RevokeCertificateRequest, RevokeSessionRequest,
-        certificate_service_client::CertificateServiceClient,
+        ListSessionsRequest, RevokeSessionRequest,
         dashboard_service_client::DashboardServiceClient, drift_service_client::DriftServiceClient,
     },
     identity::Role,
@@ -19,7 +18,7 @@ use slipway_proto::{
 use slipway_tests::{
     Cluster, assert_succeeded,
     cluster::{APP, ENV},
-    dashboard::{Browser, login_path},
+    dashboard::{Browser, login_path, revoke_identity},
     events::wait_for_event,
     slipctl, spec,
 };
@@ -82,14 +81,7 @@ async fn a_login_link_opens_one_session_bound_to_its_identity() {
     // A session ends the moment its certificate is revoked.
     let deployer = Browser::logged_in(&cluster, Role::Deployer).await;
     assert_eq!(deployer.get("/").await.status, 200);
-    CertificateServiceClient::new(cluster.channel(Role::Admin).await)
-        .revoke_certificate(RevokeCertificateRequest {
-            fingerprint: String::new(),
-            identity: "deployer/deployer-op".into(),
-            reason: "left the team".into(),
-        })
-        .await
-        .unwrap();
+    revoke_identity(&cluster, "deployer/deployer-op", "left the team").await;
     assert_eq!(deployer.get("/").await.status, 401);
     cluster.shutdown().await;
 }

@@ -1,4 +1,5 @@
-//! Health over time with real agents: an app whose health endpoint (served
+//! Health over time with real agents (and drawn on the dashboard's host
+//! page): an app whose health endpoint (served
 //! by this test) is probed every second and a control plane that samples
 //! every 200 ms. Samples appear; the endpoint starts failing and its hosts
 //! turn degraded within the intervals; an agent that stops turns its host
@@ -34,6 +35,7 @@ use slipway_proto::{
 use slipway_tests::{
     Cluster, assert_succeeded,
     cluster::ENV,
+    dashboard::Browser,
     scrape::Scrape,
     slipctl,
     webhook::{Received, Receiver},
@@ -186,6 +188,20 @@ async fn hosts_are_sampled_turn_degraded_and_down_and_samples_are_downsampled() 
     );
     assert_eq!(app.release_id, deployment.release);
     assert!(!web.points.is_empty());
+
+    // The host's page draws the app's response time and availability next
+    // to the host's own charts.
+    let viewer = Browser::logged_in(&cluster, Role::Viewer).await;
+    let page = viewer.get(&format!("/hosts/{}?period=24h", web.host)).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    for chart in [
+        "aria-label=\"Availability: ",
+        "aria-label=\"Load: ",
+        "aria-label=\"web · Response time: ",
+        "aria-label=\"web · Availability: ",
+    ] {
+        assert!(page.body.contains(chart), "{chart}: {}", page.body);
+    }
 
     // The endpoint fails: within a probe and a sample, the hosts are degraded.
     healthy.store(false, Ordering::SeqCst);

@@ -17,6 +17,8 @@ mod completions;
 mod config;
 mod crash;
 mod dashboard;
+mod dashboard_hooks;
+mod dashboard_login;
 mod deploy;
 mod deploy_keys;
 mod detach;

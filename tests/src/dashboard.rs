@@ -5,7 +5,11 @@
 use std::net::SocketAddr;
 
 use slipway_proto::{
-    control::v1::{CreateLoginLinkRequest, dashboard_service_client::DashboardServiceClient},
+    control::v1::{
+        CreateLoginLinkRequest, RevokeCertificateRequest,
+        certificate_service_client::CertificateServiceClient,
+        dashboard_service_client::DashboardServiceClient,
+    },
     identity::Role,
 };
 
@@ -32,6 +36,18 @@ pub async fn login_path_with(cluster: &Cluster, paths: &TlsPaths) -> String {
         .expect("a login link")
         .into_inner()
         .path
+}
+
+/// Revokes every certificate of the operator `identity` (`role/name`).
+pub async fn revoke_identity(cluster: &Cluster, identity: &str, reason: &str) {
+    CertificateServiceClient::new(cluster.channel(Role::Admin).await)
+        .revoke_certificate(RevokeCertificateRequest {
+            fingerprint: String::new(),
+            identity: identity.into(),
+            reason: reason.into(),
+        })
+        .await
+        .expect("the revocation");
 }
 
 /// An answer: status, headers, body.
@@ -67,7 +83,11 @@ pub struct Browser {
 impl Browser {
     /// A client of the web listener at `addr`, trusting the test's CA.
     pub fn new(addr: SocketAddr, ca_pem: &std::path::Path) -> Self {
-        let client = crate::https::client(addr, ca_pem)
+        Self::built(addr, crate::https::client(addr, ca_pem))
+    }
+
+    fn built(addr: SocketAddr, builder: reqwest::ClientBuilder) -> Self {
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an HTTPS client");
@@ -76,6 +96,30 @@ impl Browser {
             base: format!("https://localhost:{}", addr.port()),
             cookie: None,
         }
+    }
+
+    /// A client of `cluster`'s dashboard that presents the certificate at
+    /// `paths` in the TLS handshake, as a browser holding it does.
+    pub fn with_certificate(cluster: &Cluster, paths: &TlsPaths) -> Self {
+        let addr = cluster.web_addr();
+        let mut pem = std::fs::read(&paths.cert).expect("read the certificate");
+        pem.extend(std::fs::read(&paths.key).expect("read the key"));
+        let identity = reqwest::Identity::from_pem(&pem).expect("a PEM identity");
+        let ca = &cluster.pki.operator(Role::Admin).ca;
+        Self::built(addr, crate::https::client(addr, ca).identity(identity))
+    }
+
+    /// GETs `path`; the error when the connection is refused (a revoked
+    /// or foreign certificate fails the handshake).
+    pub async fn try_get(&self, path: &str) -> Result<u16, reqwest::Error> {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        response.text().await?;
+        Ok(status)
     }
 
     /// A client of `cluster`'s dashboard.

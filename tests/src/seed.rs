@@ -1,6 +1,6 @@
 //! A store filled with a large deployment history, for the benchmarks:
 //! apps, environments, releases and finished deployments with their index
-//! entries, as the control plane records them.
+//! entries and the text index, as the control plane records them.
 
 use slipway_control_plane::store::{Store, catalog, deployments, releases};
 use slipway_proto::control::v1::{App, Deployment, DeploymentStatus, Environment, Release};
@@ -62,5 +62,6 @@ pub async fn deployments(store: &Store, size: u64) -> anyhow::Result<()> {
     }
     store.commit(ops).await?;
     deployments::ensure_indexes(store).await?;
+    slipway_control_plane::history::ensure_text_index(store).await?;
     Ok(())
 }

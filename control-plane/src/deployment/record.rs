@@ -11,7 +11,7 @@ use crate::{
     domain::event::is_final,
     events::EventHub,
     observe::DeploymentObserver,
-    store::{self, Op, Store, StoreError, deployments},
+    store::{self, Op, Store, StoreError, deployment_text, deployments},
 };
 
 /// The single writer of one deployment's record and event log.
@@ -20,6 +20,8 @@ pub struct Recorder {
     events: EventHub,
     observer: DeploymentObserver,
     deployment: Deployment,
+    /// The searchable text last written to the text index by this writer.
+    indexed_text: Option<[String; 4]>,
 }
 
 impl Recorder {
@@ -39,6 +41,7 @@ impl Recorder {
             events: ctx.events.clone(),
             observer: DeploymentObserver::new(ctx.metrics.clone(), &deployment),
             deployment,
+            indexed_text: None,
         }
     }
 
@@ -146,7 +149,14 @@ impl Recorder {
             recorded.push(event);
         }
         ops.push(deployments::put(&next));
+        // The text index follows the record's text in the same batch: at
+        // the first event, and when a waiting deployment gets its release.
+        let text = deployment_text::searchable(&next);
+        if self.indexed_text.as_ref() != Some(&text) {
+            ops.extend(deployment_text::entries(&next, &text));
+        }
         self.events.feed().commit(&self.store, feed, ops).await?;
+        self.indexed_text = Some(text);
         for event in &recorded {
             super::story::tell(&next, event);
         }

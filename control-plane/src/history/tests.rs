@@ -40,6 +40,7 @@ pub(super) async fn fixture(deployments: Vec<Deployment>) -> Fixture {
     ops.extend(deployments.iter().map(store::deployments::put));
     store.commit(ops).await.unwrap();
     deployments::ensure_indexes(&store).await.unwrap();
+    ensure_text_index(&store).await.unwrap();
     Fixture { _dir: dir, store }
 }
 

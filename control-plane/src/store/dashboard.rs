@@ -1,7 +1,8 @@
 //! The dashboard's records: one-time login links (stored under the SHA-256
 //! of their token, never as themselves) and the sessions they open (by id,
 //! with the SHA-256 of the cookie's secret). A link is used up by the same
-//! batch that creates its session, so it opens at most one.
+//! batch that creates its session, so it opens at most one. The key links
+//! are signed with is kept here too.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -135,6 +136,30 @@ pub fn sessions(store: &Store) -> Result<Vec<DashboardSession>, StoreError> {
 /// The write that ends session `id`.
 pub fn delete_session(id: &str) -> Op {
     Op::Delete(Tree::DashboardSessions, id.as_bytes().to_vec())
+}
+
+/// The key in [`Tree::Meta`] of the key login links are signed with.
+const LINK_KEY: &[u8] = b"dashboard_link_key";
+
+/// The key login links are signed with: the stored one, else `fresh()`
+/// stored now (two first uses at once: the second reads what the first
+/// stored).
+pub async fn link_key(
+    store: &Store,
+    fresh: impl FnOnce() -> Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    if let Some(key) = store.get_raw(Tree::Meta, LINK_KEY)? {
+        return Ok(key);
+    }
+    let fresh = fresh();
+    let create = Op::Create(Tree::Meta, LINK_KEY.to_vec(), fresh.clone());
+    match store.commit(vec![create]).await {
+        Ok(()) => Ok(fresh),
+        Err(StoreError::Conflict { .. }) => {
+            Ok(store.get_raw(Tree::Meta, LINK_KEY)?.unwrap_or(fresh))
+        }
+        Err(err) => Err(err),
+    }
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod builds;
 pub mod catalog;
 pub mod dashboard;
+pub mod deployment_text;
 pub mod deployments;
 pub mod drift;
 pub mod events;
@@ -109,10 +110,13 @@ pub enum Tree {
     LoginLinks,
     /// session id -> `DashboardSession`
     DashboardSessions,
+    /// trigram (3 bytes of lower-cased text) ++ be64(deployment number) ->
+    /// empty: the text index of deployments
+    DeploymentsText,
 }
 
 impl Tree {
-    const ALL: [Tree; 33] = [
+    const ALL: [Tree; 34] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -146,6 +150,7 @@ impl Tree {
         Tree::Builds,
         Tree::LoginLinks,
         Tree::DashboardSessions,
+        Tree::DeploymentsText,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -183,6 +188,7 @@ impl Tree {
             Tree::Builds => "builds",
             Tree::LoginLinks => "login_links",
             Tree::DashboardSessions => "dashboard_sessions",
+            Tree::DeploymentsText => "deployments_text",
         }
     }
 

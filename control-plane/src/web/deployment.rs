@@ -1,6 +1,7 @@
 //! The deployment page: the record (release, author, status, batches,
 //! errors), each host's status, stage, percentage and bytes, and the event
-//! log, which the page's script follows live over [`super::live`]; the
+//! log and each host's hook output, which the page's script follows live
+//! over [`super::live`] (errors with a hint, see [`super::hooks`]); the
 //! cancel button for a deployer while it runs.
 
 use std::fmt::Write as _;
@@ -76,7 +77,7 @@ fn summary(lang: Lang, d: &Deployment) -> String {
 }
 
 /// The hosts' table (also re-read by the script when the deployment ends).
-fn hosts(lang: Lang, d: &Deployment) -> String {
+fn hosts(lang: Lang, d: &Deployment, events: &[DeploymentEvent]) -> String {
     let mut out = format!(
         "<div class=\"scroll\" id=\"hosts\" tabindex=\"0\"><table><thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th></tr></thead><tbody>",
         Msg::Host.text(lang),
@@ -98,7 +99,7 @@ fn hosts(lang: Lang, d: &Deployment) -> String {
             progress = html::progress(h.percent, None),
             bytes = num(h.bytes_sent),
             batch = num(h.batch),
-            error = data(&h.error),
+            error = super::hooks::error(lang, h, events),
         );
     }
     out.push_str("</tbody></table></div>");
@@ -158,12 +159,13 @@ pub async fn page(State(ctx): State<Context>, viewer: Viewer, Path(id): Path<Str
     let after = events.events.last().map_or(0, |e| e.sequence);
     let lines: String = events.events.iter().map(line).collect();
     let body = format!(
-        "{summary}{approval}{cancel}<h2>{hosts_title}</h2>{hosts}<h2>{events_title}</h2><ol id=\"log\" class=\"log\" tabindex=\"0\" data-deployment=\"{id}\" data-after=\"{after}\" data-follow=\"{follow}\" aria-live=\"polite\">{lines}</ol>",
+        "{summary}{approval}{cancel}<h2>{hosts_title}</h2>{hosts}{hooks}<h2>{events_title}</h2><ol id=\"log\" class=\"log\" tabindex=\"0\" data-deployment=\"{id}\" data-after=\"{after}\" data-follow=\"{follow}\" aria-live=\"polite\">{lines}</ol>",
         summary = summary(lang, &d),
         approval = super::approvals::section(&viewer, &d),
         cancel = cancel_form(&viewer, &d),
         hosts_title = Msg::Hosts.text(lang),
-        hosts = hosts(lang, &d),
+        hosts = hosts(lang, &d, &events.events),
+        hooks = super::hooks::sections(lang, &d, &events.events),
         events_title = Msg::Events.text(lang),
         id = esc(&d.id),
         follow = running(&d) || !events.next_page_token.is_empty(),

@@ -63,6 +63,7 @@ pub fn json(lang: Lang, event: &DeploymentEvent) -> serde_json::Value {
         "bytes_sent": event.host_bytes_sent,
         "message": event.message,
         "step": event.step,
+        "output": event.output,
         "kind": event.kind,
         "level": event.level,
     })

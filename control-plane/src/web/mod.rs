@@ -1,6 +1,6 @@
 //! The web listener: HTTPS with the control plane's server certificate (the
-//! one in force: a reload applies to new connections), no client
-//! certificate asked, HTTP/1.1. It serves the browser dashboard (sessions
+//! one in force: a reload applies to new connections), an optional client
+//! certificate (an operator's, for [`certificate`] login), HTTP/1.1. It serves the browser dashboard (sessions
 //! opened by one-time login links, see [`session`]) and the webhooks of git
 //! servers and CI at `POST /hooks/<app>`, each delivery proved by the app's
 //! secret ([`crate::triggers::webhook`]). Bodies are bounded by
@@ -9,11 +9,13 @@
 mod approvals;
 mod assets;
 mod calls;
+mod certificate;
 mod charts;
 mod deployment;
 mod drift;
 mod forms;
 mod history;
+mod hooks;
 mod html;
 mod i18n;
 mod live;
@@ -78,6 +80,7 @@ pub fn router(ctx: Context) -> Router {
 fn dashboard() -> Router<Context> {
     Router::new()
         .route("/", get(overview::page))
+        .route("/login/certificate", get(certificate::login))
         .route("/login/{token}", get(session::login))
         .route("/logout", post(session::logout))
         .route("/lang/{code}", get(session::language_switch))
@@ -143,6 +146,16 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "web listener serving (dashboard at /, webhooks at /hooks/<app>)");
     }
-    let connections = tls::Incoming::new(listener, tls::https_server_config(material));
-    slipway_proto::observe::serve_router("web", connections, router(ctx), shutdown).await;
+    let config = tls::browser_server_config(material, ctx.revocations.clone());
+    let connections = tls::Incoming::new(listener, config);
+    let routes = router(ctx);
+    // Each connection's handlers see the certificate its client presented.
+    let per_connection = move |stream: &tls::ServerStream| {
+        let der = tls::client_certificate(stream);
+        routes
+            .clone()
+            .layer(axum::Extension(certificate::PeerCertificate(der)))
+    };
+    slipway_proto::observe::serve_per_connection("web", connections, per_connection, shutdown)
+        .await;
 }

@@ -17,8 +17,8 @@ use slipway_proto::control::v1::{
 use super::{
     calls::{Services, call},
     charts,
-    html::{self, data, link, num},
-    i18n::Msg,
+    html::{self, data, esc, link, num},
+    i18n::{Lang, Msg},
     viewer::Viewer,
 };
 use crate::Context;
@@ -189,7 +189,38 @@ pub async fn host(
     body.push_str(&charts::line(Msg::Load.text(lang), "", &load));
     body.push_str(&charts::line(Msg::Memory.text(lang), "MB", &memory));
     body.push_str(&charts::line(Msg::Disk.text(lang), "GB", &disk));
+    body.push_str(&app_charts(lang, &points));
     html::page(&viewer, Msg::HealthChart.text(lang), &body)
+}
+
+/// Points of a chart: (unix seconds, value).
+type Series = Vec<(i64, f64)>;
+
+/// Per app probed on the host: the response time of its passed probes
+/// (mean per step) and its availability (passed / probed per step).
+fn app_charts(lang: Lang, points: &[&slipway_proto::control::v1::HealthPoint]) -> String {
+    let mut apps: std::collections::BTreeMap<&str, (Series, Series)> = Default::default();
+    for p in points {
+        let at = p.time.map_or(0, |t| t.seconds);
+        for a in &p.apps {
+            let (response, available) = apps.entry(a.app.as_str()).or_default();
+            if let Some(ms) = a.response_ms.filter(|_| a.ok > 0) {
+                response.push((at, ms.avg));
+            }
+            let probed = a.ok + a.errors;
+            if probed > 0 {
+                available.push((at, f64::from(a.ok) / f64::from(probed) * 100.0));
+            }
+        }
+    }
+    let mut out = String::new();
+    for (app, (response, available)) in apps {
+        let _ = write!(out, "<h2><bdi>{}</bdi></h2>", esc(app));
+        let title = |msg: Msg| format!("{app} · {}", msg.text(lang));
+        out.push_str(&charts::line(&title(Msg::ResponseTime), "ms", &response));
+        out.push_str(&charts::line(&title(Msg::Availability), "%", &available));
+    }
+    out
 }
 
 /// `GET /audit` (admin).

@@ -73,11 +73,15 @@ pub fn failed(lang: Lang, status: &tonic::Status) -> Response {
     refusal(lang, code, msg, &detail)
 }
 
-fn sign_in(lang: Lang) -> Response {
+/// The page that says how to log in: the command that prints a link, or
+/// the certificate the browser holds.
+pub fn sign_in(lang: Lang) -> Response {
     let cmd = "<code>slipctl dashboard login</code>";
     let body = format!(
-        "<p>{}</p>",
-        fill(Msg::LoginHelp.text(lang), &[("cmd", cmd)])
+        "<p>{}</p><p>{}</p><p><a class=\"button\" href=\"/login/certificate\">{}</a></p>",
+        fill(Msg::LoginHelp.text(lang), &[("cmd", cmd)]),
+        Msg::CertificateLoginHelp.text(lang),
+        Msg::CertificateLogin.text(lang),
     );
     (
         StatusCode::UNAUTHORIZED,
@@ -140,6 +144,21 @@ fn set_cookie(value: &str, max_age: u64) -> HeaderValue {
     HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
+/// The page that sets the session cookie `value` and goes on to the
+/// overview.
+pub fn signed_in(lang: Lang, value: &str) -> Response {
+    // A page rather than a redirect: the cookie is SameSite=Strict, and a
+    // navigation from this same-site page carries it.
+    let body = format!(
+        "<meta http-equiv=\"refresh\" content=\"0;url=/\"><p><a href=\"/\">{}</a></p>",
+        Msg::SignedIn.text(lang)
+    );
+    let mut response = html::bare(lang, Msg::LoginTitle.text(lang), &body);
+    let cookie = set_cookie(value, sessions::SESSION_TTL.as_secs());
+    response.headers_mut().insert(header::SET_COOKIE, cookie);
+    response
+}
+
 /// `GET /login/<token>`: opens a one-time link; a second use is refused.
 pub async fn login(
     State(ctx): State<Context>,
@@ -150,20 +169,22 @@ pub async fn login(
     match sessions::redeem(&ctx.store, &token).await {
         Ok((session, value)) => {
             tracing::info!(operator = %session.name, role = %session.role, id = %session.id, "dashboard session opened");
-            // A page rather than a redirect: the cookie is SameSite=Strict,
-            // and a navigation from this same-site page carries it.
-            let body = format!(
-                "<meta http-equiv=\"refresh\" content=\"0;url=/\"><p><a href=\"/\">{}</a></p>",
-                Msg::SignedIn.text(lang)
-            );
-            let mut response = html::bare(lang, Msg::LoginTitle.text(lang), &body);
-            let cookie = set_cookie(&value, sessions::SESSION_TTL.as_secs());
-            response.headers_mut().insert(header::SET_COOKIE, cookie);
-            response
+            signed_in(lang, &value)
         }
-        Err(err) => {
-            tracing::warn!(reason = %err, "a login link was refused");
-            refusal(lang, StatusCode::UNAUTHORIZED, Msg::LoginRefused, "")
+        Err(sessions::LoginError::Refused(why)) => {
+            tracing::warn!(reason = ?why, "a login link was refused");
+            let msg = match why {
+                sessions::Refused::Tampered => Msg::LinkTampered,
+                sessions::Refused::Expired => Msg::LinkExpired,
+                sessions::Refused::Used => Msg::LinkUsed,
+            };
+            let cmd = "<code>slipctl dashboard login</code>";
+            let detail = format!("<p>{}</p>", fill(msg.text(lang), &[("cmd", cmd)]));
+            refusal(lang, StatusCode::UNAUTHORIZED, Msg::LoginRefused, &detail)
+        }
+        Err(sessions::LoginError::Failed(err)) => {
+            tracing::error!(error = %err, "opening a dashboard session failed");
+            failed(lang, &err.into())
         }
     }
 }

@@ -206,6 +206,20 @@ pub async fn serve_router<S>(
 ) where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    serve_per_connection(name, accepted, move |_| router.clone(), shutdown).await;
+}
+
+/// [`serve_router`] with the router of each connection made from the
+/// connection (for example, to hand its handlers the peer's TLS
+/// certificate).
+pub async fn serve_per_connection<S>(
+    name: &'static str,
+    accepted: impl Stream<Item = std::io::Result<S>>,
+    router: impl Fn(&S) -> Router,
+    shutdown: impl Future<Output = ()> + Send,
+) where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -226,7 +240,7 @@ pub async fn serve_router<S>(
                 None => break,
             },
         };
-        let service = TowerToHyperService::new(router.clone());
+        let service = TowerToHyperService::new(router(&stream));
         connections.spawn(async move {
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())

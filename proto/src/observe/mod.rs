@@ -10,7 +10,7 @@ mod register;
 use std::{net::SocketAddr, str::FromStr};
 
 pub use grpc::{GrpcCalls, GrpcMetricsLayer, KnownMethods};
-pub use http::{Endpoint, Readiness, serve, serve_router};
+pub use http::{Endpoint, Readiness, serve, serve_per_connection, serve_router};
 pub use register::{Histograms, histograms, register};
 
 /// Where a daemon serves its metrics: an address, or `off`.

@@ -15,7 +15,10 @@ pub use dial::{
 };
 pub use material::{CertificateProblem, TlsError, TlsMaterial, TlsPaths, fingerprint};
 pub use reload::{CertSummary, POLL_EVERY, Reloader, serial_and_expiry, summary};
-pub use serve::{Incoming, enrollment_server_config, https_server_config, server_config};
+pub use serve::{
+    Incoming, ServerStream, browser_server_config, client_certificate, enrollment_server_config,
+    server_config,
+};
 pub use verify::{Peer, PeerError, verify_chain};
 
 /// HTTP/2 flow-control window of one stream, for both clients and servers.

@@ -61,6 +61,22 @@ impl ResolvesServerCert for WithCa {
     }
 }
 
+/// A configuration that verifies clients with `verifier`, presents what
+/// `resolver` picks and speaks `alpn`.
+fn configured(
+    verifier: ClientVerifier,
+    resolver: Arc<dyn ResolvesServerCert>,
+    alpn: &[u8],
+) -> Arc<ServerConfig> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default protocol versions")
+        .with_client_cert_verifier(Arc::new(verifier))
+        .with_cert_resolver(resolver);
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Arc::new(config)
+}
+
 /// The enrollment listener's configuration: a client certificate is not
 /// required (a new agent has none yet; one that is presented is checked as
 /// usual) and the chain sent includes the CA.
@@ -68,32 +84,19 @@ pub fn enrollment_server_config(
     material: &TlsMaterial,
     revocations: Revocations,
 ) -> Arc<ServerConfig> {
-    let verifier = ClientVerifier {
-        material: material.clone(),
-        peer: Peer::AnyIdentity,
-        revocations,
-        anonymous: true,
-    };
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports the default protocol versions")
-        .with_client_cert_verifier(Arc::new(verifier))
-        .with_cert_resolver(Arc::new(WithCa(material.clone())));
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Arc::new(config)
+    let verifier = ClientVerifier::optional(material, revocations);
+    configured(verifier, Arc::new(WithCa(material.clone())), b"h2")
 }
 
-/// An HTTPS listener's configuration (webhooks from git servers and CI, a
-/// browser): no client certificate is asked for, the certificate in force
-/// is presented, HTTP/1.1.
-pub fn https_server_config(material: &TlsMaterial) -> Arc<ServerConfig> {
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports the default protocol versions")
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(Resolver(material.clone())));
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
+/// The dashboard listener's configuration: a browser may present an
+/// operator certificate (checked like the operator API's: this CA, a
+/// `spiffe://slipway/...` identity, not revoked) or none; HTTP/1.1.
+pub fn browser_server_config(
+    material: &TlsMaterial,
+    revocations: Revocations,
+) -> Arc<ServerConfig> {
+    let verifier = ClientVerifier::optional(material, revocations);
+    configured(verifier, Arc::new(Resolver(material.clone())), b"http/1.1")
 }
 
 /// A server configuration for `material`: clients must present a
@@ -109,13 +112,19 @@ pub fn server_config(
         revocations,
         anonymous: false,
     };
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .expect("the ring provider supports the default protocol versions")
-        .with_client_cert_verifier(Arc::new(verifier))
-        .with_cert_resolver(Arc::new(Resolver(material.clone())));
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Arc::new(config)
+    configured(verifier, Arc::new(Resolver(material.clone())), b"h2")
+}
+
+/// A connection [`Incoming`] yields.
+pub type ServerStream = TlsStream<TcpStream>;
+
+/// The leaf certificate (DER) the client of `stream` presented, if any.
+pub fn client_certificate(stream: &ServerStream) -> Option<Vec<u8>> {
+    let (_, connection) = stream.get_ref();
+    connection
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|leaf| leaf.as_ref().to_vec())
 }
 
 type Handshake = Pin<Box<dyn Future<Output = Option<TlsStream<TcpStream>>> + Send>>;

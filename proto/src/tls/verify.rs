@@ -134,6 +134,20 @@ pub(super) struct ClientVerifier {
     pub(super) anonymous: bool,
 }
 
+impl ClientVerifier {
+    /// A verifier that lets a client present no certificate, and checks
+    /// one that is presented (this CA, any identity of the trust domain,
+    /// not revoked).
+    pub(super) fn optional(material: &TlsMaterial, revocations: Revocations) -> Self {
+        Self {
+            material: material.clone(),
+            peer: Peer::AnyIdentity,
+            revocations,
+            anonymous: true,
+        }
+    }
+}
+
 impl ClientCertVerifier for ClientVerifier {
     fn client_auth_mandatory(&self) -> bool {
         !self.anonymous

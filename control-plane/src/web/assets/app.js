@@ -40,6 +40,22 @@
     return li;
   }
 
+  // A hook's output line goes to its host's section too.
+  function hookLine(e) {
+    if (e.kind !== 3 || !e.host || !e.step) { return; }
+    const section = document.querySelector('[data-hooks="' + CSS.escape(e.host) + '"]');
+    if (!section) { return; }
+    const empty = section.querySelector(".empty");
+    if (empty) { empty.remove(); }
+    const li = document.createElement("li");
+    li.dataset.seq = String(e.seq);
+    const bdi = document.createElement("bdi");
+    bdi.dir = "ltr";
+    bdi.textContent = (e.step + (e.output ? " [" + e.output + "]" : "") + " " + e.message).trim();
+    li.appendChild(bdi);
+    section.querySelector("ol").appendChild(li);
+  }
+
   function applyToHost(e) {
     const row = document.querySelector('#hosts tr[data-host="' + CSS.escape(e.host) + '"]');
     if (!row) { return; }
@@ -84,6 +100,7 @@
         live.last = e.seq;
         log.appendChild(line(e));
         log.scrollTop = log.scrollHeight;
+        hookLine(e);
         if (e.host) { applyToHost(e); } else if (e.kind === 2) { setProgress(overall, e.percent); }
       });
       source.addEventListener("end", function () {
