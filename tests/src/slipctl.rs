@@ -2,7 +2,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
     sync::OnceLock,
 };
 
@@ -31,6 +31,8 @@ pub fn run(cluster: &Cluster, role: Role, args: &[&str]) -> (bool, String, Strin
         .arg(&operator.key)
         .args(args)
         .env("NO_COLOR", "1")
+        // Never a terminal to answer a confirmation on.
+        .stdin(Stdio::null())
         .output()
         .expect("run slipctl");
     (

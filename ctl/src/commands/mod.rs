@@ -8,6 +8,7 @@ pub mod approve;
 pub mod audit;
 pub mod build;
 pub mod cancel;
+pub mod context;
 pub mod credentials;
 pub mod dashboard;
 pub mod deploy;
