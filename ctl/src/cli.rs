@@ -10,7 +10,7 @@ use crate::{
         stats, status, watch, webhook,
     },
     connection::ConnectionFlags,
-    output::Output,
+    output::{ColorChoice, Output},
 };
 
 /// slipctl: ship releases to your fleet with Slipway and roll them back.
@@ -41,6 +41,19 @@ pub struct Cli {
         help_heading = "Output"
     )]
     pub output: Output,
+
+    /// When to colour the output: auto (on a terminal, unless NO_COLOR is
+    /// set; CLICOLOR_FORCE=1 forces it), always or never.
+    #[arg(
+        long,
+        global = true,
+        env = "SLIPWAY_COLOR",
+        value_enum,
+        default_value_t = ColorChoice::Auto,
+        value_name = "WHEN",
+        help_heading = "Output"
+    )]
+    pub color: ColorChoice,
 
     /// What to do.
     #[command(subcommand)]

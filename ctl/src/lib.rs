@@ -27,6 +27,7 @@ pub use output::Output;
 /// The exit code is an [`Exit`] (clap exits 2 on usage errors before this
 /// runs).
 pub async fn run(cli: Cli) -> ExitCode {
+    output::set_color(cli.color);
     // `context` commands manage the contexts: one that is gone must not stop them.
     let resolved = match cli.command {
         Command::Context(_) => Ok(cli.conn.with_context(None)),
