@@ -21,6 +21,7 @@ pub mod gates;
 pub mod health;
 pub mod history;
 pub mod host;
+mod live;
 pub mod lock;
 pub mod notify;
 pub mod pki;
