@@ -10,7 +10,7 @@ use std::{
 };
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use slipway_proto::control::v1::{DeploymentEvent, EventKind, LogLevel};
+use slipway_proto::control::v1::{DeploymentEvent, DeploymentStatus, EventKind, LogLevel};
 
 use crate::output::{self, Output};
 
@@ -105,7 +105,9 @@ impl Bars {
 
     fn event(&mut self, event: &DeploymentEvent) {
         if event.host.is_empty() {
-            self.overall.set_position(u64::from(event.percent.min(100)));
+            if event.status() == DeploymentStatus::Succeeded {
+                self.overall.set_position(100);
+            }
             let stage = output::or_dash(&event.stage);
             let message = match event.kind() {
                 EventKind::Status => format!("{} {stage}", output::status_name(event.status())),
@@ -149,6 +151,10 @@ impl Bars {
         }
         bar.set_position(u64::from(state.percent));
         bar.set_message(host_message(state));
+        // The whole moves as its hosts do.
+        let total: u64 = self.hosts.values().map(|(_, s)| u64::from(s.percent)).sum();
+        self.overall
+            .set_position(total / self.hosts.len().max(1) as u64);
     }
 
     /// Clears the bars and returns one line per host and one for the whole.
