@@ -349,3 +349,23 @@ fn strip_ansi(text: &str) -> String {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_exits_6_while_a_host_does_not_answer() {
+    let mut cluster = Cluster::builder().agents(2).start().await;
+    let status = |cluster: &Cluster| {
+        tokio::task::block_in_place(|| {
+            let mut command = slipctl::command(cluster, Role::Viewer);
+            command.arg("status");
+            output(command)
+        })
+    };
+    let (code, stdout, stderr) = status(&cluster);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let stopped = cluster.agents[1].server.take().expect("in-process agent");
+    stopped.shutdown().await;
+    let (code, stdout, stderr) = status(&cluster);
+    assert_eq!(code, Some(6), "partial: {stdout}{stderr}");
+    assert!(stdout.contains("web-2"), "{stdout}");
+    cluster.shutdown().await;
+}
