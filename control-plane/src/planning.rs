@@ -1,5 +1,6 @@
 //! `PlanDeployment`: what a deploy would do — release, policy, batches and
-//! what each host lacks — asked of the agents without changing anything.
+//! what each host lacks — asked of the agents without changing anything:
+//! no release is cut, no deployment recorded.
 
 use std::{collections::HashSet, time::Duration};
 
@@ -21,9 +22,13 @@ use crate::{
 const ASK_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Plans `request` as `Deploy` would run it.
-pub async fn plan(ctx: &Context, request: DeployRequest) -> Result<PlanDeploymentResponse, Error> {
+pub async fn plan(
+    ctx: &Context,
+    request: DeployRequest,
+    release_only: bool,
+) -> Result<PlanDeploymentResponse, Error> {
     let start = Start::try_from(request)?;
-    let resolved = deployment::resolve_start(ctx, &start).await?;
+    let resolved = deployment::resolve_preview(ctx, &start, !release_only).await?;
     let target = AppTarget {
         name: resolved.app.name.clone(),
         deploy_root: resolved.app.deploy_root.clone(),
@@ -38,6 +43,13 @@ pub async fn plan(ctx: &Context, request: DeployRequest) -> Result<PlanDeploymen
     {
         let mut tasks = tokio::task::JoinSet::new();
         for host in hosts {
+            if release_only {
+                tasks.spawn(std::future::ready(PlannedHost {
+                    host: host.name,
+                    ..Default::default()
+                }));
+                continue;
+            }
             let (ctx, target, manifest) = (ctx.clone(), target.clone(), resolved.manifest.clone());
             tasks.spawn(async move { ask(&ctx, &host, target, &manifest).await });
         }

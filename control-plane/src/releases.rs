@@ -87,11 +87,7 @@ pub async fn create(
     progress: &Progress,
 ) -> Result<Cut, Error> {
     let app = catalog::app(store, app_name)?;
-    let git_ref = if git_ref.is_empty() {
-        app.default_branch.clone()
-    } else {
-        git_ref.to_owned()
-    };
+    let git_ref = ref_or_branch(&app, git_ref);
     sources.prepare_cut(&app, &git_ref, progress).await?;
     let source = sources.local_repository(&app);
     let commit = resolve(source.clone(), git_ref.clone()).await?;
@@ -118,6 +114,15 @@ pub async fn create(
         created,
         build,
     })
+}
+
+/// `git_ref`, or the app's default branch when it is empty.
+fn ref_or_branch(app: &App, git_ref: &str) -> String {
+    if git_ref.is_empty() {
+        app.default_branch.clone()
+    } else {
+        git_ref.to_owned()
+    }
 }
 
 /// Where a release's files come from besides its commit.
@@ -158,10 +163,107 @@ async fn cut(
     {
         return Ok((release.clone(), false));
     }
-    let previous = existing.first().cloned();
-    let previous_files = previous.as_ref().map(|p| files_commit(p).to_owned());
-    let previous_created = previous.as_ref().and_then(|p| p.created_at);
-    let previous_manifest = match &previous {
+    let (release, manifest) =
+        draft(store, app, existing.first(), source, git_ref, commit, files).await?;
+    store.commit(records::create(&release, &manifest)).await?;
+    tracing::info!(app = %app.name, release = %release.id, files = release.file_count, "release cut");
+    Ok((release, true))
+}
+
+/// What a release preview found: a recorded release, or one not recorded.
+pub struct Preview {
+    /// The release; its id is empty when it is not recorded.
+    pub release: Release,
+    /// Its manifest.
+    pub manifest: Manifest,
+}
+
+/// The release `git_ref` names, without recording anything: the recorded
+/// release of its commit when there is one, otherwise the release a cut would
+/// make, with an empty id. Without `measure`, that release names only its
+/// commit (no manifest, no changes). An app that declares a build gets the
+/// recorded release only: a preview never runs a build.
+pub async fn preview(
+    store: &Store,
+    sources: &Sources,
+    app_name: &str,
+    git_ref: &str,
+    measure: bool,
+) -> Result<Preview, Error> {
+    let app = catalog::app(store, app_name)?;
+    let git_ref = ref_or_branch(&app, git_ref);
+    sources
+        .prepare_cut(&app, &git_ref, &Progress::none())
+        .await?;
+    let source = sources.local_repository(&app);
+    let commit = resolve(source.clone(), git_ref.clone()).await?;
+    let existing = list(store, &app.name)?;
+    let recorded = existing
+        .iter()
+        .find(|r| r.commit == commit.sha && (app.build.is_some() || r.build_id.is_empty()));
+    if let Some(release) = recorded {
+        let manifest = manifest(store, &app.name, &release.id)?;
+        return Ok(Preview {
+            release: release.clone(),
+            manifest,
+        });
+    }
+    if !measure {
+        let release = Release {
+            app: app.name.clone(),
+            commit: commit.sha,
+            git_ref,
+            message: commit.message,
+            author: commit.author,
+            ..Release::default()
+        };
+        return Ok(Preview {
+            release,
+            manifest: Manifest::default(),
+        });
+    }
+    if app.build.is_some() {
+        return Err(Error::Precondition(format!(
+            "commit {} of {} has no release yet and app {} builds its releases; \
+             `slipctl release create {} --ref {git_ref}` builds one, then plan again",
+            &commit.sha[..7],
+            git_ref,
+            app.name,
+            app.name
+        )));
+    }
+    let files = Files {
+        build_id: String::new(),
+        output_commit: String::new(),
+    };
+    let (mut release, manifest) = draft(
+        store,
+        &app,
+        existing.first(),
+        source,
+        git_ref,
+        commit,
+        files,
+    )
+    .await?;
+    release.id.clear();
+    Ok(Preview { release, manifest })
+}
+
+/// The release a cut of `commit` would record after `previous`, and its
+/// manifest; nothing is recorded.
+async fn draft(
+    store: &Store,
+    app: &App,
+    previous: Option<&Release>,
+    source: String,
+    git_ref: String,
+    commit: git::CommitInfo,
+    files: Files,
+) -> Result<(Release, Manifest), Error> {
+    let previous_files = previous.map(|p| files_commit(p).to_owned());
+    let previous_created = previous.and_then(|p| p.created_at);
+    let previous_manifest = match previous {
         Some(p) => Some(manifest(store, &app.name, &p.id)?),
         None => None,
     };
@@ -201,7 +303,7 @@ async fn cut(
         created_at: Some(slipway_proto::timestamp(created.into())),
         file_count: manifest.files.len() as u64,
         total_bytes: manifest.files.iter().map(|f| f.size).sum(),
-        previous_release: previous.map(|p| p.id).unwrap_or_default(),
+        previous_release: previous.map(|p| p.id.clone()).unwrap_or_default(),
         changes,
         mark: 0,
         mark_reason: String::new(),
@@ -209,9 +311,7 @@ async fn cut(
         build_id: files.build_id,
         output_commit: files.output_commit,
     };
-    store.commit(records::create(&release, &manifest)).await?;
-    tracing::info!(app = %app.name, release = %release.id, files = release.file_count, "release cut");
-    Ok((release, true))
+    Ok((release, manifest))
 }
 
 /// Serialises cutting releases (rare, and quick next to a rollout).

@@ -5,18 +5,18 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     commands::{
-        app, approve, audit, cancel, completions, dashboard, deploy, deployment, drift, env,
-        events, health, history, host, lock, man, notify, pki, queue, release, rollback, rollbacks,
-        source, stats, status, watch, webhook,
+        app, approve, audit, cancel, completions, context, dashboard, deploy, deployment, drift,
+        env, events, health, history, host, lock, man, notify, pki, queue, release, rollback,
+        rollbacks, source, stats, status, watch, webhook,
     },
-    connection::Connection,
-    output::Output,
+    connection::ConnectionFlags,
+    output::{ColorChoice, Output},
 };
 
 /// slipctl: ship releases to your fleet with Slipway and roll them back.
 ///
-/// Every command except `pki` talks to the control plane over mutual TLS with
-/// your operator certificate (see --pki-dir).
+/// Every command except `pki` and `context` talks to the control plane over
+/// mutual TLS with your operator certificate (see --pki-dir and --context).
 #[derive(Debug, Parser)]
 #[command(
     name = "slipctl",
@@ -27,7 +27,7 @@ use crate::{
 pub struct Cli {
     /// How to reach the control plane.
     #[command(flatten, next_help_heading = "Connection")]
-    pub conn: Connection,
+    pub conn: ConnectionFlags,
 
     /// Output format: aligned text for people, JSON for scripts (one object
     /// per line for event streams).
@@ -42,6 +42,19 @@ pub struct Cli {
     )]
     pub output: Output,
 
+    /// When to colour the output: auto (on a terminal, unless NO_COLOR is
+    /// set; CLICOLOR_FORCE=1 forces it), always or never.
+    #[arg(
+        long,
+        global = true,
+        env = "SLIPWAY_COLOR",
+        value_enum,
+        default_value_t = ColorChoice::Auto,
+        value_name = "WHEN",
+        help_heading = "Output"
+    )]
+    pub color: ColorChoice,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -50,6 +63,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Named control planes with your certificates for each: add, use,
+    /// list, show, remove.
+    #[command(subcommand)]
+    Context(context::ContextCommand),
     /// Make and inspect certificates: the CA, agents, operators.
     #[command(subcommand)]
     Pki(pki::PkiCommand),
@@ -168,7 +185,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(cli.output, Output::Json);
-        assert_eq!(cli.conn.endpoint, "https://cp:7443");
+        assert_eq!(cli.conn.endpoint.as_deref(), Some("https://cp:7443"));
         assert_eq!(
             cli.conn.pki_dir.as_deref(),
             Some(std::path::Path::new("/pki"))

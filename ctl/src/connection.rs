@@ -9,40 +9,29 @@ use slipway_proto::tls::{
 };
 use tonic::{Code, Status, transport::Channel};
 
-pub use self::api::Api;
+pub use self::{api::Api, flags::ConnectionFlags};
 
 mod api;
+mod flags;
 
 /// Default control plane address.
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7443";
 
-/// How to reach the control plane and who you are to it.
-#[derive(Clone, Debug, clap::Args)]
+/// How to reach the control plane and who you are to it, resolved from the
+/// flags, the environment and the context in use ([`ConnectionFlags`]).
+#[derive(Clone, Debug)]
 pub struct Connection {
-    /// Control plane address, host:port or https://host:port
-    #[arg(long, global = true, env = "SLIPWAY_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
+    /// Control plane address, host:port or https://host:port.
     pub endpoint: String,
-
-    /// Directory holding ca.crt and your operator certificate; --ca/--cert/--key
-    /// default to <dir>/ca.crt, <dir>/operator-admin.crt, <dir>/operator-admin.key
-    #[arg(long, global = true, env = "SLIPWAY_PKI_DIR", value_name = "DIR")]
+    /// Directory holding ca.crt and operator-admin.{crt,key}.
     pub pki_dir: Option<PathBuf>,
-
-    /// CA certificate that signed the control plane's certificate
-    #[arg(long, global = true, env = "SLIPWAY_CA", value_name = "FILE")]
+    /// CA certificate that signed the control plane's certificate.
     pub ca: Option<PathBuf>,
-
-    /// Your operator certificate
-    #[arg(long, global = true, env = "SLIPWAY_CERT", value_name = "FILE")]
+    /// Operator certificate.
     pub cert: Option<PathBuf>,
-
-    /// Your operator private key (default: --cert with the extension .key)
-    #[arg(long, global = true, env = "SLIPWAY_KEY", value_name = "FILE")]
+    /// Operator private key (default: `cert` with the extension .key).
     pub key: Option<PathBuf>,
-
-    /// Name sent in TLS SNI (default: the endpoint's host); the control plane is
-    /// recognised by the spiffe://slipway/control-plane/ identity in its certificate
-    #[arg(long, global = true, env = "SLIPWAY_SERVER_NAME", value_name = "NAME")]
+    /// Name sent in TLS SNI (default: the endpoint's host).
     pub server_name: Option<String>,
 }
 
@@ -58,7 +47,7 @@ impl fmt::Display for MissingCredentials {
         write!(
             f,
             "no {} given: pass --pki-dir DIR (or set SLIPWAY_PKI_DIR), or --ca, --cert and --key \
-             (SLIPWAY_CA, SLIPWAY_CERT, SLIPWAY_KEY)",
+             (SLIPWAY_CA, SLIPWAY_CERT, SLIPWAY_KEY), or add a context (`slipctl context add`)",
             self.missing.join(", ")
         )
     }

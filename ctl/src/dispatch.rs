@@ -6,14 +6,18 @@ use crate::exit::Exit;
 use crate::{
     cli::{Cli, Command},
     commands::*,
+    connection::Connection,
 };
 
-/// Runs the command `cli` names. `Ok` carries the exit code of a command
-/// that decides it ([`Exit`]).
-pub async fn run(cli: &Cli) -> anyhow::Result<Exit> {
-    let conn = &cli.conn;
+/// Runs the command `cli` names over `conn` (the flags resolved with the
+/// context in use). `Ok` carries the exit code of a command that decides it
+/// ([`Exit`]).
+pub async fn run(cli: &Cli, conn: &Connection) -> anyhow::Result<Exit> {
     let output = cli.output;
     match &cli.command {
+        Command::Context(command) => {
+            context::run(command, &cli.conn, output).map(|()| Exit::Success)
+        }
         Command::Pki(command) => pki::run(command, conn, output)
             .await
             .map(|()| Exit::Success),

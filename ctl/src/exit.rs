@@ -8,7 +8,9 @@ use tonic::Code;
 
 use crate::{
     commands::{StreamLost, Unsuccessful},
+    confirm::NotConfirmed,
     connection::{self, RpcError},
+    contexts::ContextError,
 };
 
 /// How a command ended. The README's exit-code table lists these.
@@ -17,9 +19,11 @@ pub enum Exit {
     /// The command did what it says.
     Success,
     /// It ran and found a problem (drift, a broken audit chain, a key that
-    /// does not work), or failed in a way not listed below.
+    /// does not work), the operator answered no to a confirmation, or it
+    /// failed in a way not listed below.
     Failure,
-    /// The command line is wrong (clap's own code).
+    /// The command line is wrong (clap's own code), or a step that needs
+    /// confirming was run without a terminal and without `--yes`.
     Usage,
     /// The control plane could not be reached or trusted: network,
     /// certificates, a wrong port or daemon.
@@ -67,6 +71,16 @@ impl Exit {
             }
             if let Some(status) = cause.downcast_ref::<tonic::Status>() {
                 return Self::of_status(status);
+            }
+            if let Some(ContextError::Unknown { .. } | ContextError::Refused(_)) =
+                cause.downcast_ref::<ContextError>()
+            {
+                return Exit::Usage;
+            }
+            match cause.downcast_ref::<NotConfirmed>() {
+                Some(NotConfirmed::NoTerminal { .. }) => return Exit::Usage,
+                Some(NotConfirmed::Declined { .. }) => return Exit::Failure,
+                None => {}
             }
             if connection::is_connection_error(cause) {
                 return Exit::Connection;

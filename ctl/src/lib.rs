@@ -7,7 +7,9 @@
 
 pub mod cli;
 pub mod commands;
+pub mod confirm;
 pub mod connection;
+pub mod contexts;
 mod dispatch;
 pub mod exit;
 pub mod output;
@@ -25,7 +27,20 @@ pub use output::Output;
 /// The exit code is an [`Exit`] (clap exits 2 on usage errors before this
 /// runs).
 pub async fn run(cli: Cli) -> ExitCode {
-    let exit = match dispatch::run(&cli).await {
+    output::set_color(cli.color);
+    // `context` commands manage the contexts: one that is gone must not stop them.
+    let resolved = match cli.command {
+        Command::Context(_) => Ok(cli.conn.with_context(None)),
+        _ => cli.conn.resolve(),
+    };
+    let (conn, result) = match resolved {
+        Ok(conn) => {
+            let result = dispatch::run(&cli, &conn).await;
+            (conn, result)
+        }
+        Err(err) => (cli.conn.with_context(None), Err(err.into())),
+    };
+    let exit = match result {
         Ok(exit) => exit,
         // `slipctl history | head`: the reader left; nothing to report. A
         // followed deployment's outcome is unknown then, so that is not a success.
@@ -35,7 +50,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         },
         Err(err) => {
             eprintln!("error: {}", error_line(&err));
-            if let Some(hint) = connection::error_hint(&err, &cli.conn) {
+            if let Some(hint) = connection::error_hint(&err, &conn) {
                 eprintln!("hint: {hint}");
             }
             Exit::of_error(&err)

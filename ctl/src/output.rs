@@ -105,30 +105,25 @@ impl Table {
         self.rows.is_empty()
     }
 
-    /// The table as text, indented by `indent` spaces.
+    /// The table as text, indented by `indent` spaces. Widths are measured
+    /// without ANSI colour codes, so coloured cells align.
     pub fn render_indented(&self, indent: usize) -> String {
-        let lines: Vec<&Vec<String>> = std::iter::once(&self.headers)
-            .filter(|h| !h.is_empty())
-            .chain(&self.rows)
-            .collect();
-        let columns = lines.iter().map(|l| l.len()).max().unwrap_or(0);
-        let mut widths = vec![0; columns];
-        for line in &lines {
-            for (i, cell) in line.iter().enumerate() {
-                widths[i] = widths[i].max(cell.chars().count());
-            }
+        let mut builder = tabled::builder::Builder::default();
+        if !self.headers.is_empty() {
+            builder.push_record(self.headers.iter().map(String::as_str));
         }
+        for row in &self.rows {
+            builder.push_record(row.iter().map(String::as_str));
+        }
+        let mut table = builder.build();
+        table
+            .with(tabled::settings::Style::empty())
+            .with(tabled::settings::Padding::new(0, 2, 0, 0));
+        let margin = " ".repeat(indent);
         let mut out = String::new();
-        for line in lines {
-            let mut text = " ".repeat(indent);
-            for (i, cell) in line.iter().enumerate() {
-                if i + 1 < line.len() {
-                    text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-                } else {
-                    text.push_str(cell);
-                }
-            }
-            out.push_str(text.trim_end());
+        for line in table.to_string().lines() {
+            out.push_str(&margin);
+            out.push_str(line.trim_end());
             out.push('\n');
         }
         out
@@ -157,20 +152,9 @@ pub fn time(ts: Option<&pbjson_types::Timestamp>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-/// A byte count in binary units: `512 B`, `1.5 KiB`, `3.2 GiB`.
+/// A byte count in binary units: `512 B`, `1.5 KiB`, `3.0 GiB`.
 pub fn bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    bytesize::ByteSize(n).display().iec().to_string()
 }
 
 /// A duration in milliseconds: `450ms`, `12.3s`, `4m05s`, `2h03m`.
@@ -240,7 +224,7 @@ pub fn or_dash(value: &str) -> String {
     }
 }
 
-/// ANSI styles, applied only when stdout is a terminal and NO_COLOR is unset.
+/// ANSI styles, applied only when colour is on ([`set_color`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Paint {
     /// Bold.
@@ -255,9 +239,37 @@ pub enum Paint {
     Dim,
 }
 
-fn color_enabled() -> bool {
-    static ENABLED: OnceLock<bool> = OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var_os("NO_COLOR").is_none() && io::stdout().is_terminal())
+/// When to colour the output (`--color`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it on.
+    #[default]
+    Auto,
+    /// Always, even into a pipe.
+    Always,
+    /// Never.
+    Never,
+}
+
+static COLOR: OnceLock<bool> = OnceLock::new();
+
+/// Decides colour once for the whole run, from `--color`, the environment
+/// and whether stdout is a terminal.
+pub fn set_color(choice: ColorChoice) {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    let on = match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto if var("NO_COLOR").is_some() => false,
+        ColorChoice::Auto if var("CLICOLOR_FORCE").is_some_and(|v| v != "0") => true,
+        ColorChoice::Auto => io::stdout().is_terminal(),
+    };
+    let _ = COLOR.set(on);
+}
+
+/// Whether output is coloured (auto when [`set_color`] was not called).
+pub fn color_enabled() -> bool {
+    *COLOR.get_or_init(|| std::env::var_os("NO_COLOR").is_none() && io::stdout().is_terminal())
 }
 
 /// `text` in `paint`, when colour is on.
@@ -300,6 +312,21 @@ mod tests {
         assert_eq!(
             table.render(),
             "NAME        STATUS  MESSAGE\nweb         ok      fine\napi-server  failed\n"
+        );
+    }
+
+    #[test]
+    fn coloured_cells_align() {
+        let mut table = Table::new(&["HOST", "STATE", "LOAD"]);
+        table.row(vec![
+            "web-1".into(),
+            "\x1b[32mup\x1b[0m".into(),
+            "0.1".into(),
+        ]);
+        table.row(vec!["web-22".into(), "unreachable".into(), "-".into()]);
+        assert_eq!(
+            table.render_indented(2),
+            "  HOST    STATE        LOAD\n  web-1   \x1b[32mup\x1b[0m           0.1\n  web-22  unreachable  -\n"
         );
     }
 

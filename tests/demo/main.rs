@@ -286,6 +286,7 @@ async fn script(
             "prod",
             "-m",
             "roll back to release 1",
+            "--yes",
         ]),
         ctl(&["status", "--env", "prod", "--app", "web"]),
         ctl(&["history", "--app", "web"]),

@@ -44,7 +44,9 @@ async fn detach_returns_the_id_while_the_deployment_holds_then_it_finishes() {
     // A rollback, detached, as JSON: the record with its id.
     let (ok, stdout, stderr) = slipctl(
         &cluster,
-        &["-o", "json", "rollback", "web", "--env", "prod", "--detach"],
+        &[
+            "-o", "json", "rollback", "web", "--env", "prod", "--detach", "--yes",
+        ],
     )
     .await;
     assert!(ok, "{stderr}");

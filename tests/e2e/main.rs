@@ -13,6 +13,7 @@ mod browser;
 mod builds;
 mod ca_rotation;
 mod cli_errors;
+mod cli_terminal;
 mod completions;
 mod config;
 mod crash;

@@ -470,7 +470,7 @@ async fn cancel_terminates_hooks_and_reports_cancelled_once_nothing_runs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plan_shows_batches_and_what_each_host_lacks_and_changes_nothing() {
     let (cluster, good) = with_a_good_release(3).await;
-    cluster.repo.commit(
+    let v2 = cluster.repo.commit(
         "v2",
         &[
             Change::File("index.html", b"v2, changed\n"),
@@ -491,6 +491,7 @@ async fn the_plan_shows_batches_and_what_each_host_lacks_and_changes_nothing() {
                 }),
                 ..Default::default()
             }),
+            ..Default::default()
         })
         .await
         .expect("plan")
@@ -510,13 +511,26 @@ async fn the_plan_shows_batches_and_what_each_host_lacks_and_changes_nothing() {
         );
     }
     let release = plan.release.unwrap();
-    assert_ne!(release.id, good.release);
+    assert_eq!(release.id, "", "a release not cut yet has no id");
+    assert_eq!(release.commit, v2);
+    assert_eq!(release.previous_release, good.release);
     for host in &cluster.agents {
         assert_eq!(host.current().as_deref(), Some(good.release.as_str()));
-        assert!(!host.release_dir(&release.id).exists());
     }
     let history = every_deployment(&cluster).await;
     assert_eq!(history.len(), 1, "planning records no deployment");
+    let releases = cluster
+        .releases(Role::Viewer)
+        .await
+        .list_releases(ListReleasesRequest {
+            app: APP.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("releases")
+        .into_inner()
+        .releases;
+    assert_eq!(releases.len(), 1, "planning records no release");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,7 +107,7 @@ async fn a_scheduled_deploy_is_listed_and_cancelled_from_slipctl() {
         "{table}"
     );
     let (ok, _, stderr) = tokio::task::block_in_place(|| {
-        let args = ["cancel", id.as_str(), "--reason", "moved"];
+        let args = ["cancel", id.as_str(), "--reason", "moved", "--yes"];
         slipctl::run(&cluster, Role::Deployer, &args)
     });
     assert!(ok, "{stderr}");

@@ -2,7 +2,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
     sync::OnceLock,
 };
 
@@ -16,11 +16,35 @@ pub fn binary() -> &'static Path {
     BINARY.get_or_init(|| cargo_build("slipctl", "slipctl"))
 }
 
-/// Runs `slipctl` as an operator of `role` against `cluster` with `args`;
-/// its exit success, stdout and stderr.
-pub fn run(cluster: &Cluster, role: Role, args: &[&str]) -> (bool, String, String) {
+/// `slipctl` with nothing from the caller's environment that changes what
+/// it does: no context, colour, output format or connection variables, and
+/// a config home of its own (`config_home`, usually a temp dir).
+pub fn isolated(config_home: &Path) -> Command {
+    let mut command = Command::new(binary());
+    for var in [
+        "SLIPWAY_CONTEXT",
+        "SLIPWAY_ENDPOINT",
+        "SLIPWAY_PKI_DIR",
+        "SLIPWAY_CA",
+        "SLIPWAY_CERT",
+        "SLIPWAY_KEY",
+        "SLIPWAY_SERVER_NAME",
+        "SLIPWAY_OUTPUT",
+        "SLIPWAY_COLOR",
+        "CLICOLOR_FORCE",
+    ] {
+        command.env_remove(var);
+    }
+    command.env("XDG_CONFIG_HOME", config_home);
+    command
+}
+
+/// `slipctl` as an operator of `role` against `cluster`: the connection
+/// flags set, `args` to add.
+pub fn command(cluster: &Cluster, role: Role) -> Command {
     let operator = cluster.pki.operator(role);
-    let output = Command::new(binary())
+    let mut command = isolated(&cluster.pki.dir().join("no-config"));
+    command
         .arg("--endpoint")
         .arg(cluster.addr())
         .arg("--ca")
@@ -28,9 +52,18 @@ pub fn run(cluster: &Cluster, role: Role, args: &[&str]) -> (bool, String, Strin
         .arg("--cert")
         .arg(&operator.cert)
         .arg("--key")
-        .arg(&operator.key)
+        .arg(&operator.key);
+    command
+}
+
+/// Runs `slipctl` as an operator of `role` against `cluster` with `args`;
+/// its exit success, stdout and stderr.
+pub fn run(cluster: &Cluster, role: Role, args: &[&str]) -> (bool, String, String) {
+    let output = command(cluster, role)
         .args(args)
         .env("NO_COLOR", "1")
+        // Never a terminal to answer a confirmation on.
+        .stdin(Stdio::null())
         .output()
         .expect("run slipctl");
     (

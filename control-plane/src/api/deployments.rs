@@ -61,7 +61,7 @@ impl deployment_service_server::DeploymentService for Deployments {
     ) -> Reply<PlanDeploymentResponse> {
         audited(&self.0, request, |ctx, _, Checked(req)| async move {
             let deploy = req.deploy.ok_or_else(|| missing("deploy"))?;
-            let plan = planning::plan(&ctx, deploy).await?;
+            let plan = planning::plan(&ctx, deploy, req.release_only).await?;
             let release = plan.release.as_ref().map_or("", |r| &r.id);
             let message = format!("planned {release} in {} batches", plan.batches.len());
             Ok((plan, message))

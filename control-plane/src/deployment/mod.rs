@@ -36,7 +36,7 @@ pub use queue::{is_waiting, list as queued};
 pub use reconcile::{Reconciled, reconcile};
 pub use record::Recorder;
 pub use repair::{Repair, repair};
-pub use resolve::{Resolved, Start, Target, resolve_start};
+pub use resolve::{Resolved, Start, Target, resolve_preview, resolve_start};
 pub use start::start;
 
 #[cfg(test)]

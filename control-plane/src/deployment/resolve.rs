@@ -189,6 +189,26 @@ pub async fn resolve_start(ctx: &Context, start: &Start) -> Result<Resolved, Err
     resolve(store, start, release)
 }
 
+/// Resolves a start request as [`resolve_start`] would, without recording
+/// anything: a ref with no release yet resolves to the release a cut would
+/// make (empty id) with its manifest when `measure` (see
+/// [`releases::preview`]).
+pub async fn resolve_preview(
+    ctx: &Context,
+    start: &Start,
+    measure: bool,
+) -> Result<Resolved, Error> {
+    let Target::Ref(git_ref) = &start.target else {
+        return resolve(&ctx.store, start, None);
+    };
+    catalog::app(&ctx.store, &start.app)?;
+    catalog::environment(&ctx.store, &start.environment)?;
+    let preview = releases::preview(&ctx.store, &ctx.sources, &start.app, git_ref, measure).await?;
+    let mut resolved = resolve(&ctx.store, start, Some(preview.release))?;
+    resolved.manifest = Arc::new(preview.manifest);
+    Ok(resolved)
+}
+
 pub(super) fn resolve(
     store: &Store,
     start: &Start,

@@ -181,13 +181,22 @@ async fn preview(ctx: &Context, viewer: &Viewer, f: &Fields, rollback: bool) -> 
     };
     let request = PlanDeploymentRequest {
         deploy: Some(deploy),
+        ..Default::default()
     };
     let plan = call!(viewer, services.deployments, plan_deployment, request);
-    let release = plan
-        .release
-        .as_ref()
-        .map(|r| r.id.clone())
-        .unwrap_or_default();
+    // Planning records nothing: a commit without a release yet is confirmed
+    // by its sha, so the deploy cuts exactly the commit that was planned.
+    let planned = plan.release.clone().unwrap_or_default();
+    let (release, commit) = if planned.id.is_empty() {
+        (String::new(), planned.commit)
+    } else {
+        (planned.id, String::new())
+    };
+    let shown = if release.is_empty() {
+        commit.chars().take(12).collect()
+    } else {
+        release.clone()
+    };
     let hosts: usize = plan.batches.iter().map(|b| b.hosts.len()).sum();
     let (question, action) = if rollback {
         (Msg::ConfirmRollback, "/rollback/confirm")
@@ -199,7 +208,7 @@ async fn preview(ctx: &Context, viewer: &Viewer, f: &Fields, rollback: bool) -> 
         &[
             ("app", &data(&f.app)),
             ("env", &data(&f.env)),
-            ("release", &data(&release)),
+            ("release", &data(&shown)),
             ("hosts", &num(hosts)),
         ],
     );
@@ -210,7 +219,7 @@ async fn preview(ctx: &Context, viewer: &Viewer, f: &Fields, rollback: bool) -> 
         html::csrf(viewer),
         hidden("app", &f.app),
         hidden("env", &f.env),
-        hidden("release", &release) + &hidden("message", &f.message),
+        hidden("release", &release) + &hidden("git_ref", &commit) + &hidden("message", &f.message),
         Msg::Confirm.text(lang),
         Msg::Back.text(lang),
     );
@@ -259,6 +268,7 @@ async fn confirm(ctx: &Context, viewer: &Viewer, f: Fields, rollback: bool) -> R
     }
     let services = Services::new(ctx);
     let (app, environment, release_id, message) = (f.app, f.env, f.release, f.message);
+    let git_ref = f.git_ref;
     if rollback {
         let request = RollbackRequest {
             app,
@@ -273,6 +283,7 @@ async fn confirm(ctx: &Context, viewer: &Viewer, f: Fields, rollback: bool) -> R
         let request = DeployRequest {
             app,
             environment,
+            git_ref,
             release_id,
             message,
             ..Default::default()

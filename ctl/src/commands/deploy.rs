@@ -6,7 +6,9 @@ use crate::exit::Exit;
 
 use clap::Args;
 use futures_util::StreamExt;
-use slipway_proto::control::v1::{DeployRequest, GetEnvironmentRequest, PlanDeploymentRequest};
+use slipway_proto::control::v1::{
+    DeployRequest, GetEnvironmentRequest, PlanDeploymentRequest, ReleaseMark,
+};
 
 use super::{
     drift::{self, RepairArgs},
@@ -14,6 +16,7 @@ use super::{
     policy::PolicyArgs,
 };
 use crate::{
+    confirm::confirm,
     connection::{Api, Connection, rpc},
     output,
     output::Output,
@@ -60,6 +63,10 @@ pub struct DeployArgs {
     /// Deploy outside the environment's deploy windows or inside a freeze (admin; audited)
     #[arg(long)]
     pub force: bool,
+    /// Do not ask for confirmation when the release is marked bad (required
+    /// then when not on a terminal)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// Policy for this deployment (default: the environment's)
     #[command(flatten)]
     pub policy: PolicyArgs,
@@ -116,6 +123,7 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
             .deployments()
             .plan_deployment(PlanDeploymentRequest {
                 deploy: Some(request),
+                release_only: false,
             })
             .await)?;
         match output {
@@ -124,10 +132,40 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
         }
         return Ok(Exit::Success);
     }
+    confirm_bad_release(&api, &request, args.yes).await?;
     let stream = rpc(api.deployments().deploy(request).await)?;
     let events = stream.map(|item| item.map(|response| response.event));
     if args.detach {
         return detach(&api, output, events).await;
     }
     follow(&api, output, events, None, 0).await
+}
+
+/// Asks before deploying a release marked bad, naming the mark and who set
+/// it. The release is resolved without asking any agent or recording
+/// anything; when that fails, the deploy itself reports why.
+async fn confirm_bad_release(api: &Api, request: &DeployRequest, yes: bool) -> anyhow::Result<()> {
+    let check = PlanDeploymentRequest {
+        deploy: Some(request.clone()),
+        release_only: true,
+    };
+    let Ok(plan) = api.deployments().plan_deployment(check).await else {
+        return Ok(());
+    };
+    let release = plan.into_inner().release.unwrap_or_default();
+    if release.mark() != ReleaseMark::Bad {
+        return Ok(());
+    }
+    let warning = format!(
+        "release {} of {} is marked bad ({})",
+        release.id,
+        release.app,
+        output::or_dash(&release.mark_reason)
+    );
+    let action = format!(
+        "deploy release {} marked bad to {}",
+        release.id, request.environment
+    );
+    confirm(&action, &[warning], yes).await?;
+    Ok(())
 }

@@ -11,6 +11,7 @@ use slipway_proto::control::v1::{
 };
 use tonic::Status;
 
+use super::live::Live;
 use crate::{
     connection::{Api, RpcError},
     output,
@@ -102,6 +103,35 @@ where
     S: Stream<Item = Result<Option<DeploymentEvent>, Status>>,
 {
     let mut events = std::pin::pin!(events);
+    let mut live = Live::new(output);
+    let outcome = follow_events(&mut live, events.as_mut(), known_id, after).await;
+    // Bars give way to their summary whatever happened.
+    live.finish()?;
+    let (deployment_id, last_event, final_status) = match outcome? {
+        Followed::Ended(ended) => ended,
+        Followed::Interrupted(exit) => return Ok(exit),
+    };
+    summary(api, output, deployment_id, last_event, final_status).await
+}
+
+/// How the event stream ended.
+enum Followed {
+    /// The stream ended: the deployment, the last event, its final status if seen.
+    Ended((Option<String>, u64, Option<DeploymentStatus>)),
+    /// Ctrl-C.
+    Interrupted(Exit),
+}
+
+/// Shows every event of `events` until the stream ends or Ctrl-C.
+async fn follow_events<S>(
+    live: &mut Live,
+    mut events: std::pin::Pin<&mut S>,
+    known_id: Option<String>,
+    after: u64,
+) -> anyhow::Result<Followed>
+where
+    S: Stream<Item = Result<Option<DeploymentEvent>, Status>>,
+{
     let mut deployment_id = known_id;
     let mut last_event = after;
     let mut final_status = None;
@@ -125,7 +155,7 @@ where
                         lost.resume_command()
                     );
                 }
-                return Ok(Exit::Interrupted);
+                return Ok(Followed::Interrupted(Exit::Interrupted));
             }
         };
         match next {
@@ -140,10 +170,7 @@ where
                 {
                     final_status = Some(event.status());
                 }
-                match output {
-                    Output::Json => output::json_line(&serde_json::json!({ "event": event }))?,
-                    Output::Text => output::emit(&output::event_line(&event))?,
-                }
+                live.event(&event)?;
             }
             Some(Ok(None)) => {}
             Some(Err(status)) => {
@@ -161,6 +188,18 @@ where
             None => break,
         }
     }
+    Ok(Followed::Ended((deployment_id, last_event, final_status)))
+}
+
+/// Fetches the deployment and prints its summary; exits 0 only when it
+/// succeeded.
+async fn summary(
+    api: &Api,
+    output: Output,
+    deployment_id: Option<String>,
+    last_event: u64,
+    final_status: Option<DeploymentStatus>,
+) -> anyhow::Result<Exit> {
     let Some(deployment_id) = deployment_id else {
         anyhow::bail!("the control plane ended the stream without sending any event");
     };

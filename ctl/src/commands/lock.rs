@@ -4,6 +4,7 @@ use clap::{Args, Subcommand};
 use slipway_proto::control::v1::{GetLockRequest, ListLocksRequest, ReleaseLockRequest};
 
 use crate::{
+    confirm::confirm,
     connection::{Connection, rpc},
     output,
     output::Output,
@@ -42,6 +43,9 @@ pub struct ReleaseArgs {
     /// Why, recorded in the audit trail
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
+    /// Do not ask for confirmation (required when not on a terminal)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 }
 
 /// Runs a `lock` subcommand.
@@ -79,6 +83,8 @@ pub async fn run(command: &LockCommand, conn: &Connection, output: Output) -> an
                     "freeing a lock overrides its holder; run again with --force if the holder is gone"
                 );
             }
+            let action = format!("free the lock of {} in {} by force", args.app, args.env);
+            confirm(&action, &[], args.yes).await?;
             let response = rpc(locks
                 .release_lock(ReleaseLockRequest {
                     app: args.app.clone(),

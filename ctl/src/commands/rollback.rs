@@ -8,6 +8,7 @@ use slipway_proto::control::v1::RollbackRequest;
 
 use super::follow::{detach, follow};
 use crate::{
+    confirm::confirm,
     connection::{Connection, rpc},
     output::Output,
 };
@@ -35,6 +36,9 @@ pub struct RollbackArgs {
     /// being refused (`slipctl queue` lists it, `slipctl cancel ID` cancels it)
     #[arg(long)]
     pub queue: bool,
+    /// Do not ask for confirmation (required when not on a terminal)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
     /// Policy for this rollback (default: the environment's)
     #[command(flatten)]
     pub policy: super::policy::PolicyArgs,
@@ -43,6 +47,12 @@ pub struct RollbackArgs {
 /// Starts the rollback and prints its events until it finishes; exits 1
 /// unless it succeeded.
 pub async fn run(args: &RollbackArgs, conn: &Connection, output: Output) -> anyhow::Result<Exit> {
+    let target = match &args.to {
+        Some(release) => format!("release {release}"),
+        None => "the previous good release".to_owned(),
+    };
+    let action = format!("roll back {} in {} to {target}", args.app, args.env);
+    confirm(&action, &[], args.yes).await?;
     let api = conn.api().await?;
     let request = RollbackRequest {
         app: args.app.clone(),

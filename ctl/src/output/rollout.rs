@@ -11,7 +11,14 @@ pub fn plan(plan: &PlanDeploymentResponse) -> String {
     let policy = plan.policy.unwrap_or_default();
     let hosts: usize = plan.batches.iter().map(|b| b.hosts.len()).sum();
     let mut out = fields(&[
-        ("release", release.id.clone()),
+        (
+            "release",
+            if release.id.is_empty() {
+                "new: the deploy cuts it".to_owned()
+            } else {
+                release.id.clone()
+            },
+        ),
         ("commit", release.commit.chars().take(12).collect()),
         ("policy", describe(&policy)),
         ("batches", plan.batches.len().to_string()),
