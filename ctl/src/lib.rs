@@ -28,9 +28,14 @@ pub use output::Output;
 /// runs).
 pub async fn run(cli: Cli) -> ExitCode {
     output::set_color(cli.color);
-    // `context` commands manage the contexts: one that is gone must not stop them.
-    let resolved = match cli.command {
-        Command::Context(_) => Ok(cli.conn.with_context(None)),
+    // Commands that never reach a control plane do not read the contexts:
+    // `context` manages them (one that is gone must not stop it), and the
+    // others work on files (a daemon's user may have no readable home).
+    let resolved = match &cli.command {
+        Command::Context(_) | Command::Completions(_) | Command::Man(_) => {
+            Ok(cli.conn.with_context(None))
+        }
+        Command::Pki(pki) if !pki.connects() => Ok(cli.conn.with_context(None)),
         _ => cli.conn.resolve(),
     };
     let (conn, result) = match resolved {

@@ -91,8 +91,20 @@ impl Sandbox {
             "PATH",
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
         );
-        command.env("HOME", "/root").env("LANG", "C.UTF-8");
+        let home = user.map_or_else(|| "/root".to_owned(), |user| self.home_of(user));
+        command.env("HOME", home).env("LANG", "C.UTF-8");
         command
+    }
+
+    /// `user`'s home directory from the sandbox's `/etc/passwd` (`/` when
+    /// it has none), as a login would set `HOME`.
+    fn home_of(&self, user: &str) -> String {
+        let passwd = std::fs::read_to_string(self.root.join("etc/passwd")).unwrap_or_default();
+        passwd
+            .lines()
+            .map(|line| line.split(':').collect::<Vec<_>>())
+            .find(|fields| fields.len() > 5 && fields[0] == user)
+            .map_or_else(|| "/".to_owned(), |fields| fields[5].to_owned())
     }
 
     /// Runs `args` as root in the sandbox; its stdout, or a panic with both

@@ -176,6 +176,14 @@ pub struct ListArgs {
 
 /// Runs a `pki` subcommand; only `revoke` and `revoked` need the control
 /// plane (`list` asks it which certificates are revoked when it answers).
+impl PkiCommand {
+    /// Whether the command talks to the control plane (and so needs the
+    /// context in use); the others work on files only.
+    pub fn connects(&self) -> bool {
+        matches!(self, Self::Revoke(_) | Self::Revoked | Self::List(_))
+    }
+}
+
 pub async fn run(command: &PkiCommand, conn: &Connection, output: Output) -> anyhow::Result<()> {
     match command {
         PkiCommand::Init(args) => {
