@@ -156,6 +156,11 @@ def roll_back(page, cfg):
     page.wait_for_url(re.compile(r"/deployments/"))
     finished(page)
     all_hosts_succeeded(page, cfg["hosts"])
+    # The page of a deployment that had ended when it was rendered is
+    # whole at once (no live stream to wait for).
+    page.reload()
+    finished(page)
+    all_hosts_succeeded(page, cfg["hosts"])
     return page.url.rsplit("/", 1)[1]
 
 

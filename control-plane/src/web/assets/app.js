@@ -138,7 +138,10 @@
     const log = document.getElementById("log");
     if (log && log.dataset.follow === "true") {
       follow(log);
-    } else if (!log) {
+    } else if (log) {
+      // The deployment had ended when the page was rendered: it is whole.
+      document.body.dataset.finished = "true";
+    } else {
       bars();
     }
   });
