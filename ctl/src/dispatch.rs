@@ -1,6 +1,8 @@
 //! Runs the subcommand a command line names: each subcommand's `run`,
 //! with the exit code of those that decide one (see [`crate::exit`]).
 
+use clap::CommandFactory;
+
 use crate::exit::Exit;
 
 use crate::{
@@ -76,7 +78,9 @@ pub async fn run(cli: &Cli, conn: &Connection) -> anyhow::Result<Exit> {
         Command::Source(command) => source::run(command, conn, output)
             .await
             .map(Exit::success_if),
-        Command::Completions(args) => completions::run(args).map(|()| Exit::Success),
-        Command::Man(args) => man::run(args).map(|()| Exit::Success),
+        Command::Completions(args) => {
+            completions::run(args, Cli::command()).map(|()| Exit::Success)
+        }
+        Command::Man(args) => man::run(args, Cli::command()).map(|()| Exit::Success),
     }
 }

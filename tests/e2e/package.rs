@@ -12,6 +12,7 @@ use std::{
     process::Command,
 };
 
+use clap::CommandFactory;
 use slipway_tests::sandbox::Sandbox;
 
 fn workspace() -> &'static Path {
@@ -127,11 +128,12 @@ fn the_release_tarball_holds_the_binaries_units_configs_completions_and_man_page
     assert_eq!(files, expected);
     // One page per subcommand, as `slipctl man` writes them.
     let pages = tempfile::tempdir().expect("temp dir");
-    let written: BTreeSet<String> = slipctl::commands::man::write_pages(pages.path())
-        .expect("write pages")
-        .into_iter()
-        .filter_map(|page| page.strip_prefix("slipctl-").map(str::to_owned))
-        .collect();
+    let written: BTreeSet<String> =
+        slipctl::commands::man::write_pages(pages.path(), slipctl::Cli::command())
+            .expect("write pages")
+            .into_iter()
+            .filter_map(|page| page.strip_prefix("slipctl-").map(str::to_owned))
+            .collect();
     assert!(written.contains("deploy.1") && written.contains("pki-init.1"));
     assert_eq!(subcommand_pages, written);
 }

@@ -2,10 +2,10 @@
 
 use std::io::Write;
 
-use clap::{Args, CommandFactory, ValueEnum};
+use clap::{Args, ValueEnum};
 use clap_complete::Shell as ClapShell;
 
-use crate::{cli::Cli, output::StdoutError};
+use crate::output::StdoutError;
 
 /// Flags of `completions`.
 #[derive(Debug, Args)]
@@ -37,23 +37,19 @@ impl From<Shell> for ClapShell {
     }
 }
 
-/// The completion script of `shell` for slipctl's whole command tree.
-pub fn script(shell: Shell) -> Vec<u8> {
+/// The completion script of `shell` for slipctl's whole command tree
+/// (`command`: `Cli::command()`).
+pub fn script(shell: Shell, mut command: clap::Command) -> Vec<u8> {
     let mut out = Vec::new();
-    clap_complete::generate(
-        ClapShell::from(shell),
-        &mut Cli::command(),
-        "slipctl",
-        &mut out,
-    );
+    clap_complete::generate(ClapShell::from(shell), &mut command, "slipctl", &mut out);
     out
 }
 
 /// Writes the completion script to stdout.
-pub fn run(args: &CompletionsArgs) -> anyhow::Result<()> {
+pub fn run(args: &CompletionsArgs, command: clap::Command) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_all(&script(args.shell))
+        .write_all(&script(args.shell, command))
         .and_then(|()| stdout.flush())
         .map_err(StdoutError)?;
     Ok(())

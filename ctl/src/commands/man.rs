@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use clap::{Args, CommandFactory};
+use clap::Args;
 
-use crate::{cli::Cli, output};
+use crate::output;
 
 /// Flags of `man`.
 #[derive(Debug, Args)]
@@ -17,10 +17,11 @@ pub struct ManArgs {
     pub out: PathBuf,
 }
 
-/// Writes the pages into `dir` and returns their file names, sorted.
-pub fn write_pages(dir: &Path) -> anyhow::Result<Vec<String>> {
+/// Writes the pages of `command` (`Cli::command()`) into `dir` and returns
+/// their file names, sorted.
+pub fn write_pages(dir: &Path, command: clap::Command) -> anyhow::Result<Vec<String>> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    clap_mangen::generate_to(Cli::command(), dir)
+    clap_mangen::generate_to(command, dir)
         .with_context(|| format!("cannot write man pages into {}", dir.display()))?;
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
@@ -34,8 +35,8 @@ pub fn write_pages(dir: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 /// Writes the pages and says how many, and where.
-pub fn run(args: &ManArgs) -> anyhow::Result<()> {
-    let names = write_pages(&args.out)?;
+pub fn run(args: &ManArgs, command: clap::Command) -> anyhow::Result<()> {
+    let names = write_pages(&args.out, command)?;
     output::emit(&format!(
         "wrote {} man pages to {} (slipctl.1 and one per subcommand)",
         names.len(),
