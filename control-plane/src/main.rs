@@ -37,10 +37,6 @@ fn load(
 #[tokio::main]
 async fn main() -> ExitCode {
     daemon::install_crypto_provider();
-    // Packaging: the man page (hidden; the package and the tarball ship it).
-    if daemon::man_requested() {
-        return daemon::print_man(start::command::<Args>(KEYS));
-    }
     let (args, matches) = match start::parse::<Args>(KEYS) {
         Ok(parsed) => parsed,
         Err(code) => return code,

@@ -11,11 +11,15 @@ use super::{ConfigError, Key, Layered, args, reload, show};
 use crate::daemon::{self, EXIT_CONFIG};
 
 /// The daemon's own arguments (`A`) and the matches that hold its keys'
-/// flags and variables; on `--help`, `--version` or a usage error, the
+/// flags and variables; on `--help`, `--version`, a usage error or the
+/// hidden `--print-man` (the package and the tarball ship the page), the
 /// code to exit with.
 pub fn parse<A: CommandFactory + FromArgMatches>(
     keys: &'static [Key],
 ) -> Result<(A, ArgMatches), ExitCode> {
+    if daemon::man_requested() {
+        return Err(daemon::print_man(command::<A>(keys)));
+    }
     let usage = |err: clap::Error| {
         let _ = err.print();
         if err.use_stderr() {
