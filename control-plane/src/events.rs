@@ -52,16 +52,25 @@ impl EventHub {
         self.live.lock().expect("hub lock").remove(deployment);
     }
 
-    fn subscribe(&self, deployment: &str) -> Option<watch::Receiver<u64>> {
+    /// Subscribes to a deployment's channel, registering it if its writer
+    /// has not yet (the writer then keeps it).
+    fn join(&self, deployment: &str) -> watch::Receiver<u64> {
         self.live
             .lock()
             .expect("hub lock")
-            .get(deployment)
-            .map(|tx| tx.subscribe())
+            .entry(deployment.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
     }
 
     /// A stream of the deployment's events after `after`, following live ones
     /// until the final one. A client that goes away only ends its stream.
+    ///
+    /// A stream may start before the deployment's writer registers it (a
+    /// new deployment is visible from its first event, before its writer
+    /// announces it), or after it ended: it registers the deployment itself
+    /// and ends only once the record says the deployment ended and every
+    /// event it recorded was sent.
     pub fn stream<T: Send + 'static>(
         &self,
         store: Store,
@@ -70,51 +79,99 @@ impl EventHub {
         wrap: fn(DeploymentEvent) -> T,
     ) -> ReceiverStream<Result<T, Status>> {
         let (tx, rx) = mpsc::channel(64);
-        // Subscribe before the first read so that nothing persisted after the
-        // read can be missed.
-        let mut live = self.subscribe(&deployment);
+        let hub = self.clone();
         tokio::spawn(async move {
-            let mut cursor = after;
-            loop {
-                if let Some(live) = live.as_mut() {
-                    live.borrow_and_update();
-                }
-                let page = match crate::store::events::after(&store, &deployment, cursor, PAGE) {
-                    Ok(page) => page,
-                    Err(err) => {
-                        tracing::error!(error = ?err, %deployment, "reading events failed");
-                        let _ = tx
-                            .send(Err(Status::unavailable("reading the event log failed")))
-                            .await;
-                        return;
-                    }
-                };
-                let full = page.len() == PAGE;
-                for event in page {
-                    cursor = event.sequence;
-                    let last = is_final(&event);
-                    if tx.send(Ok(wrap(event))).await.is_err() {
-                        return; // The client left; the deployment goes on.
-                    }
-                    if last {
-                        return;
-                    }
-                }
-                if full {
-                    continue;
-                }
-                match live.as_mut() {
-                    Some(rx) => {
-                        if rx.changed().await.is_err() {
-                            // Closed after its final event was persisted:
-                            // one more read delivers it.
-                            live = None;
-                        }
-                    }
-                    None => return,
-                }
-            }
+            hub.follow(&store, &deployment, after, wrap, &tx).await;
+            hub.leave(&deployment);
         });
         ReceiverStream::new(rx)
     }
+
+    async fn follow<T>(
+        &self,
+        store: &Store,
+        deployment: &str,
+        after: u64,
+        wrap: fn(DeploymentEvent) -> T,
+        tx: &mpsc::Sender<Result<T, Status>>,
+    ) {
+        let mut cursor = after;
+        let mut live: Option<watch::Receiver<u64>> = None;
+        loop {
+            // Subscribed before the read: nothing persisted after the read
+            // can be missed.
+            let rx = live.get_or_insert_with(|| self.join(deployment));
+            rx.borrow_and_update();
+            let Page {
+                events,
+                full,
+                ended,
+            } = match read(store, deployment, cursor) {
+                Ok(page) => page,
+                Err(err) => {
+                    tracing::error!(error = ?err, %deployment, "reading events failed");
+                    let _ = tx
+                        .send(Err(Status::unavailable("reading the event log failed")))
+                        .await;
+                    return;
+                }
+            };
+            for event in events {
+                cursor = event.sequence;
+                let last = is_final(&event);
+                if tx.send(Ok(wrap(event))).await.is_err() {
+                    return; // The client left; the deployment goes on.
+                }
+                if last {
+                    return;
+                }
+            }
+            if full {
+                continue;
+            }
+            if ended {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                // Closed by its writer: read again, and register again if
+                // it goes on (a start that lost the number gave it up).
+                live = None;
+            }
+        }
+    }
+
+    /// Forgets a deployment's channel once no stream follows it; its writer
+    /// finds a new one if a stream joins again.
+    fn leave(&self, deployment: &str) {
+        let mut live = self.live.lock().expect("hub lock");
+        if live
+            .get(deployment)
+            .is_some_and(|tx| tx.receiver_count() == 0)
+        {
+            live.remove(deployment);
+        }
+    }
+}
+
+/// Events read at once, and whether the deployment had ended when they were.
+struct Page {
+    events: Vec<DeploymentEvent>,
+    full: bool,
+    /// The record is final and nothing it recorded follows these events.
+    ended: bool,
+}
+
+fn read(store: &Store, deployment: &str, cursor: u64) -> Result<Page, crate::store::StoreError> {
+    // The record first: an event recorded after it is still read below.
+    let record = crate::store::deployments::get(store, deployment)?;
+    let events = crate::store::events::after(store, deployment, cursor, PAGE)?;
+    let full = events.len() == PAGE;
+    let sent = events.last().map_or(cursor, |e| e.sequence);
+    let ended = record
+        .is_none_or(|d| crate::domain::event::is_final_status(d.status()) && d.last_event <= sent);
+    Ok(Page {
+        events,
+        full,
+        ended,
+    })
 }

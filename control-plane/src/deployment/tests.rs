@@ -180,3 +180,42 @@ async fn a_failed_deploy_rolls_back_the_hosts_that_switched_under_its_lease() {
         ["dep-0000000001", "dep-0000000002", "dep-0000000003"]
     );
 }
+
+#[tokio::test]
+async fn a_stream_that_starts_before_its_deployment_is_announced_sees_every_event() {
+    use crate::domain::event::deployment_event;
+    use slipway_proto::control::v1::LogLevel;
+
+    let f = fixture(1).await;
+    let deployment = Deployment {
+        id: "dep-0000000001".into(),
+        app: "web".into(),
+        environment: "prod".into(),
+        ..Default::default()
+    };
+    let mut recorder = super::Recorder::unannounced(&f.ctx, deployment);
+    let running = DeploymentStatus::Running;
+    let first = deployment_event(running, "start", LogLevel::Info, "first".into());
+    recorder.record(first).await.unwrap();
+    // Visible in the store, not yet announced: a watcher may come now.
+    let mut events = f
+        .ctx
+        .events
+        .stream(f.ctx.store.clone(), "dep-0000000001".into(), 0, |e| e);
+    let seen = events.next().await.unwrap().unwrap();
+    assert_eq!(seen.message, "first");
+    recorder.announce();
+    let succeeded = DeploymentStatus::Succeeded;
+    let last = deployment_event(succeeded, "done", LogLevel::Info, "last".into());
+    recorder.record(last).await.unwrap();
+    let seen = events.next().await.unwrap().unwrap();
+    assert_eq!(seen.message, "last");
+    assert!(events.next().await.is_none(), "ends after the final event");
+    // A stream of the ended deployment replays it and ends, after the last
+    // event too.
+    let mut replay = f
+        .ctx
+        .events
+        .stream(f.ctx.store.clone(), "dep-0000000001".into(), 2, |e| e);
+    assert!(replay.next().await.is_none());
+}
