@@ -1,9 +1,14 @@
 //! An app's activation spec from the wire, validated and with its defaults
-//! applied: shared paths, hooks, the health check and the materialise mode.
+//! applied: shared paths, hooks, the health check, the materialise mode, the
+//! runtime action and the drain.
 
 use std::time::Duration;
 
-use crate::{hook_env::HookHost, hook_output::OutputLimits};
+use crate::{
+    hook_env::HookHost,
+    hook_output::OutputLimits,
+    runtime::{self, Drain, RuntimeAction},
+};
 use slipway_proto::{
     agent::v1::{self, HookPoint, MaterialiseMode, SharedKind},
     validate::{self, InvalidField},
@@ -104,6 +109,10 @@ pub struct Activation {
     pub output_max_bytes: u64,
     /// The app's variables for hooks and the check command, in order.
     pub variables: Vec<(String, String)>,
+    /// What makes the service take up a release after a switch.
+    pub runtime: Option<RuntimeAction>,
+    /// Out of the load balancer before the switch, back after the check.
+    pub drain: Option<Drain>,
     /// What every hook of this agent runs with; set by the agent, not the
     /// wire.
     pub host: HookHost,
@@ -194,7 +203,11 @@ impl Activation {
             },
         });
         let limits = spec.output_limits.unwrap_or_default();
+        let runtime = runtime::action_from_wire(spec.runtime_action);
+        let drain = runtime::drain_from_wire(spec.drain);
         Ok(Self {
+            runtime,
+            drain,
             shared,
             hooks,
             health,

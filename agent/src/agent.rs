@@ -441,6 +441,8 @@ mod prepare_tests;
 mod prepared;
 #[cfg(test)]
 mod run_id_tests;
+#[cfg(test)]
+mod runtime_tests;
 mod status;
 #[cfg(test)]
 mod tests;

@@ -107,6 +107,15 @@ pub enum Error {
         /// The last lines of output of what failed.
         output: Option<String>,
     },
+    /// A runtime action, drain or restore that is not a command failed
+    /// (a signal that could not be sent, an HTTP call without a 2xx).
+    #[error("{what} failed: {reason}")]
+    Runtime {
+        /// What ran, e.g. `drain POST http://lb/out`.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The request's fencing token is lower than one the app has seen.
     #[error(transparent)]
     Stale(#[from] StaleToken),
@@ -187,7 +196,9 @@ impl Error {
             ) => Code::FailedPrecondition,
             // Reported in an operation's final event, not as a status; an
             // operator fixes the app, then deploys again.
-            Error::Hook(_) | Error::Health(_) | Error::Reverted { .. } => Code::FailedPrecondition,
+            Error::Hook(_) | Error::Health(_) | Error::Reverted { .. } | Error::Runtime { .. } => {
+                Code::FailedPrecondition
+            }
             Error::Journal(JournalError::Corrupt { .. } | JournalError::Version { .. }) => {
                 Code::FailedPrecondition
             }

@@ -41,6 +41,8 @@ mod registry;
 mod release;
 mod retention;
 mod run_id;
+mod runtime;
+mod runtime_steps;
 mod server;
 mod service;
 mod shared;

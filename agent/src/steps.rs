@@ -93,7 +93,7 @@ impl Ctx {
         Ok(())
     }
 
-    fn tracker(&self) -> Tracker {
+    pub(crate) fn tracker(&self) -> Tracker {
         Tracker {
             journal: self.journal.clone(),
             deployment_id: self.deployment_id.clone(),
@@ -102,7 +102,7 @@ impl Ctx {
     }
 
     /// A command in `releases/<release>` with the documented environment.
-    fn command(
+    pub(crate) fn command(
         &self,
         what: String,
         command: &str,
@@ -243,11 +243,14 @@ impl Ctx {
         blocking(move || release::switch(&app, &id)).await
     }
 
-    /// Makes `target` current: switch (unless it already is), after-activate
-    /// hooks, health check. When a hook or the check fails or the operation
-    /// is cancelled, `current` goes back to `previous` (or is removed when
-    /// there was none), whose after-activate hooks run again, and `target`
-    /// is marked failed. Once the check passed, a cancel changes nothing.
+    /// Makes `target` current: drain (when it switches), switch (unless it
+    /// already is), after-activate hooks, runtime action, health check,
+    /// restore. A failed drain leaves `current` alone. When a hook, the
+    /// action or the check fails or the operation is cancelled, `current`
+    /// goes back to `previous` (or is removed when there was none), whose
+    /// after-activate hooks and runtime action run again, the host is
+    /// restored, and `target` is marked failed. Once the check passed, a
+    /// cancel changes nothing.
     pub async fn activate(
         &mut self,
         target: &str,
@@ -257,8 +260,18 @@ impl Ctx {
         self.enter(Stage::Activate, percent);
         self.checkpoint("switching current")?;
         let switched = previous != Some(target);
+        let drained = switched && self.activation.drain.is_some();
+        if drained {
+            self.drain(target, previous).await?;
+            self.enter(Stage::Activate, percent);
+        }
         if switched {
-            self.switch(target).await?;
+            if let Err(err) = self.switch(target).await {
+                if drained {
+                    let _ = self.restore(target, previous).await;
+                }
+                return Err(err);
+            }
             self.set_state(target, State::Active).await?;
             if let Some(previous) = previous {
                 self.set_state(previous, State::Ready).await?;
@@ -275,19 +288,19 @@ impl Ctx {
             );
         }
         self.percent = percent + 2;
-        let checked = match self.run_hooks(Point::AfterActivate, target, previous).await {
-            Ok(()) => {
-                self.percent = percent + 4;
-                match self.checkpoint("the health check") {
-                    Ok(()) => self.health_check(target, previous).await,
-                    Err(err) => Err(err),
-                }
-            }
-            Err(err) => Err(err),
-        };
+        let checked = async {
+            self.run_hooks(Point::AfterActivate, target, previous)
+                .await?;
+            let cancel = self.cancel.clone();
+            self.runtime_action(target, previous, &cancel).await?;
+            self.percent = percent + 4;
+            self.checkpoint("the health check")?;
+            self.health_check(target, previous).await
+        }
+        .await;
         let took = match checked {
             Ok(took) => took,
-            Err(cause) => return Err(self.revert(target, previous, cause).await),
+            Err(cause) => return Err(self.revert(target, previous, cause, drained).await),
         };
         // The live release's check goes on as its continuous probes.
         let probe = self.activation.health.as_ref().map(|check| {
@@ -303,10 +316,24 @@ impl Ctx {
                 data.probe = probe;
             })
             .await?;
+        if drained {
+            self.restore(target, previous).await.inspect_err(|_| {
+                let message = format!(
+                    "{target} is current and passed its check, but the host stays out of its load balancer until restored"
+                );
+                self.say(LogLevel::Error, message);
+            })?;
+        }
         Ok(())
     }
 
-    async fn revert(&mut self, target: &str, previous: Option<&str>, cause: Error) -> Error {
+    async fn revert(
+        &mut self,
+        target: &str,
+        previous: Option<&str>,
+        cause: Error,
+        drained: bool,
+    ) -> Error {
         let (stage, percent) = (self.stage, self.percent);
         let failure = chain(&cause);
         let output = cause.output().map(str::to_owned);
@@ -317,7 +344,13 @@ impl Ctx {
                     "current still points to {target}: there is no other release to switch back to"
                 )
             }
-            Some(previous) => self.switch_back(target, previous).await,
+            Some(previous) => match self.switch_back(target, previous).await {
+                (outcome, true) if drained => match self.restore(previous, Some(target)).await {
+                    Ok(()) => format!("{outcome}; the host was restored"),
+                    Err(err) => format!("{outcome}; restoring the host failed: {}", chain(&err)),
+                },
+                (outcome, _) => outcome,
+            },
             None => {
                 let _ = self.set_state(target, State::Failed).await;
                 let app = self.app.clone();
@@ -336,15 +369,18 @@ impl Ctx {
         }
     }
 
-    async fn switch_back(&mut self, target: &str, previous: &str) -> String {
+    /// Switches back to `previous` and runs its after-activate hooks and
+    /// runtime action; what became of it, and whether all of that worked.
+    async fn switch_back(&mut self, target: &str, previous: &str) -> (String, bool) {
         // Failed first: a crash after the switch back must not leave it ready.
         let _ = self.set_state(target, State::Failed).await;
         if let Err(err) = self.switch(previous).await {
             let _ = self.set_state(target, State::Active).await;
-            return format!(
+            let outcome = format!(
                 "switching current back to {previous} failed too: {}",
                 chain(&err)
             );
+            return (outcome, false);
         }
         if let Err(err) = self.set_state(previous, State::Active).await {
             tracing::warn!(error = %chain(&err), "cannot record the switch back");
@@ -354,22 +390,24 @@ impl Ctx {
             format!("switched current back to {previous}"),
         );
         // Not cancellable: after a cancel this restores what ran before.
-        if let Err(err) = self
-            .run_hooks_with(
-                Point::AfterActivate,
-                previous,
-                Some(target),
-                &Cancel::never(),
-            )
+        let never = Cancel::never();
+        let ran = match self
+            .run_hooks_with(Point::AfterActivate, previous, Some(target), &never)
             .await
         {
-            self.stage = Stage::Revert;
-            return format!(
-                "current was switched back to {previous}, but its after-activate hooks failed: {}",
-                chain(&err)
-            );
-        }
+            Ok(()) => self.runtime_action(previous, Some(target), &never).await,
+            Err(err) => Err(err),
+        };
         self.stage = Stage::Revert;
-        format!("current was switched back to {previous}")
+        match ran {
+            Ok(()) => (format!("current was switched back to {previous}"), true),
+            Err(err) => (
+                format!(
+                    "current was switched back to {previous}, but its after-activate hooks or runtime action failed: {}",
+                    chain(&err)
+                ),
+                false,
+            ),
+        }
     }
 }

@@ -336,7 +336,8 @@ pub fn activation(
             ));
         }
     }
-    env_vars(&format!("{field}.variables"), &spec.variables)
+    env_vars(&format!("{field}.variables"), &spec.variables)?;
+    crate::runtime::validate(field, spec)
 }
 
 /// The longest pause between two continuous probes of an app's health.

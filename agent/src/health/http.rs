@@ -46,12 +46,24 @@ pub fn client(roots: &[&[u8]]) -> Result<Client, String> {
 /// One GET of `url` within `timeout`; Ok with the status line for 2xx (after
 /// redirects), Err with what went wrong otherwise.
 pub async fn get(client: &Client, url: &str, timeout: Duration) -> Result<String, String> {
+    request(client, reqwest::Method::GET, url, timeout).await
+}
+
+/// One request without a body of `url` within `timeout`; Ok with the
+/// status line for 2xx (after redirects), Err with what went wrong
+/// otherwise.
+pub async fn request(
+    client: &Client,
+    method: reqwest::Method,
+    url: &str,
+    timeout: Duration,
+) -> Result<String, String> {
     let response = client
-        .get(url)
+        .request(method.clone(), url)
         .timeout(timeout)
         .send()
         .await
-        .map_err(|err| describe(&err, url, timeout))?;
+        .map_err(|err| describe(&err, &method, url, timeout))?;
     let status_line = format!("{:?} {}", response.version(), response.status());
     if response.status().is_success() {
         return Ok(status_line);
@@ -79,7 +91,12 @@ async fn body(mut response: reqwest::Response) -> String {
 }
 
 /// A failed request in words a person can act on.
-fn describe(err: &reqwest::Error, url: &str, timeout: Duration) -> String {
+fn describe(
+    err: &reqwest::Error,
+    method: &reqwest::Method,
+    url: &str,
+    timeout: Duration,
+) -> String {
     if err.is_builder() {
         format!("{url:?} is not a usable URL: {}", chain(err))
     } else if err.is_timeout() {
@@ -93,7 +110,7 @@ fn describe(err: &reqwest::Error, url: &str, timeout: Duration) -> String {
         let at = err.url().map_or(url, reqwest::Url::as_str);
         format!("cannot connect to {at}: {}", chain(err))
     } else {
-        format!("GET {url} failed: {}", chain(err))
+        format!("{method} {url} failed: {}", chain(err))
     }
 }
 
