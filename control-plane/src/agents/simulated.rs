@@ -76,6 +76,8 @@ struct State {
     runs: u64,
     // App -> (passing, response time in ms) of its latest probe.
     health: BTreeMap<String, (bool, f64)>,
+    // The agent contract reported; None: this build's.
+    contract: Option<u32>,
 }
 
 impl SimHost {
@@ -98,6 +100,11 @@ impl SimHost {
     pub fn set_health(&self, app: &str, passing: bool, response_ms: f64) {
         let mut state = self.state();
         state.health.insert(app.to_owned(), (passing, response_ms));
+    }
+
+    /// Reports agent contract `contract`, as an older agent would.
+    pub fn set_contract(&self, contract: u32) {
+        self.state().contract = Some(contract);
     }
 
     /// Takes the host off the network (dials fail) or brings it back.

@@ -95,6 +95,7 @@ pub(super) async fn launch(
     r: Resolved,
     how: Launch,
 ) -> Result<String, Error> {
+    crate::rollout::require_runtime_contract(&ctx.agents, &r.app, &r.hosts).await?;
     let created = create(ctx, |id| {
         let lock = locks::new_lock(&r.app.name, &r.environment, id, &caller.principal());
         let mut deployment = r.record(how.kind, caller.principal(), how.message.clone(), id);

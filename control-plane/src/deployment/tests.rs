@@ -219,3 +219,58 @@ async fn a_stream_that_starts_before_its_deployment_is_announced_sees_every_even
         .stream(f.ctx.store.clone(), "dep-0000000001".into(), 2, |e| e);
     assert!(replay.next().await.is_none());
 }
+
+#[tokio::test]
+async fn an_app_with_a_drain_is_not_deployed_to_an_agent_before_contract_5() {
+    use slipway_proto::agent::v1::{ActivationSpec, Drain, DrainCall, drain_call::Call};
+
+    let f = fixture(2).await;
+    commit(&f.repo, "v1");
+    let mut app = catalog::app(&f.ctx.store, "web").unwrap();
+    let call = |c: &str| DrainCall {
+        call: Some(Call::Command(c.into())),
+    };
+    app.activation = Some(ActivationSpec {
+        drain: Some(Drain {
+            drain: Some(call("lb out")),
+            restore: Some(call("lb in")),
+            timeout_seconds: 5,
+        }),
+        ..Default::default()
+    });
+    catalog::update_app(&f.ctx.store, &f.ctx.sources, app.try_into().unwrap())
+        .await
+        .unwrap();
+    f.fleet.host("web-2").set_contract(4);
+    let start = Start {
+        kind: DeploymentKind::Deploy,
+        app: "web".into(),
+        environment: "prod".into(),
+        target: Target::Ref("main".into()),
+        message: String::new(),
+        policy: None,
+        queue: false,
+        run_at: None,
+        force: false,
+    };
+    let caller = Caller::operator("alice", Role::Deployer);
+    let err = super::start(&f.ctx, &caller, start).await.unwrap_err();
+    let status = tonic::Status::from(err);
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        status
+            .message()
+            .contains("host web-2 runs agent contract 4")
+            && status.message().contains("needs agent contract 5"),
+        "{}",
+        status.message()
+    );
+    assert!(locks::get(&f.ctx.store, "web", "prod").unwrap().is_none());
+    assert!(
+        !f.fleet
+            .host("web-1")
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("prepare"))
+    );
+}

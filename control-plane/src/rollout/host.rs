@@ -367,6 +367,7 @@ impl HostRun {
     /// Phase one: the release ready on the host, not switched.
     async fn prepare(&self, seen: &mut Seen) -> Result<(), Failure> {
         let client = self.connect().await?;
+        self.require_contract(&client).await?;
         if self.plan().repair {
             return self.prepare_repair(&client, seen).await;
         }

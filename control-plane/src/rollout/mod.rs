@@ -6,6 +6,7 @@
 //! owner (the deployment's supervisor) through a channel and returns how
 //! the rollout ended.
 
+mod contract;
 mod delta;
 mod engine;
 mod follow;
@@ -19,6 +20,7 @@ use std::{collections::HashMap, sync::Arc};
 use slipway_proto::control::v1::{App, DeploymentEvent, DeploymentKind, Host, Release};
 use tokio::sync::mpsc;
 
+pub use contract::require as require_runtime_contract;
 pub use delta::Delta;
 
 use crate::{agents::Agents, domain::manifest::Manifest, policy::Policy, running::Control};

@@ -15,7 +15,9 @@ impl SimAgent {
         Ok(HostInfo {
             host_name: self.name.clone(),
             agent_version: "simulated".into(),
-            contract_version: slipway_proto::AGENT_CONTRACT_VERSION,
+            contract_version: state
+                .contract
+                .unwrap_or(slipway_proto::AGENT_CONTRACT_VERSION),
             uptime_seconds: 86_400,
             load_average: 0.5,
             memory_total_bytes: 8 << 30,
