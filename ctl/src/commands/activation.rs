@@ -72,6 +72,9 @@ pub struct ActivationArgs {
     /// agent's, 4 MiB)
     #[arg(long, value_name = "BYTES")]
     pub hook_output_max_bytes: Option<u64>,
+    /// Runtime action and drain.
+    #[command(flatten)]
+    pub runtime: super::runtime::RuntimeArgs,
 }
 
 fn parse_var(text: &str) -> Result<(String, String), String> {
@@ -164,6 +167,7 @@ impl ActivationArgs {
             limits.max_lines = self.hook_output_max_lines.unwrap_or(limits.max_lines);
             limits.max_bytes = self.hook_output_max_bytes.unwrap_or(limits.max_bytes);
         }
+        self.runtime.apply(&mut spec);
         if self.copy {
             spec.mode = MaterialiseMode::Copy as i32;
         } else if self.hardlink {
@@ -227,6 +231,7 @@ pub fn describe(spec: Option<&ActivationSpec>) -> Vec<(&'static str, String)> {
             ),
         ));
     }
+    lines.extend(super::runtime::describe(spec));
     let mode = if spec.mode == MaterialiseMode::Copy as i32 {
         "copy"
     } else {
