@@ -55,3 +55,4 @@ mod systemd;
 mod trust;
 mod unknown_hosts;
 mod webhooks;
+mod zero_downtime;
