@@ -3,6 +3,7 @@
 //! path rules, how connections are made).
 #![forbid(unsafe_code)]
 
+pub mod activation;
 pub mod codec;
 pub mod config;
 pub mod daemon;

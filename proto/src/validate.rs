@@ -249,7 +249,9 @@ pub fn absolute_path(field: &str, value: &str) -> Result<(), InvalidField> {
 
 /// An app's activation spec: shared paths are release paths, hooks have a
 /// point and a command, a health check is an http:// URL or a command.
-/// `field` is the prefix for violations, e.g. `app.activation`.
+/// `field` is the prefix for violations, e.g. `app.activation`. The runtime
+/// action and drain are [`crate::runtime`]'s; [`crate::activation::validate`]
+/// checks both.
 pub fn activation(
     field: &str,
     spec: &crate::agent::v1::ActivationSpec,
@@ -336,8 +338,7 @@ pub fn activation(
             ));
         }
     }
-    env_vars(&format!("{field}.variables"), &spec.variables)?;
-    crate::runtime::validate(field, spec)
+    env_vars(&format!("{field}.variables"), &spec.variables)
 }
 
 /// The longest pause between two continuous probes of an app's health.

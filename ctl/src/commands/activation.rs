@@ -264,7 +264,7 @@ mod tests {
         assert_eq!(spec.hooks[0].point, HookPoint::BeforeActivate as i32);
         assert_eq!(spec.hooks[1].timeout_seconds, 30);
         assert_eq!(spec.mode, MaterialiseMode::Copy as i32);
-        slipway_proto::validate::activation("spec", &spec).expect("valid");
+        slipway_proto::activation::validate("spec", &spec).expect("valid");
 
         let update = ActivationArgs {
             health_attempts: Some(9),
@@ -295,7 +295,7 @@ mod tests {
         assert_eq!(spec.variables[0].value, "production");
         let limits = spec.output_limits.expect("limits");
         assert_eq!((limits.max_lines, limits.max_bytes), (500, 0));
-        slipway_proto::validate::activation("spec", &spec).expect("valid");
+        slipway_proto::activation::validate("spec", &spec).expect("valid");
         assert!(parse_var("=x").is_err());
         let lines = describe(Some(&spec));
         assert!(lines.contains(&("hook output", "500 lines, agent default bytes".into())));

@@ -215,7 +215,7 @@ mod tests {
         };
         let mut spec = ActivationSpec::default();
         args.apply(&mut spec);
-        slipway_proto::validate::activation("spec", &spec).expect("valid");
+        slipway_proto::activation::validate("spec", &spec).expect("valid");
         let lines = describe(&spec);
         assert_eq!(
             lines[0],
