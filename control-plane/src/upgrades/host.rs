@@ -19,7 +19,7 @@ use super::Plan;
 use crate::{Context, agents::AgentClient};
 
 /// Bytes per chunk sent.
-const CHUNK: usize = 1 << 20;
+const CHUNK: usize = 512 << 10;
 /// How long the agent may wait for its running operations.
 const IDLE_TIMEOUT_SECONDS: u32 = 300;
 /// Between two questions while the host restarts.

@@ -19,8 +19,8 @@ use crate::{
 
 /// Largest binary the control plane accepts.
 const MAX_BINARY_BYTES: u64 = 256 << 20;
-/// Bytes per chunk sent.
-const CHUNK: usize = 1 << 20;
+/// Bytes per chunk sent (the operator API decodes messages of at most 1 MiB).
+const CHUNK: usize = 512 << 10;
 
 /// The agents on the hosts.
 #[derive(Debug, Subcommand)]
