@@ -42,3 +42,17 @@ pub fn failing(path: &Path, version: &str) -> PathBuf {
     executable(path, script.as_bytes());
     path.to_owned()
 }
+
+/// Kills the agent an upgrade's watchdog started again under another pid
+/// (it writes `<data_dir>/agent.pid`), when that process is still the
+/// agent of `data_dir`.
+pub(crate) fn kill_successor(data_dir: &Path) {
+    let pid = std::fs::read_to_string(data_dir.join("agent.pid")).ok();
+    let Some(pid) = pid.and_then(|p| p.trim().parse::<u32>().ok()) else {
+        return;
+    };
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if String::from_utf8_lossy(&cmdline).contains(&*data_dir.to_string_lossy()) {
+        drop(crate::process::Probe::of(pid)); // Killed on drop.
+    }
+}

@@ -409,18 +409,7 @@ impl Drop for AgentProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
-        // An agent that an upgrade's watchdog started again runs under
-        // another pid, which the agent writes to its pid file.
-        let pid_file = self.data_dir.join("agent.pid");
-        let pid = std::fs::read_to_string(pid_file).ok();
-        if let Some(pid) = pid.and_then(|p| p.trim().parse::<u32>().ok()) {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let ours =
-                String::from_utf8_lossy(&cmdline).contains(&*self.data_dir.to_string_lossy());
-            if ours {
-                drop(Probe::of(pid)); // Killed on drop.
-            }
-        }
+        crate::agent_binary::kill_successor(&self.data_dir);
     }
 }
 

@@ -54,7 +54,7 @@ pub async fn start(
     request: UpgradeAgentsRequest,
 ) -> Result<mpsc::Receiver<AgentUpgradeEvent>, Error> {
     let plan = plan(ctx, author, request).await?;
-    Ok(run::spawn(ctx.clone(), plan).await?)
+    run::spawn(ctx.clone(), plan).await
 }
 
 async fn plan(ctx: &Context, author: String, request: UpgradeAgentsRequest) -> Result<Plan, Error> {
@@ -80,7 +80,7 @@ async fn plan(ctx: &Context, author: String, request: UpgradeAgentsRequest) -> R
     for host in &hosts {
         check_contract(ctx, host).await?;
     }
-    let mut policy = Policy::new(environment.rollout_policy.clone().unwrap_or_default());
+    let mut policy = Policy::new(environment.rollout_policy.unwrap_or_default());
     if request.batch_size > 0 {
         policy.spec.strategy = slipway_proto::control::v1::RolloutStrategy::Rolling.into();
         policy.spec.batch_size = request.batch_size;
