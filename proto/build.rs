@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "slipway/control/v1/sources.proto",
     "slipway/control/v1/queue.proto",
     "slipway/control/v1/dashboard.proto",
+    "slipway/control/v1/agent_upgrades.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

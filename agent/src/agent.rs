@@ -53,6 +53,8 @@ pub struct Agent {
     started: Instant,
     // Each live release's continuous health probes.
     probes: Arc<Probes>,
+    // Binaries for upgrades, the pending upgrade and its restart.
+    upgrades: Arc<crate::upgrade::Upgrades>,
 }
 
 impl Agent {
@@ -85,6 +87,7 @@ impl Agent {
             journals: Journals::default(),
             sizes: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            upgrades: Arc::new(crate::upgrade::Upgrades::new(&config.data_dir)),
         });
         let recovering = agent.clone();
         let probed = blocking(move || Ok::<_, Error>(recovering.recover_all())).await?;
@@ -447,3 +450,4 @@ mod status;
 #[cfg(test)]
 mod tests;
 mod two_phase;
+mod upgrade;

@@ -78,6 +78,12 @@ pub enum Error {
     /// The content store failed or an upload broke its rules.
     #[error(transparent)]
     Object(#[from] ObjectError),
+    /// An agent upgrade was refused or failed before its restart.
+    #[error(transparent)]
+    Upgrade(#[from] crate::upgrade::UpgradeError),
+    /// An agent binary upload failed.
+    #[error(transparent)]
+    Binary(#[from] crate::binaries::BinaryError),
     /// An app's journal could not be read or written.
     #[error(transparent)]
     Journal(#[from] JournalError),
@@ -174,6 +180,12 @@ impl Error {
                 Code::InvalidArgument
             }
             Error::Release(ReleaseError::Invalid(_)) => Code::InvalidArgument,
+            Error::Operation(OperationError::Upgrading { .. }) => Code::Unavailable,
+            Error::Upgrade(crate::upgrade::UpgradeError::Io(_))
+            | Error::Binary(crate::binaries::BinaryError::Io(_)) => Code::Internal,
+            Error::Upgrade(_) => Code::FailedPrecondition,
+            Error::Binary(crate::binaries::BinaryError::Invalid(_)) => Code::InvalidArgument,
+            Error::Binary(crate::binaries::BinaryError::Mismatch { .. }) => Code::InvalidArgument,
             Error::Operation(_) | Error::UnknownBase { .. } | Error::Stale(_) => {
                 Code::FailedPrecondition
             }
@@ -251,6 +263,10 @@ impl Error {
             Error::Operation(OperationError::Reused { .. }) => {
                 (Reason::DeploymentIdReused, Vec::new())
             }
+            Error::Operation(OperationError::Upgrading { retry_after_ms }) => (
+                Reason::AgentUpgrading,
+                vec![("retry_after_ms", retry_after_ms.to_string())],
+            ),
             Error::Operation(OperationError::NotPrepared { release_id, .. }) => (
                 Reason::ReleaseNotPrepared,
                 vec![("release_id", release_id.clone())],

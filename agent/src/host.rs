@@ -16,7 +16,7 @@ pub fn host_info(host_name: &str, apps_dir: &Path, started: Instant) -> HostInfo
     };
     let (memory_total_bytes, memory_available_bytes) = meminfo(&proc("/proc/meminfo"));
     HostInfo {
-        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        agent_version: crate::stamp::version().to_owned(),
         contract_version: slipway_proto::AGENT_CONTRACT_VERSION,
         host_name: host_name.to_owned(),
         uptime_seconds: first_number(&proc("/proc/uptime")).map_or(0, |s| s as u64),
@@ -25,6 +25,7 @@ pub fn host_info(host_name: &str, apps_dir: &Path, started: Instant) -> HostInfo
         memory_available_bytes,
         disk_free_bytes: disk_free(apps_dir),
         agent_uptime_seconds: started.elapsed().as_secs(),
+        last_upgrade: None,
     }
 }
 
@@ -79,7 +80,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let info = host_info("web-1", &dir.path().join("not/yet"), Instant::now());
         assert_eq!(info.host_name, "web-1");
-        assert_eq!(info.agent_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(info.agent_version, crate::stamp::version());
         assert!(info.disk_free_bytes > 0);
     }
 }

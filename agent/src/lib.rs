@@ -7,6 +7,7 @@
 
 mod activation;
 mod agent;
+mod binaries;
 mod cancel;
 pub mod certificate;
 pub mod config;
@@ -46,8 +47,10 @@ mod runtime_steps;
 mod server;
 mod service;
 mod shared;
+pub mod stamp;
 mod steps;
 mod trust;
+pub mod upgrade;
 mod upload;
 
 use std::{future::Future, sync::Arc};
@@ -122,7 +125,7 @@ pub async fn serve_with(
         %addr,
         host = %config.host_name,
         apps_dir = %config.apps_dir.display(),
-        version = env!("CARGO_PKG_VERSION"),
+        version = stamp::version(),
         "slipway-agent listening"
     );
     let trust = trust::Trust::open(&config.data_dir)?.with_material(&config.host_name, tls.clone());
@@ -135,7 +138,18 @@ pub async fn serve_with(
             readiness.set_stopping();
         }
     };
+    if let Ok(addr) = listener.local_addr() {
+        agent.upgrades().set_listen(addr);
+    }
+    let restart = agent.upgrades().restart_requested();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = restart.cancelled() => tracing::info!("stopping to restart into the new agent binary"),
+        }
+    };
     readiness.set_ready();
+    agent.started_serving(&config.data_dir).await;
     let served = server::serve(agent.clone(), trust, &tls, listener, shutdown).await;
     readiness.set_stopping();
     reload.abort();

@@ -20,7 +20,7 @@ use slipway_proto::{
 /// also be set in the --config file and by its environment variable; a flag
 /// wins over the variable, the variable over the file.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(version = slipway_agent::stamp::version())]
 struct Args {
     /// Configuration file (TOML).
     #[arg(long, env = "SLIPWAY_AGENT_CONFIG", value_name = "FILE")]
@@ -40,6 +40,19 @@ enum Command {
     /// join token (`slipctl host add HOST --enroll` prints the command); the
     /// key is made here and never leaves the host.
     Enroll(EnrollArgs),
+    /// Watch a pending upgrade of this host's agent (started by the agent
+    /// itself from its previous binary): restore that binary and start it
+    /// when the new one does not confirm itself in time.
+    #[command(hide = true)]
+    UpgradeWatch(UpgradeWatchArgs),
+}
+
+/// Flags of `upgrade-watch`.
+#[derive(Debug, clap::Args)]
+struct UpgradeWatchArgs {
+    /// The agent's data directory, holding the pending-upgrade marker.
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
 }
 
 /// Flags of `enroll`.
@@ -113,10 +126,23 @@ async fn main() -> ExitCode {
         Ok(parsed) => parsed,
         Err(code) => return code,
     };
-    if let Some(Command::Enroll(enroll_args)) = args.command.take() {
-        let host_name = matches.get_one::<String>("host_name").cloned();
-        return enroll(enroll_args, host_name).await;
+    match args.command.take() {
+        Some(Command::Enroll(enroll_args)) => {
+            let host_name = matches.get_one::<String>("host_name").cloned();
+            return enroll(enroll_args, host_name).await;
+        }
+        Some(Command::UpgradeWatch(watch)) => {
+            return match slipway_agent::upgrade::watch::watch(&watch.data_dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        None => {}
     }
+    slipway_agent::upgrade::enable();
     let file = args.config.clone();
     let loaded = start::start(
         args.check_config,
@@ -146,7 +172,15 @@ async fn main() -> ExitCode {
         },
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => match slipway_agent::upgrade::take_restart() {
+            Some(restart) => {
+                let err = restart.exec();
+                tracing::error!(%err, "cannot restart into the new agent binary");
+                eprintln!("error: cannot restart into the new agent binary: {err}");
+                ExitCode::FAILURE
+            }
+            None => ExitCode::SUCCESS,
+        },
         Err(err) => {
             tracing::error!(error = %chain(&err), "slipway-agent failed");
             eprintln!("error: {}", chain(&err));

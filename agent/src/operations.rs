@@ -143,6 +143,12 @@ pub enum OperationError {
         /// What became of the prepare.
         why: String,
     },
+    /// The agent is being upgraded and starts nothing new until it is back.
+    #[error("the agent is being upgraded; try again in {retry_after_ms} ms")]
+    Upgrading {
+        /// When to try again.
+        retry_after_ms: u64,
+    },
 }
 
 /// The result of [`Operations::begin`].
@@ -167,6 +173,9 @@ type Key = (String, Kind);
 
 #[derive(Debug, Default)]
 struct State {
+    // Set while an upgrade waits for the agent to be idle: new operations
+    // are refused, with this hint (milliseconds) for trying again.
+    closed: Option<u64>,
     running: HashMap<PathBuf, Recorded>,
     finished: HashMap<Key, Recorded>,
     order: VecDeque<Key>,
@@ -266,6 +275,9 @@ impl Operations {
         if let Some(log) = state.lookup(&spec)? {
             return Ok(Begin::Existing(log));
         }
+        if let Some(retry_after_ms) = state.closed {
+            return Err(OperationError::Upgrading { retry_after_ms });
+        }
         let log = EventLog::new(self.run_ids.next());
         let cancel = Cancel::default();
         let recorded = Recorded {
@@ -341,6 +353,17 @@ impl Operations {
             .running
             .get(root)
             .map(|r| r.spec.deployment_id.clone())
+    }
+
+    /// Refuses new operations from now on (an upgrade), telling callers to
+    /// try again after `retry_after_ms`; [`Operations::reopen`] ends it.
+    pub fn close(&self, retry_after_ms: u64) {
+        self.state().closed = Some(retry_after_ms.max(1));
+    }
+
+    /// Accepts new operations again.
+    pub fn reopen(&self) {
+        self.state().closed = None;
     }
 
     /// Resolves once no operation is running.

@@ -14,7 +14,9 @@ use slipway_proto::{
         PrepareCertificateResponse, PrepareReleaseRequest, PrepareReleaseResponse,
         RepairReleaseRequest, RepairReleaseResponse, ResetFencingRequest, ResetFencingResponse,
         RollbackRequest, RollbackResponse, SetRevocationsRequest, SetRevocationsResponse,
-        UploadObjectsRequest, UploadObjectsResponse, agent_service_server::AgentService,
+        UpgradeAgentRequest, UpgradeAgentResponse, UploadAgentBinaryRequest,
+        UploadAgentBinaryResponse, UploadObjectsRequest, UploadObjectsResponse,
+        agent_service_server::AgentService,
     },
     validate::{self, InvalidField},
 };
@@ -38,6 +40,7 @@ use crate::{
 };
 
 mod requests;
+mod upgrade;
 
 /// Chunks of an upload waiting for its writer thread.
 const UPLOAD_QUEUE: usize = 16;
@@ -433,5 +436,24 @@ impl AgentService for AgentApi {
         let events = self.agent.deploy(plan).await?;
         let stream = events.map(|event| Ok(RepairReleaseResponse { event: Some(event) }));
         Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn upload_agent_binary(
+        &self,
+        request: Request<Streaming<UploadAgentBinaryRequest>>,
+    ) -> Result<Response<UploadAgentBinaryResponse>, Status> {
+        let upgrades = self.agent.upgrades();
+        let answer = upgrade::upload_binary(upgrades, request.into_inner()).await?;
+        Ok(Response::new(answer))
+    }
+
+    async fn upgrade_agent(
+        &self,
+        request: Request<UpgradeAgentRequest>,
+    ) -> Result<Response<UpgradeAgentResponse>, Status> {
+        let caller = caller(&request);
+        let plan = upgrade::upgrade_plan(request.into_inner()).map_err(Error::from)?;
+        tracing::warn!(%caller, version = %plan.expected_version, "agent upgrade requested");
+        Ok(Response::new(self.agent.upgrade(plan).await?))
     }
 }

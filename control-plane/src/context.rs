@@ -35,4 +35,6 @@ pub struct Context {
     /// The deployments that wait before they start: their gate and the
     /// admission task's wake-up.
     pub waiting: crate::waiting::Waiting,
+    /// Agent binaries staged for upgrades.
+    pub agent_binaries: crate::upgrades::Staging,
 }

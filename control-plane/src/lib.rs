@@ -41,6 +41,7 @@ pub mod sources;
 pub mod store;
 pub mod triggers;
 pub mod trust;
+pub mod upgrades;
 pub mod waiting;
 pub mod web;
 pub mod windows;

@@ -133,6 +133,19 @@ pub fn validate(
     Ok(())
 }
 
+/// The wait an agent asked for before the next attempt (reason
+/// AGENT_UPGRADING, metadata retry_after_ms), kept within 50 ms and
+/// [`BACKOFF_CAP`]; None when it asked for none.
+pub fn retry_hint(status: &tonic::Status) -> Option<Duration> {
+    use slipway_proto::reason::{self, Reason};
+    if reason::reason(status) != Some(Reason::AgentUpgrading) {
+        return None;
+    }
+    let (_, metadata) = reason::error_info(status)?;
+    let millis = metadata.get("retry_after_ms")?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(millis).clamp(Duration::from_millis(50), BACKOFF_CAP))
+}
+
 /// Whether a failed agent call may succeed when tried again: the agent or
 /// the network was unavailable, slow, or the connection broke. Refusals
 /// (invalid argument, failed precondition, permission denied, ...) are final.

@@ -7,6 +7,7 @@ use std::{future::Future, sync::Arc};
 use slipway_proto::observe::Readiness;
 use slipway_proto::{
     control::v1::{
+        agent_upgrade_service_server::AgentUpgradeServiceServer,
         app_service_server::AppServiceServer, approval_service_server::ApprovalServiceServer,
         audit_service_server::AuditServiceServer,
         certificate_service_server::CertificateServiceServer,
@@ -179,6 +180,7 @@ pub async fn serve_with(
         health: Arc::new(observe::health::Health::new(config.health_sample_every)),
         notifiers: crate::notify::Notifiers::new(config.notify_retry_max),
         waiting: Default::default(),
+        agent_binaries: crate::upgrades::Staging::new(&config.data_dir),
     };
     // The metrics listener answers until the drain is over (`/readyz`
     // says 503 meanwhile), and stops whichever way this returns.
@@ -373,6 +375,10 @@ pub async fn serve_with(
         .add_service(operator_service!(
             DashboardServiceServer,
             api::Dashboard(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            AgentUpgradeServiceServer,
+            api::AgentUpgrades(ctx.clone())
         ));
     let listener_material = server_tls.clone();
     let reload = {

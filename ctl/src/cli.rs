@@ -5,9 +5,9 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     commands::{
-        app, approve, audit, cancel, completions, context, dashboard, deploy, deployment, drift,
-        env, events, health, history, host, lock, man, notify, pki, queue, release, rollback,
-        rollbacks, source, stats, status, watch, webhook,
+        agent, app, approve, audit, cancel, completions, context, dashboard, deploy, deployment,
+        drift, env, events, health, history, host, lock, man, notify, pki, queue, release,
+        rollback, rollbacks, source, stats, status, watch, webhook,
     },
     connection::ConnectionFlags,
     output::{ColorChoice, Output},
@@ -125,6 +125,9 @@ pub enum Command {
     /// Show deployment locks, or free one whose holder is gone.
     #[command(subcommand)]
     Lock(lock::LockCommand),
+    /// The agents on the hosts: upgrade an environment's agents in batches.
+    #[command(subcommand)]
+    Agent(agent::AgentCommand),
     /// The feed of deployment and host state changes across the fleet;
     /// `--follow` keeps watching and resumes after a dropped connection.
     Events(events::EventsArgs),

@@ -58,6 +58,9 @@ pub async fn run(cli: &Cli, conn: &Connection) -> anyhow::Result<Exit> {
         Command::Lock(command) => lock::run(command, conn, output)
             .await
             .map(|()| Exit::Success),
+        Command::Agent(command) => agent::run(command, conn, output)
+            .await
+            .map(|()| Exit::Success),
         Command::Events(args) => events::run(args, conn, output).await,
         Command::Approve(args) => approve::approve(args, conn, output)
             .await

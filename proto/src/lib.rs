@@ -44,9 +44,13 @@ pub mod control {
 /// ActivateRelease, `ProgressEvent.run_id` and error reasons
 /// ([`reason`]), 3 CheckDrift and RepairRelease, 4 GetHealth (continuous
 /// probes), https health checks and `HealthCheck.probe_interval_seconds`,
-/// 5 runtime actions and drains (`ActivationSpec.runtime_action`, `.drain`);
+/// 5 runtime actions and drains (`ActivationSpec.runtime_action`, `.drain`),
+/// agent upgrades (UploadAgentBinary, UpgradeAgent, `HostInfo.last_upgrade`);
 /// an agent that reports 0 predates the field (version 1).
 pub const AGENT_CONTRACT_VERSION: u32 = 5;
+
+/// The first agent contract with UploadAgentBinary and UpgradeAgent.
+pub const AGENT_UPGRADE_CONTRACT: u32 = 5;
 
 /// The `step` of an agent's health check events (`ProgressEvent.step`):
 /// each attempt is one event, at INFO when it passed and WARN when it

@@ -38,13 +38,16 @@ pub enum Reason {
     /// The app's deploy root lies inside another app's root (its releases
     /// or `.slipway` included), contains one, or is another app's.
     DeployRootOverlaps,
+    /// The agent is being upgraded and starts no new operation until it is
+    /// back; try again after `retry_after_ms`.
+    AgentUpgrading,
     /// Nothing more specific: act on the status code.
     Unclassified,
 }
 
 impl Reason {
     /// Every reason, in the order the proto documents them.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::BaseReleaseUnknown,
         Reason::StaleFencingToken,
         Reason::OperationRunning,
@@ -54,6 +57,7 @@ impl Reason {
         Reason::ObjectsMissing,
         Reason::InvalidRequest,
         Reason::DeployRootOverlaps,
+        Reason::AgentUpgrading,
         Reason::Unclassified,
     ];
 
@@ -69,6 +73,7 @@ impl Reason {
             Reason::ObjectsMissing => "OBJECTS_MISSING",
             Reason::InvalidRequest => "INVALID_REQUEST",
             Reason::DeployRootOverlaps => "DEPLOY_ROOT_OVERLAPS",
+            Reason::AgentUpgrading => "AGENT_UPGRADING",
             Reason::Unclassified => "UNCLASSIFIED",
         }
     }

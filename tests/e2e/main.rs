@@ -6,6 +6,7 @@ mod agent_bounds;
 mod agent_cancel;
 mod agent_fencing;
 mod agent_prepare;
+mod agent_upgrade;
 mod approvals;
 mod audit;
 mod bad_input;

@@ -109,6 +109,7 @@ pub struct Builder {
     activation: Option<ActivationSpec>,
     keep: u32,
     process: bool,
+    own_binaries: bool,
     proxy_all: bool,
     proxied: Vec<usize>,
     process_control_plane: bool,
@@ -162,6 +163,15 @@ impl Builder {
     /// Releases the app keeps on each host (default 5).
     pub fn keep(mut self, n: u32) -> Self {
         self.keep = n;
+        self
+    }
+
+    /// Like [`process_agents`](Self::process_agents), each agent running
+    /// from its own copy of the binary (in the test's directory), which an
+    /// agent upgrade may replace.
+    pub fn process_agents_with_own_binaries(mut self) -> Self {
+        self.process = true;
+        self.own_binaries = true;
         self
     }
 
@@ -229,7 +239,13 @@ impl Builder {
             std::fs::create_dir_all(&apps_dir).expect("mkdir");
             std::fs::create_dir_all(&data_dir).expect("mkdir");
             let (server, process) = if self.process {
-                let process = AgentProcess::start_with(
+                let binary = if self.own_binaries {
+                    crate::agent_binary::copy_to(&work.path().join(&name).join("bin"))
+                } else {
+                    crate::process::agent_binary().to_owned()
+                };
+                let process = AgentProcess::start_from(
+                    binary,
                     &name,
                     pki.agent(&name),
                     apps_dir.clone(),
@@ -343,6 +359,7 @@ impl Cluster {
     /// A builder with 3 agents that registers `web`, `prod` and the hosts.
     pub fn builder() -> Builder {
         Builder {
+            own_binaries: false,
             agents: 3,
             register: true,
             activation: None,

@@ -8,6 +8,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod agent_binary;
 pub mod balancer;
 pub mod cluster;
 pub mod control_process;

@@ -182,6 +182,8 @@ pub struct AgentProcess {
     env: Vec<(String, String)>,
     /// Index of the first log line of the running process.
     started_at_line: usize,
+    /// The executable started.
+    binary: PathBuf,
 }
 
 impl AgentProcess {
@@ -205,7 +207,22 @@ impl AgentProcess {
         data_dir: PathBuf,
         env: Vec<(String, String)>,
     ) -> Self {
+        let binary = agent_binary().to_owned();
+        Self::start_from(binary, host_name, tls, apps_dir, data_dir, env).await
+    }
+
+    /// [`start_with`](Self::start_with) from the executable `binary` (a
+    /// copy of its own, which an upgrade may replace).
+    pub async fn start_from(
+        binary: PathBuf,
+        host_name: &str,
+        tls: TlsPaths,
+        apps_dir: PathBuf,
+        data_dir: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> Self {
         let mut agent = Self {
+            binary,
             addr: "127.0.0.1:0".parse().expect("addr"),
             metrics: None,
             host_name: host_name.to_owned(),
@@ -309,7 +326,7 @@ impl AgentProcess {
 
     async fn spawn(&mut self) {
         self.started_at_line = self.log.lines().len();
-        let mut command = Command::new(agent_binary());
+        let mut command = Command::new(&self.binary);
         match &self.pause_at {
             Some(point) => command.env(PAUSE_VAR, point),
             None => command.env_remove(PAUSE_VAR),
@@ -341,7 +358,7 @@ impl AgentProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", agent_binary().display()));
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", self.binary.display()));
         let stderr = child.stderr.take().expect("piped stderr");
         let (found, listening) = mpsc::channel();
         let log = self.log.clone();
@@ -392,6 +409,7 @@ impl Drop for AgentProcess {
             let _ = child.kill();
             let _ = child.wait();
         }
+        crate::agent_binary::kill_successor(&self.data_dir);
     }
 }
 

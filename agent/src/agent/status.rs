@@ -79,7 +79,8 @@ impl Agent {
         };
         let agent = self.clone();
         blocking(move || {
-            let host = host::host_info(&agent.host_name, agent.roots.apps_dir(), agent.started);
+            let mut host = host::host_info(&agent.host_name, agent.roots.apps_dir(), agent.started);
+            host.last_upgrade = agent.upgrades.outcome();
             let apps = apps
                 .iter()
                 .map(|app| agent.app_status(app, sizes))

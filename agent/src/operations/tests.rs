@@ -152,3 +152,33 @@ async fn a_dropped_guard_records_a_failure() {
     assert!(!events[0].result.as_ref().unwrap().success);
     assert_eq!(ops.running_on("/srv/web".as_ref()), None);
 }
+
+#[tokio::test]
+async fn a_closed_table_refuses_new_operations_but_lets_running_ones_be_followed() {
+    let ops = Operations::new();
+    let Begin::New(running) = ops.begin(spec("d1", "/srv/a")).unwrap() else {
+        panic!("a new operation");
+    };
+    ops.close(500);
+    let refused = ops.begin(spec("d2", "/srv/b")).unwrap_err();
+    assert!(matches!(
+        refused,
+        OperationError::Upgrading {
+            retry_after_ms: 500
+        }
+    ));
+    let status = tonic::Status::from(crate::error::Error::from(refused));
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    // The running one is still followed by its id.
+    assert!(matches!(
+        ops.begin(spec("d1", "/srv/a")).unwrap(),
+        Begin::Existing(_)
+    ));
+    done(running).await;
+    ops.wait_idle().await;
+    ops.reopen();
+    assert!(matches!(
+        ops.begin(spec("d2", "/srv/b")).unwrap(),
+        Begin::New(_)
+    ));
+}

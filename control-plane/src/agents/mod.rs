@@ -19,7 +19,9 @@ use slipway_proto::{
         CheckDriftResponse, GetHealthResponse, GetStatusRequest, GetStatusResponse,
         MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest, PinReleaseResponse,
         PrepareReleaseRequest, ProgressEvent, RepairReleaseRequest, ResetFencingRequest,
-        ResetFencingResponse, RollbackRequest, UploadObjectsRequest, UploadObjectsResponse,
+        ResetFencingResponse, RollbackRequest, UpgradeAgentRequest, UpgradeAgentResponse,
+        UploadAgentBinaryRequest, UploadAgentBinaryResponse, UploadObjectsRequest,
+        UploadObjectsResponse,
     },
     control::v1::Host,
     revocation::Revocations,
@@ -82,6 +84,21 @@ pub trait AgentApi: Send + Sync {
     /// in for the copy on disk, not switched to.
     async fn repair_release(&self, request: RepairReleaseRequest)
     -> Result<ProgressStream, Status>;
+    /// Stores an agent binary on the host (contract 5); the first chunk
+    /// carries hash and size. An agent that holds it answers at once.
+    async fn upload_agent_binary(
+        &self,
+        _chunks: tokio::sync::mpsc::Receiver<UploadAgentBinaryRequest>,
+    ) -> Result<UploadAgentBinaryResponse, Status> {
+        Err(Status::unimplemented("this agent cannot be upgraded"))
+    }
+    /// Has the agent replace itself with a stored binary (contract 5).
+    async fn upgrade_agent(
+        &self,
+        _request: UpgradeAgentRequest,
+    ) -> Result<UpgradeAgentResponse, Status> {
+        Err(Status::unimplemented("this agent cannot be upgraded"))
+    }
 }
 
 /// A connected agent.

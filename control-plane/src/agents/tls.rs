@@ -183,6 +183,26 @@ impl AgentApi for TlsAgent {
         Ok(answer?.into_inner())
     }
 
+    async fn upload_agent_binary(
+        &self,
+        chunks: tokio::sync::mpsc::Receiver<UploadAgentBinaryRequest>,
+    ) -> Result<UploadAgentBinaryResponse, Status> {
+        let stream = tokio_stream::wrappers::ReceiverStream::new(chunks);
+        Ok(self
+            .0
+            .clone()
+            .upload_agent_binary(stream)
+            .await?
+            .into_inner())
+    }
+
+    async fn upgrade_agent(
+        &self,
+        request: UpgradeAgentRequest,
+    ) -> Result<UpgradeAgentResponse, Status> {
+        Ok(self.0.clone().upgrade_agent(request).await?.into_inner())
+    }
+
     async fn prepare(&self, mut request: PrepareReleaseRequest) -> Result<ProgressStream, Status> {
         request.fencing_epoch = self.epoch(request.fencing_token);
         let stream = self.0.clone().prepare_release(request).await?.into_inner();

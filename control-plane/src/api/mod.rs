@@ -4,6 +4,7 @@
 //! role, records the audit entry (refusals included) and maps the error;
 //! reads check the role with [`require`](crate::auth::require).
 
+mod agent_upgrades;
 mod approvals;
 mod apps;
 mod audit_trail;
@@ -37,10 +38,11 @@ use crate::{
 };
 
 pub use self::{
-    approvals::Approvals, apps::Apps, audit_trail::AuditTrail, certificates::Certificates,
-    dashboard::Dashboard, deploy_keys::DeployKeys, deployments::Deployments, drift::Drift,
-    environments::Environments, feed::Feed, hosts::Hosts, locks::Locks, notify::Notifications,
-    queue::Queue, releases::Releases, sources::Sources, triggers::Triggers,
+    agent_upgrades::AgentUpgrades, approvals::Approvals, apps::Apps, audit_trail::AuditTrail,
+    certificates::Certificates, dashboard::Dashboard, deploy_keys::DeployKeys,
+    deployments::Deployments, drift::Drift, environments::Environments, feed::Feed, hosts::Hosts,
+    locks::Locks, notify::Notifications, queue::Queue, releases::Releases, sources::Sources,
+    triggers::Triggers,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

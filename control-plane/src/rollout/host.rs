@@ -79,12 +79,18 @@ pub(super) enum Failure {
     Final(String),
     /// The agent does not have the base release of a delta.
     NoBase(String),
+    /// The agent asked to be asked again after a while (it is being
+    /// upgraded): retried after its hint, within the step's deadline,
+    /// whatever the policy's attempts.
+    Later(String, Duration),
 }
 
 impl Failure {
     pub(super) fn from_status(status: &tonic::Status) -> Self {
         let message = format!("agent: {} ({:?})", status.message(), status.code());
-        if policy::is_transient(status) {
+        if let Some(after) = policy::retry_hint(status) {
+            Failure::Later(message, after)
+        } else if policy::is_transient(status) {
             Failure::Transient(message)
         } else if reason::reason(status) == Some(Reason::BaseReleaseUnknown) {
             Failure::NoBase(message)
@@ -101,7 +107,10 @@ impl Failure {
 
     pub(super) fn message(self) -> String {
         match self {
-            Failure::Transient(m) | Failure::Final(m) | Failure::NoBase(m) => m,
+            Failure::Transient(m)
+            | Failure::Final(m)
+            | Failure::NoBase(m)
+            | Failure::Later(m, _) => m,
         }
     }
 }
@@ -291,11 +300,16 @@ impl HostRun {
         started: tokio::time::Instant,
     ) -> Next {
         let policy = &self.plan().policy;
-        let wait = policy::backoff(*attempt + 1);
+        let (wait, hinted) = match &failure {
+            Failure::Later(_, after) => (*after, true),
+            _ => (policy::backoff(*attempt + 1), false),
+        };
         let in_time = started.elapsed() + wait < policy.step_timeout;
-        let allowed = policy.attempts.is_none_or(|attempts| *attempt < attempts);
+        let allowed = hinted || policy.attempts.is_none_or(|attempts| *attempt < attempts);
         match failure {
-            Failure::Transient(message) if in_time && allowed && !self.control().is_cancelled() => {
+            Failure::Transient(message) | Failure::Later(message, _)
+                if in_time && allowed && !self.control().is_cancelled() =>
+            {
                 *attempt += 1;
                 self.redial.store(true, Ordering::Relaxed);
                 let of = match policy.attempts {
@@ -320,7 +334,9 @@ impl HostRun {
                     () = self.control().token().cancelled() => Next::Stop("cancelled".into()),
                 }
             }
-            Failure::Transient(message) if !self.control().is_cancelled() => {
+            Failure::Transient(message) | Failure::Later(message, _)
+                if !self.control().is_cancelled() =>
+            {
                 Next::Exhausted(message)
             }
             failure => Next::Stop(failure.message()),

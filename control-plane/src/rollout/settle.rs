@@ -30,7 +30,7 @@ impl HostRun {
                     // Still switching: follow it to its result.
                     match self.activate(seen).await {
                         Ok(()) => return HostResult::Done,
-                        Err(Failure::Transient(_)) => {}
+                        Err(Failure::Transient(_) | Failure::Later(..)) => {}
                         Err(failure) => return HostResult::Failed(failure.message()),
                     }
                 }

@@ -5,6 +5,7 @@
 //! records in one batch when they change together. Every state change is one
 //! atomic batch, flushed to disk before the call returns.
 
+pub mod agent_upgrades;
 pub mod audit;
 pub mod builds;
 pub mod catalog;
@@ -113,10 +114,12 @@ pub enum Tree {
     /// trigram (3 bytes of lower-cased text) ++ be64(deployment number) ->
     /// empty: the text index of deployments
     DeploymentsText,
+    /// upgrade id -> `AgentUpgrade`: agent upgrades with their events
+    AgentUpgrades,
 }
 
 impl Tree {
-    const ALL: [Tree; 34] = [
+    const ALL: [Tree; 35] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -151,6 +154,7 @@ impl Tree {
         Tree::LoginLinks,
         Tree::DashboardSessions,
         Tree::DeploymentsText,
+        Tree::AgentUpgrades,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -189,6 +193,7 @@ impl Tree {
             Tree::LoginLinks => "login_links",
             Tree::DashboardSessions => "dashboard_sessions",
             Tree::DeploymentsText => "deployments_text",
+            Tree::AgentUpgrades => "agent_upgrades",
         }
     }
 

@@ -3,6 +3,7 @@
 //! [`crate::output`].
 
 pub mod activation;
+pub mod agent;
 pub mod app;
 pub mod approve;
 pub mod audit;
