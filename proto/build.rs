@@ -13,6 +13,7 @@ const PROTOS: &[&str] = &[
     "slipway/control/v1/sources.proto",
     "slipway/control/v1/queue.proto",
     "slipway/control/v1/dashboard.proto",
+    "slipway/control/v1/secrets.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -31,6 +32,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config
         .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types");
+    // Secret values never reach a log through `{:?}`: see `src/redact.rs`.
+    config.skip_debug([
+        ".slipway.agent.v1.Secret",
+        ".slipway.control.v1.SetSecretRequest",
+    ]);
     // Malformed protobuf is the caller's fault: see `src/codec.rs`.
     tonic_prost_build::configure()
         .codec_path("crate::codec::Codec")

@@ -41,6 +41,7 @@ mod registry;
 mod release;
 mod retention;
 mod run_id;
+mod secrets;
 mod server;
 mod service;
 mod shared;

@@ -35,4 +35,6 @@ pub struct Context {
     /// The deployments that wait before they start: their gate and the
     /// admission task's wake-up.
     pub waiting: crate::waiting::Waiting,
+    /// The key that seals secrets at rest, if configured.
+    pub secret_keys: crate::secrets::SecretKeys,
 }

@@ -19,7 +19,8 @@ use slipway_proto::{
         lock_service_server::LockServiceServer,
         notification_service_server::NotificationServiceServer,
         queue_service_server::QueueServiceServer, release_service_server::ReleaseServiceServer,
-        source_service_server::SourceServiceServer, trigger_service_server::TriggerServiceServer,
+        secret_service_server::SecretServiceServer, source_service_server::SourceServiceServer,
+        trigger_service_server::TriggerServiceServer,
     },
     revocation::Revocations,
     tls::{self, Peer, TlsMaterial},
@@ -77,6 +78,9 @@ pub enum Error {
     /// The sources settings are unusable.
     #[error(transparent)]
     Sources(#[from] crate::sources::SourcesConfigError),
+    /// The secrets key is unusable, or sealing again with it failed.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::StartError),
     /// The gRPC server failed.
     #[error("the gRPC server failed")]
     Serve(#[from] tonic::transport::Error),
@@ -162,6 +166,8 @@ pub async fn serve_with(
     let epoch = store::identity::ensure(&store)
         .await
         .map_err(|err| Error::Reconcile(err.into()))?;
+    let secrets_files = (&config.secrets_key_file, &config.secrets_previous_key_file);
+    let secret_keys = crate::secrets::start(&store, secrets_files).await?;
     let ctx = Context {
         store,
         events: events::EventHub::default(),
@@ -179,6 +185,7 @@ pub async fn serve_with(
         health: Arc::new(observe::health::Health::new(config.health_sample_every)),
         notifiers: crate::notify::Notifiers::new(config.notify_retry_max),
         waiting: Default::default(),
+        secret_keys,
     };
     // The metrics listener answers until the drain is over (`/readyz`
     // says 503 meanwhile), and stops whichever way this returns.
@@ -240,6 +247,9 @@ pub async fn serve_with(
     health.set_serving::<LockServiceServer<api::Locks>>().await;
     health.set_serving::<FeedServiceServer<api::Feed>>().await;
     health.set_serving::<QueueServiceServer<api::Queue>>().await;
+    health
+        .set_serving::<SecretServiceServer<api::Secrets>>()
+        .await;
     health
         .set_serving::<ApprovalServiceServer<api::Approvals>>()
         .await;
@@ -349,6 +359,10 @@ pub async fn serve_with(
         .add_service(operator_service!(
             QueueServiceServer,
             api::Queue(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            SecretServiceServer,
+            api::Secrets(ctx.clone())
         ))
         .add_service(operator_service!(
             ApprovalServiceServer,

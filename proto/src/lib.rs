@@ -12,6 +12,7 @@ pub mod observe;
 pub mod reason;
 pub mod reflection;
 pub mod revocation;
+pub mod secrets;
 pub mod tls;
 pub mod validate;
 pub mod words;
@@ -41,9 +42,10 @@ pub mod control {
 /// agents in `HostInfo.contract_version`. 2 added PrepareRelease,
 /// ActivateRelease, `ProgressEvent.run_id` and error reasons
 /// ([`reason`]), 3 CheckDrift and RepairRelease, 4 GetHealth (continuous
-/// probes), https health checks and `HealthCheck.probe_interval_seconds`;
-/// an agent that reports 0 predates the field (version 1).
-pub const AGENT_CONTRACT_VERSION: u32 = 4;
+/// probes), https health checks and `HealthCheck.probe_interval_seconds`,
+/// 5 secrets (the `secrets` request fields, `ActivationSpec.secrets_file`
+/// and ApplySecrets); an agent that reports 0 predates the field (version 1).
+pub const AGENT_CONTRACT_VERSION: u32 = 5;
 
 /// The `step` of an agent's health check events (`ProgressEvent.step`):
 /// each attempt is one event, at INFO when it passed and WARN when it

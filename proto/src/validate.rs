@@ -336,7 +336,11 @@ pub fn activation(
             ));
         }
     }
-    env_vars(&format!("{field}.variables"), &spec.variables)
+    env_vars(&format!("{field}.variables"), &spec.variables)?;
+    match &spec.secrets_file {
+        Some(file) => crate::secrets::file(&format!("{field}.secrets_file"), file),
+        None => Ok(()),
+    }
 }
 
 /// The longest pause between two continuous probes of an app's health.
@@ -348,6 +352,14 @@ pub const MAX_ENV_VARS: usize = 64;
 pub const MAX_ENV_NAME: usize = 128;
 /// Longest variable value.
 pub const MAX_ENV_VALUE: usize = 4096;
+
+/// Whether `name` is a shell variable name within [`MAX_ENV_NAME`].
+pub fn is_shell_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ENV_NAME
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 /// An app's hook variables: shell names, not `SLIPWAY_*`, bounded.
 pub fn env_vars(field: &str, vars: &[crate::agent::v1::EnvVar]) -> Result<(), InvalidField> {
@@ -362,14 +374,7 @@ pub fn env_vars(field: &str, vars: &[crate::agent::v1::EnvVar]) -> Result<(), In
     }
     for (i, var) in vars.iter().enumerate() {
         let at = format!("{field}[{i}]");
-        let shell_name = !var.name.is_empty()
-            && var.name.len() <= MAX_ENV_NAME
-            && !var.name.starts_with(|c: char| c.is_ascii_digit())
-            && var
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !shell_name {
+        if !is_shell_name(&var.name) {
             return Err(InvalidField::new(
                 format!("{at}.name"),
                 format!(

@@ -65,6 +65,7 @@ async fn main() -> Result<()> {
         health: Default::default(),
         notifiers: Default::default(),
         waiting: Default::default(),
+        secret_keys: Default::default(),
     };
     let repo = SampleRepo::new();
     let contents: Vec<(String, Vec<u8>)> = (0..args.files)

@@ -20,6 +20,7 @@ mod locks;
 mod notify;
 mod queue;
 mod releases;
+mod secrets;
 mod sources;
 mod targets;
 mod triggers;
@@ -40,7 +41,7 @@ pub use self::{
     approvals::Approvals, apps::Apps, audit_trail::AuditTrail, certificates::Certificates,
     dashboard::Dashboard, deploy_keys::DeployKeys, deployments::Deployments, drift::Drift,
     environments::Environments, feed::Feed, hosts::Hosts, locks::Locks, notify::Notifications,
-    queue::Queue, releases::Releases, sources::Sources, triggers::Triggers,
+    queue::Queue, releases::Releases, secrets::Secrets, sources::Sources, triggers::Triggers,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -57,6 +57,7 @@ async fn fixture(hosts: usize) -> Fixture {
         health: Default::default(),
         notifiers: Default::default(),
         waiting: Default::default(),
+        secret_keys: Default::default(),
     };
     let app = App {
         name: "web".into(),

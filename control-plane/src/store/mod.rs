@@ -23,6 +23,7 @@ pub mod queue;
 pub mod releases;
 pub mod retention;
 pub mod revocations;
+pub mod secrets;
 mod sled_backend;
 pub mod triggers;
 
@@ -113,10 +114,13 @@ pub enum Tree {
     /// trigram (3 bytes of lower-cased text) ++ be64(deployment number) ->
     /// empty: the text index of deployments
     DeploymentsText,
+    /// app \0 environment \0 name -> `StoredSecret` (JSON): the latest
+    /// version of each secret, its value sealed
+    Secrets,
 }
 
 impl Tree {
-    const ALL: [Tree; 34] = [
+    const ALL: [Tree; 35] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -151,6 +155,7 @@ impl Tree {
         Tree::LoginLinks,
         Tree::DashboardSessions,
         Tree::DeploymentsText,
+        Tree::Secrets,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -189,6 +194,7 @@ impl Tree {
             Tree::LoginLinks => "login_links",
             Tree::DashboardSessions => "dashboard_sessions",
             Tree::DeploymentsText => "deployments_text",
+            Tree::Secrets => "secrets",
         }
     }
 
