@@ -33,6 +33,7 @@ pub mod release;
 pub mod revoke;
 pub mod rollback;
 pub mod rollbacks;
+pub mod secret;
 pub mod source;
 mod source_key;
 pub mod stats;
