@@ -10,7 +10,7 @@ use crate::{
 };
 use slipway_proto::{
     agent::v1::{self, HookPoint, MaterialiseMode, SharedKind},
-    validate::{self, InvalidField},
+    validate::InvalidField,
 };
 
 /// A hook's timeout when the spec says 0.
@@ -125,7 +125,7 @@ impl Activation {
         let Some(spec) = spec else {
             return Ok(Self::default());
         };
-        validate::activation(field, &spec)?;
+        slipway_proto::secrets::spec(field, &spec)?;
         let shared: Vec<SharedPath> = spec
             .shared_paths
             .iter()

@@ -166,9 +166,8 @@ pub async fn serve_with(
     let epoch = store::identity::ensure(&store)
         .await
         .map_err(|err| Error::Reconcile(err.into()))?;
-    let secrets_files = (&config.secrets_key_file, &config.secrets_previous_key_file);
-    let secret_keys = crate::secrets::start(&store, secrets_files).await?;
     let ctx = Context {
+        secret_keys: crate::secrets::start(&store, &config).await?,
         store,
         events: events::EventHub::default(),
         agents: agents::Agents::new(agent_tls.clone(), revocations.clone(), epoch),
@@ -185,7 +184,6 @@ pub async fn serve_with(
         health: Arc::new(observe::health::Health::new(config.health_sample_every)),
         notifiers: crate::notify::Notifiers::new(config.notify_retry_max),
         waiting: Default::default(),
-        secret_keys,
     };
     // The metrics listener answers until the drain is over (`/readyz`
     // says 503 meanwhile), and stops whichever way this returns.

@@ -12,8 +12,6 @@ use crate::{
 pub const MAX_VALUE: usize = 64 * 1024;
 /// Most secrets per (app, environment).
 pub const MAX_PER_ENVIRONMENT: usize = 100;
-/// Longest owner or group name of a secrets file.
-pub const MAX_OWNER: usize = 64;
 /// The secrets file when the app names none.
 pub const DEFAULT_FILE: &str = ".env";
 
@@ -69,8 +67,11 @@ pub fn shipped(field: &str, secrets: &[Secret]) -> Result<(), InvalidField> {
     Ok(())
 }
 
+/// Longest owner or group name of a secrets file.
+pub const MAX_OWNER: usize = 64;
+
 /// An activation spec's secrets file: a clean relative path, bounded
-/// owner and group names.
+/// owner and group names. Checked with the spec (see [`spec`]).
 pub fn file(field: &str, file: &SecretsFile) -> Result<(), InvalidField> {
     if !file.path.is_empty() {
         validate::relative_path(&format!("{field}.path"), &file.path)?;
@@ -90,6 +91,15 @@ pub fn file(field: &str, file: &SecretsFile) -> Result<(), InvalidField> {
         }
     }
     Ok(())
+}
+
+/// What [`validate::activation`] checks, and the spec's secrets file.
+pub fn spec(field: &str, spec: &crate::agent::v1::ActivationSpec) -> Result<(), InvalidField> {
+    validate::activation(field, spec)?;
+    match &spec.secrets_file {
+        Some(secrets) => file(&format!("{field}.secrets_file"), secrets),
+        None => Ok(()),
+    }
 }
 
 impl std::fmt::Debug for Secret {

@@ -336,11 +336,7 @@ pub fn activation(
             ));
         }
     }
-    env_vars(&format!("{field}.variables"), &spec.variables)?;
-    match &spec.secrets_file {
-        Some(file) => crate::secrets::file(&format!("{field}.secrets_file"), file),
-        None => Ok(()),
-    }
+    env_vars(&format!("{field}.variables"), &spec.variables)
 }
 
 /// The longest pause between two continuous probes of an app's health.

@@ -134,10 +134,10 @@ fn read_all(dir: &std::path::Path, found: &mut Vec<String>) {
         let path = entry.unwrap().path();
         if path.is_dir() {
             read_all(&path, found);
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            if String::from_utf8_lossy(&bytes).contains("canary-") {
-                found.push(path.display().to_string());
-            }
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && String::from_utf8_lossy(&bytes).contains("canary-")
+        {
+            found.push(path.display().to_string());
         }
     }
 }

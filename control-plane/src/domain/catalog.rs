@@ -42,7 +42,7 @@ impl TryFrom<App> for AppSpec {
             validate::absolute_path("app.deploy_root", &app.deploy_root)?;
         }
         if let Some(spec) = &app.activation {
-            validate::activation("app.activation", spec)?;
+            slipway_proto::secrets::spec("app.activation", spec)?;
         }
         if let Some(credentials) = &app.credentials {
             check_credentials(&app.repository, credentials)?;

@@ -246,8 +246,9 @@ pub enum StartError {
 /// sealed again with the current key before anything else runs.
 pub async fn start(
     store: &Store,
-    (file, previous): (&Option<std::path::PathBuf>, &Option<std::path::PathBuf>),
+    config: &crate::config::Config,
 ) -> Result<SecretKeys, StartError> {
+    let (file, previous) = (&config.secrets_key_file, &config.secrets_previous_key_file);
     let keys = SecretKeys::new(Keyring::load(file.as_deref(), previous.as_deref())?);
     let resealed = rekey(store, &keys).await.map_err(StartError::Rekey)?;
     if resealed > 0 {
