@@ -14,6 +14,7 @@ const PROTOS: &[&str] = &[
     "slipway/control/v1/queue.proto",
     "slipway/control/v1/dashboard.proto",
     "slipway/control/v1/agent_upgrades.proto",
+    "slipway/control/v1/secrets.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,6 +33,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config
         .compile_well_known_types()
         .extern_path(".google.protobuf", "::pbjson_types");
+    // Secret values never reach a log through `{:?}`: see `src/redact.rs`.
+    config.skip_debug([
+        ".slipway.agent.v1.Secret",
+        ".slipway.control.v1.SetSecretRequest",
+    ]);
     // Malformed protobuf is the caller's fault: see `src/codec.rs`.
     tonic_prost_build::configure()
         .codec_path("crate::codec::Codec")

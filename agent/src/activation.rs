@@ -8,6 +8,7 @@ use crate::{
     hook_env::HookHost,
     hook_output::OutputLimits,
     runtime::{self, Drain, RuntimeAction},
+    secrets::{Secrets, SecretsFile},
 };
 use slipway_proto::{
     agent::v1::{self, HookPoint, MaterialiseMode, SharedKind},
@@ -116,6 +117,11 @@ pub struct Activation {
     /// What every hook of this agent runs with; set by the agent, not the
     /// wire.
     pub host: HookHost,
+    /// Where the environment's secrets go in a release.
+    pub secrets_file: SecretsFile,
+    /// The environment's secrets, from the request (not the spec): written
+    /// to `secrets_file` and added to hooks' and the check's environment.
+    pub secrets: Secrets,
 }
 
 impl Activation {
@@ -205,6 +211,7 @@ impl Activation {
         let limits = spec.output_limits.unwrap_or_default();
         let runtime = runtime::action_from_wire(spec.runtime_action);
         let drain = runtime::drain_from_wire(spec.drain);
+        let secrets_file = SecretsFile::from_wire(spec.secrets_file.as_ref());
         Ok(Self {
             runtime,
             drain,
@@ -220,7 +227,30 @@ impl Activation {
                 .map(|v| (v.name, v.value))
                 .collect(),
             host: HookHost::default(),
+            secrets_file,
+            secrets: Secrets::default(),
         })
+    }
+
+    /// The spec of `spec` with the request's `secrets`.
+    pub fn with_secrets(
+        spec: Option<v1::ActivationSpec>,
+        secrets: Vec<v1::Secret>,
+    ) -> Result<Self, InvalidField> {
+        let mut activation = Self::from_wire("spec", spec)?;
+        activation.secrets = Secrets::from_wire("secrets", secrets)?;
+        Ok(activation)
+    }
+
+    /// The app's variables, then the secrets (which replace a variable of
+    /// the same name): what hooks and the check command see of the app.
+    pub fn command_variables(&self) -> Vec<(String, String)> {
+        let mut vars = self.variables.clone();
+        for (name, value) in self.secrets.pairs() {
+            vars.retain(|(n, _)| n != name);
+            vars.push((name.clone(), value.clone()));
+        }
+        vars
     }
 
     /// The output limits of one operation.

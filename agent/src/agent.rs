@@ -356,6 +356,26 @@ impl Agent {
         self.switch(plan, true).await
     }
 
+    /// Writes the secrets of the app's current release again and runs its
+    /// after-activate hooks and check (ApplySecrets), or follows that
+    /// operation; a release that is not current is refused.
+    pub async fn apply_secrets(
+        self: &Arc<Self>,
+        mut plan: RollbackPlan,
+    ) -> Result<EventStream, Error> {
+        plan.secrets_only = true;
+        let app = plan.app.clone();
+        let current = blocking(move || release::current_release(&app)).await?;
+        if current.as_deref() != Some(plan.release_id.as_str()) {
+            return Err(ReleaseError::NotCurrent {
+                release_id: plan.release_id,
+                current: current.unwrap_or_else(|| "nothing".to_owned()),
+            }
+            .into());
+        }
+        self.switch(plan, false).await
+    }
+
     /// A switch to a release on disk, for Rollback and ActivateRelease
     /// alike: one operation kind, so either request attaches to or replays
     /// what the other started. Only the admission differs: with
@@ -446,6 +466,8 @@ mod prepared;
 mod run_id_tests;
 #[cfg(test)]
 mod runtime_tests;
+#[cfg(test)]
+mod secrets_tests;
 mod status;
 #[cfg(test)]
 mod tests;

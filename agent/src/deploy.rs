@@ -209,6 +209,9 @@ async fn build(
         },
     );
 
+    if !plan.activation.secrets.is_empty() {
+        ctx.write_secrets(id).await?;
+    }
     if is_current {
         ctx.say(
             LogLevel::Info,
@@ -273,26 +276,34 @@ pub async fn switch(guard: OperationGuard, apps: Apps, journal: Arc<Journal>, pl
     );
     let mut previous = None;
     let (app, id) = (&plan.app, plan.release_id.as_str());
-    let what = if plan.prepared_keep.is_some() {
-        format!(
+    let what = match (plan.prepared_keep, plan.secrets_only) {
+        (Some(_), _) => format!(
             "the activation of prepared release {id} for app {}",
             app.name()
-        )
-    } else {
-        guard.spec().to_string()
+        ),
+        (None, true) => format!("applying secrets to release {id} for app {}", app.name()),
+        (None, false) => guard.spec().to_string(),
     };
     let outcome = async {
-        let message = if plan.prepared_keep.is_some() {
-            format!(
+        let message = match (plan.prepared_keep, plan.secrets_only) {
+            (Some(_), _) => format!(
                 "activating prepared release {id} of app {}: switching current to it",
                 app.name()
-            )
-        } else {
-            format!("rolling back app {} to release {id}", app.name())
+            ),
+            (None, true) => format!(
+                "applying secrets to the current release {id} of app {}",
+                app.name()
+            ),
+            (None, false) => format!("rolling back app {} to release {id}", app.name()),
         };
         ctx.say(LogLevel::Info, message);
         record_app(&ctx, &apps.registry, app).await;
         (_, previous) = begin(&ctx, Kind::Rollback, id, None).await?;
+        // A rollback takes the environment's secrets of now; an
+        // ApplySecrets writes them even when there are none left.
+        if plan.secrets_only || !ctx.activation.secrets.is_empty() {
+            ctx.write_secrets(id).await?;
+        }
         ctx.activate(id, previous.as_deref(), SWITCH_AT).await?;
         // The second phase of a two-phase deploy finishes it as a deploy
         // would; a plain rollback leaves retention to the next deploy.

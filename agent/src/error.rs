@@ -194,6 +194,7 @@ impl Error {
             Error::Release(
                 ReleaseError::ObjectsMissing { .. }
                 | ReleaseError::NotOnHost { .. }
+                | ReleaseError::NotCurrent { .. }
                 | ReleaseError::CurrentNotSymlink { .. }
                 | ReleaseError::Shared(
                     SharedError::RequiredMissing { .. }
@@ -271,7 +272,10 @@ impl Error {
                 Reason::ReleaseNotPrepared,
                 vec![("release_id", release_id.clone())],
             ),
-            Error::Release(ReleaseError::NotOnHost { release_id }) => (
+            Error::Release(
+                ReleaseError::NotOnHost { release_id }
+                | ReleaseError::NotCurrent { release_id, .. },
+            ) => (
                 Reason::ReleaseNotOnHost,
                 vec![("release_id", release_id.clone())],
             ),

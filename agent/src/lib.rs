@@ -44,6 +44,7 @@ mod retention;
 mod run_id;
 mod runtime;
 mod runtime_steps;
+mod secrets;
 mod server;
 mod service;
 mod shared;

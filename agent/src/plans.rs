@@ -74,6 +74,9 @@ pub struct RollbackPlan {
     /// id: the releases that prepare asked to keep, pruned to after the
     /// switch as a deploy would.
     pub prepared_keep: Option<usize>,
+    /// An ApplySecrets: the release is current; its secrets file is
+    /// written again before its after-activate hooks and check run.
+    pub secrets_only: bool,
 }
 
 impl RollbackPlan {

@@ -53,6 +53,16 @@ pub enum ReleaseError {
         /// How many distinct objects are missing.
         count: usize,
     },
+    /// Secrets can only be applied again to the current release.
+    #[error(
+        "release {release_id} is not current on this host (current: {current}); deploy it first"
+    )]
+    NotCurrent {
+        /// The requested release.
+        release_id: String,
+        /// What `current` points to ("nothing" when absent).
+        current: String,
+    },
     /// A rollback target is not on disk.
     #[error("release {release_id} is not on this host")]
     NotOnHost {

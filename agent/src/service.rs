@@ -6,17 +6,17 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 use slipway_proto::{
     agent::v1::{
-        ActivateReleaseRequest, ActivateReleaseResponse, AppTarget, CancelOperationRequest,
-        CancelOperationResponse, CheckDriftRequest, CheckDriftResponse, DeployRequest,
-        DeployResponse, GetHealthRequest, GetHealthResponse, GetStatusRequest, GetStatusResponse,
-        InstallCertificateRequest, InstallCertificateResponse, MissingObjectsRequest,
-        MissingObjectsResponse, PinReleaseRequest, PinReleaseResponse, PrepareCertificateRequest,
-        PrepareCertificateResponse, PrepareReleaseRequest, PrepareReleaseResponse,
-        RepairReleaseRequest, RepairReleaseResponse, ResetFencingRequest, ResetFencingResponse,
-        RollbackRequest, RollbackResponse, SetRevocationsRequest, SetRevocationsResponse,
-        UpgradeAgentRequest, UpgradeAgentResponse, UploadAgentBinaryRequest,
-        UploadAgentBinaryResponse, UploadObjectsRequest, UploadObjectsResponse,
-        agent_service_server::AgentService,
+        ActivateReleaseRequest, ActivateReleaseResponse, AppTarget, ApplySecretsRequest,
+        ApplySecretsResponse, CancelOperationRequest, CancelOperationResponse, CheckDriftRequest,
+        CheckDriftResponse, DeployRequest, DeployResponse, GetHealthRequest, GetHealthResponse,
+        GetStatusRequest, GetStatusResponse, InstallCertificateRequest, InstallCertificateResponse,
+        MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest, PinReleaseResponse,
+        PrepareCertificateRequest, PrepareCertificateResponse, PrepareReleaseRequest,
+        PrepareReleaseResponse, RepairReleaseRequest, RepairReleaseResponse, ResetFencingRequest,
+        ResetFencingResponse, RollbackRequest, RollbackResponse, SetRevocationsRequest,
+        SetRevocationsResponse, UpgradeAgentRequest, UpgradeAgentResponse,
+        UploadAgentBinaryRequest, UploadAgentBinaryResponse, UploadObjectsRequest,
+        UploadObjectsResponse, agent_service_server::AgentService,
     },
     validate::{self, InvalidField},
 };
@@ -24,6 +24,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use self::requests::{
     activation_switch, caller, certificate_status, chunk, environment, prepare_only_deploy,
+    secrets_switch,
 };
 use crate::{
     activation::Activation,
@@ -105,7 +106,7 @@ impl AgentApi {
             0 => DEFAULT_KEEP,
             n => n as usize,
         };
-        let activation = Activation::from_wire("spec", request.spec)?;
+        let activation = Activation::with_secrets(request.spec, request.secrets)?;
         environment(&request.environment)?;
         // Last: a request that is wrong anyway is told about its fields.
         let fencing_token = fencing::required("fencing_token", request.fencing_token)?;
@@ -132,7 +133,7 @@ impl AgentApi {
         validate::release_id("deployment_id", &request.deployment_id)?;
         let app = self.resolve("app", request.app.as_ref())?;
         validate::release_id("release_id", &request.release_id)?;
-        let activation = Activation::from_wire("spec", request.spec)?;
+        let activation = Activation::with_secrets(request.spec, request.secrets)?;
         environment(&request.environment)?;
         let fencing_token = fencing::required("fencing_token", request.fencing_token)?;
         let fencing_epoch = fencing::epoch("fencing_epoch", &request.fencing_epoch)?;
@@ -145,6 +146,7 @@ impl AgentApi {
             fencing_token,
             fencing_epoch,
             prepared_keep: None,
+            secrets_only: false,
         })
     }
 
@@ -204,6 +206,7 @@ impl AgentService for AgentApi {
     type PrepareReleaseStream = ResponseStream<PrepareReleaseResponse>;
     type ActivateReleaseStream = ResponseStream<ActivateReleaseResponse>;
     type RepairReleaseStream = ResponseStream<RepairReleaseResponse>;
+    type ApplySecretsStream = ResponseStream<ApplySecretsResponse>;
 
     async fn prepare_certificate(
         &self,
@@ -455,5 +458,18 @@ impl AgentService for AgentApi {
         let plan = upgrade::upgrade_plan(request.into_inner()).map_err(Error::from)?;
         tracing::warn!(%caller, version = %plan.expected_version, "agent upgrade requested");
         Ok(Response::new(self.agent.upgrade(plan).await?))
+    }
+
+    async fn apply_secrets(
+        &self,
+        request: Request<ApplySecretsRequest>,
+    ) -> Result<Response<Self::ApplySecretsStream>, Status> {
+        let caller = caller(&request);
+        let plan = self.rollback_plan(secrets_switch(request.into_inner()))?;
+        let secrets = &plan.activation.secrets;
+        tracing::info!(%caller, deployment = %plan.deployment_id, app = plan.app.name(), release = %plan.release_id, ?secrets, "secrets requested");
+        let events = self.agent.apply_secrets(plan).await?;
+        let stream = events.map(|event| Ok(ApplySecretsResponse { event: Some(event) }));
+        Ok(Response::new(Box::pin(stream)))
     }
 }

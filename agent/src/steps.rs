@@ -125,7 +125,11 @@ impl Ctx {
         Command {
             what,
             command: command.to_owned(),
-            env: host.environment(self.app.root(), &self.activation.variables, operation),
+            env: host.environment(
+                self.app.root(),
+                &self.activation.command_variables(),
+                operation,
+            ),
             dir,
             timeout: crate::activation::DEFAULT_HOOK_TIMEOUT,
         }
@@ -235,6 +239,27 @@ impl Ctx {
             }),
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// Writes the operation's secrets into release `id` (or removes the
+    /// file when there are none) and says so, by count only.
+    pub async fn write_secrets(&self, id: &str) -> Result<(), Error> {
+        let (root, release) = (self.app.root().to_owned(), self.app.release(id));
+        let file = self.activation.secrets_file.clone();
+        let secrets = self.activation.secrets.clone();
+        let count = secrets.pairs().len();
+        let written = blocking(move || {
+            file.write(&root, &release, &secrets)
+                .map_err(release::ReleaseError::from)
+        })
+        .await?;
+        let path = written.display();
+        let message = match count {
+            0 => format!("no secrets: removed {path} if it was there"),
+            n => format!("wrote {n} secrets to {path} (mode 0600)"),
+        };
+        self.say(LogLevel::Info, message);
+        Ok(())
     }
 
     /// Switches `current` to `id`.

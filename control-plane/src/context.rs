@@ -37,4 +37,6 @@ pub struct Context {
     pub waiting: crate::waiting::Waiting,
     /// Agent binaries staged for upgrades.
     pub agent_binaries: crate::upgrades::Staging,
+    /// The key that seals secrets at rest, if configured.
+    pub secret_keys: crate::secrets::SecretKeys,
 }

@@ -34,6 +34,7 @@ pub mod releases;
 pub mod renewal;
 pub mod rollout;
 pub mod running;
+pub mod secrets;
 pub mod server;
 pub mod sessions;
 pub mod signing;

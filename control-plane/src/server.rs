@@ -20,7 +20,8 @@ use slipway_proto::{
         lock_service_server::LockServiceServer,
         notification_service_server::NotificationServiceServer,
         queue_service_server::QueueServiceServer, release_service_server::ReleaseServiceServer,
-        source_service_server::SourceServiceServer, trigger_service_server::TriggerServiceServer,
+        secret_service_server::SecretServiceServer, source_service_server::SourceServiceServer,
+        trigger_service_server::TriggerServiceServer,
     },
     revocation::Revocations,
     tls::{self, Peer, TlsMaterial},
@@ -78,6 +79,9 @@ pub enum Error {
     /// The sources settings are unusable.
     #[error(transparent)]
     Sources(#[from] crate::sources::SourcesConfigError),
+    /// The secrets key is unusable, or sealing again with it failed.
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::StartError),
     /// The gRPC server failed.
     #[error("the gRPC server failed")]
     Serve(#[from] tonic::transport::Error),
@@ -164,6 +168,7 @@ pub async fn serve_with(
         .await
         .map_err(|err| Error::Reconcile(err.into()))?;
     let ctx = Context {
+        secret_keys: crate::secrets::start(&store, &config).await?,
         store,
         events: events::EventHub::default(),
         agents: agents::Agents::new(agent_tls.clone(), revocations.clone(), epoch),
@@ -242,6 +247,9 @@ pub async fn serve_with(
     health.set_serving::<LockServiceServer<api::Locks>>().await;
     health.set_serving::<FeedServiceServer<api::Feed>>().await;
     health.set_serving::<QueueServiceServer<api::Queue>>().await;
+    health
+        .set_serving::<SecretServiceServer<api::Secrets>>()
+        .await;
     health
         .set_serving::<ApprovalServiceServer<api::Approvals>>()
         .await;
@@ -351,6 +359,10 @@ pub async fn serve_with(
         .add_service(operator_service!(
             QueueServiceServer,
             api::Queue(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            SecretServiceServer,
+            api::Secrets(ctx.clone())
         ))
         .add_service(operator_service!(
             ApprovalServiceServer,

@@ -7,7 +7,7 @@ use crate::{
     commands::{
         agent, app, approve, audit, cancel, completions, context, dashboard, deploy, deployment,
         drift, env, events, health, history, host, lock, man, notify, pki, queue, release,
-        rollback, rollbacks, source, stats, status, watch, webhook,
+        rollback, rollbacks, secret, source, stats, status, watch, webhook,
     },
     connection::ConnectionFlags,
     output::{ColorChoice, Output},
@@ -119,6 +119,10 @@ pub enum Command {
     Approve(approve::ApproveArgs),
     /// Reject a deployment that awaits approval: it ends cancelled.
     Reject(approve::RejectArgs),
+    /// An environment's secrets: set (value from stdin or a file), list
+    /// (never values), unset.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// The deployments that wait before they start: queued behind the lock
     /// of their app and environment. `slipctl cancel ID` cancels one.
     Queue(queue::QueueArgs),

@@ -69,6 +69,9 @@ pub async fn run(cli: &Cli, conn: &Connection) -> anyhow::Result<Exit> {
             .await
             .map(|()| Exit::Success),
         Command::Queue(args) => queue::run(args, conn, output).await.map(|()| Exit::Success),
+        Command::Secret(command) => secret::run(command, conn, output)
+            .await
+            .map(|()| Exit::Success),
         Command::Notify(command) => notify::run(command, conn, output)
             .await
             .map(|()| Exit::Success),

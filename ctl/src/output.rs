@@ -212,6 +212,7 @@ pub fn kind_name(kind: DeploymentKind) -> &'static str {
         DeploymentKind::Unspecified => "-",
         DeploymentKind::Deploy => "deploy",
         DeploymentKind::Rollback => "rollback",
+        DeploymentKind::Secrets => "secrets",
     }
 }
 

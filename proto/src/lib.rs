@@ -14,6 +14,7 @@ pub mod reason;
 pub mod reflection;
 pub mod revocation;
 pub mod runtime;
+pub mod secrets;
 pub mod tls;
 pub mod validate;
 pub mod words;
@@ -45,8 +46,9 @@ pub mod control {
 /// ([`reason`]), 3 CheckDrift and RepairRelease, 4 GetHealth (continuous
 /// probes), https health checks and `HealthCheck.probe_interval_seconds`,
 /// 5 runtime actions and drains (`ActivationSpec.runtime_action`, `.drain`),
-/// agent upgrades (UploadAgentBinary, UpgradeAgent, `HostInfo.last_upgrade`);
-/// an agent that reports 0 predates the field (version 1).
+/// agent upgrades (UploadAgentBinary, UpgradeAgent, `HostInfo.last_upgrade`),
+/// secrets (the `secrets` request fields, `ActivationSpec.secrets_file` and
+/// ApplySecrets); an agent that reports 0 predates the field (version 1).
 pub const AGENT_CONTRACT_VERSION: u32 = 5;
 
 /// The first agent contract with UploadAgentBinary and UpgradeAgent.

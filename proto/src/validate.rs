@@ -351,6 +351,14 @@ pub const MAX_ENV_NAME: usize = 128;
 /// Longest variable value.
 pub const MAX_ENV_VALUE: usize = 4096;
 
+/// Whether `name` is a shell variable name within [`MAX_ENV_NAME`].
+pub fn is_shell_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_ENV_NAME
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// An app's hook variables: shell names, not `SLIPWAY_*`, bounded.
 pub fn env_vars(field: &str, vars: &[crate::agent::v1::EnvVar]) -> Result<(), InvalidField> {
     if vars.len() > MAX_ENV_VARS {
@@ -364,14 +372,7 @@ pub fn env_vars(field: &str, vars: &[crate::agent::v1::EnvVar]) -> Result<(), In
     }
     for (i, var) in vars.iter().enumerate() {
         let at = format!("{field}[{i}]");
-        let shell_name = !var.name.is_empty()
-            && var.name.len() <= MAX_ENV_NAME
-            && !var.name.starts_with(|c: char| c.is_ascii_digit())
-            && var
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if !shell_name {
+        if !is_shell_name(&var.name) {
             return Err(InvalidField::new(
                 format!("{at}.name"),
                 format!(

@@ -66,6 +66,7 @@ async fn main() -> Result<()> {
         notifiers: Default::default(),
         waiting: Default::default(),
         agent_binaries: Default::default(),
+        secret_keys: Default::default(),
     };
     let repo = SampleRepo::new();
     let contents: Vec<(String, Vec<u8>)> = (0..args.files)

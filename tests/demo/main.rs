@@ -135,6 +135,8 @@ async fn run(keep: bool, serve: bool) -> Result<()> {
         metrics_listen: None,
         web_listen: None,
         builds: Default::default(),
+        secrets_key_file: None,
+        secrets_previous_key_file: None,
     };
     let metrics = TcpListener::bind("127.0.0.1:0").await?;
     let metrics_addr = metrics.local_addr()?;

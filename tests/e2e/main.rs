@@ -50,6 +50,7 @@ mod retention;
 mod rollout;
 mod rollout_faults;
 mod schedules;
+mod secrets;
 mod sources;
 mod streams;
 mod systemd;

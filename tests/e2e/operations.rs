@@ -136,6 +136,7 @@ async fn another_operation_on_a_busy_app_is_refused_naming_the_running_one() {
             environment: ENV.into(),
             fencing_token: token,
             fencing_epoch: String::new(),
+            secrets: Vec::new(),
         })
         .await
         .expect_err("a rollback while a deploy runs");

@@ -519,17 +519,7 @@ async fn the_plan_shows_batches_and_what_each_host_lacks_and_changes_nothing() {
     }
     let history = every_deployment(&cluster).await;
     assert_eq!(history.len(), 1, "planning records no deployment");
-    let releases = cluster
-        .releases(Role::Viewer)
-        .await
-        .list_releases(ListReleasesRequest {
-            app: APP.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("releases")
-        .into_inner()
-        .releases;
+    let releases = cluster.releases_of_app().await;
     assert_eq!(releases.len(), 1, "planning records no release");
 }
 

@@ -630,6 +630,20 @@ impl Cluster {
             .commit(text, &[Change::File("index.html", text.as_bytes())])
     }
 
+    /// The app's releases, newest first.
+    pub async fn releases_of_app(&self) -> Vec<slipway_proto::control::v1::Release> {
+        self.releases(Role::Viewer)
+            .await
+            .list_releases(slipway_proto::control::v1::ListReleasesRequest {
+                app: APP.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("releases")
+            .into_inner()
+            .releases
+    }
+
     /// Every deployment, newest first (the first page of the history).
     pub async fn history(&self) -> Vec<Deployment> {
         self.deployments(Role::Viewer)

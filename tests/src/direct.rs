@@ -169,6 +169,7 @@ impl Cluster {
             environment: ENV.into(),
             fencing_token: token,
             fencing_epoch: String::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -194,6 +195,7 @@ impl Cluster {
             removed_paths: Vec::new(),
             fencing_token: token,
             fencing_epoch: String::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -216,6 +218,7 @@ impl Cluster {
             environment: switch.environment,
             fencing_token: switch.fencing_token,
             fencing_epoch: String::new(),
+            secrets: Vec::new(),
         }
     }
 

@@ -119,6 +119,8 @@ pub fn control_plane_config(
         web_listen: None,
         // Builds run as `nobody` (the tests run as root).
         builds: Default::default(),
+        secrets_key_file: None,
+        secrets_previous_key_file: None,
     }
 }
 

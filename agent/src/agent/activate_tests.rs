@@ -81,6 +81,7 @@ fn activate_request(f: &Fixture, deployment: &str, id: &str) -> ActivateReleaseR
         environment: "test".into(),
         fencing_token: 1,
         fencing_epoch: String::new(),
+        secrets: Vec::new(),
     }
 }
 
@@ -180,6 +181,7 @@ async fn prepare_leaves_current_and_the_release_ready_and_activate_switches() {
         environment: "test".into(),
         fencing_token: 1,
         fencing_epoch: String::new(),
+        secrets: Vec::new(),
     };
     let same = events(api.rollback(Request::new(rollback)).await, |r| r.event).await;
     assert_eq!(same.unwrap(), activated);

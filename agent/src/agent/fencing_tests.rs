@@ -44,6 +44,7 @@ fn rollback_plan(f: &Fixture, deployment: &str, id: &str, token: u64) -> Rollbac
         fencing_token: token,
         fencing_epoch: String::new(),
         prepared_keep: None,
+        secrets_only: false,
     }
 }
 

@@ -360,6 +360,7 @@ async fn a_rollback_runs_its_checks_and_switches_back_when_they_fail() {
         fencing_token: 1,
         fencing_epoch: String::new(),
         prepared_keep: None,
+        secrets_only: false,
     };
     let events: Vec<_> = f
         .agent

@@ -33,6 +33,7 @@ fn activate_plan(f: &Fixture, deployment: &str, id: &str, activation: &Activatio
         fencing_token: 1,
         fencing_epoch: String::new(),
         prepared_keep: None,
+        secrets_only: false,
     }
 }
 

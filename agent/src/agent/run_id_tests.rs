@@ -122,6 +122,7 @@ async fn each_operation_is_its_own_run_and_replays_as_itself() {
         fencing_token: 1,
         fencing_epoch: String::new(),
         prepared_keep: None,
+        secrets_only: false,
     };
     let back: Vec<_> = f
         .agent

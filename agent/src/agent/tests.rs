@@ -263,6 +263,7 @@ async fn rollback_switches_to_a_release_on_disk_or_says_it_is_not_there() {
         fencing_token: 1,
         fencing_epoch: String::new(),
         prepared_keep: None,
+        secrets_only: false,
     };
     let events: Vec<_> = f
         .agent

@@ -5,8 +5,8 @@
 
 use slipway_proto::{
     agent::v1::{
-        ActivateReleaseRequest, CheckDriftRequest, DeployRequest, PrepareReleaseRequest,
-        RollbackRequest, UploadObjectsRequest,
+        ActivateReleaseRequest, ApplySecretsRequest, CheckDriftRequest, DeployRequest,
+        PrepareReleaseRequest, RollbackRequest, UploadObjectsRequest,
     },
     identity::Identity,
     validate::{self, InvalidField},
@@ -81,6 +81,7 @@ pub(super) fn prepare_only_deploy(request: PrepareReleaseRequest) -> DeployReque
         prepare_only: true,
         fencing_token: request.fencing_token,
         fencing_epoch: request.fencing_epoch,
+        secrets: request.secrets,
     }
 }
 
@@ -95,6 +96,22 @@ pub(super) fn activation_switch(request: ActivateReleaseRequest) -> RollbackRequ
         environment: request.environment,
         fencing_token: request.fencing_token,
         fencing_epoch: request.fencing_epoch,
+        secrets: request.secrets,
+    }
+}
+
+/// An ApplySecrets as the switch to the current release it is: the
+/// after-activate hooks and the check run again with the new secrets.
+pub(super) fn secrets_switch(request: ApplySecretsRequest) -> RollbackRequest {
+    RollbackRequest {
+        deployment_id: request.deployment_id,
+        app: request.app,
+        release_id: request.release_id,
+        spec: request.spec,
+        environment: request.environment,
+        fencing_token: request.fencing_token,
+        fencing_epoch: request.fencing_epoch,
+        secrets: request.secrets,
     }
 }
 

@@ -15,13 +15,13 @@ use std::{
 
 use slipway_proto::{
     agent::v1::{
-        ActivateReleaseRequest, CancelOperationRequest, CancelOperationResponse, CheckDriftRequest,
-        CheckDriftResponse, GetHealthResponse, GetStatusRequest, GetStatusResponse,
-        MissingObjectsRequest, MissingObjectsResponse, PinReleaseRequest, PinReleaseResponse,
-        PrepareReleaseRequest, ProgressEvent, RepairReleaseRequest, ResetFencingRequest,
-        ResetFencingResponse, RollbackRequest, UpgradeAgentRequest, UpgradeAgentResponse,
-        UploadAgentBinaryRequest, UploadAgentBinaryResponse, UploadObjectsRequest,
-        UploadObjectsResponse,
+        ActivateReleaseRequest, ApplySecretsRequest, CancelOperationRequest,
+        CancelOperationResponse, CheckDriftRequest, CheckDriftResponse, GetHealthResponse,
+        GetStatusRequest, GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse,
+        PinReleaseRequest, PinReleaseResponse, PrepareReleaseRequest, ProgressEvent,
+        RepairReleaseRequest, ResetFencingRequest, ResetFencingResponse, RollbackRequest,
+        UpgradeAgentRequest, UpgradeAgentResponse, UploadAgentBinaryRequest,
+        UploadAgentBinaryResponse, UploadObjectsRequest, UploadObjectsResponse,
     },
     control::v1::Host,
     revocation::Revocations,
@@ -60,6 +60,9 @@ pub trait AgentApi: Send + Sync {
     async fn activate(&self, request: ActivateReleaseRequest) -> Result<ProgressStream, Status>;
     /// A rollback: `current` switched to an earlier release on disk.
     async fn roll_back(&self, request: RollbackRequest) -> Result<ProgressStream, Status>;
+    /// The current release's secrets written again and its after-activate
+    /// hooks run (contract 5).
+    async fn apply_secrets(&self, request: ApplySecretsRequest) -> Result<ProgressStream, Status>;
     /// Stops a deployment's operation.
     async fn cancel_operation(
         &self,

@@ -12,12 +12,12 @@ use std::{
 
 use slipway_proto::{
     agent::v1::{
-        ActivateReleaseRequest, AppStatus, CancelOperationRequest, CancelOperationResponse,
-        CheckDriftRequest, CheckDriftResponse, GetHealthResponse, GetStatusRequest,
-        GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse, OperationResult,
-        PinReleaseRequest, PinReleaseResponse, PrepareReleaseRequest, ProgressEvent, ReleaseOnDisk,
-        ReleaseState, RepairReleaseRequest, ResetFencingRequest, ResetFencingResponse,
-        RollbackRequest, Stage, UploadObjectsResponse,
+        ActivateReleaseRequest, AppStatus, ApplySecretsRequest, CancelOperationRequest,
+        CancelOperationResponse, CheckDriftRequest, CheckDriftResponse, GetHealthResponse,
+        GetStatusRequest, GetStatusResponse, MissingObjectsRequest, MissingObjectsResponse,
+        OperationResult, PinReleaseRequest, PinReleaseResponse, PrepareReleaseRequest,
+        ProgressEvent, ReleaseOnDisk, ReleaseState, RepairReleaseRequest, ResetFencingRequest,
+        ResetFencingResponse, RollbackRequest, Stage, UploadObjectsResponse,
     },
     control::v1::Host,
     reason::{self, Reason},
@@ -398,6 +398,10 @@ impl AgentApi for SimAgent {
     }
 
     async fn roll_back(&self, request: RollbackRequest) -> Result<ProgressStream, Status> {
+        self.switch(request.release_id)
+    }
+
+    async fn apply_secrets(&self, request: ApplySecretsRequest) -> Result<ProgressStream, Status> {
         self.switch(request.release_id)
     }
 

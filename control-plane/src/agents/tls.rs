@@ -224,6 +224,15 @@ impl AgentApi for TlsAgent {
         Ok(progress(stream, |r: RollbackResponse| r.event))
     }
 
+    async fn apply_secrets(
+        &self,
+        mut request: ApplySecretsRequest,
+    ) -> Result<ProgressStream, Status> {
+        request.fencing_epoch = self.epoch(request.fencing_token);
+        let stream = self.0.clone().apply_secrets(request).await?.into_inner();
+        Ok(progress(stream, |r: ApplySecretsResponse| r.event))
+    }
+
     async fn cancel_operation(
         &self,
         mut request: CancelOperationRequest,

@@ -21,6 +21,7 @@ mod locks;
 mod notify;
 mod queue;
 mod releases;
+mod secrets;
 mod sources;
 mod targets;
 mod triggers;
@@ -41,8 +42,8 @@ pub use self::{
     agent_upgrades::AgentUpgrades, approvals::Approvals, apps::Apps, audit_trail::AuditTrail,
     certificates::Certificates, dashboard::Dashboard, deploy_keys::DeployKeys,
     deployments::Deployments, drift::Drift, environments::Environments, feed::Feed, hosts::Hosts,
-    locks::Locks, notify::Notifications, queue::Queue, releases::Releases, sources::Sources,
-    triggers::Triggers,
+    locks::Locks, notify::Notifications, queue::Queue, releases::Releases, secrets::Secrets,
+    sources::Sources, triggers::Triggers,
 };
 
 type Reply<T> = Result<Response<T>, Status>;

@@ -285,4 +285,22 @@ pub const KEYS: &[Key] = &[
         restart,
         "Where builds' scratch directories go."
     ),
+    config_key!(
+        "secrets_key_file",
+        "secrets-key-file",
+        "SLIPWAY_CP_SECRETS_KEY_FILE",
+        Text,
+        "",
+        restart,
+        "File of 32 random bytes (mode 0600) that seals secrets at rest; unset: SLIPWAY_SECRETS_KEY (base64), else secrets are off."
+    ),
+    config_key!(
+        "secrets_previous_key_file",
+        "secrets-previous-key-file",
+        "SLIPWAY_CP_SECRETS_PREVIOUS_KEY_FILE",
+        Text,
+        "",
+        restart,
+        "During a key rotation, the previous key: secrets sealed with it are sealed again with the current key at start."
+    ),
 ];

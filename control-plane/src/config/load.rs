@@ -112,6 +112,8 @@ fn config(layered: &Layered, file: FileConfig) -> Result<Config, ConfigError> {
             user: file.build_user,
             dir: file.build_dir,
         },
+        secrets_key_file: file.secrets_key_file,
+        secrets_previous_key_file: file.secrets_previous_key_file,
     })
 }
 
@@ -157,6 +159,11 @@ fn check_files(layered: &Layered, config: &Config) -> Result<(), ConfigError> {
         layered.readable("signing.ca_key", &signing.ca_key)?;
         Signer::load(signing).map_err(|err| layered.key_error("signing.ca_key", err))?;
     }
+    crate::secrets::keys::Keyring::load(
+        config.secrets_key_file.as_deref(),
+        config.secrets_previous_key_file.as_deref(),
+    )
+    .map_err(|err| layered.key_error("secrets_key_file", err))?;
     if let Some(path) = &config.sources.https_ca_file {
         layered.readable("sources.https_ca_file", path)?;
         crate::sources::load_roots(path)

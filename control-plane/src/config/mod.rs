@@ -70,6 +70,11 @@ pub struct Config {
     pub web_listen: Option<SocketAddr>,
     /// Who apps' builds run as and where their scratch directories go.
     pub builds: BuildConfig,
+    /// The file of the key that seals secrets; None: `SLIPWAY_SECRETS_KEY`
+    /// if set, else secrets are off.
+    pub secrets_key_file: Option<PathBuf>,
+    /// The previous key's file during a rotation.
+    pub secrets_previous_key_file: Option<PathBuf>,
 }
 
 /// Seconds between drift checks of every environment unless configured.
@@ -135,6 +140,10 @@ pub struct FileConfig {
     pub build_user: Option<String>,
     /// See [`BuildConfig::dir`].
     pub build_dir: Option<PathBuf>,
+    /// See [`Config::secrets_key_file`].
+    pub secrets_key_file: Option<PathBuf>,
+    /// See [`Config::secrets_previous_key_file`].
+    pub secrets_previous_key_file: Option<PathBuf>,
 }
 
 /// The `[limits]` table (checked by `slipway_proto::config::reload::Live`).

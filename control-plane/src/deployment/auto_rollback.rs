@@ -80,6 +80,7 @@ pub(super) async fn begin(
         fencing_token: recorder.deployment().fencing_token,
         done: Done::default(),
         repair: false,
+        secrets: Default::default(),
     };
     let child = Child {
         plan,

@@ -32,6 +32,8 @@ pub enum Target {
     Ref(String),
     /// The release before the current one.
     Previous,
+    /// The current release (`deploy --secrets-only`).
+    Current,
 }
 
 /// What an operator asked to start.
@@ -70,14 +72,26 @@ impl TryFrom<DeployRequest> for Start {
         names(&req.app, &req.environment)?;
         validate::bounded("git_ref", &req.git_ref, limits::GIT_REF)?;
         validate::bounded("message", &req.message, limits::live().message_bytes)?;
-        let target = if req.release_id.is_empty() {
+        if req.secrets_only && !(req.git_ref.is_empty() && req.release_id.is_empty()) {
+            return Err(InvalidField::new(
+                "secrets_only",
+                "applies the secrets to the current release: leave git_ref and release_id empty",
+            ));
+        }
+        let target = if req.secrets_only {
+            Target::Current
+        } else if req.release_id.is_empty() {
             Target::Ref(req.git_ref)
         } else {
             validate::release_id("release_id", &req.release_id)?;
             Target::Release(req.release_id)
         };
         Ok(Start {
-            kind: DeploymentKind::Deploy,
+            kind: if req.secrets_only {
+                DeploymentKind::Secrets
+            } else {
+                DeploymentKind::Deploy
+            },
             app: req.app,
             environment: req.environment,
             target,
@@ -247,6 +261,15 @@ pub(super) fn resolve(
             },
             ..Release::default()
         },
+        (None, Target::Current) => {
+            if current.is_empty() {
+                return Err(Error::Precondition(format!(
+                    "app {} has no release in {} yet: deploy one first; it takes the secrets",
+                    app.name, env.name
+                )));
+            }
+            releases::get(store, &app.name, &current)?
+        }
         (None, Target::Previous) => {
             let previous = queries::previous_good(store, &app.name, &env.name, &current)?
                 .ok_or_else(|| {

@@ -85,6 +85,7 @@ pub(super) fn prepare(ctx: &Context, d: &Deployment) -> Result<Resume, String> {
         fencing_token: d.fencing_token,
         done,
         repair: drift::is_repair(store, &d.id).map_err(|err| err.to_string())?,
+        secrets: Default::default(),
     };
     Ok(Resume { plan, hosts, lease })
 }

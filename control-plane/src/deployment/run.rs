@@ -54,6 +54,7 @@ pub(super) fn run_with(
         fencing_token: lease.lock().fencing_token,
         done: Done::default(),
         repair: how.repair,
+        secrets: Default::default(),
     };
     let supervise = supervisor::supervise(ctx.clone(), plan, r.hosts, recorder, lease, control);
     tokio::spawn(supervise);

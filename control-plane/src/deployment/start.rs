@@ -141,6 +141,7 @@ pub(super) fn first_event(d: &Deployment, hosts: usize, repair: bool) -> Deploym
     let kind = match (repair, d.kind()) {
         (true, _) => "drift repair: deploy",
         (false, DeploymentKind::Rollback) => "rollback",
+        (false, DeploymentKind::Secrets) => "secrets-only deploy: apply the secrets to",
         (false, _) => "deploy",
     };
     let (what, stage, then) = if d.release.is_empty() {

@@ -103,6 +103,16 @@ async fn execute(
     let (tx, mut rx) = mpsc::channel::<Update>(UPDATES);
     // Contents are read from the app's mirror when its source is remote.
     let plan = localised(ctx, plan);
+    let plan = match with_secrets(ctx, plan, recorder).await? {
+        Ok(plan) => plan,
+        Err(message) => {
+            return Ok(Outcome {
+                status: DeploymentStatus::Failed,
+                message,
+                switched: Vec::new(),
+            });
+        }
+    };
     let engine = tokio::spawn(rollout::run(ctx.agents.clone(), plan, hosts, control, tx));
     super::relay::relay(&mut rx, recorder, lease, GROUP_COMMIT, entry).await?;
     Ok(engine.await.unwrap_or_else(|err| Outcome {
@@ -266,6 +276,58 @@ async fn run_child(
 
 /// `plan` with its app's repository replaced by the local repository its
 /// contents are read from (the mirror of a remote source).
+/// The plan with the environment's secrets opened, their versions on the
+/// record and named in an event (never a value); the reason the deployment
+/// fails when they cannot be opened.
+async fn with_secrets(
+    ctx: &Context,
+    plan: Arc<Plan>,
+    recorder: &mut Recorder,
+) -> Result<Result<Arc<Plan>, String>, StoreError> {
+    let shipment = crate::secrets::shipment(
+        &ctx.store,
+        &ctx.secret_keys,
+        &plan.app.name,
+        &plan.environment,
+    );
+    let shipment = match shipment {
+        Ok(shipment) => shipment,
+        Err(err) => {
+            let message = format!("the environment's secrets cannot be shipped: {err}");
+            let event = deployment_event(
+                DeploymentStatus::Running,
+                "secrets",
+                LogLevel::Error,
+                message.clone(),
+            );
+            recorder.record(event).await?;
+            return Ok(Err(message));
+        }
+    };
+    if shipment.versions.is_empty() && plan.kind != DeploymentKind::Secrets {
+        return Ok(Ok(plan));
+    }
+    let names: Vec<String> = (shipment.versions.iter())
+        .map(|v| format!("{} v{}", v.name, v.version))
+        .collect();
+    let versions = shipment.versions.clone();
+    recorder.amend(|d| d.secrets = versions);
+    let message = match names.len() {
+        0 => "no secrets to ship: the secrets file is removed".to_owned(),
+        n => format!("shipping {n} secrets: {}", names.join(", ")),
+    };
+    let event = deployment_event(
+        DeploymentStatus::Running,
+        "secrets",
+        LogLevel::Info,
+        message,
+    );
+    recorder.record(event).await?;
+    let mut plan = Plan::clone(&plan);
+    plan.secrets = Arc::new(shipment);
+    Ok(Ok(Arc::new(plan)))
+}
+
 fn localised(ctx: &Context, plan: Arc<Plan>) -> Arc<Plan> {
     let local = ctx.sources.local_repository(&plan.app);
     if local == plan.app.repository {

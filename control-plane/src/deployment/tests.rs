@@ -58,6 +58,7 @@ async fn fixture(hosts: usize) -> Fixture {
         notifiers: Default::default(),
         waiting: Default::default(),
         agent_binaries: Default::default(),
+        secret_keys: Default::default(),
     };
     let app = App {
         name: "web".into(),

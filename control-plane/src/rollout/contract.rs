@@ -1,15 +1,17 @@
-//! Runtime actions and drains need agent contract 5: an older agent ignores
-//! the spec's fields it does not know and would switch without draining or
-//! reloading. A deployment of an app that declares them is refused before it
-//! starts when a host answers with an older contract, and a host is failed
-//! before anything is shipped to it when it turns out older during the
-//! rollout (a host that did not answer at the start).
+//! What a host's agent must speak for what a deployment asks of it: agent
+//! contract 5 for an app's runtime action or drain and for secrets. An older
+//! agent ignores the fields it does not know and would switch without
+//! draining, reloading or writing the secrets. A deployment of an app that
+//! declares a runtime action or drain is refused before it starts when a
+//! host answers with an older contract; during the rollout, a host is
+//! failed before anything is shipped to it when it turns out older (a host
+//! that did not answer at the start, or one that would be sent secrets).
 
 use std::time::Duration;
 
 use slipway_proto::{
     agent::v1::GetStatusRequest,
-    control::v1::{App, Host},
+    control::v1::{App, DeploymentKind, Host},
     runtime,
 };
 use tokio::task::JoinSet;
@@ -20,37 +22,59 @@ use crate::{
     error::Error,
 };
 
+/// The first agent contract with runtime actions, drains and secrets.
+pub const CONTRACT: u32 = runtime::CONTRACT;
+
 /// How long the check before a deployment waits for each agent.
 const ASK_WITHIN: Duration = Duration::from_secs(10);
 
+/// What of the app needs contract 5, and how to do without it.
+enum Need {
+    Runtime,
+    Secrets,
+}
+
+impl Need {
+    /// The refusal for a host whose agent speaks `contract`.
+    fn refusal(&self, host: &str, contract: u32, app: &str) -> String {
+        let (what, otherwise) = match self {
+            Need::Runtime => (
+                format!("the runtime action or drain of app {app}"),
+                format!(
+                    ", or clear them with `slipctl app update {app} --no-runtime-action --no-drain`"
+                ),
+            ),
+            Need::Secrets => (
+                format!("the secrets of app {app}"),
+                " (an older agent would deploy without them)".to_owned(),
+            ),
+        };
+        format!(
+            "host {host} runs agent contract {contract}; {what} needs agent contract {CONTRACT}: upgrade the agent on {host}{otherwise}"
+        )
+    }
+}
+
 /// Whether the app declares a runtime action or a drain.
-pub fn needed(app: &App) -> bool {
+fn runtime_needed(app: &App) -> bool {
     app.activation.as_ref().is_some_and(runtime::needs_contract)
 }
 
-/// The refusal for a host whose agent speaks `contract`.
-pub fn refusal(host: &str, contract: u32, app: &str) -> String {
-    format!(
-        "host {host} runs agent contract {contract}; the runtime action or drain of app {app} needs agent contract {}: upgrade the agent on {host}, or clear them with `slipctl app update {app} --no-runtime-action --no-drain`",
-        runtime::CONTRACT
-    )
-}
-
-/// The contract a connected agent reports.
+/// The contract a connected agent reports (0 before the field: 1).
 async fn contract_of(client: &AgentClient) -> Result<u32, tonic::Status> {
     let request = GetStatusRequest {
         apps: Vec::new(),
         omit_sizes: true,
     };
     let status = client.get_status(request).await?;
-    Ok(status.host.map_or(0, |h| h.contract_version))
+    Ok(status.host.map_or(0, |h| h.contract_version).max(1))
 }
 
 /// Refuses (FAILED_PRECONDITION) a deployment of an app with a runtime
 /// action or drain when a host's agent answers with an older contract.
 /// Hosts that do not answer in time are left to the rollout's own check.
 pub async fn require(agents: &Agents, app: &App, hosts: &[Host]) -> Result<(), Error> {
-    if !needed(app) {
+    if !runtime_needed(app) {
         return Ok(());
     }
     let mut asked = JoinSet::new();
@@ -68,34 +92,54 @@ pub async fn require(agents: &Agents, app: &App, hosts: &[Host]) -> Result<(), E
     let mut old = Vec::new();
     while let Some(joined) = asked.join_next().await {
         if let Ok((host, Some(contract))) = joined
-            && contract < runtime::CONTRACT
+            && contract < CONTRACT
         {
             old.push((host, contract));
         }
     }
     old.sort();
     match old.first() {
-        Some((host, contract)) => Err(Error::Precondition(refusal(host, *contract, &app.name))),
+        Some((host, contract)) => Err(Error::Precondition(
+            Need::Runtime.refusal(host, *contract, &app.name),
+        )),
         None => Ok(()),
     }
 }
 
 impl HostRun {
-    /// Fails the host (finally) when the app needs contract 5 and its agent
-    /// is older.
+    /// Fails the host (finally) when what the deployment asks of it needs
+    /// contract 5 and its agent is older; asks nothing otherwise.
     pub(super) async fn require_contract(&self, client: &AgentClient) -> Result<(), Failure> {
-        let app = &self.plan().app;
-        if !needed(app) {
+        let plan = self.plan();
+        let need = if runtime_needed(&plan.app) {
+            Need::Runtime
+        } else if !plan.secrets.versions.is_empty() || plan.kind == DeploymentKind::Secrets {
+            Need::Secrets
+        } else {
             return Ok(());
-        }
+        };
         let contract = self.call("GetStatus", contract_of(client)).await?;
-        if contract < runtime::CONTRACT {
-            return Err(Failure::Final(refusal(
-                &self.host.name,
-                contract,
-                &app.name,
-            )));
+        if contract < CONTRACT {
+            let message = need.refusal(&self.host.name, contract, &plan.app.name);
+            return Err(Failure::Final(message));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn older_agents_are_refused_by_name_and_contract() {
+        let message = Need::Secrets.refusal("web-1", 4, "web");
+        assert!(
+            message.contains("host web-1 runs agent contract 4"),
+            "{message}"
+        );
+        assert!(message.contains("secrets of app web"), "{message}");
+        let message = Need::Runtime.refusal("web-2", 1, "web");
+        assert!(message.contains("--no-runtime-action"), "{message}");
     }
 }

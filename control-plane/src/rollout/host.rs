@@ -15,8 +15,8 @@ use std::{
 
 use slipway_proto::{
     agent::v1::{
-        ActivateReleaseRequest, AppTarget, CancelOperationRequest, GetStatusRequest, ReleaseState,
-        RollbackRequest,
+        ActivateReleaseRequest, AppTarget, ApplySecretsRequest, CancelOperationRequest,
+        GetStatusRequest, ReleaseState, RollbackRequest,
     },
     control::v1::{DeploymentEvent, DeploymentKind, DeploymentStatus, Host, LogLevel},
     reason::{self, Reason},
@@ -425,16 +425,18 @@ impl HostRun {
     /// Phase two: `current` switched to the prepared release.
     pub(super) async fn activate(&self, seen: &mut Seen) -> Result<(), Failure> {
         let client = self.connect().await?;
+        self.require_contract(&client).await?;
         let plan = self.plan();
         let (deployment_id, app, release_id) = (
             plan.deployment_id.clone(),
             Some(self.target()),
             plan.release.id.clone(),
         );
-        let (spec, environment, fencing_token) = (
+        let (spec, environment, fencing_token, secrets) = (
             plan.app.activation.clone(),
             plan.environment.clone(),
             plan.fencing_token,
+            plan.secrets.secrets.clone(),
         );
         // A deploy activates what it prepared; a rollback goes back to a
         // release on disk (or one it shipped again).
@@ -448,8 +450,23 @@ impl HostRun {
                     environment,
                     fencing_token,
                     fencing_epoch: String::new(),
+                    secrets,
                 };
                 self.call("Rollback", client.roll_back(request)).await?
+            }
+            DeploymentKind::Secrets => {
+                let request = ApplySecretsRequest {
+                    deployment_id,
+                    app,
+                    release_id,
+                    spec,
+                    environment,
+                    fencing_token,
+                    fencing_epoch: String::new(),
+                    secrets,
+                };
+                self.call("ApplySecrets", client.apply_secrets(request))
+                    .await?
             }
             _ => {
                 let request = ActivateReleaseRequest {
@@ -460,6 +477,7 @@ impl HostRun {
                     environment,
                     fencing_token,
                     fencing_epoch: String::new(),
+                    secrets,
                 };
                 self.call("ActivateRelease", client.activate(request))
                     .await?

@@ -54,6 +54,9 @@ pub struct Plan {
     /// is sent what it lacks and builds the release afresh (RepairRelease)
     /// before the switch.
     pub repair: bool,
+    /// The environment's secrets, opened when the rollout starts (see
+    /// `deployment::supervisor`); empty before, and when it has none.
+    pub secrets: Arc<crate::secrets::Shipment>,
 }
 
 /// Hosts of a deployment that finished before the engine runs.

@@ -56,6 +56,7 @@ fn plan(kind: DeploymentKind, policy: RolloutPolicy) -> Plan {
         fencing_token: 2,
         done: Done::default(),
         repair: false,
+        secrets: Default::default(),
     }
 }
 

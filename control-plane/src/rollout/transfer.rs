@@ -114,6 +114,7 @@ impl HostRun {
             fencing_token: plan.fencing_token,
             // Set by the agent client (the store identity).
             fencing_epoch: String::new(),
+            secrets: plan.secrets.secrets.clone(),
         }
     }
 

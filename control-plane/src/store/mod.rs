@@ -24,6 +24,7 @@ pub mod queue;
 pub mod releases;
 pub mod retention;
 pub mod revocations;
+pub mod secrets;
 mod sled_backend;
 pub mod triggers;
 
@@ -116,10 +117,13 @@ pub enum Tree {
     DeploymentsText,
     /// upgrade id -> `AgentUpgrade`: agent upgrades with their events
     AgentUpgrades,
+    /// app \0 environment \0 name -> `StoredSecret` (JSON): the latest
+    /// version of each secret, its value sealed
+    Secrets,
 }
 
 impl Tree {
-    const ALL: [Tree; 35] = [
+    const ALL: [Tree; 36] = [
         Tree::Apps,
         Tree::Environments,
         Tree::Hosts,
@@ -155,6 +159,7 @@ impl Tree {
         Tree::DashboardSessions,
         Tree::DeploymentsText,
         Tree::AgentUpgrades,
+        Tree::Secrets,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -194,6 +199,7 @@ impl Tree {
             Tree::DashboardSessions => "dashboard_sessions",
             Tree::DeploymentsText => "deployments_text",
             Tree::AgentUpgrades => "agent_upgrades",
+            Tree::Secrets => "secrets",
         }
     }
 

@@ -3,7 +3,8 @@
 
 use clap::Args;
 use slipway_proto::agent::v1::{
-    ActivationSpec, EnvVar, HealthCheck, Hook, HookPoint, MaterialiseMode, SharedKind, SharedPath,
+    ActivationSpec, EnvVar, HealthCheck, Hook, HookPoint, MaterialiseMode, SecretsFormat,
+    SharedKind, SharedPath,
 };
 
 /// Activation flags. On `app update`, a list flag given at all replaces that
@@ -75,6 +76,28 @@ pub struct ActivationArgs {
     /// Runtime action and drain.
     #[command(flatten)]
     pub runtime: super::runtime::RuntimeArgs,
+    /// Where each release gets the environment's secrets, relative to the
+    /// release (default .env)
+    #[arg(long, value_name = "PATH")]
+    pub secrets_file: Option<String>,
+    /// Format of the secrets file (default dotenv)
+    #[arg(long, value_name = "FORMAT")]
+    pub secrets_format: Option<SecretsFormatArg>,
+    /// User that owns the secrets file (name or uid; default the agent's)
+    #[arg(long, value_name = "USER")]
+    pub secrets_owner: Option<String>,
+    /// Group of the secrets file (name or gid; default the owner's)
+    #[arg(long, value_name = "GROUP")]
+    pub secrets_group: Option<String>,
+}
+
+/// Format of the secrets file.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum SecretsFormatArg {
+    /// `NAME="value"` lines
+    Dotenv,
+    /// One JSON object
+    Json,
 }
 
 fn parse_var(text: &str) -> Result<(String, String), String> {
@@ -168,12 +191,41 @@ impl ActivationArgs {
             limits.max_bytes = self.hook_output_max_bytes.unwrap_or(limits.max_bytes);
         }
         self.runtime.apply(&mut spec);
+        self.apply_secrets_file(&mut spec);
         if self.copy {
             spec.mode = MaterialiseMode::Copy as i32;
         } else if self.hardlink {
             spec.mode = MaterialiseMode::Hardlink as i32;
         }
         (spec != ActivationSpec::default()).then_some(spec)
+    }
+}
+
+impl ActivationArgs {
+    fn apply_secrets_file(&self, spec: &mut ActivationSpec) {
+        let given = self.secrets_file.is_some()
+            || self.secrets_format.is_some()
+            || self.secrets_owner.is_some()
+            || self.secrets_group.is_some();
+        if !given {
+            return;
+        }
+        let file = spec.secrets_file.get_or_insert_with(Default::default);
+        if let Some(path) = &self.secrets_file {
+            file.path = path.clone();
+        }
+        if let Some(format) = self.secrets_format {
+            file.format = match format {
+                SecretsFormatArg::Dotenv => SecretsFormat::Dotenv,
+                SecretsFormatArg::Json => SecretsFormat::Json,
+            } as i32;
+        }
+        if let Some(owner) = &self.secrets_owner {
+            file.owner = owner.clone();
+        }
+        if let Some(group) = &self.secrets_group {
+            file.group = group.clone();
+        }
     }
 }
 
@@ -232,6 +284,24 @@ pub fn describe(spec: Option<&ActivationSpec>) -> Vec<(&'static str, String)> {
         ));
     }
     lines.extend(super::runtime::describe(spec));
+    if let Some(file) = &spec.secrets_file {
+        let format = if file.format == SecretsFormat::Json as i32 {
+            "json"
+        } else {
+            "dotenv"
+        };
+        let path = if file.path.is_empty() {
+            ".env"
+        } else {
+            &file.path
+        };
+        let owner = match (file.owner.as_str(), file.group.as_str()) {
+            ("", "") => String::new(),
+            (owner, "") => format!(", owner {owner}"),
+            (owner, group) => format!(", owner {owner}:{group}"),
+        };
+        lines.push(("secrets file", format!("{path} ({format}{owner})")));
+    }
     let mode = if spec.mode == MaterialiseMode::Copy as i32 {
         "copy"
     } else {

@@ -60,6 +60,10 @@ pub struct DeployArgs {
     /// lists it, `slipctl cancel ID` cancels it
     #[arg(long, value_name = "TIME", value_parser = super::gates::parse_time)]
     pub at: Option<pbjson_types::Timestamp>,
+    /// Write the environment's secrets again into the current release on
+    /// every host and run its after-activate hooks; no new release
+    #[arg(long, conflicts_with_all = ["git_ref", "release", "repair", "plan"])]
+    pub secrets_only: bool,
     /// Deploy outside the environment's deploy windows or inside a freeze (admin; audited)
     #[arg(long)]
     pub force: bool,
@@ -117,6 +121,7 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
         queue: args.queue,
         run_at: args.at,
         force: args.force,
+        secrets_only: args.secrets_only,
     };
     if args.plan {
         let plan = rpc(api
@@ -132,7 +137,9 @@ pub async fn run(args: &DeployArgs, conn: &Connection, output: Output) -> anyhow
         }
         return Ok(Exit::Success);
     }
-    confirm_bad_release(&api, &request, args.yes).await?;
+    if !args.secrets_only {
+        confirm_bad_release(&api, &request, args.yes).await?;
+    }
     let stream = rpc(api.deployments().deploy(request).await)?;
     let events = stream.map(|item| item.map(|response| response.event));
     if args.detach {

@@ -35,6 +35,7 @@ pub mod revoke;
 pub mod rollback;
 pub mod rollbacks;
 pub mod runtime;
+pub mod secret;
 pub mod source;
 mod source_key;
 pub mod stats;

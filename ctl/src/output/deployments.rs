@@ -95,6 +95,12 @@ pub fn deployment(d: &Deployment) -> String {
     if d.approvals_required > 0 || !d.approvals.is_empty() {
         out.push_str(&approvals(d));
     }
+    if !d.secrets.is_empty() {
+        let shipped: Vec<String> = (d.secrets.iter())
+            .map(|s| format!("{} v{}", s.name, s.version))
+            .collect();
+        out.push_str(&fields(&[("secrets", shipped.join(", "))]));
+    }
     if !d.hosts.is_empty() {
         out.push('\n');
         let mut table = Table::new(&["HOST", "STATUS", "STAGE", "PROGRESS", "SENT", "ERROR"]);
