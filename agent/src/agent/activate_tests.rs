@@ -197,7 +197,7 @@ async fn prepare_leaves_current_and_the_release_ready_and_activate_switches() {
         .host
         .unwrap();
     assert_eq!(host.contract_version, AGENT_CONTRACT_VERSION);
-    assert_eq!(host.contract_version, 4);
+    assert_eq!(host.contract_version, 5);
     assert_eq!(host.agent_version, env!("CARGO_PKG_VERSION"));
 }
 
