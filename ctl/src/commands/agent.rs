@@ -31,6 +31,7 @@ pub enum AgentCommand {
     /// restarts and must report --version within the deadline, or its
     /// previous binary is put back. Stops per the environment's
     /// max_failed_hosts.
+    #[command(disable_version_flag = true)]
     Upgrade(UpgradeArgs),
 }
 
