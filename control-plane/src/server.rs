@@ -87,6 +87,29 @@ pub enum Error {
     Serve(#[from] tonic::transport::Error),
 }
 
+/// The operator services, each reported SERVING by `grpc.health.v1`.
+const SERVICES: [&str; 19] = [
+    slipway_proto::control::v1::app_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::environment_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::host_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::release_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::deployment_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::audit_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::lock_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::feed_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::queue_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::secret_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::approval_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::notification_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::certificate_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::drift_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::dashboard_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::trigger_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::source_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::deploy_key_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::agent_upgrade_service_server::SERVICE_NAME,
+];
+
 /// Binds `config.listen` and serves until `shutdown` resolves.
 pub async fn run(
     config: Config,
@@ -230,48 +253,11 @@ pub async fn serve_with(
     }
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<AppServiceServer<api::Apps>>().await;
-    health
-        .set_serving::<EnvironmentServiceServer<api::Environments>>()
-        .await;
-    health.set_serving::<HostServiceServer<api::Hosts>>().await;
-    health
-        .set_serving::<ReleaseServiceServer<api::Releases>>()
-        .await;
-    health
-        .set_serving::<DeploymentServiceServer<api::Deployments>>()
-        .await;
-    health
-        .set_serving::<AuditServiceServer<api::AuditTrail>>()
-        .await;
-    health.set_serving::<LockServiceServer<api::Locks>>().await;
-    health.set_serving::<FeedServiceServer<api::Feed>>().await;
-    health.set_serving::<QueueServiceServer<api::Queue>>().await;
-    health
-        .set_serving::<SecretServiceServer<api::Secrets>>()
-        .await;
-    health
-        .set_serving::<ApprovalServiceServer<api::Approvals>>()
-        .await;
-    health
-        .set_serving::<NotificationServiceServer<api::Notifications>>()
-        .await;
-    health
-        .set_serving::<CertificateServiceServer<api::Certificates>>()
-        .await;
-    health.set_serving::<DriftServiceServer<api::Drift>>().await;
-    health
-        .set_serving::<DashboardServiceServer<api::Dashboard>>()
-        .await;
-    health
-        .set_serving::<TriggerServiceServer<api::Triggers>>()
-        .await;
-    health
-        .set_serving::<SourceServiceServer<api::Sources>>()
-        .await;
-    health
-        .set_serving::<DeployKeyServiceServer<api::DeployKeys>>()
-        .await;
+    for service in SERVICES {
+        health
+            .set_service_status(service, tonic_health::ServingStatus::Serving)
+            .await;
+    }
     // Only the control plane's own services (grpcurl 1.8.6 speaks v1alpha).
     let reflection = || {
         let own =

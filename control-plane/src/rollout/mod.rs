@@ -9,6 +9,7 @@
 mod contract;
 mod delta;
 mod engine;
+mod failure;
 mod follow;
 mod host;
 mod repair;
