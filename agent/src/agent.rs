@@ -76,6 +76,7 @@ impl Agent {
         let hooks = HookHost {
             config: config.hooks.clone(),
             instance,
+            name: config.host_name.clone(),
         };
         let agent = Arc::new(Self {
             host_name: config.host_name.clone(),

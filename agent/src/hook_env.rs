@@ -49,6 +49,11 @@ impl Default for HookConfig {
     }
 }
 
+/// The variable holding the host's name in a command's environment.
+pub const HOST_VAR: &str = "SLIPWAY_HOST";
+/// Replaced by the host's name in drain and restore URLs.
+pub const HOST_PLACEHOLDER: &str = "{host}";
+
 /// What every hook of this agent runs with, whatever the app.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HookHost {
@@ -56,6 +61,9 @@ pub struct HookHost {
     pub config: HookConfig,
     /// This agent instance's id (see [`instance_id`]).
     pub instance: String,
+    /// The host's name from the agent's configuration (`SLIPWAY_HOST`, and
+    /// `{host}` in drain and restore URLs).
+    pub name: String,
 }
 
 impl HookHost {
@@ -72,8 +80,8 @@ impl HookHost {
 
     /// The whole environment of a command of the app at `app_root`: PATH,
     /// HOME (the app's root), LANG, then the app's `variables` (which may
-    /// replace those three), then the operation's `SLIPWAY_*` variables and
-    /// the agent instance's, which nothing replaces.
+    /// replace those three), then the operation's `SLIPWAY_*` variables, the
+    /// host's name and the agent instance's, which nothing replaces.
     pub fn environment(
         &self,
         app_root: &Path,
@@ -93,9 +101,15 @@ impl HookHost {
             env.retain(|(n, _)| n != name);
             env.push((name.to_owned(), value));
         }
-        env.retain(|(n, _)| n != crate::hooks::INSTANCE_VAR);
+        env.retain(|(n, _)| n != crate::hooks::INSTANCE_VAR && n != HOST_VAR);
+        env.push((HOST_VAR.to_owned(), self.name.clone()));
         env.push((crate::hooks::INSTANCE_VAR.to_owned(), self.instance.clone()));
         env
+    }
+
+    /// `text` with every `{host}` replaced by the host's name.
+    pub fn for_host(&self, text: &str) -> String {
+        text.replace(HOST_PLACEHOLDER, &self.name)
     }
 }
 
@@ -135,7 +149,12 @@ mod tests {
         let host = HookHost {
             config: HookConfig::default(),
             instance: "i1".into(),
+            name: "web-1".into(),
         };
+        assert_eq!(
+            host.for_host("http://lb/backends/{host}/drain"),
+            "http://lb/backends/web-1/drain"
+        );
         let env = host.environment(
             Path::new("/srv/web"),
             &[
@@ -160,7 +179,8 @@ mod tests {
         assert_eq!(get("RAILS_ENV").as_deref(), Some("production"));
         assert_eq!(get("SLIPWAY_APP").as_deref(), Some("web"));
         assert_eq!(get("SLIPWAY_AGENT_INSTANCE").as_deref(), Some("i1"));
-        assert_eq!(env.len(), 6);
+        assert_eq!(get("SLIPWAY_HOST").as_deref(), Some("web-1"));
+        assert_eq!(env.len(), 7);
     }
 
     #[test]

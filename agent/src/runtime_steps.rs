@@ -170,7 +170,7 @@ impl Ctx {
                 };
                 return self.run_command(run, cancel).await;
             }
-            Call::Http { method, url } => (method, url),
+            Call::Http { method, url } => (method, self.activation.host.for_host(url)),
         };
         self.note(
             stage,
@@ -179,7 +179,7 @@ impl Ctx {
             format!("{step}: {method} {url}"),
         );
         let answer = tokio::select! {
-            answer = runtime::http_call(method, url, timeout) => answer,
+            answer = runtime::http_call(method, &url, timeout) => answer,
             () = cancel.cancelled() => {
                 self.note(stage, step, LogLevel::Warn, format!("{step} cancelled"));
                 return Err(Error::Cancelled { during: format!("during the {step}") });

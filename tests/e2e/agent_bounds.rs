@@ -128,6 +128,7 @@ async fn hooks_run_with_a_clean_environment_not_the_agents() {
             "SLIPWAY_APP",
             "SLIPWAY_DEPLOYMENT_ID",
             "SLIPWAY_ENVIRONMENT",
+            "SLIPWAY_HOST",
             "SLIPWAY_PREVIOUS_RELEASE",
             "SLIPWAY_RELEASE_DIR",
             "SLIPWAY_RELEASE_ID",

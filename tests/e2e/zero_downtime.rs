@@ -8,8 +8,8 @@ use std::{net::SocketAddr, path::Path, process::Stdio};
 
 use slipway_proto::{
     agent::v1::{
-        ActivationSpec, Drain, DrainCall, HealthCheck, RuntimeAction, SignalAction, drain_call,
-        runtime_action,
+        ActivationSpec, Drain, DrainCall, HealthCheck, HttpCall, RuntimeAction, SignalAction,
+        drain_call, runtime_action,
     },
     control::v1::{DeploymentEvent, DeploymentStatus, RolloutPolicy, RolloutStrategy},
 };
@@ -132,19 +132,18 @@ async fn ten_rolling_deploys_under_load_fail_no_request() {
     let mut apps = Vec::new();
     for host in &cluster.agents {
         apps.push(DemoApp::start(host).await);
-        std::fs::write(host.apps_dir.join("backend"), &host.name).expect("backend name");
     }
     let backends = (cluster.agents.iter())
         .zip(&apps)
         .map(|(host, app)| (host.name.clone(), app.addr))
         .collect();
     let lb = Balancer::start(backends).await;
-    let lb_call = |verb: &str| {
-        let url = format!(
-            "http://{}/backends/$(cat \"$HOME/../backend\")/{verb}",
-            lb.addr
-        );
-        command(&format!("curl -fsS -X POST \"{url}\""))
+    // One setting for every host: each agent puts its own name for {host}.
+    let lb_call = |verb: &str| DrainCall {
+        call: Some(drain_call::Call::Http(HttpCall {
+            url: format!("http://{}/backends/{{host}}/{verb}", lb.addr),
+            method: "POST".into(),
+        })),
     };
     cluster
         .update_app(|app| {

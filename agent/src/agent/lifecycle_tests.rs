@@ -128,7 +128,7 @@ async fn shared_paths_and_hooks_with_their_environment() {
     let want = format!(
         "HOME={}\nLANG=C.UTF-8\nPATH={}\nSLIPWAY_AGENT_INSTANCE={instance}\n\
          SLIPWAY_APP=web\nSLIPWAY_DEPLOYMENT_ID=d2\nSLIPWAY_ENVIRONMENT=test\n\
-         SLIPWAY_PREVIOUS_RELEASE=\nSLIPWAY_RELEASE_DIR={}\nSLIPWAY_RELEASE_ID=r1\n",
+         SLIPWAY_HOST=web-1\nSLIPWAY_PREVIOUS_RELEASE=\nSLIPWAY_RELEASE_DIR={}\nSLIPWAY_RELEASE_ID=r1\n",
         app.root().display(),
         crate::hook_env::DEFAULT_PATH,
         release.display()

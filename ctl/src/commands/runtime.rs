@@ -36,16 +36,18 @@ pub struct RuntimeArgs {
     #[arg(long, conflicts_with = "runtime")]
     pub no_runtime_action: bool,
     /// Before the switch: a command that takes the host out of its load
-    /// balancer
+    /// balancer (the host's name is in $SLIPWAY_HOST)
     #[arg(long, value_name = "COMMAND", conflicts_with = "drain_url")]
     pub drain_command: Option<String>,
-    /// Before the switch: an HTTP call (expecting 2xx) that takes the host out
+    /// Before the switch: an HTTP call (expecting 2xx) that takes the host
+    /// out; {host} in it becomes each host's name
     #[arg(long, value_name = "URL")]
     pub drain_url: Option<String>,
     /// After the health check passed: a command that puts the host back
     #[arg(long, value_name = "COMMAND", conflicts_with = "restore_url")]
     pub restore_command: Option<String>,
-    /// After the health check passed: an HTTP call that puts the host back
+    /// After the health check passed: an HTTP call that puts the host back;
+    /// {host} in it becomes each host's name
     #[arg(long, value_name = "URL")]
     pub restore_url: Option<String>,
     /// Method of --drain-url and --restore-url (default POST)
