@@ -15,6 +15,7 @@ const PROTOS: &[&str] = &[
     "slipway/control/v1/dashboard.proto",
     "slipway/control/v1/agent_upgrades.proto",
     "slipway/control/v1/secrets.proto",
+    "slipway/control/v1/cluster.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -242,13 +242,23 @@ async fn append(store: &Store, mut entry: AuditEvent) -> Result<AuditEvent, Stor
         }
     }
     let _serial = APPEND.lock().await;
-    let last = trail::newest(store)?;
-    entry.sequence = last.as_ref().map_or(0, |e| e.sequence) + 1;
-    entry.previous_sha256 = audit_chain::link(last.as_ref());
-    entry.time = Some(slipway_proto::now());
-    store.commit(vec![trail::append(&entry)]).await?;
-    Ok(entry)
+    // Replicas on a shared store append too: the one whose number was
+    // taken first reads the newest entry again and takes the next.
+    let mut attempts = 0;
+    loop {
+        let last = trail::newest(store)?;
+        entry.sequence = last.as_ref().map_or(0, |e| e.sequence) + 1;
+        entry.previous_sha256 = audit_chain::link(last.as_ref());
+        entry.time = Some(slipway_proto::now());
+        match store.commit(vec![trail::append(&entry)]).await {
+            Err(StoreError::Exists { .. }) if attempts < APPEND_ATTEMPTS => attempts += 1,
+            committed => return committed.map(|()| entry),
+        }
+    }
 }
+
+/// How often an append retries when another replica took its number.
+const APPEND_ATTEMPTS: u32 = 16;
 
 /// A gRPC code as the trail spells it: `OK`, or the code's name such as
 /// `PermissionDenied`.

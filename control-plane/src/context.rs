@@ -39,4 +39,6 @@ pub struct Context {
     pub agent_binaries: crate::upgrades::Staging,
     /// The key that seals secrets at rest, if configured.
     pub secret_keys: crate::secrets::SecretKeys,
+    /// This replica of the control plane and which one leads.
+    pub cluster: crate::cluster::Cluster,
 }

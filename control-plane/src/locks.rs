@@ -5,8 +5,11 @@
 //! event and released with its final event, only if it is still that
 //! deployment's. The running control plane renews the lease; an expired
 //! lease means the holder is gone, and `slipctl lock release --force` frees
-//! it. Every deployment's fencing token is its number, so the next holder's
-//! token is always higher and agents refuse the old holder.
+//! it. Every deployment's fencing token is its number, raised by the
+//! leadership term of the replica that runs it (term · 2^32 + number; the
+//! term is 0 on the embedded store), so the next holder's token is always
+//! higher, a deployment resumed by a new leader gets a higher one, and
+//! agents refuse the old holder.
 
 use std::time::{Duration, SystemTime};
 
@@ -24,13 +27,26 @@ pub const LEASE: Duration = Duration::from_secs(30);
 /// How often a running deployment renews its lease.
 pub const RENEW_EVERY: Duration = Duration::from_secs(10);
 
-/// The fencing token of deployment `dep-0000000042`: 42.
-pub fn fencing_token(deployment_id: &str) -> u64 {
-    store::deployments::number(deployment_id)
+/// The fencing token of deployment `dep-0000000042` in leadership term
+/// `term`: 42 in term 0, 2^32 + 42 in term 1.
+pub fn fencing_token(term: u64, deployment_id: &str) -> u64 {
+    (term << 32) | (store::deployments::number(deployment_id) & u64::from(u32::MAX))
 }
 
-/// A lock for `deployment_id`, its lease starting now.
-pub fn new_lock(app: &str, environment: &str, deployment_id: &str, holder: &str) -> Lock {
+/// The leadership term a fencing token was made in.
+pub fn term_of(token: u64) -> u64 {
+    token >> 32
+}
+
+/// A lock for `deployment_id` taken in leadership term `term`, its lease
+/// starting now.
+pub fn new_lock(
+    term: u64,
+    app: &str,
+    environment: &str,
+    deployment_id: &str,
+    holder: &str,
+) -> Lock {
     let now = SystemTime::now();
     Lock {
         app: app.to_owned(),
@@ -39,7 +55,7 @@ pub fn new_lock(app: &str, environment: &str, deployment_id: &str, holder: &str)
         holder: holder.to_owned(),
         acquired_at: Some(slipway_proto::timestamp(now)),
         lease_expires_at: Some(slipway_proto::timestamp(now + LEASE)),
-        fencing_token: fencing_token(deployment_id),
+        fencing_token: fencing_token(term, deployment_id),
     }
 }
 
@@ -107,9 +123,19 @@ mod tests {
 
     #[test]
     fn tokens_come_from_deployment_numbers() {
-        assert_eq!(fencing_token("dep-0000000042"), 42);
-        assert_eq!(fencing_token("nonsense"), 0);
-        let lock = new_lock("web", "prod", "dep-0000000007", "alice");
+        assert_eq!(fencing_token(0, "dep-0000000042"), 42);
+        assert_eq!(fencing_token(0, "nonsense"), 0);
+        let lock = new_lock(0, "web", "prod", "dep-0000000007", "alice");
         assert_eq!(lock.fencing_token, 7);
+    }
+
+    #[test]
+    fn a_later_term_outranks_every_token_of_an_earlier_one() {
+        let resumed = fencing_token(2, "dep-0000000007");
+        assert_eq!(resumed, (2 << 32) + 7);
+        assert!(resumed > fencing_token(1, "dep-0000009999"));
+        assert!(resumed > fencing_token(0, "dep-0099999999"));
+        assert_eq!(term_of(resumed), 2);
+        assert_eq!(term_of(7), 0);
     }
 }

@@ -11,6 +11,7 @@ use slipway_proto::{
         app_service_server::AppServiceServer, approval_service_server::ApprovalServiceServer,
         audit_service_server::AuditServiceServer,
         certificate_service_server::CertificateServiceServer,
+        cluster_service_server::ClusterServiceServer,
         dashboard_service_server::DashboardServiceServer,
         deploy_key_service_server::DeployKeyServiceServer,
         deployment_service_server::DeploymentServiceServer,
@@ -31,8 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::{service::interceptor::InterceptedService, transport::Server};
 
 use crate::{
-    Config, Context, agents, api, auth, deployment, error, events, observe, running,
-    signing::Signer, store,
+    Config, Context, agents, api, auth, error, events, observe, running, signing::Signer, store,
 };
 
 /// Concurrent calls (HTTP/2 streams) one operator connection may hold open.
@@ -43,11 +43,6 @@ const KEEPALIVE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(3
 
 /// ...and closed when the ping is not answered within this.
 const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// How often agents' certificates are checked for renewal.
-const RENEW_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
-/// How often history retention looks for event logs past the retention.
-const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(60 * 60);
 
 /// Why the control plane stopped.
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +83,7 @@ pub enum Error {
 }
 
 /// The operator services, each reported SERVING by `grpc.health.v1`.
-const SERVICES: [&str; 19] = [
+const SERVICES: [&str; 20] = [
     slipway_proto::control::v1::app_service_server::SERVICE_NAME,
     slipway_proto::control::v1::environment_service_server::SERVICE_NAME,
     slipway_proto::control::v1::host_service_server::SERVICE_NAME,
@@ -108,6 +103,7 @@ const SERVICES: [&str; 19] = [
     slipway_proto::control::v1::source_service_server::SERVICE_NAME,
     slipway_proto::control::v1::deploy_key_service_server::SERVICE_NAME,
     slipway_proto::control::v1::agent_upgrade_service_server::SERVICE_NAME,
+    slipway_proto::control::v1::cluster_service_server::SERVICE_NAME,
 ];
 
 /// Binds `config.listen` and serves until `shutdown` resolves.
@@ -190,7 +186,15 @@ pub async fn serve_with(
     let epoch = store::identity::ensure(&store)
         .await
         .map_err(|err| Error::Reconcile(err.into()))?;
+    let advertise = match config.cluster.advertise.as_str() {
+        "" => listener
+            .local_addr()
+            .map_or_else(|_| config.listen.to_string(), |a| a.to_string()),
+        given => given.to_owned(),
+    };
+    let me = crate::cluster::ReplicaInfo::this_process(&config.cluster.replica_id, &advertise);
     let ctx = Context {
+        cluster: crate::cluster::Cluster::single(me),
         secret_keys: crate::secrets::start(&store, &config).await?,
         store,
         events: events::EventHub::default(),
@@ -241,15 +245,12 @@ pub async fn serve_with(
     if indexed > 0 {
         tracing::info!(indexed, "built the text index of the deployment history");
     }
-    let reconciled = deployment::reconcile(&ctx)
-        .await
-        .map_err(Error::Reconcile)?;
-    if reconciled != deployment::Reconciled::default() {
-        tracing::warn!(
-            resumed = reconciled.resumed,
-            interrupted = reconciled.interrupted,
-            "deployments that were running at the last stop: resumed where they stopped, or ended interrupted"
-        );
+    // The only replica on the embedded store leads from the start: what the
+    // last run left is resumed before anything is served.
+    if ctx.cluster.is_leader() {
+        crate::leading::take_over(&ctx)
+            .await
+            .map_err(Error::Reconcile)?;
     }
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -302,6 +303,7 @@ pub async fn serve_with(
             auth::tag_method::<tonic::body::Body>,
         ))
         .layer(ctx.metrics.grpc().layer())
+        .layer(crate::cluster::gate::GateLayer(ctx.cluster.clone()))
         .max_concurrent_streams(Some(MAX_CONCURRENT_STREAMS))
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
@@ -377,6 +379,10 @@ pub async fn serve_with(
         .add_service(operator_service!(
             AgentUpgradeServiceServer,
             api::AgentUpgrades(ctx.clone())
+        ))
+        .add_service(operator_service!(
+            ClusterServiceServer,
+            api::Cluster(ctx.clone())
         ));
     let listener_material = server_tls.clone();
     let reload = {
@@ -408,41 +414,7 @@ pub async fn serve_with(
             crate::web::serve(ctx, &material, listener, stop.cancelled_owned()).await;
         })
     });
-    let renewal = tokio::spawn(crate::renewal::renew_expiring(
-        ctx.clone(),
-        RENEW_CHECK_EVERY,
-    ));
-    let sampler = observe::sampling::Sampler {
-        store: ctx.store.clone(),
-        agents: ctx.agents.clone(),
-        metrics: ctx.metrics.clone(),
-        health: ctx.health.clone(),
-        feed: ctx.events.feed().clone(),
-    };
-    let sampling = tokio::spawn(observe::sampling::run(sampler, stop.clone()));
-    let drift = config
-        .drift_every
-        .map(|every| tokio::spawn(crate::drift::watch::run(ctx.clone(), every)));
-    let poll = ctx.sources.settings().poll_every.map(|every| {
-        let (store, sources) = (ctx.store.clone(), ctx.sources.clone());
-        tokio::spawn(crate::sources::poll::run(store, sources, every))
-    });
-    let retention = config.history_retention.map(|retention| {
-        tokio::spawn(crate::history::retention::run(
-            ctx.store.clone(),
-            retention,
-            RETENTION_EVERY,
-        ))
-    });
-    let notifiers = ctx.notifiers.clone();
-    match notifiers.start_all(&ctx.store, ctx.events.feed()) {
-        Ok(subscriptions) => tracing::info!(subscriptions, "notifiers started"),
-        Err(err) => {
-            tracing::error!(error = %err, "reading the subscriptions failed; no notifications are sent")
-        }
-    }
-    let admission = tokio::spawn(deployment::admit::run(ctx.clone(), stop.clone()));
-    let recheck = tokio::spawn(deployment::recheck::run(ctx, config.recheck_every));
+    let leader_work = crate::leading::LeaderWork::start(&ctx, &config, &stop);
     let shutdown = {
         let (stop, readiness) = (stop.clone(), readiness.clone());
         async move {
@@ -465,25 +437,10 @@ pub async fn serve_with(
     if let Some(web) = web {
         let _ = web.await;
     }
-    renewal.abort();
-    // Waited for: the task holds the store, which must be closed before
+    // Waited for: the tasks hold the store, which must be closed before
     // this returns (a new control plane may open the same directory).
     reload.abort();
-    for task in [drift, poll].into_iter().flatten() {
-        task.abort();
-        let _ = task.await;
-    }
-    recheck.abort();
-    let _ = recheck.await;
-    admission.abort();
-    let _ = admission.await;
-    // Stopped with `stop`; waited for, as it holds the store too.
-    let _ = sampling.await;
-    notifiers.shutdown().await;
-    if let Some(retention) = retention {
-        retention.abort();
-        let _ = retention.await;
-    }
+    leader_work.stop().await;
     exporter_stop.cancel();
     if let Some(exporter) = exporter {
         let _ = exporter.await;

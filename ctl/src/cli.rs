@@ -5,9 +5,9 @@ use clap::{Parser, Subcommand};
 
 use crate::{
     commands::{
-        agent, app, approve, audit, cancel, completions, context, dashboard, deploy, deployment,
-        drift, env, events, health, history, host, lock, man, notify, pki, queue, release,
-        rollback, rollbacks, secret, source, stats, status, watch, webhook,
+        agent, app, approve, audit, cancel, cluster, completions, context, dashboard, deploy,
+        deployment, drift, env, events, health, history, host, lock, man, notify, pki, queue,
+        release, rollback, rollbacks, secret, source, stats, status, watch, webhook,
     },
     connection::ConnectionFlags,
     output::{ColorChoice, Output},
@@ -126,6 +126,10 @@ pub enum Command {
     /// The deployments that wait before they start: queued behind the lock
     /// of their app and environment. `slipctl cancel ID` cancels one.
     Queue(queue::QueueArgs),
+    /// The control plane's replicas, which one leads, and the store's
+    /// health.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
     /// Show deployment locks, or free one whose holder is gone.
     #[command(subcommand)]
     Lock(lock::LockCommand),

@@ -13,6 +13,7 @@ pub use self::{api::Api, flags::ConnectionFlags};
 
 mod api;
 mod flags;
+mod leader;
 
 /// Default control plane address.
 pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7443";
@@ -21,7 +22,8 @@ pub const DEFAULT_ENDPOINT: &str = "127.0.0.1:7443";
 /// flags, the environment and the context in use ([`ConnectionFlags`]).
 #[derive(Clone, Debug)]
 pub struct Connection {
-    /// Control plane address, host:port or https://host:port.
+    /// Control plane address, host:port or https://host:port; several,
+    /// comma-separated, for the replicas of a cluster.
     pub endpoint: String,
     /// Directory holding ca.crt and operator-admin.{crt,key}.
     pub pki_dir: Option<PathBuf>,
@@ -107,20 +109,55 @@ impl Connection {
     pub fn server_name(&self) -> &str {
         self.server_name
             .as_deref()
-            .unwrap_or_else(|| tls::host_of(&self.endpoint))
+            .unwrap_or_else(|| tls::host_of(self.endpoints().next().unwrap_or_default()))
     }
 
-    /// Dials the control plane with mutual TLS.
+    /// Dials the control plane with mutual TLS: the first of the
+    /// comma-separated endpoints that answers, or the leader it names when
+    /// it is a replica that does not lead.
     pub async fn channel(&self) -> anyhow::Result<Channel> {
         let paths = self.tls_paths()?;
         let material = TlsMaterial::load(&paths)?;
         // What a handshake would only say as an alert, said plainly first.
         material.check_own(UnixTime::now())?;
-        let channel = tls::endpoint(&self.endpoint, Peer::ControlPlane, &material)?
-            .server_name(self.server_name())?
+        let mut failed = None;
+        for endpoint in self.endpoints() {
+            match self.dial(endpoint, &material).await {
+                Ok(channel) => return Ok(self.follow(channel, &material).await),
+                Err(err) => failed = Some(err),
+            }
+        }
+        Err(failed.unwrap_or_else(|| anyhow::anyhow!("no control plane address given")))
+    }
+
+    /// The addresses given, in order.
+    fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.endpoint
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+    }
+
+    async fn dial(&self, endpoint: &str, material: &TlsMaterial) -> anyhow::Result<Channel> {
+        let server_name = self
+            .server_name
+            .as_deref()
+            .unwrap_or_else(|| tls::host_of(endpoint));
+        Ok(tls::endpoint(endpoint, Peer::ControlPlane, material)?
+            .server_name(server_name)?
             .connect()
-            .await?;
-        Ok(channel)
+            .await?)
+    }
+
+    /// The leader's channel when `channel` reaches a replica that does not
+    /// lead (and the leader answers), else `channel`.
+    async fn follow(&self, channel: Channel, material: &TlsMaterial) -> Channel {
+        match leader::ask(&channel).await {
+            leader::Follow::Here => channel,
+            leader::Follow::Leader(address) => {
+                self.dial(&address, material).await.unwrap_or(channel)
+            }
+        }
     }
 
     /// Dials the control plane and returns its API clients.

@@ -68,6 +68,9 @@ pub async fn run(cli: &Cli, conn: &Connection) -> anyhow::Result<Exit> {
         Command::Reject(args) => approve::reject(args, conn, output)
             .await
             .map(|()| Exit::Success),
+        Command::Cluster(command) => cluster::run(command, conn, output)
+            .await
+            .map(|()| Exit::Success),
         Command::Queue(args) => queue::run(args, conn, output).await.map(|()| Exit::Success),
         Command::Secret(command) => secret::run(command, conn, output)
             .await

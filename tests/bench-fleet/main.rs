@@ -67,6 +67,7 @@ async fn main() -> Result<()> {
         waiting: Default::default(),
         agent_binaries: Default::default(),
         secret_keys: Default::default(),
+        cluster: Default::default(),
     };
     let repo = SampleRepo::new();
     let contents: Vec<(String, Vec<u8>)> = (0..args.files)

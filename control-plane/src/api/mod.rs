@@ -9,6 +9,7 @@ mod approvals;
 mod apps;
 mod audit_trail;
 mod certificates;
+mod cluster;
 mod dashboard;
 mod deploy_keys;
 mod deployments;
@@ -40,7 +41,7 @@ use crate::{
 
 pub use self::{
     agent_upgrades::AgentUpgrades, approvals::Approvals, apps::Apps, audit_trail::AuditTrail,
-    certificates::Certificates, dashboard::Dashboard, deploy_keys::DeployKeys,
+    certificates::Certificates, cluster::Cluster, dashboard::Dashboard, deploy_keys::DeployKeys,
     deployments::Deployments, drift::Drift, environments::Environments, feed::Feed, hosts::Hosts,
     locks::Locks, notify::Notifications, queue::Queue, releases::Releases, secrets::Secrets,
     sources::Sources, triggers::Triggers,

@@ -303,4 +303,31 @@ pub const KEYS: &[Key] = &[
         restart,
         "During a key rotation, the previous key: secrets sealed with it are sealed again with the current key at start."
     ),
+    config_key!(
+        "cluster.replica_id",
+        "cluster-replica-id",
+        "SLIPWAY_CP_CLUSTER_REPLICA_ID",
+        Text,
+        "<host name>:<port>",
+        restart,
+        "This replica's id in a cluster on etcd."
+    ),
+    config_key!(
+        "cluster.advertise",
+        "cluster-advertise",
+        "SLIPWAY_CP_CLUSTER_ADVERTISE",
+        Text,
+        "<listen>",
+        restart,
+        "host:port clients reach this replica's operator API at (followers send clients there when it leads)."
+    ),
+    config_key!(
+        "cluster.lease_ttl_seconds",
+        "cluster-lease-ttl-seconds",
+        "SLIPWAY_CP_CLUSTER_LEASE_TTL_SECONDS",
+        Number,
+        "10",
+        restart,
+        "Seconds a replica's etcd lease runs without a keep-alive: a dead leader is replaced after this."
+    ),
 ];

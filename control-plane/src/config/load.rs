@@ -69,6 +69,10 @@ fn config(layered: &Layered, file: FileConfig) -> Result<Config, ConfigError> {
         Some(s) => Duration::from_secs(s),
         None => crate::observe::health::DEFAULT_SAMPLE_EVERY,
     };
+    let cluster = file.cluster.unwrap_or_default();
+    if cluster.lease_ttl_seconds == Some(0) {
+        return Err(invalid("cluster.lease_ttl_seconds", "must be at least 1"));
+    }
     let signing = file.signing.unwrap_or_default();
     let signing = match (signing.ca_cert, signing.ca_key) {
         (Some(ca_cert), Some(ca_key)) => Some(SigningPaths { ca_cert, ca_key }),
@@ -114,6 +118,13 @@ fn config(layered: &Layered, file: FileConfig) -> Result<Config, ConfigError> {
         },
         secrets_key_file: file.secrets_key_file,
         secrets_previous_key_file: file.secrets_previous_key_file,
+        cluster: super::ClusterSettings {
+            replica_id: cluster.replica_id.unwrap_or_default(),
+            advertise: cluster.advertise.unwrap_or_default(),
+            lease_ttl: cluster
+                .lease_ttl_seconds
+                .map_or(crate::cluster::election::DEFAULT_LEASE, Duration::from_secs),
+        },
     })
 }
 

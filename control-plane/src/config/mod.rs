@@ -75,6 +75,21 @@ pub struct Config {
     pub secrets_key_file: Option<PathBuf>,
     /// The previous key's file during a rotation.
     pub secrets_previous_key_file: Option<PathBuf>,
+    /// This replica's name and address in a cluster, and its lease.
+    pub cluster: ClusterSettings,
+}
+
+/// A replica's settings (used on a shared store; on sled the only replica
+/// leads).
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    /// Its id; empty: `<host name>:<port>`.
+    pub replica_id: String,
+    /// The address clients reach its operator API at; empty: `listen`.
+    pub advertise: String,
+    /// How long its lease runs without a keep-alive: a dead leader is
+    /// replaced this long after it stopped.
+    pub lease_ttl: std::time::Duration,
 }
 
 /// Seconds between drift checks of every environment unless configured.
@@ -144,6 +159,20 @@ pub struct FileConfig {
     pub secrets_key_file: Option<PathBuf>,
     /// See [`Config::secrets_previous_key_file`].
     pub secrets_previous_key_file: Option<PathBuf>,
+    /// See [`Config::cluster`].
+    pub cluster: Option<ClusterFile>,
+}
+
+/// The `[cluster]` table.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    /// See [`ClusterSettings::replica_id`].
+    pub replica_id: Option<String>,
+    /// See [`ClusterSettings::advertise`].
+    pub advertise: Option<String>,
+    /// See [`ClusterSettings::lease_ttl`], in seconds (at least 1).
+    pub lease_ttl_seconds: Option<u64>,
 }
 
 /// The `[limits]` table (checked by `slipway_proto::config::reload::Live`).

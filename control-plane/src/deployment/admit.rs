@@ -102,12 +102,14 @@ async fn pass(ctx: &Context) -> Result<(), Error> {
 async fn admit(ctx: &Context, d: Deployment) -> Result<bool, Error> {
     let start = Start::again(&d, d.release.clone());
     let r = resolve(&ctx.store, &start, None)?;
-    let lock = locks::new_lock(&d.app, &d.environment, &d.id, &d.author);
-    let fresh = r.record(d.kind(), d.author.clone(), d.message.clone(), &d.id);
+    let term = ctx.store.term();
+    let lock = locks::new_lock(term, &d.app, &d.environment, &d.id, &d.author);
+    let fresh = r.record(term, d.kind(), d.author.clone(), d.message.clone(), &d.id);
     let mut ops = store::queue::remove(&d.app, &d.environment, &d.id);
     let mut recorder = Recorder::open(ctx, d);
     recorder.amend(|d| {
         d.started_at = fresh.started_at;
+        d.fencing_token = fresh.fencing_token;
         super::again::refresh(d, fresh);
         d.queue_position = 0;
     });

@@ -143,7 +143,13 @@ impl Rollback<'_> {
         let (author, lease) = match under {
             Under::Parent => ("slipway (auto-rollback)", None),
             Under::OwnLock(holder) => {
-                let lock = locks::new_lock(&parent.app, &parent.environment, id, holder);
+                let lock = locks::new_lock(
+                    ctx.store.term(),
+                    &parent.app,
+                    &parent.environment,
+                    id,
+                    holder,
+                );
                 (holder, Some(Lease::new(&ctx.store, lock)))
             }
         };

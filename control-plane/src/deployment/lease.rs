@@ -48,6 +48,21 @@ impl Lease {
         store::locks::release(&self.lock, &self.held)
     }
 
+    /// Takes the lock again with a new fencing token (a new leader resuming
+    /// the deployment), if the lock is still this one.
+    pub async fn retoken(&mut self, token: u64) -> Result<(), StoreError> {
+        let lock = Lock {
+            fencing_token: token,
+            ..locks::renewed(&self.lock)
+        };
+        let bytes = store::locks::encode(&lock);
+        let swap = vec![self.release(), store::locks::take(&lock, &bytes)];
+        self.store.commit(swap).await?;
+        self.lock = lock;
+        self.held = bytes;
+        Ok(())
+    }
+
     /// Renews the lease, if the lock is still this one. A lock freed by force
     /// is left alone: the next holder's fencing token fences this holder.
     pub async fn renew(&mut self) -> Result<(), StoreError> {

@@ -140,7 +140,8 @@ async fn ready(
         Ok(resolved) => resolved,
         Err(err) => return Ok(Err(err)),
     };
-    let fresh = resolved.record(d.kind(), d.author.clone(), d.message.clone(), &d.id);
+    let term = crate::locks::term_of(d.fencing_token);
+    let fresh = resolved.record(term, d.kind(), d.author.clone(), d.message.clone(), &d.id);
     recorder.amend(|d| super::again::refresh(d, fresh));
     let release = &resolved.release;
     let built = if release.build_id.is_empty() {

@@ -158,6 +158,7 @@ impl Resolved {
     /// in its batch.
     pub(super) fn record(
         &self,
+        term: u64,
         kind: DeploymentKind,
         author: String,
         message: String,
@@ -174,7 +175,7 @@ impl Resolved {
             message,
             batches: &batches,
             policy: self.policy.spec,
-            fencing_token: locks::fencing_token(id),
+            fencing_token: locks::fencing_token(term, id),
             rollback_of: "",
             reason: "",
         }

@@ -92,14 +92,31 @@ pub(super) fn prepare(ctx: &Context, d: &Deployment) -> Result<Resume, String> {
 
 /// Records that `d` resumes and runs it on its own task.
 pub(super) async fn start(ctx: &Context, d: Deployment, resume: Resume) -> Result<(), Error> {
-    let Resume { plan, hosts, lease } = resume;
+    let Resume {
+        mut plan,
+        hosts,
+        mut lease,
+    } = resume;
     let finished = plan.done.switched.len() + plan.done.failed.len();
-    let message = format!(
-        "the control plane restarted; resuming under the same lock and fencing token {}: {finished} hosts finished, {} to go",
-        plan.fencing_token,
-        hosts.len()
-    );
+    let term = ctx.store.term();
     let mut recorder = Recorder::open(ctx, d);
+    let message = if locks::term_of(plan.fencing_token) < term {
+        // A new leader: a higher token, so that agents refuse the last one.
+        let token = locks::fencing_token(term, &plan.deployment_id);
+        lease.retoken(token).await?;
+        plan.fencing_token = token;
+        recorder.amend(|d| d.fencing_token = token);
+        format!(
+            "a new leader (term {term}) took over; resuming under the same lock with fencing token {token}: {finished} hosts finished, {} to go",
+            hosts.len()
+        )
+    } else {
+        format!(
+            "the control plane restarted; resuming under the same lock and fencing token {}: {finished} hosts finished, {} to go",
+            plan.fencing_token,
+            hosts.len()
+        )
+    };
     let event = deployment_event(
         DeploymentStatus::Running,
         "resumed",

@@ -67,7 +67,13 @@ pub async fn start(ctx: &Context, caller: &Caller, start: Start) -> Result<Strin
     }
     let r = &resolved;
     let build = |id: &str| {
-        let mut d = r.record(how.kind, caller.principal(), how.message.clone(), id);
+        let mut d = r.record(
+            ctx.store.term(),
+            how.kind,
+            caller.principal(),
+            how.message.clone(),
+            id,
+        );
         d.run_at = start.run_at.map(slipway_proto::timestamp);
         d.forced = how.forced.is_some();
         d
@@ -97,8 +103,9 @@ pub(super) async fn launch(
 ) -> Result<String, Error> {
     crate::rollout::require_runtime_contract(&ctx.agents, &r.app, &r.hosts).await?;
     let created = create(ctx, |id| {
-        let lock = locks::new_lock(&r.app.name, &r.environment, id, &caller.principal());
-        let mut deployment = r.record(how.kind, caller.principal(), how.message.clone(), id);
+        let term = ctx.store.term();
+        let lock = locks::new_lock(term, &r.app.name, &r.environment, id, &caller.principal());
+        let mut deployment = r.record(term, how.kind, caller.principal(), how.message.clone(), id);
         deployment.forced = how.forced.is_some();
         let mut first = first_event(&deployment, r.hosts.len(), how.repair);
         if let Some(why) = &how.forced {

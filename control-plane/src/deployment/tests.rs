@@ -59,6 +59,7 @@ async fn fixture(hosts: usize) -> Fixture {
         waiting: Default::default(),
         agent_binaries: Default::default(),
         secret_keys: Default::default(),
+        cluster: Default::default(),
     };
     let app = App {
         name: "web".into(),

@@ -334,6 +334,9 @@ fn corrupt(tree: Tree, key: &[u8]) -> StoreError {
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+    /// The leadership term of this replica's writes (0 on the embedded
+    /// store): fencing tokens carry it.
+    term: Arc<std::sync::atomic::AtomicU64>,
     /// Where the time of each durable commit goes, if anywhere.
     commit_seconds: Option<Histogram>,
 }
@@ -343,8 +346,19 @@ impl Store {
     pub fn new(backend: Arc<dyn Backend>) -> Self {
         Self {
             backend,
+            term: Default::default(),
             commit_seconds: None,
         }
+    }
+
+    /// The leadership term this replica writes in.
+    pub fn term(&self) -> u64 {
+        self.term.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Sets the leadership term, when this replica becomes leader.
+    pub fn set_term(&self, term: u64) {
+        self.term.store(term, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Observes the seconds of every commit (transaction and flush) in

@@ -9,6 +9,7 @@ pub mod approve;
 pub mod audit;
 pub mod build;
 pub mod cancel;
+pub mod cluster;
 pub mod completions;
 pub mod context;
 pub mod credentials;

@@ -4,7 +4,8 @@ use slipway_proto::{
     MAX_MESSAGE_BYTES,
     control::v1::{
         app_service_client::AppServiceClient, approval_service_client::ApprovalServiceClient,
-        audit_service_client::AuditServiceClient, dashboard_service_client::DashboardServiceClient,
+        audit_service_client::AuditServiceClient, cluster_service_client::ClusterServiceClient,
+        dashboard_service_client::DashboardServiceClient,
         deployment_service_client::DeploymentServiceClient,
         drift_service_client::DriftServiceClient,
         environment_service_client::EnvironmentServiceClient,
@@ -56,4 +57,5 @@ clients! {
     "QueueService." queue: QueueServiceClient;
     "ApprovalService." approvals: ApprovalServiceClient;
     "DashboardService." dashboard: DashboardServiceClient;
+    "ClusterService." cluster: ClusterServiceClient;
 }
