@@ -114,6 +114,18 @@ impl Feed {
         Ok(())
     }
 
+    /// Wakes the streams for an item another replica made durable at
+    /// `cursor` (a follower learns of them from the store's watch).
+    pub fn observed(&self, cursor: u64) {
+        self.head.send_if_modified(|head| {
+            let newer = cursor > *head;
+            if newer {
+                *head = cursor;
+            }
+            newer
+        });
+    }
+
     /// The newest cursor, which changes whenever items are made durable.
     pub fn head(&self) -> watch::Receiver<u64> {
         self.head.subscribe()

@@ -220,7 +220,11 @@ pub async fn serve_with(
     let _stop_exporter = exporter_stop.clone().drop_guard();
     let readiness = Readiness::default();
     let exporter = metrics_listener.map(|listener| {
-        let reads = (ctx.store.clone(), ctx.agents.contacts().clone());
+        let reads = (
+            ctx.store.clone(),
+            ctx.agents.contacts().clone(),
+            ctx.cluster.clone(),
+        );
         let (metrics, stop) = (ctx.metrics.clone(), exporter_stop.clone());
         observe::spawn_listener(metrics, reads, listener, readiness.clone(), stop)
     });

@@ -137,6 +137,7 @@ async fn run(keep: bool, serve: bool) -> Result<()> {
         builds: Default::default(),
         secrets_key_file: None,
         secrets_previous_key_file: None,
+        cluster: Default::default(),
     };
     let metrics = TcpListener::bind("127.0.0.1:0").await?;
     let metrics_addr = metrics.local_addr()?;

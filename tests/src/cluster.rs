@@ -737,6 +737,15 @@ impl Cluster {
         self.control_plane_process().kill_9();
     }
 
+    /// Makes `process` the control plane this cluster talks to (another
+    /// replica of a control plane on etcd); returns the one it replaces.
+    pub fn use_control_plane(
+        &mut self,
+        process: ControlPlaneProcess,
+    ) -> Option<ControlPlaneProcess> {
+        self.cp_process.replace(process)
+    }
+
     /// The control plane process; panics for an in-process control plane.
     pub fn control_plane_process(&mut self) -> &mut ControlPlaneProcess {
         self.cp_process

@@ -228,6 +228,26 @@ impl ControlPlaneProcess {
         self.spawn().await;
     }
 
+    /// Waits (bounded) until the process exits by itself and returns its
+    /// status; panics with its log if it is still running after `limit`.
+    pub async fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            let child = self.child.as_mut().expect("control plane running");
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.child = None;
+                self.note(&format!("--- exited by itself: {status} ---"));
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "slipway-control-plane did not exit within {limit:?}; its log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Panics (with its log) if the process has exited by itself. A process
     /// the test killed and did not restart passes.
     pub fn assert_running(&mut self) {

@@ -121,6 +121,7 @@ pub fn control_plane_config(
         builds: Default::default(),
         secrets_key_file: None,
         secrets_previous_key_file: None,
+        cluster: Default::default(),
     }
 }
 

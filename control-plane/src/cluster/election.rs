@@ -18,7 +18,7 @@ use std::{
 };
 
 use etcd_client::{Compare, CompareOp, EventType, PutOptions, Txn, TxnOp, TxnOpResponse};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::{Cluster, EtcdView, Leader, Role, keys, status::decode_leader};
 
@@ -65,14 +65,17 @@ pub struct Campaign {
 impl Campaign {
     /// Follows until this replica wins, runs `take_over` (it must fence the
     /// store and resume what the last leader left), then leads until its
-    /// lease can no longer be kept alive: returns only then.
-    pub async fn run<F, Fut>(self, take_over: F) -> Lost
+    /// lease can no longer be kept alive: returns only then. `settled` is
+    /// told once the first attempt is over: this replica leads (and took
+    /// over) or another does, so that serving starts in a known role.
+    pub async fn run<F, Fut>(self, take_over: F, settled: oneshot::Sender<()>) -> Lost
     where
         F: FnOnce(Won) -> Fut,
         Fut: Future<Output = ()>,
     {
+        let mut settled = Some(settled);
         let (session, won) = loop {
-            match self.follow().await {
+            match self.follow(&mut settled).await {
                 Ok(pair) => break pair,
                 Err(err) => {
                     tracing::warn!(error = %err, "lost the session with etcd; campaigning again");
@@ -85,6 +88,9 @@ impl Campaign {
         tracing::info!(term, "this replica leads");
         take_over(won).await;
         self.cluster.set_role(Role::Leader { term });
+        if let Some(settled) = settled.take() {
+            let _ = settled.send(());
+        }
         session.expired().await;
         Lost {
             term,
@@ -93,7 +99,10 @@ impl Campaign {
     }
 
     /// Opens a session and follows the leader until this replica wins.
-    async fn follow(&self) -> Result<(Session, Won), etcd_client::Error> {
+    async fn follow(
+        &self,
+        settled: &mut Option<oneshot::Sender<()>>,
+    ) -> Result<(Session, Won), etcd_client::Error> {
         let session = Session::open(&self.etcd, &self.cluster, self.ttl).await?;
         loop {
             let (leader, revision) = match self.try_lead(session.lease).await? {
@@ -103,6 +112,9 @@ impl Campaign {
             self.cluster.set_role(Role::Follower {
                 leader: leader.clone(),
             });
+            if let Some(settled) = settled.take() {
+                let _ = settled.send(());
+            }
             tokio::select! {
                 gone = self.leader_gone(revision) => gone?,
                 () = session.expired() => {

@@ -92,6 +92,16 @@ pub struct ClusterSettings {
     pub lease_ttl: std::time::Duration,
 }
 
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            replica_id: String::new(),
+            advertise: String::new(),
+            lease_ttl: crate::cluster::election::DEFAULT_LEASE,
+        }
+    }
+}
+
 /// Seconds between drift checks of every environment unless configured.
 pub const DEFAULT_DRIFT_EVERY_SECONDS: u64 = 600;
 

@@ -275,19 +275,20 @@ impl Metrics {
     }
 }
 
-/// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until `stop`
+/// Serves `/metrics`, `/healthz`, `/readyz` and `/leaderz` on `listener` until `stop`
 /// is cancelled; each scrape first refreshes the gauges read from `store`
 /// and `contacts`.
 pub fn spawn_listener(
     metrics: Arc<Metrics>,
-    (store, contacts): (Store, Contacts),
+    (store, contacts, cluster): (Store, Contacts, crate::cluster::Cluster),
     listener: TcpListener,
     readiness: Readiness,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
     let registry = metrics.registry();
     let endpoint = Endpoint::new(registry, readiness)
-        .refresh_with(Arc::new(move || refresh(&metrics, &store, &contacts)));
+        .refresh_with(Arc::new(move || refresh(&metrics, &store, &contacts)))
+        .leader_with(Arc::new(move || cluster.is_leader()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "metrics listening");
     }

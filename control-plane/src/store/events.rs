@@ -15,6 +15,15 @@ pub fn append(event: &DeploymentEvent) -> Op {
     )
 }
 
+/// The deployment and sequence of an event's key, as a store watch reports
+/// it.
+pub fn parse_key(key: &[u8]) -> Option<(String, u64)> {
+    let nul = key.iter().position(|b| *b == 0)?;
+    let id = std::str::from_utf8(&key[..nul]).ok()?;
+    let sequence = <[u8; 8]>::try_from(&key[nul + 1..]).ok()?;
+    Some((id.to_owned(), u64::from_be_bytes(sequence)))
+}
+
 /// The events of deployment `id` after sequence `after`, in order, at most
 /// `limit`.
 pub fn after(
@@ -36,4 +45,16 @@ pub fn removal(store: &Store, id: &str, limit: usize) -> Result<Vec<Op>, StoreEr
         .into_iter()
         .map(|(key, _)| Op::Delete(Tree::Events, key))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_key_parses_back() {
+        let key = super::super::event_key("dep-0000000042", 7);
+        assert_eq!(parse_key(&key), Some(("dep-0000000042".to_owned(), 7)));
+        assert_eq!(parse_key(b"dep-1"), None);
+    }
 }

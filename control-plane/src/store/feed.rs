@@ -10,7 +10,8 @@ fn key(cursor: u64) -> Vec<u8> {
     cursor.to_be_bytes().to_vec()
 }
 
-fn cursor_of(key: &[u8]) -> u64 {
+/// The cursor of an item's key (a store watch reports keys).
+pub fn cursor_of(key: &[u8]) -> u64 {
     key.try_into().map(u64::from_be_bytes).unwrap_or_default()
 }
 

@@ -92,12 +92,16 @@ impl Readiness {
 /// directory sizes, hosts by state); it runs on a blocking thread.
 pub type Refresh = Arc<dyn Fn() + Send + Sync>;
 
+/// Whether this process leads its cluster (`/leaderz`).
+pub type Leads = Arc<dyn Fn() -> bool + Send + Sync>;
+
 /// What the metrics listener serves.
 #[derive(Clone)]
 pub struct Endpoint {
     registry: Arc<Registry>,
     readiness: Readiness,
     refresh: Option<Refresh>,
+    leads: Option<Leads>,
     /// One refresh and encoding at a time, so that a scrape never sees
     /// gauges another one is rewriting.
     rendering: Arc<Mutex<()>>,
@@ -118,6 +122,7 @@ impl Endpoint {
             registry,
             readiness,
             refresh: None,
+            leads: None,
             rendering: Arc::default(),
         }
     }
@@ -125,6 +130,13 @@ impl Endpoint {
     /// Calls `refresh` before each scrape is encoded.
     pub fn refresh_with(mut self, refresh: Refresh) -> Self {
         self.refresh = Some(refresh);
+        self
+    }
+
+    /// Serves `/leaderz`: 200 while `leads` says so, 503 otherwise (a load
+    /// balancer sends what only the leader serves there).
+    pub fn leader_with(mut self, leads: Leads) -> Self {
+        self.leads = Some(leads);
         self
     }
 
@@ -169,11 +181,20 @@ async fn readyz(State(endpoint): State<Endpoint>) -> (StatusCode, String) {
     (code, format!("{state}\n"))
 }
 
+async fn leaderz(State(endpoint): State<Endpoint>) -> (StatusCode, &'static str) {
+    match &endpoint.leads {
+        Some(leads) if leads() => (StatusCode::OK, "leader\n"),
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "follower\n"),
+        None => (StatusCode::NOT_FOUND, "no cluster here\n"),
+    }
+}
+
 fn router(endpoint: Endpoint) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/leaderz", get(leaderz))
         .with_state(endpoint)
 }
 
