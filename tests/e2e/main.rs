@@ -52,6 +52,7 @@ mod rollout_faults;
 mod schedules;
 mod secrets;
 mod sources;
+mod store_backends;
 mod streams;
 mod systemd;
 mod trust;
