@@ -27,6 +27,7 @@ mod detach;
 mod drift;
 mod enrollment;
 mod env_status;
+mod etcd_store;
 mod feed;
 mod fencing_poison;
 mod fixtures_faults;

@@ -108,6 +108,21 @@ impl EtcdCluster {
         )
     }
 
+    /// The environment that points a control plane process at this cluster
+    /// under `prefix` (see `Builder::control_plane_env`).
+    pub fn control_plane_env(&self, prefix: &str) -> Vec<(&'static str, String)> {
+        let tls = self.client_tls();
+        let path = |p: PathBuf| p.display().to_string();
+        vec![
+            ("SLIPWAY_CP_ETCD_ENDPOINTS", self.endpoints().join(",")),
+            ("SLIPWAY_CP_ETCD_PREFIX", prefix.to_owned()),
+            ("SLIPWAY_CP_ETCD_MAX_TXN_OPS", MAX_TXN_OPS.to_string()),
+            ("SLIPWAY_CP_ETCD_TLS_CA", path(tls.ca)),
+            ("SLIPWAY_CP_ETCD_TLS_CERT", path(tls.cert)),
+            ("SLIPWAY_CP_ETCD_TLS_KEY", path(tls.key)),
+        ]
+    }
+
     /// SIGKILLs member `i`.
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.members[i].child.take() {

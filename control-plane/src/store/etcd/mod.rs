@@ -263,7 +263,8 @@ fn unreachable(
     }
 }
 
-fn check(settings: &EtcdSettings) -> Result<(), EtcdOpenError> {
+/// Refuses settings that cannot work, before connecting.
+pub fn check(settings: &EtcdSettings) -> Result<(), EtcdOpenError> {
     let invalid = |m: &str| Err(EtcdOpenError::Invalid(m.to_owned()));
     if settings.endpoints.is_empty() {
         return invalid("no endpoints");
