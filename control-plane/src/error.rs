@@ -100,6 +100,13 @@ impl From<Error> for Status {
                 }
             },
             Error::Agent { code, .. } => Status::new(*code, err.to_string()),
+            Error::Store(store @ StoreError::Fenced) => Status::unavailable(store.to_string()),
+            Error::Store(
+                store @ (StoreError::BatchTooLarge { .. } | StoreError::ValueTooLarge { .. }),
+            ) => {
+                tracing::error!(error = ?err, "store refused a batch");
+                Status::failed_precondition(store.to_string())
+            }
             Error::Store(_) => {
                 tracing::error!(error = ?err, "store failure");
                 Status::unavailable("the control plane's store failed; see its log")

@@ -50,6 +50,9 @@ pub enum Error {
     /// The store could not be opened.
     #[error(transparent)]
     Open(#[from] store::OpenError),
+    /// etcd could not be reached.
+    #[error(transparent)]
+    OpenEtcd(#[from] store::EtcdOpenError),
     /// TLS files could not be read.
     #[error(transparent)]
     Tls(#[from] slipway_proto::tls::TlsError),
@@ -178,10 +181,14 @@ pub async fn serve_with(
     };
     let server_tls = TlsMaterial::load(&config.tls)?;
     let agent_tls = TlsMaterial::load(&config.agent_tls)?;
-    let backend = store::SledBackend::open(&config.data_dir, config.cache_capacity_bytes)?;
+    let (dir, cache) = (&config.data_dir, config.cache_capacity_bytes);
+    let backend: Arc<dyn store::Backend> = match &config.etcd {
+        Some(etcd) => Arc::new(store::EtcdBackend::open(etcd)?),
+        None => Arc::new(store::SledBackend::open(dir, cache)?),
+    };
     let revocations = Revocations::default();
     let metrics = Arc::new(observe::Metrics::new());
-    let store = store::Store::new(Arc::new(backend)).timed(metrics.commit_timer());
+    let store = store::Store::new(backend).timed(metrics.commit_timer());
     // The epoch of this control plane's fencing tokens on every agent.
     let epoch = store::identity::ensure(&store)
         .await

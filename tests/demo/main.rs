@@ -119,6 +119,7 @@ async fn run(keep: bool, serve: bool) -> Result<()> {
     let config = slipway_control_plane::Config {
         listen: cp_addr,
         data_dir: root.join("control-plane"),
+        etcd: None,
         tls: paths(&pki_dir, "control-plane"),
         agent_tls: paths(&pki_dir, "control-plane-client"),
         cache_capacity_bytes: 16 << 20,

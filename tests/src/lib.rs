@@ -15,6 +15,7 @@ pub mod control_process;
 pub mod dashboard;
 pub mod direct;
 pub mod disk;
+pub mod etcd;
 pub mod events;
 pub mod faults;
 pub mod gates;

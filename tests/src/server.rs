@@ -91,6 +91,7 @@ pub fn control_plane_config(
     slipway_control_plane::Config {
         listen: "127.0.0.1:0".parse().expect("addr"),
         data_dir,
+        etcd: None,
         tls,
         agent_tls,
         cache_capacity_bytes: 8 << 20,

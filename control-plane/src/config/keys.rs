@@ -25,6 +25,69 @@ pub const KEYS: &[Key] = &[
         "sled data directory (created if its parent exists)."
     ),
     config_key!(
+        "store.etcd.endpoints",
+        "etcd-endpoint",
+        "SLIPWAY_CP_ETCD_ENDPOINTS",
+        List,
+        "",
+        restart,
+        "etcd client URLs (repeat the flag; comma-separated variable): the store is etcd, not sled in data_dir. https:// with [store.etcd.tls]; plain http:// only without it."
+    ),
+    config_key!(
+        "store.etcd.prefix",
+        "etcd-prefix",
+        "SLIPWAY_CP_ETCD_PREFIX",
+        Text,
+        "slipway",
+        restart,
+        "Prefix of every etcd key of this control plane's store."
+    ),
+    config_key!(
+        "store.etcd.max_txn_ops",
+        "etcd-max-txn-ops",
+        "SLIPWAY_CP_ETCD_MAX_TXN_OPS",
+        Number,
+        "128",
+        restart,
+        "Operations per etcd transaction: etcd's --max-txn-ops; raise both together (8192 fits the largest deployment record)."
+    ),
+    config_key!(
+        "store.etcd.dial_timeout_seconds",
+        "etcd-dial-timeout-seconds",
+        "SLIPWAY_CP_ETCD_DIAL_TIMEOUT_SECONDS",
+        Number,
+        "5",
+        restart,
+        "How long connecting to etcd may take at start (at least 1)."
+    ),
+    config_key!(
+        "store.etcd.tls.ca",
+        "etcd-tls-ca",
+        "SLIPWAY_CP_ETCD_TLS_CA",
+        Text,
+        "",
+        restart,
+        "CA that signed the etcd members' certificates (mutual TLS to etcd)."
+    ),
+    config_key!(
+        "store.etcd.tls.cert",
+        "etcd-tls-cert",
+        "SLIPWAY_CP_ETCD_TLS_CERT",
+        Text,
+        "",
+        restart,
+        "Client certificate for etcd."
+    ),
+    config_key!(
+        "store.etcd.tls.key",
+        "etcd-tls-key",
+        "SLIPWAY_CP_ETCD_TLS_KEY",
+        Text,
+        "",
+        restart,
+        "Key of the etcd client certificate."
+    ),
+    config_key!(
         "pki_dir",
         "pki-dir",
         "SLIPWAY_CP_PKI_DIR",

@@ -85,6 +85,7 @@ fn config(layered: &Layered, file: FileConfig) -> Result<Config, ConfigError> {
             .listen
             .unwrap_or_else(|| "0.0.0.0:7443".parse().expect("valid address")),
         data_dir: file.data_dir.unwrap_or_else(|| "/var/lib/slipway".into()),
+        etcd: etcd(layered, file.store.and_then(|s| s.etcd))?,
         tls: tls_paths(layered, "tls", file.tls)?,
         agent_tls: tls_paths(layered, "agent_tls", file.agent_tls)?,
         cache_capacity_bytes: file.cache_capacity_bytes.unwrap_or(64 << 20),
@@ -128,6 +129,46 @@ fn config(layered: &Layered, file: FileConfig) -> Result<Config, ConfigError> {
     })
 }
 
+/// The etcd settings of `[store.etcd]`; None (sled) without endpoints.
+fn etcd(
+    layered: &Layered,
+    file: Option<super::EtcdFile>,
+) -> Result<Option<crate::store::EtcdSettings>, ConfigError> {
+    let invalid = |key: &str, reason: &str| layered.key_error(key, Reason(reason.to_owned()));
+    let Some(file) = file else { return Ok(None) };
+    let Some(endpoints) = file.endpoints.filter(|e| !e.is_empty()) else {
+        return Ok(None);
+    };
+    let mut settings = crate::store::EtcdSettings::new(endpoints);
+    if let Some(prefix) = file.prefix {
+        settings.prefix = prefix;
+    }
+    if let Some(ops) = file.max_txn_ops {
+        settings.max_txn_ops = usize::try_from(ops).unwrap_or(usize::MAX);
+    }
+    match file.dial_timeout_seconds {
+        Some(0) => {
+            return Err(invalid(
+                "store.etcd.dial_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
+        Some(s) => settings.dial_timeout = Duration::from_secs(s),
+        None => {}
+    }
+    if file.tls.is_some() {
+        let tls = tls_paths(layered, "store.etcd.tls", file.tls)?;
+        settings.tls = Some(crate::store::EtcdTls {
+            ca: tls.ca,
+            cert: tls.cert,
+            key: tls.key,
+        });
+    }
+    crate::store::etcd::check(&settings)
+        .map_err(|err| invalid("store.etcd.endpoints", &err.to_string()))?;
+    Ok(Some(settings))
+}
+
 /// The three paths of `section`, each required.
 fn tls_paths(
     layered: &Layered,
@@ -164,6 +205,11 @@ fn check_files(layered: &Layered, config: &Config) -> Result<(), ConfigError> {
         }
         TlsMaterial::load(paths)
             .map_err(|err| layered.key_error(&format!("{section}.cert"), err))?;
+    }
+    if let Some(tls) = config.etcd.as_ref().and_then(|e| e.tls.as_ref()) {
+        for (name, path) in [("ca", &tls.ca), ("cert", &tls.cert), ("key", &tls.key)] {
+            layered.readable(&format!("store.etcd.tls.{name}"), path)?;
+        }
     }
     if let Some(signing) = &config.signing {
         layered.readable("signing.ca_cert", &signing.ca_cert)?;

@@ -24,8 +24,11 @@ pub use slipway_proto::config::ConfigError;
 pub struct Config {
     /// Address of the operator API.
     pub listen: SocketAddr,
-    /// sled data directory (one process per directory).
+    /// sled data directory (one process per directory); with etcd, it
+    /// still holds source mirrors and staged binaries.
     pub data_dir: PathBuf,
+    /// etcd instead of sled in `data_dir`.
+    pub etcd: Option<crate::store::EtcdSettings>,
     /// Server identity for the operator API.
     pub tls: TlsPaths,
     /// Client identity used to dial agents.
@@ -125,6 +128,8 @@ pub struct FileConfig {
     pub listen: Option<SocketAddr>,
     /// See [`Config::data_dir`].
     pub data_dir: Option<PathBuf>,
+    /// The `[store]` table.
+    pub store: Option<StoreFile>,
     /// Fills the TLS and signing paths not set otherwise.
     pub pki_dir: Option<PathBuf>,
     /// The log filter (applied live, see `slipway_proto::config::reload`).
@@ -193,6 +198,30 @@ pub struct LimitsFile {
     pub message_bytes: Option<u64>,
     /// See `slipway_proto::limits::Live::description_bytes`.
     pub description_bytes: Option<u64>,
+}
+
+/// The `[store]` table: sled unless `[store.etcd]` gives endpoints.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreFile {
+    /// See [`Config::etcd`].
+    pub etcd: Option<EtcdFile>,
+}
+
+/// The `[store.etcd]` table (see `crate::store::EtcdSettings`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EtcdFile {
+    /// Client URLs.
+    pub endpoints: Option<Vec<String>>,
+    /// Key prefix.
+    pub prefix: Option<String>,
+    /// Operations per transaction.
+    pub max_txn_ops: Option<u64>,
+    /// Seconds connecting may take.
+    pub dial_timeout_seconds: Option<u64>,
+    /// Mutual TLS to etcd.
+    pub tls: Option<TlsFiles>,
 }
 
 /// The `[signing]` table: the CA that signs agents' certificates.

@@ -56,7 +56,7 @@ pub async fn compact(store: &Store, cutoff: SystemTime) -> Result<Compacted, Sto
                 return Ok(done);
             }
             loop {
-                let ops = events::removal(store, &d.id, BATCH)?;
+                let ops = events::removal(store, &d.id, BATCH.min(store.max_batch_ops()))?;
                 if ops.is_empty() {
                     break;
                 }

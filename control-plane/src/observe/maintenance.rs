@@ -78,7 +78,7 @@ pub async fn maintain(store: &Store, now: SystemTime) -> Result<Maintained, Stor
                     ops.push(health::put_aggregate(&host, &aggregate));
                     done.aggregated += 1;
                 }
-                ops = flush(store, ops, BATCH).await?;
+                ops = flush(store, ops, BATCH.min(store.max_batch_ops() / 2)).await?;
                 start = end;
             }
         }
@@ -108,7 +108,7 @@ async fn expire(store: &Store, series: Series, before: u64) -> Result<usize, Sto
         loop {
             let host = host.clone();
             let ops = blocking(store, move |s| {
-                health::expire(s, series, &host, before, BATCH)
+                health::expire(s, series, &host, before, BATCH.min(s.max_batch_ops()))
             })
             .await?;
             if ops.is_empty() {

@@ -72,12 +72,15 @@ pub async fn ensure<E: From<StoreError>>(
     }
     let mut ops = Vec::new();
     let mut count = 0;
+    // Entries are plain puts: one deployment's may span two batches.
+    let batch = BACKFILL_BATCH.min(store.max_batch_ops() - 1);
     for d in deployments::newest_first(store, deployments::Scope::All, None) {
         let d = d?;
         ops.extend(entries(&d, &text(&d)?));
         count += 1;
-        if ops.len() >= BACKFILL_BATCH {
-            store.commit(std::mem::take(&mut ops)).await?;
+        while ops.len() >= batch {
+            let rest = ops.split_off(batch);
+            store.commit(std::mem::replace(&mut ops, rest)).await?;
         }
     }
     ops.push(Op::Put(Tree::Meta, INDEXED.to_vec(), FORMAT.to_vec()));

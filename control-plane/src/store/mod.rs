@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod deployment_text;
 pub mod deployments;
 pub mod drift;
+pub mod etcd;
 pub mod events;
 pub mod feed;
 pub mod health;
@@ -34,6 +35,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prost::Message;
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use etcd::{EtcdBackend, EtcdOpenError, EtcdSettings, EtcdTls, Fence};
 pub use sled_backend::{OpenError, SledBackend};
 
 /// The trees (tables) of the store; each belongs to one repository
@@ -254,6 +256,35 @@ pub enum StoreError {
     /// The backend failed.
     #[error("storage backend failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// This process lost the leadership its commits are fenced on (etcd
+    /// store); nothing of the batch was written.
+    #[error("this control plane is no longer the leader; nothing was written")]
+    Fenced,
+    /// A batch has more operations (or bytes) than the backend takes in one
+    /// transaction; nothing of it was written.
+    #[error(
+        "a batch of {ops} operations is over the store's limit of {limit} per transaction; raise etcd's --max-txn-ops and store.etcd.max_txn_ops together"
+    )]
+    BatchTooLarge {
+        /// Operations in the batch.
+        ops: usize,
+        /// Operations the backend takes.
+        limit: usize,
+    },
+    /// A value over the backend's size budget; nothing was written.
+    #[error(
+        "a value of {bytes} bytes in {tree:?} at {key:?} is over the store's limit of {limit} bytes"
+    )]
+    ValueTooLarge {
+        /// The tree.
+        tree: Tree,
+        /// The key, lossily as text.
+        key: String,
+        /// Size of the value.
+        bytes: usize,
+        /// The budget.
+        limit: usize,
+    },
     /// A stored value could not be decoded.
     #[error("stored value in {tree:?} at {key:?} is unreadable")]
     Corrupt {
@@ -296,6 +327,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Bytes the store takes on disk, when the backend knows.
     fn size_on_disk(&self) -> Option<u64> {
         None
+    }
+    /// The most ops one batch may hold; writers that split their work in
+    /// batches (backfills, expiry) stay under it.
+    fn max_batch_ops(&self) -> usize {
+        usize::MAX
     }
 }
 
@@ -371,6 +407,11 @@ impl Store {
     /// Bytes the store takes on disk, when the backend knows. Blocking.
     pub fn size_on_disk(&self) -> Option<u64> {
         self.backend.size_on_disk()
+    }
+
+    /// The most ops one batch may hold (see [`Backend::max_batch_ops`]).
+    pub fn max_batch_ops(&self) -> usize {
+        self.backend.max_batch_ops()
     }
 
     /// Reads one protobuf record.
