@@ -34,6 +34,7 @@ pub mod policy;
 pub mod progress;
 pub mod releases;
 pub mod renewal;
+pub mod replication;
 pub mod rollout;
 pub mod running;
 pub mod secrets;

@@ -93,7 +93,10 @@ impl Replica {
         });
         let wait = config.cluster.lease_ttl * 2;
         if tokio::time::timeout(wait, first).await.is_err() {
-            tracing::warn!(?wait, "no election result yet; serving as a follower meanwhile");
+            tracing::warn!(
+                ?wait,
+                "no election result yet; serving as a follower meanwhile"
+            );
         }
         Self {
             relay,

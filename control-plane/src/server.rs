@@ -182,8 +182,12 @@ pub async fn serve_with(
     let server_tls = TlsMaterial::load(&config.tls)?;
     let agent_tls = TlsMaterial::load(&config.agent_tls)?;
     let (dir, cache) = (&config.data_dir, config.cache_capacity_bytes);
-    let backend: Arc<dyn store::Backend> = match &config.etcd {
-        Some(etcd) => Arc::new(store::EtcdBackend::open(etcd)?),
+    let etcd = match &config.etcd {
+        Some(settings) => Some(Arc::new(store::EtcdBackend::open(settings)?)),
+        None => None,
+    };
+    let backend: Arc<dyn store::Backend> = match &etcd {
+        Some(etcd) => etcd.clone(),
         None => Arc::new(store::SledBackend::open(dir, cache)?),
     };
     let revocations = Revocations::default();
@@ -200,8 +204,12 @@ pub async fn serve_with(
         given => given.to_owned(),
     };
     let me = crate::cluster::ReplicaInfo::this_process(&config.cluster.replica_id, &advertise);
+    let cluster = match (&etcd, &config.etcd) {
+        (Some(backend), Some(settings)) => crate::replication::cluster(backend, settings, me)?,
+        _ => crate::cluster::Cluster::single(me),
+    };
     let ctx = Context {
-        cluster: crate::cluster::Cluster::single(me),
+        cluster,
         secret_keys: crate::secrets::start(&store, &config).await?,
         store,
         events: events::EventHub::default(),
@@ -425,7 +433,12 @@ pub async fn serve_with(
             crate::web::serve(ctx, &material, listener, stop.cancelled_owned()).await;
         })
     });
-    let leader_work = crate::leading::LeaderWork::start(&ctx, &config, &stop);
+    let work = match etcd {
+        Some(backend) => {
+            Work::Replica(crate::replication::Replica::start(&ctx, backend, &config, &stop).await)
+        }
+        None => Work::Leader(crate::leading::LeaderWork::start(&ctx, &config, &stop)),
+    };
     let shutdown = {
         let (stop, readiness) = (stop.clone(), readiness.clone());
         async move {
@@ -451,10 +464,20 @@ pub async fn serve_with(
     // Waited for: the tasks hold the store, which must be closed before
     // this returns (a new control plane may open the same directory).
     reload.abort();
-    leader_work.stop().await;
+    match work {
+        Work::Leader(work) => work.stop().await,
+        Work::Replica(replica) => replica.stop().await,
+    }
     exporter_stop.cancel();
     if let Some(exporter) = exporter {
         let _ = exporter.await;
     }
     Ok(served?)
+}
+
+/// What runs beside the API: the leader's work on the embedded store, a
+/// replica's campaign (and the leader's work once it wins) on etcd.
+enum Work {
+    Leader(crate::leading::LeaderWork),
+    Replica(crate::replication::Replica),
 }

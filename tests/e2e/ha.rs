@@ -80,7 +80,9 @@ fn assert_finished_by_term_2(cluster: &Cluster, events: &[DeploymentEvent], d: &
     let resumed: Vec<_> = events.iter().filter(|e| e.stage == "resumed").collect();
     assert_eq!(resumed.len(), 1, "{resumed:?}");
     assert!(
-        resumed[0].message.contains("a new leader (term 2) took over"),
+        resumed[0]
+            .message
+            .contains("a new leader (term 2) took over"),
         "{}",
         resumed[0].message
     );

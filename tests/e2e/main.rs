@@ -32,6 +32,7 @@ mod feed;
 mod fencing_poison;
 mod fixtures_faults;
 mod grpcurl;
+mod ha;
 mod health;
 mod history;
 mod integrity;

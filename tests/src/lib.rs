@@ -21,6 +21,7 @@ pub mod faults;
 pub mod gates;
 pub mod git_https;
 pub mod git_server;
+pub mod ha;
 pub mod https;
 pub mod pki;
 pub mod process;

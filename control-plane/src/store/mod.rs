@@ -35,7 +35,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prost::Message;
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use etcd::{EtcdBackend, EtcdOpenError, EtcdSettings, EtcdTls, Fence};
+pub use etcd::{
+    EtcdBackend, EtcdOpenError, EtcdSettings, EtcdTls, Fence,
+    connect_options as etcd_connect_options,
+};
 pub use sled_backend::{OpenError, SledBackend};
 
 /// The trees (tables) of the store; each belongs to one repository

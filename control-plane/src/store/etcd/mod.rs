@@ -291,7 +291,7 @@ pub fn check(settings: &EtcdSettings) -> Result<(), EtcdOpenError> {
     Ok(())
 }
 
-fn connect_options(settings: &EtcdSettings) -> Result<ConnectOptions, EtcdOpenError> {
+pub fn connect_options(settings: &EtcdSettings) -> Result<ConnectOptions, EtcdOpenError> {
     let mut options = ConnectOptions::new()
         .with_connect_timeout(settings.dial_timeout)
         .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5))
