@@ -434,10 +434,12 @@ pub async fn serve_with(
         })
     });
     let work = match etcd {
-        Some(backend) => {
-            Work::Replica(crate::replication::Replica::start(&ctx, backend, &config, &stop).await)
-        }
-        None => Work::Leader(crate::leading::LeaderWork::start(&ctx, &config, &stop)),
+        Some(backend) => Work::Replica(Box::new(
+            crate::replication::Replica::start(&ctx, backend, &config, &stop).await,
+        )),
+        None => Work::Leader(Box::new(crate::leading::LeaderWork::start(
+            &ctx, &config, &stop,
+        ))),
     };
     let shutdown = {
         let (stop, readiness) = (stop.clone(), readiness.clone());
@@ -478,6 +480,6 @@ pub async fn serve_with(
 /// What runs beside the API: the leader's work on the embedded store, a
 /// replica's campaign (and the leader's work once it wins) on etcd.
 enum Work {
-    Leader(crate::leading::LeaderWork),
-    Replica(crate::replication::Replica),
+    Leader(Box<crate::leading::LeaderWork>),
+    Replica(Box<crate::replication::Replica>),
 }

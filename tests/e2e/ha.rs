@@ -115,6 +115,16 @@ async fn assert_agents_fenced(cluster: &Cluster, d: &Deployment) {
     assert!(fenced >= 2, "web-2 and web-3 went on under the new token");
 }
 
+/// When the successor recorded that it resumed the deployment.
+fn resumed_at(events: &[DeploymentEvent]) -> SystemTime {
+    events
+        .iter()
+        .find(|e| e.stage == "resumed")
+        .and_then(|e| e.time)
+        .map(|t| SystemTime::UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos as u32))
+        .expect("a resumed event with its time")
+}
+
 fn seconds(from: SystemTime, to: SystemTime) -> f64 {
     to.duration_since(from).unwrap_or_default().as_secs_f64()
 }
@@ -135,12 +145,7 @@ async fn the_leader_killed_mid_rollout_a_follower_resumes_it_and_its_watchers_mi
     std::fs::write(&gate, b"go").expect("open the gate");
     let (events, d) = cluster.watch(&id).await;
     assert_finished_by_term_2(&cluster, &events, &d);
-    let resumed = events
-        .iter()
-        .find(|e| e.stage == "resumed")
-        .and_then(|e| e.time.clone())
-        .map(|t| SystemTime::UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos as u32))
-        .expect("resumed at");
+    let resumed = resumed_at(&events);
     let followed = tokio::time::timeout(Duration::from_secs(30), watcher)
         .await
         .expect("the follower's stream ends with the deployment")
@@ -191,12 +196,7 @@ async fn the_leader_cut_off_from_etcd_steps_down_before_a_successor_acts() {
     std::fs::write(&gate, b"go").expect("open the gate");
     let (events, d) = cluster.watch(&id).await;
     assert_finished_by_term_2(&cluster, &events, &d);
-    let resumed = events
-        .iter()
-        .find(|e| e.stage == "resumed")
-        .and_then(|e| e.time.clone())
-        .map(|t| SystemTime::UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos as u32))
-        .expect("resumed at");
+    let resumed = resumed_at(&events);
     assert!(
         resumed > stepped_down,
         "the successor acted only after the old leader had stopped"
