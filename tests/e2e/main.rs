@@ -51,6 +51,7 @@ mod rollout;
 mod rollout_faults;
 mod schedules;
 mod secrets;
+mod sim_agents;
 mod sources;
 mod streams;
 mod systemd;
