@@ -34,7 +34,7 @@ pub enum FenceError {
 
 /// Validates the token of a request that needs one (all mutating requests
 /// but PinRelease): 0, "no lock", is refused.
-pub(crate) fn required(field: &str, token: u64) -> Result<u64, InvalidField> {
+pub fn required(field: &str, token: u64) -> Result<u64, InvalidField> {
     if token == 0 {
         return Err(InvalidField::new(
             field,
@@ -68,7 +68,7 @@ impl From<u64> for Fence {
 const MAX_EPOCH: usize = 64;
 
 /// Validates a request's epoch: empty, or up to 64 letters, digits and `-`.
-pub(crate) fn epoch(field: &str, epoch: &str) -> Result<String, InvalidField> {
+pub fn epoch(field: &str, epoch: &str) -> Result<String, InvalidField> {
     let fine =
         epoch.len() <= MAX_EPOCH && epoch.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
     if !fine {
@@ -80,34 +80,45 @@ pub(crate) fn epoch(field: &str, epoch: &str) -> Result<String, InvalidField> {
     Ok(epoch.to_owned())
 }
 
-/// Applies `fence` to the journal's content: a token of the recorded epoch
-/// (or of no epoch) lower than the recorded one is refused; a higher one is
-/// recorded; a token of another epoch starts that epoch. 0 changes nothing.
+/// Applies `fence` to the journal's content (see [`admit`]).
 pub(crate) fn apply(data: &mut JournalData, app: &str, fence: &Fence) -> Result<(), StaleToken> {
+    admit(&mut data.fencing_token, &mut data.fencing_epoch, app, fence)
+}
+
+/// Applies `fence` to the token and epoch `app` has seen: a token of the
+/// recorded epoch (or of no epoch) lower than the recorded one is refused;
+/// a higher one is recorded; a token of another epoch starts that epoch.
+/// 0 changes nothing.
+pub fn admit(
+    seen_token: &mut u64,
+    seen_epoch: &mut String,
+    app: &str,
+    fence: &Fence,
+) -> Result<(), StaleToken> {
     if fence.token == 0 {
         return Ok(());
     }
-    let same_epoch = fence.epoch.is_empty() || fence.epoch == data.fencing_epoch;
+    let same_epoch = fence.epoch.is_empty() || fence.epoch == *seen_epoch;
     if same_epoch {
-        if fence.token < data.fencing_token {
+        if fence.token < *seen_token {
             return Err(StaleToken {
                 token: fence.token,
                 app: app.to_owned(),
-                seen: data.fencing_token,
+                seen: *seen_token,
             });
         }
     } else {
         tracing::warn!(
             app,
             epoch = %fence.epoch,
-            previous_epoch = %data.fencing_epoch,
-            previous_token = data.fencing_token,
+            previous_epoch = %seen_epoch,
+            previous_token = *seen_token,
             token = fence.token,
             "a control plane of another store identity: starting its fencing epoch"
         );
-        data.fencing_epoch.clone_from(&fence.epoch);
+        seen_epoch.clone_from(&fence.epoch);
     }
-    data.fencing_token = fence.token;
+    *seen_token = fence.token;
     Ok(())
 }
 

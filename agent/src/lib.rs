@@ -67,6 +67,7 @@ pub use crate::{
     config::{Config, ConfigError, ConfigFile},
     error::Error,
     pause::{FINISHED_LINE as PAUSE_FINISHED_LINE, VAR as PAUSE_VAR},
+    server::authorize,
 };
 
 /// Validates `config`, binds `config.listen` (and `config.metrics_listen`)

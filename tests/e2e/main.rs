@@ -53,6 +53,7 @@ mod rollout;
 mod rollout_faults;
 mod schedules;
 mod secrets;
+mod sim_agents;
 mod sources;
 mod store_backends;
 mod streams;

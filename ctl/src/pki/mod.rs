@@ -254,36 +254,58 @@ pub fn issue_agent_with(
     sans: &[String],
     opts: &IssueOptions,
 ) -> anyhow::Result<Issued> {
-    validate::host_name("host", host)?;
-    check_days(opts.validity_days)?;
-    let (extra_dns, ips) = split_sans(sans)?;
-    refuse_other_hosts(host, &extra_dns)?;
-    // The control plane dials the agent with the host name as TLS server name.
-    let mut dns = vec![host.to_owned()];
-    dns.extend(extra_dns);
-    dedup(&mut dns);
-    let identity = Identity::Agent {
-        host: host.to_owned(),
-    };
     let issued = paths_for(dir, &format!("agent-{host}"));
-    let issuer = load_ca(dir)?;
-    let (cert, key) = leaf(
-        &issuer,
-        &format!("agent {host}"),
-        &identity,
-        &dns,
-        &ips,
-        // clientAuth too: an agent certificate presented to the operator API
-        // then reaches the role check and gets a clear PERMISSION_DENIED
-        // instead of an opaque handshake failure.
-        &[
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ],
-        opts.validity_days,
-    )?;
+    let (cert, key) = AgentSigner::open(dir)?.sign(host, sans, opts.validity_days)?;
     write_pair(&issued, &cert, &key, opts.force)?;
     Ok(issued)
+}
+
+/// Signs agent certificates in memory with the CA of a PKI directory, the
+/// way [`issue_agent`] does, for a tool that needs many of them (a
+/// simulated fleet) without two files per host.
+pub struct AgentSigner(Issuer<'static, KeyPair>);
+
+impl AgentSigner {
+    /// Loads the CA in `dir`.
+    pub fn open(dir: &Path) -> anyhow::Result<Self> {
+        Ok(Self(load_ca(dir)?))
+    }
+
+    /// (certificate PEM, key PEM) of the agent of `host`, also naming
+    /// `sans` (IP addresses, or DNS names of that host only).
+    pub fn sign(
+        &self,
+        host: &str,
+        sans: &[String],
+        validity_days: u32,
+    ) -> anyhow::Result<(String, String)> {
+        validate::host_name("host", host)?;
+        check_days(validity_days)?;
+        let (extra_dns, ips) = split_sans(sans)?;
+        refuse_other_hosts(host, &extra_dns)?;
+        // The control plane dials the agent with the host name as TLS server name.
+        let mut dns = vec![host.to_owned()];
+        dns.extend(extra_dns);
+        dedup(&mut dns);
+        let identity = Identity::Agent {
+            host: host.to_owned(),
+        };
+        leaf(
+            &self.0,
+            &format!("agent {host}"),
+            &identity,
+            &dns,
+            &ips,
+            // clientAuth too: an agent certificate presented to the operator API
+            // then reaches the role check and gets a clear PERMISSION_DENIED
+            // instead of an opaque handshake failure.
+            &[
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            validity_days,
+        )
+    }
 }
 
 /// Issues `operator-<name>.crt/.key` for an operator with `role`, signed by
