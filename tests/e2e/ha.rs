@@ -10,17 +10,25 @@
 use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
-use slipway_proto::control::v1::{
-    Deployment, DeploymentEvent, RolloutPolicy, RolloutStrategy, WatchDeploymentRequest,
-    deployment_service_client::DeploymentServiceClient,
+use slipway_control_plane::cluster::gate::leader_address;
+use slipway_proto::{
+    control::v1::{
+        CreateEnvironmentRequest, Deployment, DeploymentEvent, Environment,
+        ListEnvironmentsRequest, RolloutPolicy, RolloutStrategy, WatchDeploymentRequest,
+        deployment_service_client::DeploymentServiceClient,
+        environment_service_client::EnvironmentServiceClient,
+    },
+    identity::Role,
+    tls::{self, Peer},
 };
 use slipway_tests::{
-    Cluster, assert_succeeded,
+    Cluster, TestPki, assert_succeeded,
     events::wait_for_event,
     ha::{Ha, LEASE_TTL_SECONDS},
-    spec,
+    slipctl, spec,
 };
 use tokio::task::JoinHandle;
+use tonic::Code;
 
 /// A rolling deploy (one host per batch) of a new commit, held in web-2's
 /// hook: returns its id and the gate that lets web-2 go on.
@@ -203,4 +211,81 @@ async fn the_leader_cut_off_from_etcd_steps_down_before_a_successor_acts() {
     );
     assert_agents_fenced(&cluster, &d).await;
     ha.partition(0, false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_serves_reads_refuses_writes_and_slipctl_follows_the_leader() {
+    let (cluster, ha) = Ha::start(Cluster::builder().agents(1), 2).await;
+    let (leader, follower) = (&ha.replicas[0], &ha.replicas[1]);
+    let admin = cluster.pki.operator(Role::Admin);
+    let channel = tls::endpoint(
+        &follower.addr.to_string(),
+        Peer::ControlPlane,
+        &TestPki::material(&admin),
+    )
+    .expect("endpoint")
+    .connect_lazy();
+    // A write to the follower is refused, naming the leader, and does nothing.
+    let refused = EnvironmentServiceClient::new(channel.clone())
+        .create_environment(CreateEnvironmentRequest {
+            environment: Some(Environment {
+                name: "staging".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect_err("a follower refuses writes");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert_eq!(
+        leader_address(&refused),
+        Some(Some(leader.addr.to_string())),
+        "{refused:?}"
+    );
+    // Reads are served from the shared store.
+    let environments = EnvironmentServiceClient::new(channel)
+        .list_environments(ListEnvironmentsRequest::default())
+        .await
+        .expect("a follower serves reads")
+        .into_inner()
+        .environments;
+    let names: Vec<&str> = environments.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["prod"]);
+    // slipctl given a dead address and the follower goes to the leader.
+    let endpoints = format!("127.0.0.1:1,{}", follower.addr);
+    let slipctl = |args: &[&str]| {
+        let output = slipctl::isolated(&cluster.pki.dir().join("no-config"))
+            .args(["--endpoint", &endpoints, "--ca"])
+            .arg(&admin.ca)
+            .arg("--cert")
+            .arg(&admin.cert)
+            .arg("--key")
+            .arg(&admin.key)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run slipctl");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(
+            output.status.success(),
+            "slipctl {args:?}: {stdout}{stderr}"
+        );
+        stdout
+    };
+    slipctl(&["env", "create", "staging"]);
+    let listed = slipctl(&["env", "list"]);
+    assert!(listed.contains("staging"), "{listed}");
+    // The cluster as a follower sees it: both replicas, the leader, etcd.
+    let status: serde_json::Value =
+        serde_json::from_str(&slipctl(&["cluster", "status", "-o", "json"])).expect("json");
+    assert_eq!(status["store"], "etcd", "{status}");
+    assert_eq!(status["leader"]["id"], "r0", "{status}");
+    let replicas = status["replicas"].as_array().expect("replicas");
+    assert_eq!(replicas.len(), 2, "{status}");
+    let members = status["storeMembers"].as_array().expect("members");
+    assert_eq!(members.len(), 3, "{status}");
+    assert!(members.iter().all(|m| m["healthy"] == true), "{status}");
+    let text = slipctl(&["cluster", "status"]);
+    assert!(text.contains("leader       r0 at"), "{text}");
 }

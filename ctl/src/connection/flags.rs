@@ -15,8 +15,9 @@ pub struct ConnectionFlags {
     #[arg(long, global = true, env = "SLIPWAY_CONTEXT", value_name = "NAME")]
     pub context: Option<String>,
 
-    /// Control plane address, host:port or https://host:port (default: the
-    /// context's, else 127.0.0.1:7443)
+    /// Control plane address, host:port or https://host:port; the replicas
+    /// of a cluster comma-separated, the first that answers is asked which
+    /// one leads (default: the context's, else 127.0.0.1:7443)
     #[arg(long, global = true, env = "SLIPWAY_ENDPOINT")]
     pub endpoint: Option<String>,
 
