@@ -477,6 +477,8 @@ pub async fn serve_with(
 
 /// What runs beside the API: the leader's work on the embedded store, a
 /// replica's campaign (and the leader's work once it wins) on etcd.
+// One value per process, held for its life: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Work {
     Leader(crate::leading::LeaderWork),
     Replica(crate::replication::Replica),

@@ -138,7 +138,7 @@ async fn the_leader_killed_mid_rollout_a_follower_resumes_it_and_its_watchers_mi
     let resumed = events
         .iter()
         .find(|e| e.stage == "resumed")
-        .and_then(|e| e.time.clone())
+        .and_then(|e| e.time)
         .map(|t| SystemTime::UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos as u32))
         .expect("resumed at");
     let followed = tokio::time::timeout(Duration::from_secs(30), watcher)
@@ -194,7 +194,7 @@ async fn the_leader_cut_off_from_etcd_steps_down_before_a_successor_acts() {
     let resumed = events
         .iter()
         .find(|e| e.stage == "resumed")
-        .and_then(|e| e.time.clone())
+        .and_then(|e| e.time)
         .map(|t| SystemTime::UNIX_EPOCH + Duration::new(t.seconds as u64, t.nanos as u32))
         .expect("resumed at");
     assert!(
