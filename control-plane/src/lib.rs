@@ -27,6 +27,7 @@ pub mod history;
 pub mod leading;
 pub mod link_token;
 pub mod locks;
+pub mod migrate_command;
 pub mod notify;
 pub mod observe;
 pub mod planning;

@@ -39,6 +39,7 @@ mod integrity;
 mod limits;
 mod logs;
 mod metrics;
+mod migrate;
 mod notify;
 mod operations;
 mod package;

@@ -20,6 +20,7 @@ pub mod health;
 pub mod identity;
 pub mod join_tokens;
 pub mod locks;
+pub mod migrate;
 pub mod notify;
 pub mod queue;
 pub mod releases;
