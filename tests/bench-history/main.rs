@@ -3,10 +3,14 @@
 //! times a history page of 50 (unfiltered, and for one app in one
 //! environment) and the "previous good release" lookup a rollback makes,
 //! each through the index trees and, in the same run, by a full scan of the
-//! records (how they were read before the indexes).
+//! records (how they were read before the indexes). A deep page (the page
+//! token of the 1,000th page of 50) is timed too. With `--store etcd` it
+//! seeds 100,000 deployments into a local single-member etcd cluster
+//! (mutual TLS, started by the benchmark) and times the same indexed reads
+//! there.
 //!
 //! ```sh
-//! cargo run --release -p slipway-tests --bin slipway-bench-history
+//! cargo run --release -p slipway-tests --bin slipway-bench-history [-- --store etcd]
 //! ```
 
 #![forbid(unsafe_code)]
@@ -17,30 +21,67 @@ use std::{
 };
 
 use anyhow::Result;
+use clap::{Parser, ValueEnum};
 use slipway_control_plane::{
     deployment, history,
-    store::{SledBackend, Store, deployments},
+    store::{EtcdBackend, SledBackend, Store, deployments},
 };
 use slipway_proto::control::v1::{Deployment, DeploymentStatus, ListDeploymentsRequest};
-use slipway_tests::seed;
+use slipway_tests::{etcd::EtcdCluster, seed};
 
 /// Timed repetitions of each read.
 const RUNS: usize = 200;
 
+#[derive(Parser, Debug)]
+#[command(
+    name = "slipway-bench-history",
+    about = "History reads as the deployment history grows"
+)]
+struct Args {
+    /// The store to seed and read.
+    #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
+    store: StoreKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StoreKind {
+    Sled,
+    Etcd,
+}
+
+/// Deployments seeded into etcd.
+const ETCD_SIZE: u64 = 100_000;
+
 #[tokio::main]
 async fn main() -> Result<()> {
-    println!("| deployments | read | indexed p50 | indexed p99 | full scan p50 | full scan p99 |");
-    println!("| ---: | --- | ---: | ---: | ---: | ---: |");
+    let args = Args::parse();
+    println!(
+        "| store | deployments | read | indexed p50 | indexed p99 | full scan p50 | full scan p99 |"
+    );
+    println!("| --- | ---: | --- | ---: | ---: | ---: | ---: |");
+    if args.store == StoreKind::Etcd {
+        slipway_proto::daemon::install_crypto_provider();
+        let etcd = EtcdCluster::start(1);
+        let store = Store::new(Arc::new(EtcdBackend::open(&etcd.settings())?));
+        let started = Instant::now();
+        seed::deployments(&store, ETCD_SIZE).await?;
+        eprintln!(
+            "seeded {ETCD_SIZE} deployments into etcd in {:.1?}",
+            started.elapsed()
+        );
+        return measure(&store, ETCD_SIZE, "etcd (1 member)", false);
+    }
     for size in [1_000u64, 10_000, 100_000] {
         let dir = tempfile::tempdir()?;
         let store = Store::new(Arc::new(SledBackend::open(dir.path(), 256 << 20)?));
         seed::deployments(&store, size).await?;
-        measure(&store, size)?;
+        measure(&store, size, "sled", true)?;
     }
     Ok(())
 }
 
-fn measure(store: &Store, size: u64) -> Result<()> {
+/// Times the reads on `store` (and the full scans when `scans`).
+fn measure(store: &Store, size: u64, name: &str, scans: bool) -> Result<()> {
     let page = ListDeploymentsRequest {
         page_size: 50,
         ..Default::default()
@@ -51,33 +92,64 @@ fn measure(store: &Store, size: u64) -> Result<()> {
         page_size: 50,
         ..Default::default()
     };
-    let rows: [(&str, Timing, Timing); 3] = [
+    let deep = ListDeploymentsRequest {
+        page_token: deep_token(store, &page, DEEP_PAGE.min(size / 50 / 2))?,
+        ..page.clone()
+    };
+    let scan = |read: fn(&Store) -> Result<usize>| {
+        if scans {
+            time(|| read(store)).map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let rows: [(&str, Timing, Option<Timing>); 4] = [
         (
             "history page of 50",
             time(|| Ok(history::list(store, &page)?.0.len()))?,
-            time(|| scan_page(store, "", ""))?,
+            scan(|s| scan_page(s, "", ""))?,
+        ),
+        (
+            "deep page of 50 (by page token)",
+            time(|| Ok(history::list(store, &deep)?.0.len()))?,
+            None,
         ),
         (
             "page of 50, one app in one environment",
             time(|| Ok(history::list(store, &target)?.0.len()))?,
-            time(|| scan_page(store, "web", "prod"))?,
+            scan(|s| scan_page(s, "web", "prod"))?,
         ),
         (
             "previous good release",
             time(|| Ok(previous(store)?.len()))?,
-            time(|| Ok(scan_previous(store)?.len()))?,
+            scan(|s| Ok(scan_previous(s)?.len()))?,
         ),
     ];
     for (read, indexed, scan) in rows {
+        let (p50, p99) = scan.map_or(("-".into(), "-".into()), |s| (ms(s.p50), ms(s.p99)));
         println!(
-            "| {size} | {read} | {} | {} | {} | {} |",
+            "| {name} | {size} | {read} | {} | {} | {p50} | {p99} |",
             ms(indexed.p50),
             ms(indexed.p99),
-            ms(scan.p50),
-            ms(scan.p99)
         );
     }
     Ok(())
+}
+
+/// Pages walked (untimed) before the deep page.
+const DEEP_PAGE: u64 = 1_000;
+
+/// The page token of page `pages + 1` of `first`, by walking the pages.
+fn deep_token(store: &Store, first: &ListDeploymentsRequest, pages: u64) -> Result<String> {
+    let mut req = first.clone();
+    for _ in 0..pages {
+        let (_, next) = history::list(store, &req)?;
+        if next.is_empty() {
+            break;
+        }
+        req.page_token = next;
+    }
+    Ok(req.page_token)
 }
 
 fn previous(store: &Store) -> Result<String> {

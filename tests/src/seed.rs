@@ -13,8 +13,14 @@ pub const ENVIRONMENTS: [&str; 3] = ["prod", "staging", "test"];
 pub const RELEASES: u64 = 20;
 
 /// `size` finished deployments, a third of them succeeded, recorded with
-/// their index entries in batches of 1,000.
+/// their index entries in batches of up to 4,000 operations (fewer when the
+/// backend takes fewer in one transaction).
 pub async fn deployments(store: &Store, size: u64) -> anyhow::Result<()> {
+    // The index trees are written below with each record: marked built
+    // while the store is empty, so no full rebuild in one batch follows.
+    deployments::ensure_indexes(store).await?;
+    // Room for one more deployment's ops past the threshold.
+    let batch = 4_000.min(store.max_batch_ops().saturating_sub(16));
     let mut ops = Vec::new();
     for env in ENVIRONMENTS {
         ops.push(catalog::put(&Environment {
@@ -56,7 +62,7 @@ pub async fn deployments(store: &Store, size: u64) -> anyhow::Result<()> {
         ops.extend(deployments::created(&d));
         ops.extend(deployments::finished(&d));
         ops.push(deployments::put(&d));
-        if ops.len() >= 4_000 {
+        if ops.len() >= batch {
             store.commit(std::mem::take(&mut ops)).await?;
         }
     }
