@@ -14,6 +14,7 @@ use std::{
 };
 
 use slipway_proto::agent::v1::LogLevel;
+pub use slipway_proto::limits::thousands;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 /// Lines of output recorded as events per operation, unless configured.
@@ -230,19 +231,6 @@ impl<F: Fn(&Line) + Send + 'static> Reader<F> {
         }
         collected.tail.push_back((line, recorded));
     }
-}
-
-/// 2345678 -> "2,345,678".
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// 48_000_000 -> "48.0 MB".

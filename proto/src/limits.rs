@@ -88,6 +88,19 @@ pub fn set_live(limits: Live) {
     LIVE.store(std::sync::Arc::new(limits));
 }
 
+/// 2345678 -> "2,345,678".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `value` cut to at most `max` bytes on a character boundary, with `…`
 /// appended when something was cut: for echoing a caller's string in an
 /// error or an audit entry without echoing megabytes.

@@ -10,6 +10,7 @@ mod digest;
 pub use digest::{Difference, StoreDigest, TreeDigest, compare, digest};
 
 use super::{Backend, Op, StoreError, Tree};
+use slipway_proto::limits::thousands;
 
 /// Operations per batch at most, whatever the target takes.
 pub const MAX_BATCH_OPS: usize = 4_096;
@@ -182,19 +183,6 @@ impl<'a> Batch<'a> {
         self.committed += 1;
         Ok(())
     }
-}
-
-/// `12345` as `12,345`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
