@@ -27,6 +27,9 @@ type Slot = Arc<OnceLock<Option<Arc<[u8]>>>>;
 pub struct BlobCache {
     budget: u64,
     inner: Mutex<Inner>,
+    /// Held by the host reading missing contents for the cache, so that
+    /// the others wait for it instead of each taking a blocking thread.
+    reading: tokio::sync::Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -43,6 +46,7 @@ impl BlobCache {
         Self {
             budget,
             inner: Mutex::new(Inner::default()),
+            reading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -63,15 +67,50 @@ impl BlobCache {
             return git_blob::for_each_chunk(repo, oid, chunk, each).map(drop);
         }
         let content = self.read_small(repo, oid, blob, size)?;
-        if content.is_empty() {
-            each(&[]);
-        }
-        for part in content.chunks(chunk.max(1)) {
+        for part in chunks(&content, chunk) {
             if !each(part) {
                 break;
             }
         }
         Ok(())
+    }
+
+    /// Whether blobs of these sizes can all be held at once: each small
+    /// enough to be read whole, and together within the budget.
+    pub fn fits(&self, mut sizes: impl Iterator<Item = u64>) -> bool {
+        let mut total = 0u64;
+        sizes.all(|size| {
+            total = total.saturating_add(size);
+            size <= git_blob::IN_MEMORY && total <= self.budget
+        })
+    }
+
+    /// The contents of `blobs` if they are all cached already, in order.
+    pub fn cached<'a>(&self, mut blobs: impl Iterator<Item = &'a str>) -> Option<Vec<Arc<[u8]>>> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        blobs.try_fold(Vec::new(), |mut contents, blob| {
+            contents.push(inner.slots.get(blob)?.get()?.clone()?);
+            Some(contents)
+        })
+    }
+
+    /// Waits until no other host is reading contents for the cache.
+    pub async fn reading(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.reading.lock().await
+    }
+
+    /// Reads `blobs` (git blob id and size, each small) from the repository
+    /// at `source` through the cache, in order. Blocking.
+    pub fn read_all(
+        &self,
+        source: &str,
+        blobs: &[(String, u64)],
+    ) -> Result<Vec<Arc<[u8]>>, GitError> {
+        let repo = crate::git::open(source)?;
+        blobs
+            .iter()
+            .map(|(blob, size)| self.read_small(&repo, Oid::from_str(blob)?, blob, *size))
+            .collect()
     }
 
     fn read_small(
@@ -109,6 +148,13 @@ impl BlobCache {
         }
         slot
     }
+}
+
+/// `content` in parts of at most `chunk` bytes; an empty content is one
+/// empty part, so that its object is still sent.
+pub fn chunks(content: &[u8], chunk: usize) -> impl Iterator<Item = &[u8]> {
+    let empty = content.is_empty().then_some(content);
+    empty.into_iter().chain(content.chunks(chunk.max(1)))
 }
 
 #[cfg(test)]
@@ -157,6 +203,37 @@ mod tests {
             chunks(&cache, &repo, &ids[1], 5),
             [b"wor".to_vec(), b"ld".to_vec()]
         );
+    }
+
+    #[test]
+    fn contents_read_together_are_then_served_from_memory() {
+        let (dir, _repo, ids) = repo_with(&[b"hello", b"", b"world"]);
+        let cache = BlobCache::new(1 << 20);
+        let wanted = || ids.iter().map(String::as_str);
+        assert!(cache.cached(wanted()).is_none());
+        let blobs: Vec<_> = ids.iter().map(|id| (id.clone(), 5)).collect();
+        let read = cache
+            .read_all(dir.path().to_str().unwrap(), &blobs)
+            .unwrap();
+        let cached = cache.cached(wanted()).unwrap();
+        assert_eq!(cached.len(), 3);
+        assert!(read.iter().zip(&cached).all(|(a, b)| Arc::ptr_eq(a, b)));
+        assert_eq!(&*cached[2], b"world");
+        let parts: Vec<_> = super::chunks(&cached[1], 3).collect();
+        assert_eq!(
+            parts,
+            [b"".as_slice()],
+            "an empty content is one empty part"
+        );
+    }
+
+    #[test]
+    fn contents_fit_when_each_is_small_and_all_within_the_budget() {
+        let cache = BlobCache::new(10);
+        assert!(cache.fits([4, 6].into_iter()));
+        assert!(!cache.fits([4, 7].into_iter()));
+        let large = BlobCache::new(u64::MAX);
+        assert!(!large.fits([git_blob::IN_MEMORY + 1].into_iter()));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Getting a release onto a host: ask which contents it lacks, stream only
-//! those in chunks read from git on a blocking thread (the bounded channel is
+//! those in chunks (read from git on a blocking thread, or from the
+//! deployment's cache once another host read them; the bounded channel is
 //! the backpressure), then ask the agent to prepare the release. With a base
 //! release only the difference travels; a host without the base gets the
 //! whole release.
@@ -29,7 +30,7 @@ use super::{
 };
 use crate::{
     agents::{AgentClient, ProgressStream},
-    blobs::BlobCache,
+    blobs::{self, BlobCache},
     domain::{
         event::{host_log, host_status},
         manifest::{Manifest, ManifestFile},
@@ -175,6 +176,30 @@ impl HostRun {
         Ok(())
     }
 
+    /// The wanted contents from the deployment's cache when they fit it:
+    /// the first host to miss reads them from git, the others wait and
+    /// share them. `None` when they are streamed from git instead.
+    async fn contents(&self, wanted: &[Wanted]) -> Result<Option<Vec<Arc<[u8]>>>, Failure> {
+        let blobs = &self.shared.blobs;
+        let ids = || wanted.iter().map(|w| w.1.as_str());
+        if !blobs.fits(wanted.iter().map(|w| w.2)) {
+            return Ok(None);
+        }
+        if let Some(contents) = blobs.cached(ids()) {
+            return Ok(Some(contents));
+        }
+        let _reading = blobs.reading().await;
+        if let Some(contents) = blobs.cached(ids()) {
+            return Ok(Some(contents));
+        }
+        let (blobs, source) = (blobs.clone(), self.plan().app.repository.clone());
+        let missing: Vec<_> = wanted.iter().map(|w| (w.1.clone(), w.2)).collect();
+        let read = tokio::task::spawn_blocking(move || blobs.read_all(&source, &missing))
+            .await
+            .map_err(|e| Failure::Final(e.to_string()))?;
+        read.map(Some).map_err(git_failure)
+    }
+
     /// Streams the wanted objects. The deadline is on silence: the upload
     /// fails when no chunk left for a whole step timeout.
     async fn upload(&self, client: &AgentClient, wanted: Vec<Wanted>) -> Result<(), Failure> {
@@ -185,9 +210,16 @@ impl HostRun {
             self.shared.blobs.clone(),
             self.plan().fencing_token,
         );
-        let producer = tokio::task::spawn_blocking(move || {
-            produce_chunks(&source, &blobs, target, token, wanted, chunks_tx)
-        });
+        let chunker = Chunker {
+            app: Some(target),
+            fencing_token: token,
+        };
+        let producer = match self.contents(&wanted).await? {
+            Some(contents) => tokio::spawn(send_cached(chunker, wanted, contents, chunks_tx)),
+            None => tokio::task::spawn_blocking(move || {
+                produce_chunks(&source, &blobs, chunker, wanted, chunks_tx)
+            }),
+        };
         let started = Instant::now();
         let last_sent = Arc::new(AtomicU64::new(0));
         let progress = last_sent.clone();
@@ -220,37 +252,70 @@ impl HostRun {
             }
         };
         let produced = producer.await.map_err(|e| Failure::Final(e.to_string()))?;
-        produced.map_err(|e| {
-            Failure::Final(format!("reading release contents from git failed: {e}"))
-        })?;
+        produced.map_err(git_failure)?;
         upload.map_err(|s| Failure::from_status(&s))?;
         Ok(())
     }
 }
 
+fn git_failure(err: git::GitError) -> Failure {
+    Failure::Final(format!("reading release contents from git failed: {err}"))
+}
+
+/// Builds one host's upload chunks; the first carries the app.
+struct Chunker {
+    app: Option<AppTarget>,
+    fencing_token: u64,
+}
+
+impl Chunker {
+    fn chunk(&mut self, sha: &str, size: u64, offset: u64, data: &[u8]) -> UploadObjectsRequest {
+        UploadObjectsRequest {
+            app: self.app.take(),
+            sha256: sha.to_owned(),
+            size,
+            offset,
+            data: data.to_vec(),
+            fencing_token: self.fencing_token,
+            fencing_epoch: String::new(),
+        }
+    }
+}
+
+/// Sends contents already in memory.
+async fn send_cached(
+    mut chunker: Chunker,
+    wanted: Vec<Wanted>,
+    contents: Vec<Arc<[u8]>>,
+    tx: mpsc::Sender<UploadObjectsRequest>,
+) -> Result<(), git::GitError> {
+    for ((sha, _, size), content) in wanted.into_iter().zip(contents) {
+        let mut offset = 0u64;
+        for data in blobs::chunks(&content, slipway_proto::CHUNK_BYTES) {
+            let chunk = chunker.chunk(&sha, size, offset, data);
+            offset += data.len() as u64;
+            if tx.send(chunk).await.is_err() {
+                return Ok(()); // The upload call ended; it reports why.
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the contents from git and sends them. Blocking.
 fn produce_chunks(
     source: &str,
     blobs: &BlobCache,
-    target: AppTarget,
-    fencing_token: u64,
+    mut chunker: Chunker,
     wanted: Vec<Wanted>,
     tx: mpsc::Sender<UploadObjectsRequest>,
 ) -> Result<(), git::GitError> {
     let repo = git::open(source)?;
-    let mut app = Some(target);
     for (sha, blob, size) in wanted {
         let mut offset = 0u64;
         let mut open = true;
         blobs.for_each_chunk(&repo, &blob, size, slipway_proto::CHUNK_BYTES, |data| {
-            let chunk = UploadObjectsRequest {
-                app: app.take(),
-                sha256: sha.clone(),
-                size,
-                offset,
-                data: data.to_vec(),
-                fencing_token,
-                fencing_epoch: String::new(),
-            };
+            let chunk = chunker.chunk(&sha, size, offset, data);
             offset += data.len() as u64;
             // Fails when the upload call ended; it reports why.
             open = tx.blocking_send(chunk).is_ok();

@@ -30,6 +30,7 @@ pub mod secrets;
 mod sled_backend;
 mod tree;
 pub mod triggers;
+mod writers;
 
 use std::sync::Arc;
 
@@ -206,6 +207,7 @@ pub struct Store {
     term: Arc<std::sync::atomic::AtomicU64>,
     /// Where the time of each durable commit goes, if anywhere.
     commit_seconds: Option<Histogram>,
+    writers: Arc<writers::Writers>,
 }
 
 impl Store {
@@ -215,6 +217,7 @@ impl Store {
             backend,
             term: Default::default(),
             commit_seconds: None,
+            writers: Default::default(),
         }
     }
 
@@ -302,16 +305,17 @@ impl Store {
     /// Applies a batch atomically and durably, off the async runtime.
     pub async fn commit(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         let (backend, timer) = (self.backend.clone(), self.commit_seconds.clone());
-        tokio::task::spawn_blocking(move || {
+        let committed = self.writers.run(move || {
             let started = std::time::Instant::now();
             let committed = backend.commit(&ops);
             if let Some(timer) = timer {
                 timer.observe(started.elapsed().as_secs_f64());
             }
             committed
-        })
-        .await
-        .map_err(backend_err)?
+        });
+        committed
+            .await
+            .unwrap_or_else(|| Err(StoreError::Backend("the store's commit panicked".into())))
     }
 
     /// Raw pairs under `prefix` with keys before `before`, newest key first,
