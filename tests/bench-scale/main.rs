@@ -1,5 +1,6 @@
-//! `slipway-bench-scale`: a real `slipway-control-plane` process (sled, the
-//! build's profile) against N simulated agents speaking the real agent
+//! `slipway-bench-scale`: a real `slipway-control-plane` process (on sled,
+//! or with `--store etcd` on a 3-member etcd cluster started for the run;
+//! the build's profile) against N simulated agents speaking the real agent
 //! contract over mutual TLS, each on its own port (served by this process,
 //! see `slipway_tests::sim`). Registers the hosts, deploys a 1-file app to
 //! all of them at once, then a change of that file, and prints each
@@ -7,7 +8,7 @@
 //! RSS (VmRSS before, VmHWM during) from `/proc/<pid>/status`.
 //!
 //! ```sh
-//! cargo run --release -p slipway-tests --bin slipway-bench-scale -- --agents 1000
+//! cargo run --release -p slipway-tests --bin slipway-bench-scale -- --agents 1000 [--store etcd]
 //! ```
 
 #![forbid(unsafe_code)]
@@ -20,6 +21,7 @@ use slipway_proto::{control::v1::DeploymentStatus, identity::Role};
 use slipway_tests::{
     Cluster,
     cluster::ENV,
+    etcd::EtcdCluster,
     procfs::{reset_peak, status_kib},
     sim::{SimAgents, SimOptions},
 };
@@ -39,6 +41,20 @@ struct Args {
     /// Up to this many more milliseconds, drawn per call.
     #[arg(long, default_value_t = 0)]
     jitter_ms: u64,
+    /// Deploys of a changed file after the first deploy.
+    #[arg(long, default_value_t = 1)]
+    changes: usize,
+    /// The control plane's store.
+    #[arg(long, value_enum, default_value_t = StoreKind::Sled)]
+    store: StoreKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum StoreKind {
+    /// Embedded, in the control plane's data directory.
+    Sled,
+    /// A 3-member etcd cluster on loopback, started for the run.
+    Etcd,
 }
 
 fn mib(kib: u64) -> f64 {
@@ -48,11 +64,12 @@ fn mib(kib: u64) -> f64 {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    let mut cluster = Cluster::builder()
-        .agents(0)
-        .process_control_plane()
-        .start()
-        .await;
+    let etcd = (args.store == StoreKind::Etcd).then(|| EtcdCluster::start(3));
+    let mut builder = Cluster::builder().agents(0).process_control_plane();
+    for (key, value) in etcd.iter().flat_map(|e| e.control_plane_env("bench")) {
+        builder = builder.control_plane_env(key, &value);
+    }
+    let mut cluster = builder.start().await;
     let started = Instant::now();
     let options = SimOptions {
         latency: Duration::from_millis(args.latency_ms),
@@ -71,6 +88,7 @@ async fn main() -> Result<()> {
         .await?;
     let registered = started.elapsed();
 
+    println!("Control plane on {:?}:\n", args.store);
     println!("| step | hosts | wall s | events | events/s | CP RSS before MB | CP peak RSS MB |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
     println!(
@@ -80,8 +98,14 @@ async fn main() -> Result<()> {
     );
     cluster.commit_text("v1");
     deploy(&mut cluster, "1-file app, all at once", args.agents).await?;
-    cluster.commit_text("v2");
-    deploy(&mut cluster, "1 file changed", args.agents).await?;
+    for change in 1..=args.changes {
+        cluster.commit_text(&format!("v{}", change + 1));
+        let step = match args.changes {
+            1 => "1 file changed".to_owned(),
+            _ => format!("1 file changed ({change})"),
+        };
+        deploy(&mut cluster, &step, args.agents).await?;
+    }
     println!(
         "\nsimulated agents: {:.1} MB RSS in the bench process ({:.1} MB per 1,000)",
         mib(status_kib(std::process::id(), "VmRSS")?),

@@ -165,6 +165,12 @@ pub trait Backend: Send + Sync + 'static {
     fn max_batch_ops(&self) -> usize {
         usize::MAX
     }
+    /// Batches worth committing at once: a few where a commit is a local
+    /// flush (the next flush carries what was applied meanwhile), more
+    /// where it is a round trip to a remote store.
+    fn concurrent_commits(&self) -> usize {
+        4
+    }
 }
 
 pub(crate) fn backend_err(err: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -214,10 +220,10 @@ impl Store {
     /// Wraps a backend.
     pub fn new(backend: Arc<dyn Backend>) -> Self {
         Self {
+            writers: Arc::new(writers::Writers::new(backend.concurrent_commits())),
             backend,
             term: Default::default(),
             commit_seconds: None,
-            writers: Default::default(),
         }
     }
 

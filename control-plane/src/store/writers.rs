@@ -5,25 +5,31 @@
 //! dozens), and every thread that writes the store's pages gets its own
 //! allocator arena: with 1,000 agents that fragmentation alone held tens of
 //! megabytes. A few threads keep commits overlapping (a flush in flight
-//! carries the batches applied meanwhile) without that cost.
+//! carries the batches applied meanwhile) without that cost; the backend
+//! says how many ([`super::Backend::concurrent_commits`]).
 
 use std::{
     panic::AssertUnwindSafe,
     sync::{Arc, Mutex, OnceLock, mpsc},
 };
 
-/// Threads applying batches at once.
-const THREADS: usize = 4;
-
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Starts its threads on first use; they end when it is dropped.
-#[derive(Default)]
 pub(super) struct Writers {
+    threads: usize,
     queue: OnceLock<mpsc::Sender<Job>>,
 }
 
 impl Writers {
+    /// Commits on `threads` threads (at least one).
+    pub(super) fn new(threads: usize) -> Self {
+        Self {
+            threads: threads.max(1),
+            queue: OnceLock::new(),
+        }
+    }
+
     /// Runs `job` on a store thread; `None` if it panicked.
     pub(super) async fn run<T: Send + 'static>(
         &self,
@@ -36,15 +42,15 @@ impl Writers {
             }
         });
         // The threads live as long as the sender, which `self` holds.
-        let _ = self.queue.get_or_init(start).send(job);
+        let _ = self.queue.get_or_init(|| start(self.threads)).send(job);
         rx.await.ok()
     }
 }
 
-fn start() -> mpsc::Sender<Job> {
+fn start(threads: usize) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel::<Job>();
     let rx = Arc::new(Mutex::new(rx));
-    for n in 0..THREADS {
+    for n in 0..threads {
         let rx = rx.clone();
         std::thread::Builder::new()
             .name(format!("store-writer-{n}"))
@@ -65,6 +71,7 @@ fn start() -> mpsc::Sender<Job> {
 impl std::fmt::Debug for Writers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Writers")
+            .field("threads", &self.threads)
             .field("started", &self.queue.get().is_some())
             .finish()
     }
@@ -74,9 +81,11 @@ impl std::fmt::Debug for Writers {
 mod tests {
     use super::*;
 
+    const THREADS: usize = 2;
+
     #[tokio::test]
     async fn a_job_that_panics_answers_none_and_the_threads_go_on() {
-        let writers = Writers::default();
+        let writers = Writers::new(THREADS);
         assert_eq!(writers.run(|| 1 + 1).await, Some(2));
         assert_eq!(writers.run(|| -> u8 { panic!("a bad batch") }).await, None);
         let many = (0..3 * THREADS).map(|n| writers.run(move || n));

@@ -396,4 +396,10 @@ impl Backend for EtcdBackend {
         // Room for the writer token and the fence.
         self.max_txn_ops.saturating_sub(2)
     }
+
+    fn concurrent_commits(&self) -> usize {
+        // A commit waits on a round trip and the members' WAL sync; the
+        // threads only wait, the client's work runs on its own runtime.
+        32
+    }
 }
