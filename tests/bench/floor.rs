@@ -4,7 +4,11 @@
 //! symlink renamed over `current` (`ln -sfn` + `mv -T`). Each ends with that
 //! switch. Every host works in a thread of its own, as the agents do, each
 //! in a directory of its own on the same disk. Nothing is transferred,
-//! synced, checked or recorded.
+//! checked or recorded. The plain floor syncs nothing either; the durable
+//! floor adds what a tool must sync before it can say a host is done: the
+//! release's contents (`sync -f`, one syncfs) before the switch, and the
+//! host directory (`sync <dir>`, one fsync) after it, so the switch
+//! survives a power cut.
 
 use std::{
     path::{Path, PathBuf},
@@ -15,6 +19,15 @@ use std::{
 use anyhow::{Context as _, Result, ensure};
 
 use crate::repo::Files;
+
+/// Whether a step syncs what it did before it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Nothing synced: page cache only.
+    None,
+    /// The release synced before the switch, the switch synced after it.
+    Synced,
+}
 
 /// N host directories and the exported trees they copy from.
 pub struct Floor {
@@ -51,11 +64,11 @@ impl Floor {
 
     /// `cp -a` of the exported tree into `releases/<id>` and the switch, on
     /// every host at once.
-    pub fn cold(&self, export: &Path, id: &str) -> Result<Duration> {
-        self.on_hosts(|host| {
+    pub fn cold(&self, export: &Path, id: &str, durability: Durability) -> Result<Duration> {
+        self.on_hosts(durability, |host| {
             let release = host.join("releases").join(id);
             run(Command::new("cp").arg("-a").arg(export).arg(&release))?;
-            switch(&host, id)
+            switch(&host, id, &release, durability)
         })
     }
 
@@ -67,8 +80,9 @@ impl Floor {
         previous: &str,
         id: &str,
         changed: &Files,
+        durability: Durability,
     ) -> Result<Duration> {
-        self.on_hosts(|host| {
+        self.on_hosts(durability, |host| {
             let releases = host.join("releases");
             let release = releases.join(id);
             run(Command::new("cp")
@@ -84,16 +98,34 @@ impl Floor {
                 let _ = std::fs::remove_file(&target);
                 std::fs::copy(export.join(path), &target)?;
             }
-            switch(&host, id)
+            switch(&host, id, &release, durability)
         })
     }
 
     /// The switch alone: a release still on disk made current again.
-    pub fn rollback(&self, id: &str) -> Result<Duration> {
-        self.on_hosts(|host| switch(&host, id))
+    pub fn rollback(&self, id: &str, durability: Durability) -> Result<Duration> {
+        self.on_hosts(durability, |host| {
+            let durable = durability == Durability::Synced;
+            flip(&host, id)?;
+            if durable {
+                sync(&[host.as_path()])
+            } else {
+                Ok(())
+            }
+        })
     }
 
-    fn on_hosts(&self, work: impl Fn(PathBuf) -> Result<()> + Sync) -> Result<Duration> {
+    /// Runs `work` on every host at once. A durable step starts with
+    /// nothing dirty (an untimed `sync`), so that it pays for its own
+    /// writes only.
+    fn on_hosts(
+        &self,
+        durability: Durability,
+        work: impl Fn(PathBuf) -> Result<()> + Sync,
+    ) -> Result<Duration> {
+        if durability == Durability::Synced {
+            run(&mut Command::new("sync"))?;
+        }
         let started = Instant::now();
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..self.hosts)
@@ -111,9 +143,28 @@ impl Floor {
     }
 }
 
+/// Makes `release` current, syncing it before and the switch after when
+/// `durability` says so.
+fn switch(host: &Path, id: &str, release: &Path, durability: Durability) -> Result<()> {
+    let durable = durability == Durability::Synced;
+    if durable {
+        run(Command::new("sync").arg("-f").arg(release))?;
+    }
+    flip(host, id)?;
+    if durable {
+        sync(&[host])?;
+    }
+    Ok(())
+}
+
+/// fsyncs each path (`sync PATH...`).
+fn sync(paths: &[&Path]) -> Result<()> {
+    run(Command::new("sync").args(paths))
+}
+
 /// `ln -sfn releases/<id> current.tmp && mv -T current.tmp current`: the
 /// atomic switch as a deploy script does it.
-fn switch(host: &Path, id: &str) -> Result<()> {
+fn flip(host: &Path, id: &str) -> Result<()> {
     let temp = host.join("current.tmp");
     run(Command::new("ln")
         .arg("-sfn")

@@ -32,7 +32,7 @@ use anyhow::{Context as _, Result, ensure};
 use clap::Parser;
 use slipway_proto::control::v1::EventKind;
 
-use crate::{baseline::Baseline, proxy::Traffic, repo::Plan, slipway::Slipway};
+use crate::{baseline::Baseline, floor::Durability, proxy::Traffic, repo::Plan, slipway::Slipway};
 
 /// Progress on stderr, with the seconds since the start.
 macro_rules! progress {
@@ -73,6 +73,8 @@ struct Row {
     baseline: Option<baseline::StepResult>,
     /// The least any tool must do on the hosts (see `floor.rs`).
     floor: Duration,
+    /// The same, made durable.
+    durable_floor: Duration,
 }
 
 #[tokio::main]
@@ -154,16 +156,30 @@ async fn run(args: &Args) -> Result<bool> {
         tree.extend(files.iter().cloned());
         let release = format!("r{}", k + 1);
         let export = floor.export(&release, &tree.clone().into_iter().collect())?;
-        let floor_time = match k {
-            0 => floor.cold(&export, &release)?,
-            _ => floor.incremental(&export, &format!("r{k}"), &release, files)?,
+        let floor_time = |durability, suffix: &str| {
+            let release = format!("{release}{suffix}");
+            match k {
+                0 => floor.cold(&export, &release, durability),
+                _ => floor.incremental(
+                    &export,
+                    &format!("r{k}{suffix}"),
+                    &release,
+                    files,
+                    durability,
+                ),
+            }
         };
+        let (plain, durable) = (
+            floor_time(Durability::None, "")?,
+            floor_time(Durability::Synced, "-synced")?,
+        );
         ids.push(id);
         rows.push(Row {
             name,
             slipway: s,
             baseline: b,
-            floor: floor_time,
+            floor: plain,
+            durable_floor: durable,
         });
     }
     progress!("rollback to c2: Slipway");
@@ -193,7 +209,8 @@ async fn run(args: &Args) -> Result<bool> {
         name: "rollback to c2 (on disk)",
         slipway: s,
         baseline: b,
-        floor: floor.rollback("r2")?,
+        floor: floor.rollback("r2", Durability::None)?,
+        durable_floor: floor.rollback("r2-synced", Durability::Synced)?,
     });
 
     let cost = sw.manifest_cost(&rows[1].slipway).await?;
@@ -343,22 +360,30 @@ fn print_report(
 /// Slipway against the floor, with the targets.
 fn print_floor(n: usize, rows: &[Row]) {
     println!("Against the floor on {n} hosts (the same disk, a thread per host):\n");
-    println!("| step | Slipway | floor | Slipway ÷ floor | target |");
-    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| step | Slipway | floor | Slipway ÷ floor | target | durable floor | Slipway ÷ durable floor |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     let targets = ["≤ 1.5x", "≤ 1.0x", "-", "≤ 0.6x"];
+    let ratio = |of: Duration, to: Duration| of.as_secs_f64() / to.as_secs_f64();
     for (row, target) in rows.iter().zip(targets) {
         println!(
-            "| {} | {} | {} | {:.2}x | {target} |",
+            "| {} | {} | {} | {:.2}x | {target} | {} | {:.2}x |",
             row.name,
             secs(row.slipway.wall),
             secs(row.floor),
-            row.slipway.wall.as_secs_f64() / row.floor.as_secs_f64()
+            ratio(row.slipway.wall, row.floor),
+            secs(row.durable_floor),
+            ratio(row.slipway.wall, row.durable_floor),
         );
     }
     println!(
         "\nfloor: cold = `cp -a` of the tree; incremental = `cp -al` of the previous release \
          plus a copy of each changed file; rollback = `ln -sfn` + `mv -T` of `current`; each \
-         followed by that switch. Nothing is transferred, synced, checked or recorded.\n"
+         followed by that switch. Nothing is transferred, synced, checked or recorded. \
+         durable floor: the same, plus `sync -f` of the release before the switch and \
+         `sync` of the host directory after it (a rollback: the latter only), as Slipway \
+         makes a release and its switch durable before it reports a host done.\n"
     );
 }
 
