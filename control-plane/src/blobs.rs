@@ -130,24 +130,54 @@ impl BlobCache {
         }
     }
 
+    /// The slot of `blob`, cached when there is room: contents that an
+    /// upload still holds are never evicted, so the cache and everything
+    /// uploads hold from it stay within the budget. Without room, a slot of
+    /// its own: the content is read for this caller alone.
     fn slot(&self, blob: &str, size: u64) -> Slot {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = inner.slots.get(blob) {
             return slot.clone();
         }
         let slot = Slot::default();
+        if !inner.make_room(size, self.budget) {
+            return slot;
+        }
         inner.slots.insert(blob.to_owned(), slot.clone());
         inner.order.push_back((blob.to_owned(), size));
         inner.bytes += size;
-        while inner.bytes > self.budget {
-            let Some((old, old_size)) = inner.order.pop_front() else {
-                break;
-            };
-            inner.slots.remove(&old);
-            inner.bytes -= old_size;
-        }
         slot
     }
+}
+
+impl Inner {
+    /// Evicts the oldest contents no upload holds until `size` more bytes
+    /// fit in `budget`; whether they do.
+    fn make_room(&mut self, size: u64, budget: u64) -> bool {
+        let mut held = Vec::new();
+        while self.bytes + size > budget {
+            let Some((old, old_size)) = self.order.pop_front() else {
+                break;
+            };
+            if self.slots.get(&old).is_some_and(in_use) {
+                held.push((old, old_size));
+                continue;
+            }
+            self.slots.remove(&old);
+            self.bytes -= old_size;
+        }
+        for entry in held.into_iter().rev() {
+            self.order.push_front(entry);
+        }
+        self.bytes + size <= budget
+    }
+}
+
+/// Whether someone besides the cache holds the content of `slot`.
+fn in_use(slot: &Slot) -> bool {
+    slot.get()
+        .and_then(Option::as_ref)
+        .is_some_and(|content| Arc::strong_count(content) > 1)
 }
 
 /// `content` in parts of at most `chunk` bytes; an empty content is one
@@ -240,11 +270,24 @@ mod tests {
     fn the_oldest_blobs_leave_past_the_budget() {
         let (_dir, repo, ids) = repo_with(&[b"hello", b"world"]);
         let cache = BlobCache::new(8);
-        let first = read(&cache, &repo, &ids[0], 5).unwrap();
+        read(&cache, &repo, &ids[0], 5).unwrap();
         read(&cache, &repo, &ids[1], 5).unwrap();
+        assert!(cache.cached([ids[0].as_str()].into_iter()).is_none());
+        assert!(cache.cached([ids[1].as_str()].into_iter()).is_some());
         let reread = read(&cache, &repo, &ids[0], 5).unwrap();
         assert_eq!(&*reread, b"hello");
-        assert!(!Arc::ptr_eq(&first, &reread));
+    }
+
+    #[test]
+    fn a_content_being_sent_stays_and_a_new_one_is_read_uncached() {
+        let (_dir, repo, ids) = repo_with(&[b"hello", b"world"]);
+        let cache = BlobCache::new(8);
+        let sending = read(&cache, &repo, &ids[0], 5).unwrap();
+        let other = read(&cache, &repo, &ids[1], 5).unwrap();
+        assert_eq!(&*other, b"world");
+        assert!(cache.cached([ids[1].as_str()].into_iter()).is_none());
+        let cached = cache.cached([ids[0].as_str()].into_iter()).unwrap();
+        assert!(Arc::ptr_eq(&cached[0], &sending));
     }
 
     #[test]

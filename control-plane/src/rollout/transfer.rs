@@ -178,7 +178,10 @@ impl HostRun {
 
     /// The wanted contents from the deployment's cache when they fit it:
     /// the first host to miss reads them from git, the others wait and
-    /// share them. `None` when they are streamed from git instead.
+    /// share them. `None` when they are streamed from git instead. An
+    /// upload holds only contents the cache keeps, and the cache never
+    /// evicts what an upload holds, so together they stay within its
+    /// budget.
     async fn contents(&self, wanted: &[Wanted]) -> Result<Option<Vec<Arc<[u8]>>>, Failure> {
         let blobs = &self.shared.blobs;
         let ids = || wanted.iter().map(|w| w.1.as_str());
@@ -196,8 +199,13 @@ impl HostRun {
         let missing: Vec<_> = wanted.iter().map(|w| (w.1.clone(), w.2)).collect();
         let read = tokio::task::spawn_blocking(move || blobs.read_all(&source, &missing))
             .await
-            .map_err(|e| Failure::Final(e.to_string()))?;
-        read.map(Some).map_err(git_failure)
+            .map_err(|e| Failure::Final(e.to_string()))?
+            .map_err(git_failure)?;
+        // Sent from memory only if the cache kept them all (it does not
+        // grow past its budget); otherwise streamed from git.
+        let cached = self.shared.blobs.cached(ids());
+        drop(read);
+        Ok(cached)
     }
 
     /// Streams the wanted objects. The deadline is on silence: the upload
