@@ -37,6 +37,13 @@ async fn migrate_into(dir: &Path, etcd: &EtcdCluster) -> Output {
         .expect("migrate task")
 }
 
+/// The migration failed and said `why` on stderr.
+fn assert_refused(output: &std::process::Output, why: &str) {
+    assert!(!output.status.success(), "{output:?}");
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains(why), "{stderr}");
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -63,12 +70,7 @@ async fn a_sled_store_migrated_into_etcd_keeps_its_history_and_deploys_again() {
 
     // While the control plane runs on it, the store is refused.
     let busy = migrate_into(&data_dir, &etcd).await;
-    assert!(!busy.status.success(), "{busy:?}");
-    assert!(
-        text(&busy.stderr).contains("is in use; stop the control plane"),
-        "{}",
-        text(&busy.stderr)
-    );
+    assert_refused(&busy, "is in use; stop the control plane");
 
     cluster.control_plane_process().terminate().await;
     let moved = migrate_into(&data_dir, &etcd).await;
@@ -100,12 +102,7 @@ async fn a_sled_store_migrated_into_etcd_keeps_its_history_and_deploys_again() {
 
     // A second migration into the same prefix is refused and writes nothing.
     let again = migrate_into(&data_dir, &etcd).await;
-    assert!(!again.status.success(), "{again:?}");
-    assert!(
-        text(&again.stderr).contains("already holds records"),
-        "{}",
-        text(&again.stderr)
-    );
+    assert_refused(&again, "already holds records");
     assert_eq!(migrate::digest(&store).expect("digest etcd"), copied);
     drop(store);
 
