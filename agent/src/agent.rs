@@ -225,7 +225,8 @@ impl Agent {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        if let Err(err) = Self::fence(journal, app, &fence).await {
+        if let Err(err) = fencing::fence_with_operation(journal, app.name(), &fence) {
+            let err = Error::from(err);
             guard.abandon(chain(&err));
             return Err(err);
         }

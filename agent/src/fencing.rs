@@ -140,6 +140,21 @@ pub(crate) fn fence(journal: &Journal, app: &str, fence: &Fence) -> Result<(), F
     journal.update(|data| Ok(apply(data, app, fence)?))
 }
 
+/// [`fence`] for a request that starts an operation: the token is kept in
+/// memory now and written with the operation's first journal change (its
+/// begin record, before it touches the disk), not in a sync of its own.
+/// Does not block.
+pub(crate) fn fence_with_operation(
+    journal: &Journal,
+    app: &str,
+    fence: &Fence,
+) -> Result<(), FenceError> {
+    if fence.token == 0 {
+        return Ok(());
+    }
+    journal.defer(|data| Ok(apply(data, app, fence)?))
+}
+
 #[cfg(test)]
 mod tests {
     use tonic::{Code, Status};
@@ -200,6 +215,35 @@ mod tests {
         assert!(epoch("e", "store-b").is_ok());
         assert!(epoch("e", "a/b").is_err());
         assert!(epoch("e", &"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn an_operation_s_token_is_enforced_at_once_and_written_with_its_begin() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = AppRoot::new("web", dir.path().join("web"));
+        app.ensure().unwrap();
+        let journal = Journal::open(&app).unwrap();
+        fence(&journal, "web", &5.into()).unwrap();
+        let before = std::fs::read(app.journal()).unwrap();
+        fence_with_operation(&journal, "web", &9.into()).unwrap();
+        assert!(fence_with_operation(&journal, "web", &7.into()).is_err());
+        assert!(
+            check(&journal, "web", &8.into()).is_err(),
+            "in memory at once"
+        );
+        assert_eq!(
+            std::fs::read(app.journal()).unwrap(),
+            before,
+            "no sync of its own"
+        );
+        journal
+            .update(|data| {
+                data.set_state("r1", crate::journal::State::Unfinished, "d9");
+                Ok::<_, JournalError>(())
+            })
+            .unwrap();
+        let reopened = Journal::open(&app).unwrap();
+        assert_eq!(reopened.read(|d| d.fencing_token), 9);
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::{
     health,
     hook_output::OutputBudget,
     hooks::{self, Command, HookError, Output, Tracker},
-    journal::{Journal, State},
+    journal::{Journal, JournalData, State},
     layout::AppRoot,
     metrics::Metrics,
     operations::{EventLog, Kind},
@@ -91,6 +91,15 @@ impl Ctx {
             .change(move |data| data.set_state(&id, state, &deployment))
             .await?;
         Ok(())
+    }
+
+    /// A change of the journal written with its next written change (see
+    /// [`Journal::defer`]); `f` gets this operation's deployment id.
+    fn defer(&self, f: impl FnOnce(&mut JournalData, &str)) {
+        let _ = self.journal.defer(|data| {
+            f(data, &self.deployment_id);
+            Ok::<_, std::convert::Infallible>(())
+        });
     }
 
     pub(crate) fn tracker(&self) -> Tracker {
@@ -297,10 +306,14 @@ impl Ctx {
                 }
                 return Err(err);
             }
-            self.set_state(target, State::Active).await?;
-            if let Some(previous) = previous {
-                self.set_state(previous, State::Ready).await?;
-            }
+            // `current` is synced: recovery rebuilds these states from it.
+            let (id, old) = (target.to_owned(), previous.map(str::to_owned));
+            self.defer(move |data, deployment| {
+                data.set_state(&id, State::Active, deployment);
+                if let Some(old) = old {
+                    data.set_state(&old, State::Ready, deployment);
+                }
+            });
             let was = previous.unwrap_or("nothing");
             self.say(
                 LogLevel::Info,
@@ -332,15 +345,15 @@ impl Ctx {
             let (env, vars) = (&self.environment, &self.activation.variables);
             probes::record(check, env, vars, target, took.unwrap_or_default())
         });
+        // Written with the outcome; a crash before it interrupts the
+        // operation, and its repeat records these again.
         let previous_good = previous.filter(|_| switched).map(str::to_owned);
-        self.journal
-            .change(move |data| {
-                if previous_good.is_some() {
-                    data.previous_good = previous_good;
-                }
-                data.probe = probe;
-            })
-            .await?;
+        self.defer(move |data, _| {
+            if previous_good.is_some() {
+                data.previous_good = previous_good;
+            }
+            data.probe = probe;
+        });
         if drained {
             self.restore(target, previous).await.inspect_err(|_| {
                 let message = format!(

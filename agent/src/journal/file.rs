@@ -5,6 +5,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use prost::Message as _;
 use slipway_proto::agent::v1::ProgressEvent;
 
 use super::{
@@ -13,6 +14,12 @@ use super::{
     stored,
 };
 use crate::{layout::AppRoot, operations::Kind};
+
+/// The most an operation's events weigh (protobuf-encoded) to be kept in
+/// its journal record rather than in a file of their own: a switch or a
+/// deploy without hook output, a few hundred bytes an event, fits. Bounds
+/// the journal at [`super::OPERATIONS_KEPT`] times this.
+pub const INLINE_EVENTS: usize = 8 * 1024;
 
 /// One app's journal: the content in memory, each change appended to the
 /// record log (see [`records`]).
@@ -29,6 +36,8 @@ struct Inner {
     records: Records,
     // Opened on the first change: an app never changed has no journal file.
     log: Option<RecordLog>,
+    // `data` holds deferred changes `records` does not (see `defer`).
+    deferred: bool,
 }
 
 impl Journal {
@@ -82,6 +91,7 @@ impl Journal {
                 records: stored::to_records(&data),
                 data,
                 log,
+                deferred: false,
             }),
         })
     }
@@ -95,10 +105,11 @@ impl Journal {
         f(&self.locked().data)
     }
 
-    /// Changes the content and appends what changed to the log. `f` runs
-    /// under the journal's lock, so a decision made in it (which releases to
-    /// prune, whether one is on disk) cannot race another change. When `f`
-    /// or the write fails the content stays as it was. Blocking.
+    /// Changes the content and appends what changed to the log, with any
+    /// deferred change, as one line. `f` runs under the journal's lock, so a
+    /// decision made in it (which releases to prune, whether one is on disk)
+    /// cannot race another change. When `f` or the write fails the content
+    /// stays as it was. Blocking.
     pub fn update<R, E: From<JournalError>>(
         &self,
         f: impl FnOnce(&mut JournalData) -> Result<R, E>,
@@ -106,7 +117,7 @@ impl Journal {
         let mut inner = self.locked();
         let mut next = inner.data.clone();
         let out = f(&mut next)?;
-        if next == inner.data {
+        if next == inner.data && !inner.deferred {
             return Ok(out);
         }
         let records = stored::to_records(&next);
@@ -129,12 +140,32 @@ impl Journal {
         }
         inner.data = next;
         inner.records = records;
+        inner.deferred = false;
         drop(inner);
         // Event logs of operations no longer on record.
         for key in &del {
             if let Some((id, kind)) = stored::operation_key(key) {
                 op_events::remove(&self.app, &id, kind);
             }
+        }
+        Ok(out)
+    }
+
+    /// Changes the content now, and the log with the next
+    /// [`Journal::update`], in the same line as that change: a crash before
+    /// then loses it, nothing else. Only for what needs no sync of its own:
+    /// what recovery rebuilds from the disk (the states of releases once
+    /// `current` is switched and synced, see [`crate::recovery`]), or what
+    /// must reach the disk with the change that follows it (a fencing token
+    /// with the operation it admits). When `f` fails the content stays as it
+    /// was. Does not block.
+    pub fn defer<R, E>(&self, f: impl FnOnce(&mut JournalData) -> Result<R, E>) -> Result<R, E> {
+        let mut inner = self.locked();
+        let mut next = inner.data.clone();
+        let out = f(&mut next)?;
+        if next != inner.data {
+            inner.data = next;
+            inner.deferred = true;
         }
         Ok(out)
     }
@@ -149,8 +180,9 @@ impl Journal {
         tokio::task::spawn_blocking(move || journal.update(|data| Ok(f(data)))).await?
     }
 
-    /// Records the outcome of an operation: all its events in its own event
-    /// log file first, then the record with its final event.
+    /// Records the outcome of an operation. Events that fit
+    /// [`INLINE_EVENTS`] are kept in its record, written with it; more go to
+    /// their own event log file first, and the record keeps the final one.
     pub async fn finish(
         self: &Arc<Self>,
         deployment_id: String,
@@ -159,21 +191,30 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let journal = self.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(err) = op_events::save(&journal.app, &deployment_id, kind, &events) {
+            let inline = events.iter().map(|e| e.encoded_len()).sum::<usize>() <= INLINE_EVENTS;
+            if inline {
+                // An earlier run's file would not match the record anyway.
+                op_events::remove(&journal.app, &deployment_id, kind);
+            } else if let Err(err) = op_events::save(&journal.app, &deployment_id, kind, &events)
+            {
                 // The record still holds the outcome; a replay shows only it.
                 tracing::warn!(error = %slipway_proto::daemon::chain(&err), "cannot keep the events");
             }
             journal.update(|data| {
-                data.finish_operation(&deployment_id, kind, events);
+                data.finish_operation(&deployment_id, kind, events, inline);
                 Ok(())
             })
         })
         .await?
     }
 
-    /// Every event of a finished operation, or only its final one when its
-    /// event log is gone. Blocking.
+    /// Every event of a finished operation: those its record holds, or
+    /// those of its event log, or only its final one when its event log is
+    /// gone. Blocking.
     pub fn events(&self, op: &OperationRecord) -> Vec<ProgressEvent> {
+        if op.events.len() > 1 {
+            return op.events.clone();
+        }
         op_events::load(&self.app, &op.deployment_id, op.kind)
             // The file of this run: its last event is the record's.
             .filter(|events| {

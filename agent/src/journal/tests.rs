@@ -55,7 +55,7 @@ fn changes_survive_a_reopen_and_leave_no_temp_files() {
                 pgid: 4242,
                 boot_id: "b".into(),
             });
-            data.finish_operation("d1", Kind::Deploy, vec![last.clone()]);
+            data.finish_operation("d1", Kind::Deploy, vec![last.clone()], false);
             Ok::<_, JournalError>(())
         })
         .unwrap();
@@ -100,20 +100,26 @@ fn events(n: usize, line: &str) -> Vec<ProgressEvent> {
         .collect()
 }
 
+/// Runs deploy `id` to its end with `events`.
+async fn run(id: &str, journal: &Arc<Journal>, events: &[ProgressEvent]) {
+    let record = op(id, Status::Running);
+    journal
+        .change(|data| data.begin_operation(record))
+        .await
+        .unwrap();
+    journal
+        .finish(id.into(), Kind::Deploy, events.to_vec())
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn events_live_outside_the_journal_which_grows_by_small_records() {
     let (_dir, app) = app();
     let journal = Arc::new(Journal::open(&app).unwrap());
-    journal
-        .change(|data| data.begin_operation(op("d1", Status::Running)))
-        .await
-        .unwrap();
     // 2 MB of hook output.
     let all = events(2_000, &"x".repeat(1_000));
-    journal
-        .finish("d1".into(), Kind::Deploy, all.clone())
-        .await
-        .unwrap();
+    run("d1", &journal, &all).await;
     let size = std::fs::metadata(app.journal()).unwrap().len();
     assert!(
         size < 4_096,
@@ -160,6 +166,77 @@ async fn events_live_outside_the_journal_which_grows_by_small_records() {
         .lines()
         .count();
     assert_eq!(lines, 1);
+}
+
+#[tokio::test]
+async fn a_few_events_are_kept_in_the_record_and_written_with_it() {
+    let (_dir, app) = app();
+    let journal = Arc::new(Journal::open(&app).unwrap());
+    let few = events(6, "switching current");
+    run("d1", &journal, &few).await;
+    assert!(!app.event_logs().exists(), "no file of their own");
+    let reopened = Journal::open(&app).unwrap();
+    let record = reopened.read(|d| d.operation("d1", Kind::Deploy).cloned().unwrap());
+    assert_eq!(record.run_id, "0123456789abcdef-1");
+    let replayed = reopened.events(&record);
+    assert_eq!(replayed.len(), 6);
+    assert_eq!(replayed[2].message, few[2].message);
+    assert!(replayed.iter().all(|e| e.run_id.is_empty()), "kept once");
+    // A repeat with more than fit replaces them with a file and its final event.
+    run("d1", &journal, &events(40, &"y".repeat(400))).await;
+    let record = journal.read(|d| d.operation("d1", Kind::Deploy).cloned().unwrap());
+    assert_eq!(record.events.len(), 1);
+    assert_eq!(journal.events(&record).len(), 40);
+}
+
+#[test]
+fn a_deferred_change_is_written_with_the_next_one_in_one_line() {
+    let (_dir, app) = app();
+    let journal = Journal::open(&app).unwrap();
+    journal
+        .update(|data| {
+            data.set_state("r1", State::Active, "d1");
+            Ok::<_, JournalError>(())
+        })
+        .unwrap();
+    let lines = || {
+        std::fs::read_to_string(app.journal())
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let on_disk = || Journal::open(&app).unwrap().read(JournalData::clone);
+    journal
+        .defer(|data| {
+            data.set_state("r2", State::Active, "d2");
+            data.set_state("r1", State::Ready, "d2");
+            Ok::<_, JournalError>(())
+        })
+        .unwrap();
+    assert_eq!(
+        journal.read(|d| d.state("r2")),
+        Some(State::Active),
+        "in memory now"
+    );
+    assert_eq!(lines(), 1, "nothing written");
+    // A change that fails keeps what was deferred, and writes nothing.
+    let failed: Result<(), Error> = journal.update(|data| {
+        data.previous_good = Some("r1".into());
+        Err(Error::Invalid(slipway_proto::validate::InvalidField::new(
+            "x", "no",
+        )))
+    });
+    assert!(failed.is_err());
+    assert_eq!(lines(), 1);
+    // Even a change that changes nothing writes what was deferred.
+    journal.update(|_| Ok::<_, JournalError>(())).unwrap();
+    assert_eq!(lines(), 2, "one line for both");
+    journal.update(|_| Ok::<_, JournalError>(())).unwrap();
+    assert_eq!(lines(), 2, "then nothing to write");
+    let read = on_disk();
+    assert_eq!(read.state("r2"), Some(State::Active));
+    assert_eq!(read.state("r1"), Some(State::Ready));
+    assert_eq!(read, journal.read(JournalData::clone));
 }
 
 #[test]
