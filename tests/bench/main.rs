@@ -64,6 +64,10 @@ struct Args {
     /// Exit with status 1 when a target is missed.
     #[arg(long)]
     strict: bool,
+    /// Also print every event of the one-file deploy and of the rollback,
+    /// with its time from the call.
+    #[arg(long)]
+    timeline: bool,
 }
 
 /// One row of the table.
@@ -226,6 +230,10 @@ async fn run(args: &Args) -> Result<bool> {
     print_report(n, files, bytes, changed, fsync, &load, &rows);
     print_floor(n, &rows);
     print_one_file_wire(&rows[1].slipway, &cost);
+    if args.timeline {
+        print_timeline(&rows[1]);
+        print_timeline(rows.last().context("a rollback row")?);
+    }
     Ok(print_checks(&rows, changed_size))
 }
 
@@ -355,6 +363,26 @@ fn print_report(
          its rename into releases/ (ctime); \"last host switched\" is the mtime of the newest \
          `current` symlink.)\n"
     );
+}
+
+/// Every recorded event of a step, in order, with its time from the call.
+fn print_timeline(row: &Row) {
+    println!(
+        "\nEvents of \"{}\", in milliseconds from the call:\n",
+        row.name
+    );
+    println!("| ms | host | stage | message |");
+    println!("|---:|---|---|---|");
+    for event in &row.slipway.events {
+        let at = row.slipway.at(event).map_or(f64::NAN, |s| s * 1e3);
+        let message: String = event.message.chars().take(90).collect();
+        let host = if event.host.is_empty() {
+            "-"
+        } else {
+            &event.host
+        };
+        println!("| {at:.1} | {host} | {} | {message} |", event.stage);
+    }
 }
 
 /// Slipway against the floor, with the targets.
