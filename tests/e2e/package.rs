@@ -13,7 +13,7 @@ use std::{
 };
 
 use clap::CommandFactory;
-use slipway_tests::sandbox::Sandbox;
+use slipway_tests::{control_process::without_test_env, sandbox::Sandbox};
 
 fn workspace() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,7 +38,10 @@ fn target_and_profile() -> (PathBuf, String) {
 /// Runs `tests/packaging/<script>` into `out`; the path it prints last.
 fn build(script: &str, out: &Path, extra: &[&str]) -> PathBuf {
     let (target, profile) = target_and_profile();
-    let output = Command::new(workspace().join("tests/packaging").join(script))
+    let mut command = Command::new(workspace().join("tests/packaging").join(script));
+    // The script runs cargo: with the test's variables it would rebuild.
+    without_test_env(&mut command);
+    let output = command
         .args(["--profile", &profile, "--out"])
         .arg(out)
         .args(extra)

@@ -53,6 +53,30 @@ pub fn control_plane_binary() -> &'static Path {
     })
 }
 
+/// Clears from `command` the variables cargo sets for a running test, for
+/// a command that runs cargo: they are not the build's. ring's build script
+/// tracks CARGO_MANIFEST_DIR, so passing them on would rebuild the TLS stack
+/// (and every crate above it) whenever a plain `cargo build` ran in between,
+/// holding the build lock other tests' fixtures wait on.
+pub fn without_test_env(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+            ]
+            .contains(&name.as_ref())
+            || name.starts_with("CARGO_BIN_")
+            || name == "CARGO_PRIMARY_PACKAGE"
+            || name == "CARGO_TARGET_TMPDIR"
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+}
+
 /// Builds binary `bin` of `package` with cargo, into the target directory and
 /// profile the running executable was built with; returns its path.
 pub fn cargo_build(package: &str, bin: &str) -> PathBuf {
@@ -75,26 +99,7 @@ pub fn cargo_build(package: &str, bin: &str) -> PathBuf {
         .expect("workspace root");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(&cargo);
-    // The variables cargo sets for a running test are not the build's:
-    // ring's build script tracks CARGO_MANIFEST_DIR, so passing them on
-    // would rebuild the TLS stack whenever a plain `cargo build` ran in
-    // between.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name.starts_with("CARGO_PKG_")
-            || [
-                "CARGO_MANIFEST_DIR",
-                "CARGO_MANIFEST_PATH",
-                "CARGO_CRATE_NAME",
-            ]
-            .contains(&name.as_ref())
-            || name.starts_with("CARGO_BIN_")
-            || name == "CARGO_PRIMARY_PACKAGE"
-            || name == "CARGO_TARGET_TMPDIR"
-        {
-            build.env_remove(name.as_ref());
-        }
-    }
+    without_test_env(&mut build);
     build
         .current_dir(workspace)
         .args(["build", "--quiet", "-p", package, "--bin", bin])
