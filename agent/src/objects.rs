@@ -4,10 +4,11 @@
 use std::{
     fs::{File, Permissions},
     io::{self, Read, Write},
-    os::unix::fs::PermissionsExt,
+    os::{fd::OwnedFd, unix::fs::PermissionsExt},
     path::{Path, PathBuf},
 };
 
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use sha2::{Digest, Sha256};
 
 use crate::{fsutil, layout::AppRoot};
@@ -87,6 +88,25 @@ impl ObjectStore {
         self.objects.join(&sha256[..2]).join(name)
     }
 
+    /// The objects directory.
+    pub fn dir(&self) -> &Path {
+        &self.objects
+    }
+
+    /// Object `sha256` (or its executable variant) relative to the objects
+    /// directory ([`ObjectStore::open_dir`]): `ab/abcd...`.
+    pub fn relative(sha256: &str, executable: bool) -> String {
+        let suffix = if executable { ".x" } else { "" };
+        format!("{}/{sha256}{suffix}", &sha256[..2])
+    }
+
+    /// The objects directory, open to resolve [`ObjectStore::relative`]
+    /// names from: two path components a lookup instead of the whole path.
+    pub fn open_dir(&self) -> io::Result<OwnedFd> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Ok(rustix::fs::open(&self.objects, flags, Mode::empty())?)
+    }
+
     /// Whether the store holds `sha256`. Blocking.
     pub fn contains(&self, sha256: &str) -> bool {
         self.path(sha256, false).is_file()
@@ -94,11 +114,19 @@ impl ObjectStore {
 
     /// The hashes of `wanted` the store lacks, in the given order. Blocking.
     pub fn missing(&self, wanted: &[String]) -> Vec<String> {
-        wanted
-            .iter()
-            .filter(|sha| !self.contains(sha))
-            .cloned()
-            .collect()
+        let Ok(dir) = self.open_dir() else {
+            // No objects directory yet (or no descriptor to spare).
+            return wanted
+                .iter()
+                .filter(|sha| !self.contains(sha))
+                .cloned()
+                .collect();
+        };
+        let regular = |sha: &str| {
+            rustix::fs::statat(&dir, Self::relative(sha, false), AtFlags::empty())
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile)
+        };
+        wanted.iter().filter(|sha| !regular(sha)).cloned().collect()
     }
 
     /// Removes object `sha256` and its executable variant when either no

@@ -10,6 +10,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use rustix::fs::{self as at, AtFlags, Mode, OFlags};
 use sha2::Digest;
 use slipway_proto::validate::{self, InvalidField};
 
@@ -210,7 +211,9 @@ fn staging_name(release_id: &str, deployment_id: &str) -> String {
 
 /// Creates the staging tree: directories, hard links (or copies) and
 /// symlinks, then syncs every directory so the rename publishes durable
-/// content.
+/// content. Every entry is made relative to the open staging directory and
+/// linked from the open objects directory, so the kernel resolves a few
+/// path components per file rather than both whole paths from `/`.
 fn build_tree(
     store: &ObjectStore,
     staging: &Path,
@@ -218,16 +221,32 @@ fn build_tree(
     copy: bool,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(), ReleaseError> {
-    let mut dirs = vec![staging.to_owned()];
-    dirs.extend(manifest.dirs().into_iter().map(|d| staging.join(d)));
+    fs::create_dir(staging).map_err(io_err("create", staging))?;
+    fs::set_permissions(staging, fs::Permissions::from_mode(0o755))
+        .map_err(io_err("set the mode of", staging))?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let root =
+        at::open(staging, flags, Mode::empty()).map_err(|e| io_err("open", staging)(e.into()))?;
+    let dirs = manifest.dirs();
     for dir in &dirs {
-        fs::create_dir(dir).map_err(io_err("create", dir))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o755))
-            .map_err(io_err("set the mode of", dir))?;
+        at::mkdirat(&root, *dir, Mode::from_raw_mode(0o755))
+            .map_err(at_err(staging, "create", dir))?;
+        // The mode the umask may have narrowed.
+        at::chmodat(&root, *dir, Mode::from_raw_mode(0o755), AtFlags::empty()).map_err(at_err(
+            staging,
+            "set the mode of",
+            dir,
+        ))?;
     }
+    // A tree of directories and copies only may come before any object.
+    let links =
+        !copy && (manifest.entries().iter()).any(|e| matches!(e.kind, EntryKind::File { .. }));
+    let objects = match links {
+        true => Some(store.open_dir().map_err(io_err("open", store.dir()))?),
+        false => None,
+    };
     let total = manifest.len();
     for (done, entry) in manifest.entries().iter().enumerate() {
-        let dest = staging.join(&entry.path);
         match entry.kind {
             EntryKind::File { executable } if copy => {
                 let mode = if executable {
@@ -235,49 +254,73 @@ fn build_tree(
                 } else {
                     COPY_MODE
                 };
+                let dest = staging.join(&entry.path);
                 copy_object(&store.path(&entry.sha256, false), &dest, mode)?;
             }
             EntryKind::File { executable } => {
-                let source = if executable {
-                    store.executable(&entry.sha256)?
-                } else {
-                    store.path(&entry.sha256, false)
-                };
-                link_object(&source, &dest)?;
+                if executable {
+                    store.executable(&entry.sha256)?;
+                }
+                let objects = objects.as_ref().expect("opened for a tree with links");
+                let source = ObjectStore::relative(&entry.sha256, executable);
+                let linked = at::linkat(
+                    objects,
+                    source.as_str(),
+                    &root,
+                    entry.path.as_str(),
+                    AtFlags::empty(),
+                );
+                if let Err(err) = linked {
+                    let source = store.path(&entry.sha256, executable);
+                    link_failed(err.into(), &source, &staging.join(&entry.path))?;
+                }
             }
             EntryKind::Symlink => {
                 // Checked in preflight too; checked again because this is
                 // the moment the link is made.
                 let target = store.read_small(&entry.sha256, manifest::MAX_SYMLINK_TARGET)?;
                 let target = manifest::check_symlink_target(entry, &target)?;
-                symlink(&target, &dest).map_err(io_err("create the symlink", &dest))?;
+                at::symlinkat(target.as_str(), &root, entry.path.as_str()).map_err(at_err(
+                    staging,
+                    "create the symlink",
+                    &entry.path,
+                ))?;
             }
         }
         progress(done + 1, total);
     }
     for dir in dirs.iter().rev() {
-        fsutil::sync_dir(dir).map_err(io_err("sync", dir))?;
+        at::openat(&root, *dir, flags, Mode::empty())
+            .and_then(|fd| at::fsync(&fd))
+            .map_err(at_err(staging, "sync", dir))?;
     }
-    Ok(())
+    at::fsync(&root).map_err(|e| io_err("sync", staging)(e.into()))
 }
 
-/// Hard-links a store object into a release. Falls back to a copy when the
-/// object has reached the filesystem's link limit (ext4: 65,000).
-fn link_object(source: &Path, dest: &Path) -> Result<(), ReleaseError> {
-    match fs::hard_link(source, dest) {
-        Err(err) if err.kind() == io::ErrorKind::TooManyLinks => {
-            let copy = || -> io::Result<()> {
-                let mode = fs::metadata(source)?.permissions();
-                let mut out = fs::File::create_new(dest)?;
-                io::copy(&mut fs::File::open(source)?, &mut out)?;
-                out.flush()?;
-                out.sync_all()?;
-                fs::set_permissions(dest, mode)
-            };
-            copy().map_err(io_err("copy an object to", dest))
-        }
-        other => other.map_err(io_err("link an object to", dest)),
+/// The error of an `*at` call on `path` within `staging`.
+fn at_err<'a>(
+    staging: &'a Path,
+    action: &'static str,
+    path: &'a str,
+) -> impl FnOnce(rustix::io::Errno) -> ReleaseError + 'a {
+    move |errno| io_err(action, &staging.join(path))(errno.into())
+}
+
+/// A hard link into a release that failed: when the object has reached the
+/// filesystem's link limit (ext4: 65,000), a copy instead.
+fn link_failed(err: io::Error, source: &Path, dest: &Path) -> Result<(), ReleaseError> {
+    if err.kind() != io::ErrorKind::TooManyLinks {
+        return Err(io_err("link an object to", dest)(err));
     }
+    let copy = || -> io::Result<()> {
+        let mode = fs::metadata(source)?.permissions();
+        let mut out = fs::File::create_new(dest)?;
+        io::copy(&mut fs::File::open(source)?, &mut out)?;
+        out.flush()?;
+        out.sync_all()?;
+        fs::set_permissions(dest, mode)
+    };
+    copy().map_err(io_err("copy an object to", dest))
 }
 
 /// Copies a store object into a release with `mode`, its data synced so
