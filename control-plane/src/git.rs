@@ -77,20 +77,20 @@ pub fn resolve(repo: &Repository, git_ref: &str) -> Result<CommitInfo, GitError>
 /// Builds the manifest of `commit` from the object database, refusing what
 /// no agent would accept: a submodule, a name that is not UTF-8 or not a
 /// clean relative path, a symlink leaving the release, a file larger than
-/// `max_file_bytes`. Hashes known from `previous` (by blob id) are reused,
-/// so an incremental release reads only the blobs that changed; the others
-/// are read in chunks ([`git_blob`]).
+/// `max_file_bytes`. Hashes and sizes known from `previous` (by blob id)
+/// are reused, so an incremental release reads only the blobs that changed;
+/// those are read in chunks ([`git_blob`]).
 pub fn manifest(
     repo: &Repository,
     commit: &str,
     previous: Option<&Manifest>,
     max_file_bytes: u64,
 ) -> Result<Manifest, GitError> {
-    let known: HashMap<&str, &str> = previous
+    let known: HashMap<&str, (&str, u64)> = previous
         .map(|m| {
             m.files
                 .iter()
-                .map(|f| (f.blob.as_str(), f.sha256.as_str()))
+                .map(|f| (f.blob.as_str(), (f.sha256.as_str(), f.size)))
                 .collect()
         })
         .unwrap_or_default();
@@ -104,7 +104,11 @@ pub fn manifest(
     let mut files = Vec::with_capacity(entries.len());
     for (path, oid, filemode) in entries {
         let blob = oid.to_string();
-        let size = odb.read_header(oid)?.0 as u64;
+        let seen = known.get(blob.as_str());
+        let size = match seen {
+            Some(&(_, size)) => size,
+            None => odb.read_header(oid)?.0 as u64,
+        };
         if size > max_file_bytes {
             return Err(unreleasable(format!(
                 "{path} is {size} bytes, larger than the app's limit of {max_file_bytes} \
@@ -115,8 +119,8 @@ pub fn manifest(
         if symlink {
             check_symlink(repo, &path, oid, size).map_err(unreleasable)?;
         }
-        let sha256 = match known.get(blob.as_str()) {
-            Some(sha) => sha.to_string(),
+        let sha256 = match seen {
+            Some(&(sha, _)) => sha.to_owned(),
             None => git_blob::sha256(repo, oid)?.0,
         };
         let mode = match filemode {
