@@ -25,7 +25,7 @@ use crate::{
     journal::{Journal, Journals, Status},
     layout::{AppRoot, Roots},
     metrics::Metrics,
-    objects::ObjectStore,
+    objects::{KnownObjects, ObjectStore},
     operations::{Begin, EventLog, Kind, OperationError, OperationGuard, Operations, Spec},
     probes::Probes,
     recovery,
@@ -50,6 +50,9 @@ pub struct Agent {
     // Releases never change once renamed into place, so their sizes are
     // computed once: a status poll must not walk every file every time.
     sizes: Mutex<HashMap<PathBuf, u64>>,
+    // The objects each store was seen to hold: a deploy's check before it
+    // starts looks on disk only for the others.
+    known_objects: Arc<KnownObjects>,
     started: Instant,
     // Each live release's continuous health probes.
     probes: Arc<Probes>,
@@ -87,6 +90,7 @@ impl Agent {
             operations: Operations::observed(metrics),
             journals: Journals::default(),
             sizes: Mutex::new(HashMap::new()),
+            known_objects: Arc::default(),
             started: Instant::now(),
             upgrades: Arc::new(crate::upgrade::Upgrades::new(&config.data_dir)),
         });
@@ -322,8 +326,9 @@ impl Agent {
         }
         // Outside the app's lock: objects are never removed, so what this
         // finds still holds when the operation starts.
+        let known = self.known_objects.clone();
         let plan = blocking(move || {
-            release::preflight(&ObjectStore::new(&plan.app), &plan.manifest)?;
+            release::preflight(&ObjectStore::new(&plan.app), &plan.manifest, &known)?;
             Ok::<_, ReleaseError>(plan)
         })
         .await?;

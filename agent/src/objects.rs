@@ -2,6 +2,7 @@
 //! lookups, verified writes of new objects, and executable variants.
 
 use std::{
+    collections::{HashMap, HashSet},
     fs::{File, Permissions},
     io::{self, Read, Write},
     os::{fd::OwnedFd, unix::fs::PermissionsExt},
@@ -59,6 +60,65 @@ impl ObjectError {
             source,
         }
     }
+}
+
+/// The most objects remembered per store by [`KnownObjects`].
+pub const KNOWN_PER_STORE: usize = 1 << 16;
+
+/// The objects each app's store was seen to hold, so that a deploy looks on
+/// disk only for those it has not seen there before: a store never loses
+/// an object but through a drift check discarding a corrupted one, which
+/// [`KnownObjects::forget`]s it. At most [`KNOWN_PER_STORE`] a store; past
+/// that its set starts anew.
+#[derive(Debug, Default)]
+pub struct KnownObjects {
+    stores: std::sync::Mutex<HashMap<PathBuf, HashSet<[u8; 32]>>>,
+}
+
+impl KnownObjects {
+    fn stores(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, HashSet<[u8; 32]>>> {
+        // A panic while inserting leaves a set of true facts.
+        self.stores.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The hashes of `wanted` that `store` lacks, in the given order; those
+    /// it holds are remembered. Blocking.
+    pub fn missing(&self, store: &ObjectStore, wanted: &[String]) -> Vec<String> {
+        let unseen: Vec<String> = match self.stores().get(&store.objects) {
+            Some(seen) => wanted
+                .iter()
+                .filter(|sha| !key(sha).is_some_and(|k| seen.contains(&k)))
+                .cloned()
+                .collect(),
+            None => wanted.to_vec(),
+        };
+        let missing = store.missing(&unseen);
+        let absent: HashSet<&str> = missing.iter().map(String::as_str).collect();
+        let mut stores = self.stores();
+        let seen = stores.entry(store.objects.clone()).or_default();
+        if seen.len() + unseen.len() > KNOWN_PER_STORE {
+            seen.clear();
+        }
+        if unseen.len() <= KNOWN_PER_STORE {
+            let held = unseen.iter().filter(|sha| !absent.contains(sha.as_str()));
+            seen.extend(held.filter_map(|sha| key(sha)));
+        }
+        missing
+    }
+
+    /// Forgets that `store` held `sha256` (it was removed).
+    pub fn forget(&self, store: &ObjectStore, sha256: &str) {
+        if let (Some(seen), Some(k)) = (self.stores().get_mut(&store.objects), key(sha256)) {
+            seen.remove(&k);
+        }
+    }
+}
+
+/// A hex SHA-256 as bytes; None when it is not one.
+fn key(sha256: &str) -> Option<[u8; 32]> {
+    let mut bytes = [0; 32];
+    hex::decode_to_slice(sha256, &mut bytes).ok()?;
+    Some(bytes)
 }
 
 /// The content store of one app.
@@ -394,6 +454,48 @@ mod tests {
         assert_eq!(std::fs::read(&exec).unwrap(), b"hello world");
         let meta = std::fs::metadata(exec).unwrap();
         assert_eq!(meta.permissions().mode() & 0o777, 0o555);
+    }
+
+    #[test]
+    fn objects_seen_in_a_store_are_not_looked_for_again_until_forgotten() {
+        let (_dir, store) = store();
+        let (held, absent) = (sha(b"held"), sha(b"absent"));
+        let mut pending = store.begin(&held, 4).unwrap();
+        pending.write(b"held").unwrap();
+        pending.finish().unwrap();
+        let known = KnownObjects::default();
+        let both = [held.clone(), absent.clone()];
+        assert_eq!(known.missing(&store, &both), vec![absent.clone()]);
+        // Gone behind its back (a disk error): the store's word is trusted.
+        let path = store.path(&held, false);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(known.missing(&store, &both), vec![absent.clone()]);
+        // As a drift check's discard does it: forgotten, looked for again.
+        known.forget(&store, &held);
+        assert_eq!(known.missing(&store, &both), both.to_vec());
+        // Another store shares nothing with this one.
+        let (_other_dir, other) = self::store();
+        assert_eq!(
+            known.missing(&other, std::slice::from_ref(&held)),
+            vec![held]
+        );
+    }
+
+    #[test]
+    fn what_is_remembered_of_a_store_is_bounded() {
+        let (_dir, store) = store();
+        let known = KnownObjects::default();
+        let mut pending = store.begin(&sha(b"a"), 1).unwrap();
+        pending.write(b"a").unwrap();
+        pending.finish().unwrap();
+        known.missing(&store, &[sha(b"a")]);
+        assert_eq!(known.stores()[&store.objects].len(), 1);
+        // More hashes than the bound: the set starts anew and keeps none.
+        let many: Vec<String> = (0..=KNOWN_PER_STORE as u32)
+            .map(|i| sha(&i.to_le_bytes()))
+            .collect();
+        assert_eq!(known.missing(&store, &many).len(), many.len());
+        assert!(known.stores()[&store.objects].is_empty());
     }
 
     #[test]

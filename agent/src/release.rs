@@ -18,7 +18,7 @@ use crate::{
     fsutil::{self, FsError, remove_tree},
     layout::{self, AppRoot},
     manifest::{self, EntryKind, Manifest},
-    objects::{ObjectError, ObjectStore},
+    objects::{KnownObjects, ObjectError, ObjectStore},
     shared::SharedError,
 };
 
@@ -101,10 +101,14 @@ pub(crate) fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error
     }
 }
 
-/// Checks what a deploy needs before it starts: every object present and
-/// every symlink target acceptable.
-pub fn preflight(store: &ObjectStore, manifest: &Manifest) -> Result<(), ReleaseError> {
-    let missing = store.missing(&manifest.hashes());
+/// Checks what a deploy needs before it starts: every object present (on
+/// disk, unless `known` saw it there) and every symlink target acceptable.
+pub fn preflight(
+    store: &ObjectStore,
+    manifest: &Manifest,
+    known: &KnownObjects,
+) -> Result<(), ReleaseError> {
+    let missing = known.missing(store, &manifest.hashes());
     if !missing.is_empty() {
         return Err(ReleaseError::ObjectsMissing {
             count: missing.len(),

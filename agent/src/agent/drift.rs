@@ -51,13 +51,18 @@ impl Agent {
         let before = self.operations.running_on(app.root());
         let root = app.root().to_owned();
         let discarding = discard.is_some();
+        let known = self.known_objects.clone();
         let (checked, discarded) = blocking(move || {
             let checked = drift::check(&app, release.as_deref(), limit)?;
             let mut discarded = 0;
             if discarding {
                 let store = ObjectStore::new(&app);
                 for sha256 in &checked.report.suspects {
-                    discarded += store.discard_if_corrupt(sha256)?;
+                    let removed = store.discard_if_corrupt(sha256)?;
+                    if removed > 0 {
+                        known.forget(&store, sha256);
+                    }
+                    discarded += removed;
                 }
             }
             Ok::<_, Error>((checked, discarded))

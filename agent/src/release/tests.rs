@@ -28,7 +28,7 @@ impl Fixture {
         manifest: &Manifest,
         copy: bool,
     ) -> Result<bool, ReleaseError> {
-        preflight(&self.store, manifest)?;
+        preflight(&self.store, manifest, &KnownObjects::default())?;
         let build = Build {
             copy,
             rebuild: false,
@@ -123,7 +123,7 @@ fn a_failed_materialise_leaves_no_release_and_current_untouched() {
     let mut manifest = f.manifest("r2");
     // Lose an object after preflight, as a disk error would.
     let lost = f.store.path(&manifest.entries()[2].sha256, false);
-    preflight(&f.store, &manifest).unwrap();
+    preflight(&f.store, &manifest, &KnownObjects::default()).unwrap();
     fs::remove_file(&lost).unwrap();
     let build = Build {
         copy: false,
@@ -146,7 +146,7 @@ fn missing_objects_and_escaping_symlinks_are_refused_before_building() {
     let mut missing = f.file("a", 0o644, b"a");
     missing.sha256 = "ab".repeat(32);
     let manifest = Manifest::from_wire(vec![missing, f.file("b", 0o644, b"b")]).unwrap();
-    let err = preflight(&f.store, &manifest).unwrap_err();
+    let err = preflight(&f.store, &manifest, &KnownObjects::default()).unwrap_err();
     assert_eq!(err.to_string(), "1 objects are missing; upload them first");
 
     for target in ["../../etc/passwd", "/etc/passwd", "lib/s/../.."] {
@@ -155,7 +155,7 @@ fn missing_objects_and_escaping_symlinks_are_refused_before_building() {
             f.link("lib/evil", target),
         ])
         .unwrap();
-        let err = preflight(&f.store, &manifest).unwrap_err();
+        let err = preflight(&f.store, &manifest, &KnownObjects::default()).unwrap_err();
         assert!(
             matches!(&err, ReleaseError::Invalid(e) if e.field == "files[1]"),
             "{target}: {err}"
