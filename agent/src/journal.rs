@@ -4,12 +4,12 @@
 //! it: an append-only log of small records, one fdatasynced line per change
 //! (see [`records`]), compacted on open and past a size, so a crash leaves
 //! the journal before or after the change; a change that needs no sync of
-//! its own is deferred to the next line (see [`Journal::defer`]). A finished
-//! operation's events are kept in its record when they are few
-//! ([`file::INLINE_EVENTS`]); more (hook output, bounded by the hook output
-//! limits) live in their own file beside it (see [`op_events`]), so the
-//! journal's size does not follow what hooks print. A `journal.json` of an
-//! older agent is migrated on open (see [`migrate`]).
+//! its own is deferred to the next line (see [`Journal::defer`]). Each
+//! finished operation's events (hook output, bounded by the hook output
+//! limits) live in their own file beside it (see [`op_events`]), never in
+//! the journal, whose size (and the cost of each change) therefore does not
+//! follow what operations print. A `journal.json` of an older agent is
+//! migrated on open (see [`migrate`]).
 
 mod file;
 pub(crate) mod migrate;
@@ -177,9 +177,10 @@ pub struct OperationRecord {
     /// a later process replays the events as a run of its own.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub run_id: String,
-    /// Every event of the run when they are few, else the final one and
-    /// the rest are in the operation's event log (see [`Journal::events`]);
-    /// empty while running. Without their run id, which `run_id` holds.
+    /// The final event (empty while running), without its run id, which
+    /// `run_id` holds. Every event of the run is in the operation's event
+    /// log (see [`Journal::events`]); journals of older agents held them all
+    /// here.
     #[serde(default)]
     pub events: Vec<ProgressEvent>,
     /// Order of the records: higher is newer.
@@ -357,25 +358,21 @@ impl JournalData {
         });
     }
 
-    /// Records the outcome of an operation: all its events when `inline`,
-    /// else its final event (the others live in its event log, see
-    /// [`Journal::finish`]), its run id kept in the record.
+    /// Records the outcome of an operation: its final event (the others
+    /// live in its event log, see [`Journal::finish`]), its run id kept in
+    /// the record.
     pub fn finish_operation(
         &mut self,
         deployment_id: &str,
         kind: Kind,
         events: Vec<ProgressEvent>,
-        inline: bool,
     ) {
         if let Some(op) = self.operation_mut(deployment_id, kind) {
             op.status = Status::Finished;
             op.finished_unix = Some(now_unix());
             op.hook = None;
             op.run_id = events.first().map(|e| e.run_id.clone()).unwrap_or_default();
-            op.events = match inline {
-                true => events,
-                false => events.into_iter().last().into_iter().collect(),
-            };
+            op.events = events.into_iter().last().into_iter().collect();
             for event in &mut op.events {
                 event.run_id.clear();
             }

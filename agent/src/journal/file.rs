@@ -5,7 +5,6 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use prost::Message as _;
 use slipway_proto::agent::v1::ProgressEvent;
 
 use super::{
@@ -14,12 +13,6 @@ use super::{
     stored,
 };
 use crate::{layout::AppRoot, operations::Kind};
-
-/// The most an operation's events weigh (protobuf-encoded) to be kept in
-/// its journal record rather than in a file of their own: a switch or a
-/// deploy without hook output, a few hundred bytes an event, fits. Bounds
-/// the journal at [`super::OPERATIONS_KEPT`] times this.
-pub const INLINE_EVENTS: usize = 8 * 1024;
 
 /// One app's journal: the content in memory, each change appended to the
 /// record log (see [`records`]).
@@ -180,9 +173,9 @@ impl Journal {
         tokio::task::spawn_blocking(move || journal.update(|data| Ok(f(data)))).await?
     }
 
-    /// Records the outcome of an operation. Events that fit
-    /// [`INLINE_EVENTS`] are kept in its record, written with it; more go to
-    /// their own event log file first, and the record keeps the final one.
+    /// Records the outcome of an operation: all its events in its own event
+    /// log file first (not synced, see [`op_events`]), then the record with
+    /// its final event, synced.
     pub async fn finish(
         self: &Arc<Self>,
         deployment_id: String,
@@ -191,30 +184,21 @@ impl Journal {
     ) -> Result<(), JournalError> {
         let journal = self.clone();
         tokio::task::spawn_blocking(move || {
-            let inline = events.iter().map(|e| e.encoded_len()).sum::<usize>() <= INLINE_EVENTS;
-            if inline {
-                // An earlier run's file would not match the record anyway.
-                op_events::remove(&journal.app, &deployment_id, kind);
-            } else if let Err(err) = op_events::save(&journal.app, &deployment_id, kind, &events)
-            {
+            if let Err(err) = op_events::save(&journal.app, &deployment_id, kind, &events) {
                 // The record still holds the outcome; a replay shows only it.
                 tracing::warn!(error = %slipway_proto::daemon::chain(&err), "cannot keep the events");
             }
             journal.update(|data| {
-                data.finish_operation(&deployment_id, kind, events, inline);
+                data.finish_operation(&deployment_id, kind, events);
                 Ok(())
             })
         })
         .await?
     }
 
-    /// Every event of a finished operation: those its record holds, or
-    /// those of its event log, or only its final one when its event log is
-    /// gone. Blocking.
+    /// Every event of a finished operation, or only its final one when its
+    /// event log is gone. Blocking.
     pub fn events(&self, op: &OperationRecord) -> Vec<ProgressEvent> {
-        if op.events.len() > 1 {
-            return op.events.clone();
-        }
         op_events::load(&self.app, &op.deployment_id, op.kind)
             // The file of this run: its last event is the record's.
             .filter(|events| {

@@ -3,6 +3,14 @@
 //! journal: the journal keeps only the outcome, so its size does not follow
 //! what hooks print. Bounded by the hook output limits when written and by
 //! [`MAX_FILE`] when read. Removed with the operation's record. Blocking.
+//!
+//! A file is written (temp, rename) just before the outcome's journal line
+//! and not synced on its own: it is a replay for a control plane that
+//! reconnects (which, following the operation, recorded each event as it
+//! came), while the outcome is in the synced journal. A process crash keeps
+//! the file; a power cut may leave it missing or empty, and a replay then
+//! shows the final event only (a file's last event must match the record's,
+//! see [`super::Journal::events`]).
 
 use std::{
     fs,
@@ -30,7 +38,7 @@ fn path(app: &AppRoot, deployment_id: &str, kind: Kind) -> PathBuf {
         .join(format!("{deployment_id}.{kind}.json"))
 }
 
-/// Writes the events of an operation: temp file, fsync, rename.
+/// Writes the events of an operation: temp file, rename; not synced.
 pub fn save(
     app: &AppRoot,
     deployment_id: &str,
@@ -44,10 +52,8 @@ pub fn save(
     let write = || -> io::Result<()> {
         let mut file = io::BufWriter::new(fsutil::create_private_file(&tmp)?);
         serde_json::to_writer(&mut file, events)?;
-        let file = file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        fs::rename(&tmp, &target)?;
-        fsutil::sync_dir(&dir)
+        file.into_inner().map_err(|e| e.into_error())?;
+        fs::rename(&tmp, &target)
     };
     write().map_err(|source| {
         let _ = fs::remove_file(&tmp);

@@ -55,7 +55,7 @@ fn changes_survive_a_reopen_and_leave_no_temp_files() {
                 pgid: 4242,
                 boot_id: "b".into(),
             });
-            data.finish_operation("d1", Kind::Deploy, vec![last.clone()], false);
+            data.finish_operation("d1", Kind::Deploy, vec![last.clone()]);
             Ok::<_, JournalError>(())
         })
         .unwrap();
@@ -166,27 +166,6 @@ async fn events_live_outside_the_journal_which_grows_by_small_records() {
         .lines()
         .count();
     assert_eq!(lines, 1);
-}
-
-#[tokio::test]
-async fn a_few_events_are_kept_in_the_record_and_written_with_it() {
-    let (_dir, app) = app();
-    let journal = Arc::new(Journal::open(&app).unwrap());
-    let few = events(6, "switching current");
-    run("d1", &journal, &few).await;
-    assert!(!app.event_logs().exists(), "no file of their own");
-    let reopened = Journal::open(&app).unwrap();
-    let record = reopened.read(|d| d.operation("d1", Kind::Deploy).cloned().unwrap());
-    assert_eq!(record.run_id, "0123456789abcdef-1");
-    let replayed = reopened.events(&record);
-    assert_eq!(replayed.len(), 6);
-    assert_eq!(replayed[2].message, few[2].message);
-    assert!(replayed.iter().all(|e| e.run_id.is_empty()), "kept once");
-    // A repeat with more than fit replaces them with a file and its final event.
-    run("d1", &journal, &events(40, &"y".repeat(400))).await;
-    let record = journal.read(|d| d.operation("d1", Kind::Deploy).cloned().unwrap());
-    assert_eq!(record.events.len(), 1);
-    assert_eq!(journal.events(&record).len(), 40);
 }
 
 #[test]
