@@ -149,9 +149,6 @@ pub(crate) fn fence_with_operation(
     app: &str,
     fence: &Fence,
 ) -> Result<(), FenceError> {
-    if fence.token == 0 {
-        return Ok(());
-    }
     journal.defer(|data| Ok(apply(data, app, fence)?))
 }
 
@@ -162,12 +159,18 @@ mod tests {
     use super::*;
     use crate::{error::Error, layout::AppRoot};
 
-    #[test]
-    fn lower_tokens_are_refused_higher_ones_recorded_durably() {
+    /// An app root in a temp dir with its (empty) journal.
+    fn journal() -> (tempfile::TempDir, AppRoot, Journal) {
         let dir = tempfile::tempdir().unwrap();
         let app = AppRoot::new("web", dir.path().join("web"));
         app.ensure().unwrap();
         let journal = Journal::open(&app).unwrap();
+        (dir, app, journal)
+    }
+
+    #[test]
+    fn lower_tokens_are_refused_higher_ones_recorded_durably() {
+        let (_dir, app, journal) = journal();
         fence(&journal, "web", &0.into()).unwrap();
         assert!(!app.journal().exists(), "0 records nothing");
         fence(&journal, "web", &5.into()).unwrap();
@@ -188,10 +191,7 @@ mod tests {
 
     #[test]
     fn another_epoch_starts_anew_while_the_same_epoch_stays_fenced() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = AppRoot::new("web", dir.path().join("web"));
-        app.ensure().unwrap();
-        let journal = Journal::open(&app).unwrap();
+        let (_dir, app, journal) = journal();
         let of = |token, epoch: &str| Fence {
             token,
             epoch: epoch.into(),
@@ -219,10 +219,7 @@ mod tests {
 
     #[test]
     fn an_operation_s_token_is_enforced_at_once_and_written_with_its_begin() {
-        let dir = tempfile::tempdir().unwrap();
-        let app = AppRoot::new("web", dir.path().join("web"));
-        app.ensure().unwrap();
-        let journal = Journal::open(&app).unwrap();
+        let (_dir, app, journal) = journal();
         fence(&journal, "web", &5.into()).unwrap();
         let before = std::fs::read(app.journal()).unwrap();
         fence_with_operation(&journal, "web", &9.into()).unwrap();

@@ -92,6 +92,9 @@ impl KnownObjects {
                 .collect(),
             None => wanted.to_vec(),
         };
+        if unseen.is_empty() {
+            return Vec::new();
+        }
         let missing = store.missing(&unseen);
         let absent: HashSet<&str> = missing.iter().map(String::as_str).collect();
         let mut stores = self.stores();

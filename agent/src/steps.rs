@@ -307,11 +307,10 @@ impl Ctx {
                 return Err(err);
             }
             // `current` is synced: recovery rebuilds these states from it.
-            let (id, old) = (target.to_owned(), previous.map(str::to_owned));
-            self.defer(move |data, deployment| {
-                data.set_state(&id, State::Active, deployment);
-                if let Some(old) = old {
-                    data.set_state(&old, State::Ready, deployment);
+            self.defer(|data, deployment| {
+                data.set_state(target, State::Active, deployment);
+                if let Some(old) = previous {
+                    data.set_state(old, State::Ready, deployment);
                 }
             });
             let was = previous.unwrap_or("nothing");
