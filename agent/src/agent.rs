@@ -27,6 +27,7 @@ use crate::{
     metrics::Metrics,
     objects::{KnownObjects, ObjectStore},
     operations::{Begin, EventLog, Kind, OperationError, OperationGuard, Operations, Spec},
+    prestage::Prestage,
     probes::Probes,
     recovery,
     registry::{ClaimError, Registry},
@@ -56,6 +57,8 @@ pub struct Agent {
     started: Instant,
     // Each live release's continuous health probes.
     probes: Arc<Probes>,
+    // The trees built ahead for each app's next deploy.
+    prestage: Arc<Prestage>,
     // Binaries for upgrades, the pending upgrade and its restart.
     upgrades: Arc<crate::upgrade::Upgrades>,
 }
@@ -86,6 +89,7 @@ impl Agent {
             roots: Roots::new(config.apps_dir.clone(), config.allowed_roots.clone()),
             registry: Arc::new(registry),
             probes: Arc::new(Probes::new(hooks.clone(), metrics.clone())),
+            prestage: Arc::new(Prestage::new(config.prestage)),
             hooks,
             operations: Operations::observed(metrics),
             journals: Journals::default(),
@@ -255,6 +259,7 @@ impl Agent {
         deploy::Apps {
             registry: self.registry.clone(),
             probes: self.probes.clone(),
+            prestage: self.prestage.clone(),
         }
     }
 
@@ -469,6 +474,8 @@ mod overlap_tests;
 #[cfg(test)]
 mod prepare_tests;
 mod prepared;
+#[cfg(test)]
+mod prestage_tests;
 #[cfg(test)]
 mod run_id_tests;
 #[cfg(test)]

@@ -18,9 +18,11 @@ use crate::{
     journal::{Journal, OperationRecord, State, Status, now_unix},
     layout::AppRoot,
     operations::{Event, Kind, OperationGuard},
+    prestage::Prestage,
     probes::Probes,
     registry::Registry,
-    release, retention, shared,
+    release::{self, Placed},
+    retention, shared,
     steps::Ctx,
 };
 
@@ -45,6 +47,8 @@ pub struct Apps {
     pub registry: Arc<Registry>,
     /// The continuous probes, which follow the app's live release.
     pub probes: Arc<Probes>,
+    /// The trees built ahead for each app's next deploy.
+    pub prestage: Arc<Prestage>,
 }
 
 /// How an operation that did not fail ended.
@@ -88,17 +92,34 @@ pub async fn deploy(guard: OperationGuard, apps: Apps, journal: Arc<Journal>, pl
         &plan.activation,
         &plan.environment,
     );
-    let mut previous = None;
-    let outcome = deploy_steps(&mut ctx, &apps.registry, &plan, &mut previous).await;
+    let (mut previous, mut placed) = (None, Placed::Kept);
+    let outcome = deploy_steps(&mut ctx, &apps, &plan, &mut previous, &mut placed).await;
+    // The tree of a release just placed and live is the likeliest base of
+    // the next deploy: built again ahead of it, once this one is over (a
+    // prepared release's, once it is activated). Its thread is known
+    // before the final event is sent, so whoever follows the operation can
+    // wait for the build; it begins after.
+    let prestage = matches!(outcome, Ok(Done::Live))
+        && placed.is_new()
+        && !plan.rebuild
+        && !plan.activation.copy;
+    let go = prestage.then(|| {
+        let manifest = Some(plan.manifest);
+        (apps.prestage).prepare(&plan.app, &plan.release_id, manifest)
+    });
     let what = guard.spec().to_string();
     finish(guard, ctx, &apps.probes, previous, outcome, what).await;
+    if let Some(go) = go {
+        go.go();
+    }
 }
 
 async fn deploy_steps(
     ctx: &mut Ctx,
-    registry: &Arc<Registry>,
+    apps: &Apps,
     plan: &DeployPlan,
     previous: &mut Option<String>,
+    placed: &mut Placed,
 ) -> Result<Done, Error> {
     let (app, id) = (&plan.app, plan.release_id.as_str());
     let what = match (plan.rebuild, plan.prepare_only) {
@@ -123,12 +144,12 @@ async fn deploy_steps(
         })
     })
     .await?;
-    record_app(ctx, registry, app).await;
+    record_app(ctx, &apps.registry, app).await;
     let is_current;
     (is_current, *previous) = begin(ctx, plan.kind(), id, Some(plan.keep)).await?;
     let outcome = async {
         ctx.checkpoint("building the release")?;
-        build(ctx, plan, is_current, previous.as_deref()).await?;
+        *placed = build(ctx, plan, &apps.prestage, is_current, previous.as_deref()).await?;
         if plan.prepare_only {
             return Ok(Done::Prepared);
         }
@@ -156,14 +177,16 @@ async fn deploy_steps(
     Ok(Done::Live)
 }
 
-/// Links shared paths, materialises the release and runs its
-/// before-activate hooks (unless it is current already), leaving it ready.
+/// Links shared paths, materialises the release (patching the app's
+/// prestaged tree when it can) and runs its before-activate hooks (unless it
+/// is current already), leaving it ready. Returns how it was placed.
 async fn build(
     ctx: &mut Ctx,
     plan: &DeployPlan,
+    prestage: &Arc<Prestage>,
     is_current: bool,
     previous: Option<&str>,
-) -> Result<(), Error> {
+) -> Result<Placed, Error> {
     let (app, id) = (&plan.app, plan.release_id.as_str());
     let shared_paths = plan.activation.shared.clone();
     if !shared_paths.is_empty() {
@@ -193,19 +216,25 @@ async fn build(
         let release = app.release(id);
         blocking(move || Ok::<_, Error>(release.is_dir())).await?
     };
-    let built = {
+    let placed = {
         let (app, plan, log) = (app.clone(), plan.clone(), ctx.log.clone());
-        blocking(move || place::place(&app, &plan, &log)).await?
+        let prestage = prestage.clone();
+        blocking(move || place::place(&app, &plan, &log, &prestage)).await?
     };
     ctx.enter(Stage::Materialise, MATERIALISE_START + MATERIALISE_SPAN);
     ctx.say(
         LogLevel::Info,
-        match (built, replaced) {
-            (true, true) => format!(
+        match (&placed, replaced) {
+            (Placed::Built, true) => format!(
                 "release {id} is complete: built afresh and swapped in for the copy on disk"
             ),
-            (true, false) => format!("release {id} is complete"),
-            (false, _) => format!("release {id} was already on this host; reusing it"),
+            (Placed::Built, false) => format!("release {id} is complete"),
+            (Placed::Patched { from, patch }, _) => format!(
+                "release {id} is complete: the tree prestaged from {from}, {} entries placed \
+                 and {} removed",
+                patch.placed, patch.removed
+            ),
+            (Placed::Kept, _) => format!("release {id} was already on this host; reusing it"),
         },
     );
 
@@ -227,7 +256,7 @@ async fn build(
         }
         ctx.set_state(id, State::Ready).await?;
     }
-    Ok(())
+    Ok(placed)
 }
 
 /// Removes releases beyond retention after a switch. A failure is a
@@ -313,7 +342,13 @@ pub async fn switch(guard: OperationGuard, apps: Apps, journal: Arc<Journal>, pl
         Ok(Done::Live)
     }
     .await;
+    // As a deploy does (see there), for the release it activated.
+    let activated = plan.prepared_keep.is_some() && outcome.is_ok() && !plan.activation.copy;
+    let go = activated.then(|| (apps.prestage).prepare(app, id, None));
     finish(guard, ctx, &apps.probes, previous, outcome, what).await;
+    if let Some(go) = go {
+        go.go();
+    }
 }
 
 /// Reads `current` and journals the operation as running. Returns whether

@@ -191,6 +191,8 @@ impl Error {
             }
             // Reported in an operation's final event, not as a status.
             Error::Cancelled { .. } => Code::Cancelled,
+            // Only the builds of prestaged trees stop; none is an operation.
+            Error::Release(ReleaseError::Stopped) => Code::Aborted,
             Error::Release(
                 ReleaseError::ObjectsMissing { .. }
                 | ReleaseError::NotOnHost { .. }

@@ -132,6 +132,11 @@ impl AppRoot {
         self.private().join("staging")
     }
 
+    /// `<root>/.slipway/spare`, the tree prestaged for the next deploy.
+    pub fn spare(&self) -> PathBuf {
+        self.private().join("spare")
+    }
+
     /// `<root>/.slipway/tmp`, uploads in progress.
     pub fn tmp(&self) -> PathBuf {
         self.private().join("tmp")
@@ -174,6 +179,7 @@ impl AppRoot {
             self.private(),
             self.objects(),
             self.staging(),
+            self.spare(),
             self.tmp(),
             self.trash(),
         ] {

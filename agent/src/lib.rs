@@ -36,6 +36,7 @@ mod objects;
 mod operations;
 mod pause;
 mod plans;
+mod prestage;
 mod probes;
 mod recovery;
 mod registry;

@@ -20,7 +20,8 @@ pub const INTERRUPTED: &str = "the agent restarted during this operation";
 /// What recovery found, for the log.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Recovered {
-    /// Entries removed from staging, tmp and trash, and `.current.*` temps.
+    /// Entries removed from staging, spare, tmp and trash, and
+    /// `.current.*` temps.
     pub leftovers: usize,
     /// Operations marked interrupted.
     pub interrupted: Vec<String>,
@@ -37,7 +38,7 @@ pub fn recover(app: &AppRoot, journal: &Journal, instance: &str) -> Result<Recov
     if !app.root().is_dir() {
         return Ok(found);
     }
-    for dir in [app.staging(), app.tmp(), app.trash()] {
+    for dir in [app.staging(), app.spare(), app.tmp(), app.trash()] {
         found.leftovers += release::clear_dir(&dir)?;
     }
     found.leftovers += release::clear_current_temps(app)?;

@@ -4,15 +4,17 @@
 //! blocking.
 
 use std::{
-    fs,
-    io::{self, Write},
-    os::unix::fs::{PermissionsExt, symlink},
+    fs, io,
+    ops::ControlFlow,
+    os::unix::fs::symlink,
     path::{Path, PathBuf},
 };
 
-use rustix::fs::{self as at, AtFlags, Mode, OFlags};
 use sha2::Digest;
-use slipway_proto::validate::{self, InvalidField};
+use slipway_proto::{
+    daemon::chain,
+    validate::{self, InvalidField},
+};
 
 use crate::{
     fsutil::{self, FsError, remove_tree},
@@ -24,9 +26,6 @@ use crate::{
 
 /// Releases kept when a request says 0.
 pub const DEFAULT_KEEP: usize = 5;
-/// Modes of files in copy mode: private and writable.
-const COPY_MODE: u32 = 0o644;
-const COPY_EXECUTABLE_MODE: u32 = 0o755;
 
 /// A failure while building, switching or pruning releases.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +72,10 @@ pub enum ReleaseError {
     /// A shared path could not be linked into the release.
     #[error(transparent)]
     Shared(#[from] SharedError),
+    /// A build was stopped by its progress callback (a prestaged tree's,
+    /// for an operation that needs the app).
+    #[error("the build was stopped")]
+    Stopped,
     /// `current` exists but is not a symlink, so it cannot be switched
     /// atomically; someone created it by hand.
     #[error("{} is not a symlink; move it away so the agent can manage it", path.display())]
@@ -130,15 +133,55 @@ pub struct Build<'a> {
     /// Build a new tree even when the release is on disk, and swap it in
     /// for the old one (a drift repair).
     pub rebuild: bool,
-    /// Called after each entry with (done, total).
+    /// Called after each entry placed with (done, total).
     pub progress: &'a mut dyn FnMut(usize, usize),
     /// Runs on the complete staging tree before it is published (links the
     /// shared paths).
     pub finish: &'a mut dyn FnMut(&Path) -> Result<(), ReleaseError>,
+    /// Moves the app's prestaged tree to the staging path given, when one
+    /// is ready and worth patching into the manifest given (see
+    /// [`worth_patching`]); asked only for a hard-linked tree that is not a
+    /// repair.
+    pub prestaged: &'a mut dyn FnMut(&Path, &Manifest) -> Option<Prestaged>,
+}
+
+/// A tree built ahead of time from a release's manifest, complete and
+/// synced, for the next deploy of the app to patch rather than build
+/// afresh.
+#[derive(Clone, Debug)]
+pub struct Prestaged {
+    /// The release whose manifest it was built from.
+    pub release_id: String,
+    /// That manifest.
+    pub manifest: Manifest,
+}
+
+/// How [`materialise`] placed a release.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placed {
+    /// It was on disk and is kept.
+    Kept,
+    /// Its tree was built afresh.
+    Built,
+    /// Its tree was the one prestaged from `from`, patched.
+    Patched {
+        /// The release the prestaged tree was built from.
+        from: String,
+        /// What patching changed.
+        patch: Patch,
+    },
+}
+
+impl Placed {
+    /// Whether a new tree was made (not kept).
+    pub fn is_new(&self) -> bool {
+        *self != Placed::Kept
+    }
 }
 
 /// Builds `releases/<id>/` unless it exists (or, with `rebuild`, builds it
-/// again). Returns false when it was already there and kept.
+/// again): from a prestaged tree when one is handed over and differs from
+/// it little, else afresh.
 ///
 /// The release is assembled in `.slipway/staging/<id>.<deployment_id>`,
 /// synced, and only then renamed into `releases/` (or swapped with the
@@ -149,35 +192,78 @@ pub fn materialise(
     release_id: &str,
     deployment_id: &str,
     manifest: &Manifest,
-    build: Build<'_>,
-) -> Result<bool, ReleaseError> {
+    mut build: Build<'_>,
+) -> Result<Placed, ReleaseError> {
     let release = app.release(release_id);
     let existing = release.is_dir();
     if existing && !build.rebuild {
         if !crate::manifests::exists(app, release_id) {
             crate::manifests::save(app, release_id, manifest.wire())?;
         }
-        return Ok(false);
+        return Ok(Placed::Kept);
     }
     let staging = app.staging().join(staging_name(release_id, deployment_id));
     if fs::symlink_metadata(&staging).is_ok() {
         remove_tree(&staging).map_err(io_err("remove the stale", &staging))?;
     }
-    let built = build_tree(store, &staging, manifest, build.copy, build.progress)
-        .and_then(|()| (build.finish)(&staging));
-    if let Err(err) = built {
-        // Best effort: the next start or prune clears what is left.
-        let _ = remove_tree(&staging);
-        return Err(err);
-    }
+    let placed = stage(
+        store,
+        &staging,
+        manifest,
+        build.copy || build.rebuild,
+        &mut build,
+    )
+    .and_then(|placed| (build.finish)(&staging).map(|()| placed));
+    let placed = match placed {
+        Ok(placed) => placed,
+        Err(err) => {
+            // Best effort: the next start or prune clears what is left.
+            let _ = remove_tree(&staging);
+            return Err(err);
+        }
+    };
     crate::manifests::save(app, release_id, manifest.wire())?;
     if existing {
-        return replace(app, &staging, &release).map(|()| true);
+        return replace(app, &staging, &release).map(|()| placed);
     }
     fs::rename(&staging, &release).map_err(io_err("rename the staged release to", &release))?;
     let releases = app.releases();
     fsutil::sync_dir(&releases).map_err(io_err("sync", &releases))?;
-    Ok(true)
+    Ok(placed)
+}
+
+/// Makes the tree of `manifest` at `staging`: the prestaged tree patched,
+/// unless `afresh` or none is worth it; built from nothing otherwise (also
+/// when patching fails: the prestaged tree is then lost, not the deploy).
+fn stage(
+    store: &ObjectStore,
+    staging: &Path,
+    manifest: &Manifest,
+    afresh: bool,
+    build: &mut Build<'_>,
+) -> Result<Placed, ReleaseError> {
+    let mut progress = |done, total| {
+        (build.progress)(done, total);
+        ControlFlow::Continue(())
+    };
+    let prestaged = match afresh {
+        true => None,
+        false => (build.prestaged)(staging, manifest),
+    };
+    if let Some(prestaged) = prestaged {
+        match tree::patch(store, staging, &prestaged.manifest, manifest, &mut progress) {
+            Ok(patch) => {
+                let from = prestaged.release_id;
+                return Ok(Placed::Patched { from, patch });
+            }
+            Err(err) => {
+                tracing::warn!(staging = %staging.display(), error = %chain(&err), "cannot patch the prestaged tree; building afresh");
+                remove_tree(staging).map_err(io_err("remove", staging))?;
+            }
+        }
+    }
+    tree::build(store, staging, manifest, build.copy, &mut progress)?;
+    Ok(Placed::Built)
 }
 
 /// Swaps the tree built in `staging` with the release of the same id in one
@@ -211,132 +297,6 @@ fn staging_name(release_id: &str, deployment_id: &str) -> String {
     }
     let digest = hex::encode(sha2::Sha256::digest(deployment_id.as_bytes()));
     format!("{release_id}.{}", &digest[..16])
-}
-
-/// Creates the staging tree: directories, hard links (or copies) and
-/// symlinks, then syncs every directory so the rename publishes durable
-/// content. Every entry is made relative to the open staging directory and
-/// linked from the open objects directory, so the kernel resolves a few
-/// path components per file rather than both whole paths from `/`.
-fn build_tree(
-    store: &ObjectStore,
-    staging: &Path,
-    manifest: &Manifest,
-    copy: bool,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<(), ReleaseError> {
-    fs::create_dir(staging).map_err(io_err("create", staging))?;
-    fs::set_permissions(staging, fs::Permissions::from_mode(0o755))
-        .map_err(io_err("set the mode of", staging))?;
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let root =
-        at::open(staging, flags, Mode::empty()).map_err(|e| io_err("open", staging)(e.into()))?;
-    let dirs = manifest.dirs();
-    for dir in &dirs {
-        at::mkdirat(&root, *dir, Mode::from_raw_mode(0o755))
-            .map_err(at_err(staging, "create", dir))?;
-        // The mode the umask may have narrowed.
-        at::chmodat(&root, *dir, Mode::from_raw_mode(0o755), AtFlags::empty()).map_err(at_err(
-            staging,
-            "set the mode of",
-            dir,
-        ))?;
-    }
-    // A tree of directories and copies only may come before any object.
-    let links =
-        !copy && (manifest.entries().iter()).any(|e| matches!(e.kind, EntryKind::File { .. }));
-    let objects = match links {
-        true => Some(store.open_dir().map_err(io_err("open", store.dir()))?),
-        false => None,
-    };
-    let total = manifest.len();
-    for (done, entry) in manifest.entries().iter().enumerate() {
-        match entry.kind {
-            EntryKind::File { executable } if copy => {
-                let mode = if executable {
-                    COPY_EXECUTABLE_MODE
-                } else {
-                    COPY_MODE
-                };
-                let dest = staging.join(&entry.path);
-                copy_object(&store.path(&entry.sha256, false), &dest, mode)?;
-            }
-            EntryKind::File { executable } => {
-                if executable {
-                    store.executable(&entry.sha256)?;
-                }
-                let objects = objects.as_ref().expect("opened for a tree with links");
-                let source = ObjectStore::relative(&entry.sha256, executable);
-                let linked = at::linkat(
-                    objects,
-                    source.as_str(),
-                    &root,
-                    entry.path.as_str(),
-                    AtFlags::empty(),
-                );
-                if let Err(err) = linked {
-                    let source = store.path(&entry.sha256, executable);
-                    link_failed(err.into(), &source, &staging.join(&entry.path))?;
-                }
-            }
-            EntryKind::Symlink => {
-                // Checked in preflight too; checked again because this is
-                // the moment the link is made.
-                let target = store.read_small(&entry.sha256, manifest::MAX_SYMLINK_TARGET)?;
-                let target = manifest::check_symlink_target(entry, &target)?;
-                at::symlinkat(target.as_str(), &root, entry.path.as_str()).map_err(at_err(
-                    staging,
-                    "create the symlink",
-                    &entry.path,
-                ))?;
-            }
-        }
-        progress(done + 1, total);
-    }
-    for dir in dirs.iter().rev() {
-        at::openat(&root, *dir, flags, Mode::empty())
-            .and_then(|fd| at::fsync(&fd))
-            .map_err(at_err(staging, "sync", dir))?;
-    }
-    at::fsync(&root).map_err(|e| io_err("sync", staging)(e.into()))
-}
-
-/// The error of an `*at` call on `path` within `staging`.
-fn at_err<'a>(
-    staging: &'a Path,
-    action: &'static str,
-    path: &'a str,
-) -> impl FnOnce(rustix::io::Errno) -> ReleaseError + 'a {
-    move |errno| io_err(action, &staging.join(path))(errno.into())
-}
-
-/// A hard link into a release that failed: when the object has reached the
-/// filesystem's link limit (ext4: 65,000), a copy instead.
-fn link_failed(err: io::Error, source: &Path, dest: &Path) -> Result<(), ReleaseError> {
-    if err.kind() != io::ErrorKind::TooManyLinks {
-        return Err(io_err("link an object to", dest)(err));
-    }
-    let copy = || -> io::Result<()> {
-        let mode = fs::metadata(source)?.permissions();
-        let mut out = fs::File::create_new(dest)?;
-        io::copy(&mut fs::File::open(source)?, &mut out)?;
-        out.flush()?;
-        out.sync_all()?;
-        fs::set_permissions(dest, mode)
-    };
-    copy().map_err(io_err("copy an object to", dest))
-}
-
-/// Copies a store object into a release with `mode`, its data synced so
-/// the release is complete on disk before it is published.
-fn copy_object(source: &Path, dest: &Path, mode: u32) -> Result<(), ReleaseError> {
-    let copy = || -> io::Result<()> {
-        let mut out = fs::File::create_new(dest)?;
-        io::copy(&mut fs::File::open(source)?, &mut out)?;
-        out.set_permissions(fs::Permissions::from_mode(mode))?;
-        out.sync_all()
-    };
-    copy().map_err(io_err("copy an object to", dest))
 }
 
 /// The release `current` points to; None when there is no `current`.
@@ -471,6 +431,11 @@ pub fn size(dir: &Path) -> io::Result<u64> {
     }
     Ok(total)
 }
+
+mod tree;
+#[cfg(test)]
+pub use tree::patch as patch_tree;
+pub use tree::{Patch, build as build_tree, worth_patching};
 
 #[cfg(test)]
 pub(crate) mod fixture;

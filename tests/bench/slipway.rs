@@ -154,6 +154,23 @@ impl Slipway {
         })
     }
 
+    /// Waits until every agent has the tree of `release` prestaged for the
+    /// next deploy; returns how long that took.
+    pub async fn prestaged(&self, release: &str) -> Result<Duration> {
+        let started = Instant::now();
+        for (i, agent) in self.cluster.agents.iter().enumerate() {
+            while self.cluster.agent_status(i).await.prestaged_release != release {
+                ensure!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "{} has not prestaged the tree of {release} after 2 minutes",
+                    agent.name
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        Ok(started.elapsed())
+    }
+
     pub fn repo(&self) -> &SampleRepo {
         &self.cluster.repo
     }

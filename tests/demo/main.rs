@@ -102,6 +102,7 @@ async fn run(keep: bool, serve: bool) -> Result<()> {
             data_dir: root.join("agent-state").join(host),
             tls: paths(&pki_dir, &format!("agent-{host}")),
             log_json: false,
+            prestage: true,
             hooks: slipway_agent::config::HookConfig::default(),
             metrics_listen: None,
         };

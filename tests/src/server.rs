@@ -224,6 +224,7 @@ fn agent_config(
         data_dir,
         tls,
         log_json: false,
+        prestage: true,
         hooks: slipway_agent::config::HookConfig::default(),
         // The fixtures bind the metrics listener themselves.
         metrics_listen: None,

@@ -51,7 +51,7 @@ impl Agent {
         let before = self.operations.running_on(app.root());
         let root = app.root().to_owned();
         let discarding = discard.is_some();
-        let known = self.known_objects.clone();
+        let (known, prestage) = (self.known_objects.clone(), self.prestage.clone());
         let (checked, discarded) = blocking(move || {
             let checked = drift::check(&app, release.as_deref(), limit)?;
             let mut discarded = 0;
@@ -61,6 +61,8 @@ impl Agent {
                     let removed = store.discard_if_corrupt(sha256)?;
                     if removed > 0 {
                         known.forget(&store, sha256);
+                        // Its tree may link the object's bad inode too.
+                        prestage.forget(&app);
                     }
                     discarded += removed;
                 }

@@ -123,6 +123,7 @@ impl Agent {
             current_release: current.unwrap_or_default(),
             releases,
             running_deployment: self.operations.running_on(app.root()).unwrap_or_default(),
+            prestaged_release: self.prestage.ready(app).unwrap_or_default(),
             previous_release,
             fencing_token: journal.fencing_token,
             fencing_epoch: journal.fencing_epoch.clone(),

@@ -39,7 +39,7 @@ fn sha(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
-fn entry(path: &str, kind: FileKind, content: &[u8]) -> FileEntry {
+pub(super) fn entry(path: &str, kind: FileKind, content: &[u8]) -> FileEntry {
     FileEntry {
         path: path.into(),
         kind: kind as i32,
@@ -67,7 +67,7 @@ impl Fixture {
         ]
     }
 
-    async fn upload(&self, files: &[FileEntry], contents: &[&[u8]]) {
+    pub(super) async fn upload(&self, files: &[FileEntry], contents: &[&[u8]]) {
         // Unfenced (0): staging objects changes no app state worth fencing.
         let mut upload = self.agent.upload(self.app(), 0).await.unwrap();
         for (file, content) in files.iter().zip(contents) {
@@ -123,8 +123,10 @@ impl Fixture {
             keep,
             ..self.plan(deployment, id)
         };
-        let events = self.agent.deploy(plan).await.unwrap();
-        events.collect().await
+        let events = self.agent.deploy(plan).await.unwrap().collect().await;
+        // The tree prestaged after it is built by the time anyone looks.
+        self.agent.prestage.settle(&self.app());
+        events
     }
 }
 

@@ -88,6 +88,15 @@ pub const KEYS: &[Key] = &[
         "Log filter, e.g. `info` or `info,slipway_agent=debug`."
     ),
     config_key!(
+        "no_prestage",
+        "no-prestage",
+        "SLIPWAY_AGENT_NO_PRESTAGE",
+        Bool,
+        "false",
+        restart,
+        "Do not build each app's next release tree ahead while it is idle (which lets a deploy link only what changed, for one more tree of directories and links per app)."
+    ),
+    config_key!(
         "log_json",
         "log-json",
         "SLIPWAY_AGENT_LOG_JSON",

@@ -45,6 +45,9 @@ pub struct Config {
     pub tls: TlsPaths,
     /// Log one JSON object per line.
     pub log_json: bool,
+    /// Build each app's next release tree ahead, while it is idle (default
+    /// true; the key is `no_prestage`; see `crate::prestage`).
+    pub prestage: bool,
     /// The `[hooks]` table: PATH and output limits of hooks.
     pub hooks: HookConfig,
     /// Address of the metrics listener (`/metrics`, `/healthz`, `/readyz`,
@@ -100,6 +103,8 @@ pub struct ConfigFile {
     pub data_dir: Option<PathBuf>,
     /// See [`Config::log_json`].
     pub log_json: Option<bool>,
+    /// The inverse of [`Config::prestage`].
+    pub no_prestage: Option<bool>,
     /// The log filter (applied live, see `slipway_proto::config::reload`).
     pub log_level: Option<String>,
     /// See [`Config::metrics_listen`]: an address, or `"off"`.
@@ -142,6 +147,7 @@ impl ConfigFile {
                 key: self.tls.key.ok_or(missing("tls.key", "--key"))?,
             },
             log_json: self.log_json.unwrap_or(false),
+            prestage: !self.no_prestage.unwrap_or(false),
             hooks: self.hooks,
             metrics_listen: self
                 .metrics_listen

@@ -11,7 +11,8 @@ use crate::{
     objects::ObjectStore,
     operations::EventLog,
     pause::{self, PausePoint},
-    release::{Build, ReleaseError, materialise},
+    prestage::Prestage,
+    release::{Build, Placed, ReleaseError, materialise},
     shared,
 };
 
@@ -22,14 +23,15 @@ pub(super) const MATERIALISE_SPAN: u32 = 80;
 /// The least time between two "placed N of M files" events.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Materialises the plan's release under `app`, reporting to `log`;
-/// returns whether it was built (false: it was on disk and is reused, its
-/// shared paths linked again). Blocking.
+/// Materialises the plan's release under `app`, from the tree `prestage`
+/// holds for it when it can, reporting to `log`; returns how (when it was
+/// on disk and is kept, its shared paths are linked again). Blocking.
 pub(super) fn place(
     app: &AppRoot,
     plan: &DeployPlan,
     log: &EventLog,
-) -> Result<bool, ReleaseError> {
+    prestage: &Prestage,
+) -> Result<Placed, ReleaseError> {
     let store = ObjectStore::new(app);
     let mut reported = std::time::Instant::now();
     let pause = PausePoint::configured();
@@ -60,12 +62,13 @@ pub(super) fn place(
         rebuild: plan.rebuild,
         progress: &mut progress,
         finish: &mut link,
+        prestaged: &mut |staging, manifest| prestage.take(app, staging, manifest),
     };
     let (release, deployment) = (&plan.release_id, &plan.deployment_id);
-    let built = materialise(app, &store, release, deployment, &plan.manifest, build)?;
-    if !built {
+    let placed = materialise(app, &store, release, deployment, &plan.manifest, build)?;
+    if placed == Placed::Kept {
         // Reused: links a spec added since it was built.
         link(&app.release(release))?;
     }
-    Ok(built)
+    Ok(placed)
 }

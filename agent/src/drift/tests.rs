@@ -50,8 +50,11 @@ impl Fixture {
             rebuild,
             progress: &mut |_, _| {},
             finish: &mut |dir| Ok(crate::shared::link(dir, &shared_log()).map(drop)?),
+            prestaged: &mut |_, _| None,
         };
-        let built = materialise(&self.app, &self.store, id, "d-1", &manifest, build).unwrap();
+        let built = materialise(&self.app, &self.store, id, "d-1", &manifest, build)
+            .unwrap()
+            .is_new();
         release::switch(&self.app, id).unwrap();
         built
     }

@@ -34,6 +34,7 @@ impl Fixture {
             rebuild: false,
             progress: &mut |_, _| {},
             finish: &mut |_| Ok(()),
+            prestaged: &mut |_, _| None,
         };
         materialise(
             &self.app,
@@ -43,6 +44,7 @@ impl Fixture {
             manifest,
             build,
         )
+        .map(|placed| placed.is_new())
     }
 
     fn deploy(&self, id: &str) {
@@ -130,6 +132,7 @@ fn a_failed_materialise_leaves_no_release_and_current_untouched() {
         rebuild: false,
         progress: &mut |_, _| {},
         finish: &mut |_| Ok(()),
+        prestaged: &mut |_, _| None,
     };
     let err = materialise(&f.app, &f.store, "r2", "d-r2", &manifest, build).unwrap_err();
     assert!(matches!(err, ReleaseError::Io { .. }), "{err}");
@@ -223,6 +226,7 @@ fn the_staging_step_runs_before_publishing_and_its_failure_publishes_nothing() {
                 release_id: "x".into(),
             })
         },
+        prestaged: &mut |_, _| None,
     };
     assert!(materialise(&f.app, &f.store, "r1", "d1", &manifest, build).is_err());
     assert!(!f.app.release("r1").exists());
