@@ -89,7 +89,7 @@ impl Agent {
             roots: Roots::new(config.apps_dir.clone(), config.allowed_roots.clone()),
             registry: Arc::new(registry),
             probes: Arc::new(Probes::new(hooks.clone(), metrics.clone())),
-            prestage: Arc::new(Prestage::new(config.prestage)),
+            prestage: Arc::new(Prestage::new(config.prestage, config.prestage_idle)),
             hooks,
             operations: Operations::observed(metrics),
             journals: Journals::default(),

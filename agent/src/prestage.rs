@@ -1,7 +1,8 @@
 //! Prestaged trees: once a release has gone live (a deploy, or the
 //! activation of a prepared release), the agent builds that release's tree
 //! a second time, in `.slipway/spare/<id>`, on a thread of the lowest CPU
-//! priority, while the app is idle. The next
+//! priority, once the app has been idle for a while (a second by default:
+//! the rest of a rollout, or another app's, has the host to itself). The next
 //! deploy of the app takes it, moves it into staging and patches in only
 //! what differs (see `release::materialise`): a one-file change links one
 //! file instead of the whole tree, so the part of a deploy that grows with
@@ -20,9 +21,10 @@ use std::{
     ops::ControlFlow,
     path::{Path, PathBuf},
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Condvar, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 
 use slipway_proto::daemon::chain;
@@ -43,6 +45,8 @@ const BUILD_NICE: i32 = 19;
 #[derive(Debug)]
 pub struct Prestage {
     enabled: bool,
+    /// How long an app stays idle before a build begins.
+    idle: Duration,
     slots: Mutex<HashMap<PathBuf, Arc<Slot>>>,
 }
 
@@ -51,6 +55,9 @@ pub struct Prestage {
 struct Slot {
     /// Bumped by every take: a build started before stops.
     generation: AtomicU64,
+    /// Notified when the generation moves, with the mutex it waits on.
+    bumped: Condvar,
+    quiet: Mutex<()>,
     /// The ready tree, held briefly.
     ready: Mutex<Option<Ready>>,
     /// Held by the one build of the app at a time, for all of it.
@@ -72,11 +79,36 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+impl Slot {
+    /// Stops the builds started before, waking one that waits to begin.
+    fn bump(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let _quiet = lock(&self.quiet);
+        self.bumped.notify_all();
+    }
+
+    /// Whether the generation is still `started`.
+    fn current(&self, started: u64) -> bool {
+        self.generation.load(Ordering::SeqCst) == started
+    }
+
+    /// Waits `idle` unless the generation moves on from `started` first;
+    /// returns whether it did not.
+    fn stays_idle(&self, started: u64, idle: Duration) -> bool {
+        let quiet = lock(&self.quiet);
+        let waited = self.bumped.wait_timeout_while(quiet, idle, |_| self.current(started));
+        drop(waited.unwrap_or_else(|e| e.into_inner()));
+        self.current(started)
+    }
+}
+
 impl Prestage {
-    /// Trees are built only when `enabled`.
-    pub fn new(enabled: bool) -> Self {
+    /// Trees are built only when `enabled`, each once its app has been
+    /// idle for `idle`.
+    pub fn new(enabled: bool, idle: Duration) -> Self {
         Self {
             enabled,
+            idle,
             slots: Mutex::default(),
         }
     }
@@ -94,7 +126,7 @@ impl Prestage {
     /// rename); it does not wait for a build to stop.
     pub fn take(&self, app: &AppRoot, dest: &Path, manifest: &Manifest) -> Option<Prestaged> {
         let slot = self.slot(app);
-        slot.generation.fetch_add(1, Ordering::SeqCst);
+        slot.bump();
         let mut ready = lock(&slot.ready);
         if !release::worth_patching(&ready.as_ref()?.tree.manifest, manifest) {
             return None;
@@ -130,11 +162,12 @@ impl Prestage {
         let slot = self.slot(app);
         let started = slot.generation.load(Ordering::SeqCst);
         let (app, release_id, builder) = (app.clone(), release_id.to_owned(), slot.clone());
+        let idle = self.idle;
         let slot = builder.clone();
         let spawned = std::thread::Builder::new()
             .name("prestage".into())
             .spawn(move || {
-                if gate.recv().is_err() {
+                if gate.recv().is_err() || !slot.stays_idle(started, idle) {
                     return;
                 }
                 lower_priority();
@@ -187,7 +220,7 @@ impl Prestage {
     /// object it may link was found corrupted); the next build removes it.
     pub fn forget(&self, app: &AppRoot) {
         let slot = self.slot(app);
-        slot.generation.fetch_add(1, Ordering::SeqCst);
+        slot.bump();
         lock(&slot.ready).take();
     }
 }
@@ -196,7 +229,7 @@ impl Drop for Prestage {
     /// Stops every build under way: the agent is going away.
     fn drop(&mut self) {
         for slot in lock(&self.slots).values() {
-            slot.generation.fetch_add(1, Ordering::SeqCst);
+            slot.bump();
         }
     }
 }
@@ -220,7 +253,7 @@ impl Go {
 /// unless the slot's generation moves on from `started` first; removes what
 /// earlier builds left there. Blocking; the caller holds `slot.building`.
 fn build(app: &AppRoot, slot: &Slot, started: u64, tree: Prestaged) -> Result<(), ReleaseError> {
-    let current = || slot.generation.load(Ordering::SeqCst) == started;
+    let current = || slot.current(started);
     let mut progress = |_, _| match current() {
         true => ControlFlow::Continue(()),
         false => ControlFlow::Break(()),

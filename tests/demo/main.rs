@@ -103,6 +103,7 @@ async fn run(keep: bool, serve: bool) -> Result<()> {
             tls: paths(&pki_dir, &format!("agent-{host}")),
             log_json: false,
             prestage: true,
+            prestage_idle: std::time::Duration::from_secs(1),
             hooks: slipway_agent::config::HookConfig::default(),
             metrics_listen: None,
         };

@@ -225,6 +225,7 @@ fn agent_config(
         tls,
         log_json: false,
         prestage: true,
+        prestage_idle: std::time::Duration::from_secs(1),
         hooks: slipway_agent::config::HookConfig::default(),
         // The fixtures bind the metrics listener themselves.
         metrics_listen: None,

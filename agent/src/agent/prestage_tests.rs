@@ -11,8 +11,13 @@ use super::{
 };
 use crate::manifest::Manifest;
 
-/// Release `id`: a `VERSION` file saying `id` and eight files that stay.
+/// Deploys release `id` (a `VERSION` file saying `id` and eight files
+/// that stay), or only prepares it; waits for what is prestaged after.
 async fn deploy(f: &Fixture, deployment: &str, id: &str) -> Vec<ProgressEvent> {
+    run(f, deployment, id, false).await
+}
+
+async fn run(f: &Fixture, deployment: &str, id: &str, prepare_only: bool) -> Vec<ProgressEvent> {
     let mut contents: Vec<Vec<u8>> = vec![id.as_bytes().to_vec()];
     contents.extend((0..8).map(|i| format!("part {i}\n").into_bytes()));
     let mut files = vec![entry("VERSION", FileKind::Regular, &contents[0])];
@@ -21,6 +26,7 @@ async fn deploy(f: &Fixture, deployment: &str, id: &str) -> Vec<ProgressEvent> {
     f.upload(&files, &borrowed).await;
     let plan = DeployPlan {
         manifest: Manifest::from_wire(files).unwrap(),
+        prepare_only,
         ..f.plan(deployment, id)
     };
     let events = f.agent.deploy(plan).await.unwrap().collect().await;
@@ -62,4 +68,53 @@ async fn the_next_deploy_patches_the_tree_prestaged_after_the_last() {
         third.iter().any(|e| e.message == "release r3 is complete"),
         "{third:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_prepared_release_is_prestaged_once_activated_not_before() {
+    let f = fixture().await;
+    assert!(result(&deploy(&f, "d1", "r1").await).success);
+    let prepared = run(&f, "d2", "r2", true).await;
+    assert!(result(&prepared).success, "{prepared:#?}");
+    let said = "release r2 is complete: the tree prestaged from r1, 1 entries placed and 1 removed";
+    assert!(prepared.iter().any(|e| e.message == said), "{prepared:#?}");
+    // r1's tree went into r2; the next is built once r2 is live.
+    assert_eq!(prestaged(&f).await, "");
+
+    let plan = RollbackPlan {
+        app: f.app(),
+        deployment_id: "d2".into(),
+        release_id: "r2".into(),
+        activation: Default::default(),
+        environment: "test".into(),
+        fencing_token: 1,
+        fencing_epoch: String::new(),
+        prepared_keep: None,
+        secrets_only: false,
+    };
+    let activated: Vec<_> = f.agent.activate(plan).await.unwrap().collect().await;
+    assert!(result(&activated).success, "{activated:#?}");
+    f.agent.prestage.settle(&f.app());
+    assert_eq!(prestaged(&f).await, "r2");
+}
+
+#[tokio::test]
+async fn an_object_found_corrupted_drops_the_tree_that_may_link_it() {
+    let f = fixture().await;
+    assert!(result(&deploy(&f, "d1", "r1").await).success);
+    assert_eq!(prestaged(&f).await, "r1");
+    // An edit through the release's hard link reaches the object, and the
+    // prestaged tree's link to it.
+    let edited = f.app().release("r1").join("lib/p3.rb");
+    std::fs::set_permissions(&edited, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::write(&edited, "edited\n").unwrap();
+    let question = DriftQuestion {
+        app: f.app(),
+        release: None,
+        limit: 10,
+        discard: Some(1.into()),
+    };
+    let checked = f.agent.check_drift(question).await.unwrap();
+    assert_eq!(checked.objects_discarded, 1, "{checked:#?}");
+    assert_eq!(prestaged(&f).await, "");
 }

@@ -31,6 +31,8 @@ pub(super) async fn fixture() -> Fixture {
     config.apps_dir = dir.path().join("srv");
     config.data_dir = dir.path().join("data");
     config.allowed_roots = vec![dir.path().join("opt")];
+    // Tests wait for the tree built after a deploy; no need to wait longer.
+    config.prestage_idle = std::time::Duration::ZERO;
     let agent = Agent::open(&config, Default::default()).await.unwrap();
     Fixture { dir, agent, config }
 }

@@ -97,6 +97,15 @@ pub const KEYS: &[Key] = &[
         "Do not build each app's next release tree ahead while it is idle (which lets a deploy link only what changed, for one more tree of directories and links per app)."
     ),
     config_key!(
+        "prestage_idle_ms",
+        "prestage-idle-ms",
+        "SLIPWAY_AGENT_PRESTAGE_IDLE_MS",
+        Number,
+        "1000",
+        restart,
+        "Milliseconds an app stays idle after a release goes live before its next tree is prestaged."
+    ),
+    config_key!(
         "log_json",
         "log-json",
         "SLIPWAY_AGENT_LOG_JSON",

@@ -25,6 +25,8 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:7444";
 pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9481";
 /// Default directory holding `<apps_dir>/<app>` roots.
 pub const DEFAULT_APPS_DIR: &str = "/srv";
+/// Default idle time before a tree is prestaged, in milliseconds.
+pub const DEFAULT_PRESTAGE_IDLE_MS: u64 = 1000;
 /// Default directory for the agent's own state.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/slipway-agent";
 
@@ -48,6 +50,9 @@ pub struct Config {
     /// Build each app's next release tree ahead, while it is idle (default
     /// true; the key is `no_prestage`; see `crate::prestage`).
     pub prestage: bool,
+    /// How long an app stays idle after a release goes live before its
+    /// next tree is prestaged (default 1 s).
+    pub prestage_idle: std::time::Duration,
     /// The `[hooks]` table: PATH and output limits of hooks.
     pub hooks: HookConfig,
     /// Address of the metrics listener (`/metrics`, `/healthz`, `/readyz`,
@@ -105,6 +110,8 @@ pub struct ConfigFile {
     pub log_json: Option<bool>,
     /// The inverse of [`Config::prestage`].
     pub no_prestage: Option<bool>,
+    /// See [`Config::prestage_idle`], in milliseconds.
+    pub prestage_idle_ms: Option<u64>,
     /// The log filter (applied live, see `slipway_proto::config::reload`).
     pub log_level: Option<String>,
     /// See [`Config::metrics_listen`]: an address, or `"off"`.
@@ -148,6 +155,9 @@ impl ConfigFile {
             },
             log_json: self.log_json.unwrap_or(false),
             prestage: !self.no_prestage.unwrap_or(false),
+            prestage_idle: std::time::Duration::from_millis(
+                self.prestage_idle_ms.unwrap_or(DEFAULT_PRESTAGE_IDLE_MS),
+            ),
             hooks: self.hooks,
             metrics_listen: self
                 .metrics_listen

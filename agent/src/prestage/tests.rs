@@ -113,7 +113,7 @@ fn pair(f: &Fixture) -> (Manifest, Manifest) {
 fn a_ready_tree_is_handed_over_once_and_only_when_worth_patching() {
     let f = fixture();
     let (r1, r2) = pair(&f);
-    let prestage = Prestage::new(true);
+    let prestage = Prestage::new(true, Duration::ZERO);
     assert_eq!(prestage.ready(&f.app), None);
     prestage.start(&f.app, "r1", r1.clone());
     prestage.settle(&f.app);
@@ -147,7 +147,7 @@ fn a_ready_tree_is_handed_over_once_and_only_when_worth_patching() {
 fn a_take_stops_a_build_and_the_next_build_clears_what_it_left() {
     let f = fixture();
     let (r1, r2) = pair(&f);
-    let prestage = Prestage::new(true);
+    let prestage = Prestage::new(true, Duration::ZERO);
     prestage.start(&f.app, "r1", r1.clone());
     // Whether the build had begun or not, it stops: nothing is ready.
     assert!(
@@ -175,7 +175,7 @@ fn a_take_stops_a_build_and_the_next_build_clears_what_it_left() {
 fn a_forgotten_tree_is_not_handed_over_and_nothing_is_built_when_off() {
     let f = fixture();
     let (r1, r2) = pair(&f);
-    let prestage = Prestage::new(true);
+    let prestage = Prestage::new(true, Duration::ZERO);
     prestage.start(&f.app, "r1", r1.clone());
     prestage.settle(&f.app);
     prestage.forget(&f.app);
@@ -186,7 +186,7 @@ fn a_forgotten_tree_is_not_handed_over_and_nothing_is_built_when_off() {
             .is_none()
     );
 
-    let off = Prestage::new(false);
+    let off = Prestage::new(false, Duration::ZERO);
     off.start(&f.app, "r1", r1);
     off.settle(&f.app);
     assert_eq!(off.ready(&f.app), None);
@@ -196,7 +196,7 @@ fn a_forgotten_tree_is_not_handed_over_and_nothing_is_built_when_off() {
 fn materialise_patches_a_handed_over_tree_and_builds_afresh_when_patching_fails() {
     let f = fixture();
     let (r1, r2) = pair(&f);
-    let prestage = Prestage::new(true);
+    let prestage = Prestage::new(true, Duration::ZERO);
     let place = |id: &str, manifest: &Manifest| {
         let build = release::Build {
             copy: false,
@@ -241,4 +241,17 @@ fn materialise_patches_a_handed_over_tree_and_builds_afresh_when_patching_fails(
     assert_eq!(place("r3", &r3), release::Placed::Built);
     release::build_tree(&f.store, &fresh, &r3, false, &mut no_progress()).unwrap();
     assert_eq!(snapshot(&f.app.release("r3")), snapshot(&fresh));
+}
+
+#[test]
+fn a_build_waits_for_the_app_to_stay_idle_and_a_take_ends_the_wait() {
+    let f = fixture();
+    let (r1, r2) = pair(&f);
+    // An hour: only the take can end the wait before the test times out.
+    let prestage = Prestage::new(true, Duration::from_secs(3600));
+    prestage.start(&f.app, "r1", r1);
+    assert!(prestage.take(&f.app, &f.app.staging().join("r2"), &r2).is_none());
+    prestage.settle(&f.app);
+    assert_eq!(prestage.ready(&f.app), None);
+    assert_eq!(fs::read_dir(f.app.spare()).unwrap().count(), 0, "nothing built");
 }
