@@ -96,7 +96,9 @@ impl Slot {
     /// returns whether it did not.
     fn stays_idle(&self, started: u64, idle: Duration) -> bool {
         let quiet = lock(&self.quiet);
-        let waited = self.bumped.wait_timeout_while(quiet, idle, |_| self.current(started));
+        let waited = self
+            .bumped
+            .wait_timeout_while(quiet, idle, |_| self.current(started));
         drop(waited.unwrap_or_else(|e| e.into_inner()));
         self.current(started)
     }

@@ -250,8 +250,16 @@ fn a_build_waits_for_the_app_to_stay_idle_and_a_take_ends_the_wait() {
     // An hour: only the take can end the wait before the test times out.
     let prestage = Prestage::new(true, Duration::from_secs(3600));
     prestage.start(&f.app, "r1", r1);
-    assert!(prestage.take(&f.app, &f.app.staging().join("r2"), &r2).is_none());
+    assert!(
+        prestage
+            .take(&f.app, &f.app.staging().join("r2"), &r2)
+            .is_none()
+    );
     prestage.settle(&f.app);
     assert_eq!(prestage.ready(&f.app), None);
-    assert_eq!(fs::read_dir(f.app.spare()).unwrap().count(), 0, "nothing built");
+    assert_eq!(
+        fs::read_dir(f.app.spare()).unwrap().count(),
+        0,
+        "nothing built"
+    );
 }
