@@ -151,3 +151,47 @@ async fn hosts_get_only_the_difference_and_a_host_without_the_base_gets_everythi
     }
     cluster.shutdown().await;
 }
+
+/// Once a release is live and the app idle, each agent builds its tree again
+/// ahead of the next deploy, which then links only what changed: the tree
+/// is the commit's all the same, and the hosts say which they did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_deploy_patches_the_tree_each_agent_prestaged() {
+    let cluster = Cluster::builder().agents(2).start().await;
+    let parts: Vec<(String, String)> = (0..6)
+        .map(|i| (format!("lib/part{i}.rb"), format!("part {i}\n")))
+        .collect();
+    let mut first: Vec<Change<'_>> = parts
+        .iter()
+        .map(|(path, body)| Change::File(path, body.as_bytes()))
+        .collect();
+    first.push(Change::File("index.html", b"<h1>v1</h1>\n"));
+    cluster.repo.commit("first", &first);
+    let (_, d1) = cluster.deploy("main").await;
+    assert_succeeded(&d1);
+    for index in 0..cluster.agents.len() {
+        cluster.wait_prestaged(index, &d1.release).await;
+    }
+
+    let c2 = cluster.repo.commit(
+        "second",
+        &[
+            Change::File("index.html", b"<h1>v2</h1>\n"),
+            Change::Exec("bin/start", b"#!/bin/sh\necho start\n"),
+        ],
+    );
+    let (events, d2) = cluster.deploy("main").await;
+    assert_succeeded(&d2);
+    let said = format!(
+        "the tree prestaged from {}, 2 entries placed and 1 removed",
+        d1.release
+    );
+    for (index, host) in cluster.agents.iter().enumerate() {
+        let patched = events
+            .iter()
+            .any(|e| e.host == host.name && e.message.contains(&said));
+        assert!(patched, "{}: {events:#?}", host.name);
+        assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &c2);
+        cluster.wait_prestaged(index, &d2.release).await;
+    }
+}

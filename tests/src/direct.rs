@@ -60,6 +60,25 @@ impl Cluster {
             .expect("the app in the agent's status")
     }
 
+    /// Waits until agent `index` reports the tree of `release` prestaged
+    /// for the next deploy (it builds it once the app has been idle a
+    /// second); panics after 60 s.
+    pub async fn wait_prestaged(&self, index: usize, release: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let status = self.agent_status(index).await;
+            if status.prestaged_release == release {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} has not prestaged {release} in 60 s: {status:?}",
+                self.agents[index].name
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// The highest fencing token agent `index` has seen for the app: the
     /// token of the control plane's last call (0 before any).
     pub async fn agent_token(&self, index: usize) -> u64 {
