@@ -97,6 +97,35 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// [`sync_filesystem`] instead of a sync per file.
 pub const SYNC_EACH_UP_TO: usize = 32;
 
+/// fsyncs every file or directory of `paths`, all at once from a few
+/// threads: fsyncs in flight together wait for one journal commit, where
+/// one after another each waits for its own. The first failure is returned,
+/// with its path, after every sync has ended.
+pub fn sync_together(paths: &[&Path]) -> Result<(), FsError> {
+    /// Threads a batch uses at most.
+    const THREADS: usize = 8;
+    let sync = |path: &Path| {
+        (fs::File::open(path))
+            .and_then(|file| file.sync_all())
+            .map_err(io_err("sync", path))
+    };
+    if paths.len() <= 1 {
+        return paths.iter().try_for_each(|path| sync(path));
+    }
+    let per_thread = paths.len().div_ceil(THREADS);
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (paths.chunks(per_thread))
+            .map(|chunk| scope.spawn(move || chunk.iter().try_for_each(|path| sync(path))))
+            .collect();
+        let mut first = Ok(());
+        for thread in threads {
+            let panicked = |_| Err(io_err("sync", Path::new(""))(io::Error::other("panicked")));
+            first = first.and(thread.join().unwrap_or_else(panicked));
+        }
+        first
+    })
+}
+
 /// `syncfs(2)` on the filesystem holding `path`: every dirty file, directory
 /// and rename on it reaches the disk, in one journal commit instead of one
 /// per `fsync`. It also flushes whatever else is dirty on that filesystem,
@@ -160,5 +189,28 @@ pub fn remove_tree(path: &Path) -> io::Result<()> {
             fs::remove_dir_all(path)
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syncs_together_and_names_what_could_not_be_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: Vec<PathBuf> = (0..20).map(|i| dir.path().join(format!("f{i}"))).collect();
+        for file in &files {
+            fs::write(file, b"x").unwrap();
+        }
+        let mut paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+        paths.push(dir.path());
+        sync_together(&paths).unwrap();
+
+        let gone = dir.path().join("gone");
+        paths.insert(7, &gone);
+        let err = sync_together(&paths).unwrap_err();
+        assert_eq!((err.action, err.path.as_path()), ("sync", gone.as_path()));
+        assert!(sync_together(&[]).is_ok());
     }
 }

@@ -50,6 +50,16 @@ pub enum ObjectError {
     },
 }
 
+impl From<fsutil::FsError> for ObjectError {
+    fn from(err: fsutil::FsError) -> Self {
+        ObjectError::Io {
+            action: err.action,
+            path: err.path,
+            source: err.source,
+        }
+    }
+}
+
 impl ObjectError {
     /// Wraps an I/O error with what was being done to which path.
     pub fn io(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Self {
@@ -386,14 +396,23 @@ impl ObjectStore {
             return Ok(());
         }
         if objects.len() <= fsutil::SYNC_EACH_UP_TO {
+            // Each object's content is durable before its name, and its
+            // name before the upload ends; the syncs of each step run
+            // together, so the batch waits for two commits, not two an
+            // object.
+            let tmps: Vec<&Path> = objects.iter().map(|o| o.tmp.as_path()).collect();
+            fsutil::sync_together(&tmps).map_err(ObjectError::from)?;
+            let mut dirs = std::collections::BTreeSet::new();
             for object in &mut objects {
-                File::open(&object.tmp)
-                    .and_then(|file| file.sync_all())
-                    .map_err(ObjectError::io("sync", &object.tmp))?;
-                let tmp = std::mem::take(&mut object.tmp);
-                self.commit(&tmp, &object.target)?;
+                let dir = object.target.parent().expect("object paths have a parent");
+                fsutil::create_private_dir(dir).map_err(ObjectError::io("create", dir))?;
+                std::fs::rename(&object.tmp, &object.target)
+                    .map_err(ObjectError::io("rename into", &object.target))?;
+                object.tmp = PathBuf::new();
+                dirs.insert(dir.to_owned());
             }
-            return Ok(());
+            let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
+            return fsutil::sync_together(&dirs).map_err(ObjectError::from);
         }
         let sync = |path: &Path| -> Result<(), ObjectError> {
             fsutil::sync_filesystem(path).map_err(ObjectError::io("sync the filesystem of", path))
