@@ -180,6 +180,7 @@ async fn ask(ctx: &Context, host: &Host, apps: Vec<AppTarget>) -> Result<HostSta
                 releases: a.releases.iter().map(|r| r.id.clone()).collect(),
                 previous_release: a.previous_release,
                 release_details: a.releases,
+                prestaged_release: a.prestaged_release,
             })
             .collect(),
         certificate_expires_at: certificate.as_ref().map(|c| pbjson_types::Timestamp {

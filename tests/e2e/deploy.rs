@@ -2,12 +2,15 @@
 //! files, and the history.
 
 use slipway_proto::{
-    control::v1::{DeploymentKind, DeploymentStatus, ListDeploymentsRequest},
+    control::v1::{
+        DeploymentKind, DeploymentStatus, GetFleetStatusRequest, ListDeploymentsRequest,
+    },
     identity::Role,
 };
 use slipway_tests::assert_succeeded;
 use slipway_tests::{
     Cluster,
+    cluster::{APP, ENV},
     repo::{Change, assert_tree_matches},
 };
 
@@ -193,5 +196,22 @@ async fn the_next_deploy_patches_the_tree_each_agent_prestaged() {
         assert!(patched, "{}: {events:#?}", host.name);
         assert_tree_matches(&host.app_root().join("current"), &cluster.repo, &c2);
         cluster.wait_prestaged(index, &d2.release).await;
+    }
+
+    // The control plane passes it through (what `slipctl status` shows).
+    let fleet = cluster
+        .hosts(Role::Viewer)
+        .await
+        .get_fleet_status(GetFleetStatusRequest {
+            environment: ENV.into(),
+            app: APP.into(),
+        })
+        .await
+        .expect("fleet status")
+        .into_inner();
+    assert_eq!(fleet.hosts.len(), 2);
+    for host in fleet.hosts {
+        let app = host.apps.iter().find(|a| a.app == APP).expect("the app");
+        assert_eq!(app.prestaged_release, d2.release, "{host:?}");
     }
 }

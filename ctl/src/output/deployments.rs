@@ -242,6 +242,7 @@ pub fn fleet(states: &[HostState], drift: &[HostDrift]) -> String {
         "CURRENT",
         "PREVIOUS",
         "DRIFT",
+        "PRESTAGED",
         "RELEASES ON DISK",
     ]);
     for state in states {
@@ -299,6 +300,7 @@ pub fn fleet(states: &[HostState], drift: &[HostDrift]) -> String {
                 or_dash(&app.current_release),
                 or_dash(&app.previous_release),
                 super::drift_marker(finding),
+                or_dash(&app.prestaged_release),
                 on_disk,
             ]);
         }
