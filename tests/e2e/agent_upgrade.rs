@@ -14,7 +14,7 @@ use slipway_proto::{
     },
     identity::Role,
 };
-use slipway_tests::{Cluster, agent_binary, assert_succeeded, spec};
+use slipway_tests::{Cluster, agent_binary, assert_succeeded, slipctl, spec};
 use tonic::{Code, Streaming, transport::Channel};
 
 const NEW_VERSION: &str = "9.9.9-upgraded";
@@ -176,6 +176,20 @@ async fn four_agents_upgrade_in_batches_of_two_while_a_deploy_waits_for_them() {
         batches,
         ["batch 1 of 2: web-1, web-2", "batch 2 of 2: web-3, web-4"]
     );
+    // The record, as a viewer reads it with slipctl; an unknown id is not found.
+    let id = last.upgrade_id.as_str();
+    let (ok, out, err) = slipctl::run(&cluster, Role::Viewer, &["agent", "show", id]);
+    assert!(ok, "{out}{err}");
+    for expected in [id, "succeeded", &sha256, "batch 2 of 2: web-3, web-4"] {
+        assert!(out.contains(expected), "{expected:?} in\n{out}");
+    }
+    let web4 = out
+        .lines()
+        .find(|l| l.starts_with("web-4 "))
+        .unwrap_or_default();
+    assert!(web4.ends_with(NEW_VERSION), "{out}");
+    let (ok, out, err) = slipctl::run(&cluster, Role::Viewer, &["agent", "show", "u-999"]);
+    assert!(!ok && err.contains("u-999"), "{out}{err}");
     for (i, agent) in cluster.agents.iter().enumerate() {
         let info = host_info(&cluster, i).await;
         assert_eq!(info.agent_version, NEW_VERSION, "{}", agent.name);

@@ -1,13 +1,14 @@
 //! `slipctl agent upgrade`: stage a new agent binary on the control plane
 //! and upgrade an environment's agents to it, batch by batch, following the
-//! upgrade's events.
+//! upgrade's events; `slipctl agent show`: a recorded upgrade.
 
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
 use slipway_proto::control::v1::{
-    AgentUpgradeEvent, AgentUpgradeStatus, StageAgentBinaryRequest, UpgradeAgentsRequest,
+    AgentUpgrade, AgentUpgradeEvent, AgentUpgradeStatus, GetAgentUpgradeRequest,
+    StageAgentBinaryRequest, UpgradeAgentsRequest,
     agent_upgrade_service_client::AgentUpgradeServiceClient,
 };
 use tokio::io::AsyncReadExt;
@@ -33,6 +34,13 @@ pub enum AgentCommand {
     /// max_failed_hosts.
     #[command(disable_version_flag = true)]
     Upgrade(UpgradeArgs),
+    /// Show a recorded upgrade: its binary, who asked, how it ended, the
+    /// version each host reported last and its events (viewer).
+    Show {
+        /// The upgrade's id, as `agent upgrade` prints it (u-1)
+        #[arg(value_name = "ID")]
+        id: String,
+    },
 }
 
 /// Flags of `agent upgrade`.
@@ -57,7 +65,67 @@ pub struct UpgradeArgs {
 
 /// Runs an `agent` subcommand.
 pub async fn run(command: &AgentCommand, conn: &Connection, output: Output) -> anyhow::Result<()> {
-    let AgentCommand::Upgrade(args) = command;
+    match command {
+        AgentCommand::Upgrade(args) => upgrade(args, conn, output).await,
+        AgentCommand::Show { id } => show(id, conn, output).await,
+    }
+}
+
+/// Prints a recorded upgrade.
+async fn show(id: &str, conn: &Connection, output: Output) -> anyhow::Result<()> {
+    let mut client = AgentUpgradeServiceClient::new(conn.channel().await?);
+    let request = GetAgentUpgradeRequest { id: id.to_owned() };
+    let answer = rpc(client.get_agent_upgrade(request).await)?;
+    let upgrade = answer
+        .upgrade
+        .context("the control plane answered without the upgrade")?;
+    match output {
+        Output::Json => output::json(&upgrade),
+        Output::Text => Ok(output::emit(&render(&upgrade))?),
+    }
+}
+
+/// A recorded upgrade for a person: its fields, each host's version, then
+/// its events as `agent upgrade` printed them.
+fn render(upgrade: &AgentUpgrade) -> String {
+    let status = match upgrade.status() {
+        AgentUpgradeStatus::Running => "running",
+        AgentUpgradeStatus::Succeeded => "succeeded",
+        AgentUpgradeStatus::Failed => "failed",
+        AgentUpgradeStatus::Skipped => "skipped",
+        AgentUpgradeStatus::Unspecified => "-",
+    };
+    let mut out = output::fields(&[
+        ("upgrade", upgrade.id.clone()),
+        ("environment", upgrade.environment.clone()),
+        ("version", upgrade.version.clone()),
+        ("sha256", upgrade.sha256.clone()),
+        ("author", upgrade.author.clone()),
+        ("status", status.to_owned()),
+    ]);
+    let mut hosts = output::Table::new(&["HOST", "VERSION"]);
+    let mut versions: Vec<_> = upgrade.host_versions.iter().collect();
+    versions.sort();
+    for (host, version) in versions {
+        hosts.row(vec![host.clone(), output::or_dash(version)]);
+    }
+    if !hosts.is_empty() {
+        out.push('\n');
+        out.push_str(&hosts.render());
+    }
+    if !upgrade.events.is_empty() {
+        out.push('\n');
+    }
+    for event in &upgrade.events {
+        out.push_str(&line(event));
+        out.push('\n');
+    }
+    out
+}
+
+/// Stages the binary, upgrades the environment's agents to it and follows
+/// the upgrade to its end.
+async fn upgrade(args: &UpgradeArgs, conn: &Connection, output: Output) -> anyhow::Result<()> {
     let version = match &args.version {
         Some(version) => version.clone(),
         None => reported_version(&args.binary).await?,
@@ -165,4 +233,56 @@ async fn stage(
     let (answer, fed) = tokio::join!(call, feed);
     fed.with_context(|| format!("cannot read {}", binary.display()))?;
     Ok(rpc(answer)?.sha256)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_upgrade_reads_as_fields_hosts_and_events() {
+        let event = |host: &str, message: &str, status: AgentUpgradeStatus| AgentUpgradeEvent {
+            upgrade_id: "u-3".into(),
+            host: host.into(),
+            message: message.into(),
+            status: status as i32,
+            ..AgentUpgradeEvent::default()
+        };
+        let upgrade = AgentUpgrade {
+            id: "u-3".into(),
+            environment: "prod".into(),
+            sha256: "ab".repeat(32),
+            version: "1.2.0".into(),
+            author: "alice".into(),
+            status: AgentUpgradeStatus::Failed as i32,
+            events: vec![
+                event(
+                    "",
+                    "batch 1 of 1: web-1, web-2",
+                    AgentUpgradeStatus::Running,
+                ),
+                event("web-2", "reports 1.1.0", AgentUpgradeStatus::Failed),
+            ],
+            host_versions: [
+                ("web-2".into(), "1.1.0".into()),
+                ("web-1".into(), "1.2.0".into()),
+            ]
+            .into(),
+        };
+        let text = render(&upgrade);
+        assert!(text.contains("status") && text.contains("failed"), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        let hosts: Vec<&str> = lines
+            .iter()
+            .filter(|l| l.starts_with("web-"))
+            .copied()
+            .collect();
+        assert_eq!(hosts.len(), 2, "{text}");
+        assert!(
+            hosts[0].starts_with("web-1") && hosts[0].ends_with("1.2.0"),
+            "{text}"
+        );
+        assert!(lines.contains(&"[FAILED] web-2: reports 1.1.0"), "{text}");
+        assert!(lines.contains(&"[..] batch 1 of 1: web-1, web-2"), "{text}");
+    }
 }
