@@ -2,15 +2,13 @@
 //! files, and the history.
 
 use slipway_proto::{
-    control::v1::{
-        DeploymentKind, DeploymentStatus, GetFleetStatusRequest, ListDeploymentsRequest,
-    },
+    control::v1::{DeploymentKind, DeploymentStatus, ListDeploymentsRequest},
     identity::Role,
 };
 use slipway_tests::assert_succeeded;
 use slipway_tests::{
     Cluster,
-    cluster::{APP, ENV},
+    cluster::APP,
     repo::{Change, assert_tree_matches},
 };
 
@@ -199,18 +197,9 @@ async fn the_next_deploy_patches_the_tree_each_agent_prestaged() {
     }
 
     // The control plane passes it through (what `slipctl status` shows).
-    let fleet = cluster
-        .hosts(Role::Viewer)
-        .await
-        .get_fleet_status(GetFleetStatusRequest {
-            environment: ENV.into(),
-            app: APP.into(),
-        })
-        .await
-        .expect("fleet status")
-        .into_inner();
-    assert_eq!(fleet.hosts.len(), 2);
-    for host in fleet.hosts {
+    let fleet = cluster.fleet_status().await;
+    assert_eq!(fleet.len(), 2);
+    for host in fleet {
         let app = host.apps.iter().find(|a| a.app == APP).expect("the app");
         assert_eq!(app.prestaged_release, d2.release, "{host:?}");
     }

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use slipway_proto::{
-    control::v1::{AddHostRequest, GetFleetStatusRequest, Host, RenewAgentCertificateRequest},
+    control::v1::{AddHostRequest, Host, RenewAgentCertificateRequest},
     identity::Role,
     tls::{Peer, TlsPaths},
 };
@@ -170,15 +170,7 @@ async fn a_host_enrolls_from_an_empty_directory_and_takes_a_deploy() {
     cluster.commit_text("v2");
     let (_, d2) = cluster.deploy("main").await;
     assert_succeeded(&d2);
-    let fleet = hosts
-        .get_fleet_status(GetFleetStatusRequest {
-            environment: ENV.into(),
-            app: APP.into(),
-        })
-        .await
-        .expect("fleet")
-        .into_inner()
-        .hosts;
+    let fleet = cluster.fleet_status().await;
     let web9 = fleet
         .iter()
         .find(|h| h.host.as_ref().is_some_and(|h| h.name == "web-9"))

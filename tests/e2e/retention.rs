@@ -4,13 +4,12 @@
 
 use slipway_proto::{
     agent::v1::{PinReleaseRequest, ReleaseState},
-    control::v1::{DeploymentStatus, GetFleetStatusRequest},
-    identity::Role,
+    control::v1::DeploymentStatus,
 };
 use slipway_tests::assert_succeeded;
 use slipway_tests::{
     Cluster,
-    cluster::{APP, ENV},
+    cluster::APP,
     direct::app_target,
     disk,
     repo::{Change, assert_tree_matches},
@@ -253,17 +252,7 @@ async fn status_reports_release_states_and_the_previous_good_release() {
     }
 
     // The control plane passes the same through.
-    let fleet = cluster
-        .hosts(Role::Viewer)
-        .await
-        .get_fleet_status(GetFleetStatusRequest {
-            environment: ENV.into(),
-            app: APP.into(),
-        })
-        .await
-        .expect("fleet status")
-        .into_inner();
-    for host in fleet.hosts {
+    for host in cluster.fleet_status().await {
         assert!(host.reachable, "{host:?}");
         let app = host.apps.iter().find(|a| a.app == APP).expect("app");
         assert_eq!(app.current_release, d2.release);

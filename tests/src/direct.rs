@@ -15,7 +15,10 @@ use slipway_proto::{
         self as agent, AppStatus, AppTarget, FileEntry, FileKind, GetStatusRequest, ProgressEvent,
         UploadObjectsRequest, agent_service_client::AgentServiceClient,
     },
-    control::v1::{CreateReleaseRequest, GetAppRequest, GetReleaseRequest, Release},
+    control::v1::{
+        CreateReleaseRequest, GetAppRequest, GetFleetStatusRequest, GetReleaseRequest, HostState,
+        Release,
+    },
     identity::Role,
     tls,
 };
@@ -77,6 +80,19 @@ impl Cluster {
             );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
+    }
+
+    /// Every host of the environment as the control plane reports it live,
+    /// with the app only (GetFleetStatus as a viewer: what `slipctl status`
+    /// shows).
+    pub async fn fleet_status(&self) -> Vec<HostState> {
+        let request = GetFleetStatusRequest {
+            environment: ENV.into(),
+            app: APP.into(),
+        };
+        let mut hosts = self.hosts(Role::Viewer).await;
+        let status = hosts.get_fleet_status(request).await;
+        status.expect("fleet status").into_inner().hosts
     }
 
     /// The highest fencing token agent `index` has seen for the app: the

@@ -46,10 +46,20 @@ pub struct Patch {
 }
 
 /// Whether patching a tree of `from` into `to` is worth it: it touches at
-/// most half as many entries as building `to` afresh would.
+/// most half as many entries as building `to` afresh would. (What patching
+/// places and removes is what each side has beyond the entries they share.)
 pub fn worth_patching(from: &Manifest, to: &Manifest) -> bool {
-    let diff = Diff::new(from, to);
-    2 * (diff.place.len() + diff.remove.len()) <= to.len()
+    let old: HashMap<&str, &Entry> = from.entries().iter().map(|e| (&*e.path, e)).collect();
+    let shared = (to.entries().iter())
+        .filter(|e| old.get(&*e.path).is_some_and(|o| same(o, e)))
+        .count();
+    2 * (to.len() - shared + from.len() - shared) <= to.len()
+}
+
+/// Whether an entry stays as it is: same path (the caller's), kind and
+/// content.
+fn same(a: &Entry, b: &Entry) -> bool {
+    a.kind == b.kind && a.sha256 == b.sha256
 }
 
 /// Creates the tree of `manifest` at `staging` (which must not exist):
@@ -147,7 +157,6 @@ impl<'a> Diff<'a> {
     fn new(from: &'a Manifest, to: &'a Manifest) -> Self {
         let old: HashMap<&str, &Entry> = from.entries().iter().map(|e| (&*e.path, e)).collect();
         let new: HashMap<&str, &Entry> = to.entries().iter().map(|e| (&*e.path, e)).collect();
-        let same = |a: &Entry, b: &Entry| a.kind == b.kind && a.sha256 == b.sha256;
         let remove = (from.entries().iter())
             .filter(|e| !new.get(&*e.path).is_some_and(|n| same(e, n)))
             .collect();
